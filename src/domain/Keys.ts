@@ -1,0 +1,63 @@
+/**
+ * The object key layout of the bucket (design.md §5.1), compatible with the reference.
+ * Every key the queue writes is built here.
+ *
+ * @module
+ */
+import { formatBucket } from "./Shard.js"
+
+/** `tasks/{shard}/{id}.json`: the task object. */
+export const taskKey = (shard: string, taskId: string): string => `tasks/${shard}/${taskId}.json`
+
+/** Prefix of all task objects of one shard. */
+export const taskShardPrefix = (shard: string): string => `tasks/${shard}/`
+
+/** `ready/{shard}/{bucket}/{id}`: empty marker, the task is claimable at or after `bucket`. */
+export const readyKey = (shard: string, bucket: number, taskId: string): string =>
+  `ready/${shard}/${formatBucket(bucket)}/${taskId}`
+
+/** Prefix of the ready markers of one shard. */
+export const readyShardPrefix = (shard: string): string => `ready/${shard}/`
+
+/** `leases/{shard}/{bucket}/{id}`: empty marker, the task is running and its lease expires in `bucket`. */
+export const leaseKey = (shard: string, bucket: number, taskId: string): string =>
+  `leases/${shard}/${formatBucket(bucket)}/${taskId}`
+
+/** Prefix of all lease markers. */
+export const leasesPrefix = "leases/"
+
+/** `workers/{id}.json`: the worker record. */
+export const workerKey = (workerId: string): string => `workers/${workerId}.json`
+
+/** `shard-leases/{shard}.json`: dynamic shard ownership. */
+export const shardLeaseKey = (shard: string): string => `shard-leases/${shard}.json`
+
+/** `idempotency/{scope}/{sha256hex}.json`: submit de-duplication record. */
+export const idempotencyKey = (scope: string, hashHex: string): string => `idempotency/${scope}/${hashHex}.json`
+
+/** `schedules/{id}.json`: a cron schedule. */
+export const scheduleKey = (scheduleId: string): string => `schedules/${scheduleId}.json`
+
+/** `schedules/{id}/last_run.json`: the scheduler's record of the last firing. */
+export const scheduleLastRunKey = (scheduleId: string): string => `schedules/${scheduleId}/last_run.json`
+
+/** `schemas/{task_type}.json`: published JSON Schemas of a task type's input and output. */
+export const schemaKey = (taskType: string): string => `schemas/${taskType}.json`
+
+/** `payloads/{id}/input.json` or `…/output.json`: an offloaded payload. */
+export const payloadKey = (taskId: string, which: "input" | "output"): string => `payloads/${taskId}/${which}.json`
+
+/** Prefix of a task's offloaded payloads. */
+export const payloadPrefix = (taskId: string): string => `payloads/${taskId}/`
+
+/** `control/…`: our own objects (leader leases, sweep cursors, pause switches, wake-up signals). */
+export const controlKey = (name: string): string => `control/${name}`
+
+/** Parses `{prefix}{shard}/{bucket}/{id}` index keys (ready and lease markers). */
+export const parseIndexKey = (
+  key: string
+): { readonly kind: "ready" | "leases"; readonly shard: string; readonly bucket: number; readonly taskId: string } | undefined => {
+  const m = /^(ready|leases)\/([0-9a-f]{1,4})\/(\d{10})\/([0-9a-f-]{36})$/.exec(key)
+  if (m === null) return undefined
+  return { kind: m[1] as "ready" | "leases", shard: m[2]!, bucket: Number(m[3]), taskId: m[4]! }
+}

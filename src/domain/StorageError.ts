@@ -1,0 +1,59 @@
+/**
+ * Typed failures of the {@link Storage} port. Every layer maps its backend's errors onto these,
+ * so protocols decide by tag, never by message text.
+ *
+ * @module
+ */
+import { Schema } from "effect"
+
+/** A conditional write lost: `If-None-Match: *` on an existing key, or a stale / missing `If-Match` (412, or 409 ConditionalRequestConflict). */
+export class PreconditionFailed extends Schema.TaggedError<PreconditionFailed>()("PreconditionFailed", {
+  key: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * A conditional write whose result is unknown: the server answered 5xx, or the connection broke
+ * after the request was sent. The write may or may not have happened; re-read the object and decide.
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  key: Schema.String,
+  operation: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The backend could not be reached or kept failing (5xx, SlowDown, network) after the layer's retries. */
+export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()("StorageUnavailable", {
+  operation: Schema.String,
+  key: Schema.optional(Schema.String),
+  message: Schema.String
+}) {}
+
+/** The credentials were refused (403). Check the access key, the secret and the bucket policy. */
+export class AccessDenied extends Schema.TaggedError<AccessDenied>()("AccessDenied", {
+  operation: Schema.String,
+  key: Schema.optional(Schema.String),
+  message: Schema.String
+}) {}
+
+/** The configured bucket does not exist (or the endpoint points at the wrong server). */
+export class NoSuchBucket extends Schema.TaggedError<NoSuchBucket>()("NoSuchBucket", {
+  bucket: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The backend answered something this layer cannot interpret (a missing ETag, a malformed listing, …). */
+export class InvalidResponse extends Schema.TaggedError<InvalidResponse>()("InvalidResponse", {
+  operation: Schema.String,
+  key: Schema.optional(Schema.String),
+  message: Schema.String
+}) {}
+
+/** Failures of any read or unconditional write. */
+export type StorageReadError = StorageUnavailable | AccessDenied | NoSuchBucket | InvalidResponse
+
+/** Failures of a conditional write: a read failure, a lost condition, or an ambiguous outcome. */
+export type StorageWriteError = StorageReadError | PreconditionFailed | OutcomeUnknown
+
+/** Every failure the Storage port can produce. */
+export type StorageError = StorageWriteError

@@ -1,0 +1,94 @@
+/**
+ * The task object: the source of truth, stored at `tasks/{shard}/{id}.json` in the reference's
+ * snake_case JSON (design.md §5.2). In TypeScript the fields are camelCase; the Schema maps them.
+ * Our additions (`priority`, `progress`, `tags`, `events`, `traceparent`) are optional fields the
+ * reference ignores.
+ *
+ * @module
+ */
+import { DateTime, Schema } from "effect"
+import { RetryPolicy } from "./RetryPolicy.js"
+import { TaskStatus } from "./TaskStatus.js"
+
+const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+
+const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.optionalWith(schema, { exact: true, nullable: true }).pipe(Schema.fromKey(key))
+
+/** An RFC 3339 UTC timestamp in JSON, a `DateTime.Utc` in memory. */
+export const Timestamp = Schema.DateTimeUtc
+
+/** A non-negative whole number (counters, seconds). */
+const Count = Schema.NonNegativeInt
+
+/** One entry of a task's transition log: what changed, when, in which attempt, by whom, and why. */
+export class TaskEvent extends Schema.Class<TaskEvent>("TaskEvent")({
+  at: Timestamp,
+  from: Schema.NullOr(TaskStatus),
+  to: TaskStatus,
+  attempt: Count,
+  workerId: optionalField(Schema.String, "worker_id"),
+  error: optionalField(Schema.String, "error")
+}) {}
+
+/** How many transitions a task keeps in its own log (older ones are dropped first). */
+export const maxTaskEvents = 50
+
+/** A task, as stored in the bucket. */
+export class Task extends Schema.Class<Task>("Task")({
+  id: Schema.String,
+  shard: Schema.String,
+  taskType: field(Schema.String, "task_type"),
+  input: Schema.Unknown,
+  output: Schema.optionalWith(Schema.Unknown, { default: () => null }),
+  inputRef: optionalField(Schema.String, "input_ref"),
+  outputRef: optionalField(Schema.String, "output_ref"),
+  timeoutSeconds: field(Count, "timeout_seconds"),
+  maxRetries: field(Count, "max_retries"),
+  retryCount: field(Count, "retry_count"),
+  retryPolicy: field(RetryPolicy, "retry_policy"),
+  status: TaskStatus,
+  createdAt: field(Timestamp, "created_at"),
+  updatedAt: field(Timestamp, "updated_at"),
+  availableAt: field(Timestamp, "available_at"),
+  leaseExpiresAt: field(Schema.NullOr(Timestamp), "lease_expires_at"),
+  leaseId: field(Schema.NullOr(Schema.String), "lease_id"),
+  attempt: Count,
+  completedAt: field(Schema.NullOr(Timestamp), "completed_at"),
+  workerId: field(Schema.NullOr(Schema.String), "worker_id"),
+  lastError: field(Schema.NullOr(Schema.String), "last_error"),
+  rescheduleCount: Schema.optionalWith(Count, { default: () => 0 }).pipe(Schema.fromKey("reschedule_count")),
+  maxReschedules: optionalField(Count, "max_reschedules"),
+  cancelRequested: Schema.optionalWith(Schema.Boolean, { default: () => false }).pipe(
+    Schema.fromKey("cancel_requested")
+  ),
+  cancelledAt: optionalField(Timestamp, "cancelled_at"),
+  cancelledBy: optionalField(Schema.String, "cancelled_by"),
+  expiresAt: optionalField(Timestamp, "expires_at"),
+  expiredAt: optionalField(Timestamp, "expired_at"),
+  // ours; the reference ignores unknown fields
+  priority: optionalField(Schema.Int, "priority"),
+  progress: optionalField(Schema.Unknown, "progress"),
+  tags: optionalField(Schema.Array(Schema.String), "tags"),
+  events: optionalField(Schema.Array(TaskEvent), "events"),
+  traceparent: optionalField(Schema.String, "traceparent")
+}) {}
+
+/** Decodes a task from its JSON text (use {@link decodeTaskJson} in protocols: it names the key). */
+export const TaskFromJson = Schema.parseJson(Task)
+
+/** Whether the task may be claimed at `now`: `now >= available_at`. */
+export const isAvailableAt = (task: Task, now: DateTime.Utc): boolean =>
+  DateTime.greaterThanOrEqualTo(now, task.availableAt)
+
+/** Whether the task's lease has run out at `now` (strictly after `lease_expires_at`). */
+export const isLeaseExpiredAt = (task: Task, now: DateTime.Utc): boolean =>
+  task.leaseExpiresAt !== null && DateTime.greaterThan(now, task.leaseExpiresAt)
+
+/** Whether the task's TTL has passed at `now`: `now >= expires_at`. */
+export const isExpiredAt = (task: Task, now: DateTime.Utc): boolean =>
+  task.expiresAt !== undefined && DateTime.greaterThanOrEqualTo(now, task.expiresAt)
+
+/** Whether a failure may still be retried: `retry_count < max_retries`. */
+export const canRetry = (task: Task): boolean => task.retryCount < task.maxRetries
