@@ -1,0 +1,606 @@
+/**
+ * `FileStorage`: the {@link Storage} port on a local directory, with S3's semantics (design.md §3).
+ * The embedded default store (`./.buquet/`), safe for several OS processes on one machine.
+ *
+ * Layout: a key is split at `/`; each segment is percent-encoded (everything but `a-z 0-9 _ -`,
+ * so no encoded name contains `.` or an upper-case letter — safe on case-insensitive file systems),
+ * the empty segment becomes `%`. Segments but the last are directories; the last is the file
+ * `<segment>.obj`. So `a` (`a.obj`) and `a/b` (`a/b.obj`) coexist, and no key (`..`, `/x`, `a//b`)
+ * can leave the directory. Names with any other shape (temp files, locks) are never listed.
+ *
+ * An object file is one header line (`BQ1 {"etag","size","lastModified"}`) and the body, written
+ * to a temp file and renamed over the old one, so readers see the old or the new object, never a
+ * mix. Every write or delete of a key runs under that key's lock: in-process a striped semaphore,
+ * across processes a lock file `<segment>.lock` created with `wx` holding pid, time and a token.
+ * A lock whose pid is dead, or older than `staleLockAfter`, is broken — by one breaker at a time
+ * (itself guarded by a `wx` file) that re-checks the lock is still the stale one before removing it.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Clock, DateTime, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { AccessDenied, InvalidResponse, PreconditionFailed, StorageUnavailable } from "../domain/StorageError.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+import { Storage } from "../services/Storage.js"
+import type {
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  PutCondition,
+  StorageCapabilities,
+  StorageService,
+  StoredObject
+} from "../services/Storage.js"
+import {
+  clampMaxKeys,
+  compareKeys,
+  conditionOf,
+  listAllFromList,
+  listStartAfter,
+  md5ETag,
+  normalizeETag,
+  PageBuilder
+} from "./MemoryStorage.js"
+
+/** Options of {@link make} / {@link layer}. */
+export interface FileStorageOptions {
+  /** fsync each object before it is renamed into place (survives power loss, costs latency). Default false. */
+  readonly fsync?: boolean | undefined
+  /** A lock held longer than this is considered abandoned even if its process lives. Default 30 s. */
+  readonly staleLockAfter?: Duration.DurationInput | undefined
+  /** Give up waiting for a key's lock after this long (→ `StorageUnavailable`). Default 10 s. */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key ↔ path mapping
+// ---------------------------------------------------------------------------------------------
+
+const OBJ = ".obj"
+const LOCK = ".lock"
+/** Longest encoded segment that still fits a 255-byte file name with its suffix and a temp tag. */
+const MAX_ENCODED_SEGMENT = 200
+
+const isSafeByte = (b: number): boolean =>
+  (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x5f || b === 0x2d
+
+/** Percent-encodes one key segment into a file name (see the module doc). */
+export const encodeSegment = (segment: string): string => {
+  if (segment === "") return "%"
+  let out = ""
+  for (const b of Buffer.from(segment, "utf8")) {
+    out += isSafeByte(b) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`
+  }
+  return out
+}
+
+/** Decodes a file name made by {@link encodeSegment}; undefined for any other name. */
+export const decodeSegment = (name: string): string | undefined => {
+  if (name === "%") return ""
+  const bytes: Array<number> = []
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c === 0x25) {
+      const hex = name.slice(i + 1, i + 3)
+      if (!/^[0-9A-F]{2}$/.test(hex)) return undefined
+      bytes.push(parseInt(hex, 16))
+      i += 2
+    } else if (isSafeByte(c)) {
+      bytes.push(c)
+    } else {
+      return undefined
+    }
+  }
+  return Buffer.from(bytes).toString("utf8")
+}
+
+interface KeyPaths {
+  readonly dir: string
+  readonly dirs: ReadonlyArray<string>
+  readonly object: string
+  readonly lock: string
+  readonly base: string
+}
+
+// ---------------------------------------------------------------------------------------------
+// node:fs wrapped in Effect
+// ---------------------------------------------------------------------------------------------
+
+/** A failed file-system call (internal; mapped to the port's errors at the boundary). */
+interface FsFailure {
+  readonly _tag: "FsFailure"
+  readonly code: string | undefined
+  readonly message: string
+}
+
+const fsCall = <A>(f: () => Promise<A>): Effect.Effect<A, FsFailure> =>
+  Effect.tryPromise({
+    try: f,
+    catch: (e): FsFailure => {
+      const code = typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
+      return { _tag: "FsFailure", code, message: e instanceof Error ? e.message : String(e) }
+    }
+  })
+
+/** Runs `f`, mapping the given error codes to a value instead of a failure. */
+const fsCallOr = <A, B>(f: () => Promise<A>, codes: ReadonlyArray<string>, orElse: B): Effect.Effect<A | B, FsFailure> =>
+  fsCall(f).pipe(
+    Effect.catchIf((e) => e.code !== undefined && codes.includes(e.code), () => Effect.succeed(orElse))
+  )
+
+const toStorageError = (operation: string, key: string | undefined) => (e: FsFailure): StorageReadError =>
+  e.code === "EACCES" || e.code === "EPERM"
+    ? new AccessDenied({ operation, key, message: `FileStorage: ${e.message}` })
+    : new StorageUnavailable({ operation, key, message: `FileStorage: ${e.message}` })
+
+// ---------------------------------------------------------------------------------------------
+// Object file format
+// ---------------------------------------------------------------------------------------------
+
+interface Header {
+  readonly etag: string
+  readonly size: number
+  readonly lastModified: number
+}
+
+const MAGIC = "BQ1 "
+
+const encodeObject = (header: Header, body: Uint8Array): Buffer =>
+  Buffer.concat([Buffer.from(`${MAGIC}${JSON.stringify(header)}\n`, "utf8"), body])
+
+/** Splits an object file into header and body; undefined if it is not one. */
+const decodeObject = (data: Buffer): { readonly header: Header; readonly body: Uint8Array } | undefined => {
+  const nl = data.indexOf(0x0a)
+  if (nl < 0 || data.subarray(0, MAGIC.length).toString("utf8") !== MAGIC) return undefined
+  const header = parseHeader(data.subarray(MAGIC.length, nl).toString("utf8"))
+  if (header === undefined) return undefined
+  return { header, body: new Uint8Array(data.subarray(nl + 1)) }
+}
+
+const parseHeader = (json: string): Header | undefined => {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return undefined
+  }
+  if (
+    typeof value === "object" && value !== null && "etag" in value && typeof value.etag === "string" &&
+    "size" in value && typeof value.size === "number" && "lastModified" in value &&
+    typeof value.lastModified === "number"
+  ) {
+    return { etag: value.etag, size: value.size, lastModified: value.lastModified }
+  }
+  return undefined
+}
+
+/** Header lines are short; this many bytes always hold one. */
+const HEADER_READ = 512
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+interface LockContent {
+  readonly pid: number
+  readonly at: number
+  readonly token: string
+}
+
+const parseLock = (text: string): LockContent | undefined => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (
+    typeof value === "object" && value !== null && "pid" in value && typeof value.pid === "number" &&
+    "at" in value && typeof value.at === "number" && "token" in value && typeof value.token === "string"
+  ) {
+    return { pid: value.pid, at: value.at, token: value.token }
+  }
+  return undefined
+}
+
+/** Whether a process with this pid exists on this machine (EPERM: exists, not ours). */
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return typeof e === "object" && e !== null && "code" in e && e.code === "EPERM"
+  }
+}
+
+/** The lock is held by someone else (retry later). */
+interface Busy {
+  readonly _tag: "Busy"
+}
+const busy: Busy = { _tag: "Busy" }
+
+const STRIPES = 64
+
+const stripeOf = (key: string): number => {
+  let h = 0
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0
+  return (h >>> 0) % STRIPES
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------------------------
+
+/** Opens (creating if needed) a directory store. */
+export const make = (
+  directory: string,
+  options?: FileStorageOptions
+): Effect.Effect<StorageService, StorageUnavailable | AccessDenied> =>
+  Effect.gen(function*() {
+    const root = path.resolve(directory)
+    const staleAfterMillis = Duration.toMillis(Duration.decode(options?.staleLockAfter ?? Duration.seconds(30)))
+    const lockTimeout = Duration.decode(options?.lockTimeout ?? Duration.seconds(10))
+    const doFsync = options?.fsync === true
+    yield* fsCall(() => fs.mkdir(root, { recursive: true })).pipe(
+      Effect.mapError((e) =>
+        e.code === "EACCES" || e.code === "EPERM"
+          ? new AccessDenied({ operation: "open", message: `FileStorage ${root}: ${e.message}` })
+          : new StorageUnavailable({ operation: "open", message: `FileStorage ${root}: ${e.message}` })
+      )
+    )
+    // In-process writers of one key queue here, so they never poll each other's lock files.
+    const stripes = yield* Effect.forEach(Array.from({ length: STRIPES }), () => Effect.makeSemaphore(1))
+
+    const pathsOf = (operation: string, key: string): Effect.Effect<KeyPaths, InvalidResponse> => {
+      const segments = key.split("/")
+      const encoded = segments.map(encodeSegment)
+      const tooLong = encoded.find((s) => s.length > MAX_ENCODED_SEGMENT)
+      if (tooLong !== undefined) {
+        return Effect.fail(
+          new InvalidResponse({
+            operation,
+            key,
+            message: `FileStorage cannot store ${JSON.stringify(key)}: a key segment encodes to more than ${MAX_ENCODED_SEGMENT} bytes`
+          })
+        )
+      }
+      const dirs = encoded.slice(0, -1)
+      const base = encoded[encoded.length - 1]!
+      const dir = path.join(root, ...dirs)
+      return Effect.succeed({
+        dir,
+        dirs,
+        base,
+        object: path.join(dir, base + OBJ),
+        lock: path.join(dir, base + LOCK)
+      })
+    }
+
+    const now = Clock.currentTimeMillis
+
+    // -- reading ---------------------------------------------------------------------------
+
+    const readObject = (operation: string, key: string, file: string) =>
+      fsCallOr(() => fs.readFile(file), ["ENOENT", "ENOTDIR"], undefined).pipe(
+        Effect.mapError(toStorageError(operation, key)),
+        Effect.flatMap((data) => {
+          if (data === undefined) return Effect.succeed(Option.none<StoredObject>())
+          const decoded = decodeObject(data)
+          if (decoded === undefined) {
+            return Effect.fail(new InvalidResponse({ operation, key, message: `FileStorage: ${file} is not an object file` }))
+          }
+          return Effect.succeed(Option.some<StoredObject>({
+            key,
+            etag: decoded.header.etag,
+            size: decoded.body.byteLength,
+            lastModified: DateTime.unsafeMake(decoded.header.lastModified),
+            body: decoded.body
+          }))
+        })
+      )
+
+    const readHeader = (operation: string, key: string, file: string): Effect.Effect<Option.Option<ObjectMeta>, StorageReadError> =>
+      Effect.acquireUseRelease(
+        fsCallOr(() => fs.open(file, "r"), ["ENOENT", "ENOTDIR"], undefined),
+        (handle) =>
+          handle === undefined
+            ? Effect.succeed(Option.none<ObjectMeta>())
+            : fsCall(() => handle.read(Buffer.alloc(HEADER_READ), 0, HEADER_READ, 0)).pipe(
+              Effect.flatMap(({ buffer, bytesRead }) => {
+                const decoded = decodeObject(buffer.subarray(0, bytesRead))
+                return decoded === undefined
+                  ? Effect.fail<FsFailure>({ _tag: "FsFailure", code: undefined, message: `${file} is not an object file` })
+                  : Effect.succeed(Option.some<ObjectMeta>({
+                    key,
+                    etag: decoded.header.etag,
+                    size: decoded.header.size,
+                    lastModified: DateTime.unsafeMake(decoded.header.lastModified)
+                  }))
+              })
+            ),
+        (handle) => (handle === undefined ? Effect.void : Effect.ignore(fsCall(() => handle.close())))
+      ).pipe(
+        Effect.mapError((e): StorageReadError =>
+          e.code === undefined ? new InvalidResponse({ operation, key, message: `FileStorage: ${e.message}` }) : toStorageError(operation, key)(e)
+        )
+      )
+
+    // -- locking ---------------------------------------------------------------------------
+
+    /** Removes a stale lock, unless it changed since it was judged stale. One breaker at a time. */
+    const breakLock = (p: KeyPaths, seen: string) =>
+      Effect.gen(function*() {
+        const guard = p.lock + ".break"
+        const at = yield* now
+        const created = yield* fsCallOr(
+          () => fs.writeFile(guard, JSON.stringify({ pid: process.pid, at, token: randomUUID() }), { flag: "wx" }),
+          ["EEXIST"],
+          "exists" as const
+        )
+        if (created === "exists") {
+          // Another breaker is at work; if it died mid-way, its guard goes stale too.
+          const text = yield* fsCallOr(() => fs.readFile(guard, "utf8"), ["ENOENT"], "")
+          const other = parseLock(text)
+          if (other !== undefined && (!pidAlive(other.pid) || at - other.at > staleAfterMillis)) {
+            yield* fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined)
+          }
+          return
+        }
+        yield* Effect.ensuring(
+          Effect.gen(function*() {
+            const current = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
+            if (current === seen) yield* fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
+          }),
+          Effect.ignore(fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined))
+        )
+      })
+
+    /** One attempt to take the key's lock file: its token, or `Busy`. */
+    const tryLock = (p: KeyPaths): Effect.Effect<string, Busy | FsFailure> =>
+      Effect.gen(function*() {
+        const token = randomUUID()
+        const at = yield* now
+        const content = JSON.stringify({ pid: process.pid, at, token } satisfies LockContent)
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const created = yield* fsCall(() => fs.writeFile(p.lock, content, { flag: "wx" })).pipe(
+            Effect.as("locked" as const),
+            // The directory is missing: a new key, or removed by a concurrent delete's pruning.
+            Effect.catchIf(
+              (e) => e.code === "ENOENT",
+              () => fsCall(() => fs.mkdir(p.dir, { recursive: true })).pipe(Effect.as("retry" as const))
+            ),
+            Effect.catchIf((e) => e.code === "EEXIST", () => Effect.succeed("held" as const))
+          )
+          if (created === "locked") return token
+          if (created === "retry") continue
+          const held = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
+          if (held === undefined) continue // released in the meantime
+          const result = { held }
+          const holder = parseLock(result.held)
+          if (holder === undefined) {
+            // Written but not yet filled by its creator, or garbage: judge by the file's age.
+            const stat = yield* fsCallOr(() => fs.stat(p.lock), ["ENOENT"], undefined)
+            if (stat !== undefined && at - stat.mtimeMs > staleAfterMillis) yield* breakLock(p, result.held)
+            return yield* Effect.fail(busy)
+          }
+          const stale = holder.pid === process.pid
+            // Our own pid: this process serialises the key through its semaphore, so the lock is
+            // a leftover (a previous process with the same pid, or a lost release).
+            ? true
+            : !pidAlive(holder.pid) || at - holder.at > staleAfterMillis
+          if (stale) yield* breakLock(p, result.held)
+          return yield* Effect.fail(busy)
+        }
+        return yield* Effect.fail(busy)
+      })
+
+    const releaseLock = (p: KeyPaths, token: string) =>
+      Effect.ignore(
+        fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined).pipe(
+          Effect.flatMap((text) =>
+            text !== undefined && parseLock(text)?.token === token
+              ? fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
+              : Effect.void
+          )
+        )
+      )
+
+    const lockRetry = Schedule.exponential(Duration.millis(1), 1.5).pipe(
+      Schedule.union(Schedule.spaced(Duration.millis(25))),
+      Schedule.jittered,
+      Schedule.upTo(lockTimeout)
+    )
+
+    /** Runs `body` holding the key's lock (in-process stripe, then the lock file); `body` is uninterruptible. */
+    const withKeyLock = <A, E>(operation: string, key: string, p: KeyPaths, body: Effect.Effect<A, E>) =>
+      stripes[stripeOf(key)]!.withPermits(1)(
+        Effect.scoped(
+          Effect.gen(function*() {
+            yield* Effect.acquireRelease(tryLock(p), (token) => releaseLock(p, token)).pipe(
+              Effect.retry({ schedule: lockRetry, while: (e) => e._tag === "Busy" })
+            )
+            return yield* Effect.uninterruptible(body)
+          })
+        )
+      ).pipe(
+        Effect.catchIf(
+          (e): e is Busy | FsFailure => typeof e === "object" && e !== null && "_tag" in e && (e._tag === "Busy" || e._tag === "FsFailure"),
+          (e) =>
+            e._tag === "Busy"
+              ? Effect.fail(new StorageUnavailable({ operation, key, message: `FileStorage: timed out waiting for the lock of ${key}` }))
+              : Effect.fail(toStorageError(operation, key)(e))
+        )
+      )
+
+    /** Removes the now-empty directories above a deleted object (fails harmlessly when not empty). */
+    const pruneDirs = (p: KeyPaths) =>
+      Effect.gen(function*() {
+        for (let depth = p.dirs.length; depth > 0; depth--) {
+          const dir = path.join(root, ...p.dirs.slice(0, depth))
+          const removed = yield* fsCallOr(() => fs.rmdir(dir).then(() => true), ["ENOTEMPTY", "EEXIST", "ENOENT", "EBUSY"], false)
+          if (!removed) return
+        }
+      }).pipe(Effect.ignore)
+
+    // -- the port --------------------------------------------------------------------------
+
+    const get = Effect.fn("FileStorage.get")(function*(key: string) {
+      const p = yield* pathsOf("get", key)
+      return yield* readObject("get", key, p.object)
+    })
+
+    const head = Effect.fn("FileStorage.head")(function*(key: string) {
+      const p = yield* pathsOf("head", key)
+      return yield* readHeader("head", key, p.object)
+    })
+
+    const put = Effect.fn("FileStorage.put")(function*(key: string, body: Uint8Array, condition?: PutCondition) {
+      const p = yield* pathsOf("put", key)
+      const lastModified = yield* now
+      const etag = md5ETag(body)
+      const data = encodeObject({ etag, size: body.byteLength, lastModified }, body)
+      const cond = conditionOf(condition)
+      const write = Effect.gen(function*() {
+        if (cond._tag !== "None") {
+          const existing = yield* readHeader("put", key, p.object)
+          if (cond._tag === "IfNoneMatch" && Option.isSome(existing)) {
+            return yield* new PreconditionFailed({ key, message: `If-None-Match: * failed: ${key} exists` })
+          }
+          if (cond._tag === "IfMatch") {
+            if (Option.isNone(existing)) {
+              return yield* new PreconditionFailed({ key, message: `If-Match failed: ${key} does not exist` })
+            }
+            if (normalizeETag(existing.value.etag) !== normalizeETag(cond.etag)) {
+              return yield* new PreconditionFailed({
+                key,
+                message: `If-Match failed: ${key} has ETag ${existing.value.etag}, not ${cond.etag}`
+              })
+            }
+          }
+        }
+        const temp = path.join(p.dir, `${p.base}.tmp-${process.pid}-${randomUUID()}`)
+        yield* fsCall(async () => {
+          const handle = await fs.open(temp, "wx")
+          try {
+            await handle.writeFile(data)
+            if (doFsync) await handle.sync()
+          } finally {
+            await handle.close()
+          }
+          await fs.rename(temp, p.object)
+        }).pipe(
+          Effect.tapError(() => Effect.ignore(fsCall(() => fs.unlink(temp)))),
+          Effect.mapError(toStorageError("put", key))
+        )
+        return etag
+      })
+      return yield* withKeyLock("put", key, p, write)
+    })
+
+    const deleteOne = (operation: string, key: string) =>
+      Effect.gen(function*() {
+        const p = yield* pathsOf(operation, key)
+        yield* withKeyLock(
+          operation,
+          key,
+          p,
+          fsCallOr(() => fs.unlink(p.object), ["ENOENT", "ENOTDIR"], undefined).pipe(Effect.mapError(toStorageError(operation, key)))
+        )
+        yield* pruneDirs(p)
+      })
+
+    const del = Effect.fn("FileStorage.delete")(function*(key: string) {
+      yield* deleteOne("delete", key)
+    })
+
+    const deleteMany = Effect.fn("FileStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
+      yield* Effect.forEach(keys, (key) => deleteOne("deleteMany", key), { concurrency: 16, discard: true })
+    })
+
+    interface Found {
+      readonly key: string
+      readonly file: string
+    }
+
+    const list = Effect.fn("FileStorage.list")(function*(prefix: string, options?: ListOptions) {
+      const startAfter = listStartAfter(options)
+      const builder = new PageBuilder<Found>(prefix, startAfter, options?.delimiter, clampMaxKeys(options?.maxKeys))
+      const segments = prefix.split("/")
+      const partial = segments[segments.length - 1]!
+      const full = segments.slice(0, -1)
+      const baseKey = full.length === 0 ? "" : full.join("/") + "/"
+      const startDir = path.join(root, ...full.map(encodeSegment))
+
+      // Walks one directory in bytewise key order; only descends where keys can still qualify.
+      const walk = (dir: string, base: string, namePrefix: string): Effect.Effect<boolean, FsFailure> =>
+        Effect.gen(function*() {
+          const entries = yield* fsCallOr(() => fs.readdir(dir, { withFileTypes: true }), ["ENOENT", "ENOTDIR"], [])
+          const items: Array<{ readonly sortKey: string; readonly dir: boolean; readonly name: string }> = []
+          for (const e of entries) {
+            const isDir = e.isDirectory()
+            if (isDir ? e.name.includes(".") : !(e.isFile() && e.name.endsWith(OBJ))) continue
+            const encoded = isDir ? e.name : e.name.slice(0, -OBJ.length)
+            if (encoded.includes(".")) continue
+            const segment = decodeSegment(encoded)
+            if (segment === undefined || !segment.startsWith(namePrefix)) continue
+            items.push({ sortKey: isDir ? `${base}${segment}/` : `${base}${segment}`, dir: isDir, name: e.name })
+          }
+          items.sort((a, b) => compareKeys(a.sortKey, b.sortKey))
+          for (const item of items) {
+            if (item.dir) {
+              const beforeStart = startAfter !== undefined && compareKeys(item.sortKey, startAfter) < 0 &&
+                !startAfter.startsWith(item.sortKey)
+              if (beforeStart || builder.skips(item.sortKey)) continue
+              if (!(yield* walk(path.join(dir, item.name), item.sortKey, ""))) return false
+            } else if (!builder.offer(item.sortKey, { key: item.sortKey, file: path.join(dir, item.name) })) {
+              return false
+            }
+          }
+          return true
+        })
+
+      yield* walk(startDir, baseKey, partial).pipe(Effect.mapError(toStorageError("list", prefix)))
+      // Objects deleted between the walk and this read are left out, as a later LIST would.
+      const metas = yield* Effect.forEach(builder.objects, (f) => readHeader("list", f.key, f.file), { concurrency: 16 })
+      const page: ListPage = {
+        objects: metas.flatMap((m) => (Option.isSome(m) ? [m.value] : [])),
+        commonPrefixes: builder.commonPrefixes,
+        nextContinuationToken: builder.nextContinuationToken
+      }
+      return page
+    })
+
+    const capabilities: StorageCapabilities = {
+      versioning: "off",
+      conditionalWrites: true,
+      conditionalDelete: false,
+      ifMatchEtag: "not-applicable",
+      clock: "local"
+    }
+
+    const service: StorageService = {
+      get,
+      head,
+      put,
+      delete: del,
+      deleteMany,
+      list,
+      listAll: listAllFromList<StorageReadError>(list),
+      listVersions: () => Effect.succeed([]),
+      getVersion: () => Effect.succeed(Option.none()),
+      capabilities: Effect.succeed(capabilities),
+      dateSamples: Stream.empty
+    }
+    return service
+  })
+
+/** A {@link Storage} on the directory `directory` (created if missing). */
+export const layer = (
+  directory: string,
+  options?: FileStorageOptions
+): Layer.Layer<Storage, StorageUnavailable | AccessDenied> => Layer.effect(Storage, make(directory, options))
+
+/** Namespace-style access: `FileStorage.layer(dir)`, `FileStorage.make(dir)`. */
+export const FileStorage = { make, layer } as const
