@@ -53,11 +53,30 @@ export const payloadPrefix = (taskId: string): string => `payloads/${taskId}/`
 /** `control/…`: our own objects (leader leases, sweep cursors, pause switches, wake-up signals). */
 export const controlKey = (name: string): string => `control/${name}`
 
-/** Parses `{prefix}{shard}/{bucket}/{id}` index keys (ready and lease markers). */
+/**
+ * Parses `{prefix}{shard}/{bucket}/{id}` index keys (ready and lease markers), and prioritised ready
+ * markers `ready/{shard}/!{rank}/{bucket}/{id}` (rank = 9999 − priority; see domain/ReadyIndex.ts).
+ * `priority` is 0 for plain markers.
+ */
 export const parseIndexKey = (
   key: string
-): { readonly kind: "ready" | "leases"; readonly shard: string; readonly bucket: number; readonly taskId: string } | undefined => {
-  const m = /^(ready|leases)\/([0-9a-f]{1,4})\/(\d{10})\/([0-9a-f-]{36})$/.exec(key)
+):
+  | {
+    readonly kind: "ready" | "leases"
+    readonly shard: string
+    readonly bucket: number
+    readonly taskId: string
+    readonly priority: number
+  }
+  | undefined => {
+  const m = /^(ready|leases)\/([0-9a-f]{1,4})\/(?:!(\d{4})\/)?(\d{10})\/([0-9a-f-]{36})$/.exec(key)
   if (m === null) return undefined
-  return { kind: m[1] as "ready" | "leases", shard: m[2]!, bucket: Number(m[3]), taskId: m[4]! }
+  if (m[3] !== undefined && m[1] !== "ready") return undefined
+  return {
+    kind: m[1] as "ready" | "leases",
+    shard: m[2]!,
+    bucket: Number(m[4]),
+    taskId: m[5]!,
+    priority: m[3] === undefined ? 0 : 9999 - Number(m[3])
+  }
 }

@@ -1,0 +1,75 @@
+/**
+ * Published JSON Schemas of a task type (`schemas/{task_type}.json` = `{ input?, output? }`, the
+ * reference's shape), validated with JSON Schema draft 2020-12 (ajv) and every error reported.
+ *
+ * @module
+ */
+import { Effect, Schema } from "effect"
+import { Ajv2020 } from "ajv/dist/2020.js"
+import type { ErrorObject, ValidateFunction } from "ajv"
+import addFormatsModule from "ajv-formats"
+import { InvalidArgument } from "./QueueError.js"
+import { SchemaValidationFailed } from "./TaskErrors.js"
+
+/** A JSON Schema document (an object, or a boolean schema). */
+export const JsonSchema = Schema.Union(Schema.Record({ key: Schema.String, value: Schema.Unknown }), Schema.Boolean)
+
+/** A JSON Schema document. */
+export type JsonSchema = typeof JsonSchema.Type
+
+/** The published contract of one task type: optional JSON Schemas of its input and output. */
+export class TaskJsonSchemas extends Schema.Class<TaskJsonSchemas>("TaskJsonSchemas")({
+  input: Schema.optionalWith(JsonSchema, { exact: true }),
+  output: Schema.optionalWith(JsonSchema, { exact: true })
+}) {}
+
+/** Compiled validators of a task type's schemas. */
+export interface CompiledSchemas {
+  readonly input: ValidateFunction | undefined
+  readonly output: ValidateFunction | undefined
+}
+
+// ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, whose `.default` is the plugin.
+const addFormats = addFormatsModule.default
+
+const makeAjv = (): Ajv2020 => {
+  const ajv = new Ajv2020({ allErrors: true, strict: false })
+  addFormats(ajv)
+  return ajv
+}
+
+/** Compiles a task type's schemas; an invalid JSON Schema fails with {@link InvalidArgument}. */
+export const compileSchemas = (taskType: string, schemas: TaskJsonSchemas) =>
+  Effect.suspend(() => {
+    const ajv = makeAjv()
+    const compile = (which: "input" | "output", schema: JsonSchema | undefined) =>
+      Effect.try({
+        try: () => (schema === undefined ? undefined : ajv.compile(schema)),
+        catch: (e) =>
+          new InvalidArgument({
+            argument: `schema.${which}`,
+            message: `the ${which} JSON Schema of ${taskType} is not a valid draft 2020-12 schema: ${(e as Error).message}`
+          })
+      })
+    return Effect.all({ input: compile("input", schemas.input), output: compile("output", schemas.output) })
+  })
+
+const describeErrors = (errors: ReadonlyArray<ErrorObject> | null | undefined): string =>
+  (errors ?? []).map((e) => `${e.instancePath === "" ? "(root)" : e.instancePath} ${e.message ?? "is invalid"}`).join("; ")
+
+/** Validates a JSON value against a compiled validator, reporting every error. */
+export const validateAgainst = (
+  taskType: string,
+  which: "input" | "output",
+  validate: ValidateFunction | undefined,
+  value: unknown
+): Effect.Effect<void, SchemaValidationFailed> =>
+  validate === undefined || validate(value)
+    ? Effect.void
+    : Effect.fail(
+      new SchemaValidationFailed({
+        taskType,
+        which,
+        message: `${which} of ${taskType} does not match its published JSON Schema: ${describeErrors(validate.errors)}`
+      })
+    )

@@ -1,0 +1,356 @@
+/**
+ * Every state change of a task, as pure functions `(task, params) → task`.
+ *
+ * Protocols (Queue, worker, monitor) read a task with its ETag, check the matching guard
+ * (`canClaim`, `canRetry`, …), apply one transition here, and CAS the result with `If-Match`.
+ * Keeping the changes here means every path (claim, retry, lease recovery, replay, …) sets the same
+ * fields the same way and appends the same bounded {@link TaskEvent} to the task's `events` log,
+ * which is the history that works on buckets without versioning.
+ *
+ * Transitions do not check their preconditions (guards do): they are total, so a caller that
+ * re-reads after a lost CAS can decide again with fresh data. All times come from the caller
+ * (server time), never from the host clock.
+ *
+ * @module
+ */
+import { DateTime, Duration } from "effect"
+import { delayMs, RetryPolicy } from "./RetryPolicy.js"
+import { isAvailableAt, isExpiredAt, isLeaseExpiredAt, maxTaskEvents, Task, TaskEvent } from "./Task.js"
+import type { TaskStatus } from "./TaskStatus.js"
+import { isTerminal } from "./TaskStatus.js"
+
+/** Longest error text kept in a task's `last_error` and in one event (longer text is cut, with a marker). */
+export const maxErrorLength = 4000
+
+/** Longest error text kept in one history event (the log is bounded in size as well as length). */
+export const maxEventErrorLength = 500
+
+const truncate = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 14)}… [truncated]`
+
+/** Appends a transition to a log, keeping only the newest {@link maxTaskEvents} entries. */
+export const appendEvent = (
+  events: ReadonlyArray<TaskEvent> | undefined,
+  event: TaskEvent
+): ReadonlyArray<TaskEvent> => {
+  const all = [...(events ?? []), event]
+  return all.length > maxTaskEvents ? all.slice(all.length - maxTaskEvents) : all
+}
+
+interface EventInfo {
+  readonly workerId?: string | null | undefined
+  readonly error?: string | null | undefined
+}
+
+/** Builds the next task from `task` with `changes`, stamping `updated_at` and logging `from → to`. */
+const step = (
+  task: Task,
+  now: DateTime.Utc,
+  changes: Partial<ConstructorParameters<typeof Task>[0]>,
+  info: EventInfo = {}
+): Task => {
+  const next = { ...task, ...changes, updatedAt: now }
+  const event = new TaskEvent({
+    at: now,
+    from: task.status,
+    to: next.status,
+    attempt: next.attempt,
+    ...(info.workerId != null ? { workerId: info.workerId } : {}),
+    ...(info.error != null ? { error: truncate(info.error, maxEventErrorLength) } : {})
+  })
+  return new Task({ ...next, events: appendEvent(task.events, event) })
+}
+
+/** The fields that clear a lease: a task that is not running holds no lease and no worker. */
+const noLease = { leaseExpiresAt: null, leaseId: null, workerId: null } as const
+
+const plus = (now: DateTime.Utc, duration: Duration.DurationInput): DateTime.Utc =>
+  DateTime.addDuration(now, Duration.decode(duration))
+
+// ---------------------------------------------------------------------------------------------
+// Submit
+// ---------------------------------------------------------------------------------------------
+
+/** Everything needed to build a new pending task (options already resolved against server time). */
+export interface NewTaskParams {
+  readonly id: string
+  readonly shard: string
+  readonly taskType: string
+  /** The JSON input, or `null` when it was offloaded to `inputRef`. */
+  readonly input: unknown
+  readonly inputRef?: string | undefined
+  readonly now: DateTime.Utc
+  readonly availableAt: DateTime.Utc
+  readonly timeoutSeconds: number
+  readonly maxRetries: number
+  readonly retryPolicy: RetryPolicy
+  readonly maxReschedules?: number | undefined
+  readonly expiresAt?: DateTime.Utc | undefined
+  readonly priority?: number | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+  readonly traceparent?: string | undefined
+}
+
+/** Submit: a new `pending` task, created at `now`, whose log starts with `∅ → pending`. */
+export const newTask = (p: NewTaskParams): Task =>
+  new Task({
+    id: p.id,
+    shard: p.shard,
+    taskType: p.taskType,
+    input: p.input,
+    output: null,
+    ...(p.inputRef !== undefined ? { inputRef: p.inputRef } : {}),
+    timeoutSeconds: p.timeoutSeconds,
+    maxRetries: p.maxRetries,
+    retryCount: 0,
+    retryPolicy: p.retryPolicy,
+    status: "pending",
+    createdAt: p.now,
+    updatedAt: p.now,
+    availableAt: p.availableAt,
+    leaseExpiresAt: null,
+    leaseId: null,
+    attempt: 0,
+    completedAt: null,
+    workerId: null,
+    lastError: null,
+    rescheduleCount: 0,
+    ...(p.maxReschedules !== undefined ? { maxReschedules: p.maxReschedules } : {}),
+    cancelRequested: false,
+    ...(p.expiresAt !== undefined ? { expiresAt: p.expiresAt } : {}),
+    ...(p.priority !== undefined && p.priority !== 0 ? { priority: p.priority } : {}),
+    ...(p.tags !== undefined && p.tags.length > 0 ? { tags: p.tags } : {}),
+    ...(p.traceparent !== undefined ? { traceparent: p.traceparent } : {}),
+    events: [new TaskEvent({ at: p.now, from: null, to: "pending", attempt: 0 })]
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Guards
+// ---------------------------------------------------------------------------------------------
+
+/** Claim guard: pending, available at `now`, not expired and not cancelled. */
+export const canClaim = (task: Task, now: DateTime.Utc): boolean =>
+  task.status === "pending" && !task.cancelRequested && isAvailableAt(task, now) && !isExpiredAt(task, now)
+
+/** Expire guard: a pending task whose TTL has passed (running tasks are not expired; they finish or time out). */
+export const canExpire = (task: Task, now: DateTime.Utc): boolean => task.status === "pending" && isExpiredAt(task, now)
+
+/** Whether `workerId`'s lease (`leaseId`) still owns this running task: the fencing check. */
+export const holdsLease = (task: Task, leaseId: string): boolean => task.status === "running" && task.leaseId === leaseId
+
+/** Reschedule guard: `reschedule_count < max_reschedules` (unlimited when unset). */
+export const canReschedule = (task: Task): boolean =>
+  task.maxReschedules === undefined || task.rescheduleCount < task.maxReschedules
+
+/** Lease-recovery guard: running with a lease that ran out at `now`. */
+export const canRecoverLease = (task: Task, now: DateTime.Utc): boolean =>
+  task.status === "running" && isLeaseExpiredAt(task, now)
+
+/** Replay guard: failed, cancelled or expired (completed work is archived, not replayed). */
+export const canReplay = (task: Task): boolean =>
+  task.status === "failed" || task.status === "cancelled" || task.status === "expired"
+
+/** Archive guard: any terminal status except `archived` itself. */
+export const canArchive = (task: Task): boolean => isTerminal(task.status) && task.status !== "archived"
+
+// ---------------------------------------------------------------------------------------------
+// Worker transitions
+// ---------------------------------------------------------------------------------------------
+
+/** Claim: `pending → running` with a fresh fencing token, `attempt + 1`, lease until `now + timeout`. */
+export const claim = (
+  task: Task,
+  p: { readonly now: DateTime.Utc; readonly workerId: string; readonly leaseId: string }
+): Task =>
+  step(
+    task,
+    p.now,
+    {
+      status: "running",
+      workerId: p.workerId,
+      leaseId: p.leaseId,
+      attempt: task.attempt + 1,
+      leaseExpiresAt: plus(p.now, Duration.seconds(task.timeoutSeconds))
+    },
+    { workerId: p.workerId }
+  )
+
+/**
+ * Lease extension: the lease runs until `max(lease_expires_at, now) + by`. The status does not
+ * change, so no event is logged (extensions would flood the bounded log).
+ */
+export const extendLease = (task: Task, p: { readonly now: DateTime.Utc; readonly by: Duration.DurationInput }): Task => {
+  const base = task.leaseExpiresAt === null ? p.now : DateTime.max(task.leaseExpiresAt, p.now)
+  return new Task({ ...task, leaseExpiresAt: plus(base, p.by), updatedAt: p.now })
+}
+
+/** Progress: stores the handler's progress value (no event: progress is not a transition). */
+export const setProgress = (task: Task, p: { readonly now: DateTime.Utc; readonly progress: unknown }): Task =>
+  new Task({ ...task, progress: p.progress, updatedAt: p.now })
+
+/** Complete: `running → completed` with the output (or its payload reference) and `completed_at`. */
+export const complete = (
+  task: Task,
+  p: { readonly now: DateTime.Utc; readonly output: unknown; readonly outputRef?: string | undefined }
+): Task => {
+  const { outputRef: _drop, ...rest } = task
+  return step(
+    new Task({ ...rest, ...(p.outputRef !== undefined ? { outputRef: p.outputRef } : {}) }),
+    p.now,
+    { status: "completed", output: p.outputRef !== undefined ? null : p.output, completedAt: p.now, lastError: null, ...noLease },
+    { workerId: task.workerId }
+  )
+}
+
+/** Fail: `→ failed` for good (permanent error, retries or reschedules exhausted), with the error kept. */
+export const fail = (task: Task, p: { readonly now: DateTime.Utc; readonly error: string }): Task =>
+  step(
+    task,
+    p.now,
+    { status: "failed", lastError: truncate(p.error, maxErrorLength), completedAt: p.now, ...noLease },
+    { workerId: task.workerId, error: p.error }
+  )
+
+/** The backoff before the next retry of `task`, from its RetryPolicy and `retry_count`; `random` in [0, 1). */
+export const retryDelay = (task: Task, random: number): Duration.Duration =>
+  Duration.millis(delayMs(task.retryPolicy, task.retryCount, random))
+
+/**
+ * Retry: `running → pending` after the RetryPolicy backoff (exponential, capped, jittered by
+ * `random` in [0, 1)), `retry_count + 1`, lease cleared. Caller checks `canRetry` first.
+ */
+export const retry = (
+  task: Task,
+  p: { readonly now: DateTime.Utc; readonly error: string; readonly random: number }
+): Task =>
+  step(
+    task,
+    p.now,
+    {
+      status: "pending",
+      retryCount: task.retryCount + 1,
+      availableAt: plus(p.now, retryDelay(task, p.random)),
+      lastError: truncate(p.error, maxErrorLength),
+      ...noLease
+    },
+    { workerId: task.workerId, error: p.error }
+  )
+
+/**
+ * Reschedule (durable sleep / rate limit): `running → pending` after `delay`, without consuming a
+ * retry; `reschedule_count + 1`. Caller checks `canReschedule` first (else `fail`).
+ */
+export const reschedule = (
+  task: Task,
+  p: { readonly now: DateTime.Utc; readonly delay: Duration.DurationInput; readonly reason?: string | undefined }
+): Task =>
+  step(
+    task,
+    p.now,
+    {
+      status: "pending",
+      rescheduleCount: task.rescheduleCount + 1,
+      availableAt: plus(p.now, p.delay),
+      ...noLease
+    },
+    { workerId: task.workerId, error: p.reason }
+  )
+
+/**
+ * Release: `running → pending`, available now, without consuming a retry (graceful shutdown gives
+ * unfinished tasks back). The attempt counter keeps counting claims.
+ */
+export const release = (task: Task, p: { readonly now: DateTime.Utc; readonly reason?: string | undefined }): Task =>
+  step(task, p.now, { status: "pending", availableAt: p.now, ...noLease }, { workerId: task.workerId, error: p.reason })
+
+/** The error recorded when a lease ran out. */
+export const leaseExpiredError = "lease expired: the worker did not finish or extend its lease in time"
+
+/**
+ * Lease recovery (monitor): a running task whose lease ran out is retried with backoff while it may
+ * (`retry_count < max_retries`), else failed. The lease and worker are cleared either way.
+ */
+export const recoverExpiredLease = (task: Task, p: { readonly now: DateTime.Utc; readonly random: number }): Task =>
+  task.retryCount < task.maxRetries
+    ? retry(task, { now: p.now, error: leaseExpiredError, random: p.random })
+    : fail(task, { now: p.now, error: `${leaseExpiredError}; no retries left (${task.attempt} attempts)` })
+
+// ---------------------------------------------------------------------------------------------
+// Operator transitions
+// ---------------------------------------------------------------------------------------------
+
+/** Who cancelled and why. */
+export interface CancelParams {
+  readonly now: DateTime.Utc
+  readonly reason?: string | undefined
+  readonly cancelledBy?: string | undefined
+}
+
+/**
+ * Request cancellation of a running task: sets `cancel_requested`; the worker notices, interrupts
+ * the handler and then applies {@link cancel}. Logged as `running → running` with the reason.
+ */
+export const requestCancel = (task: Task, p: CancelParams): Task =>
+  step(task, p.now, { cancelRequested: true }, { error: `cancel requested${p.reason ? `: ${p.reason}` : ""}` })
+
+/** Cancel: `pending|running → cancelled`, with `cancelled_at`, `cancelled_by` and the reason in `last_error`. */
+export const cancel = (task: Task, p: CancelParams): Task =>
+  step(
+    task,
+    p.now,
+    {
+      status: "cancelled",
+      cancelledAt: p.now,
+      ...(p.cancelledBy !== undefined ? { cancelledBy: p.cancelledBy } : {}),
+      lastError: p.reason !== undefined ? truncate(p.reason, maxErrorLength) : task.lastError,
+      ...noLease
+    },
+    { workerId: task.workerId, error: p.reason }
+  )
+
+/** Expire: `pending → expired` once its TTL passed; never claimable afterwards. */
+export const expire = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
+  step(task, p.now, { status: "expired", expiredAt: p.now, ...noLease }, { error: "expired: its TTL passed before it ran" })
+
+/**
+ * Replay: `failed|cancelled|expired → pending`, available now, with a fresh budget: retry, attempt
+ * and reschedule counters reset, error, output, cancel and expiry fields cleared (an expired task
+ * would otherwise expire again at once; pass `expiresAt` to give it a new deadline).
+ */
+export const replay = (
+  task: Task,
+  p: { readonly now: DateTime.Utc; readonly expiresAt?: DateTime.Utc | undefined }
+): Task => {
+  const {
+    cancelledAt: _ca,
+    cancelledBy: _cb,
+    expiresAt: _ea,
+    expiredAt: _xa,
+    outputRef: _or,
+    progress: _pr,
+    ...rest
+  } = task
+  return step(new Task({ ...rest, ...(p.expiresAt !== undefined ? { expiresAt: p.expiresAt } : {}) }), p.now, {
+    status: "pending",
+    availableAt: p.now,
+    retryCount: 0,
+    attempt: 0,
+    rescheduleCount: 0,
+    completedAt: null,
+    lastError: null,
+    output: null,
+    cancelRequested: false,
+    ...noLease
+  })
+}
+
+/** Archive: a terminal task (`completed|failed|cancelled|expired`) → `archived`. */
+export const archive = (task: Task, p: { readonly now: DateTime.Utc }): Task => step(task, p.now, { status: "archived" })
+
+/** The statuses a transition is allowed from, for messages ("replay needs failed, cancelled or expired"). */
+export const allowedFrom: Readonly<Record<"claim" | "replay" | "archive" | "expire", ReadonlyArray<TaskStatus>>> = {
+  claim: ["pending"],
+  replay: ["failed", "cancelled", "expired"],
+  archive: ["completed", "failed", "cancelled", "expired"],
+  expire: ["pending"]
+}
