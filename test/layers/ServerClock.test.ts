@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, DateTime, Duration, Effect, Layer, Option, PubSub, Stream, TestClock } from "effect"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage, type DateSample, type StorageCapabilities, type StorageService } from "../../src/services/Storage.js"
@@ -172,6 +173,16 @@ describe("ServerClock (local)", () => {
       expect(yield* serverClock.estimate).toEqual({ offsetMillis: 0, uncertainty: Duration.zero, samples: 0 })
       expect(fake.total()).toBe(0)
     }))
+
+  it.effect("on MemoryStorage, the server time is TestClock's", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(base)
+      const serverClock = yield* ServerClock
+      expect((yield* serverClock.now).epochMillis).toBe(base)
+      yield* TestClock.adjust(Duration.hours(3))
+      expect(yield* serverClock.currentTimeMillis).toBe(base + 3 * 3_600_000)
+      expect(yield* ServerClockLayer.withServerClock(Clock.currentTimeMillis)).toBe(base + 3 * 3_600_000)
+    }).pipe(Effect.provide(ServerClockLayer.layer.pipe(Layer.provideMerge(MemoryStorage.layer())))))
 
   it.effect("layerLocal needs no Storage", () =>
     Effect.gen(function*() {
