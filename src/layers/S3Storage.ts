@@ -1,0 +1,735 @@
+/**
+ * The {@link Storage} port on an S3-compatible bucket (`@aws-sdk/client-s3`), design.md §3.
+ *
+ * - The SDK never retries (`maxAttempts: 1`): transient failures of reads and unconditional
+ *   writes are retried here with an Effect `Schedule`; a conditional write that may have landed
+ *   (5xx, connection broken after sending) fails with `OutcomeUnknown` and is never retried.
+ * - How the server wants the ETag in `If-Match` (Ceph RGW: without quotes) is detected on real
+ *   traffic or by the capabilities probe, never guessed.
+ * - Every response's `Date` header is published as a {@link DateSample} for the ServerClock,
+ *   with local times from the Effect `Clock` of the calling fiber.
+ * - All keys live under `keyPrefix`, so several queues or test runs can share one bucket.
+ *
+ * @module
+ */
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig
+} from "@aws-sdk/client-s3"
+import type { DeserializeMiddleware, MiddlewareStack } from "@smithy/types"
+import { randomUUID } from "node:crypto"
+import {
+  Chunk,
+  type Clock,
+  Config,
+  DateTime,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  PubSub,
+  Redacted,
+  Ref,
+  Schedule,
+  type Scope,
+  Stream,
+  SynchronizedRef
+} from "effect"
+import {
+  AccessDenied,
+  InvalidResponse,
+  NoSuchBucket,
+  OutcomeUnknown,
+  PreconditionFailed,
+  StorageUnavailable,
+  type StorageReadError,
+  type StorageWriteError
+} from "../domain/StorageError.js"
+import {
+  type DateSample,
+  type ListOptions,
+  type ListPage,
+  type ObjectMeta,
+  type ObjectVersion,
+  type PutCondition,
+  Storage,
+  type StorageCapabilities,
+  type StorageService,
+  type StoredObject
+} from "../services/Storage.js"
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/** Backoff of the layer's own retries of transient failures (5xx, SlowDown, throttling, network). */
+export interface S3RetrySettings {
+  /** First delay (default 100 millis). */
+  readonly base?: Duration.DurationInput | undefined
+  /** Growth factor per retry (default 2). */
+  readonly factor?: number | undefined
+  /** Cap on one delay (default 5 seconds). */
+  readonly maxDelay?: Duration.DurationInput | undefined
+  /** Retries after the first attempt (default 5; 0 disables retrying). */
+  readonly maxRetries?: number | undefined
+}
+
+/** Static credentials; without them the SDK's default chain (env, profile, IMDS, …) is used. */
+export interface S3Credentials {
+  readonly accessKeyId: string
+  readonly secretAccessKey: string | Redacted.Redacted<string>
+  readonly sessionToken?: string | Redacted.Redacted<string> | undefined
+}
+
+/** Settings of {@link layer}. */
+export interface S3StorageConfig {
+  /** The bucket. */
+  readonly bucket: string
+  /** A custom endpoint (MinIO, RGW, R2, …), e.g. `http://127.0.0.1:7480`. */
+  readonly endpoint?: string | undefined
+  /** The region (default: the SDK's chain; `us-east-1` when an endpoint is set). */
+  readonly region?: string | undefined
+  /** Static credentials (default: the SDK's chain). */
+  readonly credentials?: S3Credentials | undefined
+  /** Path-style addressing (default true when an endpoint is set). */
+  readonly forcePathStyle?: boolean | undefined
+  /** Every key is stored under this prefix, and listings strip it again (default ""). */
+  readonly keyPrefix?: string | undefined
+  /** Sockets of the keep-alive agent: size it for the worker's concurrency (default 64). */
+  readonly maxSockets?: number | undefined
+  /** Timeout of one request, socket to last header (default 30 seconds). */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Backoff of the layer's retries of transient failures. */
+  readonly retry?: S3RetrySettings | undefined
+  /** Force the `If-Match` ETag form instead of detecting it (default: detect). */
+  readonly ifMatchEtag?: "quoted" | "unquoted" | undefined
+}
+
+/** The retry schedule the layer uses: exponential, jittered, capped per delay, bounded in count. */
+export const retrySchedule = (settings: S3RetrySettings = {}): Schedule.Schedule<unknown> => {
+  const maxDelay = Duration.decode(settings.maxDelay ?? Duration.seconds(5))
+  return Schedule.exponential(settings.base ?? Duration.millis(100), settings.factor ?? 2).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+    Schedule.intersect(Schedule.recurs(Math.max(0, settings.maxRetries ?? 5)))
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure classification
+// ---------------------------------------------------------------------------------------------
+
+/** What went wrong with one request, before it is mapped onto the port's errors. */
+type Fault =
+  | { readonly _tag: "Precondition"; readonly message: string }
+  | { readonly _tag: "Denied"; readonly message: string }
+  | { readonly _tag: "NoBucket"; readonly message: string }
+  | { readonly _tag: "NotFound"; readonly message: string }
+  /** Worth retrying; `maybeApplied` when the server may have carried the request out. */
+  | { readonly _tag: "Transient"; readonly maybeApplied: boolean; readonly message: string }
+  | { readonly _tag: "Invalid"; readonly message: string }
+
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
+const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
+
+const THROTTLING = new Set([
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "TooManyRequestsException",
+  "RequestTimeout"
+])
+const DENIED = new Set(["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "CredentialsProviderError"])
+// Errors raised while connecting: the request never left this host.
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"])
+// Errors after the connection was up: the server may have received and applied the request.
+const BROKEN = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ESOCKETTIMEDOUT", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
+
+const networkCode = (error: unknown): string | undefined => {
+  for (let e: unknown = error, depth = 0; e !== undefined && depth < 4; e = field(e, "cause"), depth++) {
+    const code = str(field(e, "code"))
+    if (code !== undefined && (NOT_SENT.has(code) || BROKEN.has(code))) return code
+    // AggregateError (happy eyeballs) wraps the per-address connect errors
+    const errors = field(e, "errors")
+    if (Array.isArray(errors) && errors.length > 0) return networkCode(errors[0])
+  }
+  return undefined
+}
+
+/** Maps an SDK rejection (service error, network error, deserialization error) to a {@link Fault}. */
+const classify = (error: unknown): Fault => {
+  const name = str(field(error, "name")) ?? "Error"
+  const message = `${name}: ${str(field(error, "message")) ?? String(error)}`
+  const status = field(field(error, "$metadata"), "httpStatusCode")
+  if (typeof status === "number") {
+    if (name === "NoSuchBucket") return { _tag: "NoBucket", message }
+    if (status === 412 || name === "PreconditionFailed") return { _tag: "Precondition", message }
+    if (status === 409 && name === "ConditionalRequestConflict") return { _tag: "Precondition", message }
+    if (status === 403 || DENIED.has(name)) return { _tag: "Denied", message }
+    if (status === 404) return { _tag: "NotFound", message }
+    if (status >= 500) return { _tag: "Transient", maybeApplied: true, message: `HTTP ${status} ${message}` }
+    // refused before being carried out: safe to retry, even a conditional write
+    if (status === 429 || status === 409 || THROTTLING.has(name)) {
+      return { _tag: "Transient", maybeApplied: false, message: `HTTP ${status} ${message}` }
+    }
+    return { _tag: "Invalid", message: `HTTP ${status} ${message}` }
+  }
+  if (DENIED.has(name)) return { _tag: "Denied", message }
+  const code = networkCode(error)
+  if (code !== undefined) return { _tag: "Transient", maybeApplied: !NOT_SENT.has(code), message: `${code} ${message}` }
+  if (name === "TimeoutError" || name === "AbortError") return { _tag: "Transient", maybeApplied: true, message }
+  return { _tag: "Invalid", message }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Date header capture
+// ---------------------------------------------------------------------------------------------
+
+/** Records, for one request, when it was sent and when its headers came back, by the Effect clock. */
+class DateProbe {
+  private clock: Clock.Clock | undefined = undefined
+  private sentAtMillis = 0
+  sample: DateSample | undefined = undefined
+  /** Prepares for the next attempt, timed by the calling fiber's clock. */
+  reset(clock: Clock.Clock): void {
+    this.clock = clock
+    this.sample = undefined
+  }
+  attach<I extends object, O extends object>(stack: MiddlewareStack<I, O>): void {
+    const middleware: DeserializeMiddleware<I, O> = (next) => (args) => {
+      this.sentAtMillis = this.clock?.unsafeCurrentTimeMillis() ?? 0
+      return next(args).then((result) => {
+        this.received(result.response)
+        return result
+      })
+    }
+    // right around the HTTP handler, inside the deserializer: it sees the raw response of every
+    // status, including the 404s and 412s the deserializer turns into errors
+    stack.addRelativeTo(middleware, {
+      relation: "after",
+      toMiddleware: "deserializerMiddleware",
+      name: "buquetDateProbe",
+      override: true
+    })
+  }
+  private received(response: unknown): void {
+    if (this.clock === undefined) return
+    const receivedAtMillis = this.clock.unsafeCurrentTimeMillis()
+    const header = str(field(field(response, "headers"), "date"))
+    const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
+    if (Number.isFinite(serverDateMillis)) {
+      this.sample = { sentAtMillis: this.sentAtMillis, receivedAtMillis, serverDateMillis }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------------------------
+
+type EtagForm = "quoted" | "unquoted"
+const unquote = (etag: string): string => etag.replace(/^"(.*)"$/, "$1")
+const formatEtag = (etag: string, form: EtagForm): string =>
+  form === "unquoted" ? unquote(etag) : `"${unquote(etag)}"`
+
+/** The SDK output of a command, and whether the operation is a conditional write. */
+type OpKind = "read" | "write" | "conditional"
+
+const utc = (date: Date | undefined): DateTime.Utc | undefined =>
+  date === undefined || Number.isNaN(date.getTime()) ? undefined : DateTime.unsafeMake(date)
+
+const contentType = (key: string): string => (key.endsWith(".json") ? "application/json" : "application/octet-stream")
+
+/**
+ * Builds the S3 Storage service. Scoped: the S3 client (and its keep-alive sockets) is destroyed
+ * when the scope closes.
+ */
+export const make = (config: S3StorageConfig): Effect.Effect<StorageService, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const bucket = config.bucket
+    const prefix = config.keyPrefix ?? ""
+    const maxSockets = config.maxSockets ?? 64
+    const clientConfig: S3ClientConfig = {
+      maxAttempts: 1,
+      forcePathStyle: config.forcePathStyle ?? config.endpoint !== undefined,
+      // RGW and most S3 clones do not know the newer flexible checksums
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        httpAgent: { keepAlive: true, maxSockets },
+        httpsAgent: { keepAlive: true, maxSockets },
+        requestTimeout: Duration.toMillis(config.requestTimeout ?? Duration.seconds(30)),
+        connectionTimeout: 5_000
+      }
+    }
+    const region = config.region ?? (config.endpoint !== undefined ? "us-east-1" : undefined)
+    if (region !== undefined) clientConfig.region = region
+    if (config.endpoint !== undefined) clientConfig.endpoint = config.endpoint
+    if (config.credentials !== undefined) {
+      const { accessKeyId, secretAccessKey, sessionToken } = config.credentials
+      const reveal = (s: string | Redacted.Redacted<string>) => (typeof s === "string" ? s : Redacted.value(s))
+      clientConfig.credentials = {
+        accessKeyId,
+        secretAccessKey: reveal(secretAccessKey),
+        ...(sessionToken === undefined ? {} : { sessionToken: reveal(sessionToken) })
+      }
+    }
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => new S3Client(clientConfig)),
+      (c) => Effect.sync(() => c.destroy())
+    )
+    const samples = yield* Effect.acquireRelease(PubSub.sliding<DateSample>(256), PubSub.shutdown)
+    const schedule = retrySchedule(config.retry)
+    const etagForm = yield* Ref.make<Option.Option<EtagForm>>(Option.fromNullable(config.ifMatchEtag))
+    const versioningCache = yield* SynchronizedRef.make(Option.none<StorageCapabilities["versioning"]>())
+    const capabilitiesCache = yield* SynchronizedRef.make(Option.none<StorageCapabilities>())
+
+    const full = (key: string) => prefix + key
+    const strip = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key)
+
+    /**
+     * Sends one command: captures its Date header, turns a rejection into a {@link Fault} and
+     * retries the transient ones that are safe to repeat.
+     */
+    const send = <I extends object, O extends object, A>(
+      kind: OpKind,
+      command: { readonly middlewareStack: MiddlewareStack<I, O> },
+      run: (signal: AbortSignal) => Promise<A>
+    ): Effect.Effect<A, Fault> => {
+      // one probe per command (its middleware is attached once); each attempt resets it
+      const probe = new DateProbe()
+      probe.attach(command.middlewareStack)
+      const once = Effect.clockWith((clock) =>
+        Effect.suspend(() => {
+          probe.reset(clock)
+          return Effect.tryPromise({ try: run, catch: classify }).pipe(
+            Effect.ensuring(Effect.suspend(() => (probe.sample === undefined ? Effect.void : PubSub.publish(samples, probe.sample))))
+          )
+        })
+      )
+      return Effect.retry(once, {
+        schedule,
+        while: (fault) => fault._tag === "Transient" && (kind !== "conditional" || !fault.maybeApplied)
+      })
+    }
+
+    const unavailable = (operation: string, key: string | undefined, message: string) =>
+      new StorageUnavailable({ operation, ...(key === undefined ? {} : { key }), message })
+
+    /** Maps a fault of a read or unconditional write onto the port's read errors. */
+    const readError = (operation: string, key: string | undefined) => (fault: Fault): StorageReadError => {
+      const where = key === undefined ? {} : { key }
+      switch (fault._tag) {
+        case "Denied":
+          return new AccessDenied({ operation, ...where, message: fault.message })
+        case "NoBucket":
+          return new NoSuchBucket({ bucket, message: fault.message })
+        case "Transient":
+          return unavailable(operation, key, `gave up after retries: ${fault.message}`)
+        default:
+          return new InvalidResponse({ operation, ...where, message: fault.message })
+      }
+    }
+
+    /** Maps a fault of a conditional write: a lost condition, an ambiguous outcome, or a read error. */
+    const writeError = (operation: string, key: string) => (fault: Fault): StorageWriteError => {
+      switch (fault._tag) {
+        case "Precondition":
+        case "NotFound": // AWS answers If-Match on a missing key with 404
+          return new PreconditionFailed({ key, message: fault.message })
+        case "Transient":
+          return fault.maybeApplied
+            ? new OutcomeUnknown({ key, operation, message: fault.message })
+            : unavailable(operation, key, `gave up after retries: ${fault.message}`)
+        default:
+          return readError(operation, key)(fault)
+      }
+    }
+
+    const invalid = (operation: string, key: string | undefined, message: string) =>
+      new InvalidResponse({ operation, ...(key === undefined ? {} : { key }), message })
+
+    const meta = (operation: string, key: string, etag: string | undefined, size: number | undefined, lastModified: Date | undefined) => {
+      const at = utc(lastModified)
+      if (etag === undefined || at === undefined) {
+        return Effect.fail(invalid(operation, key, `response lacks ${etag === undefined ? "an ETag" : "a Last-Modified"}`))
+      }
+      return Effect.succeed<ObjectMeta>({ key, etag, size: size ?? 0, lastModified: at })
+    }
+
+    // ---- reads -----------------------------------------------------------------------------
+
+    const getObject = (operation: string, key: string, versionId: string | undefined) =>
+      Effect.gen(function*() {
+        const command = new GetObjectCommand({
+          Bucket: bucket,
+          Key: full(key),
+          ...(versionId === undefined ? {} : { VersionId: versionId })
+        })
+        const found = yield* send("read", command, (signal) =>
+          client.send(command, { abortSignal: signal }).then(async (out) => ({
+            out,
+            body: out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
+          }))).pipe(
+          Effect.map(Option.some),
+          Effect.catchIf(
+            // a missing version, a malformed version id and a delete marker (405) all mean "no such object"
+            (fault) =>
+              fault._tag === "NotFound" ||
+              (versionId !== undefined && fault._tag === "Invalid" && /HTTP (400|405)/.test(fault.message)),
+            () => Effect.succeed(Option.none())
+          ),
+          Effect.mapError(readError(operation, key))
+        )
+        if (Option.isNone(found)) return Option.none<StoredObject>()
+        const { body, out } = found.value
+        const m = yield* meta(operation, key, out.ETag, body.length, out.LastModified)
+        return Option.some<StoredObject>({ ...m, body })
+      })
+
+    const get = Effect.fn("S3Storage.get")(function*(key: string) {
+      return yield* getObject("get", key, undefined)
+    })
+
+    const getVersion = Effect.fn("S3Storage.getVersion")(function*(key: string, versionId: string) {
+      return yield* getObject("getVersion", key, versionId)
+    })
+
+    const head = Effect.fn("S3Storage.head")(function*(key: string) {
+      const command = new HeadObjectCommand({ Bucket: bucket, Key: full(key) })
+      const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.map(Option.some),
+        Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.succeed(Option.none())),
+        Effect.mapError(readError("head", key))
+      )
+      if (Option.isNone(out)) return Option.none<ObjectMeta>()
+      return Option.some(yield* meta("head", key, out.value.ETag, out.value.ContentLength, out.value.LastModified))
+    })
+
+    // ---- writes ----------------------------------------------------------------------------
+
+    /** One PUT with the header as given; an unconditional one is retried on transient failures. */
+    const putOnce = (key: string, body: Uint8Array, header: { IfNoneMatch?: string; IfMatch?: string }) => {
+      const conditional = header.IfNoneMatch !== undefined || header.IfMatch !== undefined
+      const command = new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header })
+      return send(conditional ? "conditional" : "write", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.mapError(conditional ? writeError("put", key) : readError("put", key)),
+        Effect.flatMap((out) =>
+          out.ETag === undefined ? Effect.fail(invalid("put", key, "PutObject response lacks an ETag")) : Effect.succeed(out.ETag)
+        )
+      )
+    }
+
+    /**
+     * A compare-and-swap. While the ETag form is unknown, a quoted ETag that gets 412 although the
+     * object still carries exactly that ETag proves the server wants it unquoted (Ceph RGW): then
+     * the PUT is repeated once unquoted, and the answer is remembered.
+     */
+    const putIfMatch = (key: string, body: Uint8Array, etag: string) =>
+      Effect.gen(function*() {
+        const known = yield* Ref.get(etagForm)
+        if (Option.isSome(known)) return yield* putOnce(key, body, { IfMatch: formatEtag(etag, known.value) })
+        const sentForm: EtagForm = etag.startsWith("\"") ? "quoted" : "unquoted"
+        const first = yield* Effect.either(putOnce(key, body, { IfMatch: etag }))
+        if (first._tag === "Right") {
+          yield* Ref.set(etagForm, Option.some(sentForm))
+          return first.right
+        }
+        if (first.left._tag !== "PreconditionFailed" || sentForm === "unquoted") return yield* first.left
+        const current = yield* head(key)
+        if (Option.isNone(current) || unquote(current.value.etag) !== unquote(etag)) return yield* first.left
+        const second = yield* putOnce(key, body, { IfMatch: unquote(etag) })
+        yield* Ref.set(etagForm, Option.some<EtagForm>("unquoted"))
+        return second
+      })
+
+    const put = Effect.fn("S3Storage.put")(function*(key: string, body: Uint8Array, condition?: PutCondition) {
+      if (condition !== undefined && "ifNoneMatch" in condition) return yield* putOnce(key, body, { IfNoneMatch: "*" })
+      if (condition !== undefined && "ifMatch" in condition) return yield* putIfMatch(key, body, condition.ifMatch)
+      return yield* putOnce(key, body, {})
+    })
+
+    const del = Effect.fn("S3Storage.delete")(function*(key: string) {
+      const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key) })
+      yield* send("write", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.void),
+        Effect.mapError(readError("delete", key))
+      )
+    })
+
+    /** DeleteObjects of up to 1000 entries; per-key errors other than "missing" fail the batch. */
+    const deleteBatch = (objects: ReadonlyArray<{ Key: string; VersionId?: string }>) => {
+      const command = new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })
+      return send("write", command, (signal) =>
+        client.send(command, { abortSignal: signal }).then((out) => {
+          const errors = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey")
+          if (errors.length === 0) return
+          const first = errors[0]
+          // surface a per-key failure like a rejection so the same classification and retries apply
+          return Promise.reject(
+            Object.assign(new Error(`${errors.length} of ${objects.length} keys not deleted, e.g. ${first?.Key}: ${first?.Message}`), {
+              name: first?.Code ?? "InternalError",
+              $metadata: { httpStatusCode: first?.Code === "AccessDenied" ? 403 : 500 }
+            })
+          )
+        })).pipe(Effect.mapError(readError("deleteMany", objects[0]?.Key)))
+    }
+
+    const deleteMany = Effect.fn("S3Storage.deleteMany")(function*(keys: ReadonlyArray<string>) {
+      for (const batch of Chunk.chunksOf(Chunk.fromIterable(keys), 1000)) {
+        yield* deleteBatch(Chunk.toReadonlyArray(batch).map((key) => ({ Key: full(key) })))
+      }
+    })
+
+    // ---- listings --------------------------------------------------------------------------
+
+    const list = Effect.fn("S3Storage.list")(function*(listPrefix: string, options: ListOptions = {}) {
+      const command = new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: full(listPrefix),
+        ...(options.continuationToken !== undefined
+          ? { ContinuationToken: options.continuationToken }
+          : options.startAfter !== undefined && options.startAfter !== ""
+          ? { StartAfter: full(options.startAfter) }
+          : {}),
+        ...(options.maxKeys !== undefined ? { MaxKeys: options.maxKeys } : {}),
+        ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
+      })
+      const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.mapError(readError("list", listPrefix))
+      )
+      const objects: Array<ObjectMeta> = []
+      for (const o of out.Contents ?? []) {
+        if (o.Key === undefined) return yield* invalid("list", listPrefix, "a listed object has no key")
+        objects.push(yield* meta("list", strip(o.Key), o.ETag, o.Size, o.LastModified))
+      }
+      const page: ListPage = {
+        objects,
+        commonPrefixes: (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [strip(p.Prefix)])),
+        nextContinuationToken: out.IsTruncated === true ? out.NextContinuationToken : undefined
+      }
+      if (out.IsTruncated === true && page.nextContinuationToken === undefined) {
+        return yield* invalid("list", listPrefix, "a truncated listing has no continuation token")
+      }
+      return page
+    })
+
+    const listAll = (listPrefix: string, options: Omit<ListOptions, "continuationToken" | "delimiter"> = {}) =>
+      Stream.paginateChunkEffect(undefined as string | undefined, (token) =>
+        list(listPrefix, token === undefined ? options : { ...options, continuationToken: token }).pipe(
+          Effect.map((page) => [Chunk.fromIterable(page.objects), Option.fromNullable(page.nextContinuationToken)] as const)
+        ))
+
+    // ---- versions --------------------------------------------------------------------------
+
+    const versioningState = SynchronizedRef.modifyEffect(versioningCache, (cached) => {
+      if (Option.isSome(cached)) return Effect.succeed([cached.value, cached] as const)
+      const command = new GetBucketVersioningCommand({ Bucket: bucket })
+      return send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.map((out): StorageCapabilities["versioning"] =>
+          out.Status === "Enabled" ? "enabled" : out.Status === "Suspended" ? "suspended" : "off"
+        ),
+        // a role may read objects without being allowed to read the bucket's settings
+        Effect.catchIf((fault) => fault._tag === "Denied", () => Effect.succeed("unknown" as const)),
+        Effect.mapError(readError("getBucketVersioning", undefined)),
+        Effect.map((state) => [state, Option.some(state)] as const)
+      )
+    })
+
+    const listVersions = Effect.fn("S3Storage.listVersions")(function*(key: string) {
+      if ((yield* versioningState) === "off") return []
+      const target = full(key)
+      const versions: Array<ObjectVersion> = []
+      const markers: Array<ObjectVersion> = []
+      let keyMarker: string | undefined
+      let versionIdMarker: string | undefined
+      for (;;) {
+        const command = new ListObjectVersionsCommand({
+          Bucket: bucket,
+          Prefix: target,
+          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+          ...(versionIdMarker === undefined ? {} : { VersionIdMarker: versionIdMarker })
+        })
+        const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+          Effect.mapError(readError("listVersions", key))
+        )
+        // the prefix also matches longer keys: keep only this one
+        for (const v of out.Versions ?? []) {
+          const at = utc(v.LastModified)
+          if (v.Key !== target || v.VersionId === undefined || at === undefined) continue
+          versions.push({ key, versionId: v.VersionId, etag: v.ETag, lastModified: at, isLatest: v.IsLatest === true, isDeleteMarker: false })
+        }
+        for (const m of out.DeleteMarkers ?? []) {
+          const at = utc(m.LastModified)
+          if (m.Key !== target || m.VersionId === undefined || at === undefined) continue
+          markers.push({ key, versionId: m.VersionId, etag: undefined, lastModified: at, isLatest: m.IsLatest === true, isDeleteMarker: true })
+        }
+        const beyond = (out.Versions ?? []).concat(out.DeleteMarkers ?? []).some((v) => v.Key !== undefined && v.Key > target)
+        if (out.IsTruncated !== true || beyond) break
+        keyMarker = out.NextKeyMarker
+        versionIdMarker = out.NextVersionIdMarker
+        if (keyMarker === undefined) return yield* invalid("listVersions", key, "a truncated listing has no key marker")
+      }
+      // the SDK splits versions and delete markers; each list is newest first, so merge them
+      const merged: Array<ObjectVersion> = []
+      let i = 0
+      let j = 0
+      while (i < versions.length || j < markers.length) {
+        const v = versions[i]
+        const m = markers[j]
+        const takeVersion = m === undefined ||
+          (v !== undefined &&
+            (v.isLatest || (!m.isLatest && DateTime.toEpochMillis(v.lastModified) >= DateTime.toEpochMillis(m.lastModified))))
+        if (takeVersion && v !== undefined) {
+          merged.push(v)
+          i++
+        } else if (m !== undefined) {
+          merged.push(m)
+          j++
+        }
+      }
+      return merged
+    })
+
+    // ---- capabilities ----------------------------------------------------------------------
+
+    /** Removes the probe object, with every version a versioned bucket kept of it. */
+    const removeProbe = (key: string) =>
+      Effect.gen(function*() {
+        const versions = yield* listVersions(key)
+        if (versions.length > 0) yield* deleteBatch(versions.map((v) => ({ Key: full(key), VersionId: v.versionId })))
+        yield* del(key)
+      }).pipe(Effect.ignore)
+
+    const detect = Effect.gen(function*() {
+      const versioning = yield* versioningState
+      const key = `control/probe/${randomUUID()}`
+      const body = (text: string) => new TextEncoder().encode(text)
+      const probe = Effect.gen(function*() {
+        const created = yield* putOnce(key, body("1"), { IfNoneMatch: "*" })
+        const again = yield* Effect.either(putOnce(key, body("2"), { IfNoneMatch: "*" }))
+        // a versioned RGW bucket silently accepts the second create
+        if (again._tag === "Right" || again.left._tag !== "PreconditionFailed") {
+          return { conditionalWrites: false, ifMatchEtag: "not-applicable" as const, conditionalDelete: false }
+        }
+        // which If-Match form does the server honour? quoted first, as ETags are returned
+        let form: EtagForm | undefined
+        let etag = created
+        for (const candidate of ["quoted", "unquoted"] as const) {
+          const r = yield* Effect.either(putOnce(key, body(`3-${candidate}`), { IfMatch: formatEtag(created, candidate) }))
+          if (r._tag === "Right") {
+            form = candidate
+            etag = r.right
+            break
+          }
+        }
+        // …and does it refuse a stale one?
+        const stale = form === undefined
+          ? undefined
+          : yield* Effect.either(putOnce(key, body("4"), { IfMatch: formatEtag(created, form) }))
+        const ifMatchWorks = form !== undefined && stale?._tag === "Left" && stale.left._tag === "PreconditionFailed"
+        // conditional DELETE: a wrong ETag must leave the object in place (RGW ignores the header)
+        const wrong = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: "\"00000000000000000000000000000000\"" })
+        yield* send("conditional", wrong, (signal) => client.send(wrong, { abortSignal: signal })).pipe(Effect.either)
+        const survived = Option.isSome(yield* head(key))
+        const right = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: form === undefined ? etag : formatEtag(etag, form) })
+        const deleted = survived &&
+          (yield* send("conditional", right, (signal) => client.send(right, { abortSignal: signal })).pipe(Effect.either))._tag === "Right" &&
+          Option.isNone(yield* head(key))
+        return {
+          conditionalWrites: ifMatchWorks,
+          ifMatchEtag: ifMatchWorks && form !== undefined ? form : "not-applicable" as const,
+          conditionalDelete: deleted
+        }
+      }).pipe(
+        Effect.ensuring(removeProbe(key)),
+        Effect.catchTags({
+          PreconditionFailed: (e) => Effect.fail(unavailable("capabilities", key, `the probe was disturbed: ${e.message}`)),
+          OutcomeUnknown: (e) => Effect.fail(unavailable("capabilities", key, `the probe was inconclusive: ${e.message}`))
+        })
+      )
+      const found = yield* probe
+      const forced = config.ifMatchEtag
+      if (found.ifMatchEtag !== "not-applicable" && forced === undefined) {
+        yield* Ref.set(etagForm, Option.some(found.ifMatchEtag))
+      }
+      const capabilities: StorageCapabilities = {
+        versioning,
+        conditionalWrites: found.conditionalWrites,
+        conditionalDelete: found.conditionalDelete,
+        ifMatchEtag: forced ?? found.ifMatchEtag,
+        clock: "remote"
+      }
+      return capabilities
+    })
+
+    // cached on success only: a failed probe (network blip) is tried again next time
+    const capabilities = SynchronizedRef.modifyEffect(capabilitiesCache, (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed([cached.value, cached] as const)
+        : Effect.map(detect, (c) => [c, Option.some(c)] as const)).pipe(Effect.withSpan("S3Storage.capabilities"))
+
+    const service: StorageService = {
+      get,
+      head,
+      put,
+      delete: del,
+      deleteMany,
+      list,
+      listAll,
+      listVersions,
+      getVersion,
+      capabilities,
+      dateSamples: Stream.fromPubSub(samples)
+    }
+    return service
+  })
+
+/** The Storage port on S3. The client is created when the layer is built and destroyed with it. */
+export const layer = (config: S3StorageConfig): Layer.Layer<Storage> => Layer.scoped(Storage, make(config))
+
+/**
+ * The Storage port on S3, configured from the environment through Effect `Config`: `S3_BUCKET`
+ * (required), `S3_ENDPOINT`, `S3_REGION` or `AWS_REGION`, `AWS_ACCESS_KEY_ID` +
+ * `AWS_SECRET_ACCESS_KEY` (else the SDK's chain), `S3_KEY_PREFIX`, `S3_FORCE_PATH_STYLE`.
+ * `overrides` win over what the environment says.
+ */
+export const layerConfig = (overrides: Partial<S3StorageConfig> = {}) =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const bucket = yield* Config.string("S3_BUCKET")
+      const endpoint = yield* Config.option(Config.string("S3_ENDPOINT"))
+      const region = yield* Config.option(Config.string("S3_REGION").pipe(Config.orElse(() => Config.string("AWS_REGION"))))
+      const accessKeyId = yield* Config.option(Config.string("AWS_ACCESS_KEY_ID"))
+      const secretAccessKey = yield* Config.option(Config.redacted("AWS_SECRET_ACCESS_KEY"))
+      const keyPrefix = yield* Config.string("S3_KEY_PREFIX").pipe(Config.withDefault(""))
+      const forcePathStyle = yield* Config.option(Config.boolean("S3_FORCE_PATH_STYLE"))
+      const credentials = Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+        ? { accessKeyId: accessKeyId.value, secretAccessKey: secretAccessKey.value }
+        : undefined
+      return layer({
+        bucket,
+        endpoint: Option.getOrUndefined(endpoint),
+        region: Option.getOrUndefined(region),
+        credentials,
+        keyPrefix,
+        forcePathStyle: Option.getOrUndefined(forcePathStyle),
+        ...overrides
+      })
+    })
+  )
+
+/** The S3 Storage layer's constructors, for `S3Storage.layer(config)` style imports. */
+export const S3Storage = { layer, layerConfig, make, retrySchedule } as const
