@@ -33,6 +33,23 @@ export interface ServerClockOptions {
 /** The key the one-off probe reads; it need not exist. */
 export const probeKey: string = controlKey("clock")
 
+const HostClock: unique symbol = Symbol.for("buquet/ServerClock/HostClock")
+
+/** A server clock, which remembers the host clock it adds the offset to. */
+interface ServerTimeClock extends Clock.Clock {
+  readonly [HostClock]: Clock.Clock
+}
+
+const isServerTimeClock = (clock: Clock.Clock): clock is ServerTimeClock => HostClock in clock
+
+/**
+ * The host clock under a clock: the local clock a ServerClock's `clock` is built on, or the clock
+ * itself. Storage layers that time requests on the calling fiber's clock should time them on
+ * `hostClockOf(clock)`, so that code run under {@link withServerClock} cannot feed server-time
+ * samples back into the estimate.
+ */
+export const hostClockOf = (clock: Clock.Clock): Clock.Clock => (isServerTimeClock(clock) ? clock[HostClock] : clock)
+
 /** Builds a ServerClock whose server time is `local` itself (offset 0, no uncertainty). */
 export const fromLocalClock = (local: Clock.Clock): ServerClockService => {
   const currentTimeMillis = local.currentTimeMillis
@@ -116,8 +133,9 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
       : { offsetMillis: est.offsetMillis, uncertainty: Duration.millis(est.uncertaintyMillis), samples: est.samples }
   })
 
-  const clock: Clock.Clock = {
+  const clock: ServerTimeClock = {
     [Clock.ClockTypeId]: Clock.ClockTypeId,
+    [HostClock]: local,
     // Synchronous reads cannot probe: before the first sample they return local time.
     unsafeCurrentTimeMillis: () => {
       const millis = local.unsafeCurrentTimeMillis()
@@ -152,9 +170,12 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
  */
 export const make = Effect.fn("ServerClock.make")(function*(options?: ServerClockOptions) {
   const storage = yield* Storage
-  const local = yield* Effect.clock
+  const local = hostClockOf(yield* Effect.clock)
+  // Subscribe before detecting the capabilities, so the samples of the detection's own requests
+  // are not lost (local stores publish none, and their sample stream ends at once).
+  const remote = yield* makeRemote(storage, local, options)
   const capabilities = yield* storage.capabilities
-  return capabilities.clock === "local" ? fromLocalClock(local) : yield* makeRemote(storage, local, options)
+  return capabilities.clock === "local" ? fromLocalClock(local) : remote
 })
 
 /** The ServerClock layer (requires Storage): `ServerClockLayer.layer`. */
@@ -165,14 +186,17 @@ export const layerWith = (options: ServerClockOptions): Layer.Layer<ServerClock,
   Layer.scoped(ServerClock, make(options))
 
 /** A ServerClock on the ambient clock, needing no Storage (for tests and tools that have no bucket). */
-export const layerLocal: Layer.Layer<ServerClock> = Layer.effect(ServerClock, Effect.map(Effect.clock, fromLocalClock))
+export const layerLocal: Layer.Layer<ServerClock> = Layer.effect(
+  ServerClock,
+  Effect.map(Effect.clock, (clock) => fromLocalClock(hostClockOf(clock)))
+)
 
 /**
  * Runs `self` with the server clock as its default `Clock`, so `Clock.currentTimeMillis`,
  * `DateTime.now` and Schedules read the bucket's time.
  *
- * Do not build Storage or ServerClock layers inside it: a Storage layer that timed its requests on
- * this clock would feed server-time samples back into the estimate.
+ * Storage requests made inside it must be timed on the host clock ({@link hostClockOf}): a Storage
+ * layer that timed them on this clock would feed server-time samples back into the estimate.
  */
 export const withServerClock = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | ServerClock> =>
   Effect.flatMap(ServerClock, (serverClock) => Effect.withClock(self, serverClock.clock))
