@@ -1,0 +1,153 @@
+/**
+ * `CountingStorage`: wraps the {@link Storage} in context and counts requests by kind, for cost
+ * accounting in benchmarks, `doctor` and the metrics endpoint (design.md §3).
+ *
+ * What counts as what (one call through the port = the requests S3 would bill for it):
+ * - `get`, `getVersion` → GET; `head` → HEAD; `put` → PUT; `delete` → DELETE;
+ * - `deleteMany(keys)` → one DELETE per batch of up to 1000 keys (S3's DeleteObjects takes 1000
+ *   keys per request; an empty list sends nothing), and the keys are added to `deletedKeys`;
+ * - `list` → LIST (one per page; `listAll` is counted page by page);
+ * - `listVersions` → LIST-VERSIONS, kept apart from LIST (S3 bills both as LIST-class requests:
+ *   add them up for cost);
+ * - `capabilities` and `dateSamples` are not counted.
+ * Calls are counted when they start, whether they succeed or fail (a 412 is billed too). Retries
+ * inside the wrapped layer are invisible here: put CountingStorage where the requests you want to
+ * count are made.
+ *
+ * @module
+ */
+import { Context, Effect, Layer } from "effect"
+import type { StorageReadError } from "../domain/StorageError.js"
+import { Storage } from "../services/Storage.js"
+import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
+import { listAllFromList } from "./MemoryStorage.js"
+
+/** The kinds of request counted. */
+export type RequestKind = "PUT" | "GET" | "HEAD" | "LIST" | "LIST-VERSIONS" | "DELETE"
+
+/** A snapshot of the counts. */
+export interface RequestCounts {
+  readonly PUT: number
+  readonly GET: number
+  readonly HEAD: number
+  readonly LIST: number
+  readonly "LIST-VERSIONS": number
+  readonly DELETE: number
+  /** Keys passed to `deleteMany` (each batch of up to 1000 counts as one DELETE request). */
+  readonly deletedKeys: number
+  /** All requests (the sum of the kinds). */
+  readonly total: number
+}
+
+/** Reads and resets the request counts of a {@link CountingStorage}. */
+export interface RequestCounterService {
+  /** The counts since the last reset. */
+  readonly snapshot: Effect.Effect<RequestCounts>
+  /** Sets every count to zero. */
+  readonly reset: Effect.Effect<void>
+  /** The counts since the last reset, and resets them, in one step (for periodic reporting). */
+  readonly take: Effect.Effect<RequestCounts>
+}
+
+/** The request counter provided by {@link layer}. */
+export class RequestCounter extends Context.Tag("buquet/RequestCounter")<RequestCounter, RequestCounterService>() {}
+
+/** S3's DeleteObjects limit: keys per request. */
+const DELETE_BATCH = 1000
+
+/** Wraps `underlying`; returns the counting store and its counter. */
+export const make = (
+  underlying: StorageService
+): Effect.Effect<{ readonly storage: StorageService; readonly counter: RequestCounterService }> =>
+  Effect.sync(() => {
+    const zero = (): Record<RequestKind, number> & { deletedKeys: number } => ({
+      PUT: 0,
+      GET: 0,
+      HEAD: 0,
+      LIST: 0,
+      "LIST-VERSIONS": 0,
+      DELETE: 0,
+      deletedKeys: 0
+    })
+    let counts = zero()
+    const count = (kind: RequestKind, n = 1) =>
+      Effect.sync(() => {
+        counts[kind] += n
+      })
+    const read = (): RequestCounts => ({
+      ...counts,
+      total: counts.PUT + counts.GET + counts.HEAD + counts.LIST + counts["LIST-VERSIONS"] + counts.DELETE
+    })
+    const snapshot = Effect.sync(read)
+
+    const list = Effect.fn("CountingStorage.list")(function*(prefix: string, options?: ListOptions) {
+      yield* count("LIST")
+      return yield* underlying.list(prefix, options)
+    })
+
+    const storage: StorageService = {
+      get: Effect.fn("CountingStorage.get")(function*(key: string) {
+        yield* count("GET")
+        return yield* underlying.get(key)
+      }),
+      head: Effect.fn("CountingStorage.head")(function*(key: string) {
+        yield* count("HEAD")
+        return yield* underlying.head(key)
+      }),
+      put: Effect.fn("CountingStorage.put")(function*(key: string, body: Uint8Array, condition?: PutCondition) {
+        yield* count("PUT")
+        return yield* underlying.put(key, body, condition)
+      }),
+      delete: Effect.fn("CountingStorage.delete")(function*(key: string) {
+        yield* count("DELETE")
+        return yield* underlying.delete(key)
+      }),
+      deleteMany: Effect.fn("CountingStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
+        yield* Effect.sync(() => {
+          counts.DELETE += Math.ceil(keys.length / DELETE_BATCH)
+          counts.deletedKeys += keys.length
+        })
+        return yield* underlying.deleteMany(keys)
+      }),
+      list,
+      listAll: listAllFromList<StorageReadError>(list),
+      listVersions: Effect.fn("CountingStorage.listVersions")(function*(key: string) {
+        yield* count("LIST-VERSIONS")
+        return yield* underlying.listVersions(key)
+      }),
+      getVersion: Effect.fn("CountingStorage.getVersion")(function*(key: string, versionId: string) {
+        yield* count("GET")
+        return yield* underlying.getVersion(key, versionId)
+      }),
+      capabilities: underlying.capabilities,
+      dateSamples: underlying.dateSamples
+    }
+
+    const counter: RequestCounterService = {
+      snapshot,
+      reset: Effect.sync(() => {
+        counts = zero()
+      }),
+      take: Effect.sync(() => {
+        const taken = read()
+        counts = zero()
+        return taken
+      })
+    }
+    return { storage, counter }
+  })
+
+/**
+ * Wraps the {@link Storage} in context with request counting, and provides the
+ * {@link RequestCounter}: `CountingStorage.layer.pipe(Layer.provide(MemoryStorage.layer()))`.
+ */
+export const layer: Layer.Layer<Storage | RequestCounter, never, Storage> = Layer.effectContext(
+  Effect.gen(function*() {
+    const underlying = yield* Storage
+    const { counter, storage } = yield* make(underlying)
+    return Context.make(Storage, storage).pipe(Context.add(RequestCounter, counter))
+  })
+)
+
+/** Namespace-style access: `CountingStorage.layer`, `CountingStorage.make(storage)`. */
+export const CountingStorage = { make, layer } as const
