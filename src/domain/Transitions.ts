@@ -124,11 +124,18 @@ export const newTask = (p: NewTaskParams): Task =>
     events: [new TaskEvent({ at: p.now, from: null, to: "pending", attempt: 0 })]
   })
 
+/** The task with its input offloaded to `inputRef` (the input becomes `null`); no event. */
+export const withInputRef = (task: Task, inputRef: string): Task => new Task({ ...task, input: null, inputRef })
+
 // ---------------------------------------------------------------------------------------------
 // Guards
 // ---------------------------------------------------------------------------------------------
 
-/** Claim guard: pending, available at `now`, not expired and not cancelled. */
+/**
+ * Claim guard: pending, available at `now`, not expired, and no cancellation requested (a pending
+ * task with `cancel_requested`, e.g. a retry that raced a cancel request, should be cancelled with
+ * {@link cancel} by whoever finds it, like an expired one is expired).
+ */
 export const canClaim = (task: Task, now: DateTime.Utc): boolean =>
   task.status === "pending" && !task.cancelRequested && isAvailableAt(task, now) && !isExpiredAt(task, now)
 
@@ -268,10 +275,13 @@ export const leaseExpiredError = "lease expired: the worker did not finish or ex
 
 /**
  * Lease recovery (monitor): a running task whose lease ran out is retried with backoff while it may
- * (`retry_count < max_retries`), else failed. The lease and worker are cleared either way.
+ * (`retry_count < max_retries`), else failed; one whose cancellation was requested is cancelled
+ * (its worker is gone, so nobody else will). The lease and worker are cleared either way.
  */
 export const recoverExpiredLease = (task: Task, p: { readonly now: DateTime.Utc; readonly random: number }): Task =>
-  task.retryCount < task.maxRetries
+  task.cancelRequested
+    ? cancel(task, { now: p.now, reason: "cancelled: cancellation was requested and the lease ran out" })
+    : task.retryCount < task.maxRetries
     ? retry(task, { now: p.now, error: leaseExpiredError, random: p.random })
     : fail(task, { now: p.now, error: `${leaseExpiredError}; no retries left (${task.attempt} attempts)` })
 

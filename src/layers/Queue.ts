@@ -1,0 +1,698 @@
+/**
+ * The Queue layer: the producer and operator protocols of design.md §5.4 on `Storage` and
+ * `ServerClock` only.
+ *
+ * Write orders (invariant 2: a pending task is never unfindable):
+ * - submit: payload (if offloaded) → ready marker → create-only PUT of the task. A crash before the
+ *   task PUT leaves a marker pointing at nothing: a harmless stale marker the sweeper removes.
+ * - replay: ready marker → CAS. cancel / expire / archive: CAS → delete the marker they no longer need.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
+import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
+import * as Idem from "../domain/Idempotency.js"
+import { leaseKey, payloadKey, schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
+import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
+import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domain/Pause.js"
+import { QueueConfig } from "../domain/QueueConfig.js"
+import { InvalidArgument } from "../domain/QueueError.js"
+import type { MalformedObject } from "../domain/QueueError.js"
+import { readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
+import type { ReadyEntry } from "../domain/ReadyIndex.js"
+import { allShards, bucketOf, isShard, shardOf } from "../domain/Shard.js"
+import { StorageUnavailable } from "../domain/StorageError.js"
+import { resolveSubmitOptions } from "../domain/SubmitOptions.js"
+import type { ResolvedSubmit, SubmitOptions } from "../domain/SubmitOptions.js"
+import { isExpiredAt, Task } from "../domain/Task.js"
+import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound } from "../domain/TaskErrors.js"
+import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
+import type { CompiledSchemas } from "../domain/TaskSchemas.js"
+import { allStatuses } from "../domain/TaskStatus.js"
+import type { TaskStatus } from "../domain/TaskStatus.js"
+import * as Tr from "../domain/Transitions.js"
+import { Queue } from "../services/Queue.js"
+import type {
+  CancelManyResult,
+  CancelOptions,
+  CancelOutcome,
+  CancelResult,
+  ExpireResult,
+  ListTasksOptions,
+  QueueService,
+  SubmitItem,
+  SubmitManyResult,
+  TaskPage,
+  TaskVersion
+} from "../services/Queue.js"
+import { ServerClock } from "../services/ServerClock.js"
+import { Storage } from "../services/Storage.js"
+import type { ListPage } from "../services/Storage.js"
+import { deletePayloads, loadInput, loadOutput, offload } from "./internal/Payloads.js"
+import {
+  createTask,
+  deleteMarkers,
+  keep,
+  keyOfTask,
+  putConditional,
+  putPlain,
+  readTask,
+  updateTask,
+  write,
+  writeMarker
+} from "./internal/TaskObjects.js"
+import type { VersionedTask } from "./internal/TaskObjects.js"
+
+/** What the layer is built from: any subset of {@link QueueConfig}'s fields. */
+export type QueueConfigInput = ConstructorParameters<typeof QueueConfig>[0]
+
+const invalid = (argument: string) => (error: ParseResult.ParseError) =>
+  new InvalidArgument({ argument, message: `${argument}: ${describeParseError(error).replace(/^the document: /, "")}` })
+
+const checkTaskId = (taskId: string) => Schema.decodeUnknown(TaskId)(taskId).pipe(Effect.mapError(invalid("task id")))
+const checkTaskType = (taskType: string) =>
+  Schema.decodeUnknown(TaskTypeName)(taskType).pipe(Effect.mapError(invalid("task type")))
+
+/** A stored task key the idempotency record may point at (never trust a path from an object body). */
+const taskKeyPattern = /^tasks\/([0-9a-f]{1,4})\/([0-9a-f-]{36})\.json$/
+
+/** Normalises an input to plain JSON (what will be stored and what the worker will see). */
+const toJson = (input: unknown) =>
+  Effect.try({
+    try: () => {
+      const text = JSON.stringify(input === undefined ? null : input)
+      return JSON.parse(text) as unknown
+    },
+    catch: (e) => new InvalidArgument({ argument: "input", message: `input must be JSON-serialisable: ${(e as Error).message}` })
+  })
+
+interface AnyTaskType {
+  readonly name: string
+  readonly input: Schema.Schema<unknown, unknown>
+}
+
+/** Builds the Queue service on the current Storage and ServerClock. */
+export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigInput = {}) {
+  const config = yield* Schema.decodeUnknown(QueueConfig)(configInput).pipe(Effect.mapError(invalid("queue config")))
+  const storage = yield* Storage
+  const clock = yield* ServerClock
+  const provide = <A, E>(self: Effect.Effect<A, E, Storage>): Effect.Effect<A, E> =>
+    Effect.provideService(self, Storage, storage)
+
+  const keyOfId = (taskId: string) => taskKey(shardOf(taskId, config.shardPrefixLen), taskId)
+
+  // --- JSON Schemas, cached briefly so a submit does not always cost a GET -------------------
+  const schemaCache = yield* Ref.make(new Map<string, { readonly at: number; readonly compiled: CompiledSchemas }>())
+
+  const readSchemas = (taskType: string) =>
+    Effect.gen(function*() {
+      const key = schemaKey(taskType)
+      const found = yield* storage.get(key)
+      if (Option.isNone(found)) return Option.none<TaskJsonSchemas>()
+      return Option.some(yield* decodeObject(TaskJsonSchemas, key, found.value.body))
+    })
+
+  const compiledSchemas = (taskType: string) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const cached = (yield* Ref.get(schemaCache)).get(taskType)
+      if (cached !== undefined && now - cached.at < config.schemaCacheSeconds * 1000) return cached.compiled
+      const schemas = yield* readSchemas(taskType)
+      const compiled: CompiledSchemas = Option.isNone(schemas)
+        ? { input: undefined, output: undefined }
+        : yield* compileSchemas(taskType, schemas.value)
+      yield* Ref.update(schemaCache, (m) => new Map(m).set(taskType, { at: now, compiled }))
+      return compiled
+    })
+
+  const forgetSchema = (taskType: string) =>
+    Ref.update(schemaCache, (m) => {
+      const next = new Map(m)
+      next.delete(taskType)
+      return next
+    })
+
+  // --- submit -------------------------------------------------------------------------------
+
+  /** Writes a new task: payload → ready marker → create-only PUT. Fails with PreconditionFailed if the id exists. */
+  const createObjects = (task: Task, inputJson: unknown) =>
+    provide(Effect.gen(function*() {
+      const placed = yield* offload(task.id, "input", inputJson, config.payloadThresholdBytes)
+      const stored = placed.ref === undefined ? task : Tr.withInputRef(task, placed.ref)
+      yield* writeMarker(readyMarkerKey(stored))
+      yield* createTask(stored)
+      return stored
+    }))
+
+  const buildTask = (
+    id: string,
+    shard: string,
+    taskType: string,
+    input: unknown,
+    resolved: ResolvedSubmit,
+    now: DateTime.Utc
+  ): Task =>
+    Tr.newTask({
+      id,
+      shard,
+      taskType,
+      input,
+      now,
+      availableAt: resolved.availableAt,
+      timeoutSeconds: resolved.timeoutSeconds,
+      maxRetries: resolved.maxRetries,
+      retryPolicy: resolved.retryPolicy,
+      maxReschedules: resolved.maxReschedules,
+      expiresAt: resolved.expiresAt,
+      priority: resolved.priority,
+      tags: resolved.tags,
+      traceparent: resolved.traceparent
+    })
+
+  /**
+   * Creates the task with this (fixed) id, or returns the one that exists already. Used by the
+   * idempotency protocol, where several submitters may race to create the same id: exactly one
+   * create-only PUT wins and everyone returns its task.
+   */
+  const createOrGet = (task: Task, inputJson: unknown) =>
+    createObjects(task, inputJson).pipe(
+      Effect.catchTag("PreconditionFailed", () =>
+        Effect.gen(function*() {
+          const existing = yield* provide(readTask(keyOfTask(task)))
+          if (Option.isNone(existing)) {
+            return yield* new StorageUnavailable({
+              operation: "PutObject",
+              key: keyOfTask(task),
+              message: `${keyOfTask(task)} was reported to exist but cannot be read; try again`
+            })
+          }
+          // Our ready marker may point at another bucket than the winner's: drop it if so.
+          const mine = readyMarkerKey(task)
+          if (mine !== readyMarkerKey(existing.value.task)) yield* provide(deleteMarkers([mine]))
+          return existing.value.task
+        }))
+    )
+
+  const idempotentSubmit = (
+    taskType: string,
+    inputJson: unknown,
+    resolved: ResolvedSubmit,
+    idem: NonNullable<ResolvedSubmit["idempotency"]>,
+    now: DateTime.Utc
+  ) =>
+    Effect.gen(function*() {
+      const recKey = Idem.recordKey(idem.scope, taskType, idem.key)
+      const hash = Idem.inputHash(taskType, inputJson)
+      for (let round = 0; round < 20; round++) {
+        const id = randomUUID()
+        const shard = shardOf(id, config.shardPrefixLen)
+        const record = Idem.makeRecord({
+          key: idem.key,
+          scope: idem.scope,
+          taskType,
+          input: inputJson,
+          taskId: id,
+          taskKey: taskKey(shard, id),
+          now,
+          ttlSeconds: idem.ttlSeconds
+        })
+        const body = encodeObject(Idem.IdempotencyRecord, record)
+        // 1. Claim the key: the record fixes the task id.
+        const created = yield* provide(putConditional(recKey, body, { ifNoneMatch: "*" })).pipe(
+          Effect.as(true),
+          Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
+        )
+        if (created) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now), inputJson)
+
+        // 2. The key is taken: read the record.
+        const found = yield* storage.get(recKey)
+        if (Option.isNone(found)) continue // deleted meanwhile: claim it again
+        const existing = yield* decodeObject(Idem.IdempotencyRecord, recKey, found.value.body).pipe(Effect.option)
+        if (Option.isNone(existing) || Idem.isRecordExpired(existing.value, now)) {
+          // Expired (or unreadable): the key is free again. Take it over by CAS so only one submitter does.
+          const took = yield* provide(putConditional(recKey, body, { ifMatch: found.value.etag })).pipe(
+            Effect.as(true),
+            Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
+          )
+          if (took) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now), inputJson)
+          continue
+        }
+        const rec = existing.value
+        if (rec.inputHash !== hash) {
+          return yield* new IdempotencyConflict({
+            idempotencyKey: idem.key,
+            scope: Idem.scopeDirectory(idem.scope, taskType),
+            existingTaskId: rec.taskId,
+            message: `idempotency key "${idem.key}" was already used for task ${rec.taskId} with a different ` +
+              `task type or input; use a new key, or wait until it expires at ${DateTime.formatIso(rec.expiresAt)}`
+          })
+        }
+        // 3. Same request: return the record's task, creating exactly that id if the first submitter
+        //    has not (yet) written it. A crashed submit is thereby finished, never blocking the key.
+        const m = taskKeyPattern.exec(rec.taskKey)
+        const recShard = m !== null && m[2] === rec.taskId ? m[1]! : shardOf(rec.taskId, config.shardPrefixLen)
+        const task = yield* provide(readTask(taskKey(recShard, rec.taskId)))
+        if (Option.isSome(task)) return task.value.task
+        return yield* createOrGet(buildTask(rec.taskId, recShard, taskType, inputJson, resolved, now), inputJson)
+      }
+      return yield* new StorageUnavailable({
+        operation: "PutObject",
+        key: recKey,
+        message: `idempotency record ${recKey} kept changing under us; try again`
+      })
+    })
+
+  const submitJson = (taskType: string, input: unknown, options: SubmitOptions) =>
+    Effect.gen(function*() {
+      yield* checkTaskType(taskType)
+      if (options.idempotencyScope !== undefined && options.idempotencyScope !== "task_type" && options.idempotencyScope !== "queue") {
+        yield* Schema.decodeUnknown(IdempotencyScope)(options.idempotencyScope).pipe(Effect.mapError(invalid("idempotencyScope")))
+      }
+      const inputJson = yield* toJson(input)
+      const now = yield* clock.now
+      const resolved = yield* resolveSubmitOptions(options, now, config)
+      const schemas = yield* compiledSchemas(taskType)
+      yield* validateAgainst(taskType, "input", schemas.input, inputJson)
+      if (resolved.idempotency !== undefined) {
+        return yield* idempotentSubmit(taskType, inputJson, resolved, resolved.idempotency, now)
+      }
+      const id = randomUUID()
+      const task = buildTask(id, shardOf(id, config.shardPrefixLen), taskType, inputJson, resolved, now)
+      return yield* createObjects(task, inputJson).pipe(
+        // A fresh random UUID cannot exist unless our own ambiguous create landed; read it back.
+        Effect.catchTag("PreconditionFailed", (e) =>
+          provide(readTask(keyOfTask(task))).pipe(
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.fail(new StorageUnavailable({ operation: "PutObject", key: e.key, message: e.message })),
+              onSome: (vt) => Effect.succeed(vt.task)
+            }))
+          ))
+      )
+    })
+
+  const encodeTyped = (type: AnyTaskType, input: unknown) =>
+    Schema.encodeUnknown(type.input)(input).pipe(
+      Effect.mapError((error) =>
+        new SchemaValidationFailed({
+          taskType: type.name,
+          which: "input",
+          message: `input of ${type.name} is invalid: ${describeParseError(error)}`
+        })
+      )
+    )
+
+  const submitAny = (type: string | AnyTaskType, input: unknown, options: SubmitOptions = {}) =>
+    typeof type === "string"
+      ? submitJson(type, input, options)
+      : Effect.flatMap(encodeTyped(type, input), (json) => submitJson(type.name, json, options))
+
+  const submit = Effect.fn("Queue.submit")(function*(type: string | AnyTaskType, input: unknown, options?: SubmitOptions) {
+    return yield* submitAny(type, input, options)
+  })
+
+  const submitMany = Effect.fn("Queue.submitMany")(function*(
+    first: AnyTaskType | Iterable<SubmitItem>,
+    second?: Iterable<unknown> | { readonly concurrency?: number | undefined },
+    third?: SubmitOptions & { readonly concurrency?: number | undefined }
+  ) {
+    const typed = typeof first === "object" && first !== null && "name" in first && "input" in first &&
+      !(Symbol.iterator in first)
+    const items: ReadonlyArray<{ readonly type: string | AnyTaskType; readonly input: unknown; readonly options?: SubmitOptions | undefined }> = typed
+      ? [...(second as Iterable<unknown>)].map((input) => ({ type: first as AnyTaskType, input, options: third }))
+      : [...(first as Iterable<SubmitItem>)].map((item) => ({ type: item.taskType, input: item.input, options: item.options }))
+    const concurrency = (typed ? third?.concurrency : (second as { readonly concurrency?: number } | undefined)?.concurrency) ??
+      config.bulkConcurrency
+    return yield* Effect.forEach(
+      items,
+      (item, index) => {
+        const { concurrency: _c, ...options } = (item.options ?? {}) as SubmitOptions & { readonly concurrency?: number }
+        return submitAny(item.type, item.input, options).pipe(
+          Effect.match({
+            onSuccess: (task): SubmitManyResult => ({ index, _tag: "Submitted", task }),
+            onFailure: (error): SubmitManyResult => ({ index, _tag: "Failed", error })
+          })
+        )
+      },
+      { concurrency }
+    )
+  })
+
+  // --- reads --------------------------------------------------------------------------------
+
+  const get = Effect.fn("Queue.get")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const found = yield* provide(readTask(keyOfId(taskId)))
+    return Option.map(found, (vt) => vt.task)
+  })
+
+  const encodeCursor = (key: string) => Buffer.from(key, "utf8").toString("base64url")
+  const decodeCursor = (cursor: string) =>
+    Effect.suspend(() => {
+      const key = Buffer.from(cursor, "base64url").toString("utf8")
+      return key.startsWith("tasks/")
+        ? Effect.succeed(key)
+        : Effect.fail(new InvalidArgument({ argument: "cursor", message: "cursor is not one returned by list; start without a cursor" }))
+    })
+
+  const list = Effect.fn("Queue.list")(function*(options: ListTasksOptions = {}) {
+    const limit = options.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      return yield* new InvalidArgument({ argument: "limit", message: `limit must be a whole number from 1 to 1000, got ${limit}` })
+    }
+    const statuses = options.status === undefined ? undefined : new Set<TaskStatus>(
+      typeof options.status === "string" ? [options.status] : options.status
+    )
+    for (const s of statuses ?? []) {
+      if (!allStatuses.includes(s)) {
+        return yield* new InvalidArgument({ argument: "status", message: `status must be one of ${allStatuses.join(", ")}, got ${String(s)}` })
+      }
+    }
+    if (options.taskType !== undefined) yield* checkTaskType(options.taskType)
+    if (options.shard !== undefined && !isShard(options.shard, options.shard.length)) {
+      return yield* new InvalidArgument({ argument: "shard", message: `shard must be 1–4 lower-case hex characters, got ${options.shard}` })
+    }
+    const startAfter = options.cursor === undefined ? undefined : yield* decodeCursor(options.cursor)
+    const prefix = options.shard === undefined ? "tasks/" : taskShardPrefix(options.shard)
+    const scanned = yield* Ref.make(0)
+    const malformed = yield* Ref.make<ReadonlyArray<MalformedObject>>([])
+    const matches = (task: Task) =>
+      (statuses === undefined || statuses.has(task.status)) &&
+      (options.taskType === undefined || task.taskType === options.taskType)
+
+    const found = yield* storage.listAll(prefix, { startAfter }).pipe(
+      Stream.filter((meta) => meta.key.endsWith(".json")),
+      Stream.mapEffect(
+        (meta) =>
+          provide(readTask(meta.key)).pipe(
+            Effect.tap(() => Ref.update(scanned, (n) => n + 1)),
+            Effect.catchTag("MalformedObject", (e) =>
+              Ref.update(malformed, (all) => [...all, e]).pipe(Effect.as(Option.none<VersionedTask>())))
+          ),
+        { concurrency: config.listConcurrency }
+      ),
+      Stream.filterMap((found) => Option.filter(Option.map(found, (vt) => vt.task), matches)),
+      Stream.take(limit),
+      Stream.runCollect
+    )
+    const tasks = [...found]
+    const last = tasks.at(-1)
+    return {
+      tasks,
+      cursor: tasks.length === limit && last !== undefined ? encodeCursor(keyOfTask(last)) : undefined,
+      scanned: yield* Ref.get(scanned),
+      malformed: yield* Ref.get(malformed)
+    } satisfies TaskPage
+  })
+
+  const listReadyShard = (shard: string, nowBucket: number, limit: number) =>
+    Effect.gen(function*() {
+      const prefix = `ready/${shard}/`
+      const entries: Array<ReadyEntry> = []
+      let startAfter: string | undefined = undefined
+      let token: string | undefined = undefined
+      for (;;) {
+        const page: ListPage = yield* storage.list(prefix, { startAfter, continuationToken: token, maxKeys: Math.min(1000, limit - entries.length + 1) })
+        let jumped = false
+        for (const object of page.objects) {
+          const stepped = scanReadyKey(object.key, nowBucket)
+          if (stepped._tag === "Due") {
+            entries.push(stepped.entry)
+            if (entries.length >= limit) return entries
+          } else if (stepped._tag === "Stop") {
+            return entries
+          } else if (stepped._tag === "SkipRank") {
+            startAfter = stepped.startAfter
+            token = undefined
+            jumped = true
+            break
+          }
+        }
+        if (jumped) continue
+        if (page.nextContinuationToken === undefined) return entries
+        token = page.nextContinuationToken
+      }
+    })
+
+  const listReady = Effect.fn("Queue.listReady")(function*(
+    options: { readonly shard?: string | undefined; readonly limit?: number | undefined } = {}
+  ) {
+    const limit = options.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      return yield* new InvalidArgument({ argument: "limit", message: `limit must be a whole number from 1 to 10000, got ${limit}` })
+    }
+    if (options.shard !== undefined && !isShard(options.shard, options.shard.length)) {
+      return yield* new InvalidArgument({ argument: "shard", message: `shard must be 1–4 lower-case hex characters, got ${options.shard}` })
+    }
+    const nowBucket = bucketOf(yield* clock.currentTimeMillis)
+    const shards = options.shard === undefined ? allShards(config.shardPrefixLen) : [options.shard]
+    const all: Array<ReadyEntry> = []
+    for (const shard of shards) {
+      all.push(...(yield* listReadyShard(shard, nowBucket, limit - all.length)))
+      if (all.length >= limit) break
+    }
+    return all
+  })
+
+  const history = Effect.fn("Queue.history")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const key = keyOfId(taskId)
+    const current = yield* provide(readTask(key))
+    if (Option.isNone(current)) return yield* TaskNotFound.of(taskId)
+    const capabilities = yield* storage.capabilities
+    const versions: Array<TaskVersion> = []
+    if (capabilities.versioning === "enabled" || capabilities.versioning === "suspended") {
+      for (const v of yield* storage.listVersions(key)) {
+        let task: Task | undefined = undefined
+        if (!v.isDeleteMarker) {
+          const body = yield* storage.getVersion(key, v.versionId)
+          if (Option.isSome(body)) {
+            task = yield* decodeObject(Task, key, body.value.body).pipe(Effect.orElseSucceed(() => undefined))
+          }
+        }
+        versions.push({ versionId: v.versionId, lastModified: v.lastModified, isLatest: v.isLatest, task })
+      }
+    }
+    return { taskId, events: current.value.task.events ?? [], versions }
+  })
+
+  // --- lifecycle ----------------------------------------------------------------------------
+
+  const cancelOne = Effect.fn("Queue.cancel")(function*(taskId: string, options: CancelOptions = {}) {
+    yield* checkTaskId(taskId)
+    const now = yield* clock.now
+    const params = { now, reason: options.reason, cancelledBy: options.cancelledBy }
+    const { current, result } = yield* provide(updateTask<CancelOutcome>(keyOfId(taskId), (found) => {
+      if (Option.isNone(found)) return keep("not_found")
+      const task = found.value.task
+      switch (task.status) {
+        case "pending":
+          return write(Tr.cancel(task, params), "cancelled", { after: [readyMarkerKey(task)] })
+        case "running":
+          return task.cancelRequested ? keep("cancel_requested") : write(Tr.requestCancel(task, params), "cancel_requested")
+        default:
+          return keep("already_terminal")
+      }
+    }))
+    return { taskId, outcome: result, task: Option.getOrUndefined(Option.map(current, (vt) => vt.task)) } satisfies CancelResult
+  })
+
+  const cancelEach = (taskIds: Iterable<string>, options: CancelOptions & { readonly concurrency?: number | undefined }) =>
+    Effect.forEach(
+      [...taskIds],
+      (taskId) =>
+        cancelOne(taskId, options).pipe(
+          Effect.match({
+            onSuccess: (r): CancelManyResult => ({ _tag: "Done", ...r }),
+            onFailure: (error): CancelManyResult => ({ _tag: "Failed", taskId, error })
+          })
+        ),
+      { concurrency: options.concurrency ?? config.bulkConcurrency }
+    )
+
+  const cancelMany = Effect.fn("Queue.cancelMany")(function*(
+    taskIds: Iterable<string>,
+    options: CancelOptions & { readonly concurrency?: number | undefined } = {}
+  ) {
+    return yield* cancelEach(taskIds, options)
+  })
+
+  const cancelByType = Effect.fn("Queue.cancelByType")(function*(
+    taskType: string,
+    options: CancelOptions & { readonly concurrency?: number | undefined } = {}
+  ) {
+    yield* checkTaskType(taskType)
+    const ids: Array<string> = []
+    let cursor: string | undefined = undefined
+    do {
+      const page: TaskPage = yield* list({ taskType, status: ["pending", "running"], limit: 1000, cursor })
+      for (const t of page.tasks) ids.push(t.id)
+      cursor = page.cursor
+    } while (cursor !== undefined)
+    return yield* cancelEach(ids, options)
+  })
+
+  const markExpired = Effect.fn("Queue.markExpired")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const now = yield* clock.now
+    const { current, result } = yield* provide(updateTask<ExpireResult["outcome"]>(keyOfId(taskId), (found) => {
+      if (Option.isNone(found)) return keep("not_found")
+      const task = found.value.task
+      if (task.status !== "pending") return keep("not_pending")
+      if (!isExpiredAt(task, now)) return keep("not_due")
+      return write(Tr.expire(task, { now }), "expired", { after: [readyMarkerKey(task)] })
+    }))
+    return { taskId, outcome: result, task: Option.getOrUndefined(Option.map(current, (vt) => vt.task)) } satisfies ExpireResult
+  })
+
+  const illegal = (task: Task, action: "replay" | "archive") =>
+    new IllegalTransition({
+      taskId: task.id,
+      action,
+      status: task.status,
+      message: `cannot ${action} task ${task.id}: it is ${task.status}; ${action} needs ${Tr.allowedFrom[action].join(", ")}` +
+        (action === "replay" && task.status === "pending" ? " (it is already waiting to run)" : "")
+    })
+
+  const replay = Effect.fn("Queue.replay")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const now = yield* clock.now
+    const { current } = yield* provide(updateTask<undefined, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
+      if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
+      const task = found.value.task
+      if (!Tr.canReplay(task)) return Effect.fail(illegal(task, "replay"))
+      const next = Tr.replay(task, { now })
+      // The ready marker first: the replayed task is pending the moment the CAS lands.
+      return Effect.succeed(write(next, undefined, { before: [readyMarkerKey(next)] }))
+    }))
+    const task = Option.getOrThrow(current).task
+    yield* storage.delete(payloadKey(taskId, "output"))
+    return task
+  })
+
+  const archive = Effect.fn("Queue.archive")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const now = yield* clock.now
+    const { current } = yield* provide(updateTask<undefined, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
+      if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
+      const task = found.value.task
+      if (task.status === "archived") return Effect.succeed(keep(undefined))
+      if (!Tr.canArchive(task)) return Effect.fail(illegal(task, "archive"))
+      return Effect.succeed(write(Tr.archive(task, { now }), undefined))
+    }))
+    return Option.getOrThrow(current).task
+  })
+
+  const deleteTask = Effect.fn("Queue.delete")(function*(taskId: string) {
+    yield* checkTaskId(taskId)
+    const key = keyOfId(taskId)
+    const found = yield* provide(readTask(key)).pipe(
+      Effect.catchTag("MalformedObject", () => Effect.succeed(Option.none<VersionedTask>()))
+    )
+    const markers = Option.match(found, {
+      onNone: () => [],
+      onSome: ({ task }) => [
+        readyMarkerKey(task),
+        ...(task.leaseExpiresAt === null ? [] : [leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)])
+      ]
+    })
+    const exists = Option.isSome(found) || Option.isSome(yield* storage.head(key))
+    // Task and markers first, payloads last: a crash in between leaves only an orphan payload, never a task without its input.
+    yield* storage.deleteMany([key, ...markers])
+    yield* provide(deletePayloads(taskId))
+    return exists
+  })
+
+  // --- pause --------------------------------------------------------------------------------
+
+  const readPause = Effect.gen(function*() {
+    const found = yield* storage.get(pauseKey)
+    if (Option.isNone(found)) return { state: PauseState.none, etag: Option.none<string>() }
+    const state = yield* decodeObject(PauseState, pauseKey, found.value.body)
+    return { state, etag: Option.some(found.value.etag) }
+  })
+
+  const setPause = (paused: boolean, taskType: string | undefined) =>
+    Effect.gen(function*() {
+      if (taskType !== undefined) yield* checkTaskType(taskType)
+      for (let round = 0; round < 50; round++) {
+        const { state, etag } = yield* readPause
+        const now = yield* clock.now
+        const next = new PauseState({ ...withPause(state, paused, taskType), updatedAt: now })
+        const written = yield* provide(
+          putConditional(
+            pauseKey,
+            encodeObject(PauseState, next),
+            Option.match(etag, { onNone: () => ({ ifNoneMatch: "*" as const }), onSome: (ifMatch) => ({ ifMatch }) })
+          )
+        ).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
+        if (written) return next
+      }
+      return yield* new StorageUnavailable({ operation: "PutObject", key: pauseKey, message: `${pauseKey} kept changing; try again` })
+    })
+
+  // --- schemas ------------------------------------------------------------------------------
+
+  const publishSchema = Effect.fn("Queue.publishSchema")(function*(taskType: string, schemas: TaskJsonSchemas) {
+    yield* checkTaskType(taskType)
+    const value = schemas instanceof TaskJsonSchemas ? schemas : new TaskJsonSchemas(schemas)
+    yield* compileSchemas(taskType, value)
+    yield* provide(putPlain(schemaKey(taskType), encodeObject(TaskJsonSchemas, value)))
+    yield* forgetSchema(taskType)
+  })
+
+  const getSchema = Effect.fn("Queue.getSchema")(function*(taskType: string) {
+    yield* checkTaskType(taskType)
+    return yield* readSchemas(taskType)
+  })
+
+  const listSchemas = storage.listAll("schemas/").pipe(
+    Stream.map((meta) => meta.key.slice("schemas/".length)),
+    Stream.filter((name) => name.endsWith(".json") && !name.includes("/")),
+    Stream.map((name) => name.slice(0, -".json".length)),
+    Stream.runCollect,
+    Effect.map((names) => [...names].sort()),
+    Effect.withSpan("Queue.listSchemas")
+  )
+
+  const deleteSchema = Effect.fn("Queue.deleteSchema")(function*(taskType: string) {
+    yield* checkTaskType(taskType)
+    yield* storage.delete(schemaKey(taskType))
+    yield* forgetSchema(taskType)
+  })
+
+  const service: QueueService = {
+    config,
+    submit: submit as QueueService["submit"],
+    submitMany: submitMany as QueueService["submitMany"],
+    get,
+    list,
+    listReady,
+    history,
+    now: clock.now,
+    cancel: cancelOne,
+    cancelMany,
+    cancelByType,
+    markExpired,
+    replay,
+    archive,
+    delete: deleteTask,
+    loadInput: (task) => provide(loadInput(task)),
+    loadOutput: (task) => provide(loadOutput(task)),
+    pause: Effect.fn("Queue.pause")((taskType?: string) => setPause(true, taskType)),
+    resume: Effect.fn("Queue.resume")((taskType?: string) => setPause(false, taskType)),
+    pauseState: Effect.map(readPause, (p) => p.state),
+    publishSchema,
+    getSchema,
+    listSchemas,
+    deleteSchema
+  }
+  return service
+})
+
+/** The Queue layer: `Queue.layer({ shardPrefixLen, payloadThresholdBytes, … })` on Storage and ServerClock. */
+export const layer = (config: QueueConfigInput = {}): Layer.Layer<Queue, InvalidArgument, Storage | ServerClock> =>
+  Layer.effect(Queue, make(config))
+
+/** Whether tasks of `taskType` are paused (re-exported for workers that import the layer module). */
+export const isPaused = _isPaused

@@ -1,0 +1,77 @@
+/**
+ * Payload references: inputs and outputs whose JSON is larger than a threshold (256 KiB by
+ * default) live in `payloads/{id}/input.json|output.json`; the task keeps `input_ref` /
+ * `output_ref` and `null` in place. Handlers and readers see the real value ({@link loadInput},
+ * {@link loadOutput}); the worker offloads outputs with {@link offloadOutput}; payloads are deleted
+ * with their task ({@link deletePayloads}).
+ *
+ * @module
+ */
+import { Effect, Option } from "effect"
+import { payloadKey } from "../../domain/Keys.js"
+import { MalformedObject } from "../../domain/QueueError.js"
+import type { Task } from "../../domain/Task.js"
+import { PayloadMissing } from "../../domain/TaskErrors.js"
+import { utf8 } from "../../domain/Codec.js"
+import { Storage } from "../../services/Storage.js"
+import { putPlain } from "./TaskObjects.js"
+
+/** A JSON value ready to store: inline (`ref` absent) or offloaded (`value` null, `ref` the key). */
+export interface PayloadPlacement {
+  readonly value: unknown
+  readonly ref: string | undefined
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * Writes `value` (already JSON) to `payloads/{taskId}/{which}.json` if its compact JSON is larger
+ * than `thresholdBytes`, else keeps it inline.
+ */
+export const offload = Effect.fn("Payloads.offload")(function*(
+  taskId: string,
+  which: "input" | "output",
+  value: unknown,
+  thresholdBytes: number
+) {
+  const body = utf8(JSON.stringify(value ?? null))
+  if (body.length <= thresholdBytes) return { value, ref: undefined } satisfies PayloadPlacement
+  const key = payloadKey(taskId, which)
+  yield* putPlain(key, body)
+  return { value: null, ref: key } satisfies PayloadPlacement
+})
+
+/** Offloads a handler's output when large: pass the result to `Transitions.complete` as `{ output: value, outputRef: ref }`. */
+export const offloadOutput = (taskId: string, output: unknown, thresholdBytes: number) =>
+  offload(taskId, "output", output, thresholdBytes)
+
+const load = (task: Task, which: "input" | "output") =>
+  Effect.gen(function*() {
+    const ref = which === "input" ? task.inputRef : task.outputRef
+    if (ref === undefined) return which === "input" ? task.input : task.output
+    const storage = yield* Storage
+    const found = yield* storage.get(ref)
+    if (Option.isNone(found)) {
+      return yield* new PayloadMissing({
+        taskId: task.id,
+        key: ref,
+        message: `the ${which} of task ${task.id} was offloaded to ${ref}, which no longer exists; replay or resubmit the task`
+      })
+    }
+    return yield* Effect.try({
+      try: () => JSON.parse(decoder.decode(found.value.body)) as unknown,
+      catch: (e) => new MalformedObject({ key: ref, message: `${ref} is not valid JSON: ${(e as Error).message}` })
+    })
+  })
+
+/** The task's input: inline, or loaded from its payload reference. */
+export const loadInput = Effect.fn("Payloads.loadInput")((task: Task) => load(task, "input"))
+
+/** The task's output: inline, or loaded from its payload reference. */
+export const loadOutput = Effect.fn("Payloads.loadOutput")((task: Task) => load(task, "output"))
+
+/** Deletes a task's payload objects (missing ones are fine). */
+export const deletePayloads = Effect.fn("Payloads.deletePayloads")(function*(taskId: string) {
+  const storage = yield* Storage
+  yield* storage.deleteMany([payloadKey(taskId, "input"), payloadKey(taskId, "output")])
+})

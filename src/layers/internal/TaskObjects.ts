@@ -1,0 +1,188 @@
+/**
+ * Reading and writing task objects and their index markers, shared by the Queue, the worker and
+ * the monitor. Small on purpose: read a task with its ETag, create it, CAS it, write/delete
+ * markers, and one read–decide–CAS loop ({@link updateTask}) that resolves lost preconditions and
+ * ambiguous outcomes by re-reading (design.md §5.3 invariants 3 and 4), never by assuming.
+ *
+ * Typical use (a protocol step):
+ * ```ts
+ * const result = yield* updateTask(key, (current) =>
+ *   Option.isNone(current) ? keep("not_found")
+ *   : write(Transitions.cancel(current.value.task, { now }), "cancelled", {
+ *       after: [readyMarkerKey(current.value.task)]          // stale marker deleted after the CAS
+ *     }))
+ * ```
+ *
+ * @module
+ */
+import { Effect, Option } from "effect"
+import { decodeObject, encodeObject } from "../../domain/Codec.js"
+import { taskKey } from "../../domain/Keys.js"
+import type { MalformedObject } from "../../domain/QueueError.js"
+import { shardOf } from "../../domain/Shard.js"
+import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../../domain/StorageError.js"
+import type { StorageReadError } from "../../domain/StorageError.js"
+import { Task } from "../../domain/Task.js"
+import { Storage } from "../../services/Storage.js"
+
+/** A task with the ETag it was read (or written) with: what a CAS needs. */
+export interface VersionedTask {
+  readonly task: Task
+  readonly etag: string
+}
+
+/** The key of a task object, from its stored shard. */
+export const keyOfTask = (task: Task): string => taskKey(task.shard, task.id)
+
+/** The key of a task object, from its id and the queue's shard prefix length. */
+export const keyOfTaskId = (taskId: string, shardPrefixLen: number): string =>
+  taskKey(shardOf(taskId, shardPrefixLen), taskId)
+
+const empty = new Uint8Array(0)
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The JSON body a task is stored with. */
+export const encodeTask = (task: Task): Uint8Array => encodeObject(Task, task)
+
+/** Reads and decodes the task at `key`; none if missing, `MalformedObject` (naming the key) if it does not decode. */
+export const readTask = Effect.fn("TaskObjects.readTask")(function*(key: string) {
+  const storage = yield* Storage
+  const found = yield* storage.get(key)
+  if (Option.isNone(found)) return Option.none<VersionedTask>()
+  const task = yield* decodeObject(Task, key, found.value.body)
+  return Option.some<VersionedTask>({ task, etag: found.value.etag })
+})
+
+/**
+ * After an ambiguous write: did our body land? Re-read and compare bytes. Returns the ETag if
+ * it did; fails with `PreconditionFailed` if someone else's body is there (or nothing).
+ */
+const resolveAmbiguous = (key: string, body: Uint8Array) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const now = yield* storage.get(key)
+    if (Option.isSome(now) && sameBytes(now.value.body, body)) return now.value.etag
+    return yield* new PreconditionFailed({ key, message: `${key}: an ambiguous write did not land (re-read shows other content)` })
+  })
+
+/**
+ * A conditional PUT whose ambiguous outcome (`OutcomeUnknown`) is resolved by re-reading: the
+ * result is the new ETag, or `PreconditionFailed` if the condition lost.
+ */
+export const putConditional = Effect.fn("TaskObjects.putConditional")(function*(
+  key: string,
+  body: Uint8Array,
+  condition: { readonly ifNoneMatch: "*" } | { readonly ifMatch: string }
+) {
+  const storage = yield* Storage
+  return yield* storage.put(key, body, condition).pipe(
+    Effect.catchTag("OutcomeUnknown", () => resolveAmbiguous(key, body))
+  )
+})
+
+/** Creates the task object with `If-None-Match: *`; `PreconditionFailed` if the id exists. */
+export const createTask = (task: Task) => putConditional(keyOfTask(task), encodeTask(task), { ifNoneMatch: "*" })
+
+/** CASes the task object with `If-Match: etag`; `PreconditionFailed` if it changed since. */
+export const casTask = (task: Task, etag: string) => putConditional(keyOfTask(task), encodeTask(task), { ifMatch: etag })
+
+/**
+ * An unconditional PUT (markers, payloads, schemas): repeating it is harmless, so an ambiguous
+ * outcome is simply retried; a backend that keeps answering that way is unavailable.
+ */
+export const putPlain = Effect.fn("TaskObjects.putPlain")(function*(key: string, body: Uint8Array) {
+  const storage = yield* Storage
+  return yield* storage.put(key, body).pipe(
+    Effect.retry({ times: 3, while: (e) => e._tag === "OutcomeUnknown" }),
+    Effect.catchTags({
+      OutcomeUnknown: (e) => Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: e.message })),
+      PreconditionFailed: (e) => Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: e.message }))
+    })
+  )
+})
+
+/** Writes an empty index marker (ready or lease). Markers are hints; a stale one is harmless. */
+export const writeMarker = (key: string) => putPlain(key, empty)
+
+/** Deletes index markers (missing ones are fine). */
+export const deleteMarkers = Effect.fn("TaskObjects.deleteMarkers")(function*(keys: ReadonlyArray<string>) {
+  const unique = [...new Set(keys)]
+  if (unique.length === 0) return
+  const storage = yield* Storage
+  yield* unique.length === 1 ? storage.delete(unique[0]!) : storage.deleteMany(unique)
+})
+
+/** What a decision in {@link updateTask} does. */
+export type TaskUpdate<A> =
+  /** No write: return `result`. */
+  | { readonly _tag: "Keep"; readonly result: A }
+  /** CAS `task`; write marker keys `before` first (so the task is findable), delete `after` once it landed. */
+  | {
+    readonly _tag: "Write"
+    readonly task: Task
+    readonly result: A
+    readonly before: ReadonlyArray<string>
+    readonly after: ReadonlyArray<string>
+  }
+
+/** Decide not to write. */
+export const keep = <A>(result: A): TaskUpdate<A> => ({ _tag: "Keep", result })
+
+/** Decide to CAS `task`, with markers to write before and delete after. */
+export const write = <A>(
+  task: Task,
+  result: A,
+  markers: { readonly before?: ReadonlyArray<string>; readonly after?: ReadonlyArray<string> } = {}
+): TaskUpdate<A> => ({ _tag: "Write", task, result, before: markers.before ?? [], after: markers.after ?? [] })
+
+/** How many lost CAS rounds {@link updateTask} tolerates before giving up (heavy contention on one task). */
+export const maxUpdateRounds = 50
+
+/**
+ * Read → decide → CAS, repeated with fresh data when the CAS loses (someone else changed the task),
+ * so a concurrent update is never lost and never overwritten. `decide` is pure and may run several
+ * times; it sees the task and its ETag (or none). Markers in `before` are written before the CAS;
+ * markers in `after` (those the old state needed and the new one does not) are deleted after it.
+ * Returns the decision's result and the task as stored afterwards.
+ */
+export const updateTask = <A, E = never>(
+  key: string,
+  decide: (current: Option.Option<VersionedTask>) => TaskUpdate<A> | Effect.Effect<TaskUpdate<A>, E>
+): Effect.Effect<
+  { readonly result: A; readonly current: Option.Option<VersionedTask> },
+  E | StorageReadError | MalformedObject,
+  Storage
+> =>
+  Effect.gen(function*() {
+    for (let round = 0; round < maxUpdateRounds; round++) {
+      const current = yield* readTask(key)
+      const decided = decide(current)
+      const decision = Effect.isEffect(decided) ? yield* decided : decided
+      if (decision._tag === "Keep") return { result: decision.result, current }
+      if (Option.isNone(current)) {
+        return yield* Effect.dieMessage(`updateTask(${key}): a decision wrote a task that does not exist; use createTask`)
+      }
+      for (const marker of decision.before) yield* writeMarker(marker)
+      const etag = yield* casTask(decision.task, current.value.etag).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+      )
+      if (Option.isNone(etag)) continue
+      const stale = decision.after.filter((m) => !decision.before.includes(m))
+      yield* deleteMarkers(stale)
+      return { result: decision.result, current: Option.some<VersionedTask>({ task: decision.task, etag: etag.value }) }
+    }
+    return yield* new StorageUnavailable({
+      operation: "PutObject",
+      key,
+      message: `${key} changed ${maxUpdateRounds} times while we tried to update it; try again later`
+    })
+  })
+
+// Re-exported so callers can match on the storage failures without another import.
+export { OutcomeUnknown, PreconditionFailed }
