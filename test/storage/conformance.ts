@@ -101,8 +101,10 @@ export const storageConformance = (
         const c = yield* storage.put(`${prefix}c`, bytes("other"))
         expect(a).toBe(b)
         expect(a).not.toBe(c)
-        // S3: the quoted hex MD5 of a single-part upload.
-        expect(a).toBe(`"${createHash("md5").update("same").digest("hex")}"`)
+        // S3: the quoted hex MD5 of a single-part upload (a real server's layer may pass it on unquoted).
+        const md5 = createHash("md5").update("same").digest("hex")
+        if (realServer) expect(a.replace(/"/g, "")).toBe(md5)
+        else expect(a).toBe(`"${md5}"`)
       }), timeout)
 
     it.effect("a key and a key below it coexist (a, a/b, a/b/c)", () =>
