@@ -21,7 +21,7 @@ import { InvalidArgument } from "../domain/QueueError.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
-import { allShards, bucketOf, isShard, shardOf } from "../domain/Shard.js"
+import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
 import { StorageUnavailable } from "../domain/StorageError.js"
 import { resolveSubmitOptions } from "../domain/SubmitOptions.js"
 import type { ResolvedSubmit, SubmitOptions } from "../domain/SubmitOptions.js"
@@ -405,30 +405,44 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     } satisfies TaskPage
   })
 
-  const listReadyShard = (shard: string, nowBucket: number, limit: number) =>
+  /**
+   * One walk over `ready/` (or one shard's part of it) in key order, jumping over what cannot be
+   * due: the rest of a priority rank after its first future marker, and the rest of a shard after
+   * its first future default marker. The cost follows the shards that hold markers, not the
+   * number of shards (65,536 at prefix length 4).
+   */
+  const walkReady = (prefix: string, nowBucket: number, limit: number) =>
     Effect.gen(function*() {
-      const prefix = `ready/${shard}/`
       const entries: Array<ReadyEntry> = []
       let startAfter: string | undefined = undefined
       let token: string | undefined = undefined
       for (;;) {
-        const page: ListPage = yield* storage.list(prefix, { startAfter, continuationToken: token, maxKeys: Math.min(1000, limit - entries.length + 1) })
-        let jumped = false
+        const page: ListPage = yield* storage.list(prefix, {
+          startAfter,
+          continuationToken: token,
+          maxKeys: Math.min(1000, limit - entries.length + 1)
+        })
+        let jump: string | undefined = undefined
         for (const object of page.objects) {
           const stepped = scanReadyKey(object.key, nowBucket)
           if (stepped._tag === "Due") {
             entries.push(stepped.entry)
             if (entries.length >= limit) return entries
-          } else if (stepped._tag === "Stop") {
-            return entries
           } else if (stepped._tag === "SkipRank") {
-            startAfter = stepped.startAfter
-            token = undefined
-            jumped = true
+            jump = stepped.startAfter
+            break
+          } else if (stepped._tag === "Stop") {
+            // Everything after the first future default marker of a shard is future: go to the next shard.
+            const shard = object.key.slice("ready/".length).split("/")[0]!
+            jump = `ready/${shard}/~`
             break
           }
         }
-        if (jumped) continue
+        if (jump !== undefined) {
+          startAfter = jump
+          token = undefined
+          continue
+        }
         if (page.nextContinuationToken === undefined) return entries
         token = page.nextContinuationToken
       }
@@ -445,13 +459,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       return yield* new InvalidArgument({ argument: "shard", message: `shard must be 1–4 lower-case hex characters, got ${options.shard}` })
     }
     const nowBucket = bucketOf(yield* clock.currentTimeMillis)
-    const shards = options.shard === undefined ? allShards(config.shardPrefixLen) : [options.shard]
-    const all: Array<ReadyEntry> = []
-    for (const shard of shards) {
-      all.push(...(yield* listReadyShard(shard, nowBucket, limit - all.length)))
-      if (all.length >= limit) break
-    }
-    return all
+    return yield* walkReady(options.shard === undefined ? "ready/" : `ready/${options.shard}/`, nowBucket, limit)
   })
 
   const history = Effect.fn("Queue.history")(function*(taskId: string) {
