@@ -6,6 +6,8 @@
  * whose task does not exist yet creates *that* task id with a create-only PUT, so at most one task
  * can ever exist per record, and a submit that crashed between the two writes never blocks the key
  * (the next submitter finishes its work). An expired record is taken over by CAS on its ETag.
+ * (Consequence: while a record is live, a task deleted by hand is re-created under the same id by
+ * the next submit with that key; that is the key's promise, "this request exists once".)
  *
  * Differences from the reference (trap 9): the input hash covers the task type as well as the
  * input, and the key hash covers the scope's kind, so a task type literally named `queue` or equal

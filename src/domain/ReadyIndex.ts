@@ -18,7 +18,7 @@
  * @module
  */
 import { DateTime } from "effect"
-import { parseIndexKey, readyKey, readyShardPrefix } from "./Keys.js"
+import { leaseKey, parseIndexKey, readyKey, readyShardPrefix } from "./Keys.js"
 import { bucketOf, formatBucket } from "./Shard.js"
 import type { Task } from "./Task.js"
 
@@ -56,6 +56,10 @@ export const readyMarkerKeyFor = (
 /** The ready marker key of a pending task (from its shard, priority and `available_at`). */
 export const readyMarkerKey = (task: Task): string =>
   readyMarkerKeyFor(task.shard, task.id, task.availableAt, task.priority)
+
+/** The lease marker key of a running task (`leases/{shard}/{bucket(lease_expires_at)}/{id}`), if it holds a lease. */
+export const leaseMarkerKey = (task: Task): string | undefined =>
+  task.leaseExpiresAt === null ? undefined : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)
 
 /** A due entry of the ready index. */
 export interface ReadyEntry {

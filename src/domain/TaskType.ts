@@ -47,9 +47,6 @@ export class TaskType<I, O, II = unknown, OI = unknown> {
   }
 }
 
-/** Anything that names a task type: a typed contract or a plain string. */
-export type TaskTypeLike = string | TaskType<never, unknown, unknown, unknown> | TaskType<unknown, unknown>
-
 /** The task type name of a contract or string. */
 export const taskTypeName = (type: string | { readonly name: string }): string =>
   typeof type === "string" ? type : type.name

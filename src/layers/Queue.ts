@@ -13,13 +13,13 @@ import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
 import * as Idem from "../domain/Idempotency.js"
-import { leaseKey, payloadKey, schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
+import { payloadKey, schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
 import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
 import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domain/Pause.js"
 import { QueueConfig } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import type { MalformedObject } from "../domain/QueueError.js"
-import { readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
+import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
 import { StorageUnavailable } from "../domain/StorageError.js"
@@ -599,10 +599,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     )
     const markers = Option.match(found, {
       onNone: () => [],
-      onSome: ({ task }) => [
-        readyMarkerKey(task),
-        ...(task.leaseExpiresAt === null ? [] : [leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)])
-      ]
+      onSome: ({ task }) => [readyMarkerKey(task), ...(leaseMarkerKey(task) === undefined ? [] : [leaseMarkerKey(task)!])]
     })
     const exists = Option.isSome(found) || Option.isSome(yield* storage.head(key))
     // Task and markers first, payloads last: a crash in between leaves only an orphan payload, never a task without its input.

@@ -6,10 +6,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Deferred, Duration, Effect, Either, Exit, Fiber, Option, Schema, Stream } from "effect"
-import { leaseKey, payloadKey } from "../../src/domain/Keys.js"
+import { payloadKey } from "../../src/domain/Keys.js"
 import { isPaused } from "../../src/domain/Pause.js"
-import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
-import { bucketOf } from "../../src/domain/Shard.js"
+import { leaseMarkerKey, readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import type { Task } from "../../src/domain/Task.js"
 import { TaskJsonSchemas } from "../../src/domain/TaskSchemas.js"
 import { TaskType } from "../../src/domain/TaskType.js"
@@ -36,8 +35,7 @@ const claim = (task: Task, workerId: string) =>
     const { result, current } = yield* updateTask<boolean>(keyOfTask(task), (found) => {
       if (Option.isNone(found) || !Tr.canClaim(found.value.task, now)) return keep(false)
       const next = Tr.claim(found.value.task, { now, workerId, leaseId: crypto.randomUUID() })
-      const lease = leaseKey(next.shard, bucketOf(DateTime.toEpochMillis(next.leaseExpiresAt!)), next.id)
-      return write(next, true, { before: [lease], after: [readyMarkerKey(found.value.task)] })
+      return write(next, true, { before: [leaseMarkerKey(next)!], after: [readyMarkerKey(found.value.task)] })
     })
     expect(result).toBe(true)
     return Option.getOrThrow(current)
