@@ -495,33 +495,54 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     // ---- listings --------------------------------------------------------------------------
 
-    const list = Effect.fn("S3Storage.list")(function*(listPrefix: string, options: ListOptions = {}) {
-      const command = new ListObjectsV2Command({
-        Bucket: bucket,
-        Prefix: full(listPrefix),
-        ...(options.continuationToken !== undefined
-          ? { ContinuationToken: options.continuationToken }
-          : options.startAfter !== undefined && options.startAfter !== ""
-          ? { StartAfter: full(options.startAfter) }
-          : {}),
-        ...(options.maxKeys !== undefined ? { MaxKeys: options.maxKeys } : {}),
-        ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
+    /** One ListObjectsV2 request, as the server answered it. */
+    const listOnce = (listPrefix: string, options: ListOptions, maxKeys: number) =>
+      Effect.gen(function*() {
+        const command = new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: full(listPrefix),
+          ...(options.continuationToken !== undefined
+            ? { ContinuationToken: options.continuationToken }
+            : options.startAfter !== undefined && options.startAfter !== ""
+            ? { StartAfter: full(options.startAfter) }
+            : {}),
+          MaxKeys: maxKeys,
+          ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
+        })
+        const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+          Effect.mapError(readError("list", listPrefix))
+        )
+        const objects: Array<ObjectMeta> = []
+        for (const o of out.Contents ?? []) {
+          if (o.Key === undefined) return yield* invalid("list", listPrefix, "a listed object has no key")
+          objects.push(yield* meta("list", strip(o.Key), o.ETag, o.Size, o.LastModified))
+        }
+        const page: ListPage = {
+          objects,
+          commonPrefixes: (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [strip(p.Prefix)])),
+          nextContinuationToken: out.IsTruncated === true ? out.NextContinuationToken : undefined
+        }
+        if (out.IsTruncated === true && page.nextContinuationToken === undefined) {
+          return yield* invalid("list", listPrefix, "a truncated listing has no continuation token")
+        }
+        return page
       })
-      const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
-        Effect.mapError(readError("list", listPrefix))
-      )
-      const objects: Array<ObjectMeta> = []
-      for (const o of out.Contents ?? []) {
-        if (o.Key === undefined) return yield* invalid("list", listPrefix, "a listed object has no key")
-        objects.push(yield* meta("list", strip(o.Key), o.ETag, o.Size, o.LastModified))
-      }
-      const page: ListPage = {
-        objects,
-        commonPrefixes: (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [strip(p.Prefix)])),
-        nextContinuationToken: out.IsTruncated === true ? out.NextContinuationToken : undefined
-      }
-      if (out.IsTruncated === true && page.nextContinuationToken === undefined) {
-        return yield* invalid("list", listPrefix, "a truncated listing has no continuation token")
+
+    const list = Effect.fn("S3Storage.list")(function*(listPrefix: string, options: ListOptions = {}) {
+      const want = Math.min(1000, Math.max(1, options.maxKeys ?? 1000))
+      let page = yield* listOnce(listPrefix, options, want)
+      // RGW may answer a truncated page with fewer entries than asked for (legal S3, but callers
+      // page by count): top it up from the continuation token, a few requests at most
+      for (let extra = 0; extra < 8; extra++) {
+        const have = page.objects.length + page.commonPrefixes.length
+        if (page.nextContinuationToken === undefined || have >= want) break
+        const more = yield* listOnce(listPrefix, { ...options, continuationToken: page.nextContinuationToken }, want - have)
+        const seen = new Set(page.commonPrefixes)
+        page = {
+          objects: [...page.objects, ...more.objects],
+          commonPrefixes: [...page.commonPrefixes, ...more.commonPrefixes.filter((p) => !seen.has(p))],
+          nextContinuationToken: more.nextContinuationToken
+        }
       }
       return page
     })

@@ -191,6 +191,26 @@ describe("S3Storage failure handling (scripted server on 127.0.0.1)", () => {
       expect(requests.length).toBe(4)
     }))
 
+  it.scopedLive("a page the server under-fills (RGW does) is topped up from its continuation token", () =>
+    Effect.gen(function*() {
+      const listing = (key: string, token: string | undefined): Reply => ({
+        status: 200,
+        headers: { "content-type": "application/xml" },
+        body: `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><KeyCount>1</KeyCount>` +
+          `<IsTruncated>${token !== undefined}</IsTruncated>` +
+          (token !== undefined ? `<NextContinuationToken>${token}</NextContinuationToken>` : "") +
+          `<Contents><Key>${key}</Key><LastModified>2025-02-01T10:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Contents>` +
+          `</ListBucketResult>`
+      })
+      const { storage, requests } = yield* scripted([listing("a", "t1"), listing("b", "t2"), listing("c", undefined)])
+      const page = yield* storage.list("", { maxKeys: 2 })
+      expect(page.objects.map((o) => o.key)).toEqual(["a", "b"])
+      expect(page.nextContinuationToken).toBe("t2")
+      expect(requests.length).toBe(2)
+      expect(requests[1]).toContain("continuation-token=t1")
+      expect(requests[1]).toContain("max-keys=1")
+    }))
+
   it.scopedLive("a 404 GET and HEAD are none, and a DELETE of a missing key succeeds", () =>
     Effect.gen(function*() {
       const { storage } = yield* scripted([s3Error(404, "NoSuchKey"), { status: 404 }, s3Error(404, "NoSuchKey")])
