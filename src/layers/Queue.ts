@@ -48,6 +48,8 @@ import type {
 } from "../services/Queue.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offload } from "./internal/Payloads.js"
 import {
@@ -565,30 +567,31 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const replay = Effect.fn("Queue.replay")(function*(taskId: string) {
     yield* checkTaskId(taskId)
     const now = yield* clock.now
-    const { current } = yield* provide(updateTask<undefined, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
+    const { result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
       if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
       const task = found.value.task
       if (!Tr.canReplay(task)) return Effect.fail(illegal(task, "replay"))
       const next = Tr.replay(task, { now })
       // The ready marker first: the replayed task is pending the moment the CAS lands.
-      return Effect.succeed(write(next, undefined, { before: [readyMarkerKey(next)] }))
+      return Effect.succeed(write(next, next, { before: [readyMarkerKey(next)] }))
     }))
-    const task = Option.getOrThrow(current).task
+    // The old output (if it was offloaded) belongs to the finished run.
     yield* storage.delete(payloadKey(taskId, "output"))
-    return task
+    return result
   })
 
   const archive = Effect.fn("Queue.archive")(function*(taskId: string) {
     yield* checkTaskId(taskId)
     const now = yield* clock.now
-    const { current } = yield* provide(updateTask<undefined, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
+    const { result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
       if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
       const task = found.value.task
-      if (task.status === "archived") return Effect.succeed(keep(undefined))
+      if (task.status === "archived") return Effect.succeed(keep(task))
       if (!Tr.canArchive(task)) return Effect.fail(illegal(task, "archive"))
-      return Effect.succeed(write(Tr.archive(task, { now }), undefined))
+      const next = Tr.archive(task, { now })
+      return Effect.succeed(write(next, next))
     }))
-    return Option.getOrThrow(current).task
+    return result
   })
 
   const deleteTask = Effect.fn("Queue.delete")(function*(taskId: string) {
@@ -698,6 +701,16 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 /** The Queue layer: `Queue.layer({ shardPrefixLen, payloadThresholdBytes, … })` on Storage and ServerClock. */
 export const layer = (config: QueueConfigInput = {}): Layer.Layer<Queue, InvalidArgument, Storage | ServerClock> =>
   Layer.effect(Queue, make(config))
+
+/**
+ * The whole stack on one storage layer: Queue + ServerClock + the Storage itself, e.g.
+ * `QueueLayer.layerOn(MemoryStorage.layer(), { shardPrefixLen: 2 })` in tests and tools.
+ */
+export const layerOn = <E>(
+  storage: Layer.Layer<Storage, E>,
+  config: QueueConfigInput = {}
+): Layer.Layer<Queue | ServerClock | Storage, E | InvalidArgument | StorageReadError> =>
+  layer(config).pipe(Layer.provideMerge(ServerClockLayer.layer), Layer.provideMerge(storage))
 
 /** Whether tasks of `taskType` are paused (re-exported for workers that import the layer module). */
 export const isPaused = _isPaused
