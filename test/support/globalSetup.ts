@@ -87,6 +87,7 @@ const stopRgw = (): void => {
   execFileSync("bash", ["-c", `exec 9>"$0.lock"; flock -w 120 9; S3_STATE_DIR="$0" bash "$1"`, stateDir, join(root, "scripts/s3-stop.sh")], {
     stdio: "inherit"
   })
+  if (readdirSync(usersDir).length === 0) rmSync(usersDir, { recursive: true, force: true })
 }
 
 /** Vitest global set-up: returns the teardown. */
