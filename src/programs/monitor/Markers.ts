@@ -1,0 +1,65 @@
+/**
+ * Which index markers a task needs, and when a marker may be deleted — the rules the lease
+ * recovery and the sweeper share. Pure functions.
+ *
+ * The deletion rule avoids the reference's sweeper race (a marker re-created for a new attempt
+ * between the sweeper's read and its delete is lost). Every protocol that writes a marker writes
+ * it for a bucket at or after the bucket of its own write time (claim: `now + timeout`; retry,
+ * reschedule: `now + delay`; replay, release: `now`). So a marker whose bucket ended (plus a
+ * clock margin) before we read its task can never be written again by anyone; if the task as
+ * read does not need it, it is stale for good and deleting it is safe, whatever the task does
+ * next. A marker in the current (or a future) bucket is only deleted when its task does not exist
+ * (and, for a ready marker, only once it is older than a grace period: a submit writes the ready
+ * marker before the task). Anything else waits for its bucket to pass.
+ *
+ * @module
+ */
+import { DateTime } from "effect"
+import { leaseKey, parseIndexKey } from "../../domain/Keys.js"
+import { readyMarkerKey } from "../../domain/ReadyIndex.js"
+import { bucketOf, bucketSeconds, bucketStartMillis } from "../../domain/Shard.js"
+import type { Task } from "../../domain/Task.js"
+
+/** Clock margin for "this bucket is surely over" (server-time estimates of writers may differ by this much). */
+export const bucketMarginMillis = 5_000
+
+/** How old a ready marker of a missing task must be before it counts as an orphan (a submit may be in flight). */
+export const orphanGraceMillis = 120_000
+
+/** The lease marker key of a task with a lease (from its `lease_expires_at`). */
+export const leaseMarkerOf = (task: Task): string | undefined =>
+  task.leaseExpiresAt === null
+    ? undefined
+    : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)
+
+/** The one marker a task needs: its ready marker when pending, its lease marker when running, else none. */
+export const neededMarker = (task: Task): string | undefined =>
+  task.status === "pending" ? readyMarkerKey(task) : task.status === "running" ? leaseMarkerOf(task) : undefined
+
+/** The first instant after a bucket (epoch ms). */
+export const bucketEndMillis = (bucket: number): number => bucketStartMillis(bucket) + bucketSeconds * 1000
+
+/** Whether nobody can write a marker in `bucket` any more, judged at `atMillis` (server time). */
+export const isBucketClosed = (bucket: number, atMillis: number): boolean =>
+  bucketEndMillis(bucket) + bucketMarginMillis <= atMillis
+
+/** A listed marker. */
+export interface ListedMarker {
+  readonly key: string
+  readonly lastModifiedMillis: number
+}
+
+/**
+ * Whether a listed marker may be deleted, given its task as read at `readAtMillis` (server time;
+ * `undefined` = the task does not exist). Unparseable keys under `ready/` or `leases/` are deleted
+ * (nothing can use them).
+ */
+export const isDeletable = (marker: ListedMarker, task: Task | undefined, readAtMillis: number): boolean => {
+  const parsed = parseIndexKey(marker.key)
+  if (parsed === undefined) return true
+  if (task === undefined) {
+    return parsed.kind === "leases" || marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis
+  }
+  if (neededMarker(task) === marker.key) return false
+  return isBucketClosed(parsed.bucket, readAtMillis)
+}

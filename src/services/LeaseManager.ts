@@ -1,0 +1,134 @@
+/**
+ * The LeaseManager service (design.md §2, §5.4): the lease protocols that keep a fleet honest —
+ * recovery of task leases that ran out (the monitor's job), and shard leases (opt-in shard
+ * ownership for large fleets). Implemented in `layers/LeaseManager.ts` on Storage and ServerClock.
+ *
+ * @module
+ */
+import { Context, DateTime, Duration, Effect, Option } from "effect"
+import type { MalformedObject } from "../domain/QueueError.js"
+import type { InvalidArgument } from "../domain/QueueError.js"
+import type { ShardLease } from "../domain/ShardLease.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+
+/** Options of one lease-recovery walk. */
+export interface RecoveryOptions {
+  /** LIST page size of the walk of `leases/` (the reference's `max_tasks_per_scan`; default 100, max 1000). */
+  readonly pageSize?: number | undefined
+  /** How many task GETs / recoveries run at once (default 8). */
+  readonly concurrency?: number | undefined
+  /** Random source for the retry jitter, in [0, 1) (default Effect's Random). */
+  readonly random?: Effect.Effect<number> | undefined
+}
+
+/** What one walk of `leases/` did. */
+export interface RecoveryReport {
+  /** Server time the walk started. */
+  readonly startedAt: DateTime.Utc
+  /** LIST pages read. */
+  readonly pages: number
+  /** Markers listed (every bucket, future ones included: they are skipped without a GET). */
+  readonly markersListed: number
+  /** Markers in buckets that have begun to expire (past and current): the only ones whose task is read. */
+  readonly markersChecked: number
+  /** Running tasks whose lease ran out, put back to pending with backoff. */
+  readonly retried: number
+  /** … failed because no retries were left. */
+  readonly failed: number
+  /** … cancelled because cancellation had been requested. */
+  readonly cancelled: number
+  /** Stale markers deleted (finished, missing, or moved on). */
+  readonly staleDeleted: number
+  /** Checked markers whose task still holds a valid lease (current bucket). */
+  readonly notYetExpired: number
+  /** Task objects that did not decode (left alone, logged). */
+  readonly malformed: number
+}
+
+/** The outcome of recovering one task. */
+export type TaskRecoveryOutcome = "retried" | "failed" | "cancelled" | "not_expired" | "not_running" | "missing"
+
+/** A shard lease this worker holds, with the ETag to renew or release it with. */
+export interface HeldShardLease {
+  readonly lease: ShardLease
+  readonly etag: string
+}
+
+/** Why a shard lease could not be taken. */
+export type AcquireRefusal =
+  /** Another worker holds it and it has not expired. */
+  | { readonly _tag: "HeldByOther"; readonly lease: ShardLease }
+  /** Someone else won the race for it. */
+  | { readonly _tag: "LostRace" }
+
+/** The result of {@link LeaseManagerService.acquireShard}. */
+export type AcquireResult =
+  | { readonly _tag: "Acquired"; readonly held: HeldShardLease }
+  | AcquireRefusal
+
+/** The result of a release: ours marked free, or someone else's left alone. */
+export type ReleaseOutcome = "released" | "taken_over" | "gone"
+
+/** A live member of the shard-leasing group (from the LIST of `control/shard-members/`). */
+export interface ShardMember {
+  readonly workerId: string
+  /** Server time its announcement lapses unless renewed. */
+  readonly expiresAt: DateTime.Utc
+}
+
+/** Failures of the shard-lease protocol. */
+export type ShardLeaseError = StorageReadError | MalformedObject | InvalidArgument
+
+/** The LeaseManager's interface. */
+export interface LeaseManagerService {
+  /**
+   * One walk of `leases/` covering every shard of every prefix length: markers in future buckets
+   * are skipped (and the rest of their shard jumped over) without reading their task; markers in
+   * buckets that have begun to expire are checked against their task. An expired `running` task
+   * goes back to `pending` with backoff (ready marker written BEFORE the CAS), or to `failed`
+   * once its retries are spent (worker fields cleared, a clear `last_error`); stale markers are
+   * deleted.
+   */
+  readonly recoverExpired: (options?: RecoveryOptions) => Effect.Effect<RecoveryReport, StorageReadError>
+  /**
+   * Recovers one task if (and only if) it is running with a lease that ran out by server time.
+   * Re-reads the task and CASes; a concurrent change is re-decided, never overwritten.
+   */
+  readonly recoverTask: (
+    taskKey: string,
+    options?: { readonly random?: Effect.Effect<number> | undefined }
+  ) => Effect.Effect<TaskRecoveryOutcome, StorageReadError | MalformedObject>
+
+  /** Reads a shard lease (none if the shard was never leased). */
+  readonly readShardLease: (shard: string) => Effect.Effect<Option.Option<HeldShardLease>, StorageReadError | MalformedObject>
+  /**
+   * Takes a shard for `workerId` for `ttl`: create-only when there is no lease; `If-Match`
+   * takeover of an expired one (by server time minus its uncertainty), or of one already in our
+   * name (which refreshes its expiry). Never touches a live lease of another worker.
+   */
+  readonly acquireShard: (
+    shard: string,
+    workerId: string,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<AcquireResult, ShardLeaseError>
+  /** Renews a held lease for `ttl` from now (`If-Match`); none if it was lost (taken over or gone). */
+  readonly renewShard: (
+    held: HeldShardLease,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<Option.Option<HeldShardLease>, StorageReadError>
+  /**
+   * Releases a held lease with a conditional write (`If-Match` on the ETag we hold) that marks it
+   * expired now, so another worker may take it at once. Never a delete: a lease another worker
+   * has taken over in the meantime makes the write fail (412) and stays theirs (`taken_over`).
+   */
+  readonly releaseShard: (held: HeldShardLease) => Effect.Effect<ReleaseOutcome, StorageReadError>
+  /** Announces `workerId` as a live member of the shard-leasing group for `ttl` (one plain PUT). */
+  readonly announce: (workerId: string, ttl: Duration.DurationInput) => Effect.Effect<void, ShardLeaseError>
+  /** Withdraws an announcement (graceful stop). */
+  readonly withdraw: (workerId: string) => Effect.Effect<void, StorageReadError>
+  /** The live members (one LIST: liveness comes from each announcement's Last-Modified + ttl). */
+  readonly members: (ttl: Duration.DurationInput) => Effect.Effect<ReadonlyArray<ShardMember>, StorageReadError>
+}
+
+/** The LeaseManager service: `yield* LeaseManager`. */
+export class LeaseManager extends Context.Tag("buquet/LeaseManager")<LeaseManager, LeaseManagerService>() {}
