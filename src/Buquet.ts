@@ -1,0 +1,139 @@
+/**
+ * The public layer constructors (design.md §7): each builds the whole stack a producer, operator
+ * or worker needs — `Storage`, `ServerClock` and `Queue` — on one backend.
+ *
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const queue = yield* Queue
+ *   yield* queue.submit("send_email", { to: "a@example.com" })
+ * })
+ * program.pipe(Effect.provide(Buquet.layer({ bucket: "jobs", endpoint: "http://127.0.0.1:7480" })))
+ * ```
+ *
+ * @module
+ */
+import { Effect, Layer, Redacted } from "effect"
+import type { InvalidConfig } from "./domain/ConfigFile.js"
+import type { InvalidArgument } from "./domain/QueueError.js"
+import type { AccessDenied, StorageReadError, StorageUnavailable } from "./domain/StorageError.js"
+import * as ConfigLayer from "./layers/Config.js"
+import type { ConfigInputs } from "./layers/Config.js"
+import * as FileStorage from "./layers/FileStorage.js"
+import * as MemoryStorage from "./layers/MemoryStorage.js"
+import * as QueueLayer from "./layers/Queue.js"
+import type { QueueConfigInput } from "./layers/Queue.js"
+import * as S3Storage from "./layers/S3Storage.js"
+import type { S3Credentials } from "./layers/S3Storage.js"
+import type { StorageSettings } from "./services/BuquetConfig.js"
+import { BuquetConfig } from "./services/BuquetConfig.js"
+import type { Queue } from "./services/Queue.js"
+import type { ServerClock } from "./services/ServerClock.js"
+import type { Storage } from "./services/Storage.js"
+
+/** What every `Buquet.layer*` constructor provides. */
+export type BuquetServices = Queue | ServerClock | Storage
+
+/** Why building the stack can fail: a bad queue setting, or a store that cannot be reached. */
+export type BuquetLayerError = InvalidArgument | StorageReadError
+
+/** Settings of {@link layer}: an S3 bucket and how to reach it. */
+export interface BuquetS3Options {
+  /** The bucket. */
+  readonly bucket: string
+  /** A custom endpoint (MinIO, Ceph RGW, R2, …); path-style addressing is used with one. */
+  readonly endpoint?: string | undefined
+  /** The region (default: the SDK's chain; `us-east-1` with an endpoint). */
+  readonly region?: string | undefined
+  /** Hex characters of the task id that name its shard, 1–4 (default 1 = 16 shards). */
+  readonly shardPrefixLen?: number | undefined
+  /** Store every key under this prefix, so several queues can share a bucket. */
+  readonly keyPrefix?: string | undefined
+  /** Static credentials (default: the AWS SDK's chain: environment, profile, instance role, …). */
+  readonly credentials?: S3Credentials | undefined
+  /** Any further Queue settings (payload threshold, submit defaults, …). */
+  readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined
+}
+
+/** Options of {@link layerMemory} and {@link layerFile}. */
+export interface BuquetLocalOptions {
+  /** Hex characters of the task id that name its shard, 1–4 (default 1). */
+  readonly shardPrefixLen?: number | undefined
+  /** Any further Queue settings. */
+  readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined
+}
+
+const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined }): QueueConfigInput => ({
+  ...options.queue,
+  ...(options.shardPrefixLen === undefined ? {} : { shardPrefixLen: options.shardPrefixLen })
+})
+
+/** The stack on an S3 bucket. */
+export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, BuquetLayerError> =>
+  QueueLayer.layerOn(
+    S3Storage.layer({
+      bucket: options.bucket,
+      endpoint: options.endpoint,
+      region: options.region,
+      keyPrefix: options.keyPrefix,
+      credentials: options.credentials
+    }),
+    queueConfig(options)
+  )
+
+/** The stack in memory, with S3's exact semantics (tests, demos). Each build is a fresh, empty store. */
+export const layerMemory = (
+  options: BuquetLocalOptions & { readonly versioning?: boolean | undefined } = {}
+): Layer.Layer<BuquetServices, BuquetLayerError> =>
+  QueueLayer.layerOn(MemoryStorage.layer({ versioning: options.versioning }), queueConfig(options))
+
+/** The stack on a local directory (the embedded store; safe for several processes on one machine). */
+export const layerFile = (
+  directory: string,
+  options: BuquetLocalOptions = {}
+): Layer.Layer<BuquetServices, BuquetLayerError | StorageUnavailable | AccessDenied> =>
+  QueueLayer.layerOn(FileStorage.layer(directory), queueConfig(options))
+
+/** Only the Storage of resolved settings (tools such as `doctor` that wrap it before use). */
+export const layerStorage = (
+  storage: StorageSettings
+): Layer.Layer<Storage, StorageUnavailable | AccessDenied> => {
+  switch (storage._tag) {
+    case "S3":
+      return S3Storage.layer({
+        bucket: storage.bucket,
+        endpoint: storage.endpoint,
+        region: storage.region,
+        keyPrefix: storage.keyPrefix,
+        credentials: storage.credentials === undefined
+          ? undefined
+          : { accessKeyId: storage.credentials.accessKeyId, secretAccessKey: Redacted.value(storage.credentials.secretAccessKey) }
+      })
+    case "File":
+      return FileStorage.layer(storage.directory)
+    case "Memory":
+      return MemoryStorage.layer()
+  }
+}
+
+/** The stack on resolved storage settings (what {@link layerFromConfig} and the CLI use). */
+export const layerFromSettings = (
+  storage: StorageSettings,
+  options: BuquetLocalOptions = {}
+): Layer.Layer<BuquetServices, BuquetLayerError> => QueueLayer.layerOn(layerStorage(storage), queueConfig(options))
+
+/**
+ * The stack as the configuration says (design.md §7): the environment (`S3_BUCKET`, `S3_ENDPOINT`,
+ * `S3_REGION`/`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `BUQUET_*`), the selected
+ * profile, `./.buquet.toml` and the user config file; with no bucket anywhere, the embedded file
+ * store `./.buquet`. Also provides the resolved {@link BuquetConfig}.
+ */
+export const layerFromConfig = (
+  inputs: ConfigInputs = {}
+): Layer.Layer<BuquetServices | BuquetConfig, BuquetLayerError | InvalidConfig> =>
+  Layer.unwrapEffect(
+    Effect.map(ConfigLayer.resolveConfig(inputs), (config) =>
+      Layer.merge(
+        layerFromSettings(config.storage, { shardPrefixLen: config.shardPrefixLen }),
+        Layer.succeed(BuquetConfig, config)
+      ))
+  )

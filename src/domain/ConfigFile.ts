@@ -1,0 +1,165 @@
+/**
+ * Config files (TOML, the reference's sections): parsing and validation, pure. An unknown section
+ * or key, or a value of the wrong type or range, is an {@link InvalidConfig} naming the file, the
+ * key and the allowed values; nothing is silently ignored.
+ *
+ * @module
+ */
+import { Either, Schema } from "effect"
+import { parse as parseToml } from "smol-toml"
+import { fileSections, normalizeValue, profileKeys, settingsByPath } from "./ConfigModel.js"
+import type { RawValue } from "./ConfigModel.js"
+
+/** A configuration source (file, environment variable, flag) holds a value that is not allowed. */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  /** The file path, `environment` or `command line`. */
+  source: Schema.String,
+  /** The key (`[queue] shard_prefix_len`), the variable or the flag. */
+  key: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Settings as `path → value` in their string form (see `normalizeValue`). */
+export type SettingMap = ReadonlyMap<string, string>
+
+/** One parsed config file. */
+export interface ConfigFileContents {
+  readonly path: string
+  /** `[default]` plus the non-profile sections (`[queue]`, …). */
+  readonly base: SettingMap
+  /** `[profiles.NAME]` sections. */
+  readonly profiles: ReadonlyMap<string, SettingMap>
+}
+
+const isTable = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date)
+
+const fail = (path: string, key: string, message: string) =>
+  Either.left(new InvalidConfig({ source: path, key, message: `${path}: ${key}: ${message}` }))
+
+/** Parses and validates the text of a config file at `path`. */
+export const parseConfigFile = (path: string, text: string): Either.Either<ConfigFileContents, InvalidConfig> => {
+  let doc: Record<string, unknown>
+  try {
+    doc = parseToml(text) as Record<string, unknown>
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split("\n")[0] ?? "" : String(e)
+    return fail(path, "(syntax)", `not valid TOML (${msg}); fix the syntax`)
+  }
+  const sections = fileSections()
+  const base = new Map<string, string>()
+  const profiles = new Map<string, SettingMap>()
+  const allowedSections = [...new Set(["default", "profiles.NAME", ...sections.keys()])].map((s) => `[${s}]`).join(", ")
+
+  const readConnection = (
+    section: string,
+    table: unknown,
+    into: Map<string, string>
+  ): InvalidConfig | undefined => {
+    if (!isTable(table)) return new InvalidConfig({ source: path, key: `[${section}]`, message: `${path}: [${section}] must be a table` })
+    for (const [key, value] of Object.entries(table)) {
+      if (!profileKeys.includes(key)) {
+        return new InvalidConfig({
+          source: path,
+          key: `[${section}] ${key}`,
+          message: `${path}: [${section}] ${key} is not a known key; allowed keys: ${profileKeys.join(", ")}`
+        })
+      }
+      const spec = settingsByPath.get(key)!
+      const v = normalizeValue(spec, value as RawValue, false)
+      if (Either.isLeft(v)) {
+        return new InvalidConfig({ source: path, key: `[${section}] ${key}`, message: `${path}: [${section}] ${key}: ${v.left}` })
+      }
+      into.set(key, v.right)
+    }
+    return undefined
+  }
+
+  // Walks a non-profile section (possibly nested, like [worker.polling]).
+  const readSection = (section: string, table: unknown): InvalidConfig | undefined => {
+    if (!isTable(table)) return new InvalidConfig({ source: path, key: `[${section}]`, message: `${path}: [${section}] must be a table` })
+    const keys = sections.get(section) ?? []
+    const subsections = [...sections.keys()].filter((s) => s.startsWith(`${section}.`) && !s.slice(section.length + 1).includes("."))
+    for (const [key, value] of Object.entries(table)) {
+      const child = `${section}.${key}`
+      if (subsections.includes(child)) {
+        const err = readSection(child, value)
+        if (err !== undefined) return err
+        continue
+      }
+      if (!keys.includes(key)) {
+        const allowed = [...keys, ...subsections.map((s) => `[${s}]`)].join(", ")
+        return new InvalidConfig({
+          source: path,
+          key: `[${section}] ${key}`,
+          message: `${path}: [${section}] ${key} is not a known key; allowed keys: ${allowed}`
+        })
+      }
+      const spec = settingsByPath.get(child)!
+      const v = normalizeValue(spec, value as RawValue, false)
+      if (Either.isLeft(v)) {
+        return new InvalidConfig({ source: path, key: `[${section}] ${key}`, message: `${path}: [${section}] ${key}: ${v.left}` })
+      }
+      base.set(child, v.right)
+    }
+    return undefined
+  }
+
+  for (const [name, value] of Object.entries(doc)) {
+    if (name === "default") {
+      const err = readConnection("default", value, base)
+      if (err !== undefined) return Either.left(err)
+    } else if (name === "profiles") {
+      if (!isTable(value)) return fail(path, "[profiles]", "must hold [profiles.NAME] tables")
+      for (const [profile, table] of Object.entries(value)) {
+        const into = new Map<string, string>()
+        const err = readConnection(`profiles.${profile}`, table, into)
+        if (err !== undefined) return Either.left(err)
+        profiles.set(profile, into)
+      }
+    } else if (sections.has(name)) {
+      const err = readSection(name, value)
+      if (err !== undefined) return Either.left(err)
+    } else {
+      return Either.left(
+        new InvalidConfig({
+          source: path,
+          key: isTable(value) ? `[${name}]` : name,
+          message: `${path}: ${isTable(value) ? `[${name}]` : name} is not a known ${isTable(value) ? "section" : "key"}; allowed sections: ${allowedSections}`
+        })
+      )
+    }
+  }
+  return Either.right({ path, base, profiles })
+}
+
+/** Reads the settings named in `env` (first variable set wins), validating each. */
+export const settingsFromEnv = (
+  env: Readonly<Record<string, string | undefined>>
+): Either.Either<SettingMap, InvalidConfig> => {
+  const out = new Map<string, string>()
+  for (const spec of settingsByPath.values()) {
+    const name = spec.env.find((n) => env[n] !== undefined && env[n] !== "")
+    if (name === undefined) continue
+    const v = normalizeValue(spec, env[name]!, true)
+    if (Either.isLeft(v)) {
+      return Either.left(new InvalidConfig({ source: "environment", key: name, message: `environment variable ${name}: ${v.left}` }))
+    }
+    out.set(spec.path, v.right)
+  }
+  return Either.right(out)
+}
+
+/** Validates values given as command-line flags (`path → text`). */
+export const settingsFromFlags = (flags: ReadonlyMap<string, string>): Either.Either<SettingMap, InvalidConfig> => {
+  const out = new Map<string, string>()
+  for (const [path, text] of flags) {
+    const spec = settingsByPath.get(path)
+    if (spec === undefined) continue
+    const v = normalizeValue(spec, text, true)
+    const flag = `--${spec.flag ?? path}`
+    if (Either.isLeft(v)) return Either.left(new InvalidConfig({ source: "command line", key: flag, message: `${flag}: ${v.left}` }))
+    out.set(path, v.right)
+  }
+  return Either.right(out)
+}

@@ -1,0 +1,200 @@
+/**
+ * The configuration model (design.md §7): every setting buquet reads, where it may come from
+ * (flag, environment, TOML section and key), what values it allows and its default. Pure: no files,
+ * no environment; `layers/Config.ts` feeds it.
+ *
+ * Every setting listed here is applied by some component; a setting is added here only when the
+ * component that uses it exists (the reference parsed many settings it never applied).
+ *
+ * @module
+ */
+import { Either } from "effect"
+
+/** What values a setting allows. */
+export type SettingKind =
+  | { readonly _tag: "String"; readonly nonEmpty: boolean }
+  | { readonly _tag: "Int"; readonly min: number; readonly max: number }
+  | { readonly _tag: "Float"; readonly minExclusive: number; readonly max: number }
+  | { readonly _tag: "Enum"; readonly values: ReadonlyArray<string> }
+  | { readonly _tag: "Bool" }
+  | { readonly _tag: "Shards" }
+  | { readonly _tag: "Storage" }
+
+/** One setting: its path in the resolved map (`queue.shard_prefix_len`), its sources and values. */
+export interface SettingSpec {
+  /** Dotted path; also the TOML section + key (`worker.polling.strategy` is `[worker.polling] strategy`). */
+  readonly path: string
+  /** Environment variables, first one set wins. */
+  readonly env: ReadonlyArray<string>
+  /** The CLI flag (without `--`), when there is one. */
+  readonly flag?: string | undefined
+  readonly kind: SettingKind
+  /** The default, as the string form every source is reduced to (absent: no default). */
+  readonly default?: string | undefined
+  /** Whether a `[profiles.X]` / `[default]` section may set it (connection settings only). */
+  readonly inProfile: boolean
+  /** What it does and where it is applied (shown by `config show`). */
+  readonly description: string
+}
+
+const str = (nonEmpty = true): SettingKind => ({ _tag: "String", nonEmpty })
+const int = (min: number, max: number): SettingKind => ({ _tag: "Int", min, max })
+
+/** Every setting, in display order. */
+export const settings: ReadonlyArray<SettingSpec> = [
+  {
+    path: "storage",
+    env: ["BUQUET_STORAGE"],
+    flag: "storage",
+    kind: { _tag: "Storage" },
+    inProfile: true,
+    description: "where tasks live: s3://bucket, file://dir or memory (default: the bucket if one is set, else file://./.buquet)"
+  },
+  {
+    path: "bucket",
+    env: ["S3_BUCKET", "BUQUET_BUCKET"],
+    flag: "bucket",
+    kind: str(),
+    inProfile: true,
+    description: "the S3 bucket (S3Storage)"
+  },
+  {
+    path: "endpoint",
+    env: ["S3_ENDPOINT", "BUQUET_ENDPOINT"],
+    flag: "endpoint",
+    kind: str(),
+    inProfile: true,
+    description: "a custom S3 endpoint such as http://127.0.0.1:7480 (S3Storage, path-style addressing)"
+  },
+  {
+    path: "region",
+    env: ["S3_REGION", "AWS_REGION", "BUQUET_REGION"],
+    flag: "region",
+    kind: str(),
+    default: "us-east-1",
+    inProfile: true,
+    description: "the S3 region (S3Storage)"
+  },
+  {
+    path: "key_prefix",
+    env: ["BUQUET_KEY_PREFIX", "S3_KEY_PREFIX"],
+    kind: str(false),
+    default: "",
+    inProfile: true,
+    description: "every key is stored under this prefix, so several queues can share a bucket (S3Storage)"
+  },
+  {
+    path: "queue.shard_prefix_len",
+    env: ["BUQUET_SHARD_PREFIX_LEN"],
+    kind: int(1, 4),
+    default: "1",
+    inProfile: false,
+    description: "hex characters of the task id that name its shard: 1–4 = 16…65,536 shards (Queue)"
+  }
+]
+
+/** The settings by path. */
+export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))
+
+/** The setting paths a `[default]` / `[profiles.X]` section may hold. */
+export const profileKeys: ReadonlyArray<string> = settings.filter((s) => s.inProfile).map((s) => s.path)
+
+/** Sections a config file may have besides `[default]` and `[profiles.*]`, with their keys. */
+export const fileSections = (): ReadonlyMap<string, ReadonlyArray<string>> => {
+  const sections = new Map<string, Array<string>>()
+  for (const s of settings) {
+    if (s.inProfile) continue
+    const dot = s.path.lastIndexOf(".")
+    const section = s.path.slice(0, dot)
+    const keys = sections.get(section) ?? []
+    keys.push(s.path.slice(dot + 1))
+    sections.set(section, keys)
+  }
+  return sections
+}
+
+/** In words, what a setting allows (used in every error message). */
+export const allowedValues = (kind: SettingKind): string => {
+  switch (kind._tag) {
+    case "String":
+      return kind.nonEmpty ? "a non-empty string" : "a string"
+    case "Int":
+      return `an integer from ${kind.min} to ${kind.max}`
+    case "Float":
+      return `a number greater than ${kind.minExclusive} and at most ${kind.max}`
+    case "Enum":
+      return `one of ${kind.values.map((v) => `"${v}"`).join(", ")}`
+    case "Bool":
+      return "true or false"
+    case "Shards":
+      return "a list of hex shard names such as [\"0\", \"a\"] (each as long as the shard prefix length)"
+    case "Storage":
+      return "\"s3://BUCKET\", \"file://DIR\" or \"memory\""
+  }
+}
+
+/** A raw value from TOML (typed) or from a flag / the environment (text). */
+export type RawValue = string | number | boolean | ReadonlyArray<unknown> | object
+
+const describeRaw = (raw: RawValue): string => (typeof raw === "string" ? JSON.stringify(raw) : JSON.stringify(raw) ?? String(raw))
+
+/**
+ * Checks one value against its setting and reduces it to the string form every source shares
+ * (`ConfigProvider.fromMap` reads strings). `text` says whether the value came as text (flag,
+ * environment), where numbers and booleans are spelled out; TOML values must have the right type.
+ * Left: what is allowed, to be prefixed with where the value came from.
+ */
+export const normalizeValue = (spec: SettingSpec, raw: RawValue, text: boolean): Either.Either<string, string> => {
+  const bad = () => Either.left(`${describeRaw(raw)} is not allowed: use ${allowedValues(spec.kind)}`)
+  const kind = spec.kind
+  switch (kind._tag) {
+    case "String":
+      if (typeof raw !== "string" || (kind.nonEmpty && raw.trim() === "")) return bad()
+      return Either.right(raw)
+    case "Int": {
+      const n = typeof raw === "number" ? raw : text && typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN
+      return Number.isInteger(n) && n >= kind.min && n <= kind.max ? Either.right(String(n)) : bad()
+    }
+    case "Float": {
+      const n = typeof raw === "number" ? raw : text && typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN
+      return Number.isFinite(n) && n > kind.minExclusive && n <= kind.max ? Either.right(String(n)) : bad()
+    }
+    case "Enum":
+      return typeof raw === "string" && kind.values.includes(raw) ? Either.right(raw) : bad()
+    case "Bool":
+      if (typeof raw === "boolean") return Either.right(String(raw))
+      if (text && typeof raw === "string" && /^(true|false|1|0|yes|no)$/i.test(raw.trim())) {
+        return Either.right(String(/^(true|1|yes)$/i.test(raw.trim())))
+      }
+      return bad()
+    case "Shards": {
+      const list = Array.isArray(raw)
+        ? raw
+        : text && typeof raw === "string"
+        ? raw.split(",").map((s) => s.trim()).filter((s) => s !== "")
+        : undefined
+      if (list === undefined || list.length === 0) return bad()
+      if (!list.every((s) => typeof s === "string" && /^[0-9a-f]{1,4}$/.test(s))) return bad()
+      return Either.right(list.join(","))
+    }
+    case "Storage":
+      return typeof raw === "string" && parseStorage(raw) !== undefined ? Either.right(raw) : bad()
+  }
+}
+
+/** Where tasks live, as a `storage` setting names it. */
+export type StorageTarget =
+  | { readonly _tag: "S3"; readonly bucket: string }
+  | { readonly _tag: "File"; readonly directory: string }
+  | { readonly _tag: "Memory" }
+
+/** Parses `s3://bucket`, `file://dir` or `memory`; undefined when it is none of them. */
+export const parseStorage = (text: string): StorageTarget | undefined => {
+  const t = text.trim()
+  if (t === "memory" || t === "memory://") return { _tag: "Memory" }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/?$/.exec(t)
+  if (s3 !== null) return { _tag: "S3", bucket: s3[1]! }
+  const file = /^file:\/\/(.+)$/.exec(t)
+  if (file !== null) return { _tag: "File", directory: file[1]! }
+  return undefined
+}

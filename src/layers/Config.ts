@@ -1,0 +1,226 @@
+/**
+ * Configuration from flags, the environment and TOML files, through Effect `Config` and
+ * `ConfigProvider` (design.md §7). Each source is validated on its own (so an error names the
+ * file, variable or flag it came from), reduced to a `ConfigProvider.fromMap`, and the providers
+ * are chained in precedence order:
+ *
+ *   flags > environment > selected profile > `--config` file > `./.buquet.toml` > user file > defaults
+ *
+ * Flags are only present when given, so a flag equal to its default still wins over a file (the
+ * reference let the file win there).
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from "effect"
+import { isAbsolute, join, resolve } from "node:path"
+import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
+import type { ConfigFileContents, SettingMap } from "../domain/ConfigFile.js"
+import { parseStorage, settings as allSettings } from "../domain/ConfigModel.js"
+import { BuquetConfig } from "../services/BuquetConfig.js"
+import type { ConfigFileInfo, ResolvedConfig, ResolvedSetting, SettingSource, StorageSettings } from "../services/BuquetConfig.js"
+
+/** What the configuration is resolved from, besides the environment (read through Effect `Config`). */
+export interface ConfigInputs {
+  /** Settings given as flags: setting path (`bucket`, `storage`, …) → text. Only flags actually given. */
+  readonly flags?: ReadonlyMap<string, string> | undefined
+  /** `--profile` (else `BUQUET_PROFILE`). */
+  readonly profile?: string | undefined
+  /** `--config FILE` (else `BUQUET_CONFIG`): read on top of the project and user files. */
+  readonly configFile?: string | undefined
+  /** The directory `./.buquet.toml` and `./.buquet` are relative to (default: the process's). */
+  readonly cwd?: string | undefined
+}
+
+/** The directory of the embedded file store when nothing else is configured. */
+export const defaultFileStore = ".buquet"
+
+/** The file names buquet looks for. */
+export const projectFileName = ".buquet.toml"
+
+const optionalEnv = (name: string) => Config.option(Config.string(name))
+
+/** The environment variables the configuration reads (through the ambient ConfigProvider). */
+const readEnv = Effect.gen(function*() {
+  const names = new Set<string>([
+    ...allSettings.flatMap((s) => s.env),
+    "BUQUET_PROFILE",
+    "BUQUET_CONFIG",
+    "XDG_CONFIG_HOME",
+    "HOME",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY"
+  ])
+  const env: Record<string, string | undefined> = {}
+  for (const name of names) env[name] = Option.getOrUndefined(yield* optionalEnv(name))
+  return env
+})
+
+/** Where the user config file is: `$XDG_CONFIG_HOME/buquet/config.toml`, else `~/.config/buquet/config.toml`. */
+export const userConfigPath = (env: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const xdg = env["XDG_CONFIG_HOME"]
+  if (xdg !== undefined && xdg !== "") return join(xdg, "buquet", "config.toml")
+  const home = env["HOME"]
+  return home !== undefined && home !== "" ? join(home, ".config", "buquet", "config.toml") : undefined
+}
+
+interface ReadFile {
+  readonly info: ConfigFileInfo
+  readonly contents: ConfigFileContents | undefined
+}
+
+const readFile = (path: string, role: ConfigFileInfo["role"]): Effect.Effect<ReadFile, InvalidConfig, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const exists = yield* fs.exists(path).pipe(Effect.orElseSucceed(() => false))
+    if (!exists) {
+      if (role === "explicit") {
+        return yield* new InvalidConfig({
+          source: path,
+          key: "--config",
+          message: `config file ${path} does not exist; check the path given to --config or BUQUET_CONFIG`
+        })
+      }
+      return { info: { path, role, found: false }, contents: undefined }
+    }
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError((e) =>
+        new InvalidConfig({ source: path, key: "(file)", message: `${path}: cannot be read (${e.message}); check its permissions` })
+      )
+    )
+    const contents = yield* Either.match(parseConfigFile(path, text), { onLeft: Effect.fail, onRight: Effect.succeed })
+    return { info: { path, role, found: true }, contents }
+  })
+
+const fromEither = <A>(e: Either.Either<A, InvalidConfig>) => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
+
+/** The layers of the precedence chain, highest first, each with where its values came from. */
+interface SourceLayer {
+  readonly source: SettingSource
+  readonly origin: (path: string) => string
+  readonly map: SettingMap
+}
+
+/** The resolved settings as Effect `Config` (read from the chained provider). */
+const resolvedConfig = Config.all({
+  storage: Config.option(Config.string("storage")),
+  bucket: Config.option(Config.string("bucket")),
+  endpoint: Config.option(Config.string("endpoint")),
+  region: Config.string("region").pipe(Config.withDefault("us-east-1")),
+  keyPrefix: Config.string("key_prefix").pipe(Config.withDefault("")),
+  shardPrefixLen: Config.integer("shard_prefix_len").pipe(Config.nested("queue"), Config.withDefault(1))
+})
+
+/**
+ * Resolves the configuration. Fails with {@link InvalidConfig} naming the file / variable / flag,
+ * the key and what is allowed.
+ */
+export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInputs = {}) {
+  const env = yield* readEnv.pipe(
+    Effect.mapError((e) => new InvalidConfig({ source: "environment", key: "(environment)", message: `the environment cannot be read: ${String(e)}` }))
+  )
+  const cwd = inputs.cwd ?? process.cwd()
+  const flags = yield* fromEither(settingsFromFlags(inputs.flags ?? new Map()))
+  const envSettings = yield* fromEither(settingsFromEnv(env))
+
+  // files, lowest priority first; --config (or BUQUET_CONFIG) on top
+  const userPath = userConfigPath(env)
+  const explicit = inputs.configFile ?? env["BUQUET_CONFIG"]
+  const wanted: Array<{ path: string; role: ConfigFileInfo["role"] }> = [
+    ...(userPath === undefined ? [] : [{ path: userPath, role: "user" as const }]),
+    { path: join(cwd, projectFileName), role: "project" },
+    ...(explicit === undefined ? [] : [{ path: isAbsolute(explicit) ? explicit : resolve(cwd, explicit), role: "explicit" as const }])
+  ]
+  const read = yield* Effect.forEach(wanted, ({ path, role }) => readFile(path, role))
+  const files = read.flatMap((r) => (r.contents === undefined ? [] : [{ info: r.info, contents: r.contents }]))
+
+  // profiles are replaced by name: the highest-priority file defining one wins
+  const profileName = inputs.profile ?? env["BUQUET_PROFILE"]
+  let profile: { map: SettingMap; path: string } | undefined
+  if (profileName !== undefined) {
+    for (const f of files) {
+      const p = f.contents.profiles.get(profileName)
+      if (p !== undefined) profile = { map: p, path: f.info.path }
+    }
+    if (profile === undefined) {
+      const looked = read.map((r) => r.info.path).join(", ")
+      return yield* new InvalidConfig({
+        source: "command line",
+        key: "--profile",
+        message: `profile "${profileName}" is not defined in any config file (looked in ${looked}); add a [profiles.${profileName}] section or choose another profile`
+      })
+    }
+  }
+
+  const layers: Array<SourceLayer> = [
+    { source: "flag", origin: (p) => `--${allSettings.find((s) => s.path === p)?.flag ?? p}`, map: flags },
+    {
+      source: "environment",
+      origin: (p) => allSettings.find((s) => s.path === p)?.env.find((n) => env[n] !== undefined && env[n] !== "") ?? "environment",
+      map: envSettings
+    },
+    ...(profile === undefined ? [] : [{ source: "profile" as const, origin: () => `${profile.path} [profiles.${profileName}]`, map: profile.map }]),
+    ...[...files].reverse().map((f) => ({ source: "file" as const, origin: () => f.info.path, map: f.contents.base }))
+  ]
+
+  const provider = layers
+    .map((l) => ConfigProvider.fromMap(new Map(l.map), { pathDelim: "." }))
+    .reduce((acc, next) => ConfigProvider.orElse(acc, () => next))
+  const values = yield* resolvedConfig.pipe(
+    Effect.withConfigProvider(provider),
+    Effect.mapError((e) => new InvalidConfig({ source: "configuration", key: "(resolve)", message: `invalid configuration: ${String(e)}` }))
+  )
+
+  const resolvedSettings: Array<ResolvedSetting> = allSettings.map((spec) => {
+    const layer = layers.find((l) => l.map.has(spec.path))
+    return layer === undefined
+      ? { path: spec.path, value: spec.default, source: "default", origin: undefined }
+      : { path: spec.path, value: layer.map.get(spec.path), source: layer.source, origin: layer.origin(spec.path) }
+  })
+
+  const accessKeyId = env["AWS_ACCESS_KEY_ID"]
+  const secret = env["AWS_SECRET_ACCESS_KEY"]
+  const credentials = accessKeyId !== undefined && accessKeyId !== "" && secret !== undefined && secret !== ""
+    ? { accessKeyId, secretAccessKey: Redacted.make(secret) }
+    : undefined
+  const s3 = (bucket: string): StorageSettings => ({
+    _tag: "S3",
+    bucket,
+    endpoint: Option.getOrUndefined(values.endpoint),
+    region: values.region,
+    keyPrefix: values.keyPrefix,
+    credentials
+  })
+  const target = Option.flatMap(values.storage, (s) => Option.fromNullable(parseStorage(s)))
+  const storage: StorageSettings = Option.isSome(target)
+    ? target.value._tag === "S3"
+      ? s3(target.value.bucket)
+      : target.value._tag === "File"
+      ? { _tag: "File", directory: resolve(cwd, target.value.directory), implicit: false }
+      : { _tag: "Memory" }
+    : Option.isSome(values.bucket)
+    ? s3(values.bucket.value)
+    : { _tag: "File", directory: resolve(cwd, defaultFileStore), implicit: true }
+
+  return {
+    storage,
+    shardPrefixLen: values.shardPrefixLen,
+    profile: profileName,
+    settings: resolvedSettings,
+    files: read.map((r) => r.info)
+  } satisfies ResolvedConfig
+})
+
+/** Resolves the configuration with the Node file system. */
+export const resolveConfig = (inputs: ConfigInputs = {}): Effect.Effect<ResolvedConfig, InvalidConfig> =>
+  resolve_(inputs).pipe(Effect.provide(NodeFileSystem.layer))
+
+/** The {@link BuquetConfig} service, resolved from `inputs`, the environment and the config files. */
+export const layer = (inputs: ConfigInputs = {}): Layer.Layer<BuquetConfig, InvalidConfig> =>
+  Layer.effect(BuquetConfig, resolveConfig(inputs))
+
+/** A fixed configuration (tests, embedding). */
+export const layerValue = (config: ResolvedConfig): Layer.Layer<BuquetConfig> => Layer.succeed(BuquetConfig, config)
+
+export { InvalidConfig }

@@ -1,0 +1,63 @@
+/**
+ * The resolved configuration (design.md §7): what every command and `Buquet.layerFromConfig` runs
+ * with, after flags > environment > selected profile > `--config` file > `./.buquet.toml` > user
+ * file > defaults. Built by `layers/Config.ts`.
+ *
+ * @module
+ */
+import { Context } from "effect"
+import type { Redacted } from "effect"
+
+/** Where tasks live. */
+export type StorageSettings =
+  | {
+    readonly _tag: "S3"
+    readonly bucket: string
+    readonly endpoint: string | undefined
+    readonly region: string
+    readonly keyPrefix: string
+    /** Static credentials from `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`; absent: the SDK's chain. */
+    readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: Redacted.Redacted<string> } | undefined
+  }
+  | {
+    readonly _tag: "File"
+    readonly directory: string
+    /** True when no storage or bucket was configured anywhere and the embedded default is used. */
+    readonly implicit: boolean
+  }
+  | { readonly _tag: "Memory" }
+
+/** Where one setting's value came from. */
+export type SettingSource = "flag" | "environment" | "profile" | "file" | "default"
+
+/** One resolved setting, for `buquet config show`. */
+export interface ResolvedSetting {
+  readonly path: string
+  readonly value: string | undefined
+  readonly source: SettingSource
+  /** The file, variable or flag that set it. */
+  readonly origin: string | undefined
+}
+
+/** A config file buquet looked for. */
+export interface ConfigFileInfo {
+  readonly path: string
+  readonly role: "user" | "project" | "explicit"
+  readonly found: boolean
+}
+
+/** The resolved configuration. */
+export interface ResolvedConfig {
+  readonly storage: StorageSettings
+  /** `[queue] shard_prefix_len` → the Queue layer. */
+  readonly shardPrefixLen: number
+  /** The selected profile, if any. */
+  readonly profile: string | undefined
+  /** Every setting with its value and origin. */
+  readonly settings: ReadonlyArray<ResolvedSetting>
+  /** The config files looked for, lowest priority first. */
+  readonly files: ReadonlyArray<ConfigFileInfo>
+}
+
+/** The resolved configuration as a service: `yield* BuquetConfig`. */
+export class BuquetConfig extends Context.Tag("buquet/BuquetConfig")<BuquetConfig, ResolvedConfig>() {}
