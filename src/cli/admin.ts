@@ -1,0 +1,162 @@
+/**
+ * Operator commands: `pause` / `resume` [type], `schema publish|get|list|delete|validate`, `workers`.
+ *
+ * @module
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Chunk, Console, Effect, Option, Schema, Stream } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { decodeObject } from "../domain/Codec.js"
+import type { PauseState } from "../domain/Pause.js"
+import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
+import { isHealthyAt, WorkerRecord } from "../domain/WorkerRecord.js"
+import { Queue } from "../services/Queue.js"
+import { Storage } from "../services/Storage.js"
+import { globalOptions, operationalError, parseJsonArg, printJson, toCliError, usageError, withStack } from "./common.js"
+import { table, time } from "./format.js"
+
+const optionalType = Args.text({ name: "task-type" }).pipe(Args.optional)
+
+const describePause = (s: PauseState): string =>
+  s.global
+    ? "everything is paused"
+    : s.taskTypes.length === 0
+    ? "nothing is paused"
+    : `paused task types: ${s.taskTypes.join(", ")}`
+
+const pauseJson = (s: PauseState) => ({ global: s.global, task_types: s.taskTypes })
+
+const pauseCommand = (name: "pause" | "resume") =>
+  Command.make(name, { ...globalOptions, taskType: optionalType }, (o) =>
+    withStack(
+      o,
+      Effect.gen(function*() {
+        const queue = yield* Queue
+        const type = Option.getOrUndefined(o.taskType)
+        const state = name === "pause" ? yield* queue.pause(type) : yield* queue.resume(type)
+        yield* o.json ? printJson(pauseJson(state)) : Console.log(describePause(state))
+      })
+    ).pipe(toCliError)).pipe(
+      Command.withDescription(name === "pause" ? "stop claiming tasks (all, or one type)" : "resume claiming tasks")
+    )
+
+/** `buquet pause [TYPE]`. */
+export const pause = pauseCommand("pause")
+/** `buquet resume [TYPE]`. */
+export const resume = pauseCommand("resume")
+
+const typeArg = Args.text({ name: "task-type" })
+
+const schemaPublish = Command.make(
+  "publish",
+  { ...globalOptions, taskType: typeArg, file: Args.text({ name: "file" }).pipe(Args.withDescription("JSON file: {\"input\": …, \"output\": …}")) },
+  (o) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const text = yield* fs.readFileString(o.file).pipe(
+        Effect.mapError(() => usageError(`cannot read ${o.file}; give the path of a JSON file holding {"input": …, "output": …}`))
+      )
+      const json = yield* parseJsonArg(o.file, text)
+      const schemas = yield* Schema.decodeUnknown(TaskJsonSchemas)(json).pipe(
+        Effect.mapError(() => usageError(`${o.file} must hold an object with optional "input" and "output" JSON Schemas`))
+      )
+      yield* withStack(o, Effect.flatMap(Queue, (q) => q.publishSchema(o.taskType, schemas)))
+      yield* o.json ? printJson({ task_type: o.taskType, published: true }) : Console.log(`Schema of ${o.taskType} published`)
+    }).pipe(toCliError)
+)
+
+const schemaGet = Command.make("get", { ...globalOptions, taskType: typeArg }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const found = yield* (yield* Queue).getSchema(o.taskType)
+      if (Option.isNone(found)) return yield* operationalError(`no schema is published for ${o.taskType}; publish one with \`buquet schema publish ${o.taskType} FILE\``)
+      yield* printJson(Schema.encodeSync(TaskJsonSchemas)(found.value))
+    })
+  ).pipe(toCliError))
+
+const schemaList = Command.make("list", globalOptions, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const types = yield* (yield* Queue).listSchemas
+      yield* o.json ? printJson(types) : Console.log(types.length === 0 ? "no schemas published" : types.join("\n"))
+    })
+  ).pipe(toCliError))
+
+const schemaDelete = Command.make("delete", { ...globalOptions, taskType: typeArg }, (o) =>
+  withStack(o, Effect.flatMap(Queue, (q) => q.deleteSchema(o.taskType))).pipe(
+    Effect.zipRight(o.json ? printJson({ task_type: o.taskType, deleted: true }) : Console.log(`Schema of ${o.taskType} deleted`)),
+    toCliError
+  ))
+
+const schemaValidate = Command.make(
+  "validate",
+  {
+    ...globalOptions,
+    taskType: typeArg,
+    input: Options.text("input").pipe(Options.withDescription("a JSON input to check"), Options.optional),
+    output: Options.text("output").pipe(Options.withDescription("a JSON output to check"), Options.optional)
+  },
+  (o) =>
+    Effect.gen(function*() {
+      if (Option.isSome(o.input) === Option.isSome(o.output)) return yield* usageError("give exactly one of --input JSON and --output JSON")
+      const which = Option.isSome(o.input) ? "input" : "output"
+      const value = yield* parseJsonArg(`--${which}`, Option.getOrElse(Option.orElse(o.input, () => o.output), () => ""))
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const found = yield* (yield* Queue).getSchema(o.taskType)
+          if (Option.isNone(found)) return yield* operationalError(`no schema is published for ${o.taskType}; publish one with \`buquet schema publish\``)
+          const compiled = yield* compileSchemas(o.taskType, found.value)
+          yield* validateAgainst(o.taskType, which, compiled[which], value).pipe(
+            Effect.mapError((e) => operationalError(e.message))
+          )
+        })
+      )
+      yield* o.json ? printJson({ task_type: o.taskType, which, valid: true }) : Console.log(`✓ the ${which} matches the schema of ${o.taskType}`)
+    }).pipe(toCliError)
+)
+
+/** `buquet schema publish|get|list|delete|validate`. */
+export const schema = Command.make("schema").pipe(
+  Command.withDescription("publish and check JSON Schemas of task types"),
+  Command.withSubcommands([schemaPublish, schemaGet, schemaList, schemaDelete, schemaValidate])
+)
+
+/** `buquet workers`: the registered workers and their health. */
+export const workers = Command.make("workers", globalOptions, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const storage = yield* Storage
+      const queue = yield* Queue
+      const now = yield* queue.now
+      const metas = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll("workers/")))
+      const records = yield* Effect.forEach(
+        metas.filter((m) => m.key.endsWith(".json")),
+        (m) =>
+          storage.get(m.key).pipe(
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.succeed(Option.none<WorkerRecord>()),
+              onSome: (obj) => decodeObject(WorkerRecord, m.key, obj.body).pipe(Effect.option)
+            }))
+          ),
+        { concurrency: 8 }
+      ).pipe(Effect.map((xs) => xs.flatMap(Option.toArray)))
+      if (o.json) {
+        return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerRecord)(r), healthy: isHealthyAt(r, now) })))
+      }
+      yield* Console.log(records.length === 0 ? "no workers registered" : table(
+        ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED"],
+        records.map((r) => [
+          r.workerId,
+          isHealthyAt(r, now) ? "healthy" : "stale",
+          time(r.lastHeartbeat),
+          String(r.currentTasks?.length ?? (r.currentTask === null ? 0 : 1)),
+          String(r.tasksCompleted),
+          String(r.tasksFailed)
+        ])
+      ))
+    })
+  ).pipe(toCliError)).pipe(Command.withDescription("list workers and their health"))

@@ -1,0 +1,165 @@
+/**
+ * What every command shares: the global flags, building the stack from the configuration, output
+ * (human or `--json`), and turning failures into one-line sentences with exit codes
+ * (0 ok, 1 operational failure, 2 bad input).
+ *
+ * @module
+ */
+import { Options } from "@effect/cli"
+import { Console, Effect, Either, Layer, Option, Schema } from "effect"
+import * as Buquet from "../Buquet.js"
+import type { BuquetServices } from "../Buquet.js"
+import { parseDuration } from "../domain/ConfigDuration.js"
+import * as ConfigLayer from "../layers/Config.js"
+import { BuquetConfig } from "../services/BuquetConfig.js"
+import type { ResolvedConfig } from "../services/BuquetConfig.js"
+import type { Duration } from "effect"
+
+/** A command failed: the message is one sentence saying what to do; 1 = operational, 2 = bad input. */
+export class CliError extends Schema.TaggedError<CliError>()("CliError", {
+  message: Schema.String,
+  exitCode: Schema.Literal(1, 2)
+}) {}
+
+/** A bad-input failure (exit 2). */
+export const usageError = (message: string): CliError => new CliError({ message, exitCode: 2 })
+
+/** An operational failure (exit 1). */
+export const operationalError = (message: string): CliError => new CliError({ message, exitCode: 1 })
+
+/** The flags every command takes. */
+export const globalOptions = {
+  bucket: Options.text("bucket").pipe(Options.withDescription("S3 bucket (env S3_BUCKET)"), Options.optional),
+  endpoint: Options.text("endpoint").pipe(Options.withDescription("S3 endpoint URL (env S3_ENDPOINT)"), Options.optional),
+  region: Options.text("region").pipe(Options.withDescription("S3 region (env S3_REGION / AWS_REGION)"), Options.optional),
+  profile: Options.text("profile").pipe(Options.withDescription("config profile (env BUQUET_PROFILE)"), Options.optional),
+  config: Options.text("config").pipe(Options.withDescription("extra config file (env BUQUET_CONFIG)"), Options.optional),
+  storage: Options.text("storage").pipe(
+    Options.withDescription("s3://bucket, file://dir or memory (env BUQUET_STORAGE)"),
+    Options.optional
+  ),
+  json: Options.boolean("json").pipe(Options.withDescription("machine-readable JSON output"))
+}
+
+/** The parsed global flags. */
+export interface Globals {
+  readonly bucket: Option.Option<string>
+  readonly endpoint: Option.Option<string>
+  readonly region: Option.Option<string>
+  readonly profile: Option.Option<string>
+  readonly config: Option.Option<string>
+  readonly storage: Option.Option<string>
+  readonly json: boolean
+}
+
+/** The configuration inputs the global flags give (only flags actually given). */
+export const configInputs = (g: Globals): ConfigLayer.ConfigInputs => {
+  const flags = new Map<string, string>()
+  for (const key of ["bucket", "endpoint", "region", "storage"] as const) {
+    const v = g[key]
+    if (Option.isSome(v)) flags.set(key, v.value)
+  }
+  return { flags, profile: Option.getOrUndefined(g.profile), configFile: Option.getOrUndefined(g.config) }
+}
+
+/** Resolves the configuration from the global flags, the environment and the files. */
+export const resolveConfig = (g: Globals): Effect.Effect<ResolvedConfig, CliError> =>
+  ConfigLayer.resolveConfig(configInputs(g)).pipe(Effect.mapError((e) => usageError(e.message)))
+
+/** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
+export const stderrLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
+
+/** The one-line notice shown when no bucket is configured anywhere. */
+export const embeddedNotice = (directory: string): string =>
+  `buquet: no bucket configured; using the embedded file store ${directory} (set S3_BUCKET, --bucket or --storage to use a bucket)`
+
+/**
+ * Runs `body` with the whole stack (Queue, ServerClock, Storage, BuquetConfig) built from the
+ * configuration. Says in one line on stderr when the embedded file store is used.
+ */
+export const withStack = <A, E, R>(
+  g: Globals,
+  body: Effect.Effect<A, E, R>,
+  options: { readonly shardPrefixLen?: number | undefined } = {}
+): Effect.Effect<A, E | CliError, Exclude<R, BuquetServices | BuquetConfig>> =>
+  Effect.gen(function*() {
+    const config = yield* resolveConfig(g)
+    if (config.storage._tag === "File" && config.storage.implicit) yield* stderrLine(embeddedNotice(config.storage.directory))
+    const stack = Buquet.layerFromSettings(config.storage, {
+      shardPrefixLen: options.shardPrefixLen ?? config.shardPrefixLen
+    }).pipe(
+      Layer.merge(Layer.succeed(BuquetConfig, config)),
+      Layer.mapError((e) => operationalError(describeError(e)))
+    )
+    return yield* Effect.provide(body, stack)
+  }) as Effect.Effect<A, E | CliError, Exclude<R, BuquetServices | BuquetConfig>>
+
+/** Prints a value as JSON on stdout. */
+export const printJson = (value: unknown): Effect.Effect<void> => Console.log(JSON.stringify(value, null, 2))
+
+/** Parses a JSON argument; bad JSON is a usage error naming the flag. */
+export const parseJsonArg = (flag: string, text: string): Effect.Effect<unknown, CliError> =>
+  Effect.try({
+    try: () => JSON.parse(text) as unknown,
+    catch: (e) =>
+      usageError(`${flag} is not valid JSON (${e instanceof Error ? e.message : String(e)}); quote it for the shell, e.g. ${flag} '{"to":"a@example.com"}'`)
+  })
+
+/** Parses a duration argument (`--delay 1h`). */
+export const parseDurationArg = (flag: string, text: string): Effect.Effect<Duration.Duration, CliError> =>
+  Either.match(parseDuration(text), {
+    onLeft: (msg) => Effect.fail(usageError(`${flag}: ${msg}`)),
+    onRight: Effect.succeed
+  })
+
+/** An RFC 3339 timestamp with a time zone, as `--at` and `--expires-at` take. */
+const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+
+/** Parses an RFC 3339 argument into a Date. */
+export const parseInstantArg = (flag: string, text: string): Effect.Effect<Date, CliError> => {
+  const d = new Date(text)
+  return rfc3339.test(text.trim()) && !Number.isNaN(d.getTime())
+    ? Effect.succeed(d)
+    : Effect.fail(usageError(`${flag}: "${text}" is not an RFC 3339 time; use e.g. 2030-01-31T09:00:00Z`))
+}
+
+const tagOf = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "_tag" in e && typeof e._tag === "string" ? e._tag : undefined
+
+const messageOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" && e.message !== ""
+    ? e.message
+    : String(e)
+
+/** A failure as one sentence that says what to do. */
+export const describeError = (e: unknown): string => {
+  const msg = messageOf(e).replace(/\s*\n\s*/g, " ")
+  switch (tagOf(e)) {
+    case "StorageUnavailable":
+      return `the storage could not be reached (${msg}); check the endpoint and that the server is up, then retry`
+    case "AccessDenied":
+      return `access denied (${msg}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy`
+    case "NoSuchBucket":
+      return `${msg}; check the bucket name (--bucket / S3_BUCKET) and the endpoint`
+    default:
+      return msg
+  }
+}
+
+/** The exit code of a failure: 2 for bad input, 1 for everything else. */
+export const exitCodeOf = (e: unknown): 1 | 2 => {
+  switch (tagOf(e)) {
+    case "CliError":
+      return (e as CliError).exitCode
+    case "InvalidArgument":
+    case "InvalidConfig":
+    case "SchemaValidationFailed":
+      return 2
+    default:
+      return 1
+  }
+}
+
+/** Maps every failure of a command body to a {@link CliError}. */
+export const toCliError = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, CliError, R> =>
+  Effect.mapError(self, (e) => (e instanceof CliError ? e : new CliError({ message: describeError(e), exitCode: exitCodeOf(e) })))

@@ -1,0 +1,25 @@
+/**
+ * `buquet doctor`: runs the checks of `programs/Doctor.ts` and prints ✓/⚠/✗ lines; exit 1 when
+ * any check failed.
+ *
+ * @module
+ */
+import { Command } from "@effect/cli"
+import { Console, Effect } from "effect"
+import * as Doctor from "../programs/Doctor.js"
+import { globalOptions, operationalError, printJson, resolveConfig, toCliError } from "./common.js"
+
+const mark = { ok: "✓", warn: "⚠", fail: "✗" } as const
+
+/** `buquet doctor`. */
+export const doctor = Command.make("doctor", globalOptions, (o) =>
+  Effect.gen(function*() {
+    const config = yield* resolveConfig(o)
+    const report = yield* Doctor.run(config)
+    if (o.json) yield* printJson(report)
+    else yield* Console.log(report.checks.map((c) => `${mark[c.status]} ${c.name}: ${c.detail}`).join("\n"))
+    if (!report.ok) {
+      const first = report.checks.find((c) => c.status === "fail")!
+      return yield* operationalError(`doctor found a problem (${first.name}); fix the ✗ items above and run it again`)
+    }
+  }).pipe(toCliError)).pipe(Command.withDescription("check that the configured store can run a queue"))

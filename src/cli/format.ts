@@ -1,0 +1,66 @@
+/**
+ * Human output: tables and task summaries. `--json` output is the stored (snake_case) form.
+ *
+ * @module
+ */
+import { DateTime, Schema } from "effect"
+import { Task } from "../domain/Task.js"
+import type { TaskEvent } from "../domain/Task.js"
+
+/** A task in its stored JSON form (what `--json` prints). */
+export const taskJson = (task: Task): unknown => Schema.encodeSync(Task)(task)
+
+/** A left-aligned table with a header row. */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
+  return [line(header), line(widths.map((w) => "─".repeat(w))), ...rows.map(line)].join("\n")
+}
+
+/** An instant for humans: RFC 3339 to the second. */
+export const time = (dt: DateTime.DateTime | null | undefined): string =>
+  dt === null || dt === undefined ? "-" : DateTime.formatIso(DateTime.toUtc(dt)).replace(/\.\d+Z$/, "Z")
+
+const compact = (value: unknown, max = 200): string => {
+  const text = JSON.stringify(value) ?? "null"
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
+}
+
+/** A task as `key: value` lines, for `buquet get`. */
+export const describeTask = (task: Task, input: unknown, output: unknown): string => {
+  const rows: Array<[string, string]> = [
+    ["id", task.id],
+    ["type", task.taskType],
+    ["status", task.status + (task.cancelRequested && task.status === "running" ? " (cancel requested)" : "")],
+    ["shard", task.shard],
+    ["attempt", `${task.attempt} (retries ${task.retryCount}/${task.maxRetries}, reschedules ${task.rescheduleCount}${task.maxReschedules === undefined ? "" : `/${task.maxReschedules}`})`],
+    ["priority", String(task.priority ?? 0)],
+    ["available at", time(task.availableAt)],
+    ["lease expires", time(task.leaseExpiresAt)],
+    ["expires at", time(task.expiresAt)],
+    ["worker", task.workerId ?? "-"],
+    ["input", compact(input)],
+    ["output", compact(output)],
+    ["last error", task.lastError ?? "-"],
+    ["created", time(task.createdAt)],
+    ["updated", time(task.updatedAt)],
+    ["completed", time(task.completedAt)]
+  ]
+  if (task.progress !== undefined) rows.splice(11, 0, ["progress", compact(task.progress)])
+  const w = Math.max(...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n")
+}
+
+/** A transition for humans: `at  from → to  (attempt n, worker w): error`. */
+export const describeEvent = (e: TaskEvent): string =>
+  `${time(e.at)}  ${e.from ?? "(new)"} → ${e.to}  attempt ${e.attempt}${e.workerId === undefined ? "" : `  worker ${e.workerId}`}${e.error === undefined ? "" : `  error: ${e.error}`}`
+
+/** A JSON form of a transition. */
+export const eventJson = (e: TaskEvent): unknown => ({
+  at: time(e.at),
+  from: e.from,
+  to: e.to,
+  attempt: e.attempt,
+  worker_id: e.workerId ?? null,
+  error: e.error ?? null
+})

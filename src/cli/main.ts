@@ -1,0 +1,113 @@
+/**
+ * The `buquet` command line (design.md §7): the command tree, and {@link main}, which runs it and
+ * turns every outcome into an exit code — 0 ok, 1 operational failure, 2 bad input — with failures
+ * as one line on stderr that says what to do.
+ *
+ * @module
+ */
+import { Args, Command, CommandDescriptor, ValidationError } from "@effect/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Cause, Console, Effect, Exit, Option } from "effect"
+import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
+import { pause, resume, schema, workers } from "./admin.js"
+import { config } from "./config.js"
+import { CliError, stderrLine } from "./common.js"
+import { doctor } from "./doctor.js"
+import { tail } from "./tail.js"
+import { migrateShards } from "./migrate.js"
+import { extraCommands } from "./extra.js"
+
+/** The version printed by `--version`. */
+export const version = "0.1.0"
+
+// The completions command needs the root's descriptor, which exists only once the root is built.
+const completionTarget: { descriptor?: CommandDescriptor.Command<unknown> } = {}
+
+const completions = Command.make(
+  "completions",
+  { shell: Args.choice([["bash", "bash"], ["zsh", "zsh"], ["fish", "fish"]] as const, { name: "shell" }) },
+  ({ shell }) =>
+    Effect.suspend(() => {
+      const d = completionTarget.descriptor!
+      const lines = shell === "bash"
+        ? CommandDescriptor.getBashCompletions(d, "buquet")
+        : shell === "zsh"
+        ? CommandDescriptor.getZshCompletions(d, "buquet")
+        : CommandDescriptor.getFishCompletions(d, "buquet")
+      return Effect.flatMap(lines, (ls) => Console.log(ls.join("\n")))
+    })
+).pipe(Command.withDescription("print a shell completion script (bash, zsh or fish)"))
+
+/** The root command. */
+export const root = Command.make("buquet").pipe(
+  Command.withDescription("a distributed task queue on an S3 bucket"),
+  Command.withSubcommands([
+    submit,
+    get,
+    status,
+    history,
+    list,
+    cancel,
+    replay,
+    archive,
+    pause,
+    resume,
+    schema,
+    workers,
+    tail,
+    doctor,
+    migrateShards,
+    config,
+    completions,
+    ...extraCommands
+  ])
+)
+completionTarget.descriptor = root.descriptor
+
+const cli = Command.run(root, { name: "buquet", version })
+
+// eslint-disable-next-line no-control-regex
+const stripAnsi = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
+
+const oneLine = (text: string): string => stripAnsi(text).replace(/\s+/g, " ").trim()
+
+/**
+ * Runs the command line on `argv` (`[node, script, ...args]`) and returns the exit code. The
+ * parser's own error text is captured and reprinted as one line with a hint.
+ */
+export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const captured: Array<string> = []
+    const console = yield* Effect.console
+    const capturing: typeof console = {
+      ...console,
+      error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void captured.push(args.map(String).join(" "))),
+      unsafe: { ...console.unsafe, error: (...args: ReadonlyArray<unknown>) => void captured.push(args.map(String).join(" ")) }
+    }
+    const exit = yield* cli(argv).pipe(Effect.withConsole(capturing), Effect.provide(NodeContext.layer), Effect.exit)
+    const args = argv.slice(2)
+    const json = args.includes("--json")
+    const command = args.filter((a) => !a.startsWith("-")).slice(0, 2)
+    if (Exit.isSuccess(exit)) {
+      if (captured.length > 0) yield* stderrLine(captured.join("\n"))
+      return 0
+    }
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) {
+      const e = failure.value
+      if (e instanceof CliError) {
+        if (json) yield* Console.log(JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } }))
+        yield* stderrLine(`buquet: ${e.message}`)
+        return e.exitCode
+      }
+      if (ValidationError.isValidationError(e)) {
+        const text = oneLine(captured.join(" ")) || "the command line is not valid"
+        const where = command.length === 0 ? "buquet --help" : `buquet ${command[0]} --help`
+        yield* stderrLine(`buquet: ${text.replace(/\.$/, "")}; see \`${where}\` for the usage`)
+        return 2
+      }
+    }
+    if (Cause.isInterruptedOnly(exit.cause)) return 130
+    yield* stderrLine(`buquet: unexpected failure: ${oneLine(Cause.pretty(exit.cause)).slice(0, 500)}; please report it`)
+    return 1
+  })

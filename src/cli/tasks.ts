@@ -1,0 +1,249 @@
+/**
+ * Task commands: `submit`, `get` (alias `status`), `history`, `list`, `cancel`, `replay`, `archive`.
+ * Each is a thin shell over one Queue call.
+ *
+ * @module
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Duration, Effect, Option } from "effect"
+import type { SubmitOptions } from "../domain/SubmitOptions.js"
+import { TaskNotFound } from "../domain/TaskErrors.js"
+import { allStatuses } from "../domain/TaskStatus.js"
+import type { TaskStatus } from "../domain/TaskStatus.js"
+import { Queue } from "../services/Queue.js"
+import type { CancelManyResult } from "../services/Queue.js"
+import {
+  globalOptions,
+  operationalError,
+  parseDurationArg,
+  parseInstantArg,
+  parseJsonArg,
+  printJson,
+  toCliError,
+  usageError,
+  withStack
+} from "./common.js"
+import type { Globals } from "./common.js"
+import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
+
+const taskId = Args.text({ name: "task-id" }).pipe(Args.withDescription("the task's id (a UUID)"))
+
+const optInt = (name: string, description: string) =>
+  Options.integer(name).pipe(Options.withDescription(description), Options.optional)
+const optText = (name: string, description: string) =>
+  Options.text(name).pipe(Options.withDescription(description), Options.optional)
+
+const submitOptions = {
+  ...globalOptions,
+  taskType: Options.text("task-type").pipe(Options.withAlias("t"), Options.withDescription("the task type")),
+  input: Options.text("input").pipe(
+    Options.withAlias("i"),
+    Options.withDescription("the input as JSON (default {})"),
+    Options.withDefault("{}")
+  ),
+  timeout: optInt("timeout", "lease length of one attempt, in seconds (default 300)"),
+  retries: optInt("retries", "retries after the first attempt (default 3)"),
+  maxReschedules: optInt("max-reschedules", "how often a handler may reschedule the task"),
+  delay: optText("delay", "run after this long, e.g. 30s, 5m, 1h (server time)"),
+  at: optText("at", "run at this RFC 3339 time"),
+  ttl: optText("ttl", "expire if not started within this long, e.g. 1h"),
+  expiresAt: optText("expires-at", "expire if not started by this RFC 3339 time"),
+  priority: optInt("priority", "0 (default) to 9999: higher runs first within a shard"),
+  idempotencyKey: optText("idempotency-key", "submits with the same key make one task")
+}
+
+/** `buquet submit -t TYPE -i JSON [options]`. */
+export const submit = Command.make("submit", submitOptions, (o) =>
+  Effect.gen(function*() {
+    const input = yield* parseJsonArg("--input", o.input)
+    if (Option.isSome(o.delay) && Option.isSome(o.at)) return yield* usageError("give either --delay or --at, not both")
+    if (Option.isSome(o.ttl) && Option.isSome(o.expiresAt)) return yield* usageError("give either --ttl or --expires-at, not both")
+    const delay = Option.isSome(o.delay) ? yield* parseDurationArg("--delay", o.delay.value) : undefined
+    const ttl = Option.isSome(o.ttl) ? yield* parseDurationArg("--ttl", o.ttl.value) : undefined
+    const at = Option.isSome(o.at) ? yield* parseInstantArg("--at", o.at.value) : undefined
+    const expiresAt = Option.isSome(o.expiresAt) ? yield* parseInstantArg("--expires-at", o.expiresAt.value) : undefined
+    const options: SubmitOptions = {
+      timeoutSeconds: Option.getOrUndefined(o.timeout),
+      maxRetries: Option.getOrUndefined(o.retries),
+      maxReschedules: Option.getOrUndefined(o.maxReschedules),
+      delay,
+      scheduleAt: at,
+      ttlSeconds: ttl === undefined ? undefined : Duration.toSeconds(ttl),
+      expiresAt,
+      priority: Option.getOrUndefined(o.priority),
+      idempotencyKey: Option.getOrUndefined(o.idempotencyKey)
+    }
+    yield* withStack(
+      o,
+      Effect.gen(function*() {
+        const queue = yield* Queue
+        const task = yield* queue.submit(o.taskType, input, options)
+        if (o.json) return yield* printJson(taskJson(task))
+        const when = task.availableAt > task.createdAt ? ` (runs at ${time(task.availableAt)})` : ""
+        const expiry = task.expiresAt === undefined ? "" : ` (expires at ${time(task.expiresAt)})`
+        yield* Console.log(`Task submitted: ${task.id}${when}${expiry}`)
+      })
+    )
+  }).pipe(toCliError)).pipe(Command.withDescription("submit a task"))
+
+const getHandler = (o: Globals & { readonly taskId: string }) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const task = yield* queue.get(o.taskId).pipe(Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(TaskNotFound.of(o.taskId)),
+        onSome: Effect.succeed
+      })))
+      if (o.json) return yield* printJson(taskJson(task))
+      const input = yield* queue.loadInput(task)
+      const output = yield* queue.loadOutput(task)
+      yield* Console.log(describeTask(task, input, output))
+    })
+  ).pipe(toCliError)
+
+/** `buquet get ID`: a task's fields. */
+export const get = Command.make("get", { ...globalOptions, taskId }, getHandler).pipe(
+  Command.withDescription("show a task")
+)
+
+/** `buquet status ID`: the reference's name for `get`. */
+export const status = Command.make("status", { ...globalOptions, taskId }, getHandler).pipe(
+  Command.withDescription("show a task (alias of get)")
+)
+
+/** `buquet history ID`: the task's transitions (and S3 versions where the bucket keeps them). */
+export const history = Command.make("history", { ...globalOptions, taskId }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const h = yield* queue.history(o.taskId)
+      if (o.json) {
+        return yield* printJson({
+          task_id: h.taskId,
+          events: h.events.map(eventJson),
+          versions: h.versions.map((v) => ({
+            version_id: v.versionId,
+            last_modified: time(v.lastModified),
+            is_latest: v.isLatest,
+            status: v.task?.status ?? null
+          }))
+        })
+      }
+      yield* Console.log(h.events.length === 0 ? "no transitions recorded" : h.events.map(describeEvent).join("\n"))
+      if (h.versions.length > 0) {
+        yield* Console.log(`\n${h.versions.length} stored versions (newest first):`)
+        yield* Console.log(h.versions.map((v, i) => `  ${i + 1}. ${v.task?.status ?? "(deleted)"} at ${time(v.lastModified)}`).join("\n"))
+      }
+    })
+  ).pipe(toCliError)).pipe(Command.withDescription("show a task's transitions"))
+
+const statusChoice = Options.choice("status", allStatuses as ReadonlyArray<TaskStatus>)
+
+/** `buquet list [--status S] [--type T] [--shard X] [--limit N]`. */
+export const list = Command.make(
+  "list",
+  {
+    ...globalOptions,
+    status: statusChoice.pipe(Options.withDescription("only tasks in this status"), Options.optional),
+    taskType: optText("type", "only tasks of this type").pipe(Options.withAlias("t")),
+    shard: optText("shard", "only this shard (default: all)").pipe(Options.withAlias("s")),
+    limit: Options.integer("limit").pipe(Options.withDescription("most tasks to show, 1–1000"), Options.withDefault(100)),
+    cursor: optText("cursor", "continue after the previous page")
+  },
+  (o) =>
+    Effect.gen(function*() {
+      if (o.limit < 1 || o.limit > 1000) return yield* usageError(`--limit must be from 1 to 1000, got ${o.limit}`)
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const queue = yield* Queue
+          const page = yield* queue.list({
+            status: Option.getOrUndefined(o.status),
+            taskType: Option.getOrUndefined(o.taskType),
+            shard: Option.getOrUndefined(o.shard),
+            limit: o.limit,
+            cursor: Option.getOrUndefined(o.cursor)
+          })
+          if (o.json) {
+            return yield* printJson({ tasks: page.tasks.map(taskJson), cursor: page.cursor ?? null, scanned: page.scanned })
+          }
+          yield* Console.log(
+            table(
+              ["ID", "TYPE", "STATUS", "ATTEMPT", "UPDATED"],
+              page.tasks.map((t) => [t.id, t.taskType, t.status, String(t.attempt), time(t.updatedAt)])
+            )
+          )
+          yield* Console.log(`${page.tasks.length} task(s)${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
+        })
+      )
+    }).pipe(toCliError)
+).pipe(Command.withDescription("list tasks"))
+
+const describeCancel = (r: CancelManyResult): string =>
+  r._tag === "Done" ? `${r.taskId}  ${r.outcome}` : `${r.taskId}  failed: ${r.error.message}`
+
+/** `buquet cancel ID… | --type T [--reason R]`: one outcome per task. */
+export const cancel = Command.make(
+  "cancel",
+  {
+    ...globalOptions,
+    ids: Args.text({ name: "task-id" }).pipe(Args.repeated),
+    taskType: optText("type", "cancel every unfinished task of this type").pipe(Options.withAlias("t")),
+    reason: optText("reason", "why (stored with the task)").pipe(Options.withAlias("r"))
+  },
+  (o) =>
+    Effect.gen(function*() {
+      if (o.ids.length === 0 && Option.isNone(o.taskType)) {
+        return yield* usageError("give task ids or --type TYPE to say what to cancel")
+      }
+      if (o.ids.length > 0 && Option.isSome(o.taskType)) return yield* usageError("give either task ids or --type, not both")
+      const results = yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const queue = yield* Queue
+          const options = { reason: Option.getOrUndefined(o.reason), cancelledBy: "cli" }
+          return Option.isSome(o.taskType)
+            ? yield* queue.cancelByType(o.taskType.value, options)
+            : yield* queue.cancelMany(o.ids, options)
+        })
+      )
+      if (o.json) {
+        yield* printJson(results.map((r) =>
+          r._tag === "Done"
+            ? { task_id: r.taskId, outcome: r.outcome }
+            : { task_id: r.taskId, outcome: "error", error: r.error.message }
+        ))
+      } else {
+        yield* Console.log(results.length === 0 ? "nothing to cancel" : results.map(describeCancel).join("\n"))
+      }
+      const failed = results.filter((r) => r._tag === "Failed")
+      if (failed.length > 0) {
+        const bad = failed.find((r) => r._tag === "Failed" && r.error._tag === "InvalidArgument")
+        return yield* (bad !== undefined && bad._tag === "Failed"
+          ? usageError(bad.error.message)
+          : operationalError(`${failed.length} cancel(s) failed; run the command again to retry them`))
+      }
+    }).pipe(toCliError)
+).pipe(Command.withDescription("cancel tasks by id or by type"))
+
+/** `buquet replay ID`: a failed/cancelled/expired task runs again with a fresh budget. */
+export const replay = Command.make("replay", { ...globalOptions, taskId }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const task = yield* (yield* Queue).replay(o.taskId)
+      yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} replayed: ${task.status}`)
+    })
+  ).pipe(toCliError)).pipe(Command.withDescription("run a failed, cancelled or expired task again"))
+
+/** `buquet archive ID`. */
+export const archive = Command.make("archive", { ...globalOptions, taskId }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const task = yield* (yield* Queue).archive(o.taskId)
+      yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} archived`)
+    })
+  ).pipe(toCliError)).pipe(Command.withDescription("archive a finished task"))
