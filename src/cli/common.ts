@@ -38,6 +38,10 @@ export const globalOptions = {
     Options.withDescription("s3://bucket, file://dir or memory (env BUQUET_STORAGE)"),
     Options.optional
   ),
+  shardPrefixLen: Options.text("shard-prefix-len").pipe(
+    Options.withDescription("hex characters of a task id that name its shard, 1–4 (env BUQUET_SHARD_PREFIX_LEN)"),
+    Options.optional
+  ),
   json: Options.boolean("json").pipe(Options.withDescription("machine-readable JSON output"))
 }
 
@@ -49,6 +53,7 @@ export interface Globals {
   readonly profile: Option.Option<string>
   readonly config: Option.Option<string>
   readonly storage: Option.Option<string>
+  readonly shardPrefixLen: Option.Option<string>
   readonly json: boolean
 }
 
@@ -59,6 +64,7 @@ export const configInputs = (g: Globals): ConfigLayer.ConfigInputs => {
     const v = g[key]
     if (Option.isSome(v)) flags.set(key, v.value)
   }
+  if (Option.isSome(g.shardPrefixLen)) flags.set("queue.shard_prefix_len", g.shardPrefixLen.value)
   return { flags, profile: Option.getOrUndefined(g.profile), configFile: Option.getOrUndefined(g.config) }
 }
 

@@ -51,74 +51,71 @@ export const parseConfigFile = (path: string, text: string): Either.Either<Confi
   const profiles = new Map<string, SettingMap>()
   const allowedSections = [...new Set(["default", "profiles.NAME", ...sections.keys()])].map((s) => `[${s}]`).join(", ")
 
-  const readConnection = (
-    section: string,
-    table: unknown,
-    into: Map<string, string>
-  ): InvalidConfig | undefined => {
-    if (!isTable(table)) return new InvalidConfig({ source: path, key: `[${section}]`, message: `${path}: [${section}] must be a table` })
+  const invalid = (key: string, message: string) => new InvalidConfig({ source: path, key, message: `${path}: ${key}${message}` })
+
+  const readValue = (display: string, settingPath: string, value: unknown, into: Map<string, string>) => {
+    const v = normalizeValue(settingsByPath.get(settingPath)!, value as RawValue, false)
+    if (Either.isLeft(v)) return invalid(display, `: ${v.left}`)
+    into.set(settingPath, v.right)
+    return undefined
+  }
+
+  // [default] or the top level of [profiles.NAME]: connection keys (and, in a profile, sections)
+  const readConnection = (section: string, table: unknown, into: Map<string, string>, withSections: boolean): InvalidConfig | undefined => {
+    if (!isTable(table)) return invalid(`[${section}]`, " must be a table")
     for (const [key, value] of Object.entries(table)) {
+      if (withSections && sections.has(key)) {
+        const err = readSection(key, value, into, `${section}.`)
+        if (err !== undefined) return err
+        continue
+      }
       if (!profileKeys.includes(key)) {
-        return new InvalidConfig({
-          source: path,
-          key: `[${section}] ${key}`,
-          message: `${path}: [${section}] ${key} is not a known key; allowed keys: ${profileKeys.join(", ")}`
-        })
+        const allowed = [...profileKeys, ...(withSections ? [...sections.keys()].filter((k) => !k.includes(".")).map((k) => `[${section}.${k}]`) : [])]
+        return invalid(`[${section}] ${key}`, ` is not a known key; allowed keys: ${allowed.join(", ")}`)
       }
-      const spec = settingsByPath.get(key)!
-      const v = normalizeValue(spec, value as RawValue, false)
-      if (Either.isLeft(v)) {
-        return new InvalidConfig({ source: path, key: `[${section}] ${key}`, message: `${path}: [${section}] ${key}: ${v.left}` })
-      }
-      into.set(key, v.right)
+      const err = readValue(`[${section}] ${key}`, key, value, into)
+      if (err !== undefined) return err
     }
     return undefined
   }
 
-  // Walks a non-profile section (possibly nested, like [worker.polling]).
-  const readSection = (section: string, table: unknown): InvalidConfig | undefined => {
-    if (!isTable(table)) return new InvalidConfig({ source: path, key: `[${section}]`, message: `${path}: [${section}] must be a table` })
+  // a non-profile section (possibly nested, like [worker.polling]); `shown` prefixes its name in messages
+  const readSection = (section: string, table: unknown, into: Map<string, string>, shown = ""): InvalidConfig | undefined => {
+    const name = `[${shown}${section}]`
+    if (!isTable(table)) return invalid(name, " must be a table")
     const keys = sections.get(section) ?? []
     const subsections = [...sections.keys()].filter((s) => s.startsWith(`${section}.`) && !s.slice(section.length + 1).includes("."))
     for (const [key, value] of Object.entries(table)) {
       const child = `${section}.${key}`
       if (subsections.includes(child)) {
-        const err = readSection(child, value)
+        const err = readSection(child, value, into, shown)
         if (err !== undefined) return err
         continue
       }
       if (!keys.includes(key)) {
-        const allowed = [...keys, ...subsections.map((s) => `[${s}]`)].join(", ")
-        return new InvalidConfig({
-          source: path,
-          key: `[${section}] ${key}`,
-          message: `${path}: [${section}] ${key} is not a known key; allowed keys: ${allowed}`
-        })
+        const allowed = [...keys, ...subsections.map((s) => `[${shown}${s}]`)].join(", ")
+        return invalid(`${name} ${key}`, ` is not a known key; allowed keys: ${allowed}`)
       }
-      const spec = settingsByPath.get(child)!
-      const v = normalizeValue(spec, value as RawValue, false)
-      if (Either.isLeft(v)) {
-        return new InvalidConfig({ source: path, key: `[${section}] ${key}`, message: `${path}: [${section}] ${key}: ${v.left}` })
-      }
-      base.set(child, v.right)
+      const err = readValue(`${name} ${key}`, child, value, into)
+      if (err !== undefined) return err
     }
     return undefined
   }
 
   for (const [name, value] of Object.entries(doc)) {
     if (name === "default") {
-      const err = readConnection("default", value, base)
+      const err = readConnection("default", value, base, false)
       if (err !== undefined) return Either.left(err)
     } else if (name === "profiles") {
       if (!isTable(value)) return fail(path, "[profiles]", "must hold [profiles.NAME] tables")
       for (const [profile, table] of Object.entries(value)) {
         const into = new Map<string, string>()
-        const err = readConnection(`profiles.${profile}`, table, into)
+        const err = readConnection(`profiles.${profile}`, table, into, true)
         if (err !== undefined) return Either.left(err)
         profiles.set(profile, into)
       }
     } else if (sections.has(name)) {
-      const err = readSection(name, value)
+      const err = readSection(name, value, base)
       if (err !== undefined) return Either.left(err)
     } else {
       return Either.left(

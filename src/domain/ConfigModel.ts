@@ -31,7 +31,7 @@ export interface SettingSpec {
   readonly kind: SettingKind
   /** The default, as the string form every source is reduced to (absent: no default). */
   readonly default?: string | undefined
-  /** Whether a `[profiles.X]` / `[default]` section may set it (connection settings only). */
+  /** A connection setting: in files it sits under `[default]` (or at the top of `[profiles.X]`); the others sit in their sections. */
   readonly inProfile: boolean
   /** What it does and where it is applied (shown by `config show`). */
   readonly description: string
@@ -86,6 +86,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
   {
     path: "queue.shard_prefix_len",
     env: ["BUQUET_SHARD_PREFIX_LEN"],
+    flag: "shard-prefix-len",
     kind: int(1, 4),
     default: "1",
     inProfile: false,
@@ -96,7 +97,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
 /** The settings by path. */
 export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))
 
-/** The setting paths a `[default]` / `[profiles.X]` section may hold. */
+/** The connection settings: the keys of `[default]` and of the top of `[profiles.X]`. */
 export const profileKeys: ReadonlyArray<string> = settings.filter((s) => s.inProfile).map((s) => s.path)
 
 /** Sections a config file may have besides `[default]` and `[profiles.*]`, with their keys. */
@@ -109,6 +110,10 @@ export const fileSections = (): ReadonlyMap<string, ReadonlyArray<string>> => {
     const keys = sections.get(section) ?? []
     keys.push(s.path.slice(dot + 1))
     sections.set(section, keys)
+    // ancestors (e.g. [worker] of [worker.polling]) exist even without keys of their own
+    for (let i = section.indexOf("."); i > 0; i = section.indexOf(".", i + 1)) {
+      if (!sections.has(section.slice(0, i))) sections.set(section.slice(0, i), [])
+    }
   }
   return sections
 }
