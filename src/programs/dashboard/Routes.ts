@@ -1,0 +1,485 @@
+/**
+ * The dashboard's HTTP app: HTML pages, the JSON API under `/api/v1`, the SSE stream `/events`,
+ * and Prometheus text at `/metrics`, behind the access guard (token / Host check) and with CSRF
+ * protection on every POST.
+ *
+ * Every page and API read comes from the shared snapshot (no request to the bucket per tab);
+ * the task detail page reads the one task (GET, plus versions where the bucket keeps them), and
+ * actions go through the Queue / Scheduler and then refresh the snapshot once.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto"
+import { HttpRouter, HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
+import { Deferred, DateTime, Duration, Effect, Option, Schema, Stream } from "effect"
+import { isShard } from "../../domain/Shard.js"
+import { Task } from "../../domain/Task.js"
+import { allStatuses } from "../../domain/TaskStatus.js"
+import type { TaskStatus } from "../../domain/TaskStatus.js"
+import { exposition, contentType as prometheusContentType } from "../../layers/Metrics.js"
+import type { QueueService, TaskHistory } from "../../services/Queue.js"
+import type { SchedulerService } from "../../services/Scheduler.js"
+import type { StorageService } from "../../services/Storage.js"
+import type { QueueSnapshot, Snapshot } from "../QueueSnapshot.js"
+import type { Html } from "./Html.js"
+import * as Pages from "./Pages.js"
+import type { Secrets } from "./Security.js"
+import { hasToken, isLoopbackHostHeader, sameSecret, tokenCookie } from "./Security.js"
+
+/** What the app is built on. */
+export interface AppDeps {
+  readonly queue: QueueService
+  readonly storage: StorageService
+  readonly snapshot: QueueSnapshot
+  readonly secrets: Secrets
+  /** Present when the Scheduler service was provided: schedule actions are offered. */
+  readonly scheduler: Option.Option<SchedulerService>
+  readonly shardPrefixLen: number
+  /** Completed when the server shuts down: SSE streams end so the server can close. */
+  readonly shutdown: Deferred.Deferred<void>
+}
+
+// the page script is constant: allow exactly it by hash, so even a missed escape could not run script
+const scriptHash = (): string => createHash("sha256").update(Pages.scriptSource).digest("base64")
+
+const securityHeaders = (hash: string) => ({
+  "content-security-policy":
+    `default-src 'none'; script-src 'sha256-${hash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; ` +
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cache-control": "no-store"
+})
+
+const first = (v: string | ReadonlyArray<string> | undefined): string | undefined =>
+  v === undefined ? undefined : typeof v === "string" ? v : v[0]
+
+const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v.trim())
+
+/** The fixed notices of `?done=` (never echo user text). */
+const notices: Readonly<Record<string, string>> = {
+  replay: "Replayed: the task is pending again with a fresh retry budget.",
+  archive: "Archived.",
+  cancelled: "Cancelled.",
+  cancel_requested: "Cancellation requested: the worker interrupts the handler and records it.",
+  already_terminal: "Nothing to cancel: the task had already finished.",
+  not_found: "The task no longer exists."
+}
+
+/** HTTP status and message of a failed action. */
+const failure = (error: { readonly _tag: string; readonly message: string }): { readonly status: number; readonly message: string } => {
+  switch (error._tag) {
+    case "InvalidArgument":
+      return { status: 400, message: error.message }
+    case "TaskNotFound":
+    case "ScheduleNotFound":
+      return { status: 404, message: error.message }
+    case "IllegalTransition":
+      return { status: 409, message: error.message }
+    default:
+      return { status: 503, message: error.message }
+  }
+}
+
+const encodeTask = Schema.encodeSync(Task)
+
+/** Builds the dashboard's HTTP app. */
+export const makeApp = (deps: AppDeps) => {
+  const { queue, secrets, snapshot } = deps
+  const headers = securityHeaders(scriptHash())
+
+  const page = (body: Html, status = 200) =>
+    HttpServerResponse.text(body.value, { status, contentType: "text/html; charset=utf-8", headers })
+  const json = (data: unknown, status = 200) => HttpServerResponse.unsafeJson(data, { status, headers: { "cache-control": "no-store" } })
+
+  const search = Effect.map(HttpServerRequest.ParsedSearchParams, (p) => (name: string) => first(p[name]))
+  const isFragment = Effect.map(search, (q) => q("fragment") === "1")
+
+  const full = (p: Omit<Parameters<typeof Pages.layout>[0], "csrf">) => page(Pages.layout({ ...p, csrf: secrets.csrf }))
+
+  /** A page with a live region: the whole page, or only the region for `?fragment=1`. */
+  const livePage = (p: {
+    readonly title: string
+    readonly tab: Pages.Tab | undefined
+    readonly snapshot: Snapshot
+    readonly body: Html
+    readonly before?: Html | undefined
+    readonly after?: Html | undefined
+  }) => Effect.map(isFragment, (fragment) => (fragment ? page(p.body) : full({ ...p, live: true })))
+
+  const errorPage = (title: string, text: string, status: number) =>
+    Effect.map(snapshot.current, (s) => full({ title, tab: undefined, snapshot: s, live: false, body: Pages.message(title, text, true) })).pipe(
+      Effect.map(HttpServerResponse.setStatus(status))
+    )
+
+  // --- CSRF -------------------------------------------------------------------------------------
+
+  const csrfValid = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (sameSecret(request.headers["x-csrf-token"], secrets.csrf)) return true
+    const type = request.headers["content-type"] ?? ""
+    if (!type.startsWith("application/x-www-form-urlencoded")) return false
+    const params = yield* Effect.orElseSucceed(request.urlParamsBody, () => UrlParams.empty)
+    return sameSecret(Option.getOrUndefined(UrlParams.getFirst(params, "_csrf")), secrets.csrf)
+  })
+
+  const forbidden = (api: boolean) =>
+    api
+      ? Effect.succeed(json({ error: "missing or wrong CSRF token: send the X-CSRF-Token header (GET /api/v1/csrf gives it)" }, 403))
+      : errorPage("Forbidden", "This action needs the page's CSRF token: reload the page and try again.", 403)
+
+  /** Runs a POST handler only with a valid CSRF token; 403 otherwise. */
+  const withCsrf = <E, R>(api: boolean, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Effect.flatMap(csrfValid, (ok) => (ok ? handler : forbidden(api)))
+
+  // --- filters ----------------------------------------------------------------------------------
+
+  const filters = Effect.map(search, (q): Pages.TaskFilters => {
+    const status = nonEmpty(q("status"))
+    const shard = nonEmpty(q("shard"))
+    const time = nonEmpty(q("time"))
+    const pageNo = Number(q("page") ?? "1")
+    return {
+      status: status !== undefined && (allStatuses as ReadonlyArray<string>).includes(status) ? (status as TaskStatus) : undefined,
+      taskType: nonEmpty(q("type")),
+      shard: shard !== undefined && isShard(shard, deps.shardPrefixLen) ? shard : undefined,
+      time: time !== undefined && time in Pages.timeWindows ? (time as Pages.TimeWindow) : "all",
+      page: Number.isInteger(pageNo) && pageNo > 0 ? pageNo : 1
+    }
+  })
+
+  // --- task detail and actions --------------------------------------------------------------------
+
+  const payloads = (task: Task) =>
+    Effect.all({
+      input: task.inputRef === undefined ? Effect.succeed(task.input) : Effect.orElseSucceed(queue.loadInput(task), () => null),
+      output: task.outputRef === undefined ? Effect.succeed(task.output) : Effect.orElseSucceed(queue.loadOutput(task), () => null)
+    })
+
+  const versionsOf = (taskId: string) =>
+    Effect.gen(function*() {
+      const caps = yield* deps.storage.capabilities
+      if (caps.versioning !== "enabled" && caps.versioning !== "suspended") return undefined
+      return yield* queue.history(taskId)
+    }).pipe(Effect.orElseSucceed((): TaskHistory | undefined => undefined))
+
+  const taskDetailPage = Effect.gen(function*() {
+    const { id } = yield* HttpRouter.params
+    const q = yield* search
+    const fragment = q("fragment") === "1"
+    const s = yield* snapshot.current
+    const taskId = id ?? ""
+    // the live region re-renders from the snapshot; the full page reads the task itself
+    const fromSnapshot = fragment ? Option.fromNullable(s.byId.get(taskId)) : Option.none<Task>()
+    const found = Option.isSome(fromSnapshot) ? fromSnapshot : yield* queue.get(taskId)
+    if (Option.isNone(found)) return yield* errorPage("Not found", `No task ${taskId}.`, 404)
+    const task = found.value
+    const { input, output } = yield* payloads(task)
+    const done = q("done")
+    const body = Pages.taskDetail(task, {
+      input,
+      output,
+      history: undefined,
+      notice: done === undefined ? undefined : notices[done],
+      csrf: secrets.csrf,
+      now: s.refreshedAt
+    })
+    if (fragment) return page(body)
+    const history = yield* versionsOf(taskId)
+    return full({ title: `Task ${taskId}`, tab: "tasks", snapshot: s, live: true, body, after: Pages.taskVersions(history) })
+  }).pipe(
+    Effect.catchAll((e) => {
+      const f = failure(e)
+      return errorPage("Error", f.message, f.status)
+    })
+  )
+
+  type TaskAction = "cancel" | "replay" | "archive"
+  const runAction = (action: TaskAction, taskId: string) =>
+    Effect.gen(function*() {
+      let result: { readonly outcome: string; readonly task: Task | undefined }
+      if (action === "cancel") {
+        const r = yield* queue.cancel(taskId, { reason: "cancelled from the dashboard", cancelledBy: "dashboard" })
+        result = { outcome: r.outcome, task: r.task }
+      } else {
+        const task = action === "replay" ? yield* queue.replay(taskId) : yield* queue.archive(taskId)
+        result = { outcome: action, task }
+      }
+      // one shared refresh, so every tab sees the change on its next event
+      yield* snapshot.refreshNow
+      return result
+    })
+
+  const taskActionHtml = (action: TaskAction) =>
+    withCsrf(
+      false,
+      Effect.gen(function*() {
+        const { id } = yield* HttpRouter.params
+        const taskId = id ?? ""
+        const result = yield* runAction(action, taskId)
+        return HttpServerResponse.redirect(`/tasks/${encodeURIComponent(taskId)}?done=${result.outcome}`, { status: 303 })
+      }).pipe(Effect.catchAll((e) => {
+        const f = failure(e)
+        return errorPage(`Could not ${action}`, f.message, f.status)
+      }))
+    )
+
+  const taskActionApi = (action: TaskAction) =>
+    withCsrf(
+      true,
+      Effect.gen(function*() {
+        const { id } = yield* HttpRouter.params
+        const result = yield* runAction(action, id ?? "")
+        return json({ ok: true, outcome: result.outcome, task: result.task === undefined ? null : encodeTask(result.task) })
+      }).pipe(Effect.catchAll((e) => {
+        const f = failure(e)
+        return Effect.succeed(json({ ok: false, error: e._tag, message: f.message }, f.status))
+      }))
+    )
+
+  // --- schedules ---------------------------------------------------------------------------------------
+
+  type ScheduleAction = "enable" | "disable" | "trigger"
+  const runScheduleAction = (action: ScheduleAction, id: string) =>
+    Option.match(deps.scheduler, {
+      onNone: () =>
+        Effect.fail({ _tag: "Unavailable", message: "the scheduler service is not running in this dashboard" } as const),
+      onSome: (scheduler) =>
+        (action === "enable"
+          ? Effect.as(scheduler.enable(id), "enabled")
+          : action === "disable"
+          ? Effect.as(scheduler.disable(id), "disabled")
+          : Effect.map(scheduler.triggerNow(id), (task) => `triggered ${task.id}`)).pipe(Effect.tap(() => snapshot.refreshNow))
+    })
+
+  const scheduleActionHtml = (action: ScheduleAction) =>
+    withCsrf(
+      false,
+      Effect.gen(function*() {
+        const { id } = yield* HttpRouter.params
+        yield* runScheduleAction(action, id ?? "")
+        return HttpServerResponse.redirect("/schedules", { status: 303 })
+      }).pipe(Effect.catchAll((e) => {
+        const f = failure(e)
+        return errorPage(`Could not ${action}`, f.message, f.status)
+      }))
+    )
+
+  const scheduleActionApi = (action: ScheduleAction) =>
+    withCsrf(
+      true,
+      Effect.gen(function*() {
+        const { id } = yield* HttpRouter.params
+        const outcome = yield* runScheduleAction(action, id ?? "")
+        return json({ ok: true, outcome })
+      }).pipe(Effect.catchAll((e) => {
+        const f = failure(e)
+        return Effect.succeed(json({ ok: false, error: e._tag, message: f.message }, f.status))
+      }))
+    )
+
+  // --- JSON views ----------------------------------------------------------------------------------------
+
+  const time = (t: Option.Option<DateTime.Utc> | DateTime.Utc | undefined | null) =>
+    t === undefined || t === null ? null : DateTime.isDateTime(t) ? DateTime.formatIso(t) : Option.match(t, { onNone: () => null, onSome: DateTime.formatIso })
+
+  const overviewJson = (s: Snapshot) => ({
+    refreshes: s.refreshes,
+    refreshed_at: time(s.refreshedAt),
+    refresh_millis: s.refreshMillis,
+    counts: s.counts,
+    total: s.tasks.length,
+    depth: s.depth,
+    throughput: s.throughput.map((m) => ({ ...m, minute: DateTime.formatIso(DateTime.unsafeMake(m.minute)) })),
+    workers: { total: s.workers.length, healthy: s.workers.filter((w) => w.healthy).length },
+    cost: { last_refresh: s.lastCost, all_refreshes: s.totalCost },
+    unread: s.unread,
+    complete: s.complete,
+    malformed: s.malformed,
+    error: Option.getOrNull(s.error)
+  })
+
+  const workersJson = (s: Snapshot) =>
+    s.workers.map((w) => ({
+      worker_id: w.record.workerId,
+      healthy: w.healthy,
+      last_heartbeat: time(w.record.lastHeartbeat),
+      started_at: time(w.record.startedAt),
+      current_tasks: w.currentTasks,
+      tasks_completed: w.record.tasksCompleted,
+      tasks_failed: w.record.tasksFailed,
+      tasks_retried: w.record.tasksRetried ?? null,
+      shards: w.record.shards,
+      hostname: w.record.hostname ?? null
+    }))
+
+  const schedulesJson = (s: Snapshot) =>
+    s.schedules.map((sc) => ({
+      id: sc.record.id,
+      task_type: sc.record.taskType,
+      cron: sc.record.cron,
+      timezone: sc.record.timezone ?? null,
+      enabled: sc.record.enabled,
+      last_run_at: time(sc.lastRun?.lastRunAt),
+      last_task_id: sc.lastRun?.lastTaskId ?? null,
+      next_run_at: time(sc.nextRun),
+      problem: sc.problem ?? null
+    }))
+
+  // --- SSE ----------------------------------------------------------------------------------------------
+
+  const sseEvent = (s: Snapshot): string =>
+    `event: snapshot\nid: ${s.refreshes}\ndata: ${
+      JSON.stringify({
+        refreshes: s.refreshes,
+        refreshedAt: time(s.refreshedAt),
+        counts: s.counts,
+        cost: Pages.costText(s.lastCost),
+        error: Option.getOrNull(s.error)
+      })
+    }\n\n`
+
+  const events = Effect.sync(() => {
+    const stream = snapshot.watch.pipe(
+      Stream.map(sseEvent),
+      // a comment line now and then keeps proxies from closing an idle stream
+      Stream.merge(Stream.tick(Duration.seconds(15)).pipe(Stream.as(": keep-alive\n\n")), { haltStrategy: "left" }),
+      Stream.interruptWhen(Deferred.await(deps.shutdown)),
+      Stream.encodeText
+    )
+    return HttpServerResponse.stream(stream, {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
+    })
+  })
+
+  // --- the router --------------------------------------------------------------------------------------
+
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/",
+      Effect.flatMap(snapshot.fresh, (s) => livePage({ title: "Overview", tab: "overview", snapshot: s, body: Pages.overview(s) }))
+    ),
+    HttpRouter.get(
+      "/tasks",
+      Effect.gen(function*() {
+        const s = yield* snapshot.fresh
+        const f = yield* filters
+        return yield* livePage({
+          title: "Tasks",
+          tab: "tasks",
+          snapshot: s,
+          before: Pages.taskFilterForm(s, f, deps.shardPrefixLen),
+          body: Pages.taskTable(s, f)
+        })
+      })
+    ),
+    HttpRouter.get("/tasks/:id", taskDetailPage),
+    HttpRouter.post("/tasks/:id/cancel", taskActionHtml("cancel")),
+    HttpRouter.post("/tasks/:id/replay", taskActionHtml("replay")),
+    HttpRouter.post("/tasks/:id/archive", taskActionHtml("archive")),
+    HttpRouter.get(
+      "/workers",
+      Effect.flatMap(snapshot.fresh, (s) => livePage({ title: "Workers", tab: "workers", snapshot: s, body: Pages.workers(s) }))
+    ),
+    HttpRouter.get(
+      "/schedules",
+      Effect.flatMap(snapshot.fresh, (s) =>
+        livePage({
+          title: "Schedules",
+          tab: "schedules",
+          snapshot: s,
+          body: Pages.schedules(s, secrets.csrf, Option.isSome(deps.scheduler))
+        }))
+    ),
+    HttpRouter.post("/schedules/:id/enable", scheduleActionHtml("enable")),
+    HttpRouter.post("/schedules/:id/disable", scheduleActionHtml("disable")),
+    HttpRouter.post("/schedules/:id/trigger", scheduleActionHtml("trigger")),
+    HttpRouter.get("/events", events),
+    HttpRouter.get("/metrics", Effect.map(exposition, (text) => HttpServerResponse.text(text, { contentType: prometheusContentType })))
+  )
+
+  const api = HttpRouter.empty.pipe(
+    HttpRouter.get("/api/v1/csrf", Effect.succeed(json({ csrf_token: secrets.csrf }))),
+    HttpRouter.get("/api/v1/overview", Effect.map(snapshot.fresh, (s) => json(overviewJson(s)))),
+    HttpRouter.get(
+      "/api/v1/tasks",
+      Effect.gen(function*() {
+        const s = yield* snapshot.fresh
+        const f = yield* filters
+        const q = yield* search
+        const limit = Math.min(1000, Math.max(1, Number(q("limit") ?? "100") || 100))
+        const offset = Math.max(0, Number(q("offset") ?? "0") || 0)
+        const all = Pages.filterTasks(s, f)
+        return json({
+          total: all.length,
+          offset,
+          limit,
+          refreshed_at: time(s.refreshedAt),
+          tasks: all.slice(offset, offset + limit).map((t) => encodeTask(t))
+        })
+      })
+    ),
+    HttpRouter.get(
+      "/api/v1/tasks/:id",
+      Effect.gen(function*() {
+        const { id } = yield* HttpRouter.params
+        const found = yield* queue.get(id ?? "")
+        if (Option.isNone(found)) return json({ error: "TaskNotFound", message: `no task ${id ?? ""}` }, 404)
+        const history = yield* versionsOf(found.value.id)
+        return json({
+          task: encodeTask(found.value),
+          versions: (history?.versions ?? []).map((v) => ({
+            version_id: v.versionId,
+            last_modified: time(v.lastModified),
+            is_latest: v.isLatest,
+            task: v.task === undefined ? null : encodeTask(v.task)
+          }))
+        })
+      }).pipe(Effect.catchAll((e) => {
+        const f = failure(e)
+        return Effect.succeed(json({ error: e._tag, message: f.message }, f.status))
+      }))
+    ),
+    HttpRouter.post("/api/v1/tasks/:id/cancel", taskActionApi("cancel")),
+    HttpRouter.post("/api/v1/tasks/:id/replay", taskActionApi("replay")),
+    HttpRouter.post("/api/v1/tasks/:id/archive", taskActionApi("archive")),
+    HttpRouter.get("/api/v1/workers", Effect.map(snapshot.fresh, (s) => json(workersJson(s)))),
+    HttpRouter.get("/api/v1/schedules", Effect.map(snapshot.fresh, (s) => json(schedulesJson(s)))),
+    HttpRouter.post("/api/v1/schedules/:id/enable", scheduleActionApi("enable")),
+    HttpRouter.post("/api/v1/schedules/:id/disable", scheduleActionApi("disable")),
+    HttpRouter.post("/api/v1/schedules/:id/trigger", scheduleActionApi("trigger"))
+  )
+  const routes = HttpRouter.concat(router, api)
+
+  // --- the guard -----------------------------------------------------------------------------------------
+
+  const guarded = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (secrets.token === undefined) {
+      // no token: only a loopback Host (a rebinding DNS name must not reach a token-less dashboard)
+      if (!isLoopbackHostHeader(request.headers["host"])) {
+        return HttpServerResponse.text("This dashboard only answers requests addressed to localhost.", { status: 403 })
+      }
+    } else if (!hasToken(secrets, request.headers["authorization"], request.cookies)) {
+      const url = new URL(request.url, "http://dashboard.local")
+      const offered = url.searchParams.get("token") ?? undefined
+      if (request.method === "GET" && sameSecret(offered, secrets.token)) {
+        url.searchParams.delete("token")
+        return HttpServerResponse.redirect(`${url.pathname}${url.search}`, { status: 303 }).pipe(
+          HttpServerResponse.unsafeSetCookie(tokenCookie, secrets.token, { httpOnly: true, sameSite: "strict", path: "/" })
+        )
+      }
+      return HttpServerResponse.text("Unauthorized: open the dashboard with ?token=<token>, or send Authorization: Bearer <token>.", {
+        status: 401,
+        headers: { "www-authenticate": "Bearer" }
+      })
+    }
+    return yield* routes
+  }).pipe(
+    Effect.catchTag("RouteNotFound", () => errorPage("Not found", "There is no such page.", 404))
+  )
+
+  return guarded
+}

@@ -1,0 +1,167 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import * as Dashboard from "../../src/programs/Dashboard.js"
+import { makeStack, request, rewriteTask, startDashboard, workOnce } from "./support.js"
+
+const hostile = { x: "<script>alert(1)</script>" }
+
+/** A stack with a failed task whose input is hostile, a completed one and a pending one. */
+const seeded = Effect.gen(function*() {
+  const stack = yield* makeStack()
+  const bad = yield* Effect.orDie(stack.producer.submit("evil", hostile))
+  yield* workOnce(stack, bad.id, { error: "boom <img src=x onerror=alert(2)>" })
+  yield* rewriteTask(stack, bad.id, { task_type: "evil<b>type</b>" })
+  const ok = yield* Effect.orDie(stack.producer.submit("email", { to: "a@example.com" }))
+  yield* workOnce(stack, ok.id, { output: { sent: true } })
+  const waiting = yield* Effect.orDie(stack.producer.submit("email", { to: "b@example.com" }))
+  return { stack, bad, ok, waiting }
+})
+
+describe("Dashboard pages", () => {
+  it.scoped("overview shows counts per status, charts and the refresh cost", () =>
+    Effect.gen(function*() {
+      const { stack } = yield* seeded
+      const dash = yield* startDashboard(stack)
+      const page = yield* request(`${dash.url}/`)
+      expect(page.status).toBe(200)
+      expect(page.headers.get("content-type")).toContain("text/html")
+      expect(page.headers.get("content-security-policy")).toMatch(/script-src 'sha256-/)
+      expect(page.text).toMatch(/data-status="failed"><div class="n">1</)
+      expect(page.text).toMatch(/data-status="completed"><div class="n">1</)
+      expect(page.text).toMatch(/data-status="pending"><div class="n">1</)
+      expect(page.text).toContain("<svg")
+      // the first refresh: one LIST each of tasks/, workers/, schedules/ and one GET per task
+      expect(page.text).toMatch(/data-cost="LIST">3</)
+      expect(page.text).toMatch(/data-cost="GET">3</)
+      expect(page.text).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/)
+    }))
+
+  it.scoped("every user-supplied string is escaped: input, type, error", () =>
+    Effect.gen(function*() {
+      const { bad, stack } = yield* seeded
+      const dash = yield* startDashboard(stack)
+      const detail = yield* request(`${dash.url}/tasks/${bad.id}`)
+      expect(detail.status).toBe(200)
+      expect(detail.text).toContain("&lt;script&gt;alert(1)&lt;/script&gt;")
+      expect(detail.text).not.toContain("<script>alert(1)")
+      expect(detail.text).toContain("evil&lt;b&gt;type&lt;/b&gt;")
+      expect(detail.text).toContain("boom &lt;img src=x onerror=alert(2)&gt;")
+      expect(detail.text).not.toContain("<img src=x")
+      const list = yield* request(`${dash.url}/tasks?status=failed`)
+      expect(list.text).toContain("evil&lt;b&gt;type&lt;/b&gt;")
+      expect(list.text).not.toContain("<b>type")
+      // only one <script> element: ours
+      expect(detail.text.match(/<script/g)?.length).toBe(1)
+    }))
+
+  it.scoped("task filters: status, type, shard, and paging", () =>
+    Effect.gen(function*() {
+      const { bad, ok, stack, waiting } = yield* seeded
+      const dash = yield* startDashboard(stack)
+      const failed = yield* request(`${dash.url}/tasks?status=failed`)
+      expect(failed.text).toContain(`data-task-id="${bad.id}"`)
+      expect(failed.text).not.toContain(`data-task-id="${ok.id}"`)
+      const email = yield* request(`${dash.url}/tasks?type=email`)
+      expect(email.text).toContain(`data-task-id="${ok.id}"`)
+      expect(email.text).toContain(`data-task-id="${waiting.id}"`)
+      expect(email.text).not.toContain(`data-task-id="${bad.id}"`)
+      const shard = yield* request(`${dash.url}/tasks?shard=${ok.shard}`)
+      expect(shard.text).toContain(`data-task-id="${ok.id}"`)
+      const api = yield* request(`${dash.url}/api/v1/tasks?status=failed`)
+      const body = JSON.parse(api.text) as { total: number; tasks: Array<{ id: string; task_type: string; input: unknown }> }
+      expect(body.total).toBe(1)
+      expect(body.tasks[0]!.id).toBe(bad.id)
+      expect(body.tasks[0]!.task_type).toBe("evil<b>type</b>")
+      expect(body.tasks[0]!.input).toEqual(hostile)
+    }))
+})
+
+describe("Dashboard protections", () => {
+  it.scoped("POST actions without the CSRF token get 403; with it they act", () =>
+    Effect.gen(function*() {
+      const { bad, stack } = yield* seeded
+      const dash = yield* startDashboard(stack)
+      const form = { "content-type": "application/x-www-form-urlencoded" }
+      const none = yield* request(`${dash.url}/tasks/${bad.id}/replay`, { method: "POST", headers: form, body: "" })
+      expect(none.status).toBe(403)
+      const wrong = yield* request(`${dash.url}/tasks/${bad.id}/replay`, { method: "POST", headers: form, body: "_csrf=nope" })
+      expect(wrong.status).toBe(403)
+      const api = yield* request(`${dash.url}/api/v1/tasks/${bad.id}/cancel`, { method: "POST" })
+      expect(api.status).toBe(403)
+      const apiWrong = yield* request(`${dash.url}/api/v1/tasks/${bad.id}/archive`, { method: "POST", headers: { "x-csrf-token": "x" } })
+      expect(apiWrong.status).toBe(403)
+      const schedule = yield* request(`${dash.url}/schedules/s1/trigger`, { method: "POST" })
+      expect(schedule.status).toBe(403)
+      // nothing happened
+      const still = yield* Effect.orDie(stack.producer.get(bad.id))
+      expect(still._tag === "Some" && still.value.status).toBe("failed")
+      // with the token from the page
+      const page = yield* request(`${dash.url}/tasks/${bad.id}`)
+      const token = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!
+      expect(token).toBe(dash.csrfToken)
+      const ok = yield* request(`${dash.url}/tasks/${bad.id}/replay`, {
+        method: "POST",
+        headers: form,
+        body: `_csrf=${encodeURIComponent(token)}`
+      })
+      expect(ok.status).toBe(303)
+      expect(ok.headers.get("location")).toBe(`/tasks/${bad.id}?done=replay`)
+      const replayed = yield* Effect.orDie(stack.producer.get(bad.id))
+      expect(replayed._tag === "Some" && replayed.value.status).toBe("pending")
+      const viaApi = yield* request(`${dash.url}/api/v1/tasks/${bad.id}/cancel`, { method: "POST", headers: { "x-csrf-token": token } })
+      expect(viaApi.status).toBe(200)
+      expect(JSON.parse(viaApi.text)).toMatchObject({ ok: true, outcome: "cancelled" })
+    }))
+
+  it.scoped("refuses to bind beyond loopback without a token, with a clear message", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const exit = yield* Effect.exit(stack.asDashboard(Dashboard.start({ host: "0.0.0.0", port: 0 })))
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+        expect(exit.cause.error._tag).toBe("DashboardRefused")
+        expect(exit.cause.error.message).toContain("refusing to serve the dashboard on 0.0.0.0 without an access token")
+        expect(exit.cause.error.message).toContain("--token")
+      } else {
+        expect.fail("expected DashboardRefused")
+      }
+      const short = yield* Effect.flip(stack.asDashboard(Dashboard.start({ host: "0.0.0.0", port: 0, token: "short" })))
+      expect(short.message).toContain("too short")
+    }))
+
+  it.scoped("with a token: 401 without it, bearer or ?token= cookie let in", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const token = "0123456789abcdef0123"
+      const dash = yield* startDashboard(stack, { host: "0.0.0.0", token })
+      expect((yield* request(`${dash.url}/`)).status).toBe(401)
+      expect((yield* request(`${dash.url}/api/v1/overview`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401)
+      expect((yield* request(`${dash.url}/api/v1/overview`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+      const login = yield* request(`${dash.url}/tasks?token=${token}`)
+      expect(login.status).toBe(303)
+      expect(login.headers.get("location")).toBe("/tasks")
+      const cookie = login.headers.get("set-cookie")!
+      expect(cookie).toContain("HttpOnly")
+      expect(cookie).toContain("SameSite=Strict")
+      expect((yield* request(`${dash.url}/tasks`, { headers: { cookie: cookie.split(";")[0]! } })).status).toBe(200)
+    }))
+
+  it.scoped("without a token, requests addressed to another host name are refused (DNS rebinding)", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const dash = yield* startDashboard(stack)
+      const { request: raw } = yield* Effect.promise(() => import("node:http"))
+      const status = yield* Effect.promise(() =>
+        new Promise<number>((resolve, reject) => {
+          const req = raw({ host: "127.0.0.1", port: dash.port, path: "/", headers: { host: "evil.example:80" } }, (res) => {
+            res.resume()
+            resolve(res.statusCode ?? 0)
+          })
+          req.on("error", reject)
+          req.end()
+        })
+      )
+      expect(status).toBe(403)
+      expect((yield* request(`${dash.url}/`)).status).toBe(200)
+    }))
+})
