@@ -11,6 +11,7 @@ import type { MissedPolicy } from "../../src/domain/Schedule.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault, FaultInjector } from "../../src/layers/FaultyStorage.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as LeaderLease from "../../src/programs/LeaderLease.js"
 import * as SchedulerLoop from "../../src/programs/SchedulerLoop.js"
 import { Scheduler } from "../../src/services/Scheduler.js"
 import { Storage } from "../../src/services/Storage.js"
@@ -282,4 +283,39 @@ describe("Scheduler loop (TestClock)", () => {
       const missing = yield* Effect.flip(scheduler.triggerNow("nope"))
       expect(missing._tag).toBe("ScheduleNotFound")
     }).pipe(Effect.provide(memoryEnv())))
+})
+
+describe("Scheduler loop leader election (TestClock)", () => {
+  it.effect("a standby takes over after the leader is cut off from the bucket; every hourly instant fires once", () =>
+    Effect.gen(function*() {
+      yield* at("2025-06-02T10:50:00Z")
+      const memory = yield* MemoryStorage.make()
+      const faulty = yield* FaultyStorage.make(memory)
+      const stack = (storage: typeof memory) => schedulerEnv(Layer.succeed(Storage, storage))
+      const leaderOpts = { ttl: "30 seconds" } as const
+      const a = yield* Effect.fork(SchedulerLoop.run({ leader: { ...leaderOpts, holderId: "a" } }).pipe(Effect.provide(stack(faulty.storage))))
+      yield* TestClock.adjust("1 second")
+      const b = yield* Effect.fork(SchedulerLoop.run({ leader: { ...leaderOpts, holderId: "b" } }).pipe(Effect.provide(stack(memory))))
+      yield* Effect.gen(function*() {
+        yield* (yield* Scheduler).create({ id: "hourly", taskType: "report", cron: "0 * * * *" })
+      }).pipe(Effect.provide(stack(memory)))
+      yield* stepTo("2025-06-02T11:30:00Z", 60_000)
+      const lease = yield* LeaderLease.make({ name: "scheduler", holderId: "observer" }).pipe(
+        Effect.flatMap((l) => l.current),
+        Effect.provide(stack(memory)),
+        Effect.scoped
+      )
+      expect(Option.map(lease, (l) => l.holder)).toEqual(Option.some("a"))
+      // a is cut off: every request it makes fails from now on
+      yield* faulty.injector.addRule({ fault: Fault.unavailable, times: Infinity })
+      yield* stepTo("2025-06-02T13:00:30Z", 60_000)
+      const after = yield* Effect.provide(firings("report"), stack(memory))
+      expect(after).toEqual(["2025-06-02T11:00:00Z", "2025-06-02T12:00:00Z", "2025-06-02T13:00:00Z"])
+      const holder = yield* Effect.provide(
+        Effect.flatMap(Storage, (s) => s.get(LeaderLease.leaderLeaseKey("scheduler"))),
+        stack(memory)
+      )
+      expect(new TextDecoder().decode(Option.getOrThrow(holder).body)).toContain("\"holder\":\"b\"")
+      yield* Effect.all([Fiber.interrupt(a), Fiber.interrupt(b)])
+    }))
 })
