@@ -1,0 +1,45 @@
+/**
+ * Invalid input to every command exits 2 with a one-line message that says what to do
+ * (issue 7, acceptance 7). Runs on the embedded file store: bad input is refused before any I/O.
+ */
+import { describe, expect, it } from "vitest"
+import { runCli, tempDir } from "./support.js"
+
+const id = "3f2c9f7e-8a51-4c1e-9d55-0a1b2c3d4e5f"
+
+const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
+  ["submit: bad JSON", ["submit", "-t", "x", "-i", "{bad"], /--input is not valid JSON/],
+  ["submit: bad duration", ["submit", "-t", "x", "--delay", "5 fortnights"], /--delay: .*unknown unit/],
+  ["submit: bad RFC 3339", ["submit", "-t", "x", "--at", "tomorrow"], /--at: "tomorrow" is not an RFC 3339 time/],
+  ["submit: missing type", ["submit", "-i", "{}"], /task-type/],
+  ["submit: hostile type", ["submit", "-t", "../etc", "-i", "{}"], /task type/],
+  ["list: unknown status", ["list", "--status", "done"], /Expected one of the following cases: pending/],
+  ["get: missing id", ["get"], /Missing argument <task-id>/],
+  ["get: malformed id", ["get", "not-an-id"], /task id/],
+  ["history: missing id", ["history"], /Missing argument <task-id>/],
+  ["cancel: nothing to cancel", ["cancel"], /give task ids or --type/],
+  ["replay: malformed id", ["replay", "../x"], /task id/],
+  ["archive: missing id", ["archive"], /Missing argument/],
+  ["schema validate: bad JSON", ["schema", "validate", "x", "--input", "[1,"], /--input is not valid JSON/],
+  ["migrate-shards: same lengths", ["migrate-shards", "--from", "2", "--to", "2"], /--from and --to must differ/],
+  ["migrate-shards: out of range", ["migrate-shards", "--from", "1", "--to", "9"], /--to must be a shard prefix length from 1 to 4/],
+  ["tail: unknown status", ["tail", "--status", "nope"], /Expected one of the following cases/],
+  ["completions: unknown shell", ["completions", "tcsh"], /Expected one of the following cases: bash, zsh, fish/],
+  ["config: bad storage flag", ["config", "show", "--storage", "ftp://x"], /--storage: "ftp:\/\/x" is not allowed/],
+  ["unknown command", ["frobnicate"], /Invalid subcommand/],
+  ["bad shard prefix flag", ["list", "--shard-prefix-len", "9"], /--shard-prefix-len: .*an integer from 1 to 4/]
+]
+
+describe("invalid input exits 2 with one line", () => {
+  for (const [name, args, pattern] of cases) {
+    it(name, async () => {
+      const r = await runCli(args, { cwd: tempDir() })
+      expect(r.code, r.stderr).toBe(2)
+      // the embedded-store notice is its own line; the error is exactly one more
+      const lines = r.stderr.trim().split("\n").filter((l) => !l.startsWith("buquet: no bucket configured;"))
+      expect(lines, r.stderr).toHaveLength(1)
+      expect(lines[0]).toMatch(/^buquet: /)
+      expect(lines[0]).toMatch(pattern)
+    })
+  }
+})
