@@ -5,8 +5,6 @@
 import { describe, expect, it } from "vitest"
 import { runCli, tempDir } from "./support.js"
 
-const id = "3f2c9f7e-8a51-4c1e-9d55-0a1b2c3d4e5f"
-
 const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
   ["submit: bad JSON", ["submit", "-t", "x", "-i", "{bad"], /--input is not valid JSON/],
   ["submit: bad duration", ["submit", "-t", "x", "--delay", "5 fortnights"], /--delay: .*unknown unit/],
