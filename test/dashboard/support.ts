@@ -7,7 +7,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Option } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import * as Transitions from "../../src/domain/Transitions.js"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
@@ -40,11 +40,19 @@ export interface Stack {
   ) => Effect.Effect<A, E, Scope.Scope>
 }
 
-/** Builds a fresh in-memory stack on the ambient clock (TestClock in `it.effect`). */
-export const makeStack = (shardPrefixLen = 1) =>
+/**
+ * Builds a fresh stack: in memory on the ambient clock (TestClock in `it.effect`) by default, or on
+ * the given storage layer (e.g. the real RGW with a fresh key prefix) with a ServerClock learnt from it.
+ */
+export const makeStack = (options: { readonly shardPrefixLen?: number; readonly storage?: Layer.Layer<Storage> } = {}) =>
   Effect.gen(function*() {
-    const raw = yield* MemoryStorage.make()
-    const clock = yield* Effect.provide(ServerClock, ServerClockLayer.layerLocal)
+    const shardPrefixLen = options.shardPrefixLen ?? 1
+    const raw = options.storage === undefined
+      ? yield* MemoryStorage.make()
+      : Context.get(yield* Layer.build(options.storage), Storage)
+    const clock = options.storage === undefined
+      ? yield* Effect.provide(ServerClock, ServerClockLayer.layerLocal)
+      : yield* ServerClockLayer.make().pipe(Effect.provideService(Storage, raw))
     const { counter, storage } = yield* CountingStorage.make(raw)
     const producer = yield* QueueLayer.make({ shardPrefixLen }).pipe(
       Effect.provideService(Storage, raw),
