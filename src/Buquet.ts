@@ -1,6 +1,6 @@
 /**
  * The public layer constructors (design.md §7): each builds the whole stack a producer, operator
- * or worker needs — `Storage`, `ServerClock` and `Queue` — on one backend.
+ * or worker needs — `Storage`, `ServerClock`, `Queue` and `Scheduler` — on one backend.
  *
  * ```ts
  * const program = Effect.gen(function*() {
@@ -23,15 +23,17 @@ import * as MemoryStorage from "./layers/MemoryStorage.js"
 import * as QueueLayer from "./layers/Queue.js"
 import type { QueueConfigInput } from "./layers/Queue.js"
 import * as S3Storage from "./layers/S3Storage.js"
+import * as SchedulerLayer from "./layers/Scheduler.js"
 import type { S3Credentials } from "./layers/S3Storage.js"
 import type { StorageSettings } from "./services/BuquetConfig.js"
 import { BuquetConfig } from "./services/BuquetConfig.js"
 import type { Queue } from "./services/Queue.js"
+import type { Scheduler } from "./services/Scheduler.js"
 import type { ServerClock } from "./services/ServerClock.js"
 import type { Storage } from "./services/Storage.js"
 
 /** What every `Buquet.layer*` constructor provides. */
-export type BuquetServices = Queue | ServerClock | Storage
+export type BuquetServices = Queue | Scheduler | ServerClock | Storage
 
 /** Why building the stack can fail: a bad queue setting, or a store that cannot be reached. */
 export type BuquetLayerError = InvalidArgument | StorageReadError
@@ -62,6 +64,10 @@ export interface BuquetLocalOptions {
   readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined
 }
 
+/** Queue + ServerClock + Storage on `storage`, with the Scheduler on top. */
+const stackOn = <E>(storage: Layer.Layer<Storage, E>, config: QueueConfigInput) =>
+  SchedulerLayer.layer().pipe(Layer.provideMerge(QueueLayer.layerOn(storage, config)))
+
 const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined }): QueueConfigInput => ({
   ...options.queue,
   ...(options.shardPrefixLen === undefined ? {} : { shardPrefixLen: options.shardPrefixLen })
@@ -69,7 +75,7 @@ const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; re
 
 /** The stack on an S3 bucket. */
 export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, BuquetLayerError> =>
-  QueueLayer.layerOn(
+  stackOn(
     S3Storage.layer({
       bucket: options.bucket,
       endpoint: options.endpoint,
@@ -84,14 +90,14 @@ export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, Buq
 export const layerMemory = (
   options: BuquetLocalOptions & { readonly versioning?: boolean | undefined } = {}
 ): Layer.Layer<BuquetServices, BuquetLayerError> =>
-  QueueLayer.layerOn(MemoryStorage.layer({ versioning: options.versioning }), queueConfig(options))
+  stackOn(MemoryStorage.layer({ versioning: options.versioning }), queueConfig(options))
 
 /** The stack on a local directory (the embedded store; safe for several processes on one machine). */
 export const layerFile = (
   directory: string,
   options: BuquetLocalOptions = {}
 ): Layer.Layer<BuquetServices, BuquetLayerError | StorageUnavailable | AccessDenied> =>
-  QueueLayer.layerOn(FileStorage.layer(directory), queueConfig(options))
+  stackOn(FileStorage.layer(directory), queueConfig(options))
 
 /** Only the Storage of resolved settings (tools such as `doctor` that wrap it before use). */
 export const layerStorage = (
@@ -119,7 +125,7 @@ export const layerStorage = (
 export const layerFromSettings = (
   storage: StorageSettings,
   options: BuquetLocalOptions = {}
-): Layer.Layer<BuquetServices, BuquetLayerError> => QueueLayer.layerOn(layerStorage(storage), queueConfig(options))
+): Layer.Layer<BuquetServices, BuquetLayerError> => stackOn(layerStorage(storage), queueConfig(options))
 
 /**
  * The stack as the configuration says (design.md §7): the environment (`S3_BUCKET`, `S3_ENDPOINT`,

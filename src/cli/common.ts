@@ -160,6 +160,8 @@ export const exitCodeOf = (e: unknown): 1 | 2 => {
     case "InvalidArgument":
     case "InvalidConfig":
     case "SchemaValidationFailed":
+    case "InvalidCron":
+    case "UnknownTimezone":
       return 2
     default:
       return 1

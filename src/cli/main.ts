@@ -16,6 +16,7 @@ import { doctor } from "./doctor.js"
 import { tail } from "./tail.js"
 import { migrateShards } from "./migrate.js"
 import { extraCommands } from "./extra.js"
+import { schedule } from "./schedule.js"
 
 /** The version printed by `--version`. */
 export const version = "0.1.0"
@@ -57,6 +58,7 @@ export const root = Command.make("buquet").pipe(
     tail,
     doctor,
     migrateShards,
+    schedule,
     config,
     completions,
     ...extraCommands

@@ -1,0 +1,193 @@
+/**
+ * `buquet schedule create|list|show|update|enable|disable|delete|trigger|run`: thin shells over the
+ * Scheduler service and the SchedulerLoop program.
+ *
+ * @module
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Option, Schema } from "effect"
+import { Schedule as ScheduleRecord } from "../domain/Schedule.js"
+import type { ScheduleUpdate } from "../domain/Schedule.js"
+import * as SchedulerLoop from "../programs/SchedulerLoop.js"
+import { Scheduler } from "../services/Scheduler.js"
+import { globalOptions, operationalError, parseJsonArg, printJson, stderrLine, toCliError, withStack } from "./common.js"
+import { table, time } from "./format.js"
+
+const idArg = Args.text({ name: "schedule-id" })
+const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
+const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
+
+const scheduleJson = (s: ScheduleRecord) => Schema.encodeSync(ScheduleRecord)(s)
+
+const definitionOptions = {
+  timezone: optText("timezone", "IANA time zone the cron is read in (default UTC)"),
+  timeout: optInt("timeout", "timeout_seconds of each firing's task"),
+  retries: optInt("retries", "max_retries of each firing's task"),
+  priority: optInt("priority", "priority of each firing's task (0–9999)"),
+  missed: Options.choice("missed", ["skip", "once", "all"] as const).pipe(Options.withDescription("what to do with missed firings (default once)"), Options.optional)
+}
+
+const create = Command.make(
+  "create",
+  {
+    ...globalOptions,
+    id: idArg,
+    taskType: Options.text("task-type").pipe(Options.withAlias("t"), Options.withDescription("the task type to submit")),
+    input: Options.text("input").pipe(Options.withAlias("i"), Options.withDefault("{}"), Options.withDescription("JSON input of every firing")),
+    cron: Options.text("cron").pipe(Options.withAlias("c"), Options.withDescription("5-field cron, e.g. \"0 3 * * *\"")),
+    ...definitionOptions
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const input = yield* parseJsonArg("--input", o.input)
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const created = yield* (yield* Scheduler).create({
+            id: o.id,
+            taskType: o.taskType,
+            input,
+            cron: o.cron,
+            timezone: Option.getOrUndefined(o.timezone),
+            timeoutSeconds: Option.getOrUndefined(o.timeout),
+            maxRetries: Option.getOrUndefined(o.retries),
+            priority: Option.getOrUndefined(o.priority),
+            missed: Option.getOrUndefined(o.missed)
+          })
+          if (o.json) return yield* printJson({ schedule: scheduleJson(created.schedule), next_runs: created.nextRuns.map(time) })
+          yield* Console.log(`Schedule ${o.id} created; next runs: ${created.nextRuns.slice(0, 3).map(time).join(", ") || "never"}`)
+        })
+      )
+    }).pipe(toCliError)
+)
+
+const list = Command.make("list", globalOptions, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const schedules = yield* (yield* Scheduler).list
+      if (o.json) return yield* printJson(schedules.map(scheduleJson))
+      yield* Console.log(schedules.length === 0 ? "no schedules" : table(
+        ["ID", "TYPE", "CRON", "TZ", "ENABLED"],
+        schedules.map((s) => [s.id, s.taskType, s.cron, s.timezone ?? "UTC", s.enabled ? "yes" : "no"])
+      ))
+    })
+  ).pipe(toCliError))
+
+const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const st = yield* (yield* Scheduler).status(o.id)
+      const last = Option.getOrUndefined(st.lastRun)
+      if (o.json) {
+        return yield* printJson({
+          schedule: scheduleJson(st.schedule),
+          last_run_at: last === undefined ? null : time(last.lastRunAt),
+          last_task_id: last?.lastTaskId ?? null,
+          next_run_at: Option.match(st.nextRun, { onNone: () => null, onSome: time })
+        })
+      }
+      const s = st.schedule
+      yield* Console.log([
+        `id         ${s.id}`,
+        `type       ${s.taskType}`,
+        `cron       ${s.cron} (${s.timezone ?? "UTC"})`,
+        `enabled    ${s.enabled ? "yes" : "no"}`,
+        `input      ${JSON.stringify(s.input)}`,
+        `last run   ${last === undefined ? "never" : `${time(last.lastRunAt)} (task ${last.lastTaskId})`}`,
+        `next run   ${Option.match(st.nextRun, { onNone: () => "never", onSome: time })}`
+      ].join("\n"))
+    })
+  ).pipe(toCliError))
+
+const update = Command.make(
+  "update",
+  {
+    ...globalOptions,
+    id: idArg,
+    taskType: optText("task-type", "a new task type").pipe(Options.withAlias("t")),
+    input: optText("input", "a new JSON input").pipe(Options.withAlias("i")),
+    cron: optText("cron", "a new cron").pipe(Options.withAlias("c")),
+    ...definitionOptions
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const input = Option.isSome(o.input) ? yield* parseJsonArg("--input", o.input.value) : undefined
+      const change: ScheduleUpdate = {
+        ...(Option.isSome(o.taskType) ? { taskType: o.taskType.value } : {}),
+        ...(Option.isSome(o.input) ? { input } : {}),
+        ...(Option.isSome(o.cron) ? { cron: o.cron.value } : {}),
+        ...(Option.isSome(o.timezone) ? { timezone: o.timezone.value } : {}),
+        ...(Option.isSome(o.timeout) ? { timeoutSeconds: o.timeout.value } : {}),
+        ...(Option.isSome(o.retries) ? { maxRetries: o.retries.value } : {}),
+        ...(Option.isSome(o.priority) ? { priority: o.priority.value } : {}),
+        ...(Option.isSome(o.missed) ? { missed: o.missed.value } : {})
+      }
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const updated = yield* (yield* Scheduler).update(o.id, change)
+          yield* o.json
+            ? printJson({ schedule: scheduleJson(updated.schedule), next_runs: updated.nextRuns.map(time) })
+            : Console.log(`Schedule ${o.id} updated; next run: ${updated.nextRuns[0] === undefined ? "never" : time(updated.nextRuns[0])}`)
+        })
+      )
+    }).pipe(toCliError)
+)
+
+const toggle = (name: "enable" | "disable") =>
+  Command.make(name, { ...globalOptions, id: idArg }, (o) =>
+    withStack(
+      o,
+      Effect.gen(function*() {
+        const scheduler = yield* Scheduler
+        const s = name === "enable" ? yield* scheduler.enable(o.id) : yield* scheduler.disable(o.id)
+        yield* o.json ? printJson(scheduleJson(s)) : Console.log(`Schedule ${o.id} ${name}d`)
+      })
+    ).pipe(toCliError))
+
+const remove = Command.make("delete", { ...globalOptions, id: idArg }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const existed = yield* (yield* Scheduler).delete(o.id)
+      if (!existed) return yield* operationalError(`schedule ${o.id} does not exist; list them with \`buquet schedule list\``)
+      yield* o.json ? printJson({ id: o.id, deleted: true }) : Console.log(`Schedule ${o.id} deleted`)
+    })
+  ).pipe(toCliError))
+
+const trigger = Command.make("trigger", { ...globalOptions, id: idArg }, (o) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const task = yield* (yield* Scheduler).triggerNow(o.id)
+      yield* o.json ? printJson({ schedule_id: o.id, task_id: task.id }) : Console.log(`Schedule ${o.id} triggered: task ${task.id}`)
+    })
+  ).pipe(toCliError))
+
+const run = Command.make(
+  "run",
+  { ...globalOptions, noLeader: Options.boolean("no-leader").pipe(Options.withDescription("fire from this process even if another scheduler leads")) },
+  (o) =>
+    withStack(
+      o,
+      Effect.gen(function*() {
+        yield* stderrLine("buquet: scheduler running (Ctrl-C to stop)")
+        yield* SchedulerLoop.run({
+          leader: o.noLeader ? false : undefined,
+          onPass: (report) =>
+            Effect.forEach(report.fired, (f) =>
+              o.json
+                ? Console.log(JSON.stringify({ schedule_id: f.scheduleId, instant: time(f.instant), task_id: f.taskId, catch_up: f.catchUp }))
+                : Console.log(`${time(f.instant)}  ${f.scheduleId}  → task ${f.taskId}${f.catchUp ? " (catch-up)" : ""}`), { discard: true })
+        })
+      })
+    ).pipe(toCliError)
+)
+
+/** `buquet schedule …`. */
+export const schedule = Command.make("schedule").pipe(
+  Command.withDescription("recurring tasks on a cron"),
+  Command.withSubcommands([create, list, show, update, toggle("enable"), toggle("disable"), remove, trigger, run])
+)
