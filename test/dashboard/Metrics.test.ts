@@ -1,0 +1,186 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Metric, MetricBoundaries } from "effect"
+import * as MetricsLayer from "../../src/layers/Metrics.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as Tracing from "../../src/programs/Tracing.js"
+import { Metrics } from "../../src/services/Metrics.js"
+import { Storage } from "../../src/services/Storage.js"
+import { makeStack, request, startDashboard, workOnce } from "./support.js"
+
+/** One sample of the Prometheus text format. */
+interface Sample {
+  readonly name: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly value: number
+}
+
+/**
+ * A strict parser of the Prometheus text format 0.0.4: every line is a comment (`# HELP`,
+ * `# TYPE`) or a sample `name{labels} value`; a family's TYPE comes before its samples; fails the
+ * test on anything else.
+ */
+const parsePrometheus = (text: string): ReadonlyArray<Sample> => {
+  const samples: Array<Sample> = []
+  const types = new Map<string, string>()
+  const name = "[a-zA-Z_:][a-zA-Z0-9_:]*"
+  const sampleLine = new RegExp(`^(${name})(\\{(.*)\\})? (-?[0-9.eE+-]+|NaN|\\+Inf|-Inf)$`)
+  expect(text.endsWith("\n")).toBe(true)
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      expect(line).toMatch(new RegExp(`^# HELP ${name} .*$`))
+      continue
+    }
+    if (line.startsWith("# TYPE ")) {
+      const m = new RegExp(`^# TYPE (${name}) (counter|gauge|histogram|summary|untyped)$`).exec(line)
+      expect(m, line).not.toBeNull()
+      expect(types.has(m![1]!), `duplicate TYPE ${m![1]}`).toBe(false)
+      types.set(m![1]!, m![2]!)
+      continue
+    }
+    const m = sampleLine.exec(line)
+    expect(m, `not a Prometheus sample: ${line}`).not.toBeNull()
+    const labels: Record<string, string> = {}
+    const body = m![3] ?? ""
+    const labelRe = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/g
+    let consumed = 0
+    for (let l = labelRe.exec(body); l !== null; l = labelRe.exec(body)) {
+      labels[l[1]!] = l[2]!.replace(/\\n/g, "\n").replace(/\\"/g, "\"").replace(/\\\\/g, "\\")
+      consumed += l[0].length
+    }
+    expect(consumed, `bad labels in ${line}`).toBe(body.length)
+    const family = m![1]!.replace(/_(bucket|sum|count)$/, "")
+    expect(types.has(m![1]!) || types.has(family), `sample before its TYPE: ${line}`).toBe(true)
+    samples.push({ name: m![1]!, labels, value: m![4] === "+Inf" ? Infinity : Number(m![4]) })
+  }
+  return samples
+}
+
+const value = (samples: ReadonlyArray<Sample>, name: string, labels: Record<string, string> = {}): number =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0)
+
+describe("/metrics (acceptance 4)", () => {
+  it.scoped("parses as Prometheus text and its counters match a 100-task run", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const dash = yield* startDashboard(stack)
+      const before = parsePrometheus((yield* request(`${dash.url}/metrics`)).text || "\n")
+      // the run: 100 tasks submitted through the Queue; 90 completed, 10 failed for good
+      const tasks = yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
+        Effect.orDie(stack.producer.submit(i % 2 === 0 ? "even" : "odd", { i })))
+      for (const [i, task] of tasks.entries()) {
+        yield* workOnce(stack, task.id, i % 10 === 9 ? { error: "permanent" } : { output: i }, 20 + i)
+      }
+      const page = yield* request(`${dash.url}/metrics`)
+      expect(page.status).toBe(200)
+      expect(page.headers.get("content-type")).toContain("text/plain; version=0.0.4")
+      const after = parsePrometheus(page.text)
+      const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels)
+      expect(delta("buquet_tasks_submitted_total")).toBe(100)
+      expect(delta("buquet_tasks_submitted_total", { task_type: "even" })).toBe(50)
+      expect(delta("buquet_tasks_submitted_total", { task_type: "odd" })).toBe(50)
+      expect(delta("buquet_claims_success_total")).toBe(100)
+      expect(delta("buquet_tasks_completed_total")).toBe(90)
+      expect(delta("buquet_tasks_failed_total", { reason: "permanent" })).toBe(10)
+      // i % 10 === 9 is always odd
+      expect(delta("buquet_tasks_failed_total", { task_type: "odd" })).toBe(10)
+      expect(delta("buquet_task_duration_seconds_count")).toBe(90)
+      expect(delta("buquet_task_duration_seconds_bucket", { le: "+Inf" })).toBe(90)
+      // durations 20…118 ms: all within 0.25 s, none within 0.01 s
+      expect(delta("buquet_task_duration_seconds_bucket", { le: "0.25" })).toBe(90)
+      expect(delta("buquet_task_duration_seconds_bucket", { le: "0.01" })).toBe(0)
+      expect(delta("buquet_task_duration_seconds_sum")).toBeCloseTo(
+        tasks.map((_, i) => i).filter((i) => i % 10 !== 9).reduce((a, i) => a + (20 + i) / 1000, 0),
+        6
+      )
+    }))
+
+  it.effect("buquet_s3_requests_total{kind} counts what the metered storage was asked", () =>
+    Effect.gen(function*() {
+      const read = Effect.map(MetricsLayer.exposition, parsePrometheus)
+      const before = yield* read
+      const storage = yield* Storage
+      yield* Effect.orDie(storage.put("a", new Uint8Array([1])))
+      yield* Effect.orDie(storage.get("a"))
+      yield* Effect.orDie(storage.get("b"))
+      yield* Effect.orDie(storage.list(""))
+      yield* Effect.orDie(storage.deleteMany(Array.from({ length: 1500 }, (_, i) => `k${i}`)))
+      const after = yield* read
+      const delta = (kind: string) =>
+        value(after, "buquet_s3_requests_total", { kind }) - value(before, "buquet_s3_requests_total", { kind })
+      expect([delta("PUT"), delta("GET"), delta("LIST"), delta("DELETE")]).toEqual([1, 2, 1, 2])
+      const metrics = yield* Metrics
+      expect(yield* metrics.exposition).toContain("# TYPE buquet_s3_requests_total counter")
+    }).pipe(Effect.provide(Layer.merge(MetricsLayer.layerStorage.pipe(Layer.provide(MemoryStorage.layer())), MetricsLayer.layer))))
+
+  it("renders histograms cumulatively with +Inf, escapes label values, sorts families", () => {
+    const h = Metric.histogram("t_hist", MetricBoundaries.fromIterable([1, 2]))
+    const c = Metric.counter("t_total", { description: "a \\ counter\nwith two lines" })
+    Effect.runSync(Effect.all([
+      Metric.update(h, 0.5),
+      Metric.update(h, 1.5),
+      Metric.update(h, 9),
+      Metric.incrementBy(Metric.tagged(c, "v", "quote\" back\\ nl\n"), 3)
+    ]))
+    const text = MetricsLayer.render(Effect.runSync(Metric.snapshot).filter((p) => p.metricKey.name.startsWith("t_")))
+    expect(text).toBe(
+      [
+        "# TYPE t_hist histogram",
+        "t_hist_bucket{le=\"1\"} 1",
+        "t_hist_bucket{le=\"2\"} 2",
+        "t_hist_bucket{le=\"+Inf\"} 3",
+        "t_hist_sum 11",
+        "t_hist_count 3",
+        "# HELP t_total a \\\\ counter\\nwith two lines",
+        "# TYPE t_total counter",
+        "t_total{v=\"quote\\\" back\\\\ nl\\n\"} 3",
+        ""
+      ].join("\n")
+    )
+    const parsed = parsePrometheus(text)
+    expect(parsed.find((s) => s.name === "t_total")?.labels["v"]).toBe("quote\" back\\ nl\n")
+  })
+
+  it.scoped("Metrics.serve: a worker's /metrics endpoint on a free loopback port", () =>
+    Effect.gen(function*() {
+      const address = yield* MetricsLayer.serve({ port: 0 })
+      expect(address._tag).toBe("TcpAddress")
+      const port = address._tag === "TcpAddress" ? address.port : 0
+      const page = yield* request(`http://127.0.0.1:${port}/metrics`)
+      expect(page.status).toBe(200)
+      parsePrometheus(page.text.length === 0 ? "\n" : page.text)
+    }))
+})
+
+describe("Tracing: the trace context travels in the task", () => {
+  it.scoped("a submitted task carries the producer span's traceparent; the worker's span joins that trace", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const task = yield* Effect.orDie(stack.producer.submit("traced", { n: 1 })).pipe(Effect.withSpan("producer"))
+      expect(task.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+      const [, traceId, parentSpanId] = task.traceparent!.split("-")
+      const span = yield* Tracing.taskSpan("buquet.execute", task)(Effect.currentSpan)
+      expect(span.traceId).toBe(traceId)
+      expect(span.name).toBe("buquet.execute")
+      expect(span.parent._tag === "Some" && span.parent.value.spanId).toBe(parentSpanId)
+      expect(span.attributes.get("buquet.task_id")).toBe(task.id)
+      // an explicit traceparent wins over the current span
+      const given = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
+      const explicit = yield* Effect.orDie(stack.producer.submit("traced", 2, { traceparent: given })).pipe(Effect.withSpan("p"))
+      expect(explicit.traceparent).toBe(given)
+    }))
+
+  it.effect("traceparent helpers: round trip, malformed values ignored", () =>
+    Effect.gen(function*() {
+      const tp = yield* Effect.flatten(Tracing.currentTraceparent).pipe(Effect.withSpan("s"))
+      const parsed = Tracing.parseTraceparent(tp)
+      expect(parsed._tag).toBe("Some")
+      if (parsed._tag === "Some") expect(Tracing.traceparentOf(parsed.value)).toBe(tp)
+      expect(Tracing.parseTraceparent("garbage")._tag).toBe("None")
+      expect(Tracing.parseTraceparent("00-xyz-abc-01")._tag).toBe("None")
+      expect(Tracing.parseTraceparent(undefined)._tag).toBe("None")
+      expect((yield* Tracing.currentTraceparent)._tag).toBe("None")
+      const untraced = yield* Tracing.taskSpan("buquet.claim", { id: "t", taskType: "x", attempt: 1, traceparent: "bad" })(Effect.currentSpan)
+      expect(untraced.parent._tag).toBe("None")
+    }))
+})
