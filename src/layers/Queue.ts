@@ -65,6 +65,8 @@ import {
   writeMarker
 } from "./internal/TaskObjects.js"
 import type { VersionedTask } from "./internal/TaskObjects.js"
+import * as Tracing from "../programs/Tracing.js"
+import * as Metrics from "../services/Metrics.js"
 
 /** What the layer is built from: any subset of {@link QueueConfig}'s fields. */
 export type QueueConfigInput = ConstructorParameters<typeof QueueConfig>[0]
@@ -304,10 +306,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       )
     )
 
-  const submitAny = (type: string | AnyTaskType, input: unknown, options: SubmitOptions = {}) =>
-    typeof type === "string"
-      ? submitJson(type, input, options)
-      : Effect.flatMap(encodeTyped(type, input), (json) => submitJson(type.name, json, options))
+  const submitAny = (type: string | AnyTaskType, input: unknown, untraced: SubmitOptions = {}) =>
+    // the task remembers the producer's trace (W3C traceparent), so the worker's spans join it
+    Effect.flatMap(Tracing.withTraceparent(untraced), (options) =>
+      typeof type === "string"
+        ? submitJson(type, input, options)
+        : Effect.flatMap(encodeTyped(type, input), (json) => submitJson(type.name, json, options))).pipe(
+        Effect.tap((task) => Metrics.recordSubmitted(task.taskType))
+      )
 
   const submit = Effect.fn("Queue.submit")(function*(type: string | AnyTaskType, input: unknown, options?: SubmitOptions) {
     return yield* submitAny(type, input, options)
