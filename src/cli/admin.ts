@@ -4,16 +4,33 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Console, Effect, Option, Schema, Stream } from "effect"
+import { Chunk, Console, DateTime, Effect, Option, Schema, Stream } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { decodeObject } from "../domain/Codec.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
-import { isHealthyAt, WorkerRecord } from "../domain/WorkerRecord.js"
+import { Timestamp } from "../domain/Task.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
+
+/**
+ * The reference's worker record fields this command shows (the Worker writes more; unknown fields
+ * are ignored). A heartbeat within three idle intervals (3 min) is healthy.
+ */
+const WorkerView = Schema.Struct({
+  worker_id: Schema.String,
+  last_heartbeat: Timestamp,
+  current_task: Schema.optional(Schema.NullOr(Schema.String)),
+  current_tasks: Schema.optional(Schema.Array(Schema.String)),
+  tasks_completed: Schema.optional(Schema.Number),
+  tasks_failed: Schema.optional(Schema.Number)
+})
+type WorkerView = typeof WorkerView.Type
+const healthyWithinMillis = 3 * 60_000
+const isHealthyAt = (r: WorkerView, now: DateTime.Utc) =>
+  DateTime.toEpochMillis(now) - DateTime.toEpochMillis(r.last_heartbeat) < healthyWithinMillis
 
 const optionalType = Args.text({ name: "task-type" }).pipe(Args.optional)
 
@@ -138,24 +155,24 @@ export const workers = Command.make("workers", globalOptions, (o) =>
         (m) =>
           storage.get(m.key).pipe(
             Effect.flatMap(Option.match({
-              onNone: () => Effect.succeed(Option.none<WorkerRecord>()),
-              onSome: (obj) => decodeObject(WorkerRecord, m.key, obj.body).pipe(Effect.option)
+              onNone: () => Effect.succeed(Option.none<WorkerView>()),
+              onSome: (obj) => decodeObject(WorkerView, m.key, obj.body).pipe(Effect.option)
             }))
           ),
         { concurrency: 8 }
       ).pipe(Effect.map((xs) => xs.flatMap(Option.toArray)))
       if (o.json) {
-        return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerRecord)(r), healthy: isHealthyAt(r, now) })))
+        return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerView)(r), healthy: isHealthyAt(r, now) })))
       }
       yield* Console.log(records.length === 0 ? "no workers registered" : table(
         ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED"],
         records.map((r) => [
-          r.workerId,
+          r.worker_id,
           isHealthyAt(r, now) ? "healthy" : "stale",
-          time(r.lastHeartbeat),
-          String(r.currentTasks?.length ?? (r.currentTask === null ? 0 : 1)),
-          String(r.tasksCompleted),
-          String(r.tasksFailed)
+          time(r.last_heartbeat),
+          String(r.current_tasks?.length ?? (r.current_task == null ? 0 : 1)),
+          String(r.tasks_completed ?? 0),
+          String(r.tasks_failed ?? 0)
         ])
       ))
     })
