@@ -1,0 +1,99 @@
+/**
+ * buquet — a distributed task queue whose only backend is an S3-compatible bucket, on Effect.
+ * The public Effect API: re-exports only (design.md §7).
+ *
+ * ```ts
+ * import { Buquet, Queue } from "buquet"
+ *
+ * const program = Effect.gen(function*() {
+ *   const queue = yield* Queue
+ *   const task = yield* queue.submit("send_email", { to: "a@example.com" }, { delay: "5 minutes" })
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(Buquet.layerFromConfig())))
+ * ```
+ *
+ * @module
+ */
+
+// ---- building the stack ----------------------------------------------------------------------
+
+/** The layer constructors: `Buquet.layer({ bucket, endpoint, region, shardPrefixLen })`, `layerFromConfig`, `layerMemory`, `layerFile(dir)`. */
+export * as Buquet from "./Buquet.js"
+export type { BuquetLayerError, BuquetLocalOptions, BuquetS3Options, BuquetServices } from "./Buquet.js"
+
+// ---- services (Context tags and their interfaces) ----------------------------------------------
+
+/** The producer/operator API: submit, get, list, history, cancel, replay, archive, pause, schemas. */
+export { Queue } from "./services/Queue.js"
+export type * from "./services/Queue.js"
+/** Recurring tasks on a cron: create, update, enable/disable, trigger, run due firings. */
+export { Scheduler } from "./services/Scheduler.js"
+export type * from "./services/Scheduler.js"
+/** The Storage port (S3 semantics) that every protocol speaks to. */
+export { Storage } from "./services/Storage.js"
+export type * from "./services/Storage.js"
+/** The bucket's time as an Effect Clock. */
+export { ServerClock } from "./services/ServerClock.js"
+export type * from "./services/ServerClock.js"
+/** The resolved configuration (flags > env > profile > files > defaults). */
+export { BuquetConfig } from "./services/BuquetConfig.js"
+export type * from "./services/BuquetConfig.js"
+
+// ---- layers (implementations) -------------------------------------------------------------------
+
+/** In-memory storage with exact S3 semantics (tests, demos). */
+export { MemoryStorage } from "./layers/MemoryStorage.js"
+/** A local directory as storage: the embedded default (`./.buquet`). */
+export { FileStorage } from "./layers/FileStorage.js"
+/** Storage on S3 and S3-compatible servers (AWS, MinIO, Ceph RGW, R2, …). */
+export { S3Storage } from "./layers/S3Storage.js"
+/** Wraps a storage and counts requests by kind. */
+export { CountingStorage, RequestCounter } from "./layers/CountingStorage.js"
+/** Wraps a storage and injects seeded faults. */
+export { FaultInjector, FaultyStorage } from "./layers/FaultyStorage.js"
+/** The Queue layer on Storage + ServerClock (`QueueLayer.layer(config)`, `QueueLayer.layerOn(storage)`). */
+export * as QueueLayer from "./layers/Queue.js"
+/** The Scheduler layer on Storage + ServerClock + Queue. */
+export * as SchedulerLayer from "./layers/Scheduler.js"
+/** The ServerClock layer (learns the bucket's time from Date headers). */
+export * as ServerClockLayer from "./layers/ServerClock.js"
+/** Configuration from flags, the environment and TOML files, through Effect Config. */
+export * as ConfigLayer from "./layers/Config.js"
+
+// ---- domain models ------------------------------------------------------------------------------
+
+/** The task object as stored, and its transition log entries. */
+export { Task, TaskEvent } from "./domain/Task.js"
+/** Task statuses (exactly the reference's set). */
+export { allStatuses, isTerminal, TaskStatus } from "./domain/TaskStatus.js"
+/** Typed task contracts shared by producers and workers. */
+export { TaskType } from "./domain/TaskType.js"
+/** Retry backoff of a task. */
+export { RetryPolicy } from "./domain/RetryPolicy.js"
+/** Options of a submit. */
+export type { IdempotencyScopeOption, Instant, RetryPolicyOptions, SubmitOptions } from "./domain/SubmitOptions.js"
+/** The Queue's settings. */
+export { QueueConfig } from "./domain/QueueConfig.js"
+/** Pause switches. */
+export { PauseState } from "./domain/Pause.js"
+/** Published JSON Schemas of a task type. */
+export { TaskJsonSchemas } from "./domain/TaskSchemas.js"
+/** Cron schedules and their last-run records. */
+export { LastRun, MissedPolicy, Schedule } from "./domain/Schedule.js"
+export type { ScheduleSpec, ScheduleUpdate } from "./domain/Schedule.js"
+/** Shard and time-bucket arithmetic. */
+export { allShards, shardOf, ShardPrefixLen } from "./domain/Shard.js"
+
+// ---- errors ---------------------------------------------------------------------------------------
+
+/** Failures of queue operations. */
+export { IdempotencyConflict, IllegalTransition, PayloadMissing, SchemaValidationFailed, TaskNotFound } from "./domain/TaskErrors.js"
+/** A refused argument, or an object in the bucket that does not decode. */
+export { InvalidArgument, MalformedObject } from "./domain/QueueError.js"
+/** Failures of the storage port. */
+export { AccessDenied, InvalidResponse, NoSuchBucket, OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "./domain/StorageError.js"
+export type { StorageError, StorageReadError, StorageWriteError } from "./domain/StorageError.js"
+/** Failures of schedules. */
+export { InvalidCron, ScheduleExists, ScheduleNotFound, UnknownTimezone } from "./domain/Schedule.js"
+/** A configuration value that is not allowed (names the file, the key and the allowed values). */
+export { InvalidConfig } from "./domain/ConfigFile.js"
