@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { DateTime, Effect, Exit, TestClock } from "effect"
 import * as Dashboard from "../../src/programs/Dashboard.js"
 import { makeStack, request, rewriteTask, startDashboard, workOnce } from "./support.js"
 
@@ -163,5 +163,42 @@ describe("Dashboard protections", () => {
       )
       expect(status).toBe(403)
       expect((yield* request(`${dash.url}/`)).status).toBe(200)
+    }))
+})
+
+describe("Dashboard workers and schedules", () => {
+  it.scoped("workers: healthy = a heartbeat within three intervals; current tasks and counters; schedules read from the bucket", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const put = (key: string, json: unknown) =>
+        Effect.orDie(stack.raw.put(key, new TextEncoder().encode(JSON.stringify(json))))
+      yield* TestClock.adjust("10 minutes")
+      const now = yield* stack.clock.now
+      const at = (minutesAgo: number) => DateTime.formatIso(DateTime.subtract(now, { minutes: minutesAgo }))
+      const base = { started_at: at(9), shards: [], tasks_completed: 7, tasks_failed: 2 }
+      yield* put("workers/w-live.json", { ...base, worker_id: "w-live", last_heartbeat: at(1), current_task: "t1", current_tasks: ["t1", "t2"] })
+      yield* put("workers/w-dead.json", { ...base, worker_id: "w-<dead>", last_heartbeat: at(4), current_task: null })
+      yield* put("schedules/nightly.json", {
+        id: "nightly",
+        task_type: "report",
+        input: {},
+        cron: "0 3 * * *",
+        enabled: true,
+        created_at: at(9),
+        updated_at: at(9)
+      })
+      const dash = yield* startDashboard(stack)
+      const workers = JSON.parse((yield* request(`${dash.url}/api/v1/workers`)).text) as Array<{ worker_id: string; healthy: boolean; current_tasks: Array<string> }>
+      expect(workers.map((w) => [w.worker_id, w.healthy])).toEqual([["w-<dead>", false], ["w-live", true]])
+      expect(workers[1]!.current_tasks).toEqual(["t1", "t2"])
+      const page = yield* request(`${dash.url}/workers`)
+      expect(page.text).toContain("w-&lt;dead&gt;")
+      expect(page.text).toContain("1 healthy of 2")
+      const schedules = JSON.parse((yield* request(`${dash.url}/api/v1/schedules`)).text) as Array<{ id: string; next_run_at: string }>
+      expect(schedules.map((s) => s.id)).toEqual(["nightly"])
+      expect(schedules[0]!.next_run_at).toBe("1970-01-01T03:00:00.000Z")
+      const schedulesPage = yield* request(`${dash.url}/schedules`)
+      expect(schedulesPage.text).toContain("0 3 * * *")
+      expect(schedulesPage.text).toContain("Read-only")
     }))
 })
