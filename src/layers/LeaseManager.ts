@@ -23,7 +23,7 @@ import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { isShardLeaseExpired, isValidWorkerId, ShardLease } from "../domain/ShardLease.js"
 import { Timestamp, type Task } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
-import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker } from "../programs/monitor/Markers.js"
+import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../programs/monitor/Markers.js"
 import {
   type AcquireResult,
   type HeldShardLease,
@@ -195,7 +195,7 @@ export const make = Effect.gen(function*() {
             if (outcome === "retried" || outcome === "failed" || outcome === "cancelled") counts[outcome]++
             return
           }
-          if (isDeletable(marker, task?.task, DateTime.toEpochMillis(readAt))) toDelete.push(marker.key)
+          if (isDeletable(marker, ownerOf(task?.task), DateTime.toEpochMillis(readAt))) toDelete.push(marker.key)
         }), { concurrency, discard: true })
       if (toDelete.length > 0) {
         yield* provide(deleteMarkers(toDelete))

@@ -64,10 +64,10 @@ const leaseCounts = (storage: StorageService, procs: ReadonlyArray<Proc>) =>
   })
 
 /** Steps the clock 1 s at a time (checking disjointness each step) until `done` holds; returns the seconds it took. */
-const stepUntil = (
+const stepUntil = <E>(
   procs: ReadonlyArray<Proc>,
   limitSeconds: number,
-  done: Effect.Effect<boolean>
+  done: Effect.Effect<boolean, E>
 ) =>
   Effect.gen(function*() {
     for (let s = 0; s <= limitSeconds; s++) {

@@ -6,8 +6,22 @@
  *
  * @module
  */
-import { DateTime, Effect, Exit, Option, Scope } from "effect"
+import { randomUUID } from "node:crypto"
+import { DateTime, Effect, Exit, Option, Scope, Stream } from "effect"
 import { decodeObject } from "../../src/domain/Codec.js"
+import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
+import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
+import { shardOf } from "../../src/domain/Shard.js"
+import * as Tr from "../../src/domain/Transitions.js"
+import {
+  casTask,
+  createTask,
+  deleteMarkers,
+  readTask,
+  type VersionedTask,
+  writeMarker
+} from "../../src/layers/internal/TaskObjects.js"
+import { leaseMarkerOf } from "../../src/programs/monitor/Markers.js"
 import { ShardLease } from "../../src/domain/ShardLease.js"
 import { StorageUnavailable } from "../../src/domain/StorageError.js"
 import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
@@ -37,7 +51,7 @@ export const makeHistory = (): LeaseHistory => ({ writes: [] })
 export const processStorage = (underlying: StorageService, history: LeaseHistory) => {
   let dead = false
   const guard = <A, E>(op: string, self: Effect.Effect<A, E>): Effect.Effect<A, E | StorageUnavailable> =>
-    Effect.suspend(() =>
+    Effect.suspend((): Effect.Effect<A, E | StorageUnavailable> =>
       dead ? Effect.fail(new StorageUnavailable({ operation: op, message: "process killed (test)" })) : self
     )
   const storage: StorageService = {
@@ -128,3 +142,80 @@ export const storedLeases = (storage: StorageService, shards: ReadonlyArray<stri
     }
     return out
   })
+
+// ---------------------------------------------------------------------------------------------
+// Simulated producer and worker, exactly as the protocols write (Transitions + TaskObjects):
+// submit = ready marker, then create-only PUT; claim = lease marker BEFORE the claim CAS, then
+// delete the ready marker; retry = ready marker BEFORE the CAS, then delete the lease marker;
+// complete = CAS, then delete the lease marker.
+// ---------------------------------------------------------------------------------------------
+
+/** Submits a task the way Queue.submit does. */
+export const submitTask = (p: {
+  readonly id?: string
+  readonly prefixLen: number
+  readonly now: DateTime.Utc
+  readonly timeoutSeconds?: number
+  readonly maxRetries?: number
+  readonly availableAt?: DateTime.Utc
+  readonly expiresAt?: DateTime.Utc
+}) =>
+  Effect.gen(function*() {
+    const id = p.id ?? randomUUID()
+    const task = Tr.newTask({
+      id,
+      shard: shardOf(id, p.prefixLen),
+      taskType: "t",
+      input: { n: 1 },
+      now: p.now,
+      availableAt: p.availableAt ?? p.now,
+      timeoutSeconds: p.timeoutSeconds ?? 60,
+      maxRetries: p.maxRetries ?? 3,
+      retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0.25 }),
+      expiresAt: p.expiresAt
+    })
+    yield* writeMarker(readyMarkerKey(task))
+    yield* createTask(task)
+    return task
+  })
+
+/** Claims a task as the worker does; none if it is not claimable. */
+export const claimTask = (key: string, workerId: string) =>
+  Effect.gen(function*() {
+    const clock = yield* ServerClock
+    const found = yield* readTask(key)
+    if (Option.isNone(found)) return Option.none<VersionedTask>()
+    const now = yield* clock.now
+    if (!Tr.canClaim(found.value.task, now)) return Option.none<VersionedTask>()
+    const next = Tr.claim(found.value.task, { now, workerId, leaseId: randomUUID() })
+    yield* writeMarker(leaseMarkerOf(next)!)
+    const etag = yield* casTask(next, found.value.etag).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+    )
+    if (Option.isNone(etag)) return Option.none<VersionedTask>()
+    yield* deleteMarkers([readyMarkerKey(found.value.task)])
+    return Option.some<VersionedTask>({ task: next, etag: etag.value })
+  })
+
+/** Retries a held task as the worker does (ready marker before the CAS). */
+export const retryTask = (held: VersionedTask) =>
+  Effect.gen(function*() {
+    const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
+    const next = Tr.retry(held.task, { now, error: "boom", random: 0.5 })
+    yield* writeMarker(readyMarkerKey(next))
+    yield* casTask(next, held.etag)
+    yield* deleteMarkers([leaseMarkerOf(held.task)!])
+  })
+
+/** Completes a held task as the worker does. */
+export const completeTask = (held: VersionedTask) =>
+  Effect.gen(function*() {
+    const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
+    yield* casTask(Tr.complete(held.task, { now, output: { ok: true } }), held.etag)
+    yield* deleteMarkers([leaseMarkerOf(held.task)!])
+  })
+
+/** Every key under a prefix. */
+export const keysUnder = (storage: StorageService, prefix: string) =>
+  Effect.map(Stream.runCollect(storage.listAll(prefix)), (c) => [...c].map((o) => o.key))

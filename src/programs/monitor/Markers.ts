@@ -49,17 +49,23 @@ export interface ListedMarker {
   readonly lastModifiedMillis: number
 }
 
+/** What is known of a marker's task: it does not exist, or it needs (at most) this one marker. */
+export type MarkerOwner = { readonly exists: false } | { readonly exists: true; readonly needed: string | undefined }
+
+/** The {@link MarkerOwner} of a task as read (`undefined` = missing). */
+export const ownerOf = (task: Task | undefined): MarkerOwner =>
+  task === undefined ? { exists: false } : { exists: true, needed: neededMarker(task) }
+
 /**
- * Whether a listed marker may be deleted, given its task as read at `readAtMillis` (server time;
- * `undefined` = the task does not exist). Unparseable keys under `ready/` or `leases/` are deleted
- * (nothing can use them).
+ * Whether a listed marker may be deleted, given its task as read at `readAtMillis` (server time).
+ * Unparseable keys under `ready/` or `leases/` are deleted (nothing can use them).
  */
-export const isDeletable = (marker: ListedMarker, task: Task | undefined, readAtMillis: number): boolean => {
+export const isDeletable = (marker: ListedMarker, owner: MarkerOwner, readAtMillis: number): boolean => {
   const parsed = parseIndexKey(marker.key)
   if (parsed === undefined) return true
-  if (task === undefined) {
+  if (!owner.exists) {
     return parsed.kind === "leases" || marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis
   }
-  if (neededMarker(task) === marker.key) return false
+  if (owner.needed === marker.key) return false
   return isBucketClosed(parsed.bucket, readAtMillis)
 }

@@ -1,0 +1,154 @@
+/**
+ * The monitor (design.md §5.4): recovers expired task leases, repairs the indexes (the sweeper)
+ * and applies retention. It is embedded in every worker by default, but only ONE instance per
+ * bucket is active: the instances elect a leader through the LeaderLease `control/leader/monitor.json`
+ * (CAS acquire, renewal from a fiber, conditional release, takeover after expiry), so the cost does
+ * not grow with the number of workers. Standbys cost about one GET per leader poll.
+ *
+ * While leader, two loops run, each on a `Schedule`:
+ * - lease recovery, every `checkInterval` (one walk of `leases/`; see LeaseManager);
+ * - the sweeper, whose position is persisted in `control/sweep/cursor.json`:
+ *   `sweepMode: "on_demand"` runs a full pass every `sweepInterval`; `"continuous"` (default)
+ *   advances the pass by `maxObjectsPerSweep` task objects every `checkInterval`, and starts a new
+ *   pass no sooner than `sweepInterval` after the previous one began. Retention (opt-in) rides on
+ *   the sweep. `sweepInterval: 0` turns the sweeper off.
+ * Every period's and every finished pass's report (requests by kind included) is logged and
+ * published on {@link MonitorHandle.reports}. Losing leadership interrupts both loops at once.
+ *
+ * ```ts
+ * yield* Monitor.run({ checkInterval: "30 seconds" })            // `buquet monitor`
+ * const m = yield* Monitor.make({})                              // embedded, in the worker's Scope
+ * ```
+ *
+ * @module
+ */
+import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
+import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+import { ServerClock } from "../services/ServerClock.js"
+import type { Storage } from "../services/Storage.js"
+import * as LeaderLease from "./LeaderLease.js"
+import * as LeaseRecovery from "./monitor/LeaseRecovery.js"
+import type { RecoveryPeriodReport } from "./monitor/LeaseRecovery.js"
+import type { RetentionOptions } from "./monitor/Retention.js"
+import * as Sweeper from "./monitor/Sweeper.js"
+import type { SweepReport } from "./monitor/Sweeper.js"
+
+/**
+ * Options of the monitor. The CLI maps the `[monitor]` section onto them:
+ * `check_interval_secs` → `checkInterval`, `sweep_interval_secs` → `sweepInterval` (0 = off),
+ * `max_tasks_per_scan` → `maxTasksPerScan`, `max_objects_per_sweep` → `maxObjectsPerSweep`,
+ * `sweep_mode` (`"continuous"` | `"on_demand"`) → `sweepMode`; retention and leader settings are ours.
+ */
+export interface MonitorOptions {
+  /** Lease-recovery period (default 30 s). */
+  readonly checkInterval?: Duration.DurationInput | undefined
+  /** Time between the starts of two full sweep passes (default 300 s; 0 turns the sweeper off). */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** LIST page size of the `leases/` walk (default 100). */
+  readonly maxTasksPerScan?: number | undefined
+  /** Sweeper LIST page size and task objects per continuous step (default 1000). */
+  readonly maxObjectsPerSweep?: number | undefined
+  /** `"continuous"` (default): a bounded step per `checkInterval`; `"on_demand"`: a whole pass per `sweepInterval`. */
+  readonly sweepMode?: "continuous" | "on_demand" | undefined
+  /** Task GETs in flight while sweeping (default 16). */
+  readonly sweepConcurrency?: number | undefined
+  /** Opt-in: delete or archive terminal tasks older than an age. */
+  readonly retention?: RetentionOptions | undefined
+  /** Leader election: lease TTL (default 30 s; a dead leader is replaced within it), renew interval, this instance's id. */
+  readonly leader?: {
+    readonly ttl?: Duration.DurationInput | undefined
+    readonly renewInterval?: Duration.DurationInput | undefined
+    readonly holderId?: string | undefined
+  } | undefined
+}
+
+/** A report of the monitor: one lease-recovery period, or one sweep pass (finished) / step (continuous). */
+export type MonitorReport = RecoveryPeriodReport | { readonly _tag: "Sweep"; readonly report: SweepReport }
+
+/** A running monitor instance. */
+export interface MonitorHandle {
+  /** This instance's id in the leader election. */
+  readonly holderId: string
+  /** Whether this instance is the active monitor now. */
+  readonly isLeader: SubscriptionRef.SubscriptionRef<boolean>
+  /** Reports of this instance's periods and passes (only while it is the leader). */
+  readonly reports: Stream.Stream<MonitorReport>
+  /** The stored monitor leader lease, whoever holds it. */
+  readonly leader: Effect.Effect<Option.Option<LeaderLease.LeaderLeaseRecord>, StorageReadError | MalformedObject>
+  /** Steps down and stops (also done when the Scope closes). */
+  readonly stop: Effect.Effect<void>
+}
+
+/** A short human line for a sweep report. */
+export const describeSweep = (r: SweepReport): string =>
+  `sweep pass ${r.passId}${r.finishedAt !== undefined ? " finished" : " in progress"}${r.resumed ? " (resumed)" : ""}: ` +
+  `${r.totals.tasks} tasks in ${r.totals.shards} shards; ${r.totals.readyMarkersWritten} ready and ` +
+  `${r.totals.leaseMarkersWritten} lease markers written, ${r.totals.staleMarkersDeleted} stale deleted, ` +
+  `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, retention ${r.totals.retentionDeleted} deleted / ` +
+  `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
+
+const sweepLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const clock = yield* ServerClock
+    const interval = Duration.decode(options.sweepInterval ?? Duration.seconds(300))
+    if (Duration.toMillis(interval) <= 0) return yield* Effect.never
+    const sweeper = yield* Sweeper.make({
+      pageSize: options.maxObjectsPerSweep,
+      concurrency: options.sweepConcurrency,
+      retention: options.retention
+    })
+    /** Waits until a new pass is due: `sweepInterval` after the last finished pass began. */
+    const waitForNextPass = Effect.gen(function*() {
+      const cursor = yield* sweeper.cursor
+      if (Option.isNone(cursor) || cursor.value.finishedAt === undefined) return
+      const due = DateTime.toEpochMillis(cursor.value.startedAt) + Duration.toMillis(interval)
+      const now = yield* clock.currentTimeMillis
+      if (due > now) yield* Effect.sleep(Duration.millis(due - now))
+    })
+    const onDemand = Effect.gen(function*() {
+      yield* waitForNextPass
+      const report = yield* sweeper.fullSweep
+      yield* Effect.logInfo(describeSweep(report))
+      yield* publish({ _tag: "Sweep", report })
+    })
+    const continuous = Effect.gen(function*() {
+      yield* waitForNextPass
+      const report = yield* sweeper.step()
+      if (report.finishedAt !== undefined) yield* Effect.logInfo(describeSweep(report))
+      yield* publish({ _tag: "Sweep", report })
+    })
+    const period = options.sweepMode === "on_demand" ? Duration.seconds(1) : Duration.decode(options.checkInterval ?? Duration.seconds(30))
+    const once = (options.sweepMode === "on_demand" ? onDemand : continuous).pipe(
+      Effect.catchAll((e) => Effect.logWarning(`sweeper failed (it resumes from its cursor next time): ${e.message}`))
+    )
+    return yield* Effect.repeat(once, Schedule.spaced(period)).pipe(Effect.zipRight(Effect.never))
+  })
+
+/** Starts a monitor instance in the current Scope: it competes for leadership and works while leader. */
+export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions = {}) {
+  const lease = yield* LeaderLease.make({
+    name: "monitor",
+    ttl: options.leader?.ttl,
+    renewInterval: options.leader?.renewInterval,
+    holderId: options.leader?.holderId
+  })
+  const pubsub = yield* PubSub.sliding<MonitorReport>(256)
+  const publish = (r: MonitorReport) => Effect.asVoid(PubSub.publish(pubsub, r))
+  const work = Effect.all([
+    LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, publish),
+    sweepLoop(options, publish)
+  ], { concurrency: "unbounded", discard: true })
+  const fiber = yield* Effect.forkScoped(lease.whileLeader(work))
+  return {
+    holderId: lease.holderId,
+    isLeader: lease.isLeader,
+    reports: Stream.fromPubSub(pubsub),
+    leader: lease.current,
+    stop: Effect.zipRight(Fiber.interrupt(fiber), lease.release)
+  } satisfies MonitorHandle
+})
+
+/** Runs a monitor instance until interrupted (`buquet monitor`). */
+export const run = (options: MonitorOptions = {}): Effect.Effect<never, InvalidArgument, Storage | ServerClock> =>
+  Effect.scoped(Effect.zipRight(make(options), Effect.never))

@@ -1,0 +1,390 @@
+/**
+ * The index sweeper: repairs the crash windows the write order cannot close and removes stale
+ * markers, with its position PERSISTED in the bucket (`control/sweep/cursor.json`), so a sweep
+ * makes progress across restarts and leader changes.
+ *
+ * One pass walks the bucket shard by shard, in key order, with three paged LIST walks that advance
+ * together (`tasks/`, `ready/`, `leases/`; every prefix length, without knowing it). For each shard:
+ * 1. every task object is read once (bounded concurrency): a pending task past `expires_at` is
+ *    marked expired; a running task whose lease ran out is recovered at once; retention (opt-in)
+ *    deletes or archives old terminal tasks; every other task's needed marker is noted;
+ * 2. the shard's ready and lease markers are compared with what the tasks need: missing ones are
+ *    written (pending without a ready marker, running without a lease marker), stale ones deleted
+ *    by the rule in `Markers.ts` (never a marker a new attempt may have just re-created). No GET
+ *    per marker: the tasks were read in step 1.
+ * A terminal task whose ETag is unchanged since this process last read it is not read again
+ * (a bounded in-memory cache), so repeated passes mostly cost LISTs.
+ *
+ * Cost of one pass over N tasks (M markers, S non-empty shards, page size P ≤ 1000):
+ * LIST ≈ ⌈N/P⌉ + ⌈M/P⌉ + a few; GET ≤ N (first pass; only changed tasks afterwards);
+ * PUT = repairs + cursor saves (≈ one per P objects); DELETE = one batch per shard with stale markers.
+ * The pass's counts (requests by kind included) are kept in the cursor, so a resumed pass
+ * reports the whole pass.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import { DateTime, Effect, Option } from "effect"
+import { decodeObject, encodeObject } from "../../domain/Codec.js"
+import type { MalformedObject } from "../../domain/QueueError.js"
+import { readyMarkerKey } from "../../domain/ReadyIndex.js"
+import type { StorageReadError } from "../../domain/StorageError.js"
+import { SweepCursor, sweepCursorKey, SweepTotals } from "../../domain/SweepCursor.js"
+import type { TaskStatus } from "../../domain/TaskStatus.js"
+import { isTerminal } from "../../domain/TaskStatus.js"
+import * as Tr from "../../domain/Transitions.js"
+import * as CountingStorage from "../../layers/CountingStorage.js"
+import type { RequestCounts } from "../../layers/CountingStorage.js"
+import { keep, putPlain, readTask, updateTask, write, writeMarker } from "../../layers/internal/TaskObjects.js"
+import * as LeaseManagerLayer from "../../layers/LeaseManager.js"
+import { compareKeys } from "../../layers/MemoryStorage.js"
+import { ServerClock } from "../../services/ServerClock.js"
+import { type ObjectMeta, Storage, type StorageService } from "../../services/Storage.js"
+import { isDeletable, type MarkerOwner, neededMarker } from "./Markers.js"
+import { archiveTerminal, deleteTerminal, retentionDecision, type RetentionOptions } from "./Retention.js"
+
+/** Options of the sweeper (the CLI maps `[monitor] max_objects_per_sweep` to `pageSize`). */
+export interface SweeperOptions {
+  /** LIST page size, and task objects per step in continuous mode (default 1000, max 1000). */
+  readonly pageSize?: number | undefined
+  /** Task GETs in flight (default 16). */
+  readonly concurrency?: number | undefined
+  /** Opt-in retention of old terminal tasks. */
+  readonly retention?: RetentionOptions | undefined
+  /** Terminal tasks remembered by ETag so later passes skip their GET (default 100,000; 0 = off). */
+  readonly terminalCacheSize?: number | undefined
+}
+
+/** The report of a pass (or of the part of it done so far). */
+export interface SweepReport {
+  readonly passId: string
+  readonly startedAt: DateTime.Utc
+  /** Set once the pass has covered every shard. */
+  readonly finishedAt: DateTime.Utc | undefined
+  /** Whether this process resumed a pass another process (or an earlier run) had begun. */
+  readonly resumed: boolean
+  readonly totals: SweepTotals
+}
+
+/** A sweeper bound to one bucket; its walk position lives in the bucket and in memory. */
+export interface Sweeper {
+  /** Processes up to `budget` task objects (default: the page size) and their shards' markers; saves the cursor. */
+  readonly step: (budget?: number) => Effect.Effect<SweepReport, StorageReadError | MalformedObject>
+  /** Runs steps until the current pass (resumed or new) has covered every shard. */
+  readonly fullSweep: Effect.Effect<SweepReport, StorageReadError | MalformedObject>
+  /** The persisted cursor, if any. */
+  readonly cursor: Effect.Effect<Option.Option<SweepCursor>, StorageReadError | MalformedObject>
+}
+
+const shardOfKey = (key: string, prefix: string): string => {
+  const rest = key.slice(prefix.length)
+  const slash = rest.indexOf("/")
+  return slash < 0 ? rest : rest.slice(0, slash)
+}
+
+const compareShards = (a: string, b: string): number => compareKeys(`${a}/`, `${b}/`)
+
+/** A paged LIST walk of one prefix that can be peeked at. */
+const makeWalker = (storage: StorageService, prefix: string, startAfter: string | undefined, pageSize: number) => {
+  let buffer: ReadonlyArray<ObjectMeta> = []
+  let index = 0
+  let token: string | undefined
+  let started = false
+  let done = false
+  let fetchedAt = 0
+  const fill = (now: Effect.Effect<number>) =>
+    Effect.gen(function*() {
+      while (index >= buffer.length && !done) {
+        const page = yield* storage.list(prefix, started && token !== undefined
+          ? { continuationToken: token, maxKeys: pageSize }
+          : { ...(startAfter !== undefined ? { startAfter } : {}), maxKeys: pageSize })
+        fetchedAt = yield* now
+        started = true
+        buffer = page.objects
+        index = 0
+        token = page.nextContinuationToken
+        if (token === undefined) done = true
+      }
+    })
+  return {
+    prefix,
+    peek: (now: Effect.Effect<number>) => Effect.map(fill(now), () => buffer[index]),
+    skip: () => {
+      index++
+    },
+    fetchedAt: () => fetchedAt
+  }
+}
+
+type Walker = ReturnType<typeof makeWalker>
+
+interface Noted {
+  readonly owner: MarkerOwner
+  readonly readAt: number
+  /** Changed by this sweep (recovered): its markers are left for the next pass. */
+  readonly changed: boolean
+}
+
+interface Pass {
+  cursor: SweepCursor
+  readonly resumed: boolean
+  readonly tasks: Walker
+  readonly ready: Walker
+  readonly leases: Walker
+  shard: string | undefined
+  missingReadAt: number
+  readonly noted: Map<string, Noted>
+  totals: Mutable<SweepTotals>
+  sinceSave: number
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const addRequests = (into: Record<string, number>, counts: RequestCounts): Record<string, number> => {
+  const out = { ...into }
+  for (const kind of ["PUT", "GET", "HEAD", "LIST", "LIST-VERSIONS", "DELETE"] as const) {
+    if (counts[kind] > 0) out[kind] = (out[kind] ?? 0) + counts[kind]
+  }
+  return out
+}
+
+/** Makes a sweeper on the Storage and ServerClock in context (it counts its own requests). */
+export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions = {}) {
+  const underlying = yield* Storage
+  const clock = yield* ServerClock
+  const { counter, storage } = yield* CountingStorage.make(underlying)
+  const lm = yield* LeaseManagerLayer.make.pipe(Effect.provideService(Storage, storage))
+  const provide = <A, E>(self: Effect.Effect<A, E, Storage>) => Effect.provideService(self, Storage, storage)
+  const pageSize = Math.max(1, Math.min(1000, Math.floor(options.pageSize ?? 1000)))
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
+  const cacheSize = Math.max(0, Math.floor(options.terminalCacheSize ?? 100_000))
+  const terminalCache = new Map<string, { readonly etag: string; readonly status: TaskStatus; readonly updatedAt: number }>()
+  const nowMillis = clock.currentTimeMillis
+  let pass: Pass | undefined
+
+  const readCursor = Effect.gen(function*() {
+    const found = yield* storage.get(sweepCursorKey)
+    if (Option.isNone(found)) return Option.none<SweepCursor>()
+    return Option.some(yield* decodeObject(SweepCursor, sweepCursorKey, found.value.body))
+  })
+
+  const report = (p: Pass): SweepReport => ({
+    passId: p.cursor.passId,
+    startedAt: p.cursor.startedAt,
+    finishedAt: p.cursor.finishedAt,
+    resumed: p.resumed,
+    totals: new SweepTotals(p.totals)
+  })
+
+  const save = (p: Pass, changes: { readonly finished?: boolean; readonly taskAfter?: string | undefined }) =>
+    Effect.gen(function*() {
+      const now = yield* clock.now
+      p.totals.requests = addRequests(p.totals.requests, yield* counter.take)
+      p.totals.requests = { ...p.totals.requests, PUT: (p.totals.requests["PUT"] ?? 0) + 1 } // this save
+      const { taskAfter: _t, finishedAt: _f, ...base } = p.cursor
+      p.cursor = new SweepCursor({
+        ...base,
+        ...(changes.taskAfter !== undefined ? { taskAfter: changes.taskAfter } : {}),
+        ...(changes.finished === true ? { finishedAt: now } : {}),
+        updatedAt: now,
+        totals: new SweepTotals(p.totals)
+      })
+      p.sinceSave = 0
+      yield* provide(putPlain(sweepCursorKey, encodeObject(SweepCursor, p.cursor)))
+      yield* counter.take // the save itself is already counted above
+    })
+
+  /** The pass in progress: this process's, or the persisted one (resumed after its last finished shard), or a new one. */
+  const currentPass = Effect.gen(function*() {
+    if (pass !== undefined && pass.cursor.finishedAt === undefined) return pass
+    const stored = yield* readCursor
+    const now = yield* clock.now
+    const resume = Option.filter(stored, (c) => c.finishedAt === undefined && pass?.cursor.passId !== c.passId)
+    const cursor = Option.getOrElse(resume, () =>
+      new SweepCursor({ passId: randomUUID(), startedAt: now, updatedAt: now, totals: SweepTotals.zero }))
+    const after = (prefix: string) => (cursor.doneShard !== undefined ? `${prefix}${cursor.doneShard}/~` : undefined)
+    const totals: Mutable<SweepTotals> = { ...cursor.totals }
+    totals.requests = addRequests(totals.requests, yield* counter.take)
+    pass = {
+      cursor,
+      resumed: Option.isSome(resume),
+      tasks: makeWalker(storage, "tasks/", after("tasks/"), pageSize),
+      ready: makeWalker(storage, "ready/", after("ready/"), pageSize),
+      leases: makeWalker(storage, "leases/", after("leases/"), pageSize),
+      shard: undefined,
+      missingReadAt: 0,
+      noted: new Map(),
+      totals,
+      sinceSave: 0
+    }
+    return pass
+  })
+
+  /** Reads and handles one task object of the current shard. */
+  const handleTask = (p: Pass, meta: ObjectMeta) =>
+    Effect.gen(function*() {
+      const key = meta.key
+      const name = key.slice(key.lastIndexOf("/") + 1)
+      const taskId = name.endsWith(".json") ? name.slice(0, -".json".length) : name
+      const cached = terminalCache.get(key)
+      const readAt = yield* nowMillis
+      if (cached !== undefined && cached.etag === meta.etag && (options.retention === undefined ||
+        retentionDecision(cached.status, cached.updatedAt, readAt, options.retention) === "keep")) {
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: false })
+        return
+      }
+      const found = yield* provide(readTask(key)).pipe(
+        Effect.catchTag("MalformedObject", (e) =>
+          Effect.as(Effect.logWarning(`sweeper: leaving a malformed task alone: ${e.message}`), "malformed" as const))
+      )
+      if (found === "malformed") {
+        p.totals.malformed++
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
+      if (Option.isNone(found)) return // deleted since the LIST: its markers are orphans
+      const { task } = found.value
+      const now = DateTime.unsafeMake(readAt)
+      if (options.retention !== undefined) {
+        const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention)
+        if (action === "delete" && (yield* provide(deleteTerminal(found.value)))) {
+          p.totals.retentionDeleted++
+          terminalCache.delete(key)
+          return
+        }
+        if (action === "archive" && (yield* provide(archiveTerminal(found.value, now)))) {
+          p.totals.retentionArchived++
+          p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+          return
+        }
+      }
+      if (Tr.canExpire(task, now)) {
+        const { result } = yield* provide(updateTask<boolean>(key, (current) =>
+          Option.isSome(current) && Tr.canExpire(current.value.task, now)
+            ? write(Tr.expire(current.value.task, { now }), true, { after: [readyMarkerKey(current.value.task)] })
+            : keep(false)))
+        if (result) p.totals.expired++
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
+      if (Tr.canRecoverLease(task, now)) {
+        const outcome = yield* lm.recoverTask(key)
+        if (outcome === "retried" || outcome === "failed" || outcome === "cancelled") p.totals.leasesRecovered++
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
+      if (isTerminal(task.status) && cacheSize > 0) {
+        if (terminalCache.size >= cacheSize) terminalCache.delete(terminalCache.keys().next().value!)
+        terminalCache.set(key, { etag: found.value.etag, status: task.status, updatedAt: DateTime.toEpochMillis(task.updatedAt) })
+      }
+      p.noted.set(taskId, { owner: { exists: true, needed: neededMarker(task) }, readAt, changed: false })
+    })
+
+  /** Compares the shard's markers with what its tasks need: writes the missing, deletes the stale. */
+  const finishShard = (p: Pass, shard: string) =>
+    Effect.gen(function*() {
+      const existing = new Set<string>()
+      const stale: Array<string> = []
+      for (const walker of [p.ready, p.leases]) {
+        for (;;) {
+          const head = yield* walker.peek(nowMillis)
+          if (head === undefined || shardOfKey(head.key, walker.prefix) !== shard) break
+          walker.skip()
+          existing.add(head.key)
+          const taskId = head.key.slice(head.key.lastIndexOf("/") + 1)
+          const noted = p.noted.get(taskId)
+          if (noted?.changed === true) continue
+          const marker = { key: head.key, lastModifiedMillis: DateTime.toEpochMillis(head.lastModified) }
+          const owner: MarkerOwner = noted?.owner ?? { exists: false }
+          if (isDeletable(marker, owner, noted?.readAt ?? p.missingReadAt)) stale.push(head.key)
+        }
+      }
+      const missing: Array<string> = []
+      for (const noted of p.noted.values()) {
+        if (noted.changed || !noted.owner.exists || noted.owner.needed === undefined) continue
+        if (!existing.has(noted.owner.needed)) missing.push(noted.owner.needed)
+      }
+      yield* Effect.forEach(missing, (key) => provide(writeMarker(key)), { concurrency, discard: true })
+      for (const key of missing) {
+        if (key.startsWith("ready/")) p.totals.readyMarkersWritten++
+        else p.totals.leaseMarkersWritten++
+      }
+      if (stale.length > 0) {
+        yield* storage.deleteMany(stale)
+        p.totals.staleMarkersDeleted += stale.length
+      }
+      if (missing.length > 0 || stale.length > 0) {
+        yield* Effect.logInfo(`sweeper: shard ${shard}: wrote ${missing.length} missing marker(s), deleted ${stale.length} stale marker(s)`)
+      }
+      p.totals.shards++
+      p.cursor = new SweepCursor({ ...p.cursor, doneShard: shard })
+      p.shard = undefined
+      p.noted.clear()
+    })
+
+  const step = Effect.fn("Sweeper.step")(function*(budget?: number) {
+    const p = yield* currentPass
+    const limit = Math.max(1, budget ?? pageSize)
+    let processed = 0
+    for (;;) {
+      if (p.shard === undefined) {
+        const heads: Array<string> = []
+        for (const walker of [p.tasks, p.ready, p.leases]) {
+          const head = yield* walker.peek(nowMillis)
+          if (head !== undefined) heads.push(shardOfKey(head.key, walker.prefix))
+        }
+        if (heads.length === 0) {
+          yield* save(p, { finished: true })
+          const done = report(p)
+          yield* Effect.logInfo(
+            `sweeper: pass ${p.cursor.passId} finished: ${p.totals.tasks} tasks in ${p.totals.shards} shards; requests ${JSON.stringify(p.totals.requests)}`
+          )
+          return done
+        }
+        p.shard = heads.sort(compareShards)[0]!
+        p.missingReadAt = p.tasks.fetchedAt() || (yield* nowMillis)
+        p.noted.clear()
+      }
+      const shard = p.shard
+      // 1. The shard's tasks, in batches of at most a page.
+      let lastKey: string | undefined
+      while (processed < limit) {
+        const batch: Array<ObjectMeta> = []
+        while (batch.length < Math.min(pageSize, limit - processed)) {
+          const head = yield* p.tasks.peek(nowMillis)
+          if (head === undefined || shardOfKey(head.key, p.tasks.prefix) !== shard) break
+          p.tasks.skip()
+          batch.push(head)
+        }
+        if (batch.length === 0) break
+        yield* Effect.forEach(batch, (meta) => handleTask(p, meta), { concurrency, discard: true })
+        processed += batch.length
+        p.totals.tasks += batch.length
+        p.sinceSave += batch.length
+        lastKey = batch[batch.length - 1]!.key
+      }
+      const more = yield* p.tasks.peek(nowMillis)
+      if (more !== undefined && shardOfKey(more.key, p.tasks.prefix) === shard) {
+        // Budget spent inside the shard: its markers wait for the next step (this process keeps what it read).
+        yield* save(p, { taskAfter: lastKey })
+        return report(p)
+      }
+      // 2. The shard's markers.
+      yield* finishShard(p, shard)
+      if (p.sinceSave >= pageSize) yield* save(p, {})
+      if (processed >= limit) {
+        yield* save(p, {})
+        return report(p)
+      }
+    }
+  })
+
+  const fullSweep = Effect.gen(function*() {
+    for (;;) {
+      const r = yield* step(Number.MAX_SAFE_INTEGER)
+      if (r.finishedAt !== undefined) return r
+    }
+  })
+
+  return { step, fullSweep, cursor: readCursor } satisfies Sweeper
+})
