@@ -49,7 +49,7 @@ export interface RequestCounterService {
   readonly take: Effect.Effect<RequestCounts>
 }
 
-/** The request counter provided by {@link layer}. */
+/** The request counter provided by `CountingStorage.layer`. */
 export class RequestCounter extends Context.Tag("buquet/RequestCounter")<RequestCounter, RequestCounterService>() {}
 
 /** S3's DeleteObjects limit: keys per request. */

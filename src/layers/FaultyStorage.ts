@@ -46,7 +46,7 @@ export interface FaultRates {
   readonly conditional500?: number | undefined
 }
 
-/** Options of {@link layer} / {@link make}. */
+/** Options of `FaultyStorage.layer` / `FaultyStorage.make`. */
 export interface FaultyStorageOptions {
   /** Seed of the fault generator (default 0). */
   readonly seed?: number | string | undefined
@@ -136,7 +136,7 @@ export interface FaultInjectorService {
   readonly underlying: StorageService
 }
 
-/** The fault control service provided by {@link layer}. */
+/** The fault control service provided by `FaultyStorage.layer`. */
 export class FaultInjector extends Context.Tag("buquet/FaultInjector")<FaultInjector, FaultInjectorService>() {}
 
 interface RuleState {
