@@ -104,9 +104,9 @@ export const overlaps = (history: LeaseHistory): ReadonlyArray<string> => {
 }
 
 /** Services of one process on `storage`, with the server clock = the ambient (Test)Clock. */
-export const processServices = (storage: StorageService) =>
+export const processServices = (storage: StorageService, serverClock?: ServerClockService) =>
   Effect.gen(function*() {
-    const clock: ServerClockService = ServerClockLayer.fromLocalClock(yield* Effect.clock)
+    const clock: ServerClockService = serverClock ?? ServerClockLayer.fromLocalClock(yield* Effect.clock)
     const lm = yield* LeaseManagerLayer.make.pipe(
       Effect.provideService(Storage, storage),
       Effect.provideService(ServerClock, clock)
@@ -117,11 +117,12 @@ export const processServices = (storage: StorageService) =>
 /** Runs `make` in a fresh Scope with a process's services; returns its value and a way to close the scope. */
 export const inScope = <A, E>(
   storage: StorageService,
-  make: Effect.Effect<A, E, Storage | ServerClock | LeaseManager | Scope.Scope>
+  make: Effect.Effect<A, E, Storage | ServerClock | LeaseManager | Scope.Scope>,
+  serverClock?: ServerClockService
 ) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const { clock, lm } = yield* processServices(storage)
+    const { clock, lm } = yield* processServices(storage, serverClock)
     const value = yield* make.pipe(
       Effect.provideService(Storage, storage),
       Effect.provideService(ServerClock, clock),

@@ -85,8 +85,9 @@ export const sweepScenario = (sizes: { readonly terminal: number; readonly pendi
         return leaseKey(shardOf(id, 1), pastBucket, id)
       })
     ]
-    // A ready marker of a finished task in the CURRENT bucket: a replay may have just written it; it must survive.
-    const keepMe = readyKey(terminal[40]!.shard, bucketOf(DateTime.toEpochMillis(now)), terminal[40]!.id)
+    // A ready marker of a finished task in a bucket that is not over (a replay may have just written it): it must survive.
+    const openBucket = bucketOf(DateTime.toEpochMillis(yield* clock.now)) + 2
+    const keepMe = readyKey(terminal[40]!.shard, openBucket, terminal[40]!.id)
     yield* Effect.forEach([...stale, keepMe], writeMarker, { concurrency, discard: true })
 
     // One full sweep.
