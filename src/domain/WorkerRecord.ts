@@ -1,0 +1,45 @@
+/**
+ * The worker record `workers/{worker_id}.json`: the reference's fields (`worker_id`,
+ * `started_at`, `last_heartbeat`, `shards`, `current_task`, `tasks_completed`, `tasks_failed`)
+ * plus ours (every current task, more counters, concurrency, host and pid). Written by the
+ * worker's heartbeat fiber; deleted when the worker stops.
+ *
+ * @module
+ */
+import { DateTime, Duration, Schema } from "effect"
+import { Timestamp } from "./Task.js"
+
+const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+
+const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
+
+/** A registered worker, as stored in the bucket. */
+export class WorkerRecord extends Schema.Class<WorkerRecord>("WorkerRecord")({
+  workerId: field(Schema.String, "worker_id"),
+  startedAt: field(Timestamp, "started_at"),
+  lastHeartbeat: field(Timestamp, "last_heartbeat"),
+  shards: Schema.Array(Schema.String),
+  /** The reference's single current task (the first of ours), or null when idle. */
+  currentTask: field(Schema.NullOr(Schema.String), "current_task"),
+  tasksCompleted: field(Schema.NonNegativeInt, "tasks_completed"),
+  tasksFailed: field(Schema.NonNegativeInt, "tasks_failed"),
+  // ours; the reference ignores unknown fields
+  currentTasks: optionalField(Schema.Array(Schema.String), "current_tasks"),
+  tasksRetried: optionalField(Schema.NonNegativeInt, "tasks_retried"),
+  tasksRescheduled: optionalField(Schema.NonNegativeInt, "tasks_rescheduled"),
+  tasksCancelled: optionalField(Schema.NonNegativeInt, "tasks_cancelled"),
+  concurrency: optionalField(Schema.Int, "concurrency"),
+  taskTypes: optionalField(Schema.Array(Schema.String), "task_types"),
+  hostname: optionalField(Schema.String, "hostname"),
+  pid: optionalField(Schema.Int, "pid"),
+  status: optionalField(Schema.Literal("running", "stopping"), "status")
+}) {}
+
+/** How long without a heartbeat before a worker counts as unhealthy: three idle intervals. */
+export const healthyWithin: Duration.Duration = Duration.minutes(3)
+
+/** Whether the worker has sent a heartbeat recently enough at `now`. */
+export const isHealthyAt = (record: WorkerRecord, now: DateTime.Utc, within: Duration.DurationInput = healthyWithin): boolean =>
+  DateTime.toEpochMillis(now) - DateTime.toEpochMillis(record.lastHeartbeat) < Duration.toMillis(within)

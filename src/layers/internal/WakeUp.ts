@@ -1,0 +1,75 @@
+/**
+ * The wake-up signal (design.md §5.4 "Idle cost"): one small object, `control/wakeup`, that
+ * producers touch when they make work claimable (submit, and workers when they retry, reschedule
+ * or release a task). Idle workers HEAD it about once a second and run a discovery pass only when
+ * its ETag changed, instead of LISTing every shard every few seconds.
+ *
+ * Why no due times in it: the ready index itself is the schedule. A touch makes idle workers LIST
+ * once; the LIST stops at the first future marker of each shard, and that marker's bucket (or the
+ * task's `available_at` once read) is the next time the worker looks again. So an unconditional PUT
+ * is enough: two producers cannot "forget" each other's delayed tasks, because nothing but "look
+ * now" is stored.
+ *
+ * Each process touches at most once per `minInterval` (1 s): the first change of a window is
+ * signalled at once, later ones by one trailing touch at the end of the window, so bursts cost one
+ * PUT per second and the last task of a burst is still signalled.
+ *
+ * @module
+ */
+import { Clock, Duration, Effect, Ref } from "effect"
+import { utf8 } from "../../domain/Codec.js"
+import { controlKey } from "../../domain/Keys.js"
+import type { StorageService } from "../../services/Storage.js"
+
+/** The wake-up object's key. */
+export const wakeUpKey: string = controlKey("wakeup")
+
+/** A per-process toucher of the wake-up object. */
+export interface WakeUpSignal {
+  /** Signals "new work may be claimable". Never fails (a lost touch only delays pickup to the next poll). */
+  readonly touch: Effect.Effect<void>
+}
+
+/** Options of {@link makeSignal}. */
+export interface WakeUpSignalOptions {
+  /** At most one PUT per this interval per process (default 1 s). */
+  readonly minInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * Builds a toucher on `storage`. The trailing touch runs in a daemon fiber (it must outlive the
+ * submit that asked for it); it is one PUT after at most `minInterval`.
+ */
+export const makeSignal = (storage: StorageService, options: WakeUpSignalOptions = {}): Effect.Effect<WakeUpSignal> =>
+  Effect.gen(function*() {
+    const minMillis = Duration.toMillis(options.minInterval ?? Duration.seconds(1))
+    interface TouchState {
+      readonly lastAt: number
+      readonly trailing: boolean
+    }
+    const state = yield* Ref.make<TouchState>({ lastAt: Number.NEGATIVE_INFINITY, trailing: false })
+    const put = (at: number) =>
+      storage.put(wakeUpKey, utf8(JSON.stringify({ touched_at_local_ms: at }))).pipe(
+        Effect.tapError((e) => Effect.logDebug(`wake-up touch failed (pickup falls back to polling): ${e.message}`)),
+        Effect.ignore
+      )
+    const touch = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const action = yield* Ref.modify(state, (s): ["now" | "trail" | "none", TouchState] => {
+        if (now - s.lastAt >= minMillis) return ["now", { lastAt: now, trailing: s.trailing }]
+        if (!s.trailing) return ["trail", { lastAt: s.lastAt, trailing: true }]
+        return ["none", s]
+      })
+      if (action === "now") return yield* put(now)
+      if (action === "none") return
+      const s = yield* Ref.get(state)
+      const wait = Math.max(0, s.lastAt + minMillis - now)
+      yield* Effect.sleep(Duration.millis(wait)).pipe(
+        Effect.zipRight(Clock.currentTimeMillis),
+        Effect.tap((at) => Ref.set(state, { lastAt: at, trailing: false })),
+        Effect.flatMap(put),
+        Effect.forkDaemon
+      )
+    }).pipe(Effect.withSpan("WakeUp.touch"))
+    return { touch }
+  })

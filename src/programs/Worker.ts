@@ -1,0 +1,434 @@
+/**
+ * The Worker runtime (design.md §6): discovers ready tasks, claims them, runs their handlers as
+ * fibers with a concurrency limit, settles them by type of outcome, and shuts down gracefully.
+ * Everything long-running is a fiber in the caller's Scope.
+ *
+ * ```ts
+ * const program = Worker.run(
+ *   { concurrency: 8 },
+ *   [
+ *     Worker.handler(SendEmail, (input, ctx) => sendEmail(input)),
+ *     Worker.handler("resize", (input) => Effect.fail(new RetryableError({ message: "busy" })))
+ *   ]
+ * ) // Effect<void, InvalidWorkerOptions, Storage | ServerClock>: returns after SIGINT/SIGTERM or maxTasks
+ *
+ * // or, for tests and embedding: a handle with events and stop
+ * const worker = yield* Worker.make({ concurrency: 4 }, handlers)   // needs a Scope
+ * yield* worker.events.pipe(Stream.take(3), Stream.runCollect)
+ * yield* worker.stop                                               // graceful
+ * ```
+ *
+ * Fibers under the scope: the main loop (discovery passes paced by the polling Schedule or, when
+ * idle, by the wake-up watch), one fiber per running task (with its deadline, cancellation watch,
+ * lease renewal and progress fibers), and the heartbeat. Closing the scope is a graceful shutdown:
+ * stop claiming, let running handlers finish within `shutdownGracePeriod`, then interrupt them and
+ * give their tasks back without consuming a retry, deregister.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, Queue, Ref, Schedule, Scope } from "effect"
+import type { Stream } from "effect"
+import { decodeObject } from "../domain/Codec.js"
+import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
+import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
+import { allShards, isShard } from "../domain/Shard.js"
+import { makeSignal } from "../layers/internal/WakeUp.js"
+import { ServerClock } from "../services/ServerClock.js"
+import { Storage } from "../services/Storage.js"
+import { tryClaim } from "./worker/Claim.js"
+import type { ClaimEnv, ClaimOutcome } from "./worker/Claim.js"
+import * as Discovery from "./worker/Discovery.js"
+import { InvalidWorkerOptions } from "./worker/Errors.js"
+import * as Events from "./worker/Events.js"
+import type { WorkerEvent, WorkerHooks } from "./worker/Events.js"
+import { execute, StopReason } from "./worker/Execute.js"
+import type { HandlerDefinition } from "./worker/Handler.js"
+import * as Heartbeat from "./worker/Heartbeat.js"
+import * as Polling from "./worker/Polling.js"
+import { awaitSignal, defaultSignals } from "./worker/Shutdown.js"
+import * as WakeUp from "./worker/WakeUp.js"
+
+export { handler } from "./worker/Handler.js"
+export type { HandlerDefinition, HandlerOptions, TaskContext } from "./worker/Handler.js"
+export { LeaseLost, InvalidWorkerOptions } from "./worker/Errors.js"
+export { WorkerEvent } from "./worker/Events.js"
+export type { WorkerEventTag, WorkerHooks } from "./worker/Events.js"
+export type { PollingOptions } from "./worker/Polling.js"
+export type { WakeUpOptions } from "./worker/WakeUp.js"
+
+/** Options of a worker; every one has a default. */
+export interface WorkerOptions {
+  /** The worker's id (default: a fresh UUID). Names `workers/{id}.json`. */
+  readonly id?: string | undefined
+  /** How many tasks run at once (default 1). */
+  readonly concurrency?: number | undefined
+  /** The queue's shard prefix length (1–4, default 1 = 16 shards). */
+  readonly shardPrefixLen?: number | undefined
+  /** The shards to poll (default all). */
+  readonly shards?: ReadonlyArray<string> | undefined
+  /** Pacing of discovery passes (default adaptive 100 ms → 5 s × 2, jittered). */
+  readonly polling?: Polling.PollingOptions | undefined
+  /** The wake-up signal (default on); `false` polls on the schedule only. */
+  readonly wakeUp?: boolean | WakeUp.WakeUpOptions | undefined
+  /** How long running handlers may finish after a stop before they are interrupted and released (default 30 s). */
+  readonly shutdownGracePeriod?: Duration.DurationInput | undefined
+  /** Stop after claiming this many tasks (and finishing them). */
+  readonly maxTasks?: number | undefined
+  /** Hooks run for each event of their kind. */
+  readonly hooks?: WorkerHooks | undefined
+  /** Heartbeat intervals (default 10 s busy, 60 s idle). */
+  readonly heartbeat?: { readonly busy?: Duration.DurationInput; readonly idle?: Duration.DurationInput } | undefined
+  /** Kept between a handler's local deadline and its lease end, on top of clock uncertainty (default 500 ms). */
+  readonly leaseSafetyMargin?: Duration.DurationInput | undefined
+  /** How often a running task is checked for cancellation (default 2 s: noticed within 5 s). */
+  readonly cancelCheckInterval?: Duration.DurationInput | undefined
+  /** At most one progress write per task per this interval (default 2 s). */
+  readonly progressInterval?: Duration.DurationInput | undefined
+  /** Outputs larger than this many bytes of JSON go to `payloads/` (default 256 KiB). */
+  readonly payloadThresholdBytes?: number | undefined
+  /** Keys per discovery LIST (default 1000). */
+  readonly pageSize?: number | undefined
+}
+
+/** Counters of a worker. */
+export interface WorkerStats {
+  readonly claimed: number
+  readonly completed: number
+  readonly failed: number
+  readonly retried: number
+  readonly rescheduled: number
+  readonly cancelled: number
+  readonly released: number
+  readonly leaseLost: number
+  readonly running: ReadonlyArray<string>
+  readonly passes: number
+  readonly lists: number
+}
+
+/** A running worker. */
+export interface Worker {
+  readonly id: string
+  /** Events from the moment of reading (use {@link Worker.subscribe} to not miss any). */
+  readonly events: Stream.Stream<WorkerEvent>
+  /** A scoped subscription to the events. */
+  readonly subscribe: Effect.Effect<Stream.Stream<WorkerEvent>, never, Scope.Scope>
+  /** Counters and the tasks running now. */
+  readonly stats: Effect.Effect<WorkerStats>
+  /** Graceful stop: stop claiming, finish or release running tasks, deregister. Idempotent. */
+  readonly stop: Effect.Effect<void>
+  /** Completes when the worker has stopped (after `stop`, scope close, or `maxTasks` done). */
+  readonly await: Effect.Effect<void>
+}
+
+const emptyStats: WorkerStats = {
+  claimed: 0,
+  completed: 0,
+  failed: 0,
+  retried: 0,
+  rescheduled: 0,
+  cancelled: 0,
+  released: 0,
+  leaseLost: 0,
+  running: [],
+  passes: 0,
+  lists: 0
+}
+
+const invalid = (option: string, message: string) => new InvalidWorkerOptions({ option, message })
+
+/**
+ * Starts a worker in the current Scope and returns its handle. The scope's close is a graceful
+ * shutdown. `handlers` are built with {@link handler}.
+ */
+export const make = <R>(
+  options: WorkerOptions,
+  handlers: ReadonlyArray<HandlerDefinition<R>>
+): Effect.Effect<Worker, InvalidWorkerOptions, Storage | ServerClock | Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const workerId = options.id ?? randomUUID()
+    const concurrency = options.concurrency ?? 1
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      return yield* invalid("concurrency", `concurrency must be a positive integer, got ${concurrency}`)
+    }
+    const prefixLen = options.shardPrefixLen ?? 1
+    if (!Number.isInteger(prefixLen) || prefixLen < 1 || prefixLen > 4) {
+      return yield* invalid("shardPrefixLen", "shardPrefixLen must be an integer from 1 to 4 (the queue's setting)")
+    }
+    const shards = [...(options.shards ?? allShards(prefixLen))].sort()
+    const badShard = shards.find((s) => !isShard(s, prefixLen))
+    if (badShard !== undefined) {
+      return yield* invalid("shards", `"${badShard}" is not a shard for prefix length ${prefixLen} (${prefixLen} hex digits)`)
+    }
+    const byType = new Map<string, HandlerDefinition<R>>()
+    for (const h of handlers) {
+      if (byType.has(h.taskType)) return yield* invalid("handlers", `two handlers for task type "${h.taskType}"; register one`)
+      byType.set(h.taskType, h)
+    }
+    if (byType.size === 0) return yield* invalid("handlers", "a worker needs at least one handler (Worker.handler(type, fn))")
+    const maxTasks = options.maxTasks ?? Number.POSITIVE_INFINITY
+    const grace = Duration.decode(options.shutdownGracePeriod ?? Duration.seconds(30))
+    const wakeOptions = options.wakeUp === false ? undefined : options.wakeUp === true || options.wakeUp === undefined ? {} : options.wakeUp
+
+    const storage = yield* Storage
+    const clock = yield* ServerClock
+    const parentScope = yield* Effect.scope
+    // Fibers live in a child scope that closes AFTER the graceful-shutdown finalizer below.
+    const scope = yield* Scope.fork(parentScope, ExecutionStrategy.sequential)
+    const events = yield* Events.make(options.hooks)
+    const stats = yield* Ref.make(emptyStats)
+    const running = yield* Ref.make(new Map<string, Deferred.Deferred<StopReason>>())
+    const slotFreed = yield* Queue.sliding<void>(1)
+    const stopping = yield* Deferred.make<void>()
+    const stopped = yield* Deferred.make<void>()
+    const claimedCount = yield* Ref.make(0)
+    const wakeSignal = yield* makeSignal(storage)
+    const startedAt = yield* clock.now
+
+    // --- per-type rate limits (sliding window of claim times) ------------------------------------
+    const claimTimes = new Map<string, Array<number>>()
+    const admit = (taskType: string): Effect.Effect<true | number> =>
+      Effect.map(clock.currentTimeMillis, (now) => {
+        const limit = byType.get(taskType)?.options.rateLimit
+        if (limit === undefined) return true as const
+        const window = Duration.toMillis(limit.interval)
+        const times = (claimTimes.get(taskType) ?? []).filter((t) => t > now - window)
+        if (times.length >= limit.limit) {
+          claimTimes.set(taskType, times)
+          return times[0]! + window
+        }
+        times.push(now)
+        claimTimes.set(taskType, times)
+        return true as const
+      })
+
+    // --- pause switches: one GET per pass, only when a candidate is ours --------------------------
+    const pauseCache = yield* Ref.make(Option.none<PauseState>())
+    const readPause = Effect.gen(function*() {
+      const found = yield* storage.get(pauseKey)
+      if (Option.isNone(found)) return PauseState.none
+      return yield* decodeObject(PauseState, pauseKey, found.value.body)
+    }).pipe(
+      Effect.catchAll((e) =>
+        Effect.as(Effect.logWarning(`could not read the pause switches; claiming nothing this poll: ${e.message}`), new PauseState({ global: true, taskTypes: [] }))
+      )
+    )
+    const typePaused = (taskType: string) =>
+      Effect.gen(function*() {
+        const cached = yield* Ref.get(pauseCache)
+        const state = Option.isSome(cached) ? cached.value : yield* readPause
+        if (Option.isNone(cached)) yield* Ref.set(pauseCache, Option.some(state))
+        return isPaused(state, taskType)
+      })
+
+    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, admit }
+    const context = yield* Effect.context<R | Storage | ServerClock>()
+    const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
+
+    const executeSettings = {
+      workerId,
+      safetyMargin: Duration.decode(options.leaseSafetyMargin ?? Duration.millis(500)),
+      checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
+      progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
+      payloadThresholdBytes: options.payloadThresholdBytes ?? defaultPayloadThresholdBytes,
+      onPending: wakeSignal.touch
+    }
+
+    const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)
+
+    const started = (claim: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) =>
+      Effect.gen(function*() {
+        const task = claim.held.task
+        const definition = byType.get(task.taskType)!
+        const stop = yield* Deferred.make<StopReason>()
+        yield* Ref.update(running, (m) => new Map(m).set(task.id, stop))
+        yield* Ref.update(claimedCount, (n) => n + 1)
+        yield* bump((s) => ({ ...s, claimed: s.claimed + 1 }))
+        yield* events.publish(Events.WorkerEvent.Claimed({ task }))
+        const finished = Effect.gen(function*() {
+          const outcome = yield* execute(claim.held, definition, executeSettings, stop)
+          if (outcome === undefined) return
+          const r = outcome.result
+          if (r._tag === "LeaseLost") {
+            yield* bump((s) => ({ ...s, leaseLost: s.leaseLost + 1 }))
+            return yield* events.publish(Events.WorkerEvent.LeaseLost({ taskId: task.id, reason: r.reason }))
+          }
+          const error = r.error ?? r.task.lastError ?? ""
+          switch (r.kind) {
+            case "completed":
+              yield* bump((s) => ({ ...s, completed: s.completed + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Completed({ task: r.task, durationMillis: outcome.durationMillis }))
+            case "failed":
+              yield* bump((s) => ({ ...s, failed: s.failed + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Failed({ task: r.task, error }))
+            case "retried":
+              yield* bump((s) => ({ ...s, retried: s.retried + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Retried({ task: r.task, error }))
+            case "rescheduled":
+              yield* bump((s) => ({ ...s, rescheduled: s.rescheduled + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Rescheduled({ task: r.task }))
+            case "cancelled":
+              yield* bump((s) => ({ ...s, cancelled: s.cancelled + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Cancelled({ task: r.task }))
+            case "released":
+              yield* bump((s) => ({ ...s, released: s.released + 1 }))
+              return yield* events.publish(Events.WorkerEvent.Released({ task: r.task }))
+          }
+        }).pipe(
+          Effect.ensuring(
+            Effect.zipRight(
+              Ref.update(running, (m) => {
+                const next = new Map(m)
+                next.delete(task.id)
+                return next
+              }),
+              Queue.offer(slotFreed, undefined)
+            )
+          )
+        )
+        yield* Effect.forkIn(provideAll(finished), scope)
+      })
+
+    const free = Effect.gen(function*() {
+      const n = (yield* Ref.get(running)).size
+      const taken = yield* Ref.get(claimedCount)
+      if (yield* Deferred.isDone(stopping)) return 0
+      return Math.min(concurrency - n, maxTasks - taken)
+    })
+
+    // --- the main loop ---------------------------------------------------------------------------
+    const discovery = Discovery.make({ shards, pageSize: options.pageSize })
+    const watch = wakeOptions === undefined ? undefined : yield* WakeUp.make(wakeOptions)
+    const idleAfter = wakeOptions?.idleAfter ?? 3
+    const driver = yield* Schedule.driver(Polling.schedule(options.polling))
+    const untilStopping = <A>(self: Effect.Effect<A, never, Storage | ServerClock>) =>
+      Effect.raceFirst(Effect.asVoid(self), Deferred.await(stopping))
+
+    const mainLoop = Effect.gen(function*() {
+      if (watch !== undefined) yield* watch.prime
+      let empty = 0
+      while (!(yield* Deferred.isDone(stopping))) {
+        if ((yield* Ref.get(claimedCount)) >= maxTasks) break
+        if ((yield* free) <= 0) {
+          yield* untilStopping(Queue.take(slotFreed))
+          continue
+        }
+        yield* Ref.set(pauseCache, Option.none())
+        const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started)
+        yield* bump((s) => ({ ...s, passes: s.passes + 1, lists: s.lists + result.lists }))
+        if (result.claimed > 0) {
+          empty = 0
+          yield* driver.reset
+          continue
+        }
+        empty++
+        if (watch !== undefined && empty >= idleAfter) {
+          yield* untilStopping(watch.waitForWork(result.nextDueAt, result.sawPaused))
+          yield* driver.reset
+        } else {
+          yield* untilStopping(Effect.ignore(driver.next(undefined)))
+        }
+      }
+    })
+
+    const snapshot = Effect.gen(function*() {
+      const s = yield* Ref.get(stats)
+      return {
+        currentTasks: [...(yield* Ref.get(running)).keys()],
+        completed: s.completed,
+        failed: s.failed,
+        retried: s.retried,
+        rescheduled: s.rescheduled,
+        cancelled: s.cancelled,
+        stopping: yield* Deferred.isDone(stopping)
+      } satisfies Heartbeat.WorkerSnapshot
+    })
+    const heartbeatSettings: Heartbeat.HeartbeatSettings = {
+      workerId,
+      shards,
+      concurrency,
+      taskTypes: [...byType.keys()].sort(),
+      startedAt,
+      busyInterval: Duration.decode(options.heartbeat?.busy ?? Duration.seconds(10)),
+      idleInterval: Duration.decode(options.heartbeat?.idle ?? Duration.seconds(60))
+    }
+
+    // Register before claiming anything: a worker that runs tasks is always visible.
+    yield* provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
+      Effect.catchAll((e) => Effect.logWarning(`could not register the worker: ${e.message}`))
+    )
+    const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot)), scope)
+    const mainFiber = yield* Effect.forkIn(provideAll(mainLoop), scope)
+
+    const awaitIdle = Effect.gen(function*() {
+      while ((yield* Ref.get(running)).size > 0) yield* Queue.take(slotFreed)
+    })
+
+    const shutdown = Effect.gen(function*() {
+      yield* Deferred.succeed(stopping, undefined)
+      yield* Fiber.await(mainFiber)
+      const finishedInTime = yield* Effect.raceFirst(Effect.as(awaitIdle, true), Effect.as(Effect.sleep(grace), false))
+      if (!finishedInTime) {
+        const stops = [...(yield* Ref.get(running)).values()]
+        yield* Effect.forEach(stops, (stop) => Deferred.succeed(stop, StopReason.Released()), { discard: true })
+        yield* awaitIdle
+      }
+      yield* Fiber.interrupt(heartbeatFiber)
+      yield* provideAll(Heartbeat.deregister(workerId)).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`could not deregister the worker: ${e.message}`))
+      )
+    }).pipe(
+      // It runs as a scope finalizer (uninterruptible): its races must be able to interrupt their losers.
+      Effect.interruptible,
+      Effect.withSpan("Worker.shutdown")
+    )
+
+    const stopOnce = yield* Effect.cached(Effect.ensuring(shutdown, Deferred.succeed(stopped, undefined)))
+    yield* Scope.addFinalizer(parentScope, stopOnce)
+
+    // maxTasks: once every claimed task is done, stop by itself.
+    if (Number.isFinite(maxTasks)) {
+      yield* Effect.forkIn(
+        Effect.gen(function*() {
+          yield* Fiber.await(mainFiber)
+          yield* awaitIdle
+          yield* stopOnce
+        }),
+        scope
+      )
+    }
+
+    return {
+      id: workerId,
+      events: events.stream,
+      subscribe: events.subscribe,
+      stats: Effect.zipWith(Ref.get(stats), Ref.get(running), (s, r) => ({ ...s, running: [...r.keys()] })),
+      stop: stopOnce,
+      await: Deferred.await(stopped)
+    } satisfies Worker
+  })
+
+/** Options of {@link run}. */
+export interface RunOptions extends WorkerOptions {
+  /** Stop gracefully on these signals (default SIGINT and SIGTERM; `[]` for none). */
+  readonly signals?: ReadonlyArray<NodeJS.Signals> | undefined
+}
+
+/**
+ * Runs a worker until SIGINT/SIGTERM, `maxTasks`, or interruption, then shuts it down gracefully
+ * (the effect completes once running tasks finished or were given back and the worker deregistered).
+ */
+export const run = <R>(
+  options: RunOptions,
+  handlers: ReadonlyArray<HandlerDefinition<R>>
+): Effect.Effect<void, InvalidWorkerOptions, Storage | ServerClock | R> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const worker = yield* make(options, handlers)
+      const signals = options.signals ?? defaultSignals
+      yield* signals.length === 0 ? worker.await : Effect.raceFirst(worker.await, Effect.asVoid(awaitSignal(signals)))
+    })
+  )
+
+/** Exit of a worker program, for embedding: `Exit.isSuccess` after a graceful stop. */
+export type WorkerExit = Exit.Exit<void, InvalidWorkerOptions>

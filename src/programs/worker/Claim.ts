@@ -1,0 +1,133 @@
+/**
+ * The claim protocol (design.md §5.4): one GET (body + ETag) → checks (status, availability,
+ * expiry, cancellation, handler, pause, rate limit) → PUT the lease marker → CAS the task to
+ * `running` (Transitions.claim: new `lease_id`, `attempt + 1`, lease until now + timeout) →
+ * delete the ready marker.
+ *
+ * - The lease marker goes first (invariant 2): a crash right after the CAS leaves a running task
+ *   the monitor can find. On a lost race (412) it is NOT deleted: the winner's marker can have the
+ *   same key; a stray one is a harmless hint the monitor drops.
+ * - An ambiguous CAS (OutcomeUnknown) is resolved by re-reading (TaskObjects.putConditional): our
+ *   body carries our fresh `lease_id`, so "the stored body is ours" is exactly "we hold the lease".
+ * - Markers are hints, the task is the truth: a marker whose task is finished is deleted only
+ *   when it is provably stale (its bucket ended before the task's last change), so a marker that a
+ *   concurrent retry or replay has just written for the same key is never lost.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import { DateTime, Effect, Option } from "effect"
+import { leaseKey, taskKey } from "../../domain/Keys.js"
+import { readyMarkerKey } from "../../domain/ReadyIndex.js"
+import type { ReadyEntry } from "../../domain/ReadyIndex.js"
+import { bucketOf, bucketStartMillis, bucketSeconds } from "../../domain/Shard.js"
+import { isAvailableAt } from "../../domain/Task.js"
+import type { Task } from "../../domain/Task.js"
+import * as Tr from "../../domain/Transitions.js"
+import { casTask, deleteMarkers, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
+import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import { ServerClock } from "../../services/ServerClock.js"
+
+/** How far a marker's bucket must lie before a task's last change to count as provably stale. */
+export const staleMarkerMarginMillis = 5_000
+
+/** What the worker needs to decide a claim. */
+export interface ClaimEnv {
+  readonly workerId: string
+  /** Whether this worker has a handler for the type. */
+  readonly handles: (taskType: string) => boolean
+  /** Whether the type is paused (read once per poll by the caller). */
+  readonly isPaused: (taskType: string) => Effect.Effect<boolean>
+  /** Takes a rate-limit token for the type, or says when one is free again (server epoch ms). */
+  readonly admit: (taskType: string) => Effect.Effect<true | number>
+}
+
+/** The result of trying one ready marker. */
+export type ClaimOutcome =
+  /** We hold the task: run it. `held` is the task as written, with the ETag of our CAS. */
+  | { readonly _tag: "Claimed"; readonly held: VersionedTask; readonly leaseMarker: string }
+  /** The marker is done with (claimed by someone else, cleaned up, expired, cancelled). */
+  | { readonly _tag: "Consumed"; readonly reason: string }
+  /** Not now: look again at `until` (server epoch ms; Infinity = never, e.g. a type we do not handle). */
+  | { readonly _tag: "Skip"; readonly until: number; readonly reason: SkipReason; readonly availableAt?: number }
+  /** The task object does not exist (yet: a submit writes its marker first). */
+  | { readonly _tag: "Missing" }
+
+/** Why a candidate was skipped. */
+export type SkipReason = "unhandled" | "not_due" | "paused" | "rate_limited" | "busy_elsewhere" | "malformed"
+
+const endOfBucketMillis = (bucket: number): number => bucketStartMillis(bucket) + bucketSeconds * 1000
+
+/** Whether a marker in `bucket` is provably stale for a task last changed at `task.updatedAt`. */
+export const isProvablyStale = (bucket: number, task: Task): boolean =>
+  endOfBucketMillis(bucket) + staleMarkerMarginMillis <= DateTime.toEpochMillis(task.updatedAt)
+
+/** The lease marker key of a running task (from its `lease_expires_at`). */
+export const leaseMarkerOf = (task: Task): string | undefined =>
+  task.leaseExpiresAt === null
+    ? undefined
+    : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)
+
+/** Tries to claim the task behind one due ready marker. */
+export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, env: ClaimEnv) {
+  const clock = yield* ServerClock
+  const found = yield* readTask(taskKey(entry.shard, entry.taskId)).pipe(
+    Effect.map((o) => ({ _tag: "Read" as const, value: o })),
+    Effect.catchTag("MalformedObject", (e) =>
+      Effect.as(Effect.logWarning(`skipping a malformed task: ${e.message}`), { _tag: "Malformed" as const }))
+  )
+  if (found._tag === "Malformed") {
+    return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "malformed" } satisfies ClaimOutcome
+  }
+  if (Option.isNone(found.value)) return { _tag: "Missing" } satisfies ClaimOutcome
+  const { task, etag } = found.value.value
+  const now = yield* clock.now
+  const nowMillis = DateTime.toEpochMillis(now)
+
+  if (task.status !== "pending") {
+    // Someone ran (or is running) it. Its marker is ours to clean only when provably stale.
+    if (isProvablyStale(entry.bucket, task)) {
+      yield* deleteMarkers([entry.key])
+      return { _tag: "Consumed", reason: `stale marker of a ${task.status} task` } satisfies ClaimOutcome
+    }
+    return { _tag: "Skip", until: nowMillis + 60_000, reason: "busy_elsewhere" } satisfies ClaimOutcome
+  }
+  if (!env.handles(task.taskType)) {
+    return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" } satisfies ClaimOutcome
+  }
+  const markers = [...new Set([entry.key, readyMarkerKey(task)])]
+  if (Tr.canExpire(task, now)) {
+    const done = yield* casTask(Tr.expire(task, { now }), etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
+    if (done) yield* deleteMarkers(markers)
+    return { _tag: "Consumed", reason: "expired" } satisfies ClaimOutcome
+  }
+  if (task.cancelRequested) {
+    const next = Tr.cancel(task, { now, reason: "cancelled: cancellation was requested before it ran" })
+    const done = yield* casTask(next, etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
+    if (done) yield* deleteMarkers(markers)
+    return { _tag: "Consumed", reason: "cancelled" } satisfies ClaimOutcome
+  }
+  if (!isAvailableAt(task, now)) {
+    const at = DateTime.toEpochMillis(task.availableAt)
+    return { _tag: "Skip", until: at, reason: "not_due", availableAt: at } satisfies ClaimOutcome
+  }
+  if (yield* env.isPaused(task.taskType)) {
+    return { _tag: "Skip", until: nowMillis, reason: "paused" } satisfies ClaimOutcome
+  }
+  const admitted = yield* env.admit(task.taskType)
+  if (admitted !== true) return { _tag: "Skip", until: admitted, reason: "rate_limited" } satisfies ClaimOutcome
+
+  const next = Tr.claim(task, { now, workerId: env.workerId, leaseId: randomUUID() })
+  const leaseMarker = leaseMarkerOf(next)!
+  // Lease marker BEFORE the CAS: a running task must always be findable by the monitor.
+  yield* writeMarker(leaseMarker)
+  const written = yield* casTask(next, etag).pipe(
+    Effect.map(Option.some),
+    Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+  )
+  if (Option.isNone(written)) return { _tag: "Consumed", reason: "lost the claim race" } satisfies ClaimOutcome
+  yield* deleteMarkers(markers).pipe(
+    Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`))
+  )
+  return { _tag: "Claimed", held: { task: next, etag: written.value }, leaseMarker } satisfies ClaimOutcome
+})

@@ -1,0 +1,219 @@
+/**
+ * Discovery (design.md §5.4): per shard, ONE LIST of `ready/{shard}/` from a per-shard cursor in
+ * key order, stopping at the first marker that is not yet due (never minute by minute: one LIST
+ * covers every past minute). Shards are visited in a rotating order, so each pass starts one shard
+ * further and no shard waits behind the others.
+ *
+ * No starvation: what a marker led to is remembered by marker key (a type this worker does not
+ * handle: forever; a task not yet available: until its `available_at`; a task someone else runs:
+ * a minute), so such markers cost no GET on later passes, and the cursor moves past a leading run
+ * of markers that will never be ours, so a page of 1000 foreign markers is read once, not forever.
+ * The cursor wraps to the start of the shard when the LIST reaches the end or a future marker.
+ *
+ * Stale markers (finished or vanished tasks) are deleted when provably stale (see Claim.ts); a
+ * marker whose task does not exist is deleted only after it was seen missing for 30 s (a submit
+ * writes its marker just before the task).
+ *
+ * Each pass also reports the earliest moment something known becomes due (the first future marker
+ * of each shard, the `available_at` of tasks read too early), which the idle worker waits for.
+ *
+ * @module
+ */
+import { Effect } from "effect"
+import { readyShardPrefix } from "../../domain/Keys.js"
+import { scanReadyKey } from "../../domain/ReadyIndex.js"
+import type { ReadyEntry } from "../../domain/ReadyIndex.js"
+import { bucketOf, bucketStartMillis } from "../../domain/Shard.js"
+import { parseIndexKey } from "../../domain/Keys.js"
+import { deleteMarkers } from "../../layers/internal/TaskObjects.js"
+import { ServerClock } from "../../services/ServerClock.js"
+import { Storage } from "../../services/Storage.js"
+import type { ClaimOutcome } from "./Claim.js"
+
+/** How long a marker whose task does not exist is kept before it is deleted as stale. */
+export const missingGraceMillis = 30_000
+
+/** Options of discovery. */
+export interface DiscoveryOptions {
+  /** The shards to poll, in key order. */
+  readonly shards: ReadonlyArray<string>
+  /** Keys per LIST (1–1000; default 1000: a LIST costs the same whatever it returns). */
+  readonly pageSize?: number | undefined
+  /** Most remembered markers (oldest forgotten first; default 100,000). */
+  readonly maxRemembered?: number | undefined
+}
+
+/** What one pass did. */
+export interface PassResult {
+  /** Tasks claimed (and started). */
+  readonly claimed: number
+  /** Candidates that were due and ours but could not be taken now (paused, rate-limited, no slot). */
+  readonly deferred: number
+  /** Whether a candidate was skipped because its type is paused. */
+  readonly sawPaused: boolean
+  /** The earliest server time (epoch ms) something seen becomes due; Infinity if none. */
+  readonly nextDueAt: number
+  /** LIST requests made. */
+  readonly lists: number
+}
+
+interface Remembered {
+  readonly until: number
+  readonly permanent: boolean
+  readonly missingSince?: number
+}
+
+/** A discovery loop's state and its pass. */
+export interface Discovery {
+  /**
+   * One pass over the shards: claims up to `free()` tasks with `attempt`, handing each claim to
+   * `started`. Storage failures of one shard are logged and the pass goes on with the next.
+   */
+  readonly pass: <E, R>(
+    free: Effect.Effect<number>,
+    attempt: (entry: ReadyEntry) => Effect.Effect<ClaimOutcome, E, R>,
+    started: (claimed: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) => Effect.Effect<void>
+  ) => Effect.Effect<PassResult, never, R | Storage | ServerClock>
+}
+
+/** Builds a discovery loop over `options.shards`. */
+export const make = (options: DiscoveryOptions): Discovery => {
+  const shards = options.shards
+  const pageSize = Math.min(Math.max(options.pageSize ?? 1000, 1), 1000)
+  const maxRemembered = options.maxRemembered ?? 100_000
+  const cursors = new Map<string, string>()
+  const remembered = new Map<string, Remembered>()
+  let offset = 0
+
+  const remember = (key: string, entry: Remembered) => {
+    remembered.delete(key)
+    remembered.set(key, entry)
+    if (remembered.size > maxRemembered) {
+      const oldest = remembered.keys().next()
+      if (oldest.done !== true) remembered.delete(oldest.value)
+    }
+  }
+
+  const pass: Discovery["pass"] = (free, attempt, started) =>
+    Effect.gen(function*() {
+      const storage = yield* Storage
+      const clock = yield* ServerClock
+      const order = shards.map((_, i) => shards[(offset + i) % shards.length]!)
+      offset = shards.length === 0 ? 0 : (offset + 1) % shards.length
+      let claimed = 0
+      let deferred = 0
+      let sawPaused = false
+      let nextDueAt = Number.POSITIVE_INFINITY
+      let lists = 0
+
+      for (const shard of order) {
+        if ((yield* free) <= 0) break
+        const nowMillis = yield* clock.currentTimeMillis
+        const nowBucket = bucketOf(nowMillis)
+        const startAfter = cursors.get(shard)
+        lists++
+        const page = yield* storage.list(readyShardPrefix(shard), { startAfter, maxKeys: pageSize }).pipe(
+          Effect.tapError((e) => Effect.logWarning(`discovery: LIST of shard ${shard} failed: ${e.message}`)),
+          Effect.option
+        )
+        if (page._tag === "None") continue
+        const objects = page.value.objects
+        // The cursor may move over a leading run of markers that are never ours (or gone).
+        let leading = true
+        let cursor = startAfter
+        let reachedEnd = page.value.nextContinuationToken === undefined
+        let skipUntilKey: string | undefined = undefined
+        let stoppedEarly = false
+
+        for (const object of objects) {
+          const key = object.key
+          if (skipUntilKey !== undefined && key <= skipUntilKey) {
+            leading = false
+            continue
+          }
+          const step = scanReadyKey(key, nowBucket)
+          if (step._tag === "Stop") {
+            const parsed = parseIndexKey(key)
+            if (parsed !== undefined) nextDueAt = Math.min(nextDueAt, bucketStartMillis(parsed.bucket))
+            reachedEnd = true
+            break
+          }
+          if (step._tag === "SkipRank") {
+            const parsed = parseIndexKey(key)
+            if (parsed !== undefined) nextDueAt = Math.min(nextDueAt, bucketStartMillis(parsed.bucket))
+            skipUntilKey = step.startAfter
+            leading = false
+            continue
+          }
+          if (step._tag === "Invalid") {
+            if (leading) cursor = key
+            continue
+          }
+          const known = remembered.get(key)
+          if (known !== undefined && (known.permanent || known.until > nowMillis)) {
+            if (!known.permanent) {
+              nextDueAt = Math.min(nextDueAt, known.until)
+              leading = false
+            } else if (leading) cursor = key
+            continue
+          }
+          if ((yield* free) <= 0) {
+            deferred++
+            stoppedEarly = true
+            break
+          }
+          const outcome = yield* attempt(step.entry).pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.as(
+                Effect.logWarning(`discovery: could not try ${key}`, cause),
+                { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
+              )
+            )
+          )
+          switch (outcome._tag) {
+            case "Claimed": {
+              remembered.delete(key)
+              claimed++
+              yield* started(outcome)
+              if (leading) cursor = key
+              break
+            }
+            case "Consumed": {
+              remembered.delete(key)
+              if (leading) cursor = key
+              break
+            }
+            case "Missing": {
+              const since = known?.missingSince ?? nowMillis
+              if (nowMillis - since >= missingGraceMillis) {
+                yield* deleteMarkers([key]).pipe(Effect.ignore)
+                remembered.delete(key)
+                if (leading) cursor = key
+              } else {
+                remember(key, { until: nowMillis + missingGraceMillis, permanent: false, missingSince: since })
+                leading = false
+              }
+              break
+            }
+            case "Skip": {
+              const permanent = outcome.until === Number.POSITIVE_INFINITY
+              if (outcome.reason === "paused") sawPaused = true
+              if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
+              if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
+              if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
+              if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
+              if (permanent && leading) cursor = key
+              else leading = false
+              break
+            }
+          }
+        }
+        if (!stoppedEarly && reachedEnd) cursors.delete(shard)
+        else if (cursor !== undefined) cursors.set(shard, cursor)
+      }
+      return { claimed, deferred, sawPaused, nextDueAt, lists } satisfies PassResult
+    }).pipe(Effect.withSpan("Worker.discover"))
+
+  return { pass }
+}
+

@@ -1,0 +1,68 @@
+/**
+ * The worker's typed event stream and lifecycle hooks. Every state change the worker makes to a
+ * task (and a lost lease) is published once, in order, to a PubSub: subscribers get a `Stream`,
+ * and hooks given in the options run for each event (a failing hook is logged, never fatal).
+ *
+ * @module
+ */
+import { Data, Effect, PubSub, Stream } from "effect"
+import type { Scope } from "effect"
+import type { Task } from "../../domain/Task.js"
+
+/** What happened to a task in this worker. */
+export type WorkerEvent = Data.TaggedEnum<{
+  /** The worker claimed the task (attempt = the new attempt number). */
+  Claimed: { readonly task: Task }
+  /** The handler succeeded and the task is `completed`. */
+  Completed: { readonly task: Task; readonly durationMillis: number }
+  /** The attempt failed and the task is `pending` again after a backoff (a retry was consumed). */
+  Retried: { readonly task: Task; readonly error: string }
+  /** The handler asked for a reschedule: `pending` again, no retry consumed. */
+  Rescheduled: { readonly task: Task }
+  /** The task is `failed` for good. */
+  Failed: { readonly task: Task; readonly error: string }
+  /** The task's cancellation was requested; the handler was interrupted and the task is `cancelled`. */
+  Cancelled: { readonly task: Task }
+  /** Shutdown gave the task back (`pending`, no retry consumed). */
+  Released: { readonly task: Task }
+  /** Another worker (or the monitor) owns the task now: nothing was written. */
+  LeaseLost: { readonly taskId: string; readonly reason: string }
+}>
+
+/** Constructors and matchers of {@link WorkerEvent}. */
+export const WorkerEvent = Data.taggedEnum<WorkerEvent>()
+
+/** The kinds of event (`"Claimed"`, `"Completed"`, …). */
+export type WorkerEventTag = WorkerEvent["_tag"]
+
+/** Hooks run for each event of their kind (in the worker's fiber; keep them short). */
+export type WorkerHooks = {
+  readonly [K in WorkerEventTag]?: (event: Extract<WorkerEvent, { readonly _tag: K }>) => Effect.Effect<void>
+}
+
+/** The event bus of one worker. */
+export interface WorkerEvents {
+  /** Publishes an event and runs its hook. */
+  readonly publish: (event: WorkerEvent) => Effect.Effect<void>
+  /** Events from now on (subscribe before starting work to see everything). */
+  readonly stream: Stream.Stream<WorkerEvent>
+  /** A scoped subscription, for tests and tools that must not miss the next events. */
+  readonly subscribe: Effect.Effect<Stream.Stream<WorkerEvent>, never, Scope.Scope>
+}
+
+/** Builds the event bus (an unbounded PubSub: publishing never blocks the worker). */
+export const make = (hooks: WorkerHooks = {}): Effect.Effect<WorkerEvents> =>
+  Effect.gen(function*() {
+    const pubsub = yield* PubSub.unbounded<WorkerEvent>()
+    const runHook = (event: WorkerEvent): Effect.Effect<void> => {
+      const hook = hooks[event._tag] as ((e: WorkerEvent) => Effect.Effect<void>) | undefined
+      return hook === undefined
+        ? Effect.void
+        : Effect.catchAllCause(hook(event), (cause) => Effect.logWarning(`worker hook ${event._tag} failed`, cause))
+    }
+    return {
+      publish: (event) => Effect.zipRight(PubSub.publish(pubsub, event), runHook(event)),
+      stream: Stream.fromPubSub(pubsub),
+      subscribe: Effect.map(PubSub.subscribe(pubsub), (queue) => Stream.fromQueue(queue))
+    }
+  })

@@ -1,0 +1,334 @@
+/**
+ * Running one claimed task: load and decode its input, run the handler as a fiber, and settle.
+ *
+ * Around the handler, in their own fibers (all interrupted when the attempt ends):
+ * - the deadline: the handler is interrupted before its lease runs out (lease end minus the
+ *   ServerClock's uncertainty and a safety margin, invariant 5); extending the lease moves it;
+ * - the watch: every `checkInterval` (2 s) a HEAD of the task; only when its ETag is not the one we
+ *   hold, a GET: `cancel_requested` interrupts the handler (its finalizers run) and the task ends
+ *   `cancelled`; another `lease_id` means the lease is lost and nothing is written;
+ * - automatic lease renewal for handlers that ask for it;
+ * - the progress writer (at most one CAS per `progressInterval`, latest value wins).
+ * Every write to the task goes through one semaphore, so the held ETag is always the latest.
+ *
+ * Failure routing is by type (design.md §6): PermanentError → failed; RescheduleError → pending
+ * after its delay (no retry consumed); anything else (RetryableError, other failures, defects,
+ * the local timeout) → retry while retries remain.
+ *
+ * @module
+ */
+import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref } from "effect"
+import { PermanentError, RescheduleError } from "../../domain/HandlerErrors.js"
+import * as Tr from "../../domain/Transitions.js"
+import { loadInput, offloadOutput } from "../../layers/internal/Payloads.js"
+import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
+import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import { ServerClock } from "../../services/ServerClock.js"
+import { Storage } from "../../services/Storage.js"
+import { leaseMarkerOf } from "./Claim.js"
+import { LeaseLost } from "./Errors.js"
+import type { HandlerDefinition, TaskContext } from "./Handler.js"
+import { settle } from "./Settle.js"
+import type { SettleResult, Settlement } from "./Settle.js"
+
+/** Why the worker stopped a handler. */
+export type StopReason = Data.TaggedEnum<{
+  Timeout: {}
+  Cancelled: {}
+  LeaseLost: { readonly reason: string }
+  /** Shutdown: give the task back without consuming a retry. */
+  Released: {}
+}>
+
+/** Constructors of {@link StopReason}. */
+export const StopReason = Data.taggedEnum<StopReason>()
+
+/** Settings of execution. */
+export interface ExecuteSettings {
+  readonly workerId: string
+  /** Kept between the local deadline and the lease end, on top of the clock's uncertainty. */
+  readonly safetyMargin: Duration.Duration
+  /** How often a running task is checked for cancellation / a lost lease (a HEAD). */
+  readonly checkInterval: Duration.Duration
+  /** At most one progress write per this interval. */
+  readonly progressInterval: Duration.Duration
+  /** Outputs above this many bytes of JSON go to `payloads/`. */
+  readonly payloadThresholdBytes: number
+  /** Run after a transition back to pending (touches the wake-up signal). */
+  readonly onPending: Effect.Effect<void>
+}
+
+/** What the attempt came to. */
+export interface ExecuteResult {
+  readonly result: SettleResult
+  readonly durationMillis: number
+}
+
+const messageOf = (error: unknown): string => {
+  if (typeof error === "string") return error
+  if (typeof error === "object" && error !== null) {
+    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
+    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
+    if (message !== undefined) return tag !== undefined && tag !== "RetryableError" ? `${tag}: ${message}` : message
+    try {
+      return JSON.stringify(error)
+    } catch {
+      return String(error)
+    }
+  }
+  return String(error)
+}
+
+/** The settlement for a handler's failure: by the failure's type, never its text. */
+export const route = (cause: Cause.Cause<unknown>): Settlement => {
+  const failures = [...Cause.failures(cause)]
+  const permanent = failures.find((e) => e instanceof PermanentError)
+  if (permanent !== undefined) return { _tag: "Fail", error: messageOf(permanent) }
+  const reschedule = failures.find((e): e is RescheduleError => e instanceof RescheduleError)
+  if (reschedule !== undefined) return { _tag: "Reschedule", delay: reschedule.delay, reason: reschedule.message }
+  if (failures.length > 0) return { _tag: "Retry", error: messageOf(failures[0]) }
+  const defects = [...Cause.defects(cause)]
+  if (defects.length > 0) {
+    const d = defects[0]
+    return { _tag: "Retry", error: `handler crashed: ${d instanceof Error ? d.message : messageOf(d)}` }
+  }
+  return { _tag: "Retry", error: "handler was interrupted" }
+}
+
+/**
+ * Runs the held task's handler and settles the task. `stop` lets the worker stop it from outside
+ * (shutdown → Released). Never fails: storage trouble while settling is logged and the lease runs
+ * out (the monitor then recovers the task).
+ */
+export const execute = <R>(
+  claimed: VersionedTask,
+  definition: HandlerDefinition<R>,
+  settings: ExecuteSettings,
+  stop: Deferred.Deferred<StopReason>
+): Effect.Effect<ExecuteResult | undefined, never, R | Storage | ServerClock> =>
+  Effect.gen(function*() {
+    const clock = yield* ServerClock
+    const held = yield* Ref.make(claimed)
+    const leaseId = claimed.task.leaseId ?? ""
+    const taskId = claimed.task.id
+    const writes = yield* Effect.makeSemaphore(1)
+    const cancelRequested = yield* Ref.make(false)
+    const startedAt = yield* clock.currentTimeMillis
+
+    const deadlineOf = (leaseEnd: DateTime.Utc | null) =>
+      Effect.map(clock.estimate, (est) => {
+        const unc = Duration.isFinite(est.uncertainty) ? Duration.toMillis(est.uncertainty) : 1000
+        const end = leaseEnd === null ? startedAt + claimed.task.timeoutSeconds * 1000 : DateTime.toEpochMillis(leaseEnd)
+        return end - unc - Duration.toMillis(settings.safetyMargin)
+      })
+    const deadline = yield* Ref.make(yield* deadlineOf(claimed.task.leaseExpiresAt))
+
+    const loseLease = (reason: string) => Deferred.succeed(stop, StopReason.LeaseLost({ reason }))
+
+    /** After a lost CAS: re-read; keep going with the fresh ETag if still ours. */
+    const refresh = Effect.gen(function*() {
+      const fresh = yield* readTask(keyOfTask(claimed.task))
+      if (Option.isNone(fresh) || !Tr.holdsLease(fresh.value.task, leaseId)) {
+        yield* loseLease(Option.isNone(fresh) ? "the task was deleted" : `the task is now ${fresh.value.task.status} under another lease`)
+        return false
+      }
+      yield* Ref.set(held, fresh.value)
+      if (fresh.value.task.cancelRequested) {
+        yield* Ref.set(cancelRequested, true)
+        yield* Deferred.succeed(stop, StopReason.Cancelled())
+      }
+      return true
+    })
+
+    const extendLease = (by: Duration.DurationInput): Effect.Effect<void, LeaseLost, Storage> =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        for (let round = 0; round < 10; round++) {
+          const current = yield* Ref.get(held)
+          const now = yield* clock.now
+          const next = Tr.extendLease(current.task, { now, by })
+          const oldMarker = leaseMarkerOf(current.task)
+          const newMarker = leaseMarkerOf(next)
+          // The new lease marker first, so the monitor always finds the running task.
+          if (newMarker !== undefined && newMarker !== oldMarker) yield* writeMarker(newMarker)
+          const written = yield* casTask(next, current.etag).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+          )
+          if (Option.isSome(written)) {
+            yield* Ref.set(held, { task: next, etag: written.value })
+            yield* Ref.set(deadline, yield* deadlineOf(next.leaseExpiresAt))
+            if (oldMarker !== undefined && oldMarker !== newMarker) yield* deleteMarkers([oldMarker]).pipe(Effect.ignore)
+            return
+          }
+          if (!(yield* refresh)) break
+        }
+        return yield* new LeaseLost({ taskId, message: `task ${taskId} is no longer ours: stop working on it` })
+      })).pipe(
+        Effect.catchTags({
+          StorageUnavailable: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
+          AccessDenied: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
+          NoSuchBucket: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
+          InvalidResponse: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
+          MalformedObject: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` }))
+        }),
+        Effect.withSpan("Worker.extendLease")
+      )
+
+    // --- progress: latest value wins, written at most once per interval ----------------------
+    const pendingProgress = yield* Ref.make(Option.none<unknown>())
+    const progressSignal = yield* Queue.sliding<void>(1)
+    const writeProgress = (value: unknown) =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        for (let round = 0; round < 3; round++) {
+          const current = yield* Ref.get(held)
+          const now = yield* clock.now
+          const next = Tr.setProgress(current.task, { now, progress: value })
+          const written = yield* casTask(next, current.etag).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+          )
+          if (Option.isSome(written)) return yield* Ref.set(held, { task: next, etag: written.value })
+          if (!(yield* refresh)) return
+        }
+      }))
+    const progressWriter = Effect.forever(
+      Effect.gen(function*() {
+        yield* Queue.take(progressSignal)
+        const value = yield* Ref.getAndSet(pendingProgress, Option.none())
+        if (Option.isSome(value)) {
+          yield* writeProgress(value.value).pipe(
+            Effect.catchAll((e) => Effect.logDebug(`progress write failed (kept for the next one): ${e.message}`))
+          )
+        }
+        yield* Effect.sleep(settings.progressInterval)
+      })
+    )
+
+    // --- watchers ------------------------------------------------------------------------------
+    const storage = yield* Storage
+    const deadlineWatch = Effect.gen(function*() {
+      while (true) {
+        const due = yield* Ref.get(deadline)
+        const now = yield* clock.currentTimeMillis
+        if (now >= due) return yield* Deferred.succeed(stop, StopReason.Timeout())
+        yield* Effect.sleep(Duration.millis(due - now))
+      }
+    })
+    const check = writes.withPermits(1)(Effect.gen(function*() {
+      const head = yield* storage.head(keyOfTask(claimed.task))
+      if (Option.isNone(head)) return yield* loseLease("the task was deleted")
+      const current = yield* Ref.get(held)
+      if (head.value.etag === current.etag) return
+      yield* refresh
+    }))
+    const cancelWatch = Effect.forever(
+      Effect.zipRight(
+        Effect.sleep(settings.checkInterval),
+        check.pipe(Effect.catchAll((e) => Effect.logDebug(`cancellation check failed: ${e.message}`)))
+      )
+    )
+    const autoExtend = Effect.gen(function*() {
+      while (true) {
+        const current = yield* Ref.get(held)
+        const now = yield* clock.currentTimeMillis
+        const end = current.task.leaseExpiresAt === null ? now : DateTime.toEpochMillis(current.task.leaseExpiresAt)
+        yield* Effect.sleep(Duration.millis(Math.max(0, (end - now) / 2)))
+        yield* extendLease(Duration.seconds(Math.max(1, current.task.timeoutSeconds)))
+      }
+    }).pipe(Effect.ignore)
+
+    const ctx: TaskContext = {
+      taskId,
+      attempt: claimed.task.attempt,
+      task: claimed.task,
+      workerId: settings.workerId,
+      extendLease: (by) => Effect.provideService(extendLease(by), Storage, storage),
+      progress: (value) => Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)),
+      isCancelRequested: Ref.get(cancelRequested)
+    }
+
+    // --- the attempt ----------------------------------------------------------------------------
+    type Ended =
+      | { readonly _tag: "Done"; readonly output: unknown }
+      | { readonly _tag: "Failed"; readonly settlement: Settlement }
+      | { readonly _tag: "Stopped"; readonly reason: StopReason }
+
+    const prepareInput = loadInput(claimed.task).pipe(
+      Effect.matchEffect({
+        onFailure: (e): Effect.Effect<Either<unknown, Settlement>> =>
+          Effect.succeed({
+            _tag: "Left",
+            left: e._tag === "PayloadMissing" || e._tag === "MalformedObject"
+              ? { _tag: "Fail", error: e.message }
+              : { _tag: "Retry", error: `could not load the input: ${e.message}` }
+          }),
+        onSuccess: (json) =>
+          definition.decodeInput(json).pipe(
+            Effect.match({
+              onFailure: (message): Either<unknown, Settlement> => ({ _tag: "Left", left: { _tag: "Fail", error: message } }),
+              onSuccess: (input): Either<unknown, Settlement> => ({ _tag: "Right", right: input })
+            })
+          )
+      })
+    )
+
+    const attempt: Effect.Effect<Ended, never, R | Storage> = Effect.gen(function*() {
+      const input = yield* prepareInput
+      if (input._tag === "Left") return { _tag: "Failed", settlement: input.left } satisfies Ended
+      const handlerRun = definition.run(input.right, ctx).pipe(
+        Effect.flatMap((output) =>
+          definition.encodeOutput(output).pipe(Effect.mapError((message) => new PermanentError({ message })))
+        ),
+        Effect.exit,
+        Effect.map((exit): Ended =>
+          exit._tag === "Success" ? { _tag: "Done", output: exit.value } : { _tag: "Failed", settlement: route(exit.cause) }
+        )
+      )
+      const stopped = Effect.map(Deferred.await(stop), (reason): Ended => ({ _tag: "Stopped", reason }))
+      yield* Effect.forkScoped(deadlineWatch)
+      yield* Effect.forkScoped(cancelWatch)
+      yield* Effect.forkScoped(progressWriter)
+      if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
+      // The loser is interrupted and awaited: a stopped handler's finalizers have run by now.
+      return yield* Effect.raceFirst(handlerRun, stopped)
+    }).pipe(Effect.scoped)
+
+    const ended = yield* attempt
+    const settlement: Settlement | undefined = yield* Effect.gen(function*() {
+      switch (ended._tag) {
+        case "Failed":
+          return ended.settlement
+        case "Done": {
+          const placed = yield* offloadOutput(taskId, ended.output, settings.payloadThresholdBytes)
+          return { _tag: "Complete", output: placed.value, outputRef: placed.ref } satisfies Settlement
+        }
+        case "Stopped":
+          return StopReason.$match(ended.reason, {
+            Timeout: (): Settlement => ({
+              _tag: "Retry",
+              error: `timed out: the handler ran past the task's ${claimed.task.timeoutSeconds} s lease and was interrupted`
+            }),
+            Cancelled: (): Settlement => ({ _tag: "Cancel", reason: "cancelled: the handler was interrupted on request" }),
+            LeaseLost: (): Settlement | undefined => undefined,
+            Released: (): Settlement => ({ _tag: "Release", reason: "released: the worker shut down before the task finished" })
+          })
+      }
+    })
+    const durationMillis = (yield* clock.currentTimeMillis) - startedAt
+    if (settlement === undefined) {
+      const reason = ended._tag === "Stopped" && ended.reason._tag === "LeaseLost" ? ended.reason.reason : "lease lost"
+      return { result: { _tag: "LeaseLost", reason }, durationMillis } satisfies ExecuteResult
+    }
+    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending))
+    return { result, durationMillis } satisfies ExecuteResult
+  }).pipe(
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.as(Effect.logError(`task ${claimed.task.id}: could not settle; its lease will run out and it will be recovered`, cause), undefined)
+    ),
+    Effect.orDie,
+    Effect.withSpan("Worker.execute", { attributes: { taskId: claimed.task.id, taskType: claimed.task.taskType } })
+  )
+
+type Either<R, L> = { readonly _tag: "Right"; readonly right: R } | { readonly _tag: "Left"; readonly left: L }

@@ -1,0 +1,130 @@
+/**
+ * Settling a task the worker holds: complete, fail, retry, reschedule, cancel or release, each one
+ * CAS with the ETag the worker holds (from its claim PUT or its last lease extension): no extra
+ * GET on the happy path (design.md §5.4).
+ *
+ * Fencing (invariant 4): when the CAS loses, the task is re-read. If our `lease_id` still holds it
+ * (someone only set `cancel_requested`), the decision is made again on the fresh task and written
+ * with the fresh ETag; otherwise the lease is lost and nothing is written, ever.
+ *
+ * Write order (invariant 2): a transition back to `pending` writes its new ready marker BEFORE
+ * the CAS; the lease marker is deleted after it.
+ *
+ * @module
+ */
+import { Duration, Effect, Option, Random, Ref } from "effect"
+import { readyMarkerKey } from "../../domain/ReadyIndex.js"
+import { canRetry } from "../../domain/Task.js"
+import type { Task } from "../../domain/Task.js"
+import * as Tr from "../../domain/Transitions.js"
+import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
+import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import { ServerClock } from "../../services/ServerClock.js"
+import { leaseMarkerOf } from "./Claim.js"
+
+/** What to do with a task whose attempt ended. */
+export type Settlement =
+  | { readonly _tag: "Complete"; readonly output: unknown; readonly outputRef?: string | undefined }
+  | { readonly _tag: "Fail"; readonly error: string }
+  /** Retry with backoff while retries remain, else fail. */
+  | { readonly _tag: "Retry"; readonly error: string }
+  /** Pending again after `delay` without consuming a retry, else (max reschedules) fail. */
+  | { readonly _tag: "Reschedule"; readonly delay: Duration.Duration; readonly reason: string }
+  | { readonly _tag: "Cancel"; readonly reason: string }
+  /** Give the task back now without consuming a retry (shutdown). */
+  | { readonly _tag: "Release"; readonly reason: string }
+
+/** The state the task ended in, from this worker's point of view. */
+export type SettleKind = "completed" | "failed" | "retried" | "rescheduled" | "cancelled" | "released"
+
+/** The result of settling. */
+export type SettleResult =
+  | { readonly _tag: "Settled"; readonly kind: SettleKind; readonly task: Task; readonly error?: string | undefined }
+  | { readonly _tag: "LeaseLost"; readonly reason: string }
+
+/** The transition for a settlement on `task` at `now` (pure; `random` in [0, 1) jitters a retry). */
+export const decide = (
+  task: Task,
+  settlement: Settlement,
+  now: Parameters<typeof Tr.claim>[1]["now"],
+  random: number
+): { readonly kind: SettleKind; readonly next: Task; readonly error?: string | undefined } => {
+  // A cancel requested while we worked wins over giving the task back for another run.
+  if (task.cancelRequested && (settlement._tag === "Retry" || settlement._tag === "Reschedule" || settlement._tag === "Release")) {
+    const reason = "cancelled: cancellation was requested while it ran"
+    return { kind: "cancelled", next: Tr.cancel(task, { now, reason }) }
+  }
+  switch (settlement._tag) {
+    case "Complete":
+      return { kind: "completed", next: Tr.complete(task, { now, output: settlement.output, outputRef: settlement.outputRef }) }
+    case "Fail":
+      return { kind: "failed", next: Tr.fail(task, { now, error: settlement.error }), error: settlement.error }
+    case "Retry":
+      if (canRetry(task)) return { kind: "retried", next: Tr.retry(task, { now, error: settlement.error, random }), error: settlement.error }
+      {
+        const error = `${settlement.error} (no retries left after ${task.retryCount} retries)`
+        return { kind: "failed", next: Tr.fail(task, { now, error }), error }
+      }
+    case "Reschedule":
+      if (Tr.canReschedule(task)) {
+        return { kind: "rescheduled", next: Tr.reschedule(task, { now, delay: settlement.delay, reason: settlement.reason }) }
+      }
+      {
+        const error = `rescheduled more than max_reschedules (${task.maxReschedules ?? 0}) times: ${settlement.reason}`
+        return { kind: "failed", next: Tr.fail(task, { now, error }), error }
+      }
+    case "Cancel":
+      return { kind: "cancelled", next: Tr.cancel(task, { now, reason: settlement.reason }) }
+    case "Release":
+      return { kind: "released", next: Tr.release(task, { now, reason: settlement.reason }) }
+  }
+}
+
+/**
+ * Settles the held task (CAS with the held ETag; re-read and re-decide only when that loses).
+ * `held` is updated with what was written. `onPending` runs after a transition back to pending
+ * (the worker touches the wake-up signal there).
+ */
+export const settle = Effect.fn("Worker.settle")(function*(
+  held: Ref.Ref<VersionedTask>,
+  leaseId: string,
+  settlement: Settlement,
+  onPending: Effect.Effect<void> = Effect.void
+) {
+  const clock = yield* ServerClock
+  let current = yield* Ref.get(held)
+  for (let round = 0; round < 20; round++) {
+    const now = yield* clock.now
+    const random = yield* Random.next
+    const { kind, next, error } = decide(current.task, settlement, now, random)
+    if (next.status === "pending") yield* writeMarker(readyMarkerKey(next))
+    const written = yield* casTask(next, current.etag).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+    )
+    if (Option.isSome(written)) {
+      yield* Ref.set(held, { task: next, etag: written.value })
+      const lease = leaseMarkerOf(current.task)
+      yield* deleteMarkers(lease === undefined ? [] : [lease]).pipe(
+        Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
+      )
+      if (next.status === "pending") yield* onPending
+      return { _tag: "Settled", kind, task: next, error } satisfies SettleResult
+    }
+    // Lost the CAS: fence by lease_id on a fresh read.
+    const fresh = yield* readTask(keyOfTask(current.task))
+    if (Option.isNone(fresh)) return { _tag: "LeaseLost", reason: "the task was deleted" } satisfies SettleResult
+    if (!Tr.holdsLease(fresh.value.task, leaseId)) {
+      return {
+        _tag: "LeaseLost",
+        reason: `the task is ${fresh.value.task.status} under another lease (ours expired or it was recovered)`
+      } satisfies SettleResult
+    }
+    current = fresh.value
+    yield* Ref.set(held, current)
+  }
+  return { _tag: "LeaseLost", reason: "the task kept changing under us" } satisfies SettleResult
+})
+
+/** The retry delay a settlement would use, for callers that report it. */
+export const retryDelayOf = (task: Task, random: number): Duration.Duration => Tr.retryDelay(task, random)

@@ -1,0 +1,82 @@
+/**
+ * Shared set-up of the worker suites: a fresh store (MemoryStorage by default) with its
+ * ServerClock and Queue, helpers to seed tasks into a chosen shard, and `drive`, which moves
+ * TestClock forward in small steps until a condition holds (no sleeping).
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto"
+import { DateTime, Duration, Effect, Layer, Option, TestClock } from "effect"
+import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
+import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
+import type { Task } from "../../src/domain/Task.js"
+import * as Tr from "../../src/domain/Transitions.js"
+import { createTask, keyOfTask, readTask, writeMarker } from "../../src/layers/internal/TaskObjects.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import { Queue } from "../../src/services/Queue.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage } from "../../src/services/Storage.js"
+
+/** Storage + ServerClock + Queue on a given storage layer. */
+export const queueLayer = (storage: Layer.Layer<Storage, unknown> = MemoryStorage.layer()) => {
+  const base = Layer.provideMerge(ServerClockLayer.layer, storage)
+  return Layer.provideMerge(QueueLayer.layer(), base)
+}
+
+/** A policy without jitter, so backoff delays are exact. */
+export const exactPolicy = new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
+
+/** Moves TestClock forward by `step` until `done` is true (at most `limit` steps). */
+export const drive = <E, R>(done: Effect.Effect<boolean, E, R>, step: Duration.DurationInput = "100 millis", limit = 2000) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < limit; i++) {
+      if (yield* done) return
+      yield* TestClock.adjust(step)
+    }
+    return yield* Effect.dieMessage(`drive: condition not reached after ${limit} steps`)
+  })
+
+/** Reads a task by id (dies if missing). */
+export const getTask = (id: string) =>
+  Effect.flatMap(Queue, (q) => q.get(id)).pipe(Effect.map(Option.getOrThrow))
+
+/** Whether the task has this status now. */
+export const hasStatus = (id: string, ...statuses: ReadonlyArray<Task["status"]>) =>
+  Effect.map(getTask(id), (t) => statuses.includes(t.status))
+
+/** A task id in `shard` (1 hex digit), sorted after ids made earlier with the same counter. */
+export const idInShard = (shard: string, n: number): string => {
+  const hex = (shard + n.toString(16).padStart(11, "0")).padEnd(12, "0")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4000-8000-${randomUUID().slice(-12)}`
+}
+
+/** Writes a pending task with a chosen id and availability (marker first, like submit). */
+export const seedTask = (id: string, taskType: string, availableAt: DateTime.Utc, input: unknown = {}) =>
+  Effect.gen(function*() {
+    const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
+    const task = Tr.newTask({
+      id,
+      shard: id.slice(0, 1),
+      taskType,
+      input,
+      now,
+      availableAt,
+      timeoutSeconds: 30,
+      maxRetries: 3,
+      retryPolicy: exactPolicy
+    })
+    yield* writeMarker(readyMarkerKey(task))
+    yield* createTask(task)
+    return task
+  })
+
+/** The stored task (with ETag). */
+export const stored = (task: Task) => Effect.map(readTask(keyOfTask(task)), Option.getOrThrow)
+
+/** Milliseconds between two instants. */
+export const millisBetween = (a: DateTime.Utc, b: DateTime.Utc): number => DateTime.toEpochMillis(b) - DateTime.toEpochMillis(a)
+
+/** One second. */
+export const second = Duration.seconds(1)
