@@ -52,6 +52,7 @@ import type { StorageReadError } from "../domain/StorageError.js"
 import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offload } from "./internal/Payloads.js"
+import { makeSignal } from "./internal/WakeUp.js"
 import {
   createTask,
   deleteMarkers,
@@ -100,6 +101,8 @@ interface AnyTaskType {
 export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigInput = {}) {
   const config = yield* Schema.decodeUnknown(QueueConfig)(configInput).pipe(Effect.mapError(invalid("queue config")))
   const storage = yield* Storage
+  // Idle workers watch control/wakeup instead of LISTing: a submit touches it (≤ 1 PUT/s per process).
+  const wakeUp = yield* makeSignal(storage)
   const clock = yield* ServerClock
   const provide = <A, E>(self: Effect.Effect<A, E, Storage>): Effect.Effect<A, E> =>
     Effect.provideService(self, Storage, storage)
@@ -146,6 +149,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       const stored = placed.ref === undefined ? task : Tr.withInputRef(task, placed.ref)
       yield* writeMarker(readyMarkerKey(stored))
       yield* createTask(stored)
+      yield* wakeUp.touch
       return stored
     }))
 
