@@ -97,3 +97,10 @@ export type { StorageError, StorageReadError, StorageWriteError } from "./domain
 export { InvalidCron, ScheduleExists, ScheduleNotFound, UnknownTimezone } from "./domain/Schedule.js"
 /** A configuration value that is not allowed (names the file, the key and the allowed values). */
 export { InvalidConfig } from "./domain/ConfigFile.js"
+
+// ---- the worker ------------------------------------------------------------------------------------
+
+/** The Worker runtime: `Worker.make`, `Worker.run`, `Worker.handler` (design.md §6). */
+export * as Worker from "./programs/Worker.js"
+export { PermanentError, RescheduleError, RetryableError } from "./domain/HandlerErrors.js"
+export type { HandlerError } from "./domain/HandlerErrors.js"

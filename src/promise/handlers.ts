@@ -1,0 +1,137 @@
+/**
+ * Promise handlers: `async (input, ctx) => output`, turned into the worker's Effect handler
+ * definitions. The handler's promise runs in the task's fiber; interrupting that fiber (cancel,
+ * timeout, shutdown after the grace period) aborts `ctx.signal`. Thrown errors are routed by
+ * type: `PermanentError` fails the task, `RescheduleError` puts it back after its delay,
+ * anything else is retried with backoff.
+ *
+ * @module
+ */
+import { Duration, Effect, Runtime } from "effect"
+import type { TaskType } from "../domain/TaskType.js"
+import * as WorkerHandler from "../programs/worker/Handler.js"
+import type { HandlerDefinition } from "../programs/worker/Handler.js"
+import { fromExit, toHandlerFailure } from "./errors.js"
+import { fromTask } from "./types.js"
+import type { Task } from "./types.js"
+
+/** What a Promise handler can see and do about the task it runs. */
+export interface TaskContext {
+  /** The task's id. */
+  readonly taskId: string
+  /** This attempt's number (1 for the first run). */
+  readonly attempt: number
+  /** The task as claimed (status `running`, with this worker's lease). */
+  readonly task: Task
+  /** The id of the worker running it. */
+  readonly workerId: string
+  /**
+   * Aborted when the handler must stop: the task was cancelled, it ran past its lease (timeout),
+   * or the worker is shutting down and the grace period is over. Pass it to `fetch` and friends.
+   */
+  readonly signal: AbortSignal
+  /**
+   * Extends the lease (and the local deadline) by `seconds` from the later of the lease end and
+   * now. Rejects with a `BuquetError` whose `_tag` is `"LeaseLost"` when another worker owns the
+   * task now: stop working on it.
+   */
+  readonly extendLease: (seconds: number) => Promise<void>
+  /** Records progress (any JSON); written to the task at most every few seconds, the latest value wins. */
+  readonly progress: (value: unknown) => void
+  /** Whether cancellation of this task has been requested (the signal is also aborted). */
+  readonly isCancelRequested: () => boolean
+}
+
+/** A Promise handler: gets the input and a context, resolves with the output (any JSON). */
+export type Handler<I = unknown, O = unknown> = (input: I, ctx: TaskContext) => Promise<O> | O
+
+/** Options of one handler. */
+export interface HandlerOptions {
+  /** Renew the lease automatically while the handler runs, for handlers that cannot say how long they take. */
+  readonly autoExtendLease?: boolean | undefined
+  /** A local rate limit: at most `limit` claims of this type per `intervalMs` in this worker. */
+  readonly rateLimit?: { readonly limit: number; readonly intervalMs: number } | undefined
+}
+
+/** Handlers by task type: the default export of a module for `buquet worker --handlers FILE`. */
+export type HandlerMap = Readonly<Record<string, Handler>>
+
+const toEffectOptions = (options: HandlerOptions = {}): WorkerHandler.HandlerOptions => ({
+  ...(options.autoExtendLease === undefined ? {} : { autoExtendLease: options.autoExtendLease }),
+  ...(options.rateLimit === undefined
+    ? {}
+    : { rateLimit: { limit: options.rateLimit.limit, interval: Duration.millis(options.rateLimit.intervalMs) } })
+})
+
+/** Runs a Promise handler as the Effect the worker expects. */
+const toEffect = <I, O>(run: Handler<I, O>) => (input: I, ctx: WorkerHandler.TaskContext): Effect.Effect<O, unknown> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
+    Effect.tryPromise({
+      try: async (signal) => {
+        const context: TaskContext = {
+          taskId: ctx.taskId,
+          attempt: ctx.attempt,
+          task: fromTask(ctx.task),
+          workerId: ctx.workerId,
+          signal,
+          extendLease: (seconds) =>
+            Runtime.runPromiseExit(runtime)(ctx.extendLease(Duration.seconds(seconds))).then(fromExit),
+          progress: (value) => Runtime.runSync(runtime)(ctx.progress(value)),
+          isCancelRequested: () => Runtime.runSync(runtime)(ctx.isCancelRequested)
+        }
+        return await run(input, context)
+      },
+      catch: toHandlerFailure
+    }))
+
+/**
+ * A Promise handler for `type` as the Effect worker's handler definition. With a typed contract
+ * the input is decoded (and the output encoded) by its Schemas, as in the Effect API.
+ */
+export function toHandlerDefinition<I, O, II, OI>(
+  type: TaskType<I, O, II, OI>,
+  run: Handler<I, O>,
+  options?: HandlerOptions
+): HandlerDefinition
+export function toHandlerDefinition(type: string, run: Handler, options?: HandlerOptions): HandlerDefinition
+export function toHandlerDefinition(
+  type: string | TaskType<unknown, unknown, unknown, unknown>,
+  run: Handler,
+  options?: HandlerOptions
+): HandlerDefinition {
+  return typeof type === "string"
+    ? WorkerHandler.handler(type, toEffect(run), toEffectOptions(options))
+    : WorkerHandler.handler(type, toEffect(run), toEffectOptions(options))
+}
+
+const isHandlerDefinition = (u: unknown): u is HandlerDefinition<never> =>
+  typeof u === "object" && u !== null && "taskType" in u && typeof u.taskType === "string" && "run" in u &&
+  typeof u.run === "function" && "decodeInput" in u && "encodeOutput" in u
+
+/**
+ * The handlers a `--handlers` module exports as its default: either an object mapping task types
+ * to Promise handlers (`export default { send_email: async (input, ctx) => … }`) or a list of
+ * handler definitions built with the Effect API (`Worker.handler(…)`). Throws a TypeError that
+ * says what is expected for anything else.
+ */
+export const handlersFromModule = (exported: unknown): ReadonlyArray<HandlerDefinition<never>> => {
+  if (Array.isArray(exported)) {
+    const list: ReadonlyArray<unknown> = exported
+    const bad = list.findIndex((h) => !isHandlerDefinition(h))
+    if (bad >= 0) throw new TypeError(`handlers module: item ${bad} of the default export is not a handler definition (build it with Worker.handler)`)
+    return list.filter(isHandlerDefinition)
+  }
+  if (typeof exported === "object" && exported !== null) {
+    const entries = Object.entries(exported)
+    if (entries.length === 0) throw new TypeError("handlers module: the default export has no handlers")
+    return entries.map(([taskType, run]) => {
+      if (typeof run !== "function") {
+        throw new TypeError(`handlers module: "${taskType}" must be a function (input, ctx) => Promise<output>`)
+      }
+      return toHandlerDefinition(taskType, run as Handler)
+    })
+  }
+  throw new TypeError(
+    "handlers module: the default export must be an object mapping task types to async handlers, or a list of Worker.handler(…) definitions"
+  )
+}

@@ -1,0 +1,512 @@
+/**
+ * `connect()` and the Promise {@link Queue}: the Effect core behind one `ManagedRuntime` per
+ * connection, with Promises, plain objects and `Date`s at the edge. `close()` stops the
+ * connection's workers and releases every resource, so a program ends on its own.
+ *
+ * @module
+ */
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
+import * as Buquet from "../Buquet.js"
+import type { BuquetServices } from "../Buquet.js"
+import type { ScheduleSpec as DomainScheduleSpec, ScheduleUpdate as DomainScheduleUpdate } from "../domain/Schedule.js"
+import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
+import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
+import type { JsonSchema } from "../domain/TaskSchemas.js"
+import type { TaskType } from "../domain/TaskType.js"
+import * as ConfigLayer from "../layers/Config.js"
+import * as SchedulerLayer from "../layers/Scheduler.js"
+import type { StorageSettings } from "../services/BuquetConfig.js"
+import { Queue as QueueTag } from "../services/Queue.js"
+import type { Scheduler } from "../services/Scheduler.js"
+import { Scheduler as SchedulerTag } from "../services/Scheduler.js"
+import { BuquetError, fromExit } from "./errors.js"
+import * as T from "./types.js"
+import { Worker } from "./worker.js"
+import type { WorkerOptions } from "./worker.js"
+
+/** Everything a connection's runtime provides. */
+export type Services = BuquetServices | Scheduler
+
+/**
+ * Where and how to connect. Every field is optional: what is not given comes from the environment
+ * (`S3_BUCKET`, `S3_ENDPOINT`, `S3_REGION`/`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+ * `AWS_SECRET_ACCESS_KEY`, `BUQUET_*`), the selected profile, `./.buquet.toml` and the user config
+ * file; with no bucket anywhere, the embedded file store `./.buquet`. Given fields win over all of
+ * those, like command-line flags.
+ */
+export interface ConnectOptions {
+  /** The S3 bucket. */
+  readonly bucket?: string | undefined
+  /** A custom S3 endpoint (MinIO, Ceph RGW, R2, …), e.g. `http://127.0.0.1:7480`; path-style addressing. */
+  readonly endpoint?: string | undefined
+  /** The S3 region (default `us-east-1`). */
+  readonly region?: string | undefined
+  /** Hex characters of a task id that name its shard, 1–4 (default 1 = 16 shards). Every client of a bucket must agree. */
+  readonly shardPrefixLen?: number | undefined
+  /** Store every key under this prefix, so several queues can share a bucket. */
+  readonly keyPrefix?: string | undefined
+  /** Static S3 credentials (default: the environment, then the AWS SDK's chain: profile, instance role, …). */
+  readonly credentials?: {
+    readonly accessKeyId: string
+    readonly secretAccessKey: string
+    readonly sessionToken?: string | undefined
+  } | undefined
+  /** Use the embedded file store in this directory instead of a bucket (safe for several processes on one machine). */
+  readonly directory?: string | undefined
+  /** Use a fresh in-memory store (tests, demos: nothing is kept, nothing is shared between processes). */
+  readonly memory?: boolean | undefined
+  /** A `[profiles.NAME]` of the config files (else `BUQUET_PROFILE`). */
+  readonly profile?: string | undefined
+  /** An extra config file read on top of `./.buquet.toml` and the user file (else `BUQUET_CONFIG`). */
+  readonly configFile?: string | undefined
+  /** The directory `./.buquet.toml` and `./.buquet` are relative to (default: the process's). */
+  readonly cwd?: string | undefined
+  /** Do not print the one-line notice when the embedded default store is used. */
+  readonly quiet?: boolean | undefined
+  /** The least severe log level printed (default `"warning"`; `"none"` prints nothing). */
+  readonly logLevel?: "debug" | "info" | "warning" | "error" | "none" | undefined
+}
+
+/** Options of one submit (all optional). */
+export interface SubmitOptions {
+  /** Lease length of one attempt, in seconds (default 300): a handler running longer is interrupted and retried. */
+  readonly timeoutSeconds?: number | undefined
+  /** Retries after the first attempt (default 3). */
+  readonly maxRetries?: number | undefined
+  /** How many times a handler may reschedule the task (unlimited when unset). */
+  readonly maxReschedules?: number | undefined
+  /** 0 (default) to 9999: within a shard, higher priorities are claimed first. */
+  readonly priority?: number | undefined
+  /** Free-form labels stored with the task. */
+  readonly tags?: ReadonlyArray<string> | undefined
+  /** Retry backoff; unset fields keep the defaults (1000 ms, ×2, 60000 ms cap, ±25 %). */
+  readonly retryPolicy?: Partial<T.RetryPolicy> | undefined
+  /** Do not run before this instant (server time). Exclusive with `delayMs`. */
+  readonly scheduleAt?: Date | undefined
+  /** Do not run before now + this many milliseconds. */
+  readonly delayMs?: number | undefined
+  /** Expire (never run) if not claimed within this many seconds. Exclusive with `expiresAt`. */
+  readonly ttlSeconds?: number | undefined
+  /** Expire (never run) if not claimed by this instant. */
+  readonly expiresAt?: Date | undefined
+  /** Submits with the same key (in one scope, within the key's TTL) make one task; all get it back. */
+  readonly idempotencyKey?: string | undefined
+  /** Where the key is unique: `"task_type"` (default), `"queue"` (across types) or a custom scope name. */
+  readonly idempotencyScope?: string | undefined
+  /** How long the key de-duplicates, in seconds (default 30 days). */
+  readonly idempotencyTtlSeconds?: number | undefined
+}
+
+/** One item of {@link Queue.submitMany}. */
+export interface SubmitItem {
+  readonly taskType: string
+  readonly input: unknown
+  readonly options?: SubmitOptions | undefined
+}
+
+/** Options of bulk operations. */
+export interface BulkOptions {
+  /** How many items run at once (default 16). */
+  readonly concurrency?: number | undefined
+}
+
+/** Filters and paging of {@link Queue.list}. */
+export interface ListOptions {
+  /** Only tasks in this status (or these). Applied before the limit. */
+  readonly status?: T.TaskStatus | ReadonlyArray<T.TaskStatus> | undefined
+  /** Only tasks of this type. Applied before the limit. */
+  readonly taskType?: string | undefined
+  /** Only this shard (default: all). */
+  readonly shard?: string | undefined
+  /** Most tasks to return (default 100, at most 1000). */
+  readonly limit?: number | undefined
+  /** The `cursor` of the previous page. */
+  readonly cursor?: string | undefined
+}
+
+/** Who cancels and why. */
+export interface CancelOptions {
+  /** Stored in `lastError` and in the task's history. */
+  readonly reason?: string | undefined
+  /** Stored in `cancelledBy`. */
+  readonly cancelledBy?: string | undefined
+}
+
+/** What creates a cron schedule. */
+export interface ScheduleSpec {
+  /** Letters, digits and `_ . : @ -`, such as `nightly-report`. */
+  readonly id: string
+  /** The task type every firing submits. */
+  readonly taskType: string
+  /** The input of every firing's task (default `{}`). */
+  readonly input?: unknown
+  /** 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. */
+  readonly cron: string
+  /** IANA zone the cron is read in (default UTC), e.g. `"Europe/Paris"`. */
+  readonly timezone?: string | undefined
+  /** Default true. */
+  readonly enabled?: boolean | undefined
+  /** Of every firing's task. */
+  readonly timeoutSeconds?: number | undefined
+  /** Of every firing's task. */
+  readonly maxRetries?: number | undefined
+  /** Of every firing's task. */
+  readonly maxReschedules?: number | undefined
+  /** Of every firing's task, 0–9999. */
+  readonly priority?: number | undefined
+  /** Every firing's task expires if not claimed within this many seconds. */
+  readonly ttlSeconds?: number | undefined
+  /** Of every firing's task. */
+  readonly tags?: ReadonlyArray<string> | undefined
+  /** Missed windows: `"skip"`, `"once"` (default: run once, then resume) or `"all"` (bounded by `missedLimit`). */
+  readonly missed?: "skip" | "once" | "all" | undefined
+  /** Bound of the `all` policy (default 100, at most 1000). */
+  readonly missedLimit?: number | undefined
+  /** Spread each firing up to this many seconds after its instant (default 0). */
+  readonly jitterSeconds?: number | undefined
+}
+
+/** Changes to a schedule: any field of {@link ScheduleSpec} but the id; `null` clears an optional one. */
+export type ScheduleUpdate = {
+  readonly [K in Exclude<keyof ScheduleSpec, "id" | "taskType" | "cron" | "input" | "enabled">]?: ScheduleSpec[K] | null
+} & {
+  readonly taskType?: string | undefined
+  readonly cron?: string | undefined
+  readonly input?: unknown
+  readonly enabled?: boolean | undefined
+}
+
+/** The cron schedules of a queue (`queue.schedules`). They fire while a worker runs with `scheduler: true`. */
+export interface Schedules {
+  /** Creates a schedule (an existing id is an error); it first fires at its first cron instant after now. */
+  readonly create: (spec: ScheduleSpec) => Promise<T.ScheduleWithRuns>
+  /** A schedule, or undefined if there is none with this id. */
+  readonly get: (id: string) => Promise<T.Schedule | undefined>
+  /** A schedule's definition, last run and next run. */
+  readonly status: (id: string) => Promise<T.ScheduleStatus>
+  /** All schedules, by id. */
+  readonly list: () => Promise<ReadonlyArray<T.Schedule>>
+  /** Changes a schedule. */
+  readonly update: (id: string, update: ScheduleUpdate) => Promise<T.ScheduleWithRuns>
+  /** Enables a schedule: it fires from its first instant after now (the disabled period is not caught up). */
+  readonly enable: (id: string) => Promise<T.Schedule>
+  /** Disables a schedule. */
+  readonly disable: (id: string) => Promise<T.Schedule>
+  /** Deletes a schedule and its last-run record; false if there was none. */
+  readonly delete: (id: string) => Promise<boolean>
+  /** Submits the schedule's task now, outside the cron. */
+  readonly trigger: (id: string) => Promise<T.Task>
+}
+
+/** The published JSON Schemas of task types (`queue.schemas`): submit validates inputs against them. */
+export interface Schemas {
+  /** Publishes (or replaces) a task type's JSON Schemas (draft 2020-12). */
+  readonly publish: (taskType: string, schemas: { readonly input?: JsonSchema; readonly output?: JsonSchema }) => Promise<void>
+  /** A task type's schemas, or undefined. */
+  readonly get: (taskType: string) => Promise<{ readonly input?: JsonSchema; readonly output?: JsonSchema } | undefined>
+  /** Task types with published schemas. */
+  readonly list: () => Promise<ReadonlyArray<string>>
+  /** Deletes a task type's schemas. */
+  readonly delete: (taskType: string) => Promise<void>
+}
+
+const toSubmitOptions = (o: SubmitOptions | undefined): DomainSubmitOptions | undefined => o
+
+const logLevels = {
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  none: LogLevel.None
+} as const
+
+const connectFlags = (o: ConnectOptions): Map<string, string> => {
+  const flags = new Map<string, string>()
+  if (o.bucket !== undefined) flags.set("bucket", o.bucket)
+  if (o.endpoint !== undefined) flags.set("endpoint", o.endpoint)
+  if (o.region !== undefined) flags.set("region", o.region)
+  if (o.keyPrefix !== undefined) flags.set("key_prefix", o.keyPrefix)
+  if (o.shardPrefixLen !== undefined) flags.set("queue.shard_prefix_len", String(o.shardPrefixLen))
+  if (o.memory === true) flags.set("storage", "memory")
+  else if (o.directory !== undefined) flags.set("storage", `file://${o.directory}`)
+  else if (o.bucket !== undefined) flags.set("storage", `s3://${o.bucket}`)
+  return flags
+}
+
+const withCredentials = (storage: StorageSettings, o: ConnectOptions): StorageSettings =>
+  storage._tag === "S3" && o.credentials !== undefined
+    ? { ...storage, credentials: { accessKeyId: o.credentials.accessKeyId, secretAccessKey: Redacted.make(o.credentials.secretAccessKey) } }
+    : storage
+
+/** The layer of one connection: configuration resolved once, then Storage, ServerClock, Queue and Scheduler. */
+const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown> => {
+  const stack = Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const config = yield* ConfigLayer.resolveConfig({
+        flags: connectFlags(options),
+        profile: options.profile,
+        configFile: options.configFile,
+        cwd: options.cwd
+      })
+      if (config.storage._tag === "File" && config.storage.implicit && options.quiet !== true) {
+        yield* Effect.sync(() =>
+          process.stderr.write(
+            `buquet: no bucket configured; using the embedded file store ${config.storage._tag === "File" ? config.storage.directory : ""} (set S3_BUCKET or pass { bucket } to use a bucket)\n`
+          )
+        )
+      }
+      const storage = withCredentials(config.storage, options)
+      const base = storage._tag === "S3" && options.credentials?.sessionToken !== undefined
+        ? Buquet.layer({
+          bucket: storage.bucket,
+          endpoint: storage.endpoint,
+          region: storage.region,
+          keyPrefix: storage.keyPrefix,
+          shardPrefixLen: config.shardPrefixLen,
+          credentials: options.credentials
+        })
+        : Buquet.layerFromSettings(storage, { shardPrefixLen: config.shardPrefixLen })
+      return SchedulerLayer.layer().pipe(Layer.provideMerge(base))
+    })
+  )
+  return Layer.provide(stack, Logger.minimumLogLevel(logLevels[options.logLevel ?? "warning"]))
+}
+
+/**
+ * Connects to a queue. Resolves once the store is reachable (an unreachable bucket or a bad
+ * setting rejects with a {@link BuquetError} that says what to fix).
+ *
+ * ```ts
+ * const queue = await connect()                                   // env, config files, else ./.buquet
+ * const queue = await connect({ bucket: "jobs", endpoint: "http://127.0.0.1:7480" })
+ * const queue = await connect({ directory: "/tmp/my-queue" })     // the embedded file store
+ * ```
+ */
+export const connect = async (options: ConnectOptions = {}): Promise<Queue> => {
+  const runtime = ManagedRuntime.make(connectionLayer(options))
+  const exit = await runtime.runPromiseExit(Effect.void)
+  if (exit._tag === "Failure") {
+    await runtime.dispose()
+    fromExit(exit)
+  }
+  return new Queue(runtime)
+}
+
+/**
+ * A connection to a queue, from {@link connect}. Every method returns a Promise; failures reject
+ * with a {@link BuquetError}. Call {@link Queue.close} when done.
+ */
+export class Queue {
+  /** The cron schedules. */
+  readonly schedules: Schedules
+  /** The published JSON Schemas of task types. */
+  readonly schemas: Schemas
+  readonly #runtime: ManagedRuntime.ManagedRuntime<Services, unknown>
+  readonly #workers = new Set<Worker>()
+  #closed: Promise<void> | undefined
+
+  /** @internal Use {@link connect}. */
+  constructor(runtime: ManagedRuntime.ManagedRuntime<Services, unknown>) {
+    this.#runtime = runtime
+    const withScheduler = <A, E>(f: (s: Scheduler["Type"]) => Effect.Effect<A, E>) => this.run(Effect.flatMap(SchedulerTag, f))
+    this.schedules = {
+      create: (spec) => withScheduler((s) => s.create(spec satisfies DomainScheduleSpec)).then(T.fromScheduleWithRuns),
+      get: (id) => withScheduler((s) => s.get(id)).then((o) => Option.getOrUndefined(Option.map(o, T.fromSchedule))),
+      status: (id) => withScheduler((s) => s.status(id)).then(T.fromScheduleStatus),
+      list: () => withScheduler((s) => s.list).then((l) => l.map(T.fromSchedule)),
+      update: (id, update) => withScheduler((s) => s.update(id, update satisfies DomainScheduleUpdate)).then(T.fromScheduleWithRuns),
+      enable: (id) => withScheduler((s) => s.enable(id)).then(T.fromSchedule),
+      disable: (id) => withScheduler((s) => s.disable(id)).then(T.fromSchedule),
+      delete: (id) => withScheduler((s) => s.delete(id)),
+      trigger: (id) => withScheduler((s) => s.triggerNow(id)).then(T.fromTask)
+    }
+    this.schemas = {
+      publish: (taskType, schemas) => this.withQueue((q) => q.publishSchema(taskType, new TaskJsonSchemas(schemas))),
+      get: (taskType) =>
+        this.withQueue((q) => q.getSchema(taskType)).then((o) =>
+          Option.getOrUndefined(
+            Option.map(o, (s) => ({ ...(s.input === undefined ? {} : { input: s.input }), ...(s.output === undefined ? {} : { output: s.output }) }))
+          )
+        ),
+      list: () => this.withQueue((q) => q.listSchemas),
+      delete: (taskType) => this.withQueue((q) => q.deleteSchema(taskType))
+    }
+  }
+
+  /**
+   * Runs an Effect of the core on this connection's runtime (for mixing the Effect API in): the
+   * value, or a rejected {@link BuquetError}.
+   */
+  run<A, E>(effect: Effect.Effect<A, E, Services>): Promise<A> {
+    if (this.#closed !== undefined) return Promise.reject(new BuquetError("QueueClosed", "the queue is closed; connect() again"))
+    return this.#runtime.runPromiseExit(effect).then(fromExit)
+  }
+
+  private withQueue<A, E>(f: (q: QueueTag["Type"]) => Effect.Effect<A, E>): Promise<A> {
+    return this.run(Effect.flatMap(QueueTag, f))
+  }
+
+  /**
+   * Submits a task: a plain task type with JSON input, or a typed contract (`TaskType.make`) whose
+   * input is type-checked and encoded by its Schema. Resolves once the task is durably stored.
+   *
+   * ```ts
+   * const task = await queue.submit("send_email", { to: "a@example.com" }, { maxRetries: 5 })
+   * ```
+   */
+  submit<I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: SubmitOptions): Promise<T.Task>
+  submit(taskType: string, input: unknown, options?: SubmitOptions): Promise<T.Task>
+  submit(type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options?: SubmitOptions): Promise<T.Task> {
+    return this.withQueue((q) =>
+      typeof type === "string" ? q.submit(type, input, toSubmitOptions(options)) : q.submit(type, input, toSubmitOptions(options))
+    ).then(T.fromTask)
+  }
+
+  /**
+   * Submits many tasks with bounded concurrency; one result per item, in input order (a failed
+   * item does not stop the others, and is reported, never hidden).
+   *
+   * ```ts
+   * const results = await queue.submitMany([{ taskType: "resize", input: { id: 1 } }, …])
+   * const failed = results.filter((r) => !r.ok)
+   * ```
+   */
+  submitMany<I, O, II, OI>(
+    type: TaskType<I, O, II, OI>,
+    inputs: Iterable<I>,
+    options?: SubmitOptions & BulkOptions
+  ): Promise<ReadonlyArray<T.SubmitManyResult>>
+  submitMany(items: Iterable<SubmitItem>, options?: BulkOptions): Promise<ReadonlyArray<T.SubmitManyResult>>
+  submitMany(
+    first: Iterable<SubmitItem> | TaskType<unknown, unknown, unknown, unknown>,
+    second?: Iterable<unknown> | BulkOptions,
+    third?: SubmitOptions & BulkOptions
+  ): Promise<ReadonlyArray<T.SubmitManyResult>> {
+    return this.withQueue((q) => {
+      if (Symbol.iterator in first) {
+        const bulk = (second ?? {}) as BulkOptions
+        return q.submitMany([...first].map((i) => ({ ...i, options: toSubmitOptions(i.options) })), bulk)
+      }
+      return q.submitMany(first, (second ?? []) as Iterable<unknown>, third)
+    }).then((rs) => rs.map(T.fromSubmitMany))
+  }
+
+  /** Reads a task; undefined if it does not exist. */
+  get(taskId: string): Promise<T.Task | undefined> {
+    return this.withQueue((q) => q.get(taskId)).then((o) => Option.getOrUndefined(Option.map(o, T.fromTask)))
+  }
+
+  /** Lists tasks (filters applied before the limit), one page at a time: pass `cursor` back for the next. */
+  list(options: ListOptions = {}): Promise<T.TaskPage> {
+    return this.withQueue((q) => q.list(options)).then(T.fromTaskPage)
+  }
+
+  /** A task's transition log, plus its S3 versions where the bucket's versioning works. */
+  history(taskId: string): Promise<T.TaskHistory> {
+    return this.withQueue((q) => q.history(taskId)).then(T.fromHistory)
+  }
+
+  /** The task's input, loaded from `payloads/` when it was offloaded (large inputs). */
+  loadInput(task: T.Task): Promise<unknown> {
+    return this.withQueue((q) => Effect.flatMap(this.coreTask(q, task), q.loadInput))
+  }
+
+  /** The task's output, loaded from `payloads/` when it was offloaded (large outputs). */
+  loadOutput(task: T.Task): Promise<unknown> {
+    return this.withQueue((q) => Effect.flatMap(this.coreTask(q, task), q.loadOutput))
+  }
+
+  private coreTask(q: QueueTag["Type"], task: T.Task) {
+    const origin = T.originOf(task)
+    if (origin !== undefined) return Effect.succeed(origin)
+    return Effect.flatMap(q.get(task.id), (o) =>
+      Option.isSome(o) ? Effect.succeed(o.value) : Effect.fail(new BuquetError("TaskNotFound", `task ${task.id} does not exist`)))
+  }
+
+  /**
+   * Cancels a task: pending → `cancelled`; running → `cancel_requested` (its worker aborts the
+   * handler's `ctx.signal` and records `cancelled`); otherwise `already_terminal` or `not_found`.
+   */
+  cancel(taskId: string, options?: CancelOptions): Promise<T.CancelResult> {
+    return this.withQueue((q) => q.cancel(taskId, options)).then(T.fromCancelResult)
+  }
+
+  /** Cancels many tasks; one result per id, in order. */
+  cancelMany(taskIds: Iterable<string>, options?: CancelOptions & BulkOptions): Promise<ReadonlyArray<T.CancelManyResult>> {
+    return this.withQueue((q) => q.cancelMany(taskIds, options)).then((rs) => rs.map(T.fromCancelMany))
+  }
+
+  /** Cancels every unfinished task of a type (scans all shards); one result per task found. */
+  cancelByType(taskType: string, options?: CancelOptions & BulkOptions): Promise<ReadonlyArray<T.CancelManyResult>> {
+    return this.withQueue((q) => q.cancelByType(taskType, options)).then((rs) => rs.map(T.fromCancelMany))
+  }
+
+  /** Replays a failed, cancelled or expired task with a fresh budget (counters reset), available now. */
+  replay(taskId: string): Promise<T.Task> {
+    return this.withQueue((q) => q.replay(taskId)).then(T.fromTask)
+  }
+
+  /** Archives a finished task. */
+  archive(taskId: string): Promise<T.Task> {
+    return this.withQueue((q) => q.archive(taskId)).then(T.fromTask)
+  }
+
+  /** Deletes a task with its markers and payloads; false if it did not exist. */
+  delete(taskId: string): Promise<boolean> {
+    return this.withQueue((q) => q.delete(taskId))
+  }
+
+  /** The bucket's time (what every availability, lease and TTL decision uses). */
+  now(): Promise<Date> {
+    return this.withQueue((q) => q.now).then((dt) => new Date(dt.epochMillis))
+  }
+
+  /** Pauses claiming of one task type, or of everything; workers stop claiming within one poll. Submits still work. */
+  pause(taskType?: string): Promise<T.PauseState> {
+    return this.withQueue((q) => q.pause(taskType)).then(T.fromPauseState)
+  }
+
+  /** Resumes one task type, or everything. */
+  resume(taskType?: string): Promise<T.PauseState> {
+    return this.withQueue((q) => q.resume(taskType)).then(T.fromPauseState)
+  }
+
+  /** The current pause switches. */
+  pauseState(): Promise<T.PauseState> {
+    return this.withQueue((q) => q.pauseState).then(T.fromPauseState)
+  }
+
+  /**
+   * A worker on this connection. Register handlers with {@link Worker.task}, then
+   * `await worker.run()`.
+   *
+   * ```ts
+   * const worker = queue.worker({ concurrency: 4 })
+   * worker.task("send_email", async (input, ctx) => ({ sent: true }))
+   * await worker.run()      // until worker.stop(), SIGINT or SIGTERM
+   * ```
+   */
+  worker(options: WorkerOptions = {}): Worker {
+    const worker = new Worker(
+      options,
+      (effect) => this.run(effect),
+      () => this.#workers.delete(worker)
+    )
+    this.#workers.add(worker)
+    return worker
+  }
+
+  /**
+   * Stops this connection's running workers (gracefully) and releases every resource: after it
+   * resolves, nothing of buquet keeps the process alive. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = (async () => {
+        await Promise.allSettled([...this.#workers].map((w) => w.stop()))
+        await this.#runtime.dispose()
+      })()
+    }
+    return this.#closed
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The Promise {@link Worker}: register `async (input, ctx) => output` handlers, then
+ * `await worker.run()` until `worker.stop()`, SIGINT or SIGTERM. It runs the Effect worker (and,
+ * on request, the embedded monitor and scheduler loop) on its connection's runtime; stopping is
+ * graceful: no new claims, running handlers finish within the grace period, then their signals
+ * are aborted and their tasks given back without consuming a retry.
+ *
+ * @module
+ */
+import { Deferred, Duration, Effect } from "effect"
+import type { Scope } from "effect"
+import type { TaskType } from "../domain/TaskType.js"
+import * as Monitor from "../programs/Monitor.js"
+import * as SchedulerLoop from "../programs/SchedulerLoop.js"
+import * as EffectWorker from "../programs/Worker.js"
+import type { HandlerDefinition } from "../programs/worker/Handler.js"
+import type { PollingOptions as EffectPolling } from "../programs/worker/Polling.js"
+import { awaitSignal } from "../programs/worker/Shutdown.js"
+import { Queue as QueueTag } from "../services/Queue.js"
+import { BuquetError } from "./errors.js"
+import { handlersFromModule, toHandlerDefinition } from "./handlers.js"
+import type { Handler, HandlerMap, HandlerOptions } from "./handlers.js"
+import type { Services } from "./queue.js"
+import { fromTask } from "./types.js"
+import type { Task } from "./types.js"
+
+/**
+ * How a worker paces its polls of the bucket. `adaptive` (the default: 100 ms after work, doubling
+ * to 5000 ms while idle, jittered) or `fixed`.
+ */
+export type PollingOptions =
+  | {
+    readonly strategy: "adaptive"
+    /** First delay after an empty poll (default 100). */
+    readonly minIntervalMs?: number | undefined
+    /** Cap (default 5000). */
+    readonly maxIntervalMs?: number | undefined
+    /** Growth per empty poll (default 2). */
+    readonly multiplier?: number | undefined
+    /** Randomise each delay by ±20 % (default true). */
+    readonly jitter?: boolean | undefined
+  }
+  | {
+    readonly strategy: "fixed"
+    /** The delay between polls. */
+    readonly intervalMs: number
+  }
+
+/** Options of a worker; every one has a default. */
+export interface WorkerOptions {
+  /** The worker's id (default: a fresh UUID); names its record `workers/{id}.json`. */
+  readonly id?: string | undefined
+  /** The shards to poll (default all), e.g. `["0", "1"]`. */
+  readonly shards?: ReadonlyArray<string> | undefined
+  /** How many tasks run at once (default 1). */
+  readonly concurrency?: number | undefined
+  /** Poll pacing (default adaptive 100 → 5000 ms). */
+  readonly polling?: PollingOptions | undefined
+  /** Idle workers wait on a cheap wake-up object instead of listing the bucket (default true). */
+  readonly wakeUp?: boolean | undefined
+  /** How long running handlers may finish after a stop before they are aborted and their tasks given back (default 30000). */
+  readonly shutdownGraceMs?: number | undefined
+  /** Stop after claiming this many tasks (and finishing them). */
+  readonly maxTasks?: number | undefined
+  /**
+   * Run the embedded monitor (lease recovery, index repair; one active per bucket by leader
+   * election). Default true. An object turns on opt-in retention: finished tasks whose last change
+   * is older than `olderThanDays` are deleted (with markers and payloads) or archived.
+   */
+  readonly monitor?: boolean | { readonly retention?: { readonly olderThanDays: number; readonly action: "delete" | "archive" } | undefined } | undefined
+  /** Run the cron scheduler loop (one active per bucket by leader election). Default false. */
+  readonly scheduler?: boolean | undefined
+  /** Stop gracefully on these signals (default `["SIGINT", "SIGTERM"]`; `false` for none). */
+  readonly signals?: false | ReadonlyArray<NodeJS.Signals> | undefined
+  /** How often a running task is checked for cancellation, in ms (default 2000). */
+  readonly cancelCheckIntervalMs?: number | undefined
+}
+
+/** What a worker did with a task, for {@link Worker.on}. */
+export type WorkerEventType = "claimed" | "completed" | "retried" | "rescheduled" | "failed" | "cancelled" | "released" | "leaseLost"
+
+/** One event of a worker. */
+export interface WorkerEvent {
+  readonly type: WorkerEventType
+  readonly taskId: string
+  /** The task after the change (absent for `leaseLost`). */
+  readonly task?: Task | undefined
+  /** The failure's message (`retried`, `failed`) or the reason (`leaseLost`). */
+  readonly error?: string | undefined
+  /** How long the handler ran (`completed`). */
+  readonly durationMs?: number | undefined
+}
+
+/** Counters of a running worker. */
+export interface WorkerStats {
+  readonly claimed: number
+  readonly completed: number
+  readonly failed: number
+  readonly retried: number
+  readonly rescheduled: number
+  readonly cancelled: number
+  readonly released: number
+  /** Ids of the tasks running now. */
+  readonly running: ReadonlyArray<string>
+}
+
+type Runner = <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
+
+const toPolling = (p: PollingOptions | undefined): EffectPolling | undefined => {
+  if (p === undefined) return undefined
+  if (p.strategy === "fixed") return { _tag: "Fixed", interval: Duration.millis(p.intervalMs) }
+  return {
+    _tag: "Adaptive",
+    ...(p.minIntervalMs === undefined ? {} : { min: Duration.millis(p.minIntervalMs) }),
+    ...(p.maxIntervalMs === undefined ? {} : { max: Duration.millis(p.maxIntervalMs) }),
+    ...(p.multiplier === undefined ? {} : { factor: p.multiplier }),
+    ...(p.jitter === undefined ? {} : { jitter: p.jitter })
+  }
+}
+
+const toEvent = (e: EffectWorker.WorkerEvent): WorkerEvent => {
+  switch (e._tag) {
+    case "Claimed":
+      return { type: "claimed", taskId: e.task.id, task: fromTask(e.task) }
+    case "Completed":
+      return { type: "completed", taskId: e.task.id, task: fromTask(e.task), durationMs: e.durationMillis }
+    case "Retried":
+      return { type: "retried", taskId: e.task.id, task: fromTask(e.task), error: e.error }
+    case "Failed":
+      return { type: "failed", taskId: e.task.id, task: fromTask(e.task), error: e.error }
+    case "Rescheduled":
+      return { type: "rescheduled", taskId: e.task.id, task: fromTask(e.task) }
+    case "Cancelled":
+      return { type: "cancelled", taskId: e.task.id, task: fromTask(e.task) }
+    case "Released":
+      return { type: "released", taskId: e.task.id, task: fromTask(e.task) }
+    case "LeaseLost":
+      return { type: "leaseLost", taskId: e.taskId, error: e.reason }
+  }
+}
+
+/** A worker of a connection, from `queue.worker(options)`. */
+export class Worker {
+  readonly #options: WorkerOptions
+  readonly #runner: Runner
+  readonly #onDone: () => void
+  readonly #handlers: Array<HandlerDefinition<never>> = []
+  readonly #listeners = new Map<WorkerEventType, Array<(event: WorkerEvent) => void>>()
+  #running: Promise<void> | undefined
+  #stopRequested = false
+  #stop: (() => void) | undefined
+  #handle: EffectWorker.Worker | undefined
+
+  /** @internal Use `queue.worker(options)`. */
+  constructor(options: WorkerOptions, runner: Runner, onDone: () => void) {
+    this.#options = options
+    this.#runner = runner
+    this.#onDone = onDone
+  }
+
+  /**
+   * Registers the handler of a task type: a plain name (input is the stored JSON), or a typed
+   * contract built with `TaskType.make` (input decoded, output encoded by its Schemas). Returns
+   * the worker, so calls chain. Throw {@link RetryableError}, {@link PermanentError} or
+   * {@link RescheduleError} to steer the task; anything else thrown is retried.
+   *
+   * ```ts
+   * worker.task("send_email", async (input, ctx) => {
+   *   const res = await fetch(url, { signal: ctx.signal })
+   *   if (res.status === 429) throw new RescheduleError({ delaySeconds: 60 })
+   *   if (!res.ok) throw new RetryableError(`mail API answered ${res.status}`)
+   *   return { sent: true }
+   * })
+   * ```
+   */
+  task<I, O, II, OI>(type: TaskType<I, O, II, OI>, handler: Handler<I, O>, options?: HandlerOptions): this
+  task(taskType: string, handler: Handler, options?: HandlerOptions): this
+  task(type: string | TaskType<unknown, unknown, unknown, unknown>, handler: Handler, options?: HandlerOptions): this {
+    this.assertNotStarted()
+    this.#handlers.push(typeof type === "string" ? toHandlerDefinition(type, handler, options) : toHandlerDefinition(type, handler, options))
+    return this
+  }
+
+  /**
+   * Registers every handler of a handlers module's default export: an object mapping task types
+   * to Promise handlers, or a list of Effect `Worker.handler(…)` definitions.
+   */
+  register(handlers: HandlerMap | ReadonlyArray<HandlerDefinition<never>>): this {
+    this.assertNotStarted()
+    this.#handlers.push(...handlersFromModule(handlers))
+    return this
+  }
+
+  /** Calls `listener` for every event of this kind (synchronously, in the worker: keep it short; a throw is ignored). */
+  on(type: WorkerEventType, listener: (event: WorkerEvent) => void): this {
+    const list = this.#listeners.get(type) ?? []
+    list.push(listener)
+    this.#listeners.set(type, list)
+    return this
+  }
+
+  /** The task types with a handler. */
+  get taskTypes(): ReadonlyArray<string> {
+    return this.#handlers.map((h) => h.taskType)
+  }
+
+  /**
+   * Runs the worker until {@link Worker.stop}, SIGINT/SIGTERM (unless `signals: false`) or
+   * `maxTasks`, then shuts down gracefully; resolves once it has. Rejects with a `BuquetError` for
+   * a bad option (`_tag` `"InvalidWorkerOptions"`). Calling it again returns the same promise.
+   */
+  run(): Promise<void> {
+    if (this.#running === undefined) {
+      this.#running = this.#runner(this.program()).finally(() => {
+        this.#handle = undefined
+        this.#onDone()
+      })
+    }
+    return this.#running
+  }
+
+  /** Stops the worker gracefully; resolves when it has stopped (at once if it never ran). Idempotent. */
+  stop(): Promise<void> {
+    this.#stopRequested = true
+    this.#stop?.()
+    return this.#running === undefined ? Promise.resolve() : this.#running.then(() => undefined, () => undefined)
+  }
+
+  /** Counters of the running worker (all zero when it is not running). */
+  async stats(): Promise<WorkerStats> {
+    const handle = this.#handle
+    const s = handle === undefined ? undefined : await this.#runner(handle.stats)
+    return {
+      claimed: s?.claimed ?? 0,
+      completed: s?.completed ?? 0,
+      failed: s?.failed ?? 0,
+      retried: s?.retried ?? 0,
+      rescheduled: s?.rescheduled ?? 0,
+      cancelled: s?.cancelled ?? 0,
+      released: s?.released ?? 0,
+      running: s?.running ?? []
+    }
+  }
+
+  private assertNotStarted(): void {
+    if (this.#running !== undefined) throw new BuquetError("InvalidWorkerOptions", "register handlers before worker.run()")
+  }
+
+  private emit(event: EffectWorker.WorkerEvent): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const converted = toEvent(event)
+      for (const listener of this.#listeners.get(converted.type) ?? []) {
+        try {
+          listener(converted)
+        } catch {
+          // a listener's failure is the listener's business: the worker goes on
+        }
+      }
+    })
+  }
+
+  private program(): Effect.Effect<void, unknown, Services> {
+    const options = this.#options
+    const hooks: EffectWorker.WorkerHooks = {
+      Claimed: (e) => this.emit(e),
+      Completed: (e) => this.emit(e),
+      Retried: (e) => this.emit(e),
+      Rescheduled: (e) => this.emit(e),
+      Failed: (e) => this.emit(e),
+      Cancelled: (e) => this.emit(e),
+      Released: (e) => this.emit(e),
+      LeaseLost: (e) => this.emit(e)
+    }
+    const main = (stop: Deferred.Deferred<void>): Effect.Effect<void, unknown, Services | Scope.Scope> =>
+      Effect.gen(this, function*() {
+        const queue = yield* QueueTag
+        const worker = yield* EffectWorker.make(
+          {
+            id: options.id,
+            concurrency: options.concurrency,
+            shards: options.shards,
+            shardPrefixLen: queue.config.shardPrefixLen,
+            polling: toPolling(options.polling),
+            wakeUp: options.wakeUp,
+            shutdownGracePeriod: options.shutdownGraceMs === undefined ? undefined : Duration.millis(options.shutdownGraceMs),
+            maxTasks: options.maxTasks,
+            cancelCheckInterval: options.cancelCheckIntervalMs === undefined ? undefined : Duration.millis(options.cancelCheckIntervalMs),
+            hooks
+          },
+          this.#handlers
+        )
+        this.#handle = worker
+        if (options.monitor !== false) {
+          const retention = typeof options.monitor === "object" ? options.monitor.retention : undefined
+          yield* Effect.forkScoped(Monitor.run({
+            leader: { holderId: worker.id },
+            ...(retention === undefined ? {} : { retention: { olderThan: Duration.days(retention.olderThanDays), action: retention.action } })
+          }))
+        }
+        if (options.scheduler === true) yield* Effect.forkScoped(SchedulerLoop.run())
+        const signals = options.signals === false ? [] : options.signals ?? ["SIGINT", "SIGTERM"]
+        const waits: Array<Effect.Effect<unknown>> = [worker.await, Deferred.await(stop)]
+        if (signals.length > 0) waits.push(awaitSignal(signals))
+        yield* Effect.raceAll(waits)
+        // Stop explicitly rather than by closing the scope: finalizers run uninterruptibly, and
+        // there the shutdown's race against its grace period cannot end early.
+        yield* worker.stop
+      })
+    return Effect.gen(this, function*() {
+      const stop = yield* Deferred.make<void>()
+      this.#stop = () => Deferred.unsafeDone(stop, Effect.void)
+      if (this.#stopRequested) return
+      yield* Effect.scoped(main(stop))
+    })
+  }
+}
