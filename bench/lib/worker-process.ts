@@ -1,0 +1,133 @@
+/**
+ * A benchmark worker process (forked by the bench, never run by hand): a buquet Worker on a
+ * counted store, or a BullMQ Worker on the local Redis, with the same no-op (or sleeping)
+ * handler. It builds everything, says `Ready`, starts on `Go`, reports progress every 200 ms,
+ * and on `Stop` shuts down gracefully and sends its `Final` counts before exiting.
+ *
+ * @module
+ */
+import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Worker as BullWorker } from "bullmq"
+import * as Worker from "../../src/programs/Worker.js"
+import { RequestCounter } from "../../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../../src/layers/CountingStorage.js"
+import { ChildConfig, decodeToChild } from "./protocol.js"
+import type { ToParent } from "./protocol.js"
+import { countedOn, storageLayer, zeroCounts } from "./stack.js"
+import type { Backend } from "./stack.js"
+
+process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true"
+const config = Schema.decodeUnknownSync(Schema.parseJson(ChildConfig))(process.env["BENCH_CHILD"] ?? "")
+
+const send = (message: ToParent): void => {
+  process.send?.(message)
+}
+
+let peakRss = 0
+const sampleRss = (): number => {
+  const rss = process.memoryUsage().rss
+  if (rss > peakRss) peakRss = rss
+  return rss
+}
+const rssTimer = setInterval(sampleRss, 100)
+
+// completion timestamps (local ms), for the steady-state rate
+const completions: Array<number> = []
+const progressTimer = setInterval(() => {
+  send({ _tag: "Progress", completed: completions.length, lastAt: completions.at(-1) ?? 0 })
+}, 200)
+
+const finish = (counts: RequestCounts): void => {
+  clearInterval(progressTimer)
+  clearInterval(rssTimer)
+  send({
+    _tag: "Final",
+    completed: completions.length,
+    completions,
+    counts,
+    rss: sampleRss(),
+    peakRss,
+    heapUsed: process.memoryUsage().heapUsed
+  })
+  // let the IPC message flush, then leave
+  process.disconnect?.()
+}
+
+const runBuquet = Effect.gen(function*() {
+  const counter = yield* RequestCounter
+  const go = yield* Deferred.make<void>()
+  const stop = yield* Deferred.make<void>()
+  process.on("message", (raw: unknown) => {
+    const m = decodeToChild(raw)
+    if (Option.isNone(m)) return
+    switch (m.value._tag) {
+      case "Go":
+        return Deferred.unsafeDone(go, Exit.void)
+      case "Stop":
+        return Deferred.unsafeDone(stop, Exit.void)
+      case "ResetCounts":
+        return Effect.runSync(counter.reset)
+      case "ReadCounts":
+        return send({ _tag: "CountsNow", counts: Effect.runSync(counter.snapshot), rss: sampleRss() })
+    }
+  })
+  send({ _tag: "Ready" })
+  yield* Deferred.await(go)
+  const handler = Worker.handler("noop", (_input, ctx) =>
+    Effect.gen(function*() {
+      if (config.reportStarts) send({ _tag: "Started", taskId: ctx.taskId, at: Date.now() })
+      if (config.handlerMillis > 0) yield* Effect.sleep(Duration.millis(config.handlerMillis))
+    }))
+  const worker = yield* Worker.make(
+    {
+      id: config.workerId,
+      concurrency: config.concurrency,
+      hooks: { Completed: () => Effect.sync(() => void completions.push(Date.now())) }
+    },
+    [handler]
+  )
+  yield* Deferred.await(stop)
+  yield* worker.stop
+  return yield* counter.snapshot
+}).pipe(Effect.scoped)
+
+const runBullmq = async (): Promise<void> => {
+  const worker = new BullWorker(
+    config.queueName ?? "bench",
+    async (job) => {
+      if (config.reportStarts) send({ _tag: "Started", taskId: job.id ?? "", at: Date.now() })
+      if (config.handlerMillis > 0) await new Promise((r) => setTimeout(r, config.handlerMillis))
+    },
+    { connection: { host: "127.0.0.1", port: config.redisPort ?? 6379, maxRetriesPerRequest: null }, concurrency: config.concurrency, autorun: false }
+  )
+  worker.on("completed", () => void completions.push(Date.now()))
+  await worker.waitUntilReady()
+  let running: Promise<void> | undefined
+  await new Promise<void>((resolve) => {
+    process.on("message", (raw: unknown) => {
+      const m = decodeToChild(raw)
+      if (Option.isNone(m)) return
+      if (m.value._tag === "Go") running = worker.run()
+      if (m.value._tag === "Stop") resolve()
+      if (m.value._tag === "ReadCounts") send({ _tag: "CountsNow", counts: zeroCounts, rss: sampleRss() })
+    })
+    send({ _tag: "Ready" })
+  })
+  await worker.close()
+  await running
+  finish(zeroCounts)
+}
+
+if (config.engine === "buquet") {
+  const backend = config.backend as Backend
+  const layer = countedOn(storageLayer(backend, Math.max(64, config.concurrency * 2)))
+  Effect.runPromise(runBuquet.pipe(Effect.provide(Layer.fresh(layer)))).then(finish, (e: unknown) => {
+    console.error("[bench worker] failed:", e)
+    process.exit(1)
+  })
+} else {
+  runBullmq().catch((e: unknown) => {
+    console.error("[bench worker] failed:", e)
+    process.exit(1)
+  })
+}
