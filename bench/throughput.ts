@@ -1,0 +1,274 @@
+/**
+ * End-to-end throughput with the no-op handler: N tasks are submitted first (the submit rate is
+ * recorded), then W workers × concurrency C drain them; tasks/s = N ÷ (last completion − start
+ * signal). Workers are separate OS processes (RGW, FileStorage, BullMQ) or fibers in this process
+ * (MemoryStorage, which lives in one process). Every request of the producer and the workers is
+ * counted by kind, so requests per completed task come from the same rows.
+ *
+ * @module
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import os from "node:os"
+import { join } from "node:path"
+import { Queue as BullQueue } from "bullmq"
+import { Effect, Layer, Ref } from "effect"
+import * as CountingStorage from "../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../src/layers/CountingStorage.js"
+import * as MemoryStorage from "../src/layers/MemoryStorage.js"
+import * as ServerClockLayer from "../src/layers/ServerClock.js"
+import * as Worker from "../src/programs/Worker.js"
+import { Queue } from "../src/services/Queue.js"
+import { RequestCounter } from "../src/layers/CountingStorage.js"
+import { Storage } from "../src/services/Storage.js"
+import { spawnAll, stopAll, waitUntil } from "./lib/children.js"
+import { log, percentile, round } from "./lib/env.js"
+import type { S3Target } from "./lib/env.js"
+import { addCounts, backendName, producerOn, storageLayer, wipe, zeroCounts } from "./lib/stack.js"
+import type { Backend } from "./lib/stack.js"
+
+export interface ThroughputRow {
+  readonly engine: "buquet" | "bullmq"
+  readonly backend: string
+  readonly workers: number
+  readonly concurrency: number
+  readonly tasks: number
+  readonly completed: number
+  readonly seconds: number
+  readonly tasksPerSec: number
+  /** Rate between the 10th and the 90th percentile completion (ramp-up and tail excluded). */
+  readonly steadyTasksPerSec: number
+  readonly submitPerSec: number
+  readonly producerRequests: RequestCounts
+  readonly workerRequests: RequestCounts
+  readonly peakRssMB: number
+  readonly error?: string | undefined
+}
+
+const steadyRate = (completions: ReadonlyArray<number>): number => {
+  if (completions.length < 10) return Number.NaN
+  const a = percentile(completions, 10)
+  const b = percentile(completions, 90)
+  return b > a ? (completions.length * 0.8) / ((b - a) / 1000) : Number.NaN
+}
+
+const failedRow = (engine: "buquet" | "bullmq", backend: string, workers: number, concurrency: number, tasks: number, error: string): ThroughputRow => ({
+  engine,
+  backend,
+  workers,
+  concurrency,
+  tasks,
+  completed: 0,
+  seconds: 0,
+  tasksPerSec: Number.NaN,
+  steadyTasksPerSec: Number.NaN,
+  submitPerSec: Number.NaN,
+  producerRequests: zeroCounts,
+  workerRequests: zeroCounts,
+  peakRssMB: Number.NaN,
+  error
+})
+
+/** Submits `n` no-op tasks (32 at a time) on a counted producer; returns its counts and rate. */
+const submitAll = (n: number) =>
+  Effect.gen(function*() {
+    const queue = yield* Queue
+    const counter = yield* RequestCounter
+    yield* counter.reset
+    const start = Date.now()
+    const results = yield* queue.submitMany(Array.from({ length: n }, (_, i) => ({ taskType: "noop", input: { i } })), { concurrency: 32 })
+    const seconds = (Date.now() - start) / 1000
+    const failed = results.filter((r) => r._tag === "Failed").length
+    if (failed > 0) return yield* Effect.dieMessage(`${failed} of ${n} submits failed`)
+    return { counts: yield* counter.snapshot, submitPerSec: n / seconds }
+  })
+
+/** One row with worker processes (RGW or FileStorage). */
+const processRow = async (backend: Backend, workers: number, concurrency: number, n: number): Promise<ThroughputRow> => {
+  const name = backendName(backend)
+  const producer = producerOn(storageLayer(backend))
+  const submitted = await Effect.runPromise(submitAll(n).pipe(Effect.scoped, Effect.provide(producer)))
+  const children = await spawnAll(
+    Array.from({ length: workers }, (_, w) => ({
+      engine: "buquet" as const,
+      backend,
+      concurrency,
+      handlerMillis: 0,
+      reportStarts: false,
+      workerId: `bench-w${w}-${process.pid}`
+    }))
+  )
+  const t0 = Date.now()
+  for (const c of children) c.send({ _tag: "Go" })
+  const total = () => children.reduce((s, c) => s + c.progress().completed, 0)
+  const done = await waitUntil(() => total() >= n, Math.min(600_000, 60_000 + n * 200))
+  const finals = await stopAll(children)
+  const completions = finals.flatMap((f) => f.completions).sort((a, b) => a - b)
+  const t1 = Math.max(...finals.map((f) => f.completions.at(-1) ?? 0))
+  const completed = finals.reduce((s, f) => s + f.completed, 0)
+  const seconds = (t1 - t0) / 1000
+  return {
+    engine: "buquet",
+    backend: name,
+    workers,
+    concurrency,
+    tasks: n,
+    completed,
+    seconds: round(seconds, 2),
+    tasksPerSec: round(completed / seconds),
+    steadyTasksPerSec: round(steadyRate(completions)),
+    submitPerSec: round(submitted.submitPerSec),
+    producerRequests: submitted.counts,
+    workerRequests: finals.map((f) => f.counts).reduce(addCounts, zeroCounts),
+    peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
+    error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
+  }
+}
+
+/** One row on MemoryStorage: the store lives in this process, so the workers are fibers here. */
+const memoryRow = (workers: number, concurrency: number, n: number): Promise<ThroughputRow> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const memory = yield* MemoryStorage.make()
+      const shared = Layer.succeed(Storage, memory)
+      const submitted = yield* submitAll(n).pipe(Effect.provide(producerOn(shared)))
+      const counted = yield* CountingStorage.make(memory)
+      const completions = yield* Ref.make<Array<number>>([])
+      const workerLayer = ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, counted.storage)), Layer.orDie)
+      const t0 = Date.now()
+      const handles = yield* Effect.forEach(Array.from({ length: workers }, (_, w) => w), (w) =>
+        Worker.make(
+          {
+            id: `bench-mem-w${w}`,
+            concurrency,
+            hooks: { Completed: () => Ref.update(completions, (c) => (c.push(Date.now()), c)) }
+          },
+          [Worker.handler("noop", () => Effect.void)]
+        ).pipe(Effect.provide(workerLayer)))
+      const deadline = t0 + Math.min(600_000, 60_000 + n * 50)
+      while ((yield* Ref.get(completions)).length < n && Date.now() < deadline) yield* Effect.sleep("20 millis")
+      const done = yield* Ref.get(completions)
+      const t1 = done.at(-1) ?? Date.now()
+      const completed = done.length
+      yield* Effect.forEach(handles, (h) => h.stop, { discard: true })
+      const seconds = (t1 - t0) / 1000
+      return {
+        engine: "buquet" as const,
+        backend: "MemoryStorage",
+        workers,
+        concurrency,
+        tasks: n,
+        completed,
+        seconds: round(seconds, 2),
+        tasksPerSec: round(completed / seconds),
+        steadyTasksPerSec: round(steadyRate(done)),
+        submitPerSec: round(submitted.submitPerSec),
+        producerRequests: submitted.counts,
+        workerRequests: yield* counted.counter.snapshot,
+        peakRssMB: round(process.memoryUsage().rss / 1e6),
+        error: completed >= n ? undefined : `only ${completed} of ${n} completed before the timeout`
+      } satisfies ThroughputRow
+    }).pipe(Effect.scoped)
+  )
+
+export const GRID: ReadonlyArray<readonly [number, number]> = [1, 2, 4].flatMap((w) => [1, 8, 32].map((c) => [w, c] as const))
+
+/** Tasks per row: enough for a steady state, bounded so the whole grid stays within minutes. */
+export const tasksFor = (engine: "rgw" | "file" | "memory" | "bullmq", concurrency: number, workers: number, quick: boolean): number => {
+  const scale = quick ? 0.25 : 1
+  const base = engine === "bullmq" ? 5000 : engine === "memory" ? 2000 : concurrency * workers === 1 ? 200 : 500
+  return Math.max(50, Math.round(base * scale))
+}
+
+export const runBuquetGrid = async (kind: "rgw" | "file" | "memory", target: S3Target, runId: string, quick: boolean): Promise<ReadonlyArray<ThroughputRow>> => {
+  const rows: Array<ThroughputRow> = []
+  for (const [workers, concurrency] of GRID) {
+    const n = tasksFor(kind, concurrency, workers, quick)
+    log(`throughput ${kind}: ${workers} worker(s) × concurrency ${concurrency}, ${n} tasks`)
+    let dir: string | undefined
+    try {
+      if (kind === "memory") {
+        rows.push(await memoryRow(workers, concurrency, n))
+      } else {
+        dir = kind === "file" ? mkdtempSync(join(os.tmpdir(), "buquet-bench-")) : undefined
+        const backend: Backend = kind === "file"
+          ? { kind: "file", dir: dir! }
+          : { kind: "s3", target, keyPrefix: `bench/${runId}/tp-w${workers}-c${concurrency}/` }
+        try {
+          rows.push(await processRow(backend, workers, concurrency, n))
+        } finally {
+          if (backend.kind === "s3") await Effect.runPromise(wipe.pipe(Effect.scoped, Effect.provide(storageLayer(backend))))
+        }
+      }
+    } catch (e) {
+      rows.push(failedRow("buquet", kind === "rgw" ? "RGW" : kind === "file" ? "FileStorage" : "MemoryStorage", workers, concurrency, n, String(e)))
+    } finally {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    }
+    const last = rows.at(-1)!
+    log(`  → ${last.tasksPerSec} tasks/s (steady ${last.steadyTasksPerSec})${last.error !== undefined ? ` ERROR ${last.error}` : ""}`)
+  }
+  return rows
+}
+
+export const runBullmqGrid = async (redisPort: number, quick: boolean): Promise<ReadonlyArray<ThroughputRow>> => {
+  const rows: Array<ThroughputRow> = []
+  for (const [workers, concurrency] of GRID) {
+    const n = tasksFor("bullmq", concurrency, workers, quick)
+    const queueName = `bench-w${workers}-c${concurrency}`
+    log(`throughput BullMQ: ${workers} worker(s) × concurrency ${concurrency}, ${n} jobs`)
+    const queue = new BullQueue(queueName, { connection: { host: "127.0.0.1", port: redisPort } })
+    try {
+      await queue.obliterate({ force: true })
+      const start = Date.now()
+      for (let i = 0; i < n; i += 1000) {
+        await queue.addBulk(
+          Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ name: "noop", data: { i: i + j }, opts: { removeOnComplete: true } }))
+        )
+      }
+      const submitPerSec = n / ((Date.now() - start) / 1000)
+      const children = await spawnAll(
+        Array.from({ length: workers }, (_, w) => ({
+          engine: "bullmq" as const,
+          redisPort,
+          queueName,
+          concurrency,
+          handlerMillis: 0,
+          reportStarts: false,
+          workerId: `bull-w${w}`
+        }))
+      )
+      const t0 = Date.now()
+      for (const c of children) c.send({ _tag: "Go" })
+      const total = () => children.reduce((s, c) => s + c.progress().completed, 0)
+      const done = await waitUntil(() => total() >= n, 120_000)
+      const finals = await stopAll(children)
+      const completions = finals.flatMap((f) => f.completions).sort((a, b) => a - b)
+      const completed = finals.reduce((s, f) => s + f.completed, 0)
+      const seconds = (Math.max(...finals.map((f) => f.completions.at(-1) ?? 0)) - t0) / 1000
+      rows.push({
+        engine: "bullmq",
+        backend: "Redis",
+        workers,
+        concurrency,
+        tasks: n,
+        completed,
+        seconds: round(seconds, 2),
+        tasksPerSec: round(completed / seconds),
+        steadyTasksPerSec: round(steadyRate(completions)),
+        submitPerSec: round(submitPerSec),
+        producerRequests: zeroCounts,
+        workerRequests: zeroCounts,
+        peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
+        error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
+      })
+    } catch (e) {
+      rows.push(failedRow("bullmq", "Redis", workers, concurrency, n, String(e)))
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+    }
+    const last = rows.at(-1)!
+    log(`  → ${last.tasksPerSec} jobs/s${last.error !== undefined ? ` ERROR ${last.error}` : ""}`)
+  }
+  return rows
+}
