@@ -1,0 +1,57 @@
+/**
+ * A worker in Effect style: handlers are Effects, failures are tagged errors routed by type
+ * (RetryableError → retry with backoff, PermanentError → failed now). It submits its own work, runs
+ * the worker in a Scope, waits on the worker's event stream until every task is final, and stops.
+ *
+ *   npx tsx examples/effect-worker.ts
+ *
+ * A long-running worker uses `Worker.run(options, handlers)`, which returns after SIGINT/SIGTERM.
+ * In your own project, import from "buquet" instead of "../src/index.js".
+ *
+ * @module
+ */
+import { Console, Effect, Schema, Stream } from "effect"
+import { Buquet, PermanentError, Queue, RetryableError, TaskType, Worker } from "../src/index.js"
+
+const Resize = TaskType.make("resize", {
+  input: Schema.Struct({ image: Schema.String, width: Schema.Int }),
+  output: Schema.Struct({ thumbnail: Schema.String })
+})
+
+const resize = Worker.handler(Resize, (input, ctx) =>
+  Effect.gen(function*() {
+    if (input.width <= 0) return yield* new PermanentError({ message: `width ${input.width} is not positive` })
+    if (ctx.attempt === 1) return yield* new RetryableError({ message: "image service busy" })
+    yield* ctx.progress({ step: "resizing" })
+    return { thumbnail: `${input.image}@${input.width}` }
+  }))
+
+const program = Effect.gen(function*() {
+  const queue = yield* Queue
+  const worker = yield* Worker.make({ concurrency: 2, shardPrefixLen: queue.config.shardPrefixLen }, [resize])
+  // subscribe before submitting, so no event is missed
+  const events = yield* worker.subscribe
+
+  const fast = { retryPolicy: { initialIntervalMs: 100, maxIntervalMs: 500 } }
+  const tasks = [
+    yield* queue.submit(Resize, { image: "cat.png", width: 200 }, fast),
+    yield* queue.submit(Resize, { image: "dog.png", width: 0 }, fast)
+  ]
+  yield* events.pipe(
+    Stream.tap((e) => Console.log(`${e._tag}${"task" in e ? ` ${e.task.id}` : ""}`)),
+    Stream.filter((e) => e._tag === "Completed" || e._tag === "Failed"),
+    Stream.take(tasks.length),
+    Stream.runDrain
+  )
+  yield* worker.stop
+
+  for (const t of tasks) {
+    const now = yield* queue.get(t.id)
+    if (now._tag === "Some") yield* Console.log(`${now.value.id}: ${now.value.status}`, now.value.output ?? now.value.lastError)
+  }
+})
+
+program.pipe(Effect.scoped, Effect.provide(Buquet.layerFromConfig()), Effect.runPromise).catch((error: unknown) => {
+  console.error(error)
+  process.exitCode = 1
+})
