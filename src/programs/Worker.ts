@@ -297,7 +297,9 @@ export const make = <R>(
     })
 
     // --- the main loop ---------------------------------------------------------------------------
-    const discovery = Discovery.make({ shards, pageSize: options.pageSize })
+    // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
+    const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
+    const discovery = Discovery.make({ shards, pageSize: options.pageSize, startOffset })
     const watch = wakeOptions === undefined ? undefined : yield* WakeUp.make(wakeOptions)
     const idleAfter = wakeOptions?.idleAfter ?? 3
     const driver = yield* Schedule.driver(Polling.schedule(options.polling))

@@ -41,6 +41,8 @@ export interface DiscoveryOptions {
   readonly pageSize?: number | undefined
   /** Most remembered markers (oldest forgotten first; default 100,000). */
   readonly maxRemembered?: number | undefined
+  /** Where the shard rotation starts (workers of a fleet should differ: default 0). */
+  readonly startOffset?: number | undefined
 }
 
 /** What one pass did. */
@@ -83,7 +85,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
   const maxRemembered = options.maxRemembered ?? 100_000
   const cursors = new Map<string, string>()
   const remembered = new Map<string, Remembered>()
-  let offset = 0
+  let offset = shards.length === 0 ? 0 : Math.abs(Math.floor(options.startOffset ?? 0)) % shards.length
 
   const remember = (key: string, entry: Remembered) => {
     remembered.delete(key)
@@ -125,6 +127,62 @@ export const make = (options: DiscoveryOptions): Discovery => {
         let skipUntilKey: string | undefined = undefined
         let stoppedEarly = false
 
+        const batch: Array<{ readonly key: string; readonly entry: ReadyEntry; readonly known: Remembered | undefined }> = []
+        const handle = (key: string, known: Remembered | undefined, outcome: ClaimOutcome) =>
+          Effect.gen(function*() {
+            switch (outcome._tag) {
+              case "Claimed": {
+                remembered.delete(key)
+                claimed++
+                yield* started(outcome)
+                if (leading) cursor = key
+                break
+              }
+              case "Consumed": {
+                remembered.delete(key)
+                if (leading) cursor = key
+                break
+              }
+              case "Missing": {
+                const since = known?.missingSince ?? nowMillis
+                if (nowMillis - since >= missingGraceMillis) {
+                  yield* deleteMarkers([key]).pipe(Effect.ignore)
+                  remembered.delete(key)
+                  if (leading) cursor = key
+                } else {
+                  remember(key, { until: nowMillis + missingGraceMillis, permanent: false, missingSince: since })
+                  leading = false
+                }
+                break
+              }
+              case "Skip": {
+                const permanent = outcome.until === Number.POSITIVE_INFINITY
+                if (outcome.reason === "paused") sawPaused = true
+                if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
+                if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
+                if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
+                if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
+                if (permanent && leading) cursor = key
+                else leading = false
+                break
+              }
+            }
+          })
+        const flush = Effect.gen(function*() {
+          if (batch.length === 0) return
+          const items = batch.splice(0)
+          const outcomes = yield* Effect.forEach(items, (item) =>
+            attempt(item.entry).pipe(
+              Effect.catchAllCause((cause) =>
+                Effect.as(
+                  Effect.logWarning(`discovery: could not try ${item.key}`, cause),
+                  { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
+                )
+              )
+            ), { concurrency: "unbounded" })
+          for (let i = 0; i < items.length; i++) yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!)
+        })
+
         for (const object of objects) {
           const key = object.key
           if (skipUntilKey !== undefined && key <= skipUntilKey) {
@@ -157,57 +215,17 @@ export const make = (options: DiscoveryOptions): Discovery => {
             } else if (leading) cursor = key
             continue
           }
+          // Candidates are tried in batches of the free slots, concurrently: a claim is several
+          // sequential requests, and one at a time would leave slots idle.
+          if ((yield* free) - batch.length <= 0) yield* flush
           if ((yield* free) <= 0) {
             deferred++
             stoppedEarly = true
             break
           }
-          const outcome = yield* attempt(step.entry).pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.as(
-                Effect.logWarning(`discovery: could not try ${key}`, cause),
-                { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
-              )
-            )
-          )
-          switch (outcome._tag) {
-            case "Claimed": {
-              remembered.delete(key)
-              claimed++
-              yield* started(outcome)
-              if (leading) cursor = key
-              break
-            }
-            case "Consumed": {
-              remembered.delete(key)
-              if (leading) cursor = key
-              break
-            }
-            case "Missing": {
-              const since = known?.missingSince ?? nowMillis
-              if (nowMillis - since >= missingGraceMillis) {
-                yield* deleteMarkers([key]).pipe(Effect.ignore)
-                remembered.delete(key)
-                if (leading) cursor = key
-              } else {
-                remember(key, { until: nowMillis + missingGraceMillis, permanent: false, missingSince: since })
-                leading = false
-              }
-              break
-            }
-            case "Skip": {
-              const permanent = outcome.until === Number.POSITIVE_INFINITY
-              if (outcome.reason === "paused") sawPaused = true
-              if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
-              if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
-              if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
-              if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
-              if (permanent && leading) cursor = key
-              else leading = false
-              break
-            }
-          }
+          batch.push({ key, entry: step.entry, known })
         }
+        yield* flush
         if (!stoppedEarly && reachedEnd) cursors.delete(shard)
         else if (cursor !== undefined) cursors.set(shard, cursor)
       }
