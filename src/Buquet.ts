@@ -20,6 +20,7 @@ import * as ConfigLayer from "./layers/Config.js"
 import type { ConfigInputs } from "./layers/Config.js"
 import * as FileStorage from "./layers/FileStorage.js"
 import * as MemoryStorage from "./layers/MemoryStorage.js"
+import * as MetricsLayer from "./layers/Metrics.js"
 import * as QueueLayer from "./layers/Queue.js"
 import type { QueueConfigInput } from "./layers/Queue.js"
 import * as S3Storage from "./layers/S3Storage.js"
@@ -121,11 +122,19 @@ export const layerStorage = (
   }
 }
 
-/** The stack on resolved storage settings (what {@link layerFromConfig} and the CLI use). */
+/**
+ * The stack on resolved storage settings (what {@link layerFromConfig} and the CLI use). With
+ * `meterStorage`, every storage request is counted in `buquet_s3_requests_total` (for a
+ * `/metrics` endpoint such as `buquet worker --metrics-port`).
+ */
 export const layerFromSettings = (
   storage: StorageSettings,
-  options: BuquetLocalOptions = {}
-): Layer.Layer<BuquetServices, BuquetLayerError> => stackOn(layerStorage(storage), queueConfig(options))
+  options: BuquetLocalOptions & { readonly meterStorage?: boolean | undefined } = {}
+): Layer.Layer<BuquetServices, BuquetLayerError> =>
+  stackOn(
+    options.meterStorage === true ? MetricsLayer.layerStorage.pipe(Layer.provide(layerStorage(storage))) : layerStorage(storage),
+    queueConfig(options)
+  )
 
 /**
  * The stack as the configuration says (design.md §7): the environment (`S3_BUCKET`, `S3_ENDPOINT`,

@@ -14,6 +14,8 @@ import * as ConfigLayer from "../layers/Config.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import type { ResolvedConfig } from "../services/BuquetConfig.js"
 import type { Duration } from "effect"
+import { allStatuses } from "../domain/TaskStatus.js"
+import type { TaskStatus } from "../domain/TaskStatus.js"
 
 /** A command failed: the message is one sentence saying what to do; 1 = operational, 2 = bad input. */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", {
@@ -57,9 +59,12 @@ export interface Globals {
   readonly json: boolean
 }
 
-/** The configuration inputs the global flags give (only flags actually given). */
-export const configInputs = (g: Globals): ConfigLayer.ConfigInputs => {
-  const flags = new Map<string, string>()
+/**
+ * The configuration inputs the global flags give (only flags actually given), plus a command's
+ * own setting flags (`worker.concurrency` → text), which take part in the same precedence.
+ */
+export const configInputs = (g: Globals, settingFlags: ReadonlyMap<string, string> = new Map()): ConfigLayer.ConfigInputs => {
+  const flags = new Map<string, string>(settingFlags)
   for (const key of ["bucket", "endpoint", "region", "storage"] as const) {
     const v = g[key]
     if (Option.isSome(v)) flags.set(key, v.value)
@@ -69,8 +74,11 @@ export const configInputs = (g: Globals): ConfigLayer.ConfigInputs => {
 }
 
 /** Resolves the configuration from the global flags, the environment and the files. */
-export const resolveConfig = (g: Globals): Effect.Effect<ResolvedConfig, CliError> =>
-  ConfigLayer.resolveConfig(configInputs(g)).pipe(Effect.mapError((e) => usageError(e.message)))
+export const resolveConfig = (
+  g: Globals,
+  settingFlags?: ReadonlyMap<string, string>
+): Effect.Effect<ResolvedConfig, CliError> =>
+  ConfigLayer.resolveConfig(configInputs(g, settingFlags)).pipe(Effect.mapError((e) => usageError(e.message)))
 
 /** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
 export const stderrLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
@@ -86,13 +94,20 @@ export const embeddedNotice = (directory: string): string =>
 export const withStack = <A, E, R>(
   g: Globals,
   body: Effect.Effect<A, E, R>,
-  options: { readonly shardPrefixLen?: number | undefined } = {}
+  options: {
+    readonly shardPrefixLen?: number | undefined
+    /** The command's own setting flags (path → text), resolved with the global ones. */
+    readonly settingFlags?: ReadonlyMap<string, string> | undefined
+    /** Count storage requests for the metrics endpoint. */
+    readonly meterStorage?: boolean | undefined
+  } = {}
 ): Effect.Effect<A, E | CliError, Exclude<R, BuquetServices | BuquetConfig>> =>
   Effect.gen(function*() {
-    const config = yield* resolveConfig(g)
+    const config = yield* resolveConfig(g, options.settingFlags)
     if (config.storage._tag === "File" && config.storage.implicit) yield* stderrLine(embeddedNotice(config.storage.directory))
     const stack = Buquet.layerFromSettings(config.storage, {
-      shardPrefixLen: options.shardPrefixLen ?? config.shardPrefixLen
+      shardPrefixLen: options.shardPrefixLen ?? config.shardPrefixLen,
+      meterStorage: options.meterStorage
     }).pipe(
       Layer.merge(Layer.succeed(BuquetConfig, config)),
       Layer.mapError((e) => operationalError(describeError(e)))
@@ -102,6 +117,21 @@ export const withStack = <A, E, R>(
 
 /** Prints a value as JSON on stdout. */
 export const printJson = (value: unknown): Effect.Effect<void> => Console.log(JSON.stringify(value, null, 2))
+
+/** Collects the setting flags a command was given: `[path, value]` pairs whose value is present. */
+export const settingFlags = (
+  pairs: ReadonlyArray<readonly [path: string, value: Option.Option<string | number | boolean>]>
+): ReadonlyMap<string, string> => {
+  const out = new Map<string, string>()
+  for (const [path, value] of pairs) if (Option.isSome(value)) out.set(path, String(value.value))
+  return out
+}
+
+/** Parses a `--status` value; an unknown one is a usage error naming the flag and the statuses. */
+export const parseStatusArg = (flag: string, text: string): Effect.Effect<TaskStatus, CliError> =>
+  (allStatuses as ReadonlyArray<string>).includes(text)
+    ? Effect.succeed(text as TaskStatus)
+    : Effect.fail(usageError(`${flag}: "${text}" is not a task status; use one of ${allStatuses.join(", ")}`))
 
 /** Parses a JSON argument; bad JSON is a usage error naming the flag. */
 export const parseJsonArg = (flag: string, text: string): Effect.Effect<unknown, CliError> =>

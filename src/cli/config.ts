@@ -10,6 +10,10 @@ import { settingsByPath } from "../domain/ConfigModel.js"
 import { globalOptions, printJson, resolveConfig, toCliError } from "./common.js"
 import { table } from "./format.js"
 
+/** A setting's value as shown: secrets (the dashboard token) only say that they are set. */
+const shown = (path: string, value: string | undefined): string | undefined =>
+  value !== undefined && settingsByPath.get(path)?.secret === true ? "(set)" : value
+
 const show = Command.make("show", globalOptions, (o) =>
   Effect.gen(function*() {
     const config = yield* resolveConfig(o)
@@ -21,12 +25,12 @@ const show = Command.make("show", globalOptions, (o) =>
           : config.storage._tag === "File"
           ? { type: "file", directory: config.storage.directory, implicit: config.storage.implicit }
           : { type: "memory" },
-        settings: config.settings.map((s) => ({ key: s.path, value: s.value ?? null, source: s.source, origin: s.origin ?? null }))
+        settings: config.settings.map((s) => ({ key: s.path, value: shown(s.path, s.value) ?? null, source: s.source, origin: s.origin ?? null }))
       })
     }
     yield* Console.log(table(
       ["SETTING", "VALUE", "FROM"],
-      config.settings.map((s) => [s.path, s.value ?? "(unset)", s.origin === undefined ? s.source : `${s.source}: ${s.origin}`])
+      config.settings.map((s) => [s.path, shown(s.path, s.value) ?? "(unset)", s.origin === undefined ? s.source : `${s.source}: ${s.origin}`])
     ))
     const st = config.storage
     yield* Console.log(

@@ -1,9 +1,10 @@
 /**
- * Commands over components that land separately (worker, demo, schedules).
+ * Commands over the long-running programs: the worker, the monitor, the dashboard and the demo.
  *
  * @module
  */
-import type { Command } from "@effect/cli"
+import { demo } from "./demo.js"
+import { dashboard, monitor, serve, worker } from "./worker.js"
 
 /** Extra top-level commands. */
-export const extraCommands: ReadonlyArray<Command.Command<string, never, never, unknown>> = []
+export const extraCommands = [worker, monitor, dashboard, serve, demo] as const

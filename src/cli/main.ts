@@ -80,11 +80,21 @@ const oneLine = (text: string): string => stripAnsi(text).replace(/\s+/g, " ").t
 export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
   Effect.gen(function*() {
     const captured: Array<string> = []
+    // whether the command already printed on stdout: with --json, its document is then the only one
+    let printed = false
     const console = yield* Effect.console
     const capturing: typeof console = {
       ...console,
+      log: (...args: ReadonlyArray<unknown>) => Effect.zipRight(Effect.sync(() => void (printed = true)), console.log(...args)),
       error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void captured.push(args.map(String).join(" "))),
-      unsafe: { ...console.unsafe, error: (...args: ReadonlyArray<unknown>) => void captured.push(args.map(String).join(" ")) }
+      unsafe: {
+        ...console.unsafe,
+        log: (...args: ReadonlyArray<unknown>) => {
+          printed = true
+          console.unsafe.log(...args)
+        },
+        error: (...args: ReadonlyArray<unknown>) => void captured.push(args.map(String).join(" "))
+      }
     }
     const exit = yield* cli(argv).pipe(Effect.withConsole(capturing), Effect.provide(NodeContext.layer), Effect.exit)
     const args = argv.slice(2)
@@ -98,7 +108,8 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
     if (Option.isSome(failure)) {
       const e = failure.value
       if (e instanceof CliError) {
-        if (json) yield* Console.log(JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } }))
+        // one JSON document on stdout: the command's own (which says what failed), else the error
+        if (json && !printed) yield* Console.log(JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } }))
         yield* stderrLine(`buquet: ${e.message}`)
         return e.exitCode
       }

@@ -6,9 +6,8 @@
 import { Command, Options } from "@effect/cli"
 import { Console, Duration, Effect, Option, Stream } from "effect"
 import { allStatuses } from "../domain/TaskStatus.js"
-import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as Tail from "../programs/Tail.js"
-import { globalOptions, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, parseStatusArg, toCliError, usageError, withStack } from "./common.js"
 import { time } from "./format.js"
 
 /** `buquet tail [--type T] [--status S] [--interval MS] [--limit N] [--all]`. */
@@ -17,7 +16,7 @@ export const tail = Command.make(
   {
     ...globalOptions,
     taskType: Options.text("type").pipe(Options.withAlias("t"), Options.withDescription("only this task type"), Options.optional),
-    status: Options.choice("status", allStatuses as ReadonlyArray<TaskStatus>).pipe(Options.withDescription("only changes into this status"), Options.optional),
+    status: Options.text("status").pipe(Options.withDescription(`only changes into this status (${allStatuses.join(", ")})`), Options.optional),
     interval: Options.integer("interval").pipe(Options.withDescription("milliseconds between rounds"), Options.withDefault(1000)),
     limit: Options.integer("limit").pipe(Options.withDescription("stop after this many changes"), Options.optional),
     all: Options.boolean("all").pipe(Options.withDescription("also show the tasks that exist at the start"))
@@ -26,10 +25,11 @@ export const tail = Command.make(
     Effect.gen(function*() {
       if (o.interval < 50) return yield* usageError(`--interval must be at least 50 ms, got ${o.interval}`)
       if (Option.isSome(o.limit) && o.limit.value < 1) return yield* usageError(`--limit must be at least 1, got ${o.limit.value}`)
+      const status = Option.isSome(o.status) ? yield* parseStatusArg("--status", o.status.value) : undefined
       const stream = Tail.changes({
         interval: Duration.millis(o.interval),
         taskType: Option.getOrUndefined(o.taskType),
-        status: Option.getOrUndefined(o.status),
+        status,
         includeExisting: o.all
       })
       const limited = Option.isSome(o.limit) ? Stream.take(stream, o.limit.value) : stream

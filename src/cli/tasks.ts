@@ -9,7 +9,6 @@ import { Console, Duration, Effect, Option } from "effect"
 import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskNotFound } from "../domain/TaskErrors.js"
 import { allStatuses } from "../domain/TaskStatus.js"
-import type { TaskStatus } from "../domain/TaskStatus.js"
 import { Queue } from "../services/Queue.js"
 import type { CancelManyResult } from "../services/Queue.js"
 import {
@@ -18,6 +17,7 @@ import {
   parseDurationArg,
   parseInstantArg,
   parseJsonArg,
+  parseStatusArg,
   printJson,
   toCliError,
   usageError,
@@ -139,14 +139,13 @@ export const history = Command.make("history", { ...globalOptions, taskId }, (o)
     })
   ).pipe(toCliError)).pipe(Command.withDescription("show a task's transitions"))
 
-const statusChoice = Options.choice("status", allStatuses as ReadonlyArray<TaskStatus>)
 
 /** `buquet list [--status S] [--type T] [--shard X] [--limit N]`. */
 export const list = Command.make(
   "list",
   {
     ...globalOptions,
-    status: statusChoice.pipe(Options.withDescription("only tasks in this status"), Options.optional),
+    status: optText("status", `only tasks in this status (${allStatuses.join(", ")})`),
     taskType: optText("type", "only tasks of this type").pipe(Options.withAlias("t")),
     shard: optText("shard", "only this shard (default: all)").pipe(Options.withAlias("s")),
     limit: Options.integer("limit").pipe(Options.withDescription("most tasks to show, 1–1000"), Options.withDefault(100)),
@@ -155,12 +154,13 @@ export const list = Command.make(
   (o) =>
     Effect.gen(function*() {
       if (o.limit < 1 || o.limit > 1000) return yield* usageError(`--limit must be from 1 to 1000, got ${o.limit}`)
+      const status = Option.isSome(o.status) ? yield* parseStatusArg("--status", o.status.value) : undefined
       yield* withStack(
         o,
         Effect.gen(function*() {
           const queue = yield* Queue
           const page = yield* queue.list({
-            status: Option.getOrUndefined(o.status),
+            status,
             taskType: Option.getOrUndefined(o.taskType),
             shard: Option.getOrUndefined(o.shard),
             limit: o.limit,

@@ -35,10 +35,16 @@ export interface SettingSpec {
   readonly inProfile: boolean
   /** What it does and where it is applied (shown by `config show`). */
   readonly description: string
+  /** A secret (the dashboard token): `config show` prints "(set)" instead of the value. */
+  readonly secret?: boolean | undefined
 }
 
 const str = (nonEmpty = true): SettingKind => ({ _tag: "String", nonEmpty })
 const int = (min: number, max: number): SettingKind => ({ _tag: "Int", min, max })
+const bool: SettingKind = { _tag: "Bool" }
+const oneOf = (...values: ReadonlyArray<string>): SettingKind => ({ _tag: "Enum", values })
+/** A setting of a section (not a connection setting). */
+const section = (spec: Omit<SettingSpec, "inProfile">): SettingSpec => ({ ...spec, inProfile: false })
 
 /** Every setting, in display order. */
 export const settings: ReadonlyArray<SettingSpec> = [
@@ -91,8 +97,205 @@ export const settings: ReadonlyArray<SettingSpec> = [
     default: "1",
     inProfile: false,
     description: "hex characters of the task id that name its shard: 1–4 = 16…65,536 shards (Queue)"
-  }
+  },
+  // [worker]: `buquet worker` (layers/Config.ts workerOptions → Worker.run)
+  section({
+    path: "worker.id",
+    env: ["BUQUET_WORKER_ID"],
+    flag: "id",
+    kind: str(),
+    description: "the worker's id, naming workers/{id}.json (default: worker-<8 hex>) (Worker, embedded monitor)"
+  }),
+  section({
+    path: "worker.shards",
+    env: ["BUQUET_SHARDS"],
+    flag: "shards",
+    kind: { _tag: "Shards" },
+    description: "the shards the worker polls (default: all) (Worker)"
+  }),
+  section({
+    path: "worker.concurrency",
+    env: ["BUQUET_CONCURRENCY"],
+    flag: "concurrency",
+    kind: int(1, 10_000),
+    default: "1",
+    description: "tasks one worker runs at once (Worker)"
+  }),
+  section({
+    path: "worker.shutdown_grace_secs",
+    env: ["BUQUET_SHUTDOWN_GRACE_SECS"],
+    flag: "grace",
+    kind: int(0, 86_400),
+    default: "30",
+    description: "after SIGINT/SIGTERM, how long running handlers may finish before their tasks are given back (Worker)"
+  }),
+  section({
+    path: "worker.heartbeat_busy_secs",
+    env: ["BUQUET_HEARTBEAT_BUSY_SECS"],
+    kind: int(1, 3_600),
+    default: "10",
+    description: "heartbeat interval while tasks run (Worker)"
+  }),
+  section({
+    path: "worker.heartbeat_idle_secs",
+    env: ["BUQUET_HEARTBEAT_IDLE_SECS"],
+    kind: int(1, 3_600),
+    default: "60",
+    description: "heartbeat interval while idle (Worker)"
+  }),
+  section({
+    path: "worker.monitor",
+    env: ["BUQUET_WORKER_MONITOR"],
+    kind: bool,
+    default: "true",
+    description: "embed the (leader-elected) monitor in the worker; --no-monitor turns it off (Monitor)"
+  }),
+  section({
+    path: "worker.scheduler",
+    env: ["BUQUET_WORKER_SCHEDULER"],
+    flag: "scheduler",
+    kind: bool,
+    default: "false",
+    description: "embed the (leader-elected) cron scheduler loop in the worker (SchedulerLoop)"
+  }),
+  // [worker.polling]
+  section({
+    path: "worker.polling.strategy",
+    env: ["BUQUET_POLLING_STRATEGY"],
+    flag: "poll-strategy",
+    kind: oneOf("adaptive", "fixed"),
+    default: "adaptive",
+    description: "adaptive: back off from min to max while idle; fixed: every interval_ms (Worker polling)"
+  }),
+  section({
+    path: "worker.polling.min_interval_ms",
+    env: ["BUQUET_POLLING_MIN_INTERVAL_MS"],
+    flag: "poll-min-ms",
+    kind: int(1, 3_600_000),
+    default: "100",
+    description: "adaptive polling: the first wait after an empty pass (Worker polling)"
+  }),
+  section({
+    path: "worker.polling.max_interval_ms",
+    env: ["BUQUET_POLLING_MAX_INTERVAL_MS"],
+    flag: "poll-max-ms",
+    kind: int(1, 3_600_000),
+    default: "5000",
+    description: "adaptive polling: the longest wait (Worker polling)"
+  }),
+  section({
+    path: "worker.polling.backoff_multiplier",
+    env: ["BUQUET_POLLING_BACKOFF_MULTIPLIER"],
+    flag: "poll-multiplier",
+    kind: { _tag: "Float", minExclusive: 1, max: 100 },
+    default: "2",
+    description: "adaptive polling: growth of the wait per empty pass (Worker polling)"
+  }),
+  section({
+    path: "worker.polling.interval_ms",
+    env: ["BUQUET_POLLING_INTERVAL_MS"],
+    flag: "poll-interval-ms",
+    kind: int(1, 3_600_000),
+    default: "1000",
+    description: "fixed polling: the wait between passes (Worker polling)"
+  }),
+  // [monitor]: `buquet monitor` and the monitor embedded in workers (layers/Config.ts monitorOptions)
+  section({
+    path: "monitor.check_interval_secs",
+    env: ["BUQUET_MONITOR_CHECK_INTERVAL"],
+    flag: "check-interval",
+    kind: int(1, 86_400),
+    default: "30",
+    description: "lease-recovery period; also the continuous sweeper's step period (Monitor)"
+  }),
+  section({
+    path: "monitor.sweep_interval_secs",
+    env: ["BUQUET_MONITOR_SWEEP_INTERVAL"],
+    flag: "sweep-interval",
+    kind: int(0, 604_800),
+    default: "300",
+    description: "time between the starts of two full sweep passes; 0 turns the sweeper off (Monitor)"
+  }),
+  section({
+    path: "monitor.max_tasks_per_scan",
+    env: ["BUQUET_MONITOR_MAX_TASKS_PER_SCAN"],
+    kind: int(1, 1_000),
+    default: "100",
+    description: "LIST page size of the leases/ walk (Monitor lease recovery)"
+  }),
+  section({
+    path: "monitor.max_objects_per_sweep",
+    env: ["BUQUET_MONITOR_MAX_OBJECTS_PER_SWEEP"],
+    kind: int(1, 1_000),
+    default: "1000",
+    description: "sweeper LIST page size and task objects per continuous step (Monitor sweeper)"
+  }),
+  section({
+    path: "monitor.sweep_mode",
+    env: ["BUQUET_MONITOR_SWEEP_MODE"],
+    kind: oneOf("continuous", "on_demand"),
+    default: "continuous",
+    description: "continuous: a bounded step per check interval; on_demand: a whole pass per sweep interval (Monitor sweeper)"
+  }),
+  section({
+    path: "monitor.retention_days",
+    env: ["BUQUET_MONITOR_RETENTION_DAYS"],
+    kind: int(1, 36_500),
+    description: "opt-in: terminal tasks unchanged for this many days are deleted or archived (Monitor retention)"
+  }),
+  section({
+    path: "monitor.retention_action",
+    env: ["BUQUET_MONITOR_RETENTION_ACTION"],
+    kind: oneOf("archive", "delete"),
+    default: "archive",
+    description: "what retention does with old terminal tasks (Monitor retention)"
+  }),
+  // [dashboard]: `buquet dashboard` (layers/Config.ts dashboardOptions)
+  section({
+    path: "dashboard.host",
+    env: ["BUQUET_DASHBOARD_HOST"],
+    flag: "host",
+    kind: str(),
+    default: "127.0.0.1",
+    description: "interface the dashboard binds; anything but loopback requires a token (Dashboard)"
+  }),
+  section({
+    path: "dashboard.port",
+    env: ["BUQUET_DASHBOARD_PORT"],
+    flag: "port",
+    kind: int(0, 65_535),
+    default: "3000",
+    description: "the dashboard's TCP port (0 picks a free one) (Dashboard)"
+  }),
+  section({
+    path: "dashboard.token",
+    env: ["BUQUET_DASHBOARD_TOKEN"],
+    flag: "token",
+    kind: str(),
+    secret: true,
+    description: "access token, at least 16 characters (Dashboard)"
+  }),
+  section({
+    path: "dashboard.refresh_secs",
+    env: ["BUQUET_DASHBOARD_REFRESH"],
+    flag: "refresh",
+    kind: int(1, 3_600),
+    default: "5",
+    description: "how often an open dashboard re-reads the bucket (Dashboard)"
+  })
 ]
+
+/**
+ * Sections of the reference that buquet recognises but cannot apply yet, with why: naming one is
+ * an error (a setting that would be parsed and then do nothing is worse than a clear refusal).
+ */
+export const unsupportedSections: ReadonlyMap<string, string> = new Map([
+  [
+    "worker.shard_leasing",
+    "shard leasing is not available to `buquet worker` yet (the Worker polls a fixed shard list and has no hook for " +
+    "the shards a ShardLeasing participant owns); remove the section and split shards with [worker] shards or --shards"
+  ]
+])
 
 /** The settings by path. */
 export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))

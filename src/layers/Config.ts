@@ -13,13 +13,26 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
 import type { ConfigFileContents, SettingMap } from "../domain/ConfigFile.js"
 import { parseStorage, settings as allSettings } from "../domain/ConfigModel.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
-import type { ConfigFileInfo, ResolvedConfig, ResolvedSetting, SettingSource, StorageSettings } from "../services/BuquetConfig.js"
+import type {
+  ConfigFileInfo,
+  DashboardSettings,
+  MonitorSettings,
+  PollingSettings,
+  ResolvedConfig,
+  ResolvedSetting,
+  SettingSource,
+  StorageSettings,
+  WorkerSettings
+} from "../services/BuquetConfig.js"
+import type { DashboardOptions } from "../programs/Dashboard.js"
+import type { MonitorOptions } from "../programs/Monitor.js"
+import type { PollingOptions, WorkerOptions } from "../programs/Worker.js"
 
 /** What the configuration is resolved from, besides the environment (read through Effect `Config`). */
 export interface ConfigInputs {
@@ -93,6 +106,8 @@ const readFile = (path: string, role: ConfigFileInfo["role"]): Effect.Effect<Rea
     return { info: { path, role, found: true }, contents }
   })
 
+const nonEmpty = (s: string | undefined): string | undefined => (s === undefined || s.trim() === "" ? undefined : s)
+
 const fromEither = <A>(e: Either.Either<A, InvalidConfig>) => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
 /** The layers of the precedence chain, highest first, each with where its values came from. */
@@ -109,7 +124,39 @@ const resolvedConfig = Config.all({
   endpoint: Config.option(Config.string("endpoint")),
   region: Config.string("region").pipe(Config.withDefault("us-east-1")),
   keyPrefix: Config.string("key_prefix").pipe(Config.withDefault("")),
-  shardPrefixLen: Config.integer("shard_prefix_len").pipe(Config.nested("queue"), Config.withDefault(1))
+  shardPrefixLen: Config.integer("shard_prefix_len").pipe(Config.nested("queue"), Config.withDefault(1)),
+  worker: Config.all({
+    id: Config.option(Config.string("id")),
+    shards: Config.option(Config.string("shards")),
+    concurrency: Config.integer("concurrency").pipe(Config.withDefault(1)),
+    shutdownGraceSecs: Config.integer("shutdown_grace_secs").pipe(Config.withDefault(30)),
+    heartbeatBusySecs: Config.integer("heartbeat_busy_secs").pipe(Config.withDefault(10)),
+    heartbeatIdleSecs: Config.integer("heartbeat_idle_secs").pipe(Config.withDefault(60)),
+    monitor: Config.boolean("monitor").pipe(Config.withDefault(true)),
+    scheduler: Config.boolean("scheduler").pipe(Config.withDefault(false)),
+    polling: Config.all({
+      strategy: Config.literal("adaptive", "fixed")("strategy").pipe(Config.withDefault("adaptive" as const)),
+      minIntervalMs: Config.integer("min_interval_ms").pipe(Config.withDefault(100)),
+      maxIntervalMs: Config.integer("max_interval_ms").pipe(Config.withDefault(5000)),
+      backoffMultiplier: Config.number("backoff_multiplier").pipe(Config.withDefault(2)),
+      intervalMs: Config.integer("interval_ms").pipe(Config.withDefault(1000))
+    }).pipe(Config.nested("polling"))
+  }).pipe(Config.nested("worker")),
+  monitor: Config.all({
+    checkIntervalSecs: Config.integer("check_interval_secs").pipe(Config.withDefault(30)),
+    sweepIntervalSecs: Config.integer("sweep_interval_secs").pipe(Config.withDefault(300)),
+    maxTasksPerScan: Config.integer("max_tasks_per_scan").pipe(Config.withDefault(100)),
+    maxObjectsPerSweep: Config.integer("max_objects_per_sweep").pipe(Config.withDefault(1000)),
+    sweepMode: Config.literal("continuous", "on_demand")("sweep_mode").pipe(Config.withDefault("continuous" as const)),
+    retentionDays: Config.option(Config.integer("retention_days")),
+    retentionAction: Config.literal("archive", "delete")("retention_action").pipe(Config.withDefault("archive" as const))
+  }).pipe(Config.nested("monitor")),
+  dashboard: Config.all({
+    host: Config.string("host").pipe(Config.withDefault("127.0.0.1")),
+    port: Config.integer("port").pipe(Config.withDefault(3000)),
+    token: Config.option(Config.redacted("token")),
+    refreshSecs: Config.integer("refresh_secs").pipe(Config.withDefault(5))
+  }).pipe(Config.nested("dashboard"))
 })
 
 /**
@@ -126,7 +173,8 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
 
   // files, lowest priority first; --config (or BUQUET_CONFIG) on top
   const userPath = userConfigPath(env)
-  const explicit = inputs.configFile ?? env["BUQUET_CONFIG"]
+  // an empty BUQUET_CONFIG / BUQUET_PROFILE means "not set" (as `export BUQUET_CONFIG=` intends)
+  const explicit = nonEmpty(inputs.configFile) ?? nonEmpty(env["BUQUET_CONFIG"])
   const wanted: Array<{ path: string; role: ConfigFileInfo["role"] }> = [
     ...(userPath === undefined ? [] : [{ path: userPath, role: "user" as const }]),
     { path: join(cwd, projectFileName), role: "project" },
@@ -136,7 +184,7 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
   const files = read.flatMap((r) => (r.contents === undefined ? [] : [{ info: r.info, contents: r.contents }]))
 
   // profiles are replaced by name: the highest-priority file defining one wins
-  const profileName = inputs.profile ?? env["BUQUET_PROFILE"]
+  const profileName = nonEmpty(inputs.profile) ?? nonEmpty(env["BUQUET_PROFILE"])
   let profile: { map: SettingMap; path: string } | undefined
   if (profileName !== undefined) {
     for (const f of files) {
@@ -203,13 +251,80 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     ? s3(values.bucket.value)
     : { _tag: "File", directory: resolve(cwd, defaultFileStore), implicit: true }
 
+  const shards = Option.getOrUndefined(values.worker.shards)?.split(",")
+  const wrongShard = shards?.find((s) => s.length !== values.shardPrefixLen)
+  if (wrongShard !== undefined) {
+    const origin = resolvedSettings.find((s) => s.path === "worker.shards")?.origin ?? "worker.shards"
+    return yield* new InvalidConfig({
+      source: origin,
+      key: "worker.shards",
+      message: `${origin}: shard "${wrongShard}" does not fit the shard prefix length ${values.shardPrefixLen}: ` +
+        `use shards of exactly ${values.shardPrefixLen} hex digit(s), or change [queue] shard_prefix_len`
+    })
+  }
+  const { polling } = values.worker
+  if (polling.strategy === "adaptive" && polling.minIntervalMs > polling.maxIntervalMs) {
+    return yield* new InvalidConfig({
+      source: "configuration",
+      key: "worker.polling.min_interval_ms",
+      message: `[worker.polling] min_interval_ms (${polling.minIntervalMs}) is above max_interval_ms (${polling.maxIntervalMs}); ` +
+        "make min_interval_ms at most max_interval_ms"
+    })
+  }
+
   return {
     storage,
     shardPrefixLen: values.shardPrefixLen,
+    worker: {
+      ...values.worker,
+      id: Option.getOrUndefined(values.worker.id),
+      shards
+    },
+    monitor: { ...values.monitor, retentionDays: Option.getOrUndefined(values.monitor.retentionDays) },
+    dashboard: { ...values.dashboard, token: Option.getOrUndefined(values.dashboard.token) },
     profile: profileName,
     settings: resolvedSettings,
     files: read.map((r) => r.info)
   } satisfies ResolvedConfig
+})
+
+/**
+ * The Worker's options from `[worker]` and `[worker.polling]` (design.md §6); `fallbackId` names
+ * the worker when no id is configured. Every field of {@link WorkerSettings} lands here.
+ */
+export const workerOptions = (settings: WorkerSettings, shardPrefixLen: number, fallbackId: string): WorkerOptions => ({
+  id: settings.id ?? fallbackId,
+  concurrency: settings.concurrency,
+  shardPrefixLen,
+  shards: settings.shards,
+  shutdownGracePeriod: Duration.seconds(settings.shutdownGraceSecs),
+  heartbeat: { busy: Duration.seconds(settings.heartbeatBusySecs), idle: Duration.seconds(settings.heartbeatIdleSecs) },
+  polling: pollingOptions(settings.polling)
+})
+
+/** The polling Schedule's options from `[worker.polling]`. */
+export const pollingOptions = (p: PollingSettings): PollingOptions =>
+  p.strategy === "fixed"
+    ? { _tag: "Fixed", interval: Duration.millis(p.intervalMs) }
+    : { _tag: "Adaptive", min: Duration.millis(p.minIntervalMs), max: Duration.millis(p.maxIntervalMs), factor: p.backoffMultiplier }
+
+/** The Monitor's options from `[monitor]`; `holderId` names this instance in the leader election. */
+export const monitorOptions = (m: MonitorSettings, holderId?: string): MonitorOptions => ({
+  checkInterval: Duration.seconds(m.checkIntervalSecs),
+  sweepInterval: Duration.seconds(m.sweepIntervalSecs),
+  maxTasksPerScan: m.maxTasksPerScan,
+  maxObjectsPerSweep: m.maxObjectsPerSweep,
+  sweepMode: m.sweepMode,
+  retention: m.retentionDays === undefined ? undefined : { olderThan: Duration.days(m.retentionDays), action: m.retentionAction },
+  ...(holderId === undefined ? {} : { leader: { holderId } })
+})
+
+/** The Dashboard's options from `[dashboard]`. */
+export const dashboardOptions = (d: DashboardSettings): DashboardOptions => ({
+  host: d.host,
+  port: d.port,
+  token: d.token === undefined ? undefined : Redacted.value(d.token),
+  refreshInterval: Duration.seconds(d.refreshSecs)
 })
 
 /** Resolves the configuration with the Node file system. */

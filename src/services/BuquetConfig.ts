@@ -46,11 +46,65 @@ export interface ConfigFileInfo {
   readonly found: boolean
 }
 
+/** `[worker.polling]`: how a worker paces its discovery passes. */
+export interface PollingSettings {
+  readonly strategy: "adaptive" | "fixed"
+  readonly minIntervalMs: number
+  readonly maxIntervalMs: number
+  readonly backoffMultiplier: number
+  /** The wait of the fixed strategy. */
+  readonly intervalMs: number
+}
+
+/** `[worker]` (and `[worker.polling]`): what `buquet worker` runs with. */
+export interface WorkerSettings {
+  /** Absent: `worker-<8 hex>`. */
+  readonly id: string | undefined
+  /** Absent: every shard. */
+  readonly shards: ReadonlyArray<string> | undefined
+  readonly concurrency: number
+  readonly shutdownGraceSecs: number
+  readonly heartbeatBusySecs: number
+  readonly heartbeatIdleSecs: number
+  /** Embed the leader-elected monitor. */
+  readonly monitor: boolean
+  /** Embed the leader-elected scheduler loop. */
+  readonly scheduler: boolean
+  readonly polling: PollingSettings
+}
+
+/** `[monitor]`: the standalone and the embedded monitor. */
+export interface MonitorSettings {
+  readonly checkIntervalSecs: number
+  /** 0: the sweeper is off. */
+  readonly sweepIntervalSecs: number
+  readonly maxTasksPerScan: number
+  readonly maxObjectsPerSweep: number
+  readonly sweepMode: "continuous" | "on_demand"
+  /** Absent: no retention. */
+  readonly retentionDays: number | undefined
+  readonly retentionAction: "archive" | "delete"
+}
+
+/** `[dashboard]`: `buquet dashboard`. */
+export interface DashboardSettings {
+  readonly host: string
+  readonly port: number
+  readonly token: Redacted.Redacted<string> | undefined
+  readonly refreshSecs: number
+}
+
 /** The resolved configuration. */
 export interface ResolvedConfig {
   readonly storage: StorageSettings
   /** `[queue] shard_prefix_len` → the Queue layer. */
   readonly shardPrefixLen: number
+  /** `[worker]`, `[worker.polling]` → `buquet worker` (see `workerOptions` in layers/Config.ts). */
+  readonly worker: WorkerSettings
+  /** `[monitor]` → `buquet monitor` and the embedded monitor (`monitorOptions`). */
+  readonly monitor: MonitorSettings
+  /** `[dashboard]` → `buquet dashboard` (`dashboardOptions`). */
+  readonly dashboard: DashboardSettings
   /** The selected profile, if any. */
   readonly profile: string | undefined
   /** Every setting with its value and origin. */

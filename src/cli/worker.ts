@@ -1,0 +1,160 @@
+/**
+ * `buquet worker`, `buquet monitor` and `buquet dashboard` (alias `serve`): thin shells that
+ * resolve their sections of the configuration (`[worker]`, `[worker.polling]`, `[monitor]`,
+ * `[dashboard]`; their flags take part in the usual precedence) into the programs' options and
+ * run the programs until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { Command, Options } from "@effect/cli"
+import { Effect, Option } from "effect"
+import { randomUUID } from "node:crypto"
+import { dashboardOptions, monitorOptions, workerOptions } from "../layers/Config.js"
+import * as Metrics from "../layers/Metrics.js"
+import * as Dashboard from "../programs/Dashboard.js"
+import * as Monitor from "../programs/Monitor.js"
+import * as SchedulerLoop from "../programs/SchedulerLoop.js"
+import * as Worker from "../programs/Worker.js"
+import { BuquetConfig } from "../services/BuquetConfig.js"
+import { globalOptions, settingFlags, stderrLine, toCliError, usageError, withStack } from "./common.js"
+import { loadHandlers } from "./handlers.js"
+
+const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
+const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
+
+/** `buquet worker --handlers FILE [...]`. */
+export const worker = Command.make(
+  "worker",
+  {
+    ...globalOptions,
+    handlers: Options.file("handlers").pipe(
+      Options.withDescription("a module whose default export maps task types to async handlers, or lists Worker.handler(…) definitions (.js, .mjs or .ts)")
+    ),
+    concurrency: optText("concurrency", "tasks run at once (config [worker] concurrency, default 1)"),
+    shards: optText("shards", "comma-separated shards to poll, e.g. 0,1,a (config [worker] shards, default all)"),
+    id: optText("id", "the worker's id (config [worker] id, default worker-<8 hex>)"),
+    noMonitor: Options.boolean("no-monitor").pipe(Options.withDescription("do not embed the monitor (config [worker] monitor = false)")),
+    scheduler: Options.boolean("scheduler").pipe(Options.withDescription("embed the cron scheduler loop (config [worker] scheduler = true)")),
+    metricsPort: optInt("metrics-port", "serve Prometheus metrics on this port at /metrics (127.0.0.1)"),
+    maxTasks: optInt("max-tasks", "stop after this many tasks"),
+    grace: optText("grace", "seconds running handlers may finish after SIGINT/SIGTERM (config [worker] shutdown_grace_secs, default 30)"),
+    pollStrategy: optText("poll-strategy", "adaptive or fixed ([worker.polling] strategy)"),
+    pollMinMs: optText("poll-min-ms", "adaptive: first wait after an empty pass ([worker.polling] min_interval_ms)"),
+    pollMaxMs: optText("poll-max-ms", "adaptive: longest wait ([worker.polling] max_interval_ms)"),
+    pollMultiplier: optText("poll-multiplier", "adaptive: growth per empty pass ([worker.polling] backoff_multiplier)"),
+    pollIntervalMs: optText("poll-interval-ms", "fixed: wait between passes ([worker.polling] interval_ms)")
+  },
+  (o) =>
+    Effect.gen(function*() {
+      if (Option.isSome(o.maxTasks) && o.maxTasks.value < 1) return yield* usageError(`--max-tasks must be at least 1, got ${o.maxTasks.value}`)
+      const port = Option.getOrUndefined(o.metricsPort)
+      if (port !== undefined && (port < 0 || port > 65_535)) return yield* usageError(`--metrics-port must be from 0 to 65535, got ${port}`)
+      const handlers = yield* loadHandlers(o.handlers)
+      const flags = settingFlags([
+        ["worker.concurrency", o.concurrency],
+        ["worker.shards", o.shards],
+        ["worker.id", o.id],
+        ["worker.shutdown_grace_secs", o.grace],
+        ["worker.monitor", o.noMonitor ? Option.some(false) : Option.none()],
+        ["worker.scheduler", o.scheduler ? Option.some(true) : Option.none()],
+        ["worker.polling.strategy", o.pollStrategy],
+        ["worker.polling.min_interval_ms", o.pollMinMs],
+        ["worker.polling.max_interval_ms", o.pollMaxMs],
+        ["worker.polling.backoff_multiplier", o.pollMultiplier],
+        ["worker.polling.interval_ms", o.pollIntervalMs]
+      ])
+      yield* withStack(
+        o,
+        Effect.scoped(Effect.gen(function*() {
+          const config = yield* BuquetConfig
+          const options = workerOptions(config.worker, config.shardPrefixLen, `worker-${randomUUID().slice(0, 8)}`)
+          const extras: Array<string> = []
+          if (port !== undefined) {
+            const address = yield* Metrics.serve({ port })
+            extras.push(`metrics on http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : port}/metrics`)
+          }
+          if (config.worker.monitor) {
+            yield* Monitor.make(monitorOptions(config.monitor, options.id))
+            extras.push("monitor embedded")
+          }
+          if (config.worker.scheduler) {
+            yield* Effect.forkScoped(SchedulerLoop.run())
+            extras.push("scheduler embedded")
+          }
+          const types = handlers.map((h) => h.taskType).join(", ")
+          yield* stderrLine(
+            `buquet: worker ${options.id} running ${types} (concurrency ${options.concurrency}, ` +
+              `shards ${options.shards === undefined ? "all" : options.shards.join(",")}${extras.map((e) => `, ${e}`).join("")}); ` +
+              "Ctrl-C or SIGTERM stops it gracefully"
+          )
+          yield* Worker.run({ ...options, maxTasks: Option.getOrUndefined(o.maxTasks) }, handlers)
+          yield* stderrLine(`buquet: worker ${options.id} stopped`)
+        })),
+        { settingFlags: flags, meterStorage: port !== undefined }
+      )
+    }).pipe(toCliError)
+).pipe(Command.withDescription("run tasks with the handlers of a module until SIGINT/SIGTERM"))
+
+/** `buquet monitor`: a standalone, leader-elected monitor. */
+export const monitor = Command.make(
+  "monitor",
+  {
+    ...globalOptions,
+    checkInterval: optText("check-interval", "seconds between lease-recovery periods ([monitor] check_interval_secs, default 30)"),
+    sweepInterval: optText("sweep-interval", "seconds between full sweep passes, 0 = off ([monitor] sweep_interval_secs, default 300)")
+  },
+  (o) =>
+    withStack(
+      o,
+      Effect.gen(function*() {
+        const config = yield* BuquetConfig
+        yield* stderrLine("buquet: monitor running (leader-elected: only one instance per bucket works); Ctrl-C stops it")
+        return yield* Monitor.run(monitorOptions(config.monitor))
+      }),
+      {
+        settingFlags: settingFlags([
+          ["monitor.check_interval_secs", o.checkInterval],
+          ["monitor.sweep_interval_secs", o.sweepInterval]
+        ])
+      }
+    ).pipe(toCliError)
+).pipe(Command.withDescription("recover expired leases and repair indexes until SIGINT/SIGTERM"))
+
+const dashboardConfig = {
+  ...globalOptions,
+  host: optText("host", "interface to bind ([dashboard] host, default 127.0.0.1; beyond loopback a token is required)"),
+  port: optText("port", "TCP port ([dashboard] port, default 3000)"),
+  token: optText("token", "access token, at least 16 characters ([dashboard] token, env BUQUET_DASHBOARD_TOKEN)"),
+  refresh: optText("refresh", "seconds between refreshes while a page is open ([dashboard] refresh_secs, default 5)")
+}
+
+const dashboardHandler = (o: Command.Command.ParseConfig<typeof dashboardConfig>) =>
+  withStack(
+    o,
+    Effect.gen(function*() {
+      const config = yield* BuquetConfig
+      return yield* Effect.scoped(Effect.gen(function*() {
+        const handle = yield* Dashboard.start(dashboardOptions(config.dashboard))
+        yield* stderrLine(`buquet: dashboard on ${handle.url}${config.dashboard.token === undefined ? "" : " (token required)"}; Ctrl-C stops it`)
+        return yield* Effect.never
+      }))
+    }),
+    {
+      settingFlags: settingFlags([
+        ["dashboard.host", o.host],
+        ["dashboard.port", o.port],
+        ["dashboard.token", o.token],
+        ["dashboard.refresh_secs", o.refresh]
+      ])
+    }
+  ).pipe(toCliError)
+
+/** `buquet dashboard`: the web dashboard. */
+export const dashboard = Command.make("dashboard", dashboardConfig, dashboardHandler).pipe(
+  Command.withDescription("serve the web dashboard until SIGINT/SIGTERM")
+)
+
+/** `buquet serve`: the reference's name for `dashboard`. */
+export const serve = Command.make("serve", dashboardConfig, dashboardHandler).pipe(
+  Command.withDescription("serve the web dashboard (alias of dashboard)")
+)
