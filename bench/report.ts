@@ -27,7 +27,7 @@ export interface BenchResults {
   /** Load averages sampled during the run (1-minute), min and max. */
   readonly loadDuring: { readonly min: number; readonly max: number }
   readonly versions: Versions
-  readonly settings: { readonly idleMinutes: number; readonly capacitySeconds: number; readonly command: string }
+  readonly settings: { readonly idleMinutes: number; readonly capacitySeconds: number; readonly workerEntry: string; readonly command: string }
   readonly capacity: CapacityResult | { readonly error: string }
   readonly throughput: {
     readonly rgw: ReadonlyArray<ThroughputRow>
@@ -161,6 +161,48 @@ export const targetsOf = (r: BenchResults): ReadonlyArray<Target> => {
     })
   }
   return targets
+}
+
+/** Sentences on the likely cause of each missed target, derived from this run's numbers. */
+const notesFor = (r: BenchResults, targets: ReadonlyArray<Target>): ReadonlyArray<string> => {
+  const notes: Array<string> = []
+  const missed = (prefix: string) => targets.some((t) => t.name.startsWith(prefix) && !t.met)
+  const rgw = r.throughput.rgw.filter((x) => x.error === undefined)
+  const find = (w: number, c: number) => rgw.find((x) => x.workers === w && x.concurrency === c)
+  if (missed("Throughput")) {
+    const one1 = find(1, 1)
+    const one32 = find(1, 32)
+    const four32 = find(4, 32)
+    const gets = (x: ThroughputRow | undefined) => (x === undefined ? Number.NaN : requestsPerTask(x).perTask["GET"]!)
+    const puts = (x: ThroughputRow | undefined) => (x === undefined ? Number.NaN : requestsPerTask(x).perTask["PUT"]!)
+    notes.push(
+      `Throughput: one worker goes from ${fmt(one1?.tasksPerSec ?? Number.NaN)} tasks/s at concurrency 1 to ${fmt(one32?.tasksPerSec ?? Number.NaN)} at 32, and four workers × 32 reach ${fmt(four32?.tasksPerSec ?? Number.NaN)}. ` +
+        `A claim is a chain of dependent requests (GET task → PUT lease marker → CAS PUT, then DELETE of the ready marker) and a pass LISTs before it claims, so each slot waits for several round trips per task; with more workers the same ready markers are LISTed by all of them and raced for (GET per task ${fmt(gets(one32), 2)} with one worker at 32, ${fmt(gets(four32), 2)} with four; PUT per task ${fmt(puts(one32), 2)} → ${fmt(puts(four32), 2)}: lease markers written for claims that then lost the CAS). ` +
+        "On this machine the workers, RGW and its OSD also share 2 cores, so the workers' own CPU comes out of the server's capacity; the ratio to the PUT ceiling measured in the same run is the fair figure."
+    )
+  }
+  if (missed("PUT+LIST")) {
+    notes.push("PUT+LIST per task: see the split in the RGW table; the two submit PUTs (ready marker + task) and three worker PUTs (lease marker, claim CAS, settle CAS) already make 5, so any LIST above 0.5 per task (idle passes between batches, empty passes of a worker that races others) breaks the budget.")
+  }
+  if (missed("Idle worker: PUT+LIST") && ok(r.idle) && ok(r.idleSim)) {
+    notes.push(`Idle PUT+LIST: the real-time window (${fmt(r.idle.idleMinutes)} min) counted ${r.idle.window.PUT} PUT and ${r.idle.window.LIST} LIST; the exact simulated hour gives ${r.idleSim.putPlusListPerHour}. A short window over-weights a single safety-net pass (16 LISTs every 20 min).`)
+  }
+  if (missed("Idle pickup")) {
+    notes.push("Idle pickup: an idle worker HEADs control/wakeup once per second, so a new task waits on average half a second for the check, then a discovery pass (one LIST per shard until it finds the task) and the claim; on a loaded machine each of those requests is slower.")
+  }
+  const slow = r.warm.filter((w) => w.engine === "buquet" && w.stats.maxMillis > 10_000)
+  if (slow.length > 0) {
+    notes.push(
+      `Pickup outliers of ${slow.map((w) => `${fmt(w.stats.maxMillis / 1000)} s (${w.backend})`).join(", ")}: submit writes the ready marker before the task object, and a pass that reads the marker in between finds no task ("Missing"); Discovery then does not look at that marker again for missingGraceMillis = 30 s (src/programs/worker/Discovery.ts). Retrying such a marker after a short delay (or on the next wake-up touch) would cut the tail.`
+    )
+  }
+  if (missed("Worker RSS") && ok(r.memory)) {
+    notes.push(`RSS: the worker process holds ${fmt(r.memory.idleRssMB)} MB before its first task (Node alone is about 40 MB; importing @aws-sdk/client-s3 adds about 25 MB and effect about 30 MB on this machine) and grows to ${fmt(r.memory.peakRssMB)} MB with 64 tasks in flight while its JavaScript heap stays at ${fmt(r.memory.heapUsedMB)} MB used: V8 keeps the young generation and freed pages reserved. Capping the heap (--max-semi-space-size, --max-old-space-size) or fewer per-task fibers would be the levers; the peak is what an operator sizes a container for, so it is what is reported.`)
+  }
+  if (missed("Chaos") && ok(r.chaos)) {
+    notes.push(`Chaos: ${r.chaos.verdictLine}${r.chaos.lostIds.length > 0 ? `; first lost ids: ${r.chaos.lostIds.slice(0, 5).join(", ")}` : ""}.`)
+  }
+  return notes
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +449,14 @@ export const writeReport = (r: BenchResults, outDir: string, markdownPath: strin
     md.push("")
   }
 
+  const notes = notesFor(r, targets)
+  if (notes.length > 0) {
+    md.push("### Notes for the lead (why a target is missed, as far as the numbers and the code show)")
+    md.push("")
+    for (const n of notes) md.push(`- ${n}`)
+    md.push("")
+  }
+
   md.push("## Server capacity (RGW, 32-way concurrency)")
   md.push("")
   if (ok(r.capacity)) {
@@ -426,7 +476,7 @@ export const writeReport = (r: BenchResults, outDir: string, markdownPath: strin
 
   md.push("## End-to-end throughput (no-op handler)")
   md.push("")
-  md.push("How: N tasks of type `noop` are submitted first (32 at a time; the submit rate is shown), then W workers with concurrency C start on one signal and drain them. tasks/s = completed ÷ (last completion − start signal); the steady rate counts the middle 80 % of completions only. Workers are separate OS processes on RGW, FileStorage and Redis; on MemoryStorage (a store inside one process) they are fibers of the bench process. Requests are counted by CountingStorage in the producer and in every worker (all of a worker's requests while it runs: discovery, claims, settles, heartbeats, the clock). % of PUT ceiling = tasks/s × PUTs per task ÷ the PUT capacity above.")
+  md.push(`How: N tasks of type \`noop\` are submitted first (32 at a time; the submit rate is shown), then W workers with concurrency C start on one signal and drain them. tasks/s = completed ÷ (last completion − start signal); the steady rate counts the middle 80 % of completions only. Workers are separate OS processes on RGW, FileStorage and Redis; on MemoryStorage (a store inside one process) they are fibers of the bench process. Worker processes run ${r.settings.workerEntry} (when bundled: the bench worker and the buquet sources it imports as one JavaScript file, as deployed code runs, rather than through the tsx loader). Requests are counted by CountingStorage in the producer and in every worker (all of a worker's requests while it runs: discovery, claims, settles, heartbeats, the clock). % of PUT ceiling = tasks/s × PUTs per task ÷ the PUT capacity above.`)
   md.push("")
   md.push(`![throughput](${rel(join(outDir, "throughput.svg"))})`)
   md.push("")
@@ -500,6 +550,13 @@ export const writeReport = (r: BenchResults, outDir: string, markdownPath: strin
   if (ok(r.idleSim)) {
     const s = r.idleSim
     md.push(`Simulated hour: the same worker on MemoryStorage with Effect's TestClock driven through ${s.simulatedMinutes} simulated minutes (1 s steps), every request counted: PUT ${s.counts.PUT}, LIST ${s.counts.LIST + s.counts["LIST-VERSIONS"]}, GET ${s.counts.GET}, HEAD ${s.counts.HEAD}, DELETE ${s.counts.DELETE} → **${s.putPlusListPerHour} PUT+LIST per hour**, ${fmt(s.getPlusHeadPerSec, 3)} GET+HEAD per second. The reference spends about 13,800 PUT+LIST per idle worker-hour.`)
+    const wm = s.withMonitor
+    md.push("")
+    md.push(
+      "error" in wm
+        ? `The same hour with the Monitor beside the worker could not be simulated: ${wm.error}`
+        : `The same simulated hour with the Monitor running beside the worker (defaults: lease recovery every 30 s, continuous sweeper, leader lease), as \`buquet worker\` runs it unless told \`--no-monitor\`: PUT ${wm.counts.PUT}, LIST ${wm.counts.LIST + wm.counts["LIST-VERSIONS"]}, GET ${wm.counts.GET}, HEAD ${wm.counts.HEAD} → **${wm.putPlusListPerHour} PUT+LIST per hour**, ${fmt(wm.getPlusHeadPerSec, 3)} GET+HEAD per second. Only one monitor per bucket is active (leader-elected), so this is paid once per fleet, not per worker.`
+    )
   } else md.push(`Simulated hour not run: ${r.idleSim.error}`)
   md.push("")
 

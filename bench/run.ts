@@ -21,6 +21,7 @@ import { simulateIdleHour } from "./idle-sim.js"
 import type { IdleSimResult } from "./idle-sim.js"
 import { bullmqWarmLatency, idleLatencyAndCost, warmLatency } from "./latency.js"
 import type { IdleResult, WarmLatencyResult } from "./latency.js"
+import { prepareWorkerEntry } from "./lib/children.js"
 import { ensureS3, log, machineInfo, root, round, versions } from "./lib/env.js"
 import { startRedis } from "./lib/redis.js"
 import { workerMemory } from "./memory.js"
@@ -54,6 +55,8 @@ const main = async (): Promise<void> => {
   log(`bench (${quick ? "quick" : "full"}), run ${runId}; load ${loadBefore.join(" ")}`)
 
   const target = ensureS3()
+  const workerEntry = await prepareWorkerEntry()
+  log(`worker processes run ${workerEntry}`)
   const capacitySeconds = quick ? 3 : 8
 
   const capacity = await attempt<CapacityResult>("capacity", () => runCapacity({ kind: "s3", target, keyPrefix: `bench/${runId}/capacity/` }, capacitySeconds))
@@ -109,6 +112,7 @@ const main = async (): Promise<void> => {
     settings: {
       idleMinutes,
       capacitySeconds,
+      workerEntry,
       command: `npm run bench${quick ? " -- --quick" : ""}${argValue("idle-minutes") !== undefined ? ` --idle-minutes=${idleMinutes}` : ""}`
     },
     capacity,

@@ -39,9 +39,42 @@ const withTimeout = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
     })
   })
 
+/**
+ * The worker process's entry as deployed code: bench/lib/worker-process.ts and the buquet sources
+ * it imports bundled to one JavaScript file by esbuild (packages stay external, loaded from
+ * node_modules), so the processes measured run plain JavaScript, not the tsx development loader
+ * (whose extra loader thread and source maps would count in the RSS). Falls back to tsx when
+ * esbuild (a dependency of tsx) cannot build it.
+ */
+let entry: { readonly script: string; readonly execArgv: ReadonlyArray<string> } | undefined
+export const prepareWorkerEntry = async (): Promise<string> => {
+  if (entry !== undefined) return entry.script.endsWith(".mjs") ? "bundled JavaScript (esbuild)" : "TypeScript through tsx"
+  const out = join(root, "node_modules/.cache/buquet-bench/worker-process.mjs")
+  try {
+    const esbuild = await import("esbuild")
+    await esbuild.build({
+      entryPoints: [join(root, "bench/lib/worker-process.ts")],
+      outfile: out,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      packages: "external",
+      logLevel: "error"
+    })
+    entry = { script: out, execArgv: [] }
+    return "bundled JavaScript (esbuild)"
+  } catch (e) {
+    console.error(`[bench] could not bundle the worker process (${String(e)}); running it through tsx`)
+    entry = { script: join(root, "bench/lib/worker-process.ts"), execArgv: ["--import", "tsx"] }
+    return "TypeScript through tsx"
+  }
+}
+
 export const spawnWorker = (config: ChildConfig): WorkerChild => {
-  const child = fork(join(root, "bench/lib/worker-process.ts"), [], {
-    execArgv: ["--import", "tsx"],
+  const { execArgv, script } = entry ?? { script: join(root, "bench/lib/worker-process.ts"), execArgv: ["--import", "tsx"] }
+  const child = fork(script, [], {
+    execArgv: [...execArgv],
     env: { ...process.env, BENCH_CHILD: JSON.stringify(config) },
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })

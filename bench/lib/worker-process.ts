@@ -7,7 +7,6 @@
  * @module
  */
 import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
-import { Worker as BullWorker } from "bullmq"
 import * as Worker from "../../src/programs/Worker.js"
 import { RequestCounter } from "../../src/layers/CountingStorage.js"
 import type { RequestCounts } from "../../src/layers/CountingStorage.js"
@@ -92,6 +91,8 @@ const runBuquet = Effect.gen(function*() {
 }).pipe(Effect.scoped)
 
 const runBullmq = async (): Promise<void> => {
+  // loaded only here, so the buquet worker's memory does not include BullMQ and ioredis
+  const { Worker: BullWorker } = await import("bullmq")
   const worker = new BullWorker(
     config.queueName ?? "bench",
     async (job) => {
