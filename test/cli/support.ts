@@ -2,7 +2,7 @@
  * Spawns the real `buquet` executable (bin/buquet.js) with a clean environment: no S3 settings
  * unless given, and HOME / XDG_CONFIG_HOME in a throw-away directory so no user config leaks in.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
@@ -48,4 +48,48 @@ export const runCli = (
       }
     )
   })
+}
+
+/** A spawned, still running `buquet` process (a worker): its output so far, and how it ended. */
+export interface RunningCli {
+  readonly output: () => { readonly stdout: string; readonly stderr: string }
+  readonly signal: (signal: NodeJS.Signals) => void
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** Starts `buquet ...args` in `cwd` with the same clean environment as {@link runCli}. */
+export const spawnCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd: string; readonly env?: Record<string, string> }
+): RunningCli => {
+  const home = tempDir("buquet-home-")
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: options.cwd,
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: home,
+      XDG_CONFIG_HOME: join(home, ".config"),
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      ...options.env
+    },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    child.on("exit", (code, signal) => resolveExit({ code, signal }))
+  )
+  return { output: () => ({ stdout, stderr }), signal: (s) => void child.kill(s), exited }
+}
+
+/** Polls `check` until it returns a value (not undefined), or fails after `attempts` tries. */
+export const eventually = async <A>(check: () => Promise<A | undefined>, what: string, attempts = 60, pauseMs = 500): Promise<A> => {
+  for (let i = 0; i < attempts; i++) {
+    const value = await check()
+    if (value !== undefined) return value
+    await new Promise((r) => setTimeout(r, pauseMs))
+  }
+  throw new Error(`gave up waiting for ${what}`)
 }

@@ -1,7 +1,7 @@
 /**
  * Configuration precedence (issue 7, acceptance 5): flag > environment > selected profile >
- * project file > user file > default, for every setting that has all those sources; and bad keys
- * or values name the file, the key and the allowed values.
+ * project file > user file > default, for bucket, endpoint, region, shard prefix length and
+ * polling; and bad keys or values name the file, the key and the allowed values.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either } from "effect"
@@ -61,6 +61,22 @@ const cases: ReadonlyArray<Case> = [
     toml: (l) => ["queue", "shard_prefix_len", l === "profile" ? "2" : l === "project" ? "4" : "3"],
     read: (c) => c.shardPrefixLen,
     expected: { flag: 4, env: 3, profile: 2, project: 4, user: 3, default: 1 }
+  },
+  {
+    name: "polling min interval",
+    flag: ["worker.polling.min_interval_ms", "11"],
+    env: ["BUQUET_POLLING_MIN_INTERVAL_MS", "22"],
+    toml: (l) => ["worker.polling", "min_interval_ms", l === "profile" ? "33" : l === "project" ? "44" : "55"],
+    read: (c) => c.worker.polling.minIntervalMs,
+    expected: { flag: 11, env: 22, profile: 33, project: 44, user: 55, default: 100 }
+  },
+  {
+    name: "polling strategy",
+    flag: ["worker.polling.strategy", "fixed"],
+    env: ["BUQUET_POLLING_STRATEGY", "adaptive"],
+    toml: (l) => ["worker.polling", "strategy", l === "project" ? "\"adaptive\"" : "\"fixed\""],
+    read: (c) => c.worker.polling.strategy,
+    expected: { flag: "fixed", env: "adaptive", profile: "fixed", project: "adaptive", user: "fixed", default: "adaptive" }
   }
 ]
 
