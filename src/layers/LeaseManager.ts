@@ -35,6 +35,7 @@ import {
   type ShardMember,
   type TaskRecoveryOutcome
 } from "../services/LeaseManager.js"
+import * as Metrics from "../services/Metrics.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import {
@@ -101,14 +102,32 @@ export const make = Effect.gen(function*() {
 
   const drawRandom = (random: Effect.Effect<number> | undefined) => random ?? Random.next
 
+  /**
+   * The metrics of a recovery that landed: `buquet_tasks_timeout_recovered_total`, plus what the
+   * task became (a retried attempt, failed for good with reason `timeout`, or cancelled).
+   */
+  const recordRecovery = (taskType: string, outcome: TaskRecoveryOutcome): Effect.Effect<void> => {
+    switch (outcome) {
+      case "retried":
+        return Effect.zipRight(Metrics.recordTimeoutRecovered, Metrics.recordRetried(taskType))
+      case "failed":
+        return Effect.zipRight(Metrics.recordTimeoutRecovered, Metrics.recordFailed(taskType, "timeout"))
+      case "cancelled":
+        return Effect.zipRight(Metrics.recordTimeoutRecovered, Metrics.recordCancelled(taskType))
+      default:
+        return Effect.void
+    }
+  }
+
   const recoverTask = Effect.fn("LeaseManager.recoverTask")(function*(
     key: string,
     options?: { readonly random?: Effect.Effect<number> | undefined }
   ) {
     const now = yield* clock.now
     const r = yield* drawRandom(options?.random)
-    const { result } = yield* provide(updateTask<TaskRecoveryOutcome>(key, (found) =>
+    const { current, result } = yield* provide(updateTask<TaskRecoveryOutcome>(key, (found) =>
       Option.isNone(found) ? keep<TaskRecoveryOutcome>("missing") : decideRecovery(found.value, now, r)))
+    if (Option.isSome(current)) yield* recordRecovery(current.value.task.taskType, result)
     return result
   })
 
@@ -125,6 +144,7 @@ export const make = Effect.gen(function*() {
       )
       if (!landed) return yield* recoverTask(`tasks/${current.task.shard}/${current.task.id}.json`, { random })
       yield* provide(deleteMarkers(decision.after))
+      yield* recordRecovery(current.task.taskType, decision.result)
       return decision.result
     })
 

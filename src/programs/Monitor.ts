@@ -12,8 +12,17 @@
  *   advances the pass by `maxObjectsPerSweep` task objects every `checkInterval`, and starts a new
  *   pass no sooner than `sweepInterval` after the previous one began. Retention (opt-in) rides on
  *   the sweep. `sweepInterval: 0` turns the sweeper off.
+ * - the idempotency sweep, every `idempotency.interval` (default 5 min): one page of
+ *   `idempotency/` per step, deleting records whose `expires_at` has passed (cursor persisted in
+ *   `control/sweep/idempotency.json`);
+ * - worker health, every `workers.interval` (default 5 min): one LIST of `workers/`, stale workers
+ *   reported, records silent for `workers.deleteAfter` (default 1 day) deleted.
+ * When lease recovery or the sweeper makes a task claimable again, the monitor touches the
+ * wake-up object (`control/wakeup`), so idle workers pick it up within about a second instead of
+ * at their next safety-net pass. Recovered leases and expired tasks are counted in the metrics
+ * (`buquet_tasks_timeout_recovered_total`, `buquet_tasks_expired_total`, …).
  * Every period's and every finished pass's report (requests by kind included) is logged and
- * published on {@link MonitorHandle.reports}. Losing leadership interrupts both loops at once.
+ * published on {@link MonitorHandle.reports}. Losing leadership interrupts every loop at once.
  *
  * ```ts
  * yield* Monitor.run({ checkInterval: "30 seconds" })            // `buquet monitor`
@@ -25,14 +34,19 @@
 import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
+import { makeSignal } from "../layers/internal/WakeUp.js"
 import { ServerClock } from "../services/ServerClock.js"
-import type { Storage } from "../services/Storage.js"
+import { Storage } from "../services/Storage.js"
 import * as LeaderLease from "./LeaderLease.js"
+import * as IdempotencySweep from "./monitor/Idempotency.js"
+import type { IdempotencyStepReport } from "./monitor/Idempotency.js"
 import * as LeaseRecovery from "./monitor/LeaseRecovery.js"
 import type { RecoveryPeriodReport } from "./monitor/LeaseRecovery.js"
 import type { RetentionOptions } from "./monitor/Retention.js"
 import * as Sweeper from "./monitor/Sweeper.js"
 import type { SweepReport } from "./monitor/Sweeper.js"
+import * as WorkerHealth from "./monitor/WorkerHealth.js"
+import type { WorkerHealthReport } from "./monitor/WorkerHealth.js"
 
 /**
  * Options of the monitor. The CLI maps the `[monitor]` section onto them:
@@ -55,6 +69,24 @@ export interface MonitorOptions {
   readonly sweepConcurrency?: number | undefined
   /** Opt-in: delete or archive terminal tasks older than an age. */
   readonly retention?: RetentionOptions | undefined
+  /** The sweep of expired idempotency records (on by default). */
+  readonly idempotency?: {
+    /** Time between two steps (default 5 min; 0 turns it off). */
+    readonly interval?: Duration.DurationInput | undefined
+    /** Keys per step (default 1000). */
+    readonly pageSize?: number | undefined
+    /** How long past `expires_at` before a record is deleted (default 1 min). */
+    readonly grace?: Duration.DurationInput | undefined
+  } | undefined
+  /** Worker health (on by default). */
+  readonly workers?: {
+    /** Time between two checks (default 5 min; 0 turns it off). */
+    readonly interval?: Duration.DurationInput | undefined
+    /** No heartbeat for this long → reported stale (default 3 min = three idle heartbeat intervals). */
+    readonly staleAfter?: Duration.DurationInput | undefined
+    /** No heartbeat for this long → the worker record is deleted (default 1 day). */
+    readonly deleteAfter?: Duration.DurationInput | undefined
+  } | undefined
   /** Leader election: lease TTL (default 30 s; a dead leader is replaced within it), renew interval, this instance's id. */
   readonly leader?: {
     readonly ttl?: Duration.DurationInput | undefined
@@ -64,7 +96,11 @@ export interface MonitorOptions {
 }
 
 /** A report of the monitor: one lease-recovery period, or one sweep pass (finished) / step (continuous). */
-export type MonitorReport = RecoveryPeriodReport | { readonly _tag: "Sweep"; readonly report: SweepReport }
+export type MonitorReport =
+  | RecoveryPeriodReport
+  | { readonly _tag: "Sweep"; readonly report: SweepReport }
+  | IdempotencyStepReport
+  | WorkerHealthReport
 
 /** A running monitor instance. */
 export interface MonitorHandle {
@@ -88,7 +124,11 @@ export const describeSweep = (r: SweepReport): string =>
   `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, retention ${r.totals.retentionDeleted} deleted / ` +
   `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
 
-const sweepLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+const sweepLoop = (
+  options: MonitorOptions,
+  publish: (r: MonitorReport) => Effect.Effect<void>,
+  onClaimable: Effect.Effect<void>
+) =>
   Effect.gen(function*() {
     const clock = yield* ServerClock
     const interval = Duration.decode(options.sweepInterval ?? Duration.seconds(300))
@@ -106,15 +146,25 @@ const sweepLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effec
       const now = yield* clock.currentTimeMillis
       if (due > now) yield* Effect.sleep(Duration.millis(due - now))
     })
+    // Wake idle workers when a step made tasks claimable (ready markers repaired, leases recovered).
+    let seen = { passId: "", claimable: 0 }
+    const wakeIfClaimable = (report: SweepReport) => {
+      const claimable = report.totals.readyMarkersWritten + report.totals.leasesRecovered
+      const more = claimable > (seen.passId === report.passId ? seen.claimable : 0)
+      seen = { passId: report.passId, claimable }
+      return more ? onClaimable : Effect.void
+    }
     const onDemand = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.fullSweep
+      yield* wakeIfClaimable(report)
       yield* Effect.logInfo(describeSweep(report))
       yield* publish({ _tag: "Sweep", report })
     })
     const continuous = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.step()
+      yield* wakeIfClaimable(report)
       if (report.finishedAt !== undefined) yield* Effect.logInfo(describeSweep(report))
       yield* publish({ _tag: "Sweep", report })
     })
@@ -123,6 +173,44 @@ const sweepLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effec
       Effect.catchAll((e) => Effect.logWarning(`sweeper failed (it resumes from its cursor next time): ${e.message}`))
     )
     return yield* Effect.repeat(once, Schedule.spaced(period)).pipe(Effect.zipRight(Effect.never))
+  })
+
+/** Runs `once` every `interval` (0 = never), logging failures: the next period tries again. */
+const every = <E extends { readonly message: string }>(
+  name: string,
+  interval: Duration.DurationInput,
+  once: Effect.Effect<void, E, Storage | ServerClock>
+) =>
+  Duration.toMillis(Duration.decode(interval)) <= 0
+    ? Effect.never
+    : Effect.repeat(
+      once.pipe(Effect.catchAll((e) => Effect.logWarning(`${name} failed (trying again next period): ${e.message}`))),
+      Schedule.spaced(interval)
+    ).pipe(Effect.zipRight(Effect.never))
+
+const idempotencyLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const sweep = yield* IdempotencySweep.make({ pageSize: options.idempotency?.pageSize, grace: options.idempotency?.grace })
+    return yield* every(
+      "idempotency sweep",
+      options.idempotency?.interval ?? Duration.minutes(5),
+      Effect.flatMap(sweep.step, (r) =>
+        Effect.zipRight(r.deleted > 0 ? Effect.logInfo(IdempotencySweep.describeIdempotency(r)) : Effect.logDebug(IdempotencySweep.describeIdempotency(r)), publish(r)))
+    )
+  })
+
+const workersLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const health = yield* WorkerHealth.make({ staleAfter: options.workers?.staleAfter, deleteAfter: options.workers?.deleteAfter })
+    return yield* every(
+      "worker health check",
+      options.workers?.interval ?? Duration.minutes(5),
+      Effect.flatMap(health.check, (r) =>
+        Effect.zipRight(
+          r.stale.length + r.deleted.length > 0 ? Effect.logInfo(WorkerHealth.describeWorkerHealth(r)) : Effect.logDebug(WorkerHealth.describeWorkerHealth(r)),
+          publish(r)
+        ))
+    )
   })
 
 /** Starts a monitor instance in the current Scope: it competes for leadership and works while leader. */
@@ -135,9 +223,13 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
   })
   const pubsub = yield* PubSub.sliding<MonitorReport>(256)
   const publish = (r: MonitorReport) => Effect.asVoid(PubSub.publish(pubsub, r))
+  const wakeUp = yield* makeSignal(yield* Storage)
   const work = Effect.all([
-    LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, publish),
-    sweepLoop(options, publish)
+    LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, (r) =>
+      Effect.zipRight(r.report.retried > 0 ? wakeUp.touch : Effect.void, publish(r))),
+    sweepLoop(options, publish, wakeUp.touch),
+    idempotencyLoop(options, publish),
+    workersLoop(options, publish)
   ], { concurrency: "unbounded", discard: true })
   const fiber = yield* Effect.forkScoped(lease.whileLeader(work))
   return {

@@ -38,6 +38,7 @@ import type { RequestCounts } from "../../layers/CountingStorage.js"
 import { keep, putPlain, readTask, updateTask, write, writeMarker } from "../../layers/internal/TaskObjects.js"
 import * as LeaseManagerLayer from "../../layers/LeaseManager.js"
 import { compareKeys } from "../../layers/MemoryStorage.js"
+import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { type ObjectMeta, Storage, type StorageService } from "../../services/Storage.js"
 import { isDeletable, type MarkerOwner, neededMarker } from "./Markers.js"
@@ -263,7 +264,10 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           Option.isSome(current) && Tr.canExpire(current.value.task, now)
             ? write(Tr.expire(current.value.task, { now }), true, { after: [readyMarkerKey(current.value.task)] })
             : keep(false)))
-        if (result) p.totals.expired++
+        if (result) {
+          p.totals.expired++
+          yield* Metrics.recordExpired(task.taskType)
+        }
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
         return
       }
