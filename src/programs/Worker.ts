@@ -369,7 +369,15 @@ export const make = <R>(
     const shutdown = Effect.gen(function*() {
       yield* Deferred.succeed(stopping, undefined)
       yield* Fiber.await(mainFiber)
-      const finishedInTime = yield* Effect.raceFirst(Effect.as(awaitIdle, true), Effect.as(Effect.sleep(grace), false))
+      // Only this wait is interruptible: the race must be able to interrupt its losing sleep (a scope
+      // finalizer runs uninterruptibly, and an uninterruptible loser would be awaited for the whole
+      // grace period), and a stop that is itself interrupted still gives the tasks back and
+      // deregisters below instead of leaving them to lease expiry.
+      const finishedInTime = yield* Effect.raceFirst(Effect.as(awaitIdle, true), Effect.as(Effect.sleep(grace), false)).pipe(
+        Effect.interruptible,
+        Effect.exit,
+        Effect.map((exit) => Exit.isSuccess(exit) && exit.value)
+      )
       if (!finishedInTime) {
         const stops = [...(yield* Ref.get(running)).values()]
         yield* Effect.forEach(stops, (stop) => Deferred.succeed(stop, StopReason.Released()), { discard: true })
@@ -379,11 +387,7 @@ export const make = <R>(
       yield* provideAll(Heartbeat.deregister(workerId)).pipe(
         Effect.catchAll((e) => Effect.logWarning(`could not deregister the worker: ${e.message}`))
       )
-    }).pipe(
-      // It runs as a scope finalizer (uninterruptible): its races must be able to interrupt their losers.
-      Effect.interruptible,
-      Effect.withSpan("Worker.shutdown")
-    )
+    }).pipe(Effect.uninterruptible, Effect.withSpan("Worker.shutdown"))
 
     const stopOnce = yield* Effect.cached(Effect.ensuring(shutdown, Deferred.succeed(stopped, undefined)))
     yield* Scope.addFinalizer(parentScope, stopOnce)
