@@ -587,6 +587,8 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     }))
     // The old output (if it was offloaded) belongs to the finished run.
     yield* storage.delete(payloadKey(taskId, "output"))
+    // Claimable again: idle workers look within a second.
+    yield* wakeUp.touch
     return result
   })
 
@@ -644,7 +646,11 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
             Option.match(etag, { onNone: () => ({ ifNoneMatch: "*" as const }), onSome: (ifMatch) => ({ ifMatch }) })
           )
         ).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
-        if (written) return next
+        if (written) {
+          // A resume makes waiting work claimable: idle workers look within a second.
+          if (!paused) yield* wakeUp.touch
+          return next
+        }
       }
       return yield* new StorageUnavailable({ operation: "PutObject", key: pauseKey, message: `${pauseKey} kept changing; try again` })
     })

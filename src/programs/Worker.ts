@@ -34,6 +34,7 @@ import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
 import { makeSignal } from "../layers/internal/WakeUp.js"
+import type { Task } from "../domain/Task.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import { tryClaim } from "./worker/Claim.js"
@@ -225,13 +226,19 @@ export const make = <R>(
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
+    // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
+    const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
+    const discovery = Discovery.make({ shards, pageSize: options.pageSize, startOffset })
+
     const executeSettings = {
       workerId,
       safetyMargin: Duration.decode(options.leaseSafetyMargin ?? Duration.millis(500)),
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
       payloadThresholdBytes: options.payloadThresholdBytes ?? defaultPayloadThresholdBytes,
-      onPending: wakeSignal.touch
+      // Our own task is claimable again: forget what discovery remembered about its marker (a pass
+      // may have read it mid-settle, still running) and tell idle workers.
+      onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch)
     }
 
     const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)
@@ -297,9 +304,6 @@ export const make = <R>(
     })
 
     // --- the main loop ---------------------------------------------------------------------------
-    // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
-    const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
-    const discovery = Discovery.make({ shards, pageSize: options.pageSize, startOffset })
     const watch = wakeOptions === undefined ? undefined : yield* WakeUp.make(wakeOptions)
     const idleAfter = wakeOptions?.idleAfter ?? 3
     const driver = yield* Schedule.driver(Polling.schedule(options.polling))
@@ -325,7 +329,12 @@ export const make = <R>(
         }
         empty++
         if (watch !== undefined && empty >= idleAfter) {
-          yield* untilStopping(watch.waitForWork(result.nextDueAt, result.sawPaused))
+          const woke = yield* Effect.raceFirst(
+            Effect.map(watch.waitForWork(result.nextDueAt, result.sawPaused), Option.some),
+            Effect.as(Deferred.await(stopping), Option.none())
+          )
+          // A signal means someone changed the queue: markers seen busy elsewhere may be pending now.
+          if (Option.isSome(woke) && woke.value === "signal") yield* discovery.forgetBusy
           yield* driver.reset
         } else {
           yield* untilStopping(Effect.ignore(driver.next(undefined)))

@@ -28,6 +28,16 @@ import { casTask, deleteMarkers, readTask, writeMarker } from "../../layers/inte
 import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 
+/**
+ * How long a marker whose task was found not pending (and the marker not provably stale) is
+ * skipped. Such a marker is usually one a settle has just written BEFORE its CAS back to pending
+ * (a retry or reschedule seen mid-flight), so it is short, it is forgotten on a wake-up signal
+ * (Discovery's `forgetBusy`) and for our own tasks as soon as they are pending again
+ * (`forgetTask`), and it never sets the idle worker's next due time (a marker
+ * stuck beside a long-running task must not make idle workers LIST every few seconds).
+ */
+export const busyMemoryMillis = 10_000
+
 /** How far a marker's bucket must lie before a task's last change to count as provably stale. */
 export const staleMarkerMarginMillis = 5_000
 
@@ -90,7 +100,7 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
       yield* deleteMarkers([entry.key])
       return { _tag: "Consumed", reason: `stale marker of a ${task.status} task` } satisfies ClaimOutcome
     }
-    return { _tag: "Skip", until: nowMillis + 60_000, reason: "busy_elsewhere" } satisfies ClaimOutcome
+    return { _tag: "Skip", until: nowMillis + busyMemoryMillis, reason: "busy_elsewhere" } satisfies ClaimOutcome
   }
   if (!env.handles(task.taskType)) {
     return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" } satisfies ClaimOutcome

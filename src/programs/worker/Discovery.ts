@@ -6,8 +6,9 @@
  *
  * No starvation: what a marker led to is remembered by marker key (a type this worker does not
  * handle: forever; a task not yet available: until its `available_at`; a task someone else runs:
- * a minute), so such markers cost no GET on later passes, and the cursor moves past a leading run
- * of markers that will never be ours, so a page of 1000 foreign markers is read once, not forever.
+ * Claim.ts's `busyMemoryMillis`, 10 s), so such markers cost no GET on later passes, and the cursor
+ * moves past a leading run of markers that will never be ours, so a page of 1000 foreign markers
+ * is read once, not forever.
  * The cursor wraps to the start of the shard when the LIST reaches the end or a future marker.
  *
  * Stale markers (finished or vanished tasks) are deleted when provably stale (see Claim.ts); a
@@ -32,6 +33,13 @@ import type { ClaimOutcome } from "./Claim.js"
 
 /** How long a marker whose task does not exist is kept before it is deleted as stale. */
 export const missingGraceMillis = 30_000
+
+/**
+ * How soon a marker whose task did not exist is looked at again. Usually a submit is between its
+ * marker and its task object; the submit's wake-up touch (sent once the task landed) makes an idle
+ * worker look at once, this bounds it for a busy one.
+ */
+export const missingRecheckMillis = 5_000
 
 /** Options of discovery. */
 export interface DiscoveryOptions {
@@ -63,6 +71,8 @@ interface Remembered {
   readonly until: number
   readonly permanent: boolean
   readonly missingSince?: number
+  /** Seen busy elsewhere: its expiry is not a reason to wake an idle worker. */
+  readonly busy?: boolean
 }
 
 /** A discovery loop's state and its pass. */
@@ -76,6 +86,14 @@ export interface Discovery {
     attempt: (entry: ReadyEntry) => Effect.Effect<ClaimOutcome, E, R>,
     started: (claimed: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) => Effect.Effect<void>
   ) => Effect.Effect<PassResult, never, R | Storage | ServerClock>
+  /**
+   * On a wake-up signal (someone made work claimable): forgets the markers remembered as busy
+   * elsewhere and looks again at once at those whose task was missing (keeping when it was first
+   * missed, so an orphan marker is still deleted after {@link missingGraceMillis}).
+   */
+  readonly forgetBusy: Effect.Effect<void>
+  /** Forgets what was remembered about one task's markers (it is pending again: look at once). */
+  readonly forgetTask: (taskId: string) => Effect.Effect<void>
 }
 
 /** Builds a discovery loop over `options.shards`. */
@@ -150,7 +168,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
                   remembered.delete(key)
                   if (leading) cursor = key
                 } else {
-                  remember(key, { until: nowMillis + missingGraceMillis, permanent: false, missingSince: since })
+                  remember(key, { until: Math.min(since + missingGraceMillis, nowMillis + missingRecheckMillis), permanent: false, missingSince: since })
                   leading = false
                 }
                 break
@@ -161,7 +179,8 @@ export const make = (options: DiscoveryOptions): Discovery => {
                 if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
                 if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
                 if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
-                if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
+                if (outcome.reason === "busy_elsewhere") remember(key, { until: outcome.until, permanent: false, busy: true })
+                else if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
                 if (permanent && leading) cursor = key
                 else leading = false
                 break
@@ -210,7 +229,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
           const known = remembered.get(key)
           if (known !== undefined && (known.permanent || known.until > nowMillis)) {
             if (!known.permanent) {
-              nextDueAt = Math.min(nextDueAt, known.until)
+              if (known.busy !== true) nextDueAt = Math.min(nextDueAt, known.until)
               leading = false
             } else if (leading) cursor = key
             continue
@@ -232,6 +251,18 @@ export const make = (options: DiscoveryOptions): Discovery => {
       return { claimed, deferred, sawPaused, nextDueAt, lists } satisfies PassResult
     }).pipe(Effect.withSpan("Worker.discover"))
 
-  return { pass }
+  const forgetBusy = Effect.sync(() => {
+    for (const [key, known] of remembered) {
+      if (known.busy === true) remembered.delete(key)
+      else if (known.missingSince !== undefined) remembered.set(key, { ...known, until: 0 })
+    }
+  })
+  const forgetTask = (taskId: string) =>
+    Effect.sync(() => {
+      const suffix = `/${taskId}`
+      for (const key of remembered.keys()) if (key.endsWith(suffix)) remembered.delete(key)
+    })
+
+  return { pass, forgetBusy, forgetTask }
 }
 

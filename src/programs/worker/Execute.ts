@@ -19,6 +19,7 @@
  */
 import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref } from "effect"
 import { PermanentError, RescheduleError } from "../../domain/HandlerErrors.js"
+import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { loadInput, offloadOutput } from "../../layers/internal/Payloads.js"
 import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
@@ -54,8 +55,8 @@ export interface ExecuteSettings {
   readonly progressInterval: Duration.Duration
   /** Outputs above this many bytes of JSON go to `payloads/`. */
   readonly payloadThresholdBytes: number
-  /** Run after a transition back to pending (touches the wake-up signal). */
-  readonly onPending: Effect.Effect<void>
+  /** Run after a transition back to pending, with the task as written (touches the wake-up signal). */
+  readonly onPending: (task: Task) => Effect.Effect<void>
 }
 
 /** What the attempt came to. */

@@ -89,7 +89,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
   held: Ref.Ref<VersionedTask>,
   leaseId: string,
   settlement: Settlement,
-  onPending: Effect.Effect<void> = Effect.void
+  onPending: (task: Task) => Effect.Effect<void> = () => Effect.void
 ) {
   const clock = yield* ServerClock
   let current = yield* Ref.get(held)
@@ -108,7 +108,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
       yield* deleteMarkers(lease === undefined ? [] : [lease]).pipe(
         Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
       )
-      if (next.status === "pending") yield* onPending
+      if (next.status === "pending") yield* onPending(next)
       return { _tag: "Settled", kind, task: next, error } satisfies SettleResult
     }
     // Lost the CAS: fence by lease_id on a fresh read.

@@ -57,6 +57,7 @@ const etagOf = (key: string) =>
 export const make = (options: WakeUpOptions = {}): Effect.Effect<WakeUpWatch> =>
   Effect.gen(function*() {
     const interval = Duration.decode(options.checkInterval ?? Duration.seconds(1))
+    const intervalMillis = Duration.toMillis(interval)
     const safetyMillis = Duration.toMillis(options.safetyNet ?? Duration.minutes(20))
     const pauseEvery = Math.max(1, options.pauseCheckEvery ?? 5)
     const seen = yield* Ref.make(Option.none<string>())
@@ -78,10 +79,13 @@ export const make = (options: WakeUpOptions = {}): Effect.Effect<WakeUpWatch> =>
         const start = yield* clock.currentTimeMillis
         if (watchPause) yield* changed(seenPause, pauseKey)
         for (let tick = 1; ; tick++) {
-          yield* Effect.sleep(interval)
+          // Sleep to the next check, or to the due time when that comes first (a retry 100 ms out
+          // is picked up on time, not at the next whole check).
+          const untilDue = nextDueAt - (yield* clock.currentTimeMillis)
+          yield* Effect.sleep(untilDue < intervalMillis ? Duration.millis(Math.max(0, untilDue)) : interval)
+          if ((yield* clock.currentTimeMillis) >= nextDueAt) return "due" as const
           if (yield* changed(seen, wakeUpKey)) return "signal" as const
           const now = yield* clock.currentTimeMillis
-          if (now >= nextDueAt) return "due" as const
           if (watchPause && tick % pauseEvery === 0 && (yield* changed(seenPause, pauseKey))) return "pause" as const
           if (now - start >= safetyMillis) return "safety-net" as const
         }
