@@ -1,6 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Exit, TestClock } from "effect"
+import { DateTime, Effect, Exit, Option, TestClock } from "effect"
+import * as SchedulerLayer from "../../src/layers/Scheduler.js"
 import * as Dashboard from "../../src/programs/Dashboard.js"
+import { Queue } from "../../src/services/Queue.js"
+import { Scheduler } from "../../src/services/Scheduler.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage } from "../../src/services/Storage.js"
 import { makeStack, request, rewriteTask, startDashboard, workOnce } from "./support.js"
 
 const hostile = { x: "<script>alert(1)</script>" }
@@ -200,5 +205,60 @@ describe("Dashboard workers and schedules", () => {
       const schedulesPage = yield* request(`${dash.url}/schedules`)
       expect(schedulesPage.text).toContain("0 3 * * *")
       expect(schedulesPage.text).toContain("Read-only")
+    }))
+})
+
+describe("Dashboard schedule actions (through the Scheduler service)", () => {
+  it.scoped("disable, enable and trigger from the page and the API act on the schedule; without the token they do nothing", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const scheduler = yield* SchedulerLayer.make().pipe(
+        Effect.provideService(Storage, stack.raw),
+        Effect.provideService(ServerClock, stack.clock),
+        Effect.provideService(Queue, stack.producer)
+      )
+      yield* Effect.orDie(scheduler.create({ id: "nightly", taskType: "report", input: { kind: "daily" }, cron: "0 3 * * *" }))
+      const dash = yield* stack.asDashboard(Dashboard.start({ port: 0 }).pipe(Effect.provideService(Scheduler, scheduler))).pipe(Effect.orDie)
+      const enabled = Effect.map(Effect.orDie(scheduler.get("nightly")), (s) => Option.getOrThrow(s).enabled)
+      const form = { "content-type": "application/x-www-form-urlencoded" }
+      const post = (path: string, token?: string) =>
+        request(`${dash.url}${path}`, { method: "POST", headers: form, body: token === undefined ? "" : `_csrf=${encodeURIComponent(token)}` })
+
+      const page = yield* request(`${dash.url}/schedules`)
+      expect(page.text).not.toContain("Read-only")
+      expect(page.text).toContain("/schedules/nightly/disable")
+      const token = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!
+
+      expect((yield* post("/schedules/nightly/disable")).status).toBe(403)
+      expect(yield* enabled).toBe(true)
+      const disabled = yield* post("/schedules/nightly/disable", token)
+      expect(disabled.status).toBe(303)
+      expect(disabled.headers.get("location")).toBe("/schedules")
+      expect(yield* enabled).toBe(false)
+      expect(Option.isNone(yield* Effect.orDie(scheduler.nextRun("nightly")))).toBe(true)
+      const listed = JSON.parse((yield* request(`${dash.url}/api/v1/schedules`)).text) as Array<{ id: string; enabled: boolean }>
+      expect(listed.map((s) => [s.id, s.enabled])).toEqual([["nightly", false]])
+
+      expect((yield* post("/schedules/nightly/enable", token)).status).toBe(303)
+      expect(yield* enabled).toBe(true)
+
+      // trigger: one task of the schedule's type with its input, now
+      const before = yield* Effect.orDie(stack.producer.list({ taskType: "report" }))
+      expect(before.tasks.length).toBe(0)
+      expect((yield* post("/schedules/nightly/trigger", token)).status).toBe(303)
+      const api = yield* request(`${dash.url}/api/v1/schedules/nightly/trigger`, { method: "POST", headers: { "x-csrf-token": token } })
+      expect(api.status).toBe(200)
+      const body = JSON.parse(api.text) as { ok: boolean; outcome: string }
+      expect(body.ok).toBe(true)
+      expect(body.outcome).toMatch(/^triggered [0-9a-f-]{36}$/)
+      const after = yield* Effect.orDie(stack.producer.list({ taskType: "report" }))
+      expect(after.tasks.length).toBe(2)
+      expect(after.tasks.every((t) => t.status === "pending" && (t.input as { kind: string }).kind === "daily")).toBe(true)
+      expect(after.tasks.map((t) => t.id)).toContain(body.outcome.slice("triggered ".length))
+
+      // an unknown schedule is a clear error, not a crash
+      const missing = yield* request(`${dash.url}/api/v1/schedules/nope/disable`, { method: "POST", headers: { "x-csrf-token": token } })
+      expect(missing.status).toBe(404)
+      expect(JSON.parse(missing.text)).toMatchObject({ ok: false })
     }))
 })

@@ -1,7 +1,7 @@
 /**
  * Acceptances 1 and 2 in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
  * overview → filter tasks to `failed` → open the task (its hostile input renders as text, no
- * dialog) → replay → a worker completes it → the page shows `completed` through the live (SSE)
+ * dialog) → replay → a real Worker completes it → the page shows `completed` through the live (SSE)
  * update; screenshots are kept in test-results/.
  *
  * Skips when /usr/bin/chromium is absent, except under CI=true, where that is a failure
@@ -13,7 +13,8 @@ import { join, resolve } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { BrowserContext, Page } from "playwright-core"
-import { makeStack, startDashboard, workOnce } from "./support.js"
+import * as Worker from "../../src/programs/Worker.js"
+import { makeStack, startDashboard, startWorker, workOnce } from "./support.js"
 
 const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 const available = existsSync(executablePath)
@@ -104,9 +105,11 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       yield* step(() => Promise.all([page.waitForURL(/done=replay/), page.click("#action-replay")]))
       expect(yield* step(() => page.locator("#task-status").textContent())).toBe("pending")
       expect(yield* step(() => page.locator("#notice").textContent())).toContain("Replayed")
-      yield* workOnce(stack, hostile.id, { output: { rendered: true } })
+      // a real worker (started only now, so nothing ran the task before the replay) picks it up
+      const worker = yield* startWorker(stack, [Worker.handler("report", () => Effect.succeed({ rendered: true }))])
       yield* step(() => page.locator("#task-status", { hasText: "completed" }).waitFor({ timeout: 30_000 }))
       expect(yield* step(() => page.locator("#task-output").textContent())).toContain("\"rendered\": true")
+      expect((yield* worker.stats).completed).toBe(1)
       yield* step(() => page.screenshot({ path: join(artifacts, "dashboard-task-completed.png"), fullPage: true }))
 
       expect(dialogs).toEqual([])

@@ -1,8 +1,9 @@
 /**
  * Helpers of the dashboard suites: a stack on one in-memory bucket where the dashboard's requests
  * are counted apart from the test's own (producer / simulated worker), an HTTP client on loopback,
- * SSE clients, and a simulated worker step (claim → complete / fail through the Transitions, with
- * the worker's metric events) until the real Worker is wired here.
+ * SSE clients, the real Worker on the producer's side of the bucket ({@link startWorker}), and a
+ * quick simulated worker step for seeding (claim → complete / fail through the Transitions, with
+ * the worker's metric events).
  *
  * @module
  */
@@ -25,6 +26,7 @@ import type { ServerClockService } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import type { StorageService } from "../../src/services/Storage.js"
 import * as Dashboard from "../../src/programs/Dashboard.js"
+import * as Worker from "../../src/programs/Worker.js"
 
 /** One bucket, two views: the dashboard's (counted) and the test's own (not counted). */
 export interface Stack {
@@ -107,6 +109,21 @@ export const workOnce = (
     yield* Metrics.recordWorkerEvent({ _tag: "Failed", task: failed, reason: "permanent" })
     return failed
   }).pipe(Effect.provideService(Storage, stack.raw), Effect.orDie)
+
+/**
+ * Starts a real Worker on the test's side of the bucket (its requests are not counted as the
+ * dashboard's), in the current Scope.
+ */
+export const startWorker = (
+  stack: Stack,
+  handlers: ReadonlyArray<Worker.HandlerDefinition>,
+  options: Worker.WorkerOptions = {}
+) =>
+  Worker.make({ shardPrefixLen: stack.producer.config.shardPrefixLen, ...options }, handlers).pipe(
+    Effect.provideService(Storage, stack.raw),
+    Effect.provideService(ServerClock, stack.clock),
+    Effect.orDie
+  )
 
 /**
  * Rewrites a stored task's JSON (as another producer might have written it: the Queue itself
