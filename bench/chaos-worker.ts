@@ -104,6 +104,12 @@ const main = Effect.gen(function*() {
   ).pipe(Effect.orDie)
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None))
 
+// the chaos run went away (killed, crashed): stop too, gracefully, and surely within 10 s
+process.on("disconnect", () => {
+  process.kill(pid, "SIGTERM")
+  setTimeout(() => process.exit(1), 10_000).unref()
+})
+
 line(`P ${pid} start`)
 Effect.runPromise(main.pipe(Effect.provide(stack))).then(
   () => process.exit(0),

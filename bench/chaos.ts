@@ -47,7 +47,7 @@ export const shortForm: ChaosOptions = {
   concurrency: 8,
   timeoutSeconds: 5,
   checkIntervalSeconds: 1,
-  deadlineSeconds: 150
+  deadlineSeconds: 200
 }
 
 export const longForm: ChaosOptions = {
@@ -58,7 +58,7 @@ export const longForm: ChaosOptions = {
   concurrency: 16,
   timeoutSeconds: 5,
   checkIntervalSeconds: 1,
-  deadlineSeconds: 1200
+  deadlineSeconds: 600
 }
 
 export interface ChaosResult {
@@ -145,10 +145,19 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
   }
   const started = Date.now()
   const deadline = started + options.deadlineSeconds * 1000
+  // stopped from outside: take the workers down too (they also leave when the IPC channel closes)
+  const onSignal = () => {
+    for (const c of slots) c.kill("SIGKILL")
+    process.exit(1)
+  }
+  process.once("SIGTERM", onSignal)
+  process.once("SIGINT", onSignal)
   try {
     for (let i = 0; i < options.workers; i++) spawnSlot(i)
     log(`chaos: ${options.workers} workers, submitting ${options.tasks} tasks`)
-    const submitted = await producer.runPromise(
+    // submitted while the workers run and the kills begin (the workers drain as fast as we submit)
+    let ids: Array<string> | undefined
+    const submission = producer.runPromise(
       Effect.flatMap(Queue, (q) =>
         q.submitMany(
           Array.from({ length: options.tasks }, (_, i) => ({
@@ -158,12 +167,14 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
           })),
           { concurrency: 16 }
         ))
-    )
-    const ids: Array<string> = []
-    for (const r of submitted) {
-      if (r._tag === "Submitted") ids.push(r.task.id)
-    }
-    if (ids.length !== options.tasks) throw new Error(`only ${ids.length} of ${options.tasks} tasks were submitted`)
+    ).then((submitted) => {
+      const ok = submitted.flatMap((r) => (r._tag === "Submitted" ? [r.task.id] : []))
+      if (ok.length !== options.tasks) throw new Error(`only ${ok.length} of ${options.tasks} tasks were submitted`)
+      ids = ok
+      log(`chaos: all ${ok.length} tasks submitted`)
+    })
+    let submitError: unknown = undefined
+    submission.catch((e: unknown) => (submitError = e))
 
     // read a task back without faults
     const statusOf = (id: string) =>
@@ -186,18 +197,19 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
     let lastKill = 0
     let state = readLog(logFile)
     let lastProgress = { count: 0, at: Date.now() }
-    while (Date.now() < deadline && state.completedIds.size < ids.length) {
+    while (Date.now() < deadline && (ids === undefined || state.completedIds.size < ids.length)) {
+      if (submitError !== undefined) throw submitError
       await sleep(250)
       state = readLog(logFile)
       if (state.completedIds.size !== lastProgress.count) lastProgress = { count: state.completedIds.size, at: Date.now() }
       // no completion logged for 2 s: a killed process may have completed tasks without logging
       // them, so read the unlogged ones back
-      if (kills >= options.kills && Date.now() - lastProgress.at >= 2000) {
+      if (ids !== undefined && kills >= options.kills && Date.now() - lastProgress.at >= 2000) {
         const open = await notTerminal(ids.filter((id) => !state.completedIds.has(id)))
         if (open.length === 0) break
         lastProgress = { count: state.completedIds.size, at: Date.now() }
       }
-      const due = Math.floor(((state.completedIds.size / ids.length) * (options.kills + 1)))
+      const due = Math.floor(((state.completedIds.size / options.tasks) * (options.kills + 1)))
       if (kills < options.kills && kills < due && Date.now() - lastKill >= 1000) {
         const i = Math.floor(Math.random() * options.workers)
         const victim = slots[i]!
@@ -206,7 +218,7 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
         kills++
         lastKill = Date.now()
         spawnSlot(i)
-        log(`chaos: SIGKILL ${kills}/${options.kills} (pid ${victim.pid}) at ${state.completedIds.size}/${ids.length} completed; restarted`)
+        log(`chaos: SIGKILL ${kills}/${options.kills} (pid ${victim.pid}) at ${state.completedIds.size}/${options.tasks} completed; restarted`)
       }
     }
     // the rest of the kills, if the work ran out first (spaced, while recovery still has to work)
@@ -221,8 +233,11 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
       await sleep(1000)
     }
 
+    await submission
+    if (ids === undefined) throw new Error("the submission did not finish")
+    const allIds: ReadonlyArray<string> = ids
     // read every task back without faults until all are terminal (or the deadline)
-    let pending: ReadonlyArray<string> = ids
+    let pending: ReadonlyArray<string> = allIds
     const statuses = new Map<string, TaskStatus | "missing">()
     for (;;) {
       pending = await notTerminal(pending, statuses)
@@ -282,6 +297,8 @@ export const runChaos = async (target: S3Target, options: ChaosOptions, runId: s
       verdictLine
     }
   } finally {
+    process.off("SIGTERM", onSignal)
+    process.off("SIGINT", onSignal)
     for (const c of slots) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM")
     await sleep(3000)
     for (const c of slots) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")

@@ -36,7 +36,14 @@ const progressTimer = setInterval(() => {
   send({ _tag: "Progress", completed: completions.length, lastAt: completions.at(-1) ?? 0 })
 }, 200)
 
+let finished = false
+// the bench went away (killed, crashed): leave rather than keep polling the bucket
+process.on("disconnect", () => {
+  if (!finished) setTimeout(() => process.exit(1), 100)
+})
+
 const finish = (counts: RequestCounts): void => {
+  finished = true
   clearInterval(progressTimer)
   clearInterval(rssTimer)
   send({

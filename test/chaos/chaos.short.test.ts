@@ -38,7 +38,7 @@ describeS3("chaos short form on RGW", (s3) => {
         let stderr = ""
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
         child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
-        const timer = setTimeout(() => child.kill("SIGTERM"), 240_000)
+        const timer = setTimeout(() => child.kill("SIGTERM"), 280_000)
         child.on("close", (status, signal) => {
           clearTimeout(timer)
           done({ status, signal, stdout, stderr })
