@@ -27,16 +27,23 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, Queue, Ref, Schedule, Scope } from "effect"
-import type { Stream } from "effect"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
 import { makeSignal } from "../layers/internal/WakeUp.js"
 import type { Task } from "../domain/Task.js"
+import * as LeaseManagerLayer from "../layers/LeaseManager.js"
+import * as SchedulerLayer from "../layers/Scheduler.js"
+import { LeaseManager } from "../services/LeaseManager.js"
+import { Queue as QueueService } from "../services/Queue.js"
+import { Scheduler } from "../services/Scheduler.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
+import * as Monitor from "./Monitor.js"
+import * as SchedulerLoop from "./SchedulerLoop.js"
+import * as ShardLeasing from "./ShardLeasing.js"
 import { tryClaim } from "./worker/Claim.js"
 import type { ClaimEnv, ClaimOutcome } from "./worker/Claim.js"
 import * as Discovery from "./worker/Discovery.js"
@@ -90,6 +97,27 @@ export interface WorkerOptions {
   readonly payloadThresholdBytes?: number | undefined
   /** Keys per discovery LIST (default 1000). */
   readonly pageSize?: number | undefined
+  /**
+   * The embedded monitor (design.md §6; lease recovery, index repair, opt-in retention): ON by
+   * default. It is leader-elected (`control/leader/monitor.json`), so one instance per bucket works
+   * and the others cost about one GET per leader poll. `false` turns it off (e.g. when `buquet
+   * monitor` runs elsewhere); `MonitorOptions` tune it (its leader id defaults to the worker id).
+   * It stops when the worker stops.
+   */
+  readonly monitor?: boolean | Monitor.MonitorOptions | undefined
+  /**
+   * The embedded cron scheduler loop: OFF by default; `true` or `SchedulerLoopOptions` turn it on
+   * (leader-elected: one instance per bucket fires). It needs the `Scheduler` service or the `Queue`
+   * in context (the `Buquet` layers provide both). It stops when the worker stops.
+   */
+  readonly scheduler?: boolean | SchedulerLoop.SchedulerLoopOptions | undefined
+  /**
+   * Shard leasing (opt-in, for large fleets): the worker polls only the shards it owns through
+   * `shard-leases/`, renewed by its own fiber, so N workers split the shards about evenly. `true`
+   * uses the defaults; `workerId`, `shardPrefixLen` and `shards` default to the worker's own. Its
+   * leases are released when the worker stops (after its running tasks are settled).
+   */
+  readonly shardLeasing?: boolean | Partial<ShardLeasing.ShardLeasingOptions> | undefined
 }
 
 /** Counters of a worker. */
@@ -226,9 +254,32 @@ export const make = <R>(
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
+    // --- shard leasing: poll only the shards owned now ------------------------------------------
+    const leasingOptions = options.shardLeasing === undefined || options.shardLeasing === false
+      ? undefined
+      : options.shardLeasing === true ? {} : options.shardLeasing
+    const leasing = leasingOptions === undefined ? undefined : yield* Effect.gen(function*() {
+      const lm = yield* Effect.serviceOption(LeaseManager)
+      const manager = Option.isSome(lm) ? lm.value : yield* LeaseManagerLayer.make
+      return yield* ShardLeasing.make({ workerId, shardPrefixLen: prefixLen, shards, ...leasingOptions }).pipe(
+        Effect.provideService(LeaseManager, manager),
+        Scope.extend(scope),
+        Effect.mapError((e) => invalid("shardLeasing", e.message))
+      )
+    })
+    /** Offered when the owned shards change, so an idle worker looks at new shards at once. */
+    const shardsChanged = yield* Queue.sliding<void>(1)
+    if (leasing !== undefined) {
+      yield* Effect.forkIn(
+        leasing.owned.changes.pipe(Stream.drop(1), Stream.runForEach(() => Queue.offer(shardsChanged, undefined))),
+        scope
+      )
+    }
+    const ownedShards = leasing === undefined ? undefined : SubscriptionRef.get(leasing.owned)
+
     // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
     const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
-    const discovery = Discovery.make({ shards, pageSize: options.pageSize, startOffset })
+    const discovery = Discovery.make({ shards, currentShards: ownedShards, pageSize: options.pageSize, startOffset })
 
     const executeSettings = {
       workerId,
@@ -267,7 +318,7 @@ export const make = <R>(
               return yield* events.publish(Events.WorkerEvent.Completed({ task: r.task, durationMillis: outcome.durationMillis }))
             case "failed":
               yield* bump((s) => ({ ...s, failed: s.failed + 1 }))
-              return yield* events.publish(Events.WorkerEvent.Failed({ task: r.task, error }))
+              return yield* events.publish(Events.WorkerEvent.Failed({ task: r.task, error, reason: r.reason ?? "permanent" }))
             case "retried":
               yield* bump((s) => ({ ...s, retried: s.retried + 1 }))
               return yield* events.publish(Events.WorkerEvent.Retried({ task: r.task, error }))
@@ -329,15 +380,16 @@ export const make = <R>(
         }
         empty++
         if (watch !== undefined && empty >= idleAfter) {
-          const woke = yield* Effect.raceFirst(
+          const woke = yield* Effect.raceAll([
             Effect.map(watch.waitForWork(result.nextDueAt, result.sawPaused), Option.some),
+            Effect.as(Queue.take(shardsChanged), Option.some("shards" as const)),
             Effect.as(Deferred.await(stopping), Option.none())
-          )
+          ])
           // A signal means someone changed the queue: markers seen busy elsewhere may be pending now.
           if (Option.isSome(woke) && woke.value === "signal") yield* discovery.forgetBusy
           yield* driver.reset
         } else {
-          yield* untilStopping(Effect.ignore(driver.next(undefined)))
+          yield* untilStopping(Effect.raceFirst(Effect.ignore(driver.next(undefined)), Queue.take(shardsChanged)))
         }
       }
     })
@@ -351,7 +403,8 @@ export const make = <R>(
         retried: s.retried,
         rescheduled: s.rescheduled,
         cancelled: s.cancelled,
-        stopping: yield* Deferred.isDone(stopping)
+        stopping: yield* Deferred.isDone(stopping),
+        shards: ownedShards === undefined ? undefined : yield* ownedShards
       } satisfies Heartbeat.WorkerSnapshot
     })
     const heartbeatSettings: Heartbeat.HeartbeatSettings = {
@@ -369,6 +422,33 @@ export const make = <R>(
       Effect.catchAll((e) => Effect.logWarning(`could not register the worker: ${e.message}`))
     )
     const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot)), scope)
+
+    // --- the embedded monitor (on by default) and scheduler loop (off by default) ----------------
+    const monitorOptions = options.monitor === false ? undefined : options.monitor === true || options.monitor === undefined ? {} : options.monitor
+    const monitor = monitorOptions === undefined ? undefined : yield* Monitor.make({
+      ...monitorOptions,
+      leader: { ...monitorOptions.leader, holderId: monitorOptions.leader?.holderId ?? workerId }
+    }).pipe(Scope.extend(scope), Effect.mapError((e) => invalid("monitor", e.message)))
+    const schedulerOptions = options.scheduler === undefined || options.scheduler === false
+      ? undefined
+      : options.scheduler === true ? {} : options.scheduler
+    const schedulerFiber = schedulerOptions === undefined ? undefined : yield* Effect.gen(function*() {
+      const existing = yield* Effect.serviceOption(Scheduler)
+      const queue = yield* Effect.serviceOption(QueueService)
+      const scheduler = Option.isSome(existing)
+        ? existing.value
+        : Option.isSome(queue)
+        ? yield* Effect.provideService(SchedulerLayer.make(), QueueService, queue.value)
+        : yield* invalid("scheduler", "the embedded scheduler needs the Scheduler service or the Queue in context: run the worker on a Buquet layer (Buquet.layer, layerMemory, layerFile)")
+      return yield* Effect.forkIn(
+        SchedulerLoop.run(schedulerOptions).pipe(
+          Effect.provideService(Scheduler, scheduler),
+          Effect.catchAll((e) => Effect.logError(`the embedded scheduler could not start: ${e.message}`))
+        ),
+        scope
+      )
+    })
+
     const mainFiber = yield* Effect.forkIn(provideAll(mainLoop), scope)
 
     const awaitIdle = Effect.gen(function*() {
@@ -396,6 +476,10 @@ export const make = <R>(
       yield* provideAll(Heartbeat.deregister(workerId)).pipe(
         Effect.catchAll((e) => Effect.logWarning(`could not deregister the worker: ${e.message}`))
       )
+      // Its tasks are settled: give the shards, the monitor's and the scheduler's leadership back.
+      if (leasing !== undefined) yield* leasing.stop
+      if (monitor !== undefined) yield* monitor.stop
+      if (schedulerFiber !== undefined) yield* Fiber.interrupt(schedulerFiber)
     }).pipe(Effect.uninterruptible, Effect.withSpan("Worker.shutdown"))
 
     const stopOnce = yield* Effect.cached(Effect.ensuring(shutdown, Deferred.succeed(stopped, undefined)))

@@ -10,8 +10,7 @@
 import { Deferred, Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import type { TaskType } from "../domain/TaskType.js"
-import * as Monitor from "../programs/Monitor.js"
-import * as SchedulerLoop from "../programs/SchedulerLoop.js"
+import type * as Monitor from "../programs/Monitor.js"
 import * as EffectWorker from "../programs/Worker.js"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
 import type { PollingOptions as EffectPolling } from "../programs/worker/Polling.js"
@@ -116,6 +115,12 @@ const toPolling = (p: PollingOptions | undefined): EffectPolling | undefined => 
     ...(p.multiplier === undefined ? {} : { factor: p.multiplier }),
     ...(p.jitter === undefined ? {} : { jitter: p.jitter })
   }
+}
+
+const monitorOption = (monitor: WorkerOptions["monitor"]): false | Monitor.MonitorOptions => {
+  if (monitor === false) return false
+  const retention = typeof monitor === "object" ? monitor.retention : undefined
+  return retention === undefined ? {} : { retention: { olderThan: Duration.days(retention.olderThanDays), action: retention.action } }
 }
 
 const toEvent = (e: EffectWorker.WorkerEvent): WorkerEvent => {
@@ -285,19 +290,14 @@ export class Worker {
             shutdownGracePeriod: options.shutdownGraceMs === undefined ? undefined : Duration.millis(options.shutdownGraceMs),
             maxTasks: options.maxTasks,
             cancelCheckInterval: options.cancelCheckIntervalMs === undefined ? undefined : Duration.millis(options.cancelCheckIntervalMs),
+            // The Effect worker embeds and stops the monitor (default on) and the scheduler loop.
+            monitor: monitorOption(options.monitor),
+            scheduler: options.scheduler === true,
             hooks
           },
           this.#handlers
         )
         this.#handle = worker
-        if (options.monitor !== false) {
-          const retention = typeof options.monitor === "object" ? options.monitor.retention : undefined
-          yield* Effect.forkScoped(Monitor.run({
-            leader: { holderId: worker.id },
-            ...(retention === undefined ? {} : { retention: { olderThan: Duration.days(retention.olderThanDays), action: retention.action } })
-          }))
-        }
-        if (options.scheduler === true) yield* Effect.forkScoped(SchedulerLoop.run())
         const signals = options.signals === false ? [] : options.signals ?? ["SIGINT", "SIGTERM"]
         const waits: Array<Effect.Effect<unknown>> = [worker.await, Deferred.await(stop)]
         if (signals.length > 0) waits.push(awaitSignal(signals))

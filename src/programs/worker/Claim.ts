@@ -26,7 +26,9 @@ import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { casTask, deleteMarkers, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
 import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
+import * as Tracing from "../Tracing.js"
 
 /**
  * How long a marker whose task was found not pending (and the marker not provably stale) is
@@ -128,16 +130,26 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
   if (admitted !== true) return { _tag: "Skip", until: admitted, reason: "rate_limited" } satisfies ClaimOutcome
 
   const next = Tr.claim(task, { now, workerId: env.workerId, leaseId: randomUUID() })
-  const leaseMarker = leaseMarkerOf(next)!
-  // Lease marker BEFORE the CAS: a running task must always be findable by the monitor.
-  yield* writeMarker(leaseMarker)
-  const written = yield* casTask(next, etag).pipe(
-    Effect.map(Option.some),
-    Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
-  )
-  if (Option.isNone(written)) return { _tag: "Consumed", reason: "lost the claim race" } satisfies ClaimOutcome
-  yield* deleteMarkers(markers).pipe(
-    Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`))
-  )
-  return { _tag: "Claimed", held: { task: next, etag: written.value }, leaseMarker } satisfies ClaimOutcome
+  return yield* takeLease(next, etag, markers).pipe(Tracing.taskSpan("buquet.claim", next))
 })
+
+/** Lease marker, CAS to running, ready markers deleted: the write half of a claim (a `buquet.claim` span in the task's trace). */
+const takeLease = (next: Task, etag: string, markers: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const leaseMarker = leaseMarkerOf(next)!
+    // Lease marker BEFORE the CAS: a running task must always be findable by the monitor.
+    yield* writeMarker(leaseMarker)
+    const written = yield* casTask(next, etag).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
+    )
+    if (Option.isNone(written)) {
+      // Won claims are counted by the worker's Claimed event; a lost race only here.
+      yield* Metrics.recordClaim("conflict")
+      return { _tag: "Consumed", reason: "lost the claim race" } satisfies ClaimOutcome
+    }
+    yield* deleteMarkers(markers).pipe(
+      Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`))
+    )
+    return { _tag: "Claimed", held: { task: next, etag: written.value }, leaseMarker } satisfies ClaimOutcome
+  })

@@ -45,6 +45,12 @@ export const missingRecheckMillis = 5_000
 export interface DiscoveryOptions {
   /** The shards to poll, in key order. */
   readonly shards: ReadonlyArray<string>
+  /**
+   * When given, read at the start of every pass and used instead of `shards` (shard leasing: the
+   * shards this worker owns now). Cursors and remembered markers of a shard survive losing and
+   * regaining it.
+   */
+  readonly currentShards?: Effect.Effect<ReadonlyArray<string>> | undefined
   /** Keys per LIST (1–1000; default 1000: a LIST costs the same whatever it returns). */
   readonly pageSize?: number | undefined
   /** Most remembered markers (oldest forgotten first; default 100,000). */
@@ -98,12 +104,13 @@ export interface Discovery {
 
 /** Builds a discovery loop over `options.shards`. */
 export const make = (options: DiscoveryOptions): Discovery => {
-  const shards = options.shards
+  const fixedShards = options.shards
   const pageSize = Math.min(Math.max(options.pageSize ?? 1000, 1), 1000)
   const maxRemembered = options.maxRemembered ?? 100_000
   const cursors = new Map<string, string>()
   const remembered = new Map<string, Remembered>()
-  let offset = shards.length === 0 ? 0 : Math.abs(Math.floor(options.startOffset ?? 0)) % shards.length
+  // The rotation position: each pass starts one shard further (modulo the shards of that pass).
+  let offset = Math.abs(Math.floor(options.startOffset ?? 0))
 
   const remember = (key: string, entry: Remembered) => {
     remembered.delete(key)
@@ -118,8 +125,9 @@ export const make = (options: DiscoveryOptions): Discovery => {
     Effect.gen(function*() {
       const storage = yield* Storage
       const clock = yield* ServerClock
+      const shards = options.currentShards === undefined ? fixedShards : yield* options.currentShards
       const order = shards.map((_, i) => shards[(offset + i) % shards.length]!)
-      offset = shards.length === 0 ? 0 : (offset + 1) % shards.length
+      offset = (offset + 1) % 1_000_000_007
       let claimed = 0
       let deferred = 0
       let sawPaused = false

@@ -8,6 +8,8 @@
 import { Data, Effect, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Task } from "../../domain/Task.js"
+import * as Metrics from "../../services/Metrics.js"
+import type { FailureReason } from "../../services/Metrics.js"
 
 /** What happened to a task in this worker. */
 export type WorkerEvent = Data.TaggedEnum<{
@@ -19,8 +21,13 @@ export type WorkerEvent = Data.TaggedEnum<{
   Retried: { readonly task: Task; readonly error: string }
   /** The handler asked for a reschedule: `pending` again, no retry consumed. */
   Rescheduled: { readonly task: Task }
-  /** The task is `failed` for good. */
-  Failed: { readonly task: Task; readonly error: string }
+  /**
+   * The task is `failed` for good. `reason`: `permanent` (PermanentError, undecodable input or
+   * output), `retries_exhausted` (a failure with no retries left, or more reschedules than
+   * `max_reschedules`), `timeout` (the last attempt ran out of time); `no_handler` is the metrics'
+   * label for tools that fail unhandled tasks (this worker skips them instead).
+   */
+  Failed: { readonly task: Task; readonly error: string; readonly reason: FailureReason }
   /** The task's cancellation was requested; the handler was interrupted and the task is `cancelled`. */
   Cancelled: { readonly task: Task }
   /** Shutdown gave the task back (`pending`, no retry consumed). */
@@ -50,7 +57,11 @@ export interface WorkerEvents {
   readonly subscribe: Effect.Effect<Stream.Stream<WorkerEvent>, never, Scope.Scope>
 }
 
-/** Builds the event bus (an unbounded PubSub: publishing never blocks the worker). */
+/**
+ * Builds the event bus (an unbounded PubSub: publishing never blocks the worker). Publishing also
+ * records the event's metrics (`Metrics.recordWorkerEvent`: claims won, completions with their
+ * duration, retries, failures by reason, …).
+ */
 export const make = (hooks: WorkerHooks = {}): Effect.Effect<WorkerEvents> =>
   Effect.gen(function*() {
     const pubsub = yield* PubSub.unbounded<WorkerEvent>()
@@ -61,7 +72,7 @@ export const make = (hooks: WorkerHooks = {}): Effect.Effect<WorkerEvents> =>
         : Effect.catchAllCause(hook(event), (cause) => Effect.logWarning(`worker hook ${event._tag} failed`, cause))
     }
     return {
-      publish: (event) => Effect.zipRight(PubSub.publish(pubsub, event), runHook(event)),
+      publish: (event) => Effect.zipRight(Effect.zipRight(Metrics.recordWorkerEvent(event), PubSub.publish(pubsub, event)), runHook(event)),
       stream: Stream.fromPubSub(pubsub),
       subscribe: Effect.map(PubSub.subscribe(pubsub), (queue) => Stream.fromQueue(queue))
     }

@@ -29,6 +29,7 @@ import { Storage } from "../../services/Storage.js"
 import { leaseMarkerOf } from "./Claim.js"
 import { LeaseLost } from "./Errors.js"
 import type { HandlerDefinition, TaskContext } from "./Handler.js"
+import * as Tracing from "../Tracing.js"
 import { settle } from "./Settle.js"
 import type { SettleResult, Settlement } from "./Settle.js"
 
@@ -294,7 +295,8 @@ export const execute = <R>(
       return yield* Effect.raceFirst(handlerRun, stopped)
     }).pipe(Effect.scoped)
 
-    const ended = yield* attempt
+    // buquet.execute / buquet.complete join the producer's trace (the task's traceparent).
+    const ended = yield* Tracing.taskSpan("buquet.execute", claimed.task)(attempt)
     const settlement: Settlement | undefined = yield* Effect.gen(function*() {
       switch (ended._tag) {
         case "Failed":
@@ -307,7 +309,8 @@ export const execute = <R>(
           return StopReason.$match(ended.reason, {
             Timeout: (): Settlement => ({
               _tag: "Retry",
-              error: `timed out: the handler ran past the task's ${claimed.task.timeoutSeconds} s lease and was interrupted`
+              error: `timed out: the handler ran past the task's ${claimed.task.timeoutSeconds} s lease and was interrupted`,
+              timeout: true
             }),
             Cancelled: (): Settlement => ({ _tag: "Cancel", reason: "cancelled: the handler was interrupted on request" }),
             LeaseLost: (): Settlement | undefined => undefined,
@@ -320,7 +323,9 @@ export const execute = <R>(
       const reason = ended._tag === "Stopped" && ended.reason._tag === "LeaseLost" ? ended.reason.reason : "lease lost"
       return { result: { _tag: "LeaseLost", reason }, durationMillis } satisfies ExecuteResult
     }
-    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending))
+    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending)).pipe(
+      Tracing.taskSpan("buquet.complete", claimed.task)
+    )
     return { result, durationMillis } satisfies ExecuteResult
   }).pipe(
     Effect.catchAllCause((cause) =>
@@ -328,8 +333,7 @@ export const execute = <R>(
         ? Effect.failCause(cause)
         : Effect.as(Effect.logError(`task ${claimed.task.id}: could not settle; its lease will run out and it will be recovered`, cause), undefined)
     ),
-    Effect.orDie,
-    Effect.withSpan("Worker.execute", { attributes: { taskId: claimed.task.id, taskType: claimed.task.taskType } })
+    Effect.orDie
   )
 
 type Either<R, L> = { readonly _tag: "Right"; readonly right: R } | { readonly _tag: "Left"; readonly left: L }

@@ -24,6 +24,8 @@ export interface WorkerSnapshot {
   readonly rescheduled: number
   readonly cancelled: number
   readonly stopping: boolean
+  /** The shards polled now, when they change (shard leasing); else the settings' shards. */
+  readonly shards?: ReadonlyArray<string> | undefined
 }
 
 /** Static facts of the worker. */
@@ -45,7 +47,7 @@ export const beat = Effect.fn("Worker.heartbeat")(function*(settings: HeartbeatS
     workerId: settings.workerId,
     startedAt: settings.startedAt,
     lastHeartbeat: now,
-    shards: settings.shards,
+    shards: snapshot.shards ?? settings.shards,
     currentTask: snapshot.currentTasks[0] ?? null,
     tasksCompleted: snapshot.completed,
     tasksFailed: snapshot.failed,

@@ -19,6 +19,7 @@ import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
 import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { leaseMarkerOf } from "./Claim.js"
 
@@ -26,8 +27,8 @@ import { leaseMarkerOf } from "./Claim.js"
 export type Settlement =
   | { readonly _tag: "Complete"; readonly output: unknown; readonly outputRef?: string | undefined }
   | { readonly _tag: "Fail"; readonly error: string }
-  /** Retry with backoff while retries remain, else fail. */
-  | { readonly _tag: "Retry"; readonly error: string }
+  /** Retry with backoff while retries remain, else fail. `timeout`: the attempt ran out of time. */
+  | { readonly _tag: "Retry"; readonly error: string; readonly timeout?: boolean | undefined }
   /** Pending again after `delay` without consuming a retry, else (max reschedules) fail. */
   | { readonly _tag: "Reschedule"; readonly delay: Duration.Duration; readonly reason: string }
   | { readonly _tag: "Cancel"; readonly reason: string }
@@ -37,9 +38,18 @@ export type Settlement =
 /** The state the task ended in, from this worker's point of view. */
 export type SettleKind = "completed" | "failed" | "retried" | "rescheduled" | "cancelled" | "released"
 
-/** The result of settling. */
+/** Why a task failed for good (the metrics' `reason` label). */
+export type FailureReason = Metrics.FailureReason
+
+/** The result of settling (`reason` is set when `kind` is `"failed"`). */
 export type SettleResult =
-  | { readonly _tag: "Settled"; readonly kind: SettleKind; readonly task: Task; readonly error?: string | undefined }
+  | {
+    readonly _tag: "Settled"
+    readonly kind: SettleKind
+    readonly task: Task
+    readonly error?: string | undefined
+    readonly reason?: FailureReason | undefined
+  }
   | { readonly _tag: "LeaseLost"; readonly reason: string }
 
 /** The transition for a settlement on `task` at `now` (pure; `random` in [0, 1) jitters a retry). */
@@ -48,7 +58,7 @@ export const decide = (
   settlement: Settlement,
   now: Parameters<typeof Tr.claim>[1]["now"],
   random: number
-): { readonly kind: SettleKind; readonly next: Task; readonly error?: string | undefined } => {
+): { readonly kind: SettleKind; readonly next: Task; readonly error?: string | undefined; readonly reason?: FailureReason | undefined } => {
   // A cancel requested while we worked wins over giving the task back for another run.
   if (task.cancelRequested && (settlement._tag === "Retry" || settlement._tag === "Reschedule" || settlement._tag === "Release")) {
     const reason = "cancelled: cancellation was requested while it ran"
@@ -58,12 +68,12 @@ export const decide = (
     case "Complete":
       return { kind: "completed", next: Tr.complete(task, { now, output: settlement.output, outputRef: settlement.outputRef }) }
     case "Fail":
-      return { kind: "failed", next: Tr.fail(task, { now, error: settlement.error }), error: settlement.error }
+      return { kind: "failed", next: Tr.fail(task, { now, error: settlement.error }), error: settlement.error, reason: "permanent" }
     case "Retry":
       if (canRetry(task)) return { kind: "retried", next: Tr.retry(task, { now, error: settlement.error, random }), error: settlement.error }
       {
         const error = `${settlement.error} (no retries left after ${task.retryCount} retries)`
-        return { kind: "failed", next: Tr.fail(task, { now, error }), error }
+        return { kind: "failed", next: Tr.fail(task, { now, error }), error, reason: settlement.timeout === true ? "timeout" : "retries_exhausted" }
       }
     case "Reschedule":
       if (Tr.canReschedule(task)) {
@@ -71,7 +81,8 @@ export const decide = (
       }
       {
         const error = `rescheduled more than max_reschedules (${task.maxReschedules ?? 0}) times: ${settlement.reason}`
-        return { kind: "failed", next: Tr.fail(task, { now, error }), error }
+        // its budget (of reschedules) is used up, like a retry budget
+        return { kind: "failed", next: Tr.fail(task, { now, error }), error, reason: "retries_exhausted" }
       }
     case "Cancel":
       return { kind: "cancelled", next: Tr.cancel(task, { now, reason: settlement.reason }) }
@@ -96,7 +107,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
   for (let round = 0; round < 20; round++) {
     const now = yield* clock.now
     const random = yield* Random.next
-    const { kind, next, error } = decide(current.task, settlement, now, random)
+    const { kind, next, error, reason } = decide(current.task, settlement, now, random)
     if (next.status === "pending") yield* writeMarker(readyMarkerKey(next))
     const written = yield* casTask(next, current.etag).pipe(
       Effect.map(Option.some),
@@ -109,7 +120,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
         Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
       )
       if (next.status === "pending") yield* onPending(next)
-      return { _tag: "Settled", kind, task: next, error } satisfies SettleResult
+      return { _tag: "Settled", kind, task: next, error, reason } satisfies SettleResult
     }
     // Lost the CAS: fence by lease_id on a fresh read.
     const fresh = yield* readTask(keyOfTask(current.task))
