@@ -13,7 +13,6 @@ import { dashboardOptions, monitorOptions, workerOptions } from "../layers/Confi
 import * as Metrics from "../layers/Metrics.js"
 import * as Dashboard from "../programs/Dashboard.js"
 import * as Monitor from "../programs/Monitor.js"
-import * as SchedulerLoop from "../programs/SchedulerLoop.js"
 import * as Worker from "../programs/Worker.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import { globalOptions, settingFlags, stderrLine, toCliError, usageError, withStack } from "./common.js"
@@ -33,6 +32,9 @@ export const worker = Command.make(
     concurrency: optText("concurrency", "tasks run at once (config [worker] concurrency, default 1)"),
     shards: optText("shards", "comma-separated shards to poll, e.g. 0,1,a (config [worker] shards, default all)"),
     id: optText("id", "the worker's id (config [worker] id, default worker-<8 hex>)"),
+    shardLeasing: Options.boolean("shard-leasing").pipe(
+      Options.withDescription("poll only the shards this worker leases ([worker.shard_leasing] enabled = true)")
+    ),
     noMonitor: Options.boolean("no-monitor").pipe(Options.withDescription("do not embed the monitor (config [worker] monitor = false)")),
     scheduler: Options.boolean("scheduler").pipe(Options.withDescription("embed the cron scheduler loop (config [worker] scheduler = true)")),
     metricsPort: optInt("metrics-port", "serve Prometheus metrics on this port at /metrics (127.0.0.1)"),
@@ -57,6 +59,7 @@ export const worker = Command.make(
         ["worker.shutdown_grace_secs", o.grace],
         ["worker.monitor", o.noMonitor ? Option.some(false) : Option.none()],
         ["worker.scheduler", o.scheduler ? Option.some(true) : Option.none()],
+        ["worker.shard_leasing.enabled", o.shardLeasing ? Option.some(true) : Option.none()],
         ["worker.polling.strategy", o.pollStrategy],
         ["worker.polling.min_interval_ms", o.pollMinMs],
         ["worker.polling.max_interval_ms", o.pollMaxMs],
@@ -67,20 +70,15 @@ export const worker = Command.make(
         o,
         Effect.scoped(Effect.gen(function*() {
           const config = yield* BuquetConfig
-          const options = workerOptions(config.worker, config.shardPrefixLen, `worker-${randomUUID().slice(0, 8)}`)
+          const options = workerOptions(config.worker, config.shardPrefixLen, `worker-${randomUUID().slice(0, 8)}`, config.monitor)
           const extras: Array<string> = []
           if (port !== undefined) {
             const address = yield* Metrics.serve({ port })
             extras.push(`metrics on http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : port}/metrics`)
           }
-          if (config.worker.monitor) {
-            yield* Monitor.make(monitorOptions(config.monitor, options.id))
-            extras.push("monitor embedded")
-          }
-          if (config.worker.scheduler) {
-            yield* Effect.forkScoped(SchedulerLoop.run())
-            extras.push("scheduler embedded")
-          }
+          if (config.worker.monitor) extras.push("monitor embedded")
+          if (config.worker.scheduler) extras.push("scheduler embedded")
+          if (config.worker.shardLeasing.enabled) extras.push("shard leasing")
           const types = handlers.map((h) => h.taskType).join(", ")
           yield* stderrLine(
             `buquet: worker ${options.id} running ${types} (concurrency ${options.concurrency}, ` +

@@ -7,7 +7,7 @@
  */
 import { Either, Schema } from "effect"
 import { parse as parseToml } from "smol-toml"
-import { fileSections, normalizeValue, profileKeys, settingsByPath, unsupportedSections } from "./ConfigModel.js"
+import { fileSections, normalizeValue, profileKeys, settingsByPath } from "./ConfigModel.js"
 import type { RawValue } from "./ConfigModel.js"
 
 /** A configuration source (file, environment variable, flag) holds a value that is not allowed. */
@@ -92,8 +92,6 @@ export const parseConfigFile = (path: string, text: string): Either.Either<Confi
         if (err !== undefined) return err
         continue
       }
-      const unsupported = unsupportedSections.get(child)
-      if (unsupported !== undefined) return invalid(`[${shown}${child}]`, ` is not supported: ${unsupported}`)
       if (!keys.includes(key)) {
         const allowed = [...keys, ...subsections.map((s) => `[${shown}${s}]`)].join(", ")
         return invalid(`${name} ${key}`, ` is not a known key; allowed keys: ${allowed}`)

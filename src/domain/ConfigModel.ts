@@ -158,6 +158,35 @@ export const settings: ReadonlyArray<SettingSpec> = [
     default: "false",
     description: "embed the (leader-elected) cron scheduler loop in the worker (SchedulerLoop)"
   }),
+  // [worker.shard_leasing]
+  section({
+    path: "worker.shard_leasing.enabled",
+    env: ["BUQUET_SHARD_LEASING"],
+    flag: "shard-leasing",
+    kind: bool,
+    default: "false",
+    description: "poll only the shards this worker leases, so a fleet splits them (Worker shardLeasing)"
+  }),
+  section({
+    path: "worker.shard_leasing.shards_per_worker",
+    env: ["BUQUET_SHARD_LEASING_SHARDS_PER_WORKER"],
+    kind: int(1, 65_536),
+    description: "most shards one worker leases (default: its fair share) (ShardLeasing)"
+  }),
+  section({
+    path: "worker.shard_leasing.lease_ttl_secs",
+    env: ["BUQUET_SHARD_LEASING_TTL_SECS"],
+    kind: int(2, 3_600),
+    default: "30",
+    description: "shard lease lifetime without renewal: a crashed worker's shards are re-owned after it (ShardLeasing)"
+  }),
+  section({
+    path: "worker.shard_leasing.renewal_interval_secs",
+    env: ["BUQUET_SHARD_LEASING_RENEWAL_SECS"],
+    kind: int(1, 3_600),
+    default: "10",
+    description: "how often shard leases are renewed and the split recomputed; below lease_ttl_secs (ShardLeasing)"
+  }),
   // [worker.polling]
   section({
     path: "worker.polling.strategy",
@@ -285,17 +314,6 @@ export const settings: ReadonlyArray<SettingSpec> = [
   })
 ]
 
-/**
- * Sections of the reference that buquet recognises but cannot apply yet, with why: naming one is
- * an error (a setting that would be parsed and then do nothing is worse than a clear refusal).
- */
-export const unsupportedSections: ReadonlyMap<string, string> = new Map([
-  [
-    "worker.shard_leasing",
-    "shard leasing is not available to `buquet worker` yet (the Worker polls a fixed shard list and has no hook for " +
-    "the shards a ShardLeasing participant owns); remove the section and split shards with [worker] shards or --shards"
-  ]
-])
 
 /** The settings by path. */
 export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))

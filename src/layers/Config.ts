@@ -140,7 +140,13 @@ const resolvedConfig = Config.all({
       maxIntervalMs: Config.integer("max_interval_ms").pipe(Config.withDefault(5000)),
       backoffMultiplier: Config.number("backoff_multiplier").pipe(Config.withDefault(2)),
       intervalMs: Config.integer("interval_ms").pipe(Config.withDefault(1000))
-    }).pipe(Config.nested("polling"))
+    }).pipe(Config.nested("polling")),
+    shardLeasing: Config.all({
+      enabled: Config.boolean("enabled").pipe(Config.withDefault(false)),
+      shardsPerWorker: Config.option(Config.integer("shards_per_worker")),
+      leaseTtlSecs: Config.integer("lease_ttl_secs").pipe(Config.withDefault(30)),
+      renewalIntervalSecs: Config.integer("renewal_interval_secs").pipe(Config.withDefault(10))
+    }).pipe(Config.nested("shard_leasing"))
   }).pipe(Config.nested("worker")),
   monitor: Config.all({
     checkIntervalSecs: Config.integer("check_interval_secs").pipe(Config.withDefault(30)),
@@ -262,7 +268,15 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
         `use shards of exactly ${values.shardPrefixLen} hex digit(s), or change [queue] shard_prefix_len`
     })
   }
-  const { polling } = values.worker
+  const { polling, shardLeasing } = values.worker
+  if (shardLeasing.renewalIntervalSecs >= shardLeasing.leaseTtlSecs) {
+    return yield* new InvalidConfig({
+      source: "configuration",
+      key: "worker.shard_leasing.renewal_interval_secs",
+      message: `[worker.shard_leasing] renewal_interval_secs (${shardLeasing.renewalIntervalSecs}) must be below lease_ttl_secs ` +
+        `(${shardLeasing.leaseTtlSecs}); renew a few times per lease lifetime`
+    })
+  }
   if (polling.strategy === "adaptive" && polling.minIntervalMs > polling.maxIntervalMs) {
     return yield* new InvalidConfig({
       source: "configuration",
@@ -278,7 +292,8 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     worker: {
       ...values.worker,
       id: Option.getOrUndefined(values.worker.id),
-      shards
+      shards,
+      shardLeasing: { ...shardLeasing, shardsPerWorker: Option.getOrUndefined(shardLeasing.shardsPerWorker) }
     },
     monitor: { ...values.monitor, retentionDays: Option.getOrUndefined(values.monitor.retentionDays) },
     dashboard: { ...values.dashboard, token: Option.getOrUndefined(values.dashboard.token) },
@@ -289,11 +304,26 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
 })
 
 /**
- * The Worker's options from `[worker]` and `[worker.polling]` (design.md §6); `fallbackId` names
- * the worker when no id is configured. Every field of {@link WorkerSettings} lands here.
+ * The Worker's options from `[worker]`, `[worker.polling]`, `[worker.shard_leasing]` and, for the
+ * embedded monitor, `[monitor]` (design.md §6); `fallbackId` names the worker when no id is
+ * configured. Every field of {@link WorkerSettings} lands here.
  */
-export const workerOptions = (settings: WorkerSettings, shardPrefixLen: number, fallbackId: string): WorkerOptions => ({
+export const workerOptions = (
+  settings: WorkerSettings,
+  shardPrefixLen: number,
+  fallbackId: string,
+  monitor: MonitorSettings
+): WorkerOptions => ({
   id: settings.id ?? fallbackId,
+  monitor: settings.monitor ? monitorOptions(monitor) : false,
+  scheduler: settings.scheduler,
+  shardLeasing: settings.shardLeasing.enabled
+    ? {
+      shardsPerWorker: settings.shardLeasing.shardsPerWorker,
+      leaseTtl: Duration.seconds(settings.shardLeasing.leaseTtlSecs),
+      renewInterval: Duration.seconds(settings.shardLeasing.renewalIntervalSecs)
+    }
+    : false,
   concurrency: settings.concurrency,
   shardPrefixLen,
   shards: settings.shards,

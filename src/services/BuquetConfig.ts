@@ -71,6 +71,16 @@ export interface WorkerSettings {
   /** Embed the leader-elected scheduler loop. */
   readonly scheduler: boolean
   readonly polling: PollingSettings
+  readonly shardLeasing: ShardLeasingSettings
+}
+
+/** `[worker.shard_leasing]`: whether and how the worker leases its shards. */
+export interface ShardLeasingSettings {
+  readonly enabled: boolean
+  /** Absent: the fair share. */
+  readonly shardsPerWorker: number | undefined
+  readonly leaseTtlSecs: number
+  readonly renewalIntervalSecs: number
 }
 
 /** `[monitor]`: the standalone and the embedded monitor. */

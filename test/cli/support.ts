@@ -85,11 +85,16 @@ export const spawnCli = (
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `attempts` tries. */
-export const eventually = async <A>(check: () => Promise<A | undefined>, what: string, attempts = 60, pauseMs = 500): Promise<A> => {
+export const eventually = async <A>(
+  check: () => Promise<A | undefined>,
+  what: string | (() => string),
+  attempts = 60,
+  pauseMs = 500
+): Promise<A> => {
   for (let i = 0; i < attempts; i++) {
     const value = await check()
     if (value !== undefined) return value
     await new Promise((r) => setTimeout(r, pauseMs))
   }
-  throw new Error(`gave up waiting for ${what}`)
+  throw new Error(`gave up waiting for ${typeof what === "string" ? what : what()}`)
 }

@@ -39,7 +39,7 @@ describe("buquet worker --handlers", () => {
           return yield* Effect.forEach([add!.id, boom!.id], (id) => Effect.map(queue.get(id), Option.getOrUndefined))
         }))
         return tasks.every((t) => t?.status === "completed" || t?.status === "failed") ? tasks : undefined
-      }, `the worker to settle both tasks (${JSON.stringify(worker.output())})`)
+      }, () => `the worker to settle both tasks (${JSON.stringify(worker.output())})`)
       expect(settled.map((t) => t?.status)).toEqual(["completed", "failed"])
       expect(settled[1]?.lastError).toContain("boom: this task always fails")
 

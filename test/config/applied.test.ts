@@ -1,10 +1,11 @@
 /**
  * Every setting that is parsed is applied (design.md §7; the reference parsed `[worker.polling]`,
  * `[worker.shard_leasing]`, `max_objects_per_sweep` and `sweep_mode` and never used them): a config
- * file with every key of `[worker]`, `[worker.polling]`, `[monitor]` and `[dashboard]` set to a
+ * file with every key of `[worker]`, `[worker.polling]`, `[worker.shard_leasing]`, `[monitor]` and
+ * `[dashboard]` set to a
  * non-default value is resolved, and the options handed to the Worker, the Monitor and the
  * Dashboard carry each value. A guard test fails when a setting is added to the model without
- * being checked here. `[worker.shard_leasing]` is refused with the reason.
+ * being checked here.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -28,6 +29,12 @@ heartbeat_busy_secs = 4
 heartbeat_idle_secs = 40
 monitor = false
 scheduler = true
+
+[worker.shard_leasing]
+enabled = true
+shards_per_worker = 5
+lease_ttl_secs = 45
+renewal_interval_secs = 15
 
 [worker.polling]
 strategy = "adaptive"
@@ -83,7 +90,7 @@ describe("every parsed setting reaches its component", () => {
   it.effect("[worker] and [worker.polling] → the Worker's options", () =>
     Effect.gen(function*() {
       const { config } = yield* resolveText(everyKey)
-      const w = workerOptions(config.worker, config.shardPrefixLen, "fallback")
+      const w = workerOptions(config.worker, config.shardPrefixLen, "fallback", config.monitor)
       expect(w.id).toBe("w-config")
       expect(w.shards).toEqual(["0a", "ff"])
       expect(w.shardPrefixLen).toBe(2)
@@ -97,20 +104,24 @@ describe("every parsed setting reaches its component", () => {
         expect(millis(w.polling.max)).toBe(9_000)
         expect(w.polling.factor).toBe(1.5)
       }
-      // the embedding switches are read by `buquet worker` itself
-      expect(config.worker.monitor).toBe(false)
-      expect(config.worker.scheduler).toBe(true)
+      expect(w.monitor).toBe(false)
+      expect(w.scheduler).toBe(true)
+      const leasing = w.shardLeasing
+      expect(typeof leasing === "object" ? [leasing.shardsPerWorker, millis(leasing.leaseTtl), millis(leasing.renewInterval)] : leasing)
+        .toEqual([5, 45_000, 15_000])
     }))
 
   it.effect("fixed polling uses interval_ms; an unset id falls back", () =>
     Effect.gen(function*() {
       const { config } = yield* resolveText("[worker.polling]\nstrategy = \"fixed\"\ninterval_ms = 777\n")
-      const w = workerOptions(config.worker, config.shardPrefixLen, "fallback")
+      const w = workerOptions(config.worker, config.shardPrefixLen, "fallback", config.monitor)
       expect(w.polling).toEqual({ _tag: "Fixed", interval: Duration.millis(777) })
       expect(w.id).toBe("fallback")
       expect(w.shards).toBeUndefined()
-      expect(config.worker.monitor).toBe(true)
-      expect(config.worker.scheduler).toBe(false)
+      expect(w.scheduler).toBe(false)
+      expect(w.shardLeasing).toBe(false)
+      // the embedded monitor is on by default and gets the [monitor] settings
+      expect(typeof w.monitor === "object" ? millis(w.monitor.checkInterval) : w.monitor).toBe(30_000)
     }))
 
   it.effect("[monitor] → the Monitor's options (retention included)", () =>
@@ -190,11 +201,10 @@ describe("bad worker, monitor and dashboard settings name the file, the key and 
       expect(yield* failure("[worker.polling]\nmin_interval_ms = 6000\n")).toMatch(/min_interval_ms \(6000\) is above max_interval_ms \(5000\)/)
     }))
 
-  it.effect("[worker.shard_leasing] is refused with the reason, not parsed and ignored", () =>
+  it.effect("a shard-lease renewal not below the lease TTL", () =>
     Effect.gen(function*() {
-      const message = yield* failure("[worker.shard_leasing]\nenabled = true\n")
-      expect(message).toContain("[worker.shard_leasing] is not supported")
-      expect(message).toContain("no hook")
+      const message = yield* failure("[worker.shard_leasing]\nlease_ttl_secs = 10\nrenewal_interval_secs = 10\n")
+      expect(message).toContain("renewal_interval_secs (10) must be below lease_ttl_secs (10)")
     }))
 
   it.effect("a bad dashboard port", () =>
