@@ -373,7 +373,8 @@ export const make = <R>(
         yield* Ref.set(pauseCache, Option.none())
         const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started)
         yield* bump((s) => ({ ...s, passes: s.passes + 1, lists: s.lists + result.lists }))
-        if (result.claimed > 0) {
+        // Work found, or a page of skipped markers with more behind it: look again at once.
+        if (result.claimed > 0 || result.more) {
           empty = 0
           yield* driver.reset
           continue

@@ -211,14 +211,14 @@ describe("Worker on MemoryStorage + TestClock", () => {
       expect(yield* Ref.get(finalized)).toBe(true)
     }).pipe(Effect.provide(queueLayer())))
 
-  it.scoped("a shard whose first 500 ready markers are of an unhandled type still gets its tasks done", () =>
+  it.scoped("a shard whose first 500 ready markers are of an unhandled type still gets its tasks done (idle mode on)", () =>
     Effect.gen(function*() {
       const now = yield* Effect.flatMap(Queue, (q) => q.now)
       const earlier = DateTime.subtract(now, { minutes: 5 })
       for (let i = 0; i < 500; i++) yield* seedTask(idInShard("a", i), "not_mine", earlier)
       const mine = yield* Effect.forEach([0, 1, 2], (i) => seedTask(idInShard("a", 1000 + i), "mine", now))
       const storage = yield* Storage
-      const worker = yield* Worker.make({ ...noWake, shards: ["a"], pageSize: 100, concurrency: 2 }, [
+      const worker = yield* Worker.make({ shards: ["a"], pageSize: 100, concurrency: 2 }, [
         Worker.handler("mine", () => Effect.succeed("ok"))
       ])
       yield* drive(Effect.map(Effect.forEach(mine, (t) => hasStatus(t.id, "completed")), (a) => a.every(Boolean)))

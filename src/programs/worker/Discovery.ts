@@ -71,6 +71,12 @@ export interface PassResult {
   readonly nextDueAt: number
   /** LIST requests made. */
   readonly lists: number
+  /**
+   * Whether a shard has more due markers past this pass's page and its cursor moved: the next pass
+   * reads new keys, so the worker must not go idle (a run of foreign markers longer than a page
+   * would otherwise hide the tasks behind it until the next wake-up signal).
+   */
+  readonly more: boolean
 }
 
 interface Remembered {
@@ -133,6 +139,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
       let sawPaused = false
       let nextDueAt = Number.POSITIVE_INFINITY
       let lists = 0
+      let more = false
 
       for (const shard of order) {
         if ((yield* free) <= 0) break
@@ -255,8 +262,9 @@ export const make = (options: DiscoveryOptions): Discovery => {
         yield* flush
         if (!stoppedEarly && reachedEnd) cursors.delete(shard)
         else if (cursor !== undefined) cursors.set(shard, cursor)
+        if (!stoppedEarly && !reachedEnd && cursor !== startAfter) more = true
       }
-      return { claimed, deferred, sawPaused, nextDueAt, lists } satisfies PassResult
+      return { claimed, deferred, sawPaused, nextDueAt, lists, more } satisfies PassResult
     }).pipe(Effect.withSpan("Worker.discover"))
 
   const forgetBusy = Effect.sync(() => {
