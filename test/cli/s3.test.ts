@@ -1,12 +1,58 @@
 /**
- * The CLI against the real RGW server (issue 7, acceptance 2 and 3): spawned `buquet` processes,
- * each test under a fresh key prefix of the shared bucket.
+ * The CLI against the real RGW server (issue 7, acceptances 2, 3 and 6): spawned `buquet`
+ * processes, each test under a fresh key prefix of the shared buckets; every object written under
+ * those prefixes is deleted afterwards.
  */
+import { Chunk, Effect, Layer, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import { expect, it } from "vitest"
+import { join } from "node:path"
+import { afterAll, expect, it } from "vitest"
+import * as Buquet from "../../src/Buquet.js"
+import * as S3Storage from "../../src/layers/S3Storage.js"
+import { Queue } from "../../src/services/Queue.js"
+import { Storage } from "../../src/services/Storage.js"
 import { describeS3 } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
-import { runCli } from "./support.js"
+import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
+
+const fixtures = join(root, "test", "cli", "fixtures")
+
+/** The prefixes this file wrote under, by bucket: emptied in afterAll. */
+const written: Array<{ readonly settings: S3Settings; readonly bucket: string; readonly keyPrefix: string }> = []
+
+/** A fresh key prefix in `bucket`, remembered for the clean-up. */
+const freshPrefix = (s: S3Settings, bucket: string): string => {
+  const keyPrefix = `test/${randomUUID()}/`
+  written.push({ settings: s, bucket, keyPrefix })
+  return keyPrefix
+}
+
+afterAll(async () => {
+  for (const { bucket, keyPrefix, settings } of written.splice(0)) {
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const storage = yield* S3Storage.make({
+        bucket,
+        endpoint: settings.endpoint,
+        region: settings.region,
+        credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+        keyPrefix
+      })
+      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll(""))).map((o) => o.key)
+      yield* storage.deleteMany(keys)
+    })).pipe(Effect.ignore))
+  }
+}, 120_000)
+
+/** Runs `body` on the queue under `keyPrefix` of the unversioned bucket. */
+const inBucket = <A, E>(s: S3Settings, keyPrefix: string, shardPrefixLen: number, body: Effect.Effect<A, E, Queue | Storage>) =>
+  Effect.runPromise(Effect.scoped(Effect.provide(body, Layer.fresh(Buquet.layer({
+    bucket: s.bucket,
+    endpoint: s.endpoint,
+    region: s.region,
+    credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+    keyPrefix,
+    shardPrefixLen
+  })))))
 
 const envFor = (s: S3Settings, bucket: string, keyPrefix: string): Record<string, string> => ({
   S3_ENDPOINT: s.endpoint,
@@ -19,7 +65,7 @@ const envFor = (s: S3Settings, bucket: string, keyPrefix: string): Record<string
 
 describeS3("buquet CLI on RGW", (s) => {
   it("doctor passes on the unversioned bucket", async () => {
-    const r = await runCli(["doctor"], { env: envFor(s, s.bucket, `test/${randomUUID()}/`) })
+    const r = await runCli(["doctor"], { env: envFor(s, s.bucket, freshPrefix(s, s.bucket)) })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.stdout).toMatch(/✓ create-only write/)
     expect(r.stdout).toMatch(/✓ compare-and-swap/)
@@ -28,9 +74,10 @@ describeS3("buquet CLI on RGW", (s) => {
   })
 
   it.skipIf(s.bucketVersioned === undefined)("doctor on the versioned bucket says conditional writes are not enforced and exits 1", async () => {
-    const r = await runCli(["doctor", "--json"], { env: envFor(s, s.bucketVersioned!, `test/${randomUUID()}/`) })
+    const r = await runCli(["doctor", "--json"], { env: envFor(s, s.bucketVersioned!, freshPrefix(s, s.bucketVersioned!)) })
     expect(r.code).toBe(1)
-    const report = JSON.parse(r.stdout.split("\n{\"error\"")[0]!) as { ok: boolean; checks: Array<{ name: string; status: string; detail: string }> }
+    // one JSON document: the report (no second error object after it)
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: Array<{ name: string; status: string; detail: string }> }
     expect(report.ok).toBe(false)
     const versioning = report.checks.find((c) => c.name === "versioning")
     expect(versioning?.status).toBe("fail")
@@ -39,7 +86,7 @@ describeS3("buquet CLI on RGW", (s) => {
   })
 
   it("submit → get → history → list filters → cancel by type with per-task outcomes", async () => {
-    const env = envFor(s, s.bucket, `test/${randomUUID()}/`)
+    const env = envFor(s, s.bucket, freshPrefix(s, s.bucket))
     const submit = async (type: string, extra: ReadonlyArray<string> = []) => {
       const r = await runCli(["submit", "-t", type, "-i", "{\"n\":1}", "--json", ...extra], { env })
       expect(r.code, r.stderr).toBe(0)
@@ -81,4 +128,130 @@ describeS3("buquet CLI on RGW", (s) => {
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/does not exist; check the id/)
   })
+
+  it("submit → buquet worker --handlers → get shows the output; history, list filters and cancel by type", async () => {
+    const env = envFor(s, s.bucket, freshPrefix(s, s.bucket))
+    const submit = async (type: string, input: string, extra: ReadonlyArray<string> = []) => {
+      const r = await runCli(["submit", "-t", type, "-i", input, "--json", ...extra], { env })
+      expect(r.code, r.stderr).toBe(0)
+      return (JSON.parse(r.stdout) as { id: string }).id
+    }
+    const add = await submit("add", "{\"a\":2,\"b\":3}")
+    const boom = await submit("boom", "{}", ["--retries", "0"])
+    const waiting = [await submit("gamma", "{}"), await submit("gamma", "{}")]
+
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor", "--poll-max-ms", "300"], { cwd: tempDir(), env })
+    await eventually(async () => {
+      const r = await runCli(["list", "--status", "failed", "--type", "boom", "--json"], { env })
+      const done = await runCli(["get", add, "--json"], { env })
+      return r.code === 0 && (JSON.parse(r.stdout) as { tasks: Array<unknown> }).tasks.length === 1 &&
+          (JSON.parse(done.stdout) as { status: string }).status === "completed"
+        ? true
+        : undefined
+    }, () => `the worker to settle add and boom (${JSON.stringify(worker.output())})`, 40, 1000)
+    worker.signal("SIGTERM")
+    expect(await worker.exited, worker.output().stderr).toEqual({ code: 0, signal: null })
+
+    const get = await runCli(["get", add], { env })
+    expect(get.code, get.stderr).toBe(0)
+    expect(get.stdout).toMatch(/status\s+completed/)
+    expect(get.stdout).toMatch(/output\s+\{"sum":5\}/)
+
+    const history = await runCli(["history", add], { env })
+    expect(history.code, history.stderr).toBe(0)
+    expect(history.stdout).toMatch(/\(new\) → pending/)
+    expect(history.stdout).toMatch(/pending → running/)
+    expect(history.stdout).toMatch(/running → completed/)
+
+    const failed = await runCli(["list", "--status", "failed", "--type", "boom", "--json"], { env })
+    expect((JSON.parse(failed.stdout) as { tasks: Array<{ id: string }> }).tasks.map((t) => t.id)).toEqual([boom])
+    const noneFailed = await runCli(["list", "--status", "failed", "--type", "add", "--json"], { env })
+    expect((JSON.parse(noneFailed.stdout) as { tasks: Array<unknown> }).tasks).toEqual([])
+
+    const cancel = await runCli(["cancel", "--type", "gamma", "--json"], { env })
+    expect(cancel.code, cancel.stderr).toBe(0)
+    const outcomes = (JSON.parse(cancel.stdout) as Array<{ task_id: string; outcome: string }>).map((o) => [o.task_id, o.outcome]).sort()
+    expect(outcomes).toEqual(waiting.map((id) => [id, "cancelled"]).sort())
+    const human = await runCli(["cancel", "--type", "gamma"], { env })
+    expect(human.stdout).toBe("nothing to cancel\n")
+  }, 180_000)
+
+  it("migrate-shards 1 → 2 on 1,000 tasks (980 pending, 20 running under a killed worker), then workers at prefix 2 finish them all", async () => {
+    const keyPrefix = freshPrefix(s, s.bucket)
+    const env = { ...envFor(s, s.bucket, keyPrefix), BUQUET_MONITOR_CHECK_INTERVAL: "2" }
+    await inBucket(s, keyPrefix, 1, Effect.gen(function*() {
+      const queue = yield* Queue
+      const items = [
+        ...Array.from({ length: 980 }, (_, i) => ({ taskType: "add", input: { a: i, b: 1 } })),
+        ...Array.from({ length: 20 }, (_, i) => ({ taskType: "hang", input: { i }, options: { timeoutSeconds: 20 } }))
+      ]
+      const results = yield* queue.submitMany(items, { concurrency: 16 })
+      expect(results.filter((r) => r._tag === "Failed")).toEqual([])
+    }))
+
+    // a worker at prefix 1 claims the 20 `hang` tasks and is killed while they run
+    const doomed = spawnCli(["worker", "--handlers", join(fixtures, "migrate.mjs"), "--no-monitor", "--concurrency", "20", "--poll-max-ms", "300"], {
+      cwd: tempDir(),
+      env: { ...env, BUQUET_TEST_ONLY: "hang" }
+    })
+    let seen = 0
+    await eventually(
+      () => inBucket(s, keyPrefix, 1, Effect.gen(function*() {
+        seen = yield* Stream.runCount((yield* Storage).listAll("leases/"))
+        return seen === 20 ? true : undefined
+      })),
+      "20 running tasks",
+      60,
+      1000
+    ).catch((e: unknown) => {
+      throw new Error(`${String(e)}: ${seen} lease markers; worker output ${JSON.stringify(doomed.output())}`)
+    })
+    doomed.signal("SIGKILL")
+    await doomed.exited
+
+    const run = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute", "--json"], { env, timeoutMs: 170_000 })
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 1000, failed: [] })
+
+    const workers = [1, 2].map((i) =>
+      spawnCli(["worker", "--handlers", join(fixtures, "migrate.mjs"), "--shard-prefix-len", "2", "--concurrency", "16", "--poll-max-ms", "500", "--id", `after-${i}`], {
+        cwd: tempDir(),
+        env
+      })
+    )
+    // nothing ready and nothing leased: every task has settled (LISTs only, no GET per task)
+    await eventually(
+      () => inBucket(s, keyPrefix, 2, Effect.gen(function*() {
+        const storage = yield* Storage
+        const open = (yield* Stream.runCount(storage.listAll("ready/"))) + (yield* Stream.runCount(storage.listAll("leases/")))
+        return open === 0 ? true : undefined
+      })),
+      () => `every task to settle (${JSON.stringify(workers.map((w) => w.output().stderr.slice(-1500)))})`,
+      90,
+      2000
+    )
+    for (const w of workers) w.signal("SIGTERM")
+    for (const w of workers) expect((await w.exited).code, w.output().stderr.slice(-2000)).toBe(0)
+
+    const tasks = await inBucket(s, keyPrefix, 2, Effect.gen(function*() {
+      const queue = yield* Queue
+      const all: Array<{ id: string; status: string; shard: string; taskType: string; attempt: number }> = []
+      let cursor: string | undefined
+      do {
+        const page = yield* queue.list({ limit: 1000, cursor })
+        all.push(...page.tasks)
+        cursor = page.cursor
+      } while (cursor !== undefined)
+      return all
+    }))
+    expect(tasks).toHaveLength(1000)
+    expect(tasks.filter((t) => t.status !== "completed").map((t) => `${t.id} ${t.status}`)).toEqual([])
+    for (const t of tasks) expect(t.shard).toBe(t.id.replace(/-/g, "").slice(0, 2))
+    // the 20 killed while running were recovered from their expired leases and ran again
+    expect(tasks.filter((t) => t.taskType === "hang").every((t) => t.attempt >= 2)).toBe(true)
+
+    const again = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute"], { env })
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toMatch(/nothing to do/)
+  }, 420_000)
 })
