@@ -154,6 +154,7 @@ export const run = Effect.fn("Demo.run")(function*(options: DemoOptions = {}) {
         shardPrefixLen: queue.config.shardPrefixLen,
         polling: { _tag: "Adaptive", min: Duration.millis(50), max: Duration.millis(500) },
         wakeUp: false,
+        monitor: false,
         shutdownGracePeriod: Duration.seconds(5)
       }, handlers)
     }
