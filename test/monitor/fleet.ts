@@ -90,7 +90,8 @@ export const startProcess = (
     const inProcess = <A, E>(self: Effect.Effect<A, E, Storage | ServerClock | Scope.Scope>) =>
       self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock), Scope.extend(scope))
     const monitor = options.monitor === undefined ? undefined : yield* inProcess(Monitor.make(options.monitor))
-    const worker = yield* inProcess(Worker.make({ ...options.worker, id: options.id }, options.handlers))
+    // the suites run their own monitor beside the worker (options.monitor), so the embedded one is off unless asked for
+    const worker = yield* inProcess(Worker.make({ monitor: false, ...options.worker, id: options.id }, options.handlers))
     return {
       id: options.id,
       storage,
