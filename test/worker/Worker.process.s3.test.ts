@@ -15,6 +15,7 @@ import { parseIndexKey, taskKey, workerKey } from "../../src/domain/Keys.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import { keep, updateTask, write } from "../../src/layers/internal/TaskObjects.js"
+import { makeSignal } from "../../src/layers/internal/WakeUp.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
@@ -84,15 +85,19 @@ const recoverExpiredLeases = Effect.gen(function*() {
   const storage = yield* Storage
   const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
   const markers = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll("leases/")))
+  let recovered = 0
   for (const m of markers) {
     const parsed = parseIndexKey(m.key)
     if (parsed === undefined) continue
     yield* updateTask(taskKey(parsed.shard, parsed.taskId), (found) => {
       if (Option.isNone(found) || !Tr.canRecoverLease(found.value.task, now)) return keep(undefined)
       const next = Tr.recoverExpiredLease(found.value.task, { now, random: 0.5 })
+      recovered++
       return write(next, undefined, { before: next.status === "pending" ? [readyMarkerKey(next)] : [], after: [m.key] })
     })
   }
+  // like the real monitor: wake idle workers, which otherwise wait for their slow safety-net pass
+  if (recovered > 0) yield* (yield* makeSignal(storage)).touch
 })
 
 describeS3("Worker processes on RGW", () => {
