@@ -1,6 +1,6 @@
 /**
- * A chaos worker process (forked by bench/chaos.ts): the Worker and the Monitor (leader-elected,
- * short periods) on RGW through FaultyStorage. Every handler start, every completion and every
+ * A chaos worker process (forked by bench/chaos.ts): the Worker with its embedded Monitor
+ * (leader-elected, short periods) on RGW through FaultyStorage. Every handler start, every completion and every
  * injected fault is appended to a shared log with a synchronous write, so it survives SIGKILL.
  * Stops gracefully on SIGTERM.
  *
@@ -12,7 +12,6 @@ import * as FaultyStorage from "../src/layers/FaultyStorage.js"
 import { FaultInjector } from "../src/layers/FaultyStorage.js"
 import * as S3Storage from "../src/layers/S3Storage.js"
 import * as ServerClockLayer from "../src/layers/ServerClock.js"
-import * as Monitor from "../src/programs/Monitor.js"
 import * as Worker from "../src/programs/Worker.js"
 
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true"
@@ -77,15 +76,16 @@ const logFaults = Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   yield* Effect.forkScoped(logFaults)
-  yield* Monitor.make({
-    checkInterval: Duration.millis(config.checkIntervalMillis),
-    sweepInterval: Duration.seconds(10),
-    maxObjectsPerSweep: 1000,
-    leader: { ttl: Duration.seconds(4), renewInterval: Duration.seconds(1), holderId: `chaos-${pid}` }
-  }).pipe(Effect.orDie)
   yield* Worker.run(
     {
       id: `chaos-${pid}`,
+      // the Worker's embedded monitor (leader-elected across the workers), with short periods
+      monitor: {
+        checkInterval: Duration.millis(config.checkIntervalMillis),
+        sweepInterval: Duration.seconds(10),
+        maxObjectsPerSweep: 1000,
+        leader: { ttl: Duration.seconds(4), renewInterval: Duration.seconds(1), holderId: `chaos-${pid}` }
+      },
       concurrency: config.concurrency,
       // polling only: recovered and retried tasks must be found within a second, whatever touched them
       polling: { _tag: "Adaptive", max: Duration.seconds(1) },
