@@ -32,6 +32,8 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
   retentionDeleted: field(Schema.NonNegativeInt, "retention_deleted"),
   retentionArchived: field(Schema.NonNegativeInt, "retention_archived"),
   malformed: Schema.NonNegativeInt,
+  /** Tasks whose read or repair kept failing (after retries): left untouched, with their markers, until the next pass. */
+  skipped: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
   /** Requests by kind (PUT, GET, LIST, DELETE, HEAD) the pass made so far, cursor writes included. */
   requests: Schema.Record({ key: Schema.String, value: Schema.NonNegativeInt })
 }) {
@@ -47,6 +49,7 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
     retentionDeleted: 0,
     retentionArchived: 0,
     malformed: 0,
+    skipped: 0,
     requests: {}
   })
 }

@@ -9,8 +9,8 @@
  * clock margin) before we read its task can never be written again by anyone; if the task as
  * read does not need it, it is stale for good and deleting it is safe, whatever the task does
  * next. A marker in the current (or a future) bucket is only deleted when its task does not exist
- * (and, for a ready marker, only once it is older than a grace period: a submit writes the ready
- * marker before the task). Anything else waits for its bucket to pass.
+ * (and only once it is older than a grace period: a submit writes the ready marker before the
+ * task, and a task submitted after the sweeper's LIST may already be claimed). Anything else waits for its bucket to pass.
  *
  * @module
  */
@@ -63,8 +63,12 @@ export const ownerOf = (task: Task | undefined): MarkerOwner =>
 export const isDeletable = (marker: ListedMarker, owner: MarkerOwner, readAtMillis: number): boolean => {
   const parsed = parseIndexKey(marker.key)
   if (parsed === undefined) return true
+  // A task missing from a LIST may have been submitted (and even claimed) after that LIST: its
+  // markers are orphans once older than the grace period, or, for a lease marker, once its bucket
+  // is over (a claim made after the LIST writes a lease marker in a bucket still to come).
   if (!owner.exists) {
-    return parsed.kind === "leases" || marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis
+    return marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis ||
+      (parsed.kind === "leases" && isBucketClosed(parsed.bucket, readAtMillis))
   }
   if (owner.needed === marker.key) return false
   return isBucketClosed(parsed.bucket, readAtMillis)

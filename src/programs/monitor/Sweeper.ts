@@ -24,7 +24,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, Duration, Effect, Option, Schedule } from "effect"
 import { decodeObject, encodeObject } from "../../domain/Codec.js"
 import type { MalformedObject } from "../../domain/QueueError.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
@@ -85,6 +85,19 @@ const shardOfKey = (key: string, prefix: string): string => {
 
 const compareShards = (a: string, b: string): number => compareKeys(`${a}/`, `${b}/`)
 
+/**
+ * Retries of one sweeper request that failed transiently (a 5xx, a lost response). The S3 layer
+ * retries too; this covers what is left, so one bad answer among a page of reads does not cost
+ * the step.
+ */
+const requestRetry = Schedule.exponential(Duration.millis(50), 2).pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
+
+const retryTransient = <A, E extends { readonly _tag: string }, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.retry(self, { schedule: requestRetry, while: (e) => e._tag === "StorageUnavailable" || e._tag === "OutcomeUnknown" })
+
 /** A paged LIST walk of one prefix that can be peeked at. */
 const makeWalker = (storage: StorageService, prefix: string, startAfter: string | undefined, pageSize: number) => {
   let buffer: ReadonlyArray<ObjectMeta> = []
@@ -96,9 +109,9 @@ const makeWalker = (storage: StorageService, prefix: string, startAfter: string 
   const fill = (now: Effect.Effect<number>) =>
     Effect.gen(function*() {
       while (index >= buffer.length && !done) {
-        const page = yield* storage.list(prefix, started && token !== undefined
+        const page = yield* retryTransient(storage.list(prefix, started && token !== undefined
           ? { continuationToken: token, maxKeys: pageSize }
-          : { ...(startAfter !== undefined ? { startAfter } : {}), maxKeys: pageSize })
+          : { ...(startAfter !== undefined ? { startAfter } : {}), maxKeys: pageSize }))
         fetchedAt = yield* now
         started = true
         buffer = page.objects
@@ -221,8 +234,28 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
     return pass
   })
 
-  /** Reads and handles one task object of the current shard. */
+  /**
+   * Reads and handles one task object of the current shard. A task whose read or repair keeps
+   * failing is noted as "changed": its markers are neither deleted nor written this pass (it is
+   * not known what it needs), and the next pass looks again. Never treated as missing: that would
+   * make its live markers look like orphans.
+   */
   const handleTask = (p: Pass, meta: ObjectMeta) =>
+    handleTaskOnce(p, meta).pipe(
+      retryTransient,
+      Effect.catchAll((e) =>
+        Effect.gen(function*() {
+          const key = meta.key
+          const name = key.slice(key.lastIndexOf("/") + 1)
+          const taskId = name.endsWith(".json") ? name.slice(0, -".json".length) : name
+          p.totals.skipped++
+          p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt: yield* nowMillis, changed: true })
+          yield* Effect.logWarning(`sweeper: skipping ${key} until the next pass: ${e.message}`)
+        })
+      )
+    )
+
+  const handleTaskOnce = (p: Pass, meta: ObjectMeta) =>
     Effect.gen(function*() {
       const key = meta.key
       const name = key.slice(key.lastIndexOf("/") + 1)
@@ -308,13 +341,13 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         if (noted.changed || !noted.owner.exists || noted.owner.needed === undefined) continue
         if (!existing.has(noted.owner.needed)) missing.push(noted.owner.needed)
       }
-      yield* Effect.forEach(missing, (key) => provide(writeMarker(key)), { concurrency, discard: true })
+      yield* Effect.forEach(missing, (key) => retryTransient(provide(writeMarker(key))), { concurrency, discard: true })
       for (const key of missing) {
         if (key.startsWith("ready/")) p.totals.readyMarkersWritten++
         else p.totals.leaseMarkersWritten++
       }
       if (stale.length > 0) {
-        yield* storage.deleteMany(stale)
+        yield* retryTransient(storage.deleteMany(stale))
         p.totals.staleMarkersDeleted += stale.length
       }
       if (missing.length > 0 || stale.length > 0) {
@@ -326,7 +359,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       p.noted.clear()
     })
 
-  const step = Effect.fn("Sweeper.step")(function*(budget?: number) {
+  const stepOnce = Effect.fn("Sweeper.step")(function*(budget?: number) {
     const p = yield* currentPass
     const limit = Math.max(1, budget ?? pageSize)
     let processed = 0
@@ -382,6 +415,19 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       }
     }
   })
+
+  /**
+   * A step that fails (or is interrupted: leadership lost) forgets the pass in memory: its walkers
+   * may have moved past objects it never handled, so the next step resumes from the persisted
+   * cursor (the last saved finished shard) and redoes the shard instead of judging its markers
+   * with half the tasks unread.
+   */
+  const step = (budget?: number) =>
+    stepOnce(budget).pipe(Effect.onError(() =>
+      Effect.sync(() => {
+        pass = undefined
+      })
+    ))
 
   const fullSweep = Effect.gen(function*() {
     for (;;) {
