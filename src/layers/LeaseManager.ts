@@ -38,6 +38,7 @@ import {
 import * as Metrics from "../services/Metrics.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
+import { retryTransient } from "./internal/TransientRetry.js"
 import {
   casTask,
   deleteMarkers,
@@ -162,11 +163,12 @@ export const make = Effect.gen(function*() {
       cancelled: 0,
       staleDeleted: 0,
       notYetExpired: 0,
-      malformed: 0
+      malformed: 0,
+      skipped: 0
     }
     let cursor: { readonly startAfter?: string; readonly continuationToken?: string } = {}
     for (;;) {
-      const page = yield* storage.list(leasesPrefix, { ...cursor, maxKeys: pageSize })
+      const page = yield* retryTransient(storage.list(leasesPrefix, { ...cursor, maxKeys: pageSize }))
       counts.pages++
       const toCheck: Array<{ readonly key: string; readonly shard: string; readonly taskId: string; readonly lastModifiedMillis: number }> = []
       const toDelete: Array<string> = []
@@ -216,10 +218,21 @@ export const make = Effect.gen(function*() {
             return
           }
           if (isDeletable(marker, ownerOf(task?.task), DateTime.toEpochMillis(readAt))) toDelete.push(marker.key)
-        }), { concurrency, discard: true })
+        }).pipe(
+          retryTransient,
+          // one unreadable task must not cost the walk: it is looked at again next period
+          Effect.catchAll((e) =>
+            Effect.zipRight(
+              Effect.sync(() => counts.skipped++),
+              Effect.logWarning(`lease recovery: skipping ${marker.key} until the next walk: ${e.message}`)
+            ))
+        ), { concurrency, discard: true })
       if (toDelete.length > 0) {
-        yield* provide(deleteMarkers(toDelete))
-        counts.staleDeleted += toDelete.length
+        const deleted = yield* retryTransient(provide(deleteMarkers(toDelete))).pipe(
+          Effect.as(true),
+          Effect.catchAll((e) => Effect.as(Effect.logWarning(`lease recovery: stale markers left for the next walk: ${e.message}`), false))
+        )
+        if (deleted) counts.staleDeleted += toDelete.length
       }
       if (page.nextContinuationToken === undefined) break
       cursor = futureShard !== undefined

@@ -43,6 +43,8 @@ export interface RecoveryReport {
   readonly notYetExpired: number
   /** Task objects that did not decode (left alone, logged). */
   readonly malformed: number
+  /** Markers whose task could not be read or recovered (storage errors after retries): left for the next walk. */
+  readonly skipped: number
 }
 
 /** The outcome of recovering one task. */

@@ -2,7 +2,8 @@
  * The sweeper under injected faults (the chaos run's 10 % and more): continuous steps on a
  * FaultyStorage must never delete the marker of a live task (a pending task's ready marker, a
  * running task's lease marker), whatever request fails, and must still repair every crash window
- * once enough of its requests get through.
+ * once enough of its requests get through. Lease recovery likewise: an unreadable task costs its
+ * marker a retry next walk, not the whole walk.
  */
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
@@ -13,7 +14,8 @@ import { shardOf } from "../../src/domain/Shard.js"
 import type { Task } from "../../src/domain/Task.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
-import { createTask, writeMarker } from "../../src/layers/internal/TaskObjects.js"
+import { createTask, readTask, writeMarker } from "../../src/layers/internal/TaskObjects.js"
+import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { leaseMarkerOf } from "../../src/programs/monitor/Markers.js"
@@ -91,6 +93,39 @@ describe("Sweeper under injected faults", () => {
         expect(faults).toBeGreaterThan(20)
         expect(repaired).toBe(true)
         for (const key of needed) expect(yield* present(key), key).toBe(true)
+      }).pipe(Effect.provide(clockLayer))
+    }), 120_000)
+
+  it.live("lease recovery recovers every expired lease through the faults, one walk after another", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryStorage.make()
+      const { injector, storage: faulty } = yield* FaultyStorage.make(memory, {
+        seed: "recovery-faults",
+        rates: { unavailable: 0.2, slowDown: 0.05, ambiguous: 0.05, lostResponse: 0.05, conditional500: 0.05 }
+      })
+      const clockLayer = ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, memory)), Layer.orDie)
+      yield* Effect.gen(function*() {
+        const now = yield* (yield* ServerClock).now
+        const longAgo = DateTime.subtract(now, { hours: 2 })
+        // 60 tasks claimed two hours ago with a one-hour lease: all expired
+        const expired = Array.from({ length: 60 }, () => Tr.claim(fresh(longAgo), { now: longAgo, workerId: "gone", leaseId: randomUUID() }))
+        yield* Effect.forEach(expired, (t) => Effect.zipRight(writeMarker(leaseMarkerOf(t)!), createTask(t)), { concurrency: 16, discard: true })
+        const lm = yield* LeaseManagerLayer.make.pipe(Effect.provideService(Storage, faulty))
+        const status = (t: Task) => Effect.map(readTask(`tasks/${t.shard}/${t.id}.json`), (found) => Option.getOrThrow(found).task.status)
+        let walks = 0
+        let skipped = 0
+        let left = expired.length
+        while (left > 0 && walks < 50) {
+          walks++
+          const report = yield* lm.recoverExpired({ pageSize: 20 }).pipe(Effect.option)
+          if (Option.isSome(report)) skipped += report.value.skipped
+          left = (yield* Effect.filter(expired, (t) => Effect.map(status(t), (s) => s === "running"))).length
+        }
+        const faults = (yield* injector.injected).length
+        console.log(`recovery under faults: ${faults} faults, ${walks} walks, ${skipped} markers skipped`)
+        expect(faults).toBeGreaterThan(10)
+        expect(left).toBe(0)
+        for (const t of expired) expect(yield* status(t)).toBe("pending")
       }).pipe(Effect.provide(clockLayer))
     }), 120_000)
 })

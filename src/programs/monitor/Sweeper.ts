@@ -24,7 +24,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Duration, Effect, Option, Schedule } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import { decodeObject, encodeObject } from "../../domain/Codec.js"
 import type { MalformedObject } from "../../domain/QueueError.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
@@ -36,6 +36,7 @@ import * as Tr from "../../domain/Transitions.js"
 import * as CountingStorage from "../../layers/CountingStorage.js"
 import type { RequestCounts } from "../../layers/CountingStorage.js"
 import { keep, putPlain, readTask, updateTask, write, writeMarker } from "../../layers/internal/TaskObjects.js"
+import { retryTransient } from "../../layers/internal/TransientRetry.js"
 import * as LeaseManagerLayer from "../../layers/LeaseManager.js"
 import { compareKeys } from "../../layers/MemoryStorage.js"
 import * as Metrics from "../../services/Metrics.js"
@@ -84,19 +85,6 @@ const shardOfKey = (key: string, prefix: string): string => {
 }
 
 const compareShards = (a: string, b: string): number => compareKeys(`${a}/`, `${b}/`)
-
-/**
- * Retries of one sweeper request that failed transiently (a 5xx, a lost response). The S3 layer
- * retries too; this covers what is left, so one bad answer among a page of reads does not cost
- * the step.
- */
-const requestRetry = Schedule.exponential(Duration.millis(50), 2).pipe(
-  Schedule.jittered,
-  Schedule.intersect(Schedule.recurs(3))
-)
-
-const retryTransient = <A, E extends { readonly _tag: string }, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.retry(self, { schedule: requestRetry, while: (e) => e._tag === "StorageUnavailable" || e._tag === "OutcomeUnknown" })
 
 /** A paged LIST walk of one prefix that can be peeked at. */
 const makeWalker = (storage: StorageService, prefix: string, startAfter: string | undefined, pageSize: number) => {
@@ -177,7 +165,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   let pass: Pass | undefined
 
   const readCursor = Effect.gen(function*() {
-    const found = yield* storage.get(sweepCursorKey)
+    const found = yield* retryTransient(storage.get(sweepCursorKey))
     if (Option.isNone(found)) return Option.none<SweepCursor>()
     return Option.some(yield* decodeObject(SweepCursor, sweepCursorKey, found.value.body))
   })
@@ -204,7 +192,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         totals: new SweepTotals(p.totals)
       })
       p.sinceSave = 0
-      yield* provide(putPlain(sweepCursorKey, encodeObject(SweepCursor, p.cursor)))
+      yield* retryTransient(provide(putPlain(sweepCursorKey, encodeObject(SweepCursor, p.cursor))))
       yield* counter.take // the save itself is already counted above
     })
 
