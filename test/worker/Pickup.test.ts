@@ -111,7 +111,11 @@ describe("Idle workers notice what other tools make claimable within about a sec
       const passes = (yield* worker.stats).passes
       yield* queue.replay(task.id)
       yield* drive(hasStatus(task.id, "running", "completed"), "100 millis", 12)
-      expect((yield* worker.stats).passes - passes).toBeLessThanOrEqual(2)
+      // the pass the signal started claims it; a claim is followed by a pass at once and, busy
+      // again, by one 80–120 ms later, which lands in the same 100 ms step of `drive` when the
+      // claim came early in it (whether it runs before the step ends also depends on how long the
+      // passes take in real time: the probe made them shorter). Not a poll storm.
+      expect((yield* worker.stats).passes - passes).toBeLessThanOrEqual(3)
     }).pipe(Effect.provide(queueLayer())))
 
   it.scoped("a task whose marker a pass saw before its object landed is claimed at the submit's wake-up, not 30 s later", () =>

@@ -4,12 +4,27 @@
  * covers every past minute). Shards are visited in a rotating order, so each pass starts one shard
  * further and no shard waits behind the others.
  *
+ * The probe (idle cost, design.md §5.4 "Idle cost"): a pass of a worker that claimed nothing in its
+ * previous pass (idle, or going idle) first LISTs the whole `ready/` prefix once (one page, from the
+ * first polled shard on). A shard with no key in that page needs no LIST of its own when the page
+ * is complete, or when the shard's keys would all sort before the page's last key; every other
+ * polled shard (one with a marker in the page, or possibly past its end) gets its normal per-shard
+ * LIST, so cursors, remembered markers and the next due time work exactly as without the probe.
+ * Cost of one pass over S shards of which M have markers: without the probe S LISTs; with it
+ * 1 + M when the markers fit in one page (an empty bucket: 1 LIST instead of 16 at shard prefix
+ * length 1, 4,096 at length 3); at worst S + 1. The probe is skipped when it cannot pay: one shard,
+ * after a pass that claimed something (busy: plain per-shard passes), and after a pass that saw no
+ * empty shard (every shard has markers, e.g. other workers' task types); a failed probe is logged
+ * and the pass LISTs every shard. An idle worker's safety-net passes (3 per hour, WakeUp.ts) thus
+ * cost 3 LIST/h on an empty bucket instead of 3 × 16.
+ *
  * No starvation: what a marker led to is remembered by marker key (a type this worker does not
  * handle: forever; a task not yet available: until its `available_at`; a task someone else runs:
  * Claim.ts's `busyMemoryMillis`, 10 s), so such markers cost no GET on later passes, and the cursor
  * moves past a leading run of markers that will never be ours, so a page of 1000 foreign markers
  * is read once, not forever.
- * The cursor wraps to the start of the shard when the LIST reaches the end or a future marker.
+ * The cursor wraps to the start of the shard when the LIST reaches the end or a future marker (or
+ * when the probe shows the shard empty).
  *
  * Stale markers (finished or vanished tasks) are deleted when provably stale (see Claim.ts); a
  * marker whose task does not exist is deleted only after it was seen missing for 30 s (a submit
@@ -20,7 +35,7 @@
  *
  * @module
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { readyShardPrefix } from "../../domain/Keys.js"
 import { scanReadyKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
@@ -79,6 +94,37 @@ export interface PassResult {
   readonly more: boolean
 }
 
+/** The prefix of every ready marker (the probe's prefix). */
+const readyPrefix = "ready/"
+
+/**
+ * Which of `shards` still need their own LIST after a probe page of `ready/` (keys in bytewise
+ * order, `truncated` when more keys follow): those with a key in the page and, when it was
+ * truncated, those whose keys may sort after its last key. A shard absent from the page whose
+ * prefix sorts before the last key (and is not a prefix of it) has every possible key before the
+ * last key, so inside the listed range: it is empty. Keys of other shards are ignored.
+ */
+export const shardsLeftAfterProbe = (
+  shards: ReadonlyArray<string>,
+  keys: ReadonlyArray<string>,
+  truncated: boolean
+): ReadonlySet<string> => {
+  const seen = new Set<string>()
+  for (const key of keys) {
+    if (!key.startsWith(readyPrefix)) continue
+    const slash = key.indexOf("/", readyPrefix.length)
+    if (slash > readyPrefix.length) seen.add(key.slice(readyPrefix.length, slash))
+  }
+  const last = keys.at(-1)
+  return new Set(shards.filter((shard) => {
+    if (seen.has(shard)) return true
+    if (!truncated) return false
+    if (last === undefined) return true
+    const prefix = readyShardPrefix(shard)
+    return prefix >= last || last.startsWith(prefix)
+  }))
+}
+
 interface Remembered {
   readonly until: number
   readonly permanent: boolean
@@ -118,6 +164,28 @@ export const make = (options: DiscoveryOptions): Discovery => {
   // The rotation position: each pass starts one shard further (modulo the shards of that pass).
   let offset = Math.abs(Math.floor(options.startOffset ?? 0))
 
+  // Whether the next pass starts with the probe: after a pass that claimed nothing and saw an empty
+  // shard (the first pass too). Busy workers and buckets with markers in every shard skip it.
+  let probeNext = true
+
+  /**
+   * One LIST of `ready/` from the first polled shard on: the shards that still need their own
+   * LIST, or None when the probe failed (then every shard gets its LIST).
+   */
+  const probe = Effect.fn("Worker.discoverProbe")(function*(shards: ReadonlyArray<string>) {
+    const storage = yield* Storage
+    const first = shards.map(readyShardPrefix).reduce((a, b) => (b < a ? b : a))
+    // `ready/{first}` (without its "/") sorts before every key of that shard and after the
+    // prefixes of the shards before it.
+    const page = yield* storage.list(readyPrefix, { startAfter: first.slice(0, -1), maxKeys: pageSize }).pipe(
+      Effect.tapError((e) => Effect.logWarning(`discovery: probe LIST of ${readyPrefix} failed, listing every shard: ${e.message}`)),
+      Effect.option
+    )
+    if (page._tag === "None") return Option.none<ReadonlySet<string>>()
+    const keys = page.value.objects.map((o) => o.key)
+    return Option.some(shardsLeftAfterProbe(shards, keys, page.value.nextContinuationToken !== undefined))
+  })
+
   const remember = (key: string, entry: Remembered) => {
     remembered.delete(key)
     remembered.set(key, entry)
@@ -140,8 +208,25 @@ export const make = (options: DiscoveryOptions): Discovery => {
       let nextDueAt = Number.POSITIVE_INFINITY
       let lists = 0
       let more = false
+      // Evidence that the probe can pay next time: a shard seen empty.
+      let sawEmpty = false
+
+      let toList: ReadonlySet<string> | undefined = undefined
+      if (probeNext && shards.length > 1 && (yield* free) > 0) {
+        lists++
+        const left = yield* probe(shards)
+        if (Option.isSome(left)) {
+          toList = left.value
+          if (toList.size < shards.length) sawEmpty = true
+        }
+      }
 
       for (const shard of order) {
+        if (toList !== undefined && !toList.has(shard)) {
+          // Empty: what its LIST would have done (reached the end: the cursor wraps).
+          cursors.delete(shard)
+          continue
+        }
         if ((yield* free) <= 0) break
         const nowMillis = yield* clock.currentTimeMillis
         const nowBucket = bucketOf(nowMillis)
@@ -153,6 +238,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
         )
         if (page._tag === "None") continue
         const objects = page.value.objects
+        if (startAfter === undefined && objects.length === 0) sawEmpty = true
         // The cursor may move over a leading run of markers that are never ours (or gone).
         let leading = true
         let cursor = startAfter
@@ -264,6 +350,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
         else if (cursor !== undefined) cursors.set(shard, cursor)
         if (!stoppedEarly && !reachedEnd && cursor !== startAfter) more = true
       }
+      probeNext = claimed === 0 && sawEmpty
       return { claimed, deferred, sawPaused, nextDueAt, lists, more } satisfies PassResult
     }).pipe(Effect.withSpan("Worker.discover"))
 
