@@ -267,6 +267,13 @@ export const settings: ReadonlyArray<SettingSpec> = [
     description: "continuous: a bounded step per check interval; on_demand: a whole pass per sweep interval (Monitor sweeper)"
   }),
   section({
+    path: "monitor.quiet_check_interval_secs",
+    env: ["BUQUET_MONITOR_QUIET_CHECK_INTERVAL"],
+    kind: int(0, 86_400),
+    default: "600",
+    description: "quiet bucket (nothing running): lease-recovery period, leader lease ttl ×1.5, maintenance ×6; 0 = never quiet (Monitor)"
+  }),
+  section({
     path: "monitor.retention_days",
     env: ["BUQUET_MONITOR_RETENTION_DAYS"],
     kind: int(1, 36_500),

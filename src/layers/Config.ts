@@ -154,6 +154,7 @@ const resolvedConfig = Config.all({
     maxTasksPerScan: Config.integer("max_tasks_per_scan").pipe(Config.withDefault(100)),
     maxObjectsPerSweep: Config.integer("max_objects_per_sweep").pipe(Config.withDefault(1000)),
     sweepMode: Config.literal("continuous", "on_demand")("sweep_mode").pipe(Config.withDefault("continuous" as const)),
+    quietCheckIntervalSecs: Config.integer("quiet_check_interval_secs").pipe(Config.withDefault(600)),
     retentionDays: Config.option(Config.integer("retention_days")),
     retentionAction: Config.literal("archive", "delete")("retention_action").pipe(Config.withDefault("archive" as const))
   }).pipe(Config.nested("monitor")),
@@ -345,6 +346,7 @@ export const monitorOptions = (m: MonitorSettings, holderId?: string): MonitorOp
   maxTasksPerScan: m.maxTasksPerScan,
   maxObjectsPerSweep: m.maxObjectsPerSweep,
   sweepMode: m.sweepMode,
+  quiet: m.quietCheckIntervalSecs === 0 ? false : { checkInterval: Duration.seconds(m.quietCheckIntervalSecs) },
   retention: m.retentionDays === undefined ? undefined : { olderThan: Duration.days(m.retentionDays), action: m.retentionAction },
   ...(holderId === undefined ? {} : { leader: { holderId } })
 })

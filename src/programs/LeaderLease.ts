@@ -19,8 +19,10 @@
  * - An ambiguous write (`OutcomeUnknown`) is settled by re-reading: we hold the lease iff the
  *   stored body is byte-for-byte what we wrote (it carries our fresh `lease_id`).
  *
- * Standbys sleep until the current lease would expire (capped by `pollInterval`), so an idle
- * standby costs about one GET per `pollInterval` and the leader one PUT per `renewInterval`.
+ * Standbys sleep until the current lease would expire (capped by `pollInterval`, default the ttl),
+ * so an idle standby costs about one GET per `pollInterval` and the leader one PUT per
+ * `renewInterval`. A leader with little to do may write a longer ttl ({@link LeaderLease.setTtl}):
+ * fewer renewals, and a crash is noticed later, which is the price.
  *
  * ```ts
  * const lease = yield* LeaderLease.make({ name: "scheduler" })
@@ -31,7 +33,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
-import { DateTime, Duration, Effect, Fiber, Option, Ref, Schema, Stream, SubscriptionRef } from "effect"
+import { DateTime, Duration, Effect, Fiber, Option, Queue, Ref, Schema, Stream, SubscriptionRef } from "effect"
 import { decodeObject, encodeObject } from "../domain/Codec.js"
 import { controlKey } from "../domain/Keys.js"
 import { InvalidArgument, type MalformedObject } from "../domain/QueueError.js"
@@ -71,7 +73,7 @@ export interface LeaderLeaseOptions {
   readonly ttl?: Duration.DurationInput | undefined
   /** How often the leader renews (default ttl / 3). */
   readonly renewInterval?: Duration.DurationInput | undefined
-  /** Longest a standby sleeps between looks at the lease (default ttl / 3). */
+  /** Longest a standby sleeps between looks at the lease (default ttl). */
   readonly pollInterval?: Duration.DurationInput | undefined
   /** How long before `expires_at` a leader that could not renew stops acting (default ttl / 6). */
   readonly safetyMargin?: Duration.DurationInput | undefined
@@ -95,6 +97,12 @@ export interface LeaderLease {
   readonly current: Effect.Effect<Option.Option<LeaderLeaseRecord>, StorageReadError | MalformedObject>
   /** Gives up leadership now (conditional release) and stops competing. Also done on scope close. */
   readonly release: Effect.Effect<void>
+  /**
+   * Sets the ttl the next renewals write, renewing every ttl / 3 (`undefined`: back to the
+   * configured ttl). A shorter ttl than the stored one is written at once, so a crash from now on
+   * is noticed within it. Acquisitions always use the configured ttl.
+   */
+  readonly setTtl: (ttl: Duration.DurationInput | undefined) => Effect.Effect<void>
 }
 
 const leaseName = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/
@@ -125,7 +133,7 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
   const ttl = Duration.decode(options.ttl ?? Duration.seconds(30))
   const ttlMillis = Duration.toMillis(ttl)
   const renewInterval = Duration.decode(options.renewInterval ?? Duration.millis(ttlMillis / 3))
-  const pollInterval = Duration.decode(options.pollInterval ?? Duration.millis(ttlMillis / 3))
+  const pollInterval = Duration.decode(options.pollInterval ?? ttl)
   const safetyMarginMillis = Duration.toMillis(Duration.decode(options.safetyMargin ?? Duration.millis(ttlMillis / 6)))
   if (ttlMillis <= 0 || !Duration.isFinite(ttl) || Duration.greaterThanOrEqualTo(renewInterval, ttl)) {
     return yield* new InvalidArgument({
@@ -136,6 +144,14 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
 
   const isLeader = yield* SubscriptionRef.make(false)
   const held = yield* Ref.make<Option.Option<Held>>(Option.none())
+  const ttlOverride = yield* Ref.make(Option.none<Duration.Duration>())
+  /** Cuts the leader's sleep short: a shorter ttl must be written now. */
+  const renewNow = yield* Queue.sliding<void>(1)
+  const renewalTtl = Effect.map(Ref.get(ttlOverride), Option.getOrElse(() => ttl))
+  const renewalInterval = Effect.map(
+    Ref.get(ttlOverride),
+    Option.match({ onNone: () => renewInterval, onSome: (d) => Duration.millis(Duration.toMillis(d) / 3) })
+  )
 
   const read = storage.get(key).pipe(
     Effect.flatMap(Option.match({
@@ -185,11 +201,21 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
         expiresAt: DateTime.add(now, { millis: ttlMillis }),
         released: false
       })
+    /** Leads only with a lease that is still surely ours when the write answered (a slow PUT may answer late). */
+    const won = (mine: LeaderLeaseRecord, outcome: WriteOutcome) =>
+      Effect.gen(function*() {
+        if (outcome._tag === "Lost") return Duration.zero
+        const deadline = DateTime.toEpochMillis(mine.expiresAt) - safetyMarginMillis - (yield* uncertaintyMillis)
+        if ((yield* clock.currentTimeMillis) >= deadline) {
+          yield* Effect.logWarning(`leader lease ${name}: the acquisition answered too late to lead on it`)
+          return Duration.zero
+        }
+        yield* setLeader({ record: mine, etag: outcome.etag })
+        return renewInterval
+      })
     if (Option.isNone(existing)) {
       const mine = record(now)
-      const outcome = yield* write(encodeObject(LeaderLeaseRecord, mine), { ifNoneMatch: "*" })
-      if (outcome._tag === "Won") yield* setLeader({ record: mine, etag: outcome.etag })
-      return outcome._tag === "Won" ? renewInterval : Duration.zero
+      return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifNoneMatch: "*" }))
     }
     const current = existing.value.record
     const expiresMillis = DateTime.toEpochMillis(current.expiresAt)
@@ -200,9 +226,7 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
       return Duration.max(Duration.millis(1), Duration.min(pollInterval, Duration.millis(untilFree)))
     }
     const mine = record(now)
-    const outcome = yield* write(encodeObject(LeaderLeaseRecord, mine), { ifMatch: existing.value.etag })
-    if (outcome._tag === "Won") yield* setLeader({ record: mine, etag: outcome.etag })
-    return outcome._tag === "Won" ? renewInterval : Duration.zero
+    return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifMatch: existing.value.etag }))
   })
 
   /** Renews the lease we hold; steps down on a lost CAS or when the local deadline passes. */
@@ -214,9 +238,16 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
       const next = new LeaderLeaseRecord({
         ...h.record,
         renewedAt: now,
-        expiresAt: DateTime.add(now, { millis: ttlMillis })
+        expiresAt: DateTime.addDuration(now, yield* renewalTtl)
       })
+      // A renewal that has not answered by the deadline counts as failed: a hung PUT must not keep
+      // us acting as leader after a standby may have taken over.
+      const budget = Math.max(0, deadline - (yield* clock.currentTimeMillis))
       const outcome = yield* write(encodeObject(LeaderLeaseRecord, next), { ifMatch: h.etag }).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(budget),
+          onTimeout: () => new Error(`no answer within ${budget} ms`)
+        }),
         Effect.catchAll((error) =>
           // Could not reach the bucket: keep leading only while our last lease is surely ours.
           Effect.as(Effect.logWarning(`leader lease ${name}: renewal failed: ${error.message}`), undefined)
@@ -229,7 +260,7 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
           yield* setLeader(undefined)
           return Duration.zero
         }
-        return Duration.min(renewInterval, Duration.millis(Math.max(1, Math.min(1000, deadline - after))))
+        return Duration.min(yield* renewalInterval, Duration.millis(Math.max(1, Math.min(1000, deadline - after))))
       }
       if (outcome._tag === "Lost") {
         yield* Effect.logInfo(`leader lease ${name}: taken over by another instance; stepping down`)
@@ -237,7 +268,7 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
         return Duration.zero
       }
       yield* Ref.set(held, Option.some({ record: next, etag: outcome.etag }))
-      return renewInterval
+      return yield* renewalInterval
     })
 
   /** Steps down locally if the lease we hold would reach its deadline before the next renewal. */
@@ -259,7 +290,7 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
         Effect.as(Effect.logWarning(`leader lease ${name}: ${error.message}`), pollInterval)
       )
     )
-    yield* sleepAsLeader(wait)
+    yield* Effect.raceFirst(sleepAsLeader(wait), Queue.take(renewNow))
   })
 
   const release: Effect.Effect<void> = Effect.gen(function*() {
@@ -293,6 +324,16 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
 
   const current = Effect.map(read, Option.map((x) => x.record))
 
+  const setTtl = (next: Duration.DurationInput | undefined) =>
+    Effect.gen(function*() {
+      const value = next === undefined ? Option.none<Duration.Duration>() : Option.some(Duration.decode(next))
+      yield* Ref.set(ttlOverride, value)
+      const h = yield* Ref.get(held)
+      if (Option.isNone(h)) return
+      const storedTtl = DateTime.toEpochMillis(h.value.record.expiresAt) - DateTime.toEpochMillis(h.value.record.renewedAt)
+      if (Duration.toMillis(yield* renewalTtl) < storedTtl) yield* Queue.offer(renewNow, undefined)
+    })
+
   return {
     name,
     holderId,
@@ -300,7 +341,8 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
     whileLeader,
     awaitLeadership,
     current,
-    release: Effect.zipRight(Fiber.interrupt(fiber), release)
+    release: Effect.zipRight(Fiber.interrupt(fiber), release),
+    setTtl
   } satisfies LeaderLease
 })
 

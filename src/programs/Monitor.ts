@@ -17,6 +17,13 @@
  *   `control/sweep/idempotency.json`);
  * - worker health, every `workers.interval` (default 5 min): one LIST of `workers/`, stale workers
  *   reported, records silent for `workers.deleteAfter` (default 1 day) deleted.
+ * Quiet bucket (on by default, see `monitor/Quiet.ts`): when a lease walk finds nothing running
+ * anywhere, every loop stretches its period (recovery every `quiet.checkInterval`, 10 min; sweep
+ * passes, idempotency and health checks at most every `quiet.maintenanceInterval`, 1 h) and the
+ * leader lease is written with `quiet.leaderTtl` (15 min), until activity: a change of the wake-up
+ * object (watched by the embedding worker, or by the monitor itself with a HEAD per
+ * `checkInterval` when it runs alone), a claim by the embedding worker, a walk that finds leases.
+ * That keeps an idle worker with its embedded monitor within ~120 PUT+LIST per hour.
  * When lease recovery or the sweeper makes a task claimable again, the monitor touches the
  * wake-up object (`control/wakeup`), so idle workers pick it up within about a second instead of
  * at their next safety-net pass. Recovered leases and expired tasks are counted in the metrics
@@ -34,12 +41,14 @@
 import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { makeSignal } from "../layers/internal/WakeUp.js"
+import { makeSignal, wakeUpKey } from "../layers/internal/WakeUp.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import * as LeaderLease from "./LeaderLease.js"
 import * as IdempotencySweep from "./monitor/Idempotency.js"
 import type { IdempotencyStepReport } from "./monitor/Idempotency.js"
+import * as Quiet from "./monitor/Quiet.js"
+import type { QuietState } from "./monitor/Quiet.js"
 import * as LeaseRecovery from "./monitor/LeaseRecovery.js"
 import type { RecoveryPeriodReport } from "./monitor/LeaseRecovery.js"
 import type { RetentionOptions } from "./monitor/Retention.js"
@@ -87,6 +96,19 @@ export interface MonitorOptions {
     /** No heartbeat for this long → the worker record is deleted (default 1 day). */
     readonly deleteAfter?: Duration.DurationInput | undefined
   } | undefined
+  /**
+   * The quiet-bucket mode (on by default; `false` turns it off): the periods while nothing runs.
+   * A crash of a task claimed during the quiet without visible activity is noticed up to
+   * `checkInterval` later; a dead quiet leader is replaced within `leaderTtl`.
+   */
+  readonly quiet?: false | {
+    /** Lease-recovery period while quiet (default 10 min). */
+    readonly checkInterval?: Duration.DurationInput | undefined
+    /** Leader-lease ttl written while quiet (default 1.5 × `checkInterval`). */
+    readonly leaderTtl?: Duration.DurationInput | undefined
+    /** Sweep passes, idempotency steps and worker-health checks while quiet: at most this often (default 6 × `checkInterval`). */
+    readonly maintenanceInterval?: Duration.DurationInput | undefined
+  } | undefined
   /** Leader election: lease TTL (default 30 s; a dead leader is replaced within it), renew interval, this instance's id. */
   readonly leader?: {
     readonly ttl?: Duration.DurationInput | undefined
@@ -108,6 +130,8 @@ export interface MonitorHandle {
   readonly holderId: string
   /** Whether this instance is the active monitor now. */
   readonly isLeader: SubscriptionRef.SubscriptionRef<boolean>
+  /** Whether this instance, as the leader, sees the bucket quiet (nothing running; stretched periods). */
+  readonly quiet: SubscriptionRef.SubscriptionRef<boolean>
   /** Reports of this instance's periods and passes (only while it is the leader). */
   readonly reports: Stream.Stream<MonitorReport>
   /** The stored monitor leader lease, whoever holds it. */
@@ -124,8 +148,30 @@ export const describeSweep = (r: SweepReport): string =>
   `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, retention ${r.totals.retentionDeleted} deleted / ` +
   `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
 
+/** The periods of one monitor, normal and quiet (`quiet` undefined: never quiet). */
+interface Periods {
+  readonly check: Duration.Duration
+  readonly quiet: { readonly check: Duration.Duration; readonly leaderTtl: Duration.Duration; readonly maintenance: Duration.Duration } | undefined
+}
+
+const periodsOf = (options: MonitorOptions): Periods => {
+  const check = Duration.decode(options.checkInterval ?? Duration.seconds(30))
+  if (options.quiet === false) return { check, quiet: undefined }
+  const quietCheck = Duration.max(check, Duration.decode(options.quiet?.checkInterval ?? Duration.minutes(10)))
+  return {
+    check,
+    quiet: {
+      check: quietCheck,
+      leaderTtl: Duration.decode(options.quiet?.leaderTtl ?? Duration.times(quietCheck, 1.5)),
+      maintenance: Duration.decode(options.quiet?.maintenanceInterval ?? Duration.times(quietCheck, 6))
+    }
+  }
+}
+
 const sweepLoop = (
   options: MonitorOptions,
+  periods: Periods,
+  quiet: QuietState,
   publish: (r: MonitorReport) => Effect.Effect<void>,
   onClaimable: Effect.Effect<void>
 ) =>
@@ -138,73 +184,100 @@ const sweepLoop = (
       concurrency: options.sweepConcurrency,
       retention: options.retention
     })
-    /** Waits until a new pass is due: `sweepInterval` after the last finished pass began. */
+    // The pass this tenure last saw (no GET of the cursor per step once known).
+    let last: { readonly startedAt: DateTime.Utc; readonly finished: boolean } | undefined
+    /** Waits until a new pass is due: `sweepInterval` (quiet: the maintenance interval) after the last finished pass began. */
     const waitForNextPass = Effect.gen(function*() {
-      const cursor = yield* sweeper.cursor
-      if (Option.isNone(cursor) || cursor.value.finishedAt === undefined) return
-      const due = DateTime.toEpochMillis(cursor.value.startedAt) + Duration.toMillis(interval)
-      const now = yield* clock.currentTimeMillis
-      if (due > now) yield* Effect.sleep(Duration.millis(due - now))
+      if (last === undefined) {
+        const cursor = yield* sweeper.cursor
+        if (Option.isSome(cursor)) last = { startedAt: cursor.value.startedAt, finished: cursor.value.finishedAt !== undefined }
+      }
+      for (;;) {
+        if (last === undefined || !last.finished) return
+        const isQuiet = periods.quiet !== undefined && (yield* SubscriptionRef.get(quiet.quiet))
+        const every = isQuiet ? Duration.max(interval, periods.quiet!.maintenance) : interval
+        const due = DateTime.toEpochMillis(last.startedAt) + Duration.toMillis(every)
+        const now = yield* clock.currentTimeMillis
+        if (due <= now) return
+        const sleep = Effect.sleep(Duration.millis(due - now))
+        // the quiet ending shortens the wait: look again
+        yield* isQuiet ? Effect.raceFirst(sleep, quiet.awaitActive) : sleep
+      }
     })
     // Wake idle workers when a step made tasks claimable (ready markers repaired, leases recovered).
     let seen = { passId: "", claimable: 0 }
-    const wakeIfClaimable = (report: SweepReport) => {
+    const afterStep = (report: SweepReport) => {
+      last = { startedAt: report.startedAt, finished: report.finishedAt !== undefined }
       const claimable = report.totals.readyMarkersWritten + report.totals.leasesRecovered
       const more = claimable > (seen.passId === report.passId ? seen.claimable : 0)
       seen = { passId: report.passId, claimable }
-      return more ? onClaimable : Effect.void
+      return more ? Effect.zipRight(quiet.activity, onClaimable) : Effect.void
     }
     const onDemand = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.fullSweep
-      yield* wakeIfClaimable(report)
+      yield* afterStep(report)
       yield* Effect.logInfo(describeSweep(report))
       yield* publish({ _tag: "Sweep", report })
     })
     const continuous = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.step()
-      yield* wakeIfClaimable(report)
+      yield* afterStep(report)
       if (report.finishedAt !== undefined) yield* Effect.logInfo(describeSweep(report))
       yield* publish({ _tag: "Sweep", report })
     })
-    const period = options.sweepMode === "on_demand" ? Duration.seconds(1) : Duration.decode(options.checkInterval ?? Duration.seconds(30))
+    const period = options.sweepMode === "on_demand" ? Duration.seconds(1) : periods.check
     const once = (options.sweepMode === "on_demand" ? onDemand : continuous).pipe(
       Effect.catchAll((e) => Effect.logWarning(`sweeper failed (it resumes from its cursor next time): ${e.message}`))
     )
     return yield* Effect.repeat(once, Schedule.spaced(period)).pipe(Effect.zipRight(Effect.never))
   })
 
-/** Runs `once` every `interval` (0 = never), logging failures: the next period tries again. */
+/**
+ * Runs `once` every `interval` (0 = never), logging failures: the next period tries again. `gate`
+ * runs before every run but the first (the quiet mode waits there).
+ */
 const every = <E extends { readonly message: string }>(
   name: string,
   interval: Duration.DurationInput,
+  gate: (active: Duration.Duration) => Effect.Effect<void>,
   once: Effect.Effect<void, E, Storage | ServerClock>
-) =>
-  Duration.toMillis(Duration.decode(interval)) <= 0
+) => {
+  const period = Duration.decode(interval)
+  const run = once.pipe(Effect.catchAll((e) => Effect.logWarning(`${name} failed (trying again next period): ${e.message}`)))
+  return Duration.toMillis(period) <= 0
     ? Effect.never
-    : Effect.repeat(
-      once.pipe(Effect.catchAll((e) => Effect.logWarning(`${name} failed (trying again next period): ${e.message}`))),
-      Schedule.spaced(interval)
-    ).pipe(Effect.zipRight(Effect.never))
+    : Effect.zipRight(run, Effect.repeat(Effect.zipRight(gate(period), run), Schedule.spaced(period))).pipe(Effect.zipRight(Effect.never))
+}
 
-const idempotencyLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+const idempotencyLoop = (
+  options: MonitorOptions,
+  gate: (active: Duration.Duration) => Effect.Effect<void>,
+  publish: (r: MonitorReport) => Effect.Effect<void>
+) =>
   Effect.gen(function*() {
     const sweep = yield* IdempotencySweep.make({ pageSize: options.idempotency?.pageSize, grace: options.idempotency?.grace })
     return yield* every(
       "idempotency sweep",
       options.idempotency?.interval ?? Duration.minutes(5),
+      gate,
       Effect.flatMap(sweep.step, (r) =>
         Effect.zipRight(r.deleted > 0 ? Effect.logInfo(IdempotencySweep.describeIdempotency(r)) : Effect.logDebug(IdempotencySweep.describeIdempotency(r)), publish(r)))
     )
   })
 
-const workersLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Effect.Effect<void>) =>
+const workersLoop = (
+  options: MonitorOptions,
+  gate: (active: Duration.Duration) => Effect.Effect<void>,
+  publish: (r: MonitorReport) => Effect.Effect<void>
+) =>
   Effect.gen(function*() {
     const health = yield* WorkerHealth.make({ staleAfter: options.workers?.staleAfter, deleteAfter: options.workers?.deleteAfter })
     return yield* every(
       "worker health check",
       options.workers?.interval ?? Duration.minutes(5),
+      gate,
       Effect.flatMap(health.check, (r) =>
         Effect.zipRight(
           r.stale.length + r.deleted.length > 0 ? Effect.logInfo(WorkerHealth.describeWorkerHealth(r)) : Effect.logDebug(WorkerHealth.describeWorkerHealth(r)),
@@ -213,28 +286,96 @@ const workersLoop = (options: MonitorOptions, publish: (r: MonitorReport) => Eff
     )
   })
 
+/** Watches the wake-up object itself (a HEAD per `every`): the activity source of a monitor that runs without a worker. */
+const watchWakeUp = (every: Duration.Duration, onChange: Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    let seen: string | undefined
+    const look = storage.head(wakeUpKey).pipe(
+      Effect.flatMap((found) => {
+        const etag = Option.match(found, { onNone: () => "absent", onSome: (m) => m.etag })
+        const changed = seen !== undefined && seen !== etag
+        seen = etag
+        return changed ? onChange : Effect.void
+      }),
+      Effect.catchAll((e) => Effect.logDebug(`monitor: wake-up check failed: ${e.message}`))
+    )
+    return yield* Effect.repeat(look, Schedule.spaced(every)).pipe(Effect.zipRight(Effect.never))
+  })
+
+/** Where the monitor learns of activity (see `monitor/Quiet.ts`). */
+export interface MonitorEnvironment {
+  /**
+   * Activity seen by the embedding worker (a wake-up signal, a claim). Absent: the monitor
+   * watches the wake-up object itself.
+   */
+  readonly activity?: Stream.Stream<unknown> | undefined
+}
+
 /** Starts a monitor instance in the current Scope: it competes for leadership and works while leader. */
-export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions = {}) {
+export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions = {}, environment: MonitorEnvironment = {}) {
   const lease = yield* LeaderLease.make({
     name: "monitor",
     ttl: options.leader?.ttl,
     renewInterval: options.leader?.renewInterval,
     holderId: options.leader?.holderId
   })
+  const periods = periodsOf(options)
   const pubsub = yield* PubSub.sliding<MonitorReport>(256)
   const publish = (r: MonitorReport) => Effect.asVoid(PubSub.publish(pubsub, r))
   const wakeUp = yield* makeSignal(yield* Storage)
-  const work = Effect.all([
-    LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, (r) =>
-      Effect.zipRight(r.report.retried > 0 ? wakeUp.touch : Effect.void, publish(r))),
-    sweepLoop(options, publish, wakeUp.touch),
-    idempotencyLoop(options, publish),
-    workersLoop(options, publish)
-  ], { concurrency: "unbounded", discard: true })
+  const quietRef = yield* SubscriptionRef.make(false)
+  const work = Effect.gen(function*() {
+    // a fresh tenure starts active, with the configured leader ttl
+    const quiet = yield* Quiet.make(quietRef)
+    yield* lease.setTtl(undefined)
+    /** The quiet gate of a job whose normal period is `active` and quiet period `pick(quiet periods)`. */
+    const gate = (pick: (q: NonNullable<Periods["quiet"]>) => Duration.Duration) => (active: Duration.Duration) =>
+      periods.quiet === undefined ? Effect.void : quiet.gate(Duration.max(active, pick(periods.quiet)), active)
+    // Quiet takes two empty walks in a row with no activity since the first began: a task
+    // submitted just before a walk is claimed by the next one, so its lease shows up.
+    let walkSeq = 0
+    let emptySince: number | undefined
+    let walks = 0
+    const recoveryGate = Effect.gen(function*() {
+      if (walks++ > 0) yield* gate((q) => q.check)(periods.check)
+      walkSeq = yield* quiet.seq
+    })
+    const updateQuiet = (r: RecoveryPeriodReport) =>
+      Effect.gen(function*() {
+        if (periods.quiet === undefined) return
+        if (r.report.markersListed > 0) {
+          emptySince = undefined
+          return yield* quiet.leave
+        }
+        if (emptySince !== undefined && (yield* quiet.enter(emptySince))) return
+        emptySince = walkSeq
+      })
+    const onRecovery = (r: RecoveryPeriodReport) =>
+      Effect.all([r.report.retried > 0 ? wakeUp.touch : Effect.void, updateQuiet(r), publish(r)], { discard: true })
+    const quietJobs = periods.quiet === undefined ? [] : [
+      // the leader lease follows the quiet: long while quiet, the configured ttl (written at once) when not
+      quietRef.changes.pipe(
+        Stream.changes,
+        Stream.runForEach((q) => lease.setTtl(q ? periods.quiet!.leaderTtl : undefined))
+      ),
+      environment.activity === undefined
+        ? watchWakeUp(periods.check, quiet.activity)
+        : Stream.runForEach(environment.activity, () => quiet.activity)
+    ]
+    return yield* Effect.all([
+      LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, onRecovery, recoveryGate),
+      sweepLoop(options, periods, quiet, publish, wakeUp.touch),
+      idempotencyLoop(options, gate((q) => q.maintenance), publish),
+      workersLoop(options, gate((q) => q.maintenance), publish),
+      ...quietJobs
+    ], { concurrency: "unbounded", discard: true })
+  })
   const fiber = yield* Effect.forkScoped(lease.whileLeader(work))
   return {
     holderId: lease.holderId,
     isLeader: lease.isLeader,
+    quiet: quietRef,
     reports: Stream.fromPubSub(pubsub),
     leader: lease.current,
     stop: Effect.zipRight(Fiber.interrupt(fiber), lease.release)

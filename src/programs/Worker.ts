@@ -27,7 +27,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
@@ -361,6 +361,8 @@ export const make = <R>(
     const untilStopping = <A>(self: Effect.Effect<A, never, Storage | ServerClock>) =>
       Effect.raceFirst(Effect.asVoid(self), Deferred.await(stopping))
 
+    // What the embedded monitor learns from this worker: work is flowing (see monitor/Quiet.ts).
+    const activity = yield* PubSub.sliding<void>(1)
     const mainLoop = Effect.gen(function*() {
       if (watch !== undefined) yield* watch.prime
       let empty = 0
@@ -374,6 +376,7 @@ export const make = <R>(
         const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started)
         yield* bump((s) => ({ ...s, passes: s.passes + 1, lists: s.lists + result.lists }))
         // Work found, or a page of skipped markers with more behind it: look again at once.
+        if (result.claimed > 0) yield* PubSub.publish(activity, undefined)
         if (result.claimed > 0 || result.more) {
           empty = 0
           yield* driver.reset
@@ -388,6 +391,7 @@ export const make = <R>(
           ])
           // A signal means someone changed the queue: markers seen busy elsewhere may be pending now.
           if (Option.isSome(woke) && woke.value === "signal") yield* discovery.forgetBusy
+          if (Option.isSome(woke) && (woke.value === "signal" || woke.value === "due")) yield* PubSub.publish(activity, undefined)
           yield* driver.reset
         } else {
           yield* untilStopping(Effect.raceFirst(Effect.ignore(driver.next(undefined)), Queue.take(shardsChanged)))
@@ -429,7 +433,7 @@ export const make = <R>(
     const monitor = monitorOptions === undefined ? undefined : yield* Monitor.make({
       ...monitorOptions,
       leader: { ...monitorOptions.leader, holderId: monitorOptions.leader?.holderId ?? workerId }
-    }).pipe(Scope.extend(scope), Effect.mapError((e) => invalid("monitor", e.message)))
+    }, { activity: Stream.fromPubSub(activity) }).pipe(Scope.extend(scope), Effect.mapError((e) => invalid("monitor", e.message)))
     const schedulerOptions = options.scheduler === undefined || options.scheduler === false
       ? undefined
       : options.scheduler === true ? {} : options.scheduler

@@ -91,6 +91,8 @@ export interface MonitorSettings {
   readonly maxTasksPerScan: number
   readonly maxObjectsPerSweep: number
   readonly sweepMode: "continuous" | "on_demand"
+  /** The quiet-bucket lease-recovery period; 0: the monitor never goes quiet. */
+  readonly quietCheckIntervalSecs: number
   /** Absent: no retention. */
   readonly retentionDays: number | undefined
   readonly retentionAction: "archive" | "delete"

@@ -49,6 +49,7 @@ sweep_interval_secs = 0
 max_tasks_per_scan = 50
 max_objects_per_sweep = 200
 sweep_mode = "on_demand"
+quiet_check_interval_secs = 900
 retention_days = 14
 retention_action = "delete"
 
@@ -133,6 +134,7 @@ describe("every parsed setting reaches its component", () => {
       expect(m.maxTasksPerScan).toBe(50)
       expect(m.maxObjectsPerSweep).toBe(200)
       expect(m.sweepMode).toBe("on_demand")
+      expect(m.quiet === false ? 0 : millis(m.quiet?.checkInterval)).toBe(900_000)
       expect(millis(m.retention?.olderThan)).toBe(14 * 86_400_000)
       expect(m.retention?.action).toBe("delete")
       expect(m.leader?.holderId).toBe("w-config")

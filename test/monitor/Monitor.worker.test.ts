@@ -143,7 +143,7 @@ describe("Monitor + real Worker: leader election (MemoryStorage + TestClock)", (
           id,
           worker: { concurrency: 2, shutdownGracePeriod: "1 second" },
           handlers: counted,
-          monitor: { checkInterval: `${period} seconds`, sweepInterval: 0, leader: { ttl: `${ttl} millis`, holderId: id } },
+          monitor: { checkInterval: `${period} seconds`, sweepInterval: 0, quiet: false, leader: { ttl: `${ttl} millis`, holderId: id } },
           wrap: counting(id)
         }))
       const snapshot = () => procs.map((p) => lists.get(p.id) ?? 0)

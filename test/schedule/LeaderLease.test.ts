@@ -76,7 +76,7 @@ describe("LeaderLease", () => {
       expect(released.holder).toBe("a")
       expect(released.released).toBe(true)
       expect(yield* leaders([a.lease, b.lease])).toEqual([])
-      yield* TestClock.adjust("10 seconds") // b's poll interval (ttl / 3)
+      yield* TestClock.adjust("30 seconds") // b's poll interval (default: the ttl)
       expect(yield* leaders([a.lease, b.lease])).toEqual(["b"])
       const taken = Option.getOrThrow(yield* stored(storage))
       expect(taken.holder).toBe("b")
@@ -118,6 +118,31 @@ describe("LeaderLease", () => {
       expect(yield* Ref.get(interrupted)).toBe(true)
       expect(Option.getOrThrow(yield* stored(memory)).holder).toBe("b")
       yield* Fiber.interrupt(work)
+      yield* Effect.all([a.stop, b.stop])
+    }))
+
+  it.effect("a renewal that hangs (no answer at all) does not keep the leader acting past its deadline", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryStorage.make()
+      const faulty = yield* FaultyStorage.make(memory)
+      const a = yield* instance(faulty.storage, "a")
+      yield* a.lease.awaitLeadership
+      const b = yield* instance(memory, "b")
+      yield* TestClock.adjust("1 second")
+      const before = Option.getOrThrow(yield* stored(memory))
+      // a's next PUT hangs for 2 minutes (a stuck connection), then lands
+      yield* faulty.injector.addRule({ operation: "put", fault: Fault.delay("2 minutes") })
+      let aDown: number | undefined
+      for (let s = 0; s < 120; s++) {
+        yield* TestClock.adjust("500 millis")
+        const now = yield* TestClock.currentTimeMillis
+        const who = yield* leaders([a.lease, b.lease])
+        expect(who.length, `at ${now}: ${who.join(",")}`).toBeLessThanOrEqual(1)
+        if (aDown === undefined && !who.includes("a")) aDown = now
+      }
+      expect(aDown).toBeDefined()
+      expect(aDown!).toBeLessThan(DateTime.toEpochMillis(before.expiresAt))
+      expect(yield* leaders([a.lease, b.lease])).toEqual(["b"])
       yield* Effect.all([a.stop, b.stop])
     }))
 

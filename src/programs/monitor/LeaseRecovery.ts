@@ -36,25 +36,27 @@ export const describeRecovery = (r: RecoveryPeriodReport): string =>
 
 /**
  * Runs lease recovery now and then once per `checkInterval`, forever, handing each report to
- * `publish`. A failing walk (bucket unreachable) is logged and retried next period.
+ * `publish`. A failing walk (bucket unreachable) is logged and retried next period. `gate` runs
+ * before each walk (the monitor's quiet mode waits there).
  */
 export const run = Effect.fn("Monitor.leaseRecovery")(function*(
   options: LeaseRecoveryOptions,
-  publish: (report: RecoveryPeriodReport) => Effect.Effect<void>
+  publish: (report: RecoveryPeriodReport) => Effect.Effect<void>,
+  gate: Effect.Effect<void> = Effect.void
 ) {
   const underlying = yield* Storage
   const { counter, storage } = yield* CountingStorage.make(underlying)
   const lm = yield* LeaseManagerLayer.make.pipe(Effect.provideService(Storage, storage))
   const period = Duration.decode(options.checkInterval ?? Duration.seconds(30))
-  const once = lm.recoverExpired({ pageSize: options.maxTasksPerScan ?? 100 }).pipe(
+  const once = gate.pipe(Effect.zipRight(lm.recoverExpired({ pageSize: options.maxTasksPerScan ?? 100 }).pipe(
     Effect.flatMap((report) =>
       Effect.flatMap(counter.take, (requests) => {
         const r: RecoveryPeriodReport = { _tag: "Recovery", report, requests }
         const line = describeRecovery(r)
-        const quiet = report.retried + report.failed + report.cancelled + report.staleDeleted === 0
-        return Effect.zipRight(quiet ? Effect.logDebug(line) : Effect.logInfo(line), publish(r))
+        const uneventful = report.retried + report.failed + report.cancelled + report.staleDeleted === 0
+        return Effect.zipRight(uneventful ? Effect.logDebug(line) : Effect.logInfo(line), publish(r))
       })),
     Effect.catchAll((e) => Effect.logWarning(`lease recovery failed (retrying next period): ${e.message}`))
-  )
-  return yield* Effect.repeat(once, Schedule.fixed(period)).pipe(Effect.zipRight(Effect.never))
+  )))
+  return yield* Effect.repeat(once, Schedule.spaced(period)).pipe(Effect.zipRight(Effect.never))
 })

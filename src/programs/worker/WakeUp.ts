@@ -1,7 +1,7 @@
 /**
  * The idle worker's side of the wake-up signal (design.md §5.4 "Idle cost"). Producers touch
  * `control/wakeup` (layers/internal/WakeUp.ts); an idle worker HEADs it once per `checkInterval`
- * (1 s) and runs a discovery pass only when:
+ * (1.1 s) and runs a discovery pass only when:
  * - its ETag changed (new work was submitted, retried, rescheduled or released),
  * - the earliest due time the last pass saw has arrived (delayed tasks, retries after backoff),
  * - the pause switches changed while paused work was waiting (HEAD of `control/pause.json` every
@@ -9,8 +9,10 @@
  * - or the slow safety net fires (default 20 min: tasks made claimable by tools that do not
  *   touch the signal, e.g. the reference's producers or lease recovery).
  *
- * Idle cost per hour with the defaults and 16 shards: 3 safety passes × 16 LIST = 48 LIST, plus
- * 60 heartbeat PUTs = 108 PUT+LIST; 3,600 HEADs (1 per second); pickup ≈ 0.5 s + one pass.
+ * Idle cost per hour with the defaults: 60 heartbeat PUTs plus 3 safety passes (a probe LIST each on
+ * an empty bucket), and the embedded monitor's quiet-bucket cost when it is the leader (about 25);
+ * 3,273 HEADs (one per 1.1 s, which leaves a standby monitor's lease polls, 120 GETs, within the
+ * budget of one GET-class request per second); pickup ≈ 0.55 s + one pass.
  *
  * @module
  */
@@ -22,7 +24,7 @@ import { Storage } from "../../services/Storage.js"
 
 /** Options of the wake-up watch. */
 export interface WakeUpOptions {
-  /** How often an idle worker HEADs `control/wakeup` (default 1 s). */
+  /** How often an idle worker HEADs `control/wakeup` (default 1.1 s). */
   readonly checkInterval?: Duration.DurationInput | undefined
   /** A full pass at least this often even without a signal (default 20 min). */
   readonly safetyNet?: Duration.DurationInput | undefined
@@ -56,7 +58,7 @@ const etagOf = (key: string) =>
 /** Builds the watch. */
 export const make = (options: WakeUpOptions = {}): Effect.Effect<WakeUpWatch> =>
   Effect.gen(function*() {
-    const interval = Duration.decode(options.checkInterval ?? Duration.seconds(1))
+    const interval = Duration.decode(options.checkInterval ?? Duration.millis(1100))
     const intervalMillis = Duration.toMillis(interval)
     const safetyMillis = Duration.toMillis(options.safetyNet ?? Duration.minutes(20))
     const pauseEvery = Math.max(1, options.pauseCheckEvery ?? 5)

@@ -1,0 +1,136 @@
+/**
+ * The monitor's quiet-bucket mode (monitor/Quiet.ts) on MemoryStorage + TestClock: an idle bucket
+ * stretches the leader's periods and its leader-lease ttl; activity ends the quiet at once; a
+ * crash nobody announced is still recovered, within the quiet period.
+ */
+import { randomUUID } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { DateTime, Effect, Option, PubSub, Stream, SubscriptionRef, TestClock } from "effect"
+import { taskKey } from "../../src/domain/Keys.js"
+import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
+import { shardOf } from "../../src/domain/Shard.js"
+import * as Tr from "../../src/domain/Transitions.js"
+import { createTask, readTask, writeMarker } from "../../src/layers/internal/TaskObjects.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import * as Monitor from "../../src/programs/Monitor.js"
+import { leaseMarkerOf } from "../../src/programs/monitor/Markers.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage, type StorageService } from "../../src/services/Storage.js"
+
+/** MemoryStorage that counts LISTs of `leases/`. */
+const setup = Effect.gen(function*() {
+  const mem = yield* MemoryStorage.make()
+  let walks = 0
+  const storage: StorageService = {
+    ...mem,
+    list: (prefix, options) =>
+      Effect.tap(mem.list(prefix, options), () =>
+        Effect.sync(() => {
+          if (prefix === "leases/") walks++
+        }))
+  }
+  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
+  const provide = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
+  return { mem, storage, clock, provide, walks: () => walks }
+})
+
+const minutes = (n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < n * 6; i++) yield* TestClock.adjust("10 seconds")
+  })
+
+const storedTtlMillis = (handle: Monitor.MonitorHandle) =>
+  Effect.map(handle.leader, (found) => {
+    const l = Option.getOrThrow(found)
+    return DateTime.toEpochMillis(l.expiresAt) - DateTime.toEpochMillis(l.renewedAt)
+  })
+
+describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
+  it.scoped("an idle bucket turns quiet: walks every quiet period, a long leader ttl; activity ends it at once", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      const activity = yield* PubSub.unbounded<void>()
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.fromPubSub(activity) }))
+      yield* TestClock.adjust("1 second")
+      expect(yield* SubscriptionRef.get(handle.isLeader)).toBe(true)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true) // two walks found nothing running
+      const before = env.walks()
+      yield* minutes(60)
+      const quietWalks = env.walks() - before
+      expect(quietWalks).toBeGreaterThanOrEqual(5) // every 10 min…
+      expect(quietWalks).toBeLessThanOrEqual(7) // …not every 30 s (120)
+      expect(yield* storedTtlMillis(handle)).toBe(15 * 60_000)
+
+      // Activity: the quiet ends, the normal ttl is written at once, walks are back to every 30 s.
+      yield* PubSub.publish(activity, undefined)
+      yield* TestClock.adjust("1 second")
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false)
+      expect(yield* storedTtlMillis(handle)).toBe(30_000)
+      const atActivity = env.walks()
+      yield* TestClock.adjust("30 seconds")
+      expect(env.walks()).toBeGreaterThan(atActivity)
+    }))
+
+  it.scoped("a monitor running alone notices a submit through the wake-up object within one check interval", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }))
+      yield* minutes(2)
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
+      const queue = yield* env.provide(QueueLayer.make({}))
+      yield* queue.submit("job", {})
+      yield* TestClock.adjust("31 seconds")
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false)
+    }))
+
+  it.scoped("a task claimed during the quiet without any visible activity, whose worker died, is recovered within the quiet period + its lease", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.never }))
+      yield* minutes(2)
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
+      // A worker elsewhere claims a task (a 60 s lease) and dies: no wake-up touch, no claim here.
+      const now = yield* env.clock.now
+      const id = randomUUID()
+      const task = Tr.claim(
+        Tr.newTask({
+          id,
+          shard: shardOf(id, 1),
+          taskType: "job",
+          input: null,
+          now,
+          availableAt: now,
+          timeoutSeconds: 60,
+          maxRetries: 3,
+          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
+        }),
+        { now, workerId: "elsewhere", leaseId: randomUUID() }
+      )
+      yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(task)!), createTask(task)))
+      const status = env.provide(Effect.map(readTask(taskKey(task.shard, task.id)), (t) => Option.getOrThrow(t).task.status))
+      let recoveredAfter: number | undefined
+      for (let s = 1; s <= 13 * 6 && recoveredAfter === undefined; s++) {
+        yield* TestClock.adjust("10 seconds")
+        if ((yield* status) === "pending") recoveredAfter = s * 10
+      }
+      expect(recoveredAfter).toBeDefined()
+      expect(recoveredAfter!).toBeLessThanOrEqual(10 * 60 + 60 + 10) // quiet check + lease + one step
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false) // the walk found a lease: no longer quiet
+    }))
+
+  it.scoped("quiet: false keeps the normal cadence on an idle bucket", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds", quiet: false }))
+      yield* TestClock.adjust("1 second")
+      const before = env.walks()
+      yield* minutes(10)
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false)
+      expect(env.walks() - before).toBeGreaterThanOrEqual(19)
+      expect(yield* storedTtlMillis(handle)).toBe(30_000)
+    }))
+})
