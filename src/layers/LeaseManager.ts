@@ -308,7 +308,11 @@ export const make = Effect.gen(function*() {
 
   const releaseShard = Effect.fn("LeaseManager.releaseShard")(function*(held: HeldShardLease) {
     const now = yield* clock.now
-    const freed = new ShardLease({ ...held.lease, leaseExpiresAt: now, updatedAt: now })
+    // Expired well in the past (never later than it was), so a taker whose clock is a little
+    // behind ours, or who allows for its uncertainty, sees it free at once.
+    const past = DateTime.subtract(now, { minutes: 1 })
+    const expiresAt = DateTime.lessThan(held.lease.leaseExpiresAt, past) ? held.lease.leaseExpiresAt : past
+    const freed = new ShardLease({ ...held.lease, leaseExpiresAt: expiresAt, updatedAt: now })
     const etag = yield* writeLease(freed, { ifMatch: held.etag })
     if (Option.isSome(etag)) return "released" satisfies ReleaseOutcome
     const after = yield* storage.head(shardLeaseKey(held.lease.shard))

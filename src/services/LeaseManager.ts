@@ -120,7 +120,8 @@ export interface LeaseManagerService {
   ) => Effect.Effect<Option.Option<HeldShardLease>, StorageReadError>
   /**
    * Releases a held lease with a conditional write (`If-Match` on the ETag we hold) that marks it
-   * expired now, so another worker may take it at once. Never a delete: a lease another worker
+   * expired (a minute in the past, so clock uncertainty does not delay the taker), so another
+   * worker may take it at once. Never a delete: a lease another worker
    * has taken over in the meantime makes the write fail (412) and stays theirs (`taken_over`).
    */
   readonly releaseShard: (held: HeldShardLease) => Effect.Effect<ReleaseOutcome, StorageReadError>
