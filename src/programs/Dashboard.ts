@@ -25,7 +25,6 @@
  * @module
  */
 import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Deferred, Duration, Effect, Schema } from "effect"
 import { Queue } from "../services/Queue.js"
 import { Scheduler } from "../services/Scheduler.js"
@@ -109,6 +108,8 @@ export const start = Effect.fn("Dashboard.start")(function*(options: DashboardOp
     healthyWithin: options.healthyWithin,
     shardPrefixLen: queue.config.shardPrefixLen
   })
+  // loaded here, not at import: `buquet worker` imports this module but rarely serves the dashboard
+  const NodeHttpServer = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpServer"))
   const server = yield* NodeHttpServer.make(() => createServer(), { host, port }).pipe(
     Effect.mapError((e) =>
       new DashboardListenFailed({

@@ -19,7 +19,10 @@
  *
  * @module
  */
-import { Headers, HttpTraceContext } from "@effect/platform"
+// Sub-path imports: the "@effect/platform" index loads every module of the package (its HTTP
+// server, API docs UI, …), about 30 MB of a worker's memory for two small modules.
+import * as Headers from "@effect/platform/Headers"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import { Effect, Option, Tracer } from "effect"
 
 /** The W3C `traceparent` of a span: `00-{trace id}-{span id}-{flags}`. */

@@ -10,7 +10,11 @@
  * @module
  */
 import { createHash } from "node:crypto"
-import { HttpRouter, HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
+// sub-path imports: the "@effect/platform" index loads every module of the package (~30 MB)
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as UrlParams from "@effect/platform/UrlParams"
 import { Deferred, DateTime, Duration, Effect, Option, Schema, Stream } from "effect"
 import { isShard } from "../../domain/Shard.js"
 import { Task } from "../../domain/Task.js"
