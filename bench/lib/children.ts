@@ -73,8 +73,10 @@ export const prepareWorkerEntry = async (): Promise<string> => {
 
 export const spawnWorker = (config: ChildConfig): WorkerChild => {
   const { execArgv, script } = entry ?? { script: join(root, "bench/lib/worker-process.ts"), execArgv: ["--import", "tsx"] }
+  // BENCH_CHILD_EXECARGV: extra Node flags for the worker processes (diagnosis, e.g. --heap-prof)
+  const extra = (process.env["BENCH_CHILD_EXECARGV"] ?? "").split(" ").filter((a) => a !== "")
   const child = fork(script, [], {
-    execArgv: [...execArgv],
+    execArgv: [...execArgv, ...extra],
     env: { ...process.env, BENCH_CHILD: JSON.stringify(config) },
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })

@@ -30,6 +30,17 @@ const sampleRss = (): number => {
 }
 const rssTimer = setInterval(sampleRss, 100)
 
+// BENCH_MEM_TRACE=1: one line of memory use per second on stderr (diagnosing the RSS)
+if (process.env["BENCH_MEM_TRACE"] === "1") {
+  const mb = (x: number) => (x / 1e6).toFixed(1)
+  const v8 = await import("node:v8")
+  setInterval(() => {
+    const m = process.memoryUsage()
+    const spaces = v8.getHeapSpaceStatistics().map((s) => `${s.space_name.replace("_space", "")}=${mb(s.space_used_size)}/${mb(s.space_size)}`)
+    console.error(`[mem] rss=${mb(m.rss)} heapTotal=${mb(m.heapTotal)} heapUsed=${mb(m.heapUsed)} external=${mb(m.external)} arrayBuffers=${mb(m.arrayBuffers)} completed=${completions.length} ${spaces.join(" ")}`)
+  }, 1000).unref()
+}
+
 // completion timestamps (local ms), for the steady-state rate
 const completions: Array<number> = []
 const progressTimer = setInterval(() => {
