@@ -8,9 +8,11 @@
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Option } from "effect"
+import { encodeObject } from "../../src/domain/Codec.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import { shardOf } from "../../src/domain/Shard.js"
+import { Task as TaskSchema } from "../../src/domain/Task.js"
 import type { Task } from "../../src/domain/Task.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
@@ -128,4 +130,39 @@ describe("Sweeper under injected faults", () => {
         for (const t of expired) expect(yield* status(t)).toBe("pending")
       }).pipe(Effect.provide(clockLayer))
     }), 120_000)
+
+  it.live("a task claimed right after the sweeper read it as pending gets no ready marker written", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryStorage.make()
+      const clockLayer = ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, memory)), Layer.orDie)
+      yield* Effect.gen(function*() {
+        const now = yield* (yield* ServerClock).now
+        // a pending task with no ready marker (a crash window)…
+        const task = fresh(now)
+        yield* createTask(task)
+        const key = `tasks/${task.shard}/${task.id}.json`
+        // …claimed by a worker right after the sweeper read it as pending
+        let claimed = false
+        const racing: typeof memory = {
+          ...memory,
+          get: (k) =>
+            Effect.gen(function*() {
+              const found = yield* memory.get(k)
+              if (k === key && !claimed) {
+                claimed = true
+                const current = Option.getOrThrow(yield* readTask(key).pipe(Effect.provideService(Storage, memory), Effect.orDie))
+                const running = Tr.claim(current.task, { now, workerId: "w", leaseId: randomUUID() })
+                yield* memory.put(key, encodeObject(TaskSchema, running), { ifMatch: current.etag }).pipe(Effect.orDie)
+                yield* writeMarker(leaseMarkerOf(running)!).pipe(Effect.provideService(Storage, memory), Effect.orDie)
+              }
+              return found
+            })
+        }
+        const sweeper = yield* Sweeper.make({}).pipe(Effect.provideService(Storage, racing))
+        const report = yield* sweeper.fullSweep
+        expect(claimed).toBe(true)
+        expect(report.totals.readyMarkersWritten).toBe(0)
+        expect(Option.isSome(yield* memory.head(readyMarkerKey(task)))).toBe(false)
+      }).pipe(Effect.provide(clockLayer))
+    }))
 })

@@ -125,6 +125,8 @@ interface Noted {
   readonly readAt: number
   /** Changed by this sweep (recovered): its markers are left for the next pass. */
   readonly changed: boolean
+  /** The task object as read (key, ETag): a missing marker is written only if it is unchanged since. */
+  readonly version?: { readonly key: string; readonly etag: string } | undefined
 }
 
 interface Pass {
@@ -302,7 +304,12 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         if (terminalCache.size >= cacheSize) terminalCache.delete(terminalCache.keys().next().value!)
         terminalCache.set(key, { etag: found.value.etag, status: task.status, updatedAt: DateTime.toEpochMillis(task.updatedAt) })
       }
-      p.noted.set(taskId, { owner: { exists: true, needed: neededMarker(task) }, readAt, changed: false })
+      p.noted.set(taskId, {
+        owner: { exists: true, needed: neededMarker(task) },
+        readAt,
+        changed: false,
+        version: { key, etag: found.value.etag }
+      })
     })
 
   /** Compares the shard's markers with what its tasks need: writes the missing, deletes the stale. */
@@ -324,11 +331,20 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           if (isDeletable(marker, owner, noted?.readAt ?? p.missingReadAt)) stale.push(head.key)
         }
       }
-      const missing: Array<string> = []
+      const candidates: Array<{ readonly marker: string; readonly version: Noted["version"] }> = []
       for (const noted of p.noted.values()) {
         if (noted.changed || !noted.owner.exists || noted.owner.needed === undefined) continue
-        if (!existing.has(noted.owner.needed)) missing.push(noted.owner.needed)
+        if (!existing.has(noted.owner.needed)) candidates.push({ marker: noted.owner.needed, version: noted.version })
       }
+      // The markers were listed after the tasks were read: a task claimed (or finished) in between
+      // no longer needs the marker it lacks. Write it only if the task is unchanged (one HEAD).
+      const missing = yield* Effect.filter(candidates, ({ version }) =>
+        version === undefined
+          ? Effect.succeed(true)
+          : retryTransient(storage.head(version.key)).pipe(
+            Effect.map((meta) => Option.isSome(meta) && meta.value.etag === version.etag),
+            Effect.catchAll(() => Effect.succeed(false))
+          ), { concurrency }).pipe(Effect.map((kept) => kept.map((c) => c.marker)))
       yield* Effect.forEach(missing, (key) => retryTransient(provide(writeMarker(key))), { concurrency, discard: true })
       for (const key of missing) {
         if (key.startsWith("ready/")) p.totals.readyMarkersWritten++
