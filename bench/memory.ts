@@ -7,7 +7,7 @@
  */
 import { Effect } from "effect"
 import { Queue } from "../src/services/Queue.js"
-import { spawnAll, stopAll, waitUntil } from "./lib/children.js"
+import { executableNodeFlags, spawnAll, stopAll, waitUntil } from "./lib/children.js"
 import { round } from "./lib/env.js"
 import { backendName, producerOn, storageLayer, wipe } from "./lib/stack.js"
 import type { Backend } from "./lib/stack.js"
@@ -23,6 +23,8 @@ export interface MemoryResult {
   readonly finalRssMB: number
   readonly heapUsedMB: number
   readonly tasksPerSec: number
+  /** Node flags the worker process ran with (the `buquet` executable's). */
+  readonly nodeFlags: ReadonlyArray<string>
 }
 
 export const workerMemory = async (backend: Backend, tasks: number): Promise<MemoryResult> => {
@@ -55,7 +57,8 @@ export const workerMemory = async (backend: Backend, tasks: number): Promise<Mem
       peakRssMB: round(final!.peakRss / 1e6),
       finalRssMB: round(final!.rss / 1e6),
       heapUsedMB: round(final!.heapUsed / 1e6),
-      tasksPerSec: round(final!.completed / seconds)
+      tasksPerSec: round(final!.completed / seconds),
+      nodeFlags: executableNodeFlags()
     }
   } finally {
     if (child!.process.exitCode === null) child!.process.kill("SIGKILL")

@@ -1,4 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-old-space-size=256 --max-semi-space-size=8
+// The heap flags above bound a long-running worker's memory: without them V8 on a big machine lets
+// the garbage of a busy worker pile up to ~4× its live heap before a full collection (a worker at
+// concurrency 64 peaked near 300 MB; with them, ~140 MB). bench/ runs its worker processes with
+// the same flags, read from this line. `node bin/buquet.js …` or NODE_OPTIONS choose otherwise.
 // The `buquet` executable. Runs the compiled CLI (dist/, built by `npm run build`, which `npm ci`
 // runs through the `prepare` script) when it is at least as new as the sources; otherwise, in a
 // checkout with dev dependencies, runs the TypeScript sources through tsx.

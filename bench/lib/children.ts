@@ -6,6 +6,7 @@
  */
 import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Option } from "effect"
 import type { RequestCounts } from "../../src/layers/CountingStorage.js"
@@ -71,12 +72,22 @@ export const prepareWorkerEntry = async (): Promise<string> => {
   }
 }
 
+/**
+ * The Node flags the `buquet` executable runs with (its shebang line, bin/buquet.js), so the worker
+ * processes measured here run as `buquet worker` does.
+ */
+export const executableNodeFlags = (): ReadonlyArray<string> => {
+  const first = readFileSync(join(root, "bin/buquet.js"), "utf8").split("\n", 1)[0] ?? ""
+  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, "").split(/\s+/).filter((w) => w !== "")
+  return words[0] === "node" ? words.slice(1) : []
+}
+
 export const spawnWorker = (config: ChildConfig): WorkerChild => {
   const { execArgv, script } = entry ?? { script: join(root, "bench/lib/worker-process.ts"), execArgv: ["--import", "tsx"] }
   // BENCH_CHILD_EXECARGV: extra Node flags for the worker processes (diagnosis, e.g. --heap-prof)
   const extra = (process.env["BENCH_CHILD_EXECARGV"] ?? "").split(" ").filter((a) => a !== "")
   const child = fork(script, [], {
-    execArgv: [...execArgv, ...extra],
+    execArgv: [...executableNodeFlags(), ...execArgv, ...extra],
     env: { ...process.env, BENCH_CHILD: JSON.stringify(config) },
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
