@@ -51,6 +51,8 @@ export interface IdleResult {
   /** Requests of the idle worker over the measured window. */
   readonly window: RequestCounts
   readonly windowSeconds: number
+  /** How long the worker was left after its last task before counting began. */
+  readonly settleSeconds: number
   readonly perHour: { readonly putPlusList: number; readonly put: number; readonly list: number; readonly get: number; readonly head: number; readonly delete: number }
   readonly getPlusHeadPerSec: number
   /** The first task after the full idle window. */
@@ -137,6 +139,9 @@ export const bullmqWarmLatency = async (redisPort: number, samples: number, gapM
   }
 }
 
+/** Time left between the idle worker's last task and the start of the counted window. */
+const settleMillis = 90_000
+
 export const idleLatencyAndCost = async (
   backend: Backend,
   idleMinutes: number,
@@ -149,9 +154,11 @@ export const idleLatencyAndCost = async (
   ])
   try {
     child!.send({ _tag: "Go" })
-    // one task so the worker has been busy once, then let it settle into its idle state
+    // one task so the worker has been busy once, then let it settle into its idle state: adaptive
+    // polling backs off to the wake-up watch within seconds, and its embedded monitor (the leader)
+    // turns quiet after two empty lease walks 30 s apart
     await pickupOnce(child!, producer.submit)
-    await sleep(15_000)
+    await sleep(settleMillis)
     child!.send({ _tag: "ResetCounts" })
     const from = Date.now()
     log(`idle: measuring an idle worker for ${idleMinutes} min`)
@@ -170,6 +177,7 @@ export const idleLatencyAndCost = async (
       idleMinutes,
       window: counts,
       windowSeconds: round(windowSeconds),
+      settleSeconds: settleMillis / 1000,
       perHour: {
         putPlusList: round((counts.PUT + counts.LIST + counts["LIST-VERSIONS"]) * scale),
         put: round(counts.PUT * scale),
