@@ -30,7 +30,7 @@ import type { AcquireResult, HeldShardLease, LeaseManagerService } from "../../s
 import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
 import { Storage, type StorageService } from "../../src/services/Storage.js"
 import { describeS3, s3Layer } from "../support/s3.js"
-import { startProcess } from "./fleet.js"
+import { countingLeaseWalks, startProcess } from "./fleet.js"
 import { processServices } from "./support.js"
 
 const env = () => ServerClockLayer.layer.pipe(Layer.provideMerge(s3Layer()))
@@ -85,15 +85,7 @@ describeS3("Monitor leader election on the real S3 server (acceptance 2)", () =>
 
       // LISTs of `leases/` per instance (only those that reached the bucket and answered).
       const lists = new Map<string, number>()
-      const counting = (id: string) => (s: StorageService): StorageService => ({
-        ...s,
-        list: (prefix, options) =>
-          s.list(prefix, options).pipe(Effect.tap(() =>
-            Effect.sync(() => {
-              if (prefix === "leases/") lists.set(id, (lists.get(id) ?? 0) + 1)
-            })
-          ))
-      })
+      const counting = countingLeaseWalks(lists)
       const done = yield* Ref.make(0)
       const handlers = [Worker.handler("job", () => Effect.as(Ref.update(done, (n) => n + 1), { ok: true }))]
       const ids = ["L1", "L2", "L3", "L4", "L5"]

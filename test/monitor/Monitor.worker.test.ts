@@ -25,8 +25,8 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as Monitor from "../../src/programs/Monitor.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage, type StorageService } from "../../src/services/Storage.js"
-import { kill, startProcess, supervise } from "./fleet.js"
+import { Storage } from "../../src/services/Storage.js"
+import { countingLeaseWalks, kill, startProcess, supervise } from "./fleet.js"
 import { keysUnder } from "./support.js"
 
 const lease = 60 // task timeout, seconds
@@ -127,15 +127,7 @@ describe("Monitor + real Worker: leader election (MemoryStorage + TestClock)", (
       const queue = yield* QueueLayer.make({}).pipe(Effect.provideService(Storage, mem), Effect.provideService(ServerClock, clock))
       const ttl = 30_000
       const lists = new Map<string, number>()
-      const counting = (id: string) => (s: StorageService): StorageService => ({
-        ...s,
-        list: (prefix, options) =>
-          s.list(prefix, options).pipe(Effect.tap(() =>
-            Effect.sync(() => {
-              if (prefix === "leases/") lists.set(id, (lists.get(id) ?? 0) + 1)
-            })
-          ))
-      })
+      const counting = countingLeaseWalks(lists)
       const done = yield* Ref.make(0)
       const counted = [Worker.handler("job", () => Ref.updateAndGet(done, (n) => n + 1))]
       const procs = yield* Effect.forEach(["p1", "p2", "p3", "p4", "p5"], (id) =>

@@ -123,3 +123,17 @@ export const supervise = (
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(deaths), start)))
     return { processes: Ref.get(started) }
   })
+
+/**
+ * Counts each process's LISTs of `leases/` (those that answered) in `lists`, by process id: wrap a
+ * process's storage with `countingLeaseWalks(lists)(id)` (ProcOptions.wrap).
+ */
+export const countingLeaseWalks = (lists: Map<string, number>) => (id: string) => (s: StorageService): StorageService => ({
+  ...s,
+  list: (prefix, options) =>
+    s.list(prefix, options).pipe(Effect.tap(() =>
+      Effect.sync(() => {
+        if (prefix === "leases/") lists.set(id, (lists.get(id) ?? 0) + 1)
+      })
+    ))
+})
