@@ -254,7 +254,9 @@ describeS3("A release never overwrites a lease someone else has just taken over,
           // Let at least one renewal land, then A's process "pauses": its next renewal hangs before
           // reaching the bucket, so A keeps the ETag of its last landed write while its lease runs out.
           yield* Effect.sleep(Duration.millis(renewMillis + 100))
-          yield* faulty.injector.addRule({ operation: "put", key, fault: Fault.delay("5 minutes"), times: 1 })
+          // (every put of A's hangs, not just one: a retried renewal that got through would keep A
+          // leading — a live process, not a paused one; the rules are lifted for A's release)
+          yield* faulty.injector.addRule({ operation: "put", key, fault: Fault.delay("5 minutes"), times: Infinity })
           // …and so does every read it makes afterwards (once it steps down it would look at the
           // lease again): only its release, a write on the ETag it holds, gets out.
           yield* faulty.injector.addRule({ operation: "get", key, fault: Fault.delay("5 minutes"), times: Infinity })
@@ -277,16 +279,19 @@ describeS3("A release never overwrites a lease someone else has just taken over,
             if (yield* SubscriptionRef.get(a.lease.isLeader)) observed.aLeaderWhenBTookOver++
             expect(yield* SubscriptionRef.get(a.lease.isLeader), `round ${r}: A still leader when B took over`).toBe(false)
             yield* jitter(200)
+            yield* faulty.injector.reset
             yield* a.lease.release
           } else {
             // A's lease has expired by server time (+ the clock's uncertainty): B may take it at once.
             yield* sleepUntilServerTime(clock, DateTime.toEpochMillis(aRecord.expiresAt) + 50)
             if (mode === "raced") {
+              yield* faulty.injector.reset
               yield* Effect.all([Effect.zipRight(jitter(150), a.lease.release), Effect.zipRight(jitter(150), startB)], {
                 concurrency: "unbounded",
                 discard: true
               })
             } else {
+              yield* faulty.injector.reset
               yield* a.lease.release
               yield* startB
             }
