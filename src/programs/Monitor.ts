@@ -41,7 +41,7 @@
 import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { makeSignal, wakeUpKey } from "../layers/internal/WakeUp.js"
+import { makeSignal, wakeUpKey, watchedEtag } from "../layers/internal/WakeUp.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import * as LeaderLease from "./LeaderLease.js"
@@ -235,17 +235,23 @@ const sweepLoop = (
   })
 
 /**
- * Runs `once` every `interval` (0 = never), logging failures: the next period tries again. `gate`
- * runs before every run but the first (the quiet mode waits there).
+ * Runs `step` every `interval` (0 = never), logging failures: the next period tries again. Each
+ * report is logged (info when `notable`, else debug) and published. `gate` runs before every run
+ * but the first (the quiet mode waits there).
  */
-const every = <E extends { readonly message: string }>(
+const every = <R extends MonitorReport, E extends { readonly message: string }>(
   name: string,
   interval: Duration.DurationInput,
   gate: (active: Duration.Duration) => Effect.Effect<void>,
-  once: Effect.Effect<void, E, Storage | ServerClock>
+  step: Effect.Effect<R, E, Storage | ServerClock>,
+  report: { readonly describe: (r: R) => string; readonly notable: (r: R) => boolean; readonly publish: (r: MonitorReport) => Effect.Effect<void> }
 ) => {
   const period = Duration.decode(interval)
-  const run = once.pipe(Effect.catchAll((e) => Effect.logWarning(`${name} failed (trying again next period): ${e.message}`)))
+  const run = step.pipe(
+    Effect.flatMap((r) =>
+      Effect.zipRight(report.notable(r) ? Effect.logInfo(report.describe(r)) : Effect.logDebug(report.describe(r)), report.publish(r))),
+    Effect.catchAll((e) => Effect.logWarning(`${name} failed (trying again next period): ${e.message}`))
+  )
   return Duration.toMillis(period) <= 0
     ? Effect.never
     : Effect.zipRight(run, Effect.repeat(Effect.zipRight(gate(period), run), Schedule.spaced(period))).pipe(Effect.zipRight(Effect.never))
@@ -256,44 +262,38 @@ const idempotencyLoop = (
   gate: (active: Duration.Duration) => Effect.Effect<void>,
   publish: (r: MonitorReport) => Effect.Effect<void>
 ) =>
-  Effect.gen(function*() {
-    const sweep = yield* IdempotencySweep.make({ pageSize: options.idempotency?.pageSize, grace: options.idempotency?.grace })
-    return yield* every(
-      "idempotency sweep",
-      options.idempotency?.interval ?? Duration.minutes(5),
-      gate,
-      Effect.flatMap(sweep.step, (r) =>
-        Effect.zipRight(r.deleted > 0 ? Effect.logInfo(IdempotencySweep.describeIdempotency(r)) : Effect.logDebug(IdempotencySweep.describeIdempotency(r)), publish(r)))
-    )
-  })
+  Effect.flatMap(
+    IdempotencySweep.make({ pageSize: options.idempotency?.pageSize, grace: options.idempotency?.grace }),
+    (sweep) =>
+      every("idempotency sweep", options.idempotency?.interval ?? Duration.minutes(5), gate, sweep.step, {
+        describe: IdempotencySweep.describeIdempotency,
+        notable: (r) => r.deleted > 0,
+        publish
+      })
+  )
 
 const workersLoop = (
   options: MonitorOptions,
   gate: (active: Duration.Duration) => Effect.Effect<void>,
   publish: (r: MonitorReport) => Effect.Effect<void>
 ) =>
-  Effect.gen(function*() {
-    const health = yield* WorkerHealth.make({ staleAfter: options.workers?.staleAfter, deleteAfter: options.workers?.deleteAfter })
-    return yield* every(
-      "worker health check",
-      options.workers?.interval ?? Duration.minutes(5),
-      gate,
-      Effect.flatMap(health.check, (r) =>
-        Effect.zipRight(
-          r.stale.length + r.deleted.length > 0 ? Effect.logInfo(WorkerHealth.describeWorkerHealth(r)) : Effect.logDebug(WorkerHealth.describeWorkerHealth(r)),
-          publish(r)
-        ))
-    )
-  })
+  Effect.flatMap(
+    WorkerHealth.make({ staleAfter: options.workers?.staleAfter, deleteAfter: options.workers?.deleteAfter }),
+    (health) =>
+      every("worker health check", options.workers?.interval ?? Duration.minutes(5), gate, health.check, {
+        describe: WorkerHealth.describeWorkerHealth,
+        notable: (r) => r.stale.length + r.deleted.length > 0,
+        publish
+      })
+  )
 
 /** Watches the wake-up object itself (a HEAD per `every`): the activity source of a monitor that runs without a worker. */
 const watchWakeUp = (every: Duration.Duration, onChange: Effect.Effect<void>) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     let seen: string | undefined
-    const look = storage.head(wakeUpKey).pipe(
-      Effect.flatMap((found) => {
-        const etag = Option.match(found, { onNone: () => "absent", onSome: (m) => m.etag })
+    const look = watchedEtag(storage, wakeUpKey).pipe(
+      Effect.flatMap((etag) => {
         const changed = seen !== undefined && seen !== etag
         seen = etag
         return changed ? onChange : Effect.void

@@ -16,13 +16,21 @@
  *
  * @module
  */
-import { Clock, Duration, Effect, Ref } from "effect"
+import { Clock, Duration, Effect, Option, Ref } from "effect"
 import { utf8 } from "../../domain/Codec.js"
 import { controlKey } from "../../domain/Keys.js"
+import type { StorageReadError } from "../../domain/StorageError.js"
 import type { StorageService } from "../../services/Storage.js"
 
 /** The wake-up object's key. */
 export const wakeUpKey: string = controlKey("wakeup")
+
+/**
+ * The current ETag of a watched object (the wake-up object, the pause switches), `"absent"` when
+ * it does not exist: one HEAD. Watchers compare it with the last one seen.
+ */
+export const watchedEtag = (storage: StorageService, key: string): Effect.Effect<string, StorageReadError> =>
+  Effect.map(storage.head(key), Option.match({ onNone: () => "absent", onSome: (m) => m.etag }))
 
 /** A per-process toucher of the wake-up object. */
 export interface WakeUpSignal {

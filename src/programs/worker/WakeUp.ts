@@ -18,7 +18,7 @@
  */
 import { Duration, Effect, Option, Ref } from "effect"
 import { pauseKey } from "../../domain/Pause.js"
-import { wakeUpKey } from "../../layers/internal/WakeUp.js"
+import { wakeUpKey, watchedEtag } from "../../layers/internal/WakeUp.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 
@@ -49,8 +49,7 @@ export interface WakeUpWatch {
 }
 
 const etagOf = (key: string) =>
-  Effect.flatMap(Storage, (s) => s.head(key)).pipe(
-    Effect.map(Option.match({ onNone: () => "absent", onSome: (m) => m.etag })),
+  Effect.flatMap(Storage, (s) => watchedEtag(s, key)).pipe(
     Effect.tapError((e) => Effect.logDebug(`wake-up check failed: ${e.message}`)),
     Effect.option
   )
