@@ -230,26 +230,24 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
    * not known what it needs), and the next pass looks again. Never treated as missing: that would
    * make its live markers look like orphans.
    */
-  const handleTask = (p: Pass, meta: ObjectMeta) =>
-    handleTaskOnce(p, meta).pipe(
+  const handleTask = (p: Pass, meta: ObjectMeta) => {
+    const name = meta.key.slice(meta.key.lastIndexOf("/") + 1)
+    const taskId = name.endsWith(".json") ? name.slice(0, -".json".length) : name
+    return handleTaskOnce(p, meta, taskId).pipe(
       retryTransient,
       Effect.catchAll((e) =>
         Effect.gen(function*() {
-          const key = meta.key
-          const name = key.slice(key.lastIndexOf("/") + 1)
-          const taskId = name.endsWith(".json") ? name.slice(0, -".json".length) : name
           p.totals.skipped++
           p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt: yield* nowMillis, changed: true })
-          yield* Effect.logWarning(`sweeper: skipping ${key} until the next pass: ${e.message}`)
+          yield* Effect.logWarning(`sweeper: skipping ${meta.key} until the next pass: ${e.message}`)
         })
       )
     )
+  }
 
-  const handleTaskOnce = (p: Pass, meta: ObjectMeta) =>
+  const handleTaskOnce = (p: Pass, meta: ObjectMeta, taskId: string) =>
     Effect.gen(function*() {
       const key = meta.key
-      const name = key.slice(key.lastIndexOf("/") + 1)
-      const taskId = name.endsWith(".json") ? name.slice(0, -".json".length) : name
       const cached = terminalCache.get(key)
       const readAt = yield* nowMillis
       if (cached !== undefined && cached.etag === meta.etag && (options.retention === undefined ||
