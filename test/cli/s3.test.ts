@@ -182,7 +182,11 @@ describeS3("buquet CLI on RGW", (s) => {
     await inBucket(s, keyPrefix, 1, Effect.gen(function*() {
       const queue = yield* Queue
       const items = [
-        ...Array.from({ length: 980 }, (_, i) => ({ taskType: "add", input: { a: i, b: 1 } })),
+        // a claim that loses its CAS to the other worker leaves its lease marker until the marker's
+        // minute (claim time + timeout) is over and lease recovery deletes it (Markers.ts: nobody may
+        // delete a marker a new claim could re-create): with a 30 s timeout that is within ~1.5 min
+        // instead of the default 5 min, which the settle wait below would barely cover
+        ...Array.from({ length: 980 }, (_, i) => ({ taskType: "add", input: { a: i, b: 1 }, options: { timeoutSeconds: 30 } })),
         ...Array.from({ length: 20 }, (_, i) => ({ taskType: "hang", input: { i }, options: { timeoutSeconds: 20 } }))
       ]
       const results = yield* queue.submitMany(items, { concurrency: 16 })
