@@ -18,9 +18,8 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { Storage } from "../services/Storage.js"
+import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
-import { listAllFromList } from "./MemoryStorage.js"
 
 /** The kinds of request counted. */
 export type RequestKind = "PUT" | "GET" | "HEAD" | "LIST" | "LIST-VERSIONS" | "DELETE"

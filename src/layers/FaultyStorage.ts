@@ -29,9 +29,9 @@
 import { Context, Duration, Effect, Layer, Option, Random } from "effect"
 import { OutcomeUnknown, StorageUnavailable } from "../domain/StorageError.js"
 import type { StorageReadError, StorageWriteError } from "../domain/StorageError.js"
-import { Storage } from "../services/Storage.js"
+import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
-import { conditionOf, listAllFromList } from "./MemoryStorage.js"
+import { conditionOf } from "./MemoryStorage.js"
 
 /** The port's operations, as rules and the injection log name them. */
 export type Operation = "get" | "head" | "put" | "delete" | "deleteMany" | "list" | "listVersions" | "getVersion"

@@ -23,7 +23,8 @@ import * as path from "node:path"
 import { Clock, DateTime, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { AccessDenied, InvalidResponse, PreconditionFailed, StorageUnavailable } from "../domain/StorageError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { Storage } from "../services/Storage.js"
+import { compareKeys } from "../domain/KeyOrder.js"
+import { listAllFromList, Storage } from "../services/Storage.js"
 import type {
   ListOptions,
   ListPage,
@@ -35,9 +36,7 @@ import type {
 } from "../services/Storage.js"
 import {
   clampMaxKeys,
-  compareKeys,
   conditionOf,
-  listAllFromList,
   listStartAfter,
   md5ETag,
   normalizeETag,

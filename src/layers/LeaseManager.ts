@@ -23,7 +23,7 @@ import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { isShardLeaseExpired, isValidWorkerId, ShardLease } from "../domain/ShardLease.js"
 import { Timestamp, type Task } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
-import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../programs/monitor/Markers.js"
+import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../domain/Markers.js"
 import {
   type AcquireResult,
   type HeldShardLease,
@@ -38,7 +38,7 @@ import {
 import * as Metrics from "../services/Metrics.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
-import { retryTransient } from "./internal/TransientRetry.js"
+import { retryTransient } from "../protocol/TransientRetry.js"
 import {
   casTask,
   deleteMarkers,
@@ -50,7 +50,7 @@ import {
   type VersionedTask,
   write,
   writeMarker
-} from "./internal/TaskObjects.js"
+} from "../protocol/TaskObjects.js"
 
 /** Prefix of the shard-leasing group's announcements: `control/shard-members/{worker_id}.json`. */
 export const shardMembersPrefix: string = controlKey("shard-members/")

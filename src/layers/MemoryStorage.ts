@@ -7,16 +7,17 @@
  * Every operation runs as one synchronous step, so operations are atomic with respect to each
  * other: fibers interleave only at yield points, and there are none inside a step.
  *
- * Also home of small helpers the other storage layers share: {@link compareKeys},
- * {@link md5ETag}, {@link PageBuilder} and {@link listAllFromList}.
+ * Also home of small helpers the other storage layers share: {@link md5ETag} and
+ * {@link PageBuilder} (key order is `domain/KeyOrder.ts`, `listAllFromList` is beside the port).
  *
  * @module
  */
 import { createHash } from "node:crypto"
-import { Chunk, Clock, DateTime, Effect, Layer, Option, Stream } from "effect"
+import { Clock, DateTime, Effect, Layer, Option, Stream } from "effect"
+import { compareKeys } from "../domain/KeyOrder.js"
 import { PreconditionFailed } from "../domain/StorageError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { Storage } from "../services/Storage.js"
+import { listAllFromList, Storage } from "../services/Storage.js"
 import type {
   ListOptions,
   ListPage,
@@ -31,23 +32,6 @@ import type {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
-
-/**
- * Compares two keys in S3's order: by the bytes of their UTF-8 encoding (= Unicode code point
- * order), never by locale. JavaScript's `<` compares UTF-16 code units, which differs only when a
- * surrogate meets a character in U+E000–U+FFFF; the shift below fixes exactly that case.
- */
-export const compareKeys = (a: string, b: string): number => {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i)
-    const y = b.charCodeAt(i)
-    if (x !== y) return codeUnitRank(x) - codeUnitRank(y)
-  }
-  return a.length - b.length
-}
-
-const codeUnitRank = (c: number): number => (c < 0xd800 ? c : c < 0xe000 ? c + 0x2000 : c - 0x800)
 
 /** The S3 ETag of a single-part object: the quoted hex MD5 of its body. */
 export const md5ETag = (body: Uint8Array): string => `"${createHash("md5").update(body).digest("hex")}"`
@@ -138,31 +122,6 @@ export class PageBuilder<A> {
     return this.truncated && this.last !== undefined ? encodeContinuationToken(this.last) : undefined
   }
 }
-
-/**
- * `listAll` in terms of `list`: follows continuation tokens page by page. Wrappers use it so
- * that each page goes through their own `list` (and is counted / faulted as one request).
- */
-export const listAllFromList = <E>(
-  list: (prefix: string, options?: ListOptions) => Effect.Effect<ListPage, E>
-) =>
-(
-  prefix: string,
-  options?: Omit<ListOptions, "continuationToken" | "delimiter">
-): Stream.Stream<ObjectMeta, E> =>
-  Stream.paginateChunkEffect(
-    undefined as string | undefined,
-    (token) =>
-      list(prefix, {
-        maxKeys: options?.maxKeys,
-        ...(token === undefined ? { startAfter: options?.startAfter } : { continuationToken: token })
-      }).pipe(
-        Effect.map((page): [Chunk.Chunk<ObjectMeta>, Option.Option<string | undefined>] => [
-          Chunk.fromIterable(page.objects),
-          page.nextContinuationToken === undefined ? Option.none() : Option.some(page.nextContinuationToken)
-        ])
-      )
-  )
 
 /** Reads the condition of a put as a tagged value. */
 export const conditionOf = (

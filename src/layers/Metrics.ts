@@ -22,9 +22,8 @@ import { Effect, Layer, Metric, MetricState, Option } from "effect"
 import type { MetricPair } from "effect"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { Metrics, recordS3Request, s3Requests } from "../services/Metrics.js"
-import { Storage } from "../services/Storage.js"
+import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
-import { listAllFromList } from "./MemoryStorage.js"
 
 // --- exposition ----------------------------------------------------------------------------------
 

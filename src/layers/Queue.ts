@@ -51,8 +51,8 @@ import { Storage } from "../services/Storage.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
-import { deletePayloads, loadInput, loadOutput, offload } from "./internal/Payloads.js"
-import { makeSignal } from "./internal/WakeUp.js"
+import { deletePayloads, loadInput, loadOutput, offload } from "../protocol/Payloads.js"
+import { makeSignal } from "../protocol/WakeUp.js"
 import {
   createTask,
   deleteMarkers,
@@ -64,9 +64,9 @@ import {
   updateTask,
   write,
   writeMarker
-} from "./internal/TaskObjects.js"
-import type { VersionedTask } from "./internal/TaskObjects.js"
-import * as Tracing from "../programs/Tracing.js"
+} from "../protocol/TaskObjects.js"
+import type { VersionedTask } from "../protocol/TaskObjects.js"
+import * as Tracing from "../protocol/Tracing.js"
 import * as Metrics from "../services/Metrics.js"
 
 /** What the layer is built from: any subset of {@link QueueConfig}'s fields. */

@@ -41,7 +41,7 @@
 import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { makeSignal, wakeUpKey, watchedEtag } from "../layers/internal/WakeUp.js"
+import { makeSignal, wakeUpKey, watchedEtag } from "../protocol/WakeUp.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import * as LeaderLease from "./LeaderLease.js"

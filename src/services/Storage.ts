@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Context, DateTime, Effect, Option, Stream } from "effect"
+import { Chunk, Context, DateTime, Effect, Option, Stream } from "effect"
 import type { StorageReadError, StorageWriteError } from "../domain/StorageError.js"
 
 /** An object's metadata. ETags are opaque: pass them back exactly as received. */
@@ -116,3 +116,28 @@ export interface StorageService {
 
 /** The Storage service: `yield* Storage` gives the port. */
 export class Storage extends Context.Tag("buquet/Storage")<Storage, StorageService>() {}
+
+/**
+ * `listAll` in terms of `list`: follows continuation tokens page by page. Wrappers use it so
+ * that each page goes through their own `list` (and is counted / faulted as one request).
+ */
+export const listAllFromList = <E>(
+  list: (prefix: string, options?: ListOptions) => Effect.Effect<ListPage, E>
+) =>
+(
+  prefix: string,
+  options?: Omit<ListOptions, "continuationToken" | "delimiter">
+): Stream.Stream<ObjectMeta, E> =>
+  Stream.paginateChunkEffect(
+    undefined as string | undefined,
+    (token) =>
+      list(prefix, {
+        maxKeys: options?.maxKeys,
+        ...(token === undefined ? { startAfter: options?.startAfter } : { continuationToken: token })
+      }).pipe(
+        Effect.map((page): [Chunk.Chunk<ObjectMeta>, Option.Option<string | undefined>] => [
+          Chunk.fromIterable(page.objects),
+          page.nextContinuationToken === undefined ? Option.none() : Option.some(page.nextContinuationToken)
+        ])
+      )
+  )

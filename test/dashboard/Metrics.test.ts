@@ -3,7 +3,7 @@ import { Chunk, Duration, Effect, Fiber, Layer, Metric, MetricBoundaries, Option
 import { PermanentError } from "../../src/domain/HandlerErrors.js"
 import * as MetricsLayer from "../../src/layers/Metrics.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as Tracing from "../../src/programs/Tracing.js"
+import * as Tracing from "../../src/protocol/Tracing.js"
 import * as Worker from "../../src/programs/Worker.js"
 import * as Metrics from "../../src/services/Metrics.js"
 import { Storage } from "../../src/services/Storage.js"

@@ -20,8 +20,8 @@ import {
   readTask,
   type VersionedTask,
   writeMarker
-} from "../../src/layers/internal/TaskObjects.js"
-import { leaseMarkerOf } from "../../src/programs/monitor/Markers.js"
+} from "../../src/protocol/TaskObjects.js"
+import { leaseMarkerOf } from "../../src/domain/Markers.js"
 import { ShardLease } from "../../src/domain/ShardLease.js"
 import { StorageUnavailable } from "../../src/domain/StorageError.js"
 import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"

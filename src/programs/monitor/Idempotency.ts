@@ -30,7 +30,7 @@ import type { StorageReadError } from "../../domain/StorageError.js"
 import { Timestamp } from "../../domain/Task.js"
 import * as CountingStorage from "../../layers/CountingStorage.js"
 import type { RequestCounts } from "../../layers/CountingStorage.js"
-import { putPlain } from "../../layers/internal/TaskObjects.js"
+import { putPlain } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 

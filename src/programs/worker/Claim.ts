@@ -17,18 +17,18 @@
  */
 import { randomUUID } from "node:crypto"
 import { DateTime, Effect, Option } from "effect"
-import { leaseKey, taskKey } from "../../domain/Keys.js"
+import { taskKey } from "../../domain/Keys.js"
+import { bucketEndMillis, leaseMarkerOf } from "../../domain/Markers.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
-import { bucketOf, bucketStartMillis, bucketSeconds } from "../../domain/Shard.js"
 import { isAvailableAt } from "../../domain/Task.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
-import { casTask, deleteMarkers, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
-import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import { casTask, deleteMarkers, readTask, writeMarker } from "../../protocol/TaskObjects.js"
+import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
-import * as Tracing from "../Tracing.js"
+import * as Tracing from "../../protocol/Tracing.js"
 
 /**
  * How long a marker whose task was found not pending (and the marker not provably stale) is
@@ -68,17 +68,9 @@ export type ClaimOutcome =
 /** Why a candidate was skipped. */
 export type SkipReason = "unhandled" | "not_due" | "paused" | "rate_limited" | "busy_elsewhere" | "malformed"
 
-const endOfBucketMillis = (bucket: number): number => bucketStartMillis(bucket) + bucketSeconds * 1000
-
 /** Whether a marker in `bucket` is provably stale for a task last changed at `task.updatedAt`. */
 export const isProvablyStale = (bucket: number, task: Task): boolean =>
-  endOfBucketMillis(bucket) + staleMarkerMarginMillis <= DateTime.toEpochMillis(task.updatedAt)
-
-/** The lease marker key of a running task (from its `lease_expires_at`). */
-export const leaseMarkerOf = (task: Task): string | undefined =>
-  task.leaseExpiresAt === null
-    ? undefined
-    : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)
+  bucketEndMillis(bucket) + staleMarkerMarginMillis <= DateTime.toEpochMillis(task.updatedAt)
 
 /** Tries to claim the task behind one due ready marker. */
 export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, env: ClaimEnv) {

@@ -11,7 +11,7 @@ import { DateTime, Duration, Effect } from "effect"
 import { encodeObject } from "../../domain/Codec.js"
 import { workerKey } from "../../domain/Keys.js"
 import { WorkerRecord } from "../../domain/WorkerRecord.js"
-import { putPlain } from "../../layers/internal/TaskObjects.js"
+import { putPlain } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 

@@ -17,11 +17,11 @@ import { readyMarkerKey } from "../../domain/ReadyIndex.js"
 import { canRetry } from "../../domain/Task.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
-import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../layers/internal/TaskObjects.js"
-import type { VersionedTask } from "../../layers/internal/TaskObjects.js"
+import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../protocol/TaskObjects.js"
+import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
-import { leaseMarkerOf } from "./Claim.js"
+import { leaseMarkerOf } from "../../domain/Markers.js"
 
 /** What to do with a task whose attempt ended. */
 export type Settlement =

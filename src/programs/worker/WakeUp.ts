@@ -1,6 +1,6 @@
 /**
  * The idle worker's side of the wake-up signal (design.md §5.4 "Idle cost"). Producers touch
- * `control/wakeup` (layers/internal/WakeUp.ts); an idle worker HEADs it once per `checkInterval`
+ * `control/wakeup` (protocol/WakeUp.ts); an idle worker HEADs it once per `checkInterval`
  * (1.1 s) and runs a discovery pass only when:
  * - its ETag changed (new work was submitted, retried, rescheduled or released),
  * - the earliest due time the last pass saw has arrived (delayed tasks, retries after backoff),
@@ -18,7 +18,7 @@
  */
 import { Duration, Effect, Option, Ref } from "effect"
 import { pauseKey } from "../../domain/Pause.js"
-import { wakeUpKey, watchedEtag } from "../../layers/internal/WakeUp.js"
+import { wakeUpKey, watchedEtag } from "../../protocol/WakeUp.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 

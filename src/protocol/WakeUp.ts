@@ -17,10 +17,10 @@
  * @module
  */
 import { Clock, Duration, Effect, Option, Ref } from "effect"
-import { utf8 } from "../../domain/Codec.js"
-import { controlKey } from "../../domain/Keys.js"
-import type { StorageReadError } from "../../domain/StorageError.js"
-import type { StorageService } from "../../services/Storage.js"
+import { utf8 } from "../domain/Codec.js"
+import { controlKey } from "../domain/Keys.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+import type { StorageService } from "../services/Storage.js"
 
 /** The wake-up object's key. */
 export const wakeUpKey: string = controlKey("wakeup")

@@ -15,10 +15,10 @@
  * @module
  */
 import { DateTime } from "effect"
-import { leaseKey, parseIndexKey } from "../../domain/Keys.js"
-import { readyMarkerKey } from "../../domain/ReadyIndex.js"
-import { bucketOf, bucketSeconds, bucketStartMillis } from "../../domain/Shard.js"
-import type { Task } from "../../domain/Task.js"
+import { leaseKey, parseIndexKey } from "./Keys.js"
+import { readyMarkerKey } from "./ReadyIndex.js"
+import { bucketOf, bucketSeconds, bucketStartMillis } from "./Shard.js"
+import type { Task } from "./Task.js"
 
 /** Clock margin for "this bucket is surely over" (server-time estimates of writers may differ by this much). */
 export const bucketMarginMillis = 5_000

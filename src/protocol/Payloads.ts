@@ -8,12 +8,12 @@
  * @module
  */
 import { Effect, Option } from "effect"
-import { payloadKey } from "../../domain/Keys.js"
-import { MalformedObject } from "../../domain/QueueError.js"
-import type { Task } from "../../domain/Task.js"
-import { PayloadMissing } from "../../domain/TaskErrors.js"
-import { utf8 } from "../../domain/Codec.js"
-import { Storage } from "../../services/Storage.js"
+import { payloadKey } from "../domain/Keys.js"
+import { MalformedObject } from "../domain/QueueError.js"
+import type { Task } from "../domain/Task.js"
+import { PayloadMissing } from "../domain/TaskErrors.js"
+import { utf8 } from "../domain/Codec.js"
+import { Storage } from "../services/Storage.js"
 import { putPlain } from "./TaskObjects.js"
 
 /** A JSON value ready to store: inline (`ref` absent) or offloaded (`value` null, `ref` the key). */

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { leaseKey, readyKey } from "../../src/domain/Keys.js"
 import { bucketOf } from "../../src/domain/Shard.js"
-import { isDeletable, orphanGraceMillis } from "../../src/programs/monitor/Markers.js"
+import { isDeletable, orphanGraceMillis } from "../../src/domain/Markers.js"
 
 const now = 1_800_000_000_000
 const id = "0b7e1c2a-1111-4222-8333-444455556666"

@@ -16,14 +16,14 @@
  * @module
  */
 import { Effect, Option } from "effect"
-import { decodeObject, encodeObject } from "../../domain/Codec.js"
-import { taskKey } from "../../domain/Keys.js"
-import type { MalformedObject } from "../../domain/QueueError.js"
-import { shardOf } from "../../domain/Shard.js"
-import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../../domain/StorageError.js"
-import type { StorageReadError } from "../../domain/StorageError.js"
-import { Task } from "../../domain/Task.js"
-import { Storage } from "../../services/Storage.js"
+import { decodeObject, encodeObject } from "../domain/Codec.js"
+import { taskKey } from "../domain/Keys.js"
+import type { MalformedObject } from "../domain/QueueError.js"
+import { shardOf } from "../domain/Shard.js"
+import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../domain/StorageError.js"
+import type { StorageReadError } from "../domain/StorageError.js"
+import { Task } from "../domain/Task.js"
+import { Storage } from "../services/Storage.js"
 
 /** A task with the ETag it was read (or written) with: what a CAS needs. */
 export interface VersionedTask {
