@@ -1,6 +1,7 @@
 /**
- * `buquet migrate-shards --from N --to M [--execute]`: dry run by default; with `--execute` moves
- * every task and its markers to the new shard layout, with a progress bar on stderr.
+ * `buquet migrate-shards --from N --to M [--execute [--force]]`: dry run by default; with `--execute`
+ * moves every task and its markers to the new shard layout, with a progress bar on stderr. It
+ * refuses (exit 1) while workers or leaders look alive unless `--force`.
  *
  * @module
  */
@@ -23,6 +24,9 @@ export const migrateShards = Command.make(
     from: Options.integer("from").pipe(Options.withDescription("the current shard prefix length (1–4)")),
     to: Options.integer("to").pipe(Options.withDescription("the new shard prefix length (1–4)")),
     execute: Options.boolean("execute").pipe(Options.withDescription("really move (default: dry run)")),
+    force: Options.boolean("force").pipe(
+      Options.withDescription("move although workers or leaders look alive (only when you know they are dead, e.g. killed less than 3 minutes ago)")
+    ),
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("tasks moved at once"), Options.withDefault(16))
   },
   (o) =>
@@ -59,6 +63,7 @@ export const migrateShards = Command.make(
           const tty = process.stderr.isTTY === true
           const result = yield* Migrate.execute(plan, {
             concurrency: o.concurrency,
+            force: o.force,
             onProgress: (done, total) =>
               o.json ? Effect.void : tty
               ? Effect.sync(() => void process.stderr.write(`\r${bar(done, total)}`))
@@ -67,8 +72,8 @@ export const migrateShards = Command.make(
               : Effect.void
           })
           if (tty && !o.json) yield* stderrLine("")
-          if (o.json) yield* printJson({ dry_run: false, moved: result.moved, vanished: result.vanished, markers_deleted: result.markersDeleted, failed: result.failed })
-          else yield* Console.log(`moved ${result.moved} task(s) from prefix length ${o.from} to ${o.to}; deleted ${result.markersDeleted} old marker(s)${result.vanished > 0 ? `; ${result.vanished} vanished meanwhile` : ""}`)
+          if (o.json) yield* printJson({ dry_run: false, moved: result.moved, vanished: result.vanished, markers_deleted: result.markersDeleted, records_rewritten: result.recordsRewritten, failed: result.failed })
+          else yield* Console.log(`moved ${result.moved} task(s) from prefix length ${o.from} to ${o.to}; deleted ${result.markersDeleted} old marker(s); rewrote ${result.recordsRewritten} idempotency record(s)${result.vanished > 0 ? `; ${result.vanished} vanished meanwhile` : ""}`)
           if (result.failed.length > 0) {
             return yield* operationalError(`${result.failed.length} task(s) could not be moved (first: ${result.failed[0]!.message}); run the command again to finish`)
           }

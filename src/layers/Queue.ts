@@ -262,7 +262,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
         const recShard = m !== null && m[2] === rec.taskId ? m[1]! : shardOf(rec.taskId, config.shardPrefixLen)
         const task = yield* provide(readTask(taskKey(recShard, rec.taskId)))
         if (Option.isSome(task)) return task.value.task
-        return yield* createOrGet(buildTask(rec.taskId, recShard, taskType, inputJson, resolved, now), inputJson)
+        // A record written before a shard migration names the old layout: the task may have moved to
+        // ours, and if it must be created, it goes where this queue's workers look.
+        const ours = shardOf(rec.taskId, config.shardPrefixLen)
+        if (ours !== recShard) {
+          const moved = yield* provide(readTask(taskKey(ours, rec.taskId)))
+          if (Option.isSome(moved)) return moved.value.task
+        }
+        return yield* createOrGet(buildTask(rec.taskId, ours, taskType, inputJson, resolved, now), inputJson)
       }
       return yield* new StorageUnavailable({
         operation: "PutObject",

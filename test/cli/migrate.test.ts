@@ -53,3 +53,27 @@ it("moves every task and marker from prefix length 1 to 2; a second run finds no
   expect(again.code, again.stderr).toBe(0)
   expect(again.stdout).toMatch(/nothing to do/)
 })
+
+it("--execute refuses while a worker looks alive (exit 1, names it, moves nothing); --force moves", async () => {
+  const dir = tempDir("buquet-migrate-live-")
+  await inStore(dir, 1, Effect.gen(function*() {
+    const queue = yield* Queue
+    yield* queue.submit("job", { i: 1 })
+    // a worker's heartbeat, as a running worker writes it
+    const storage = yield* Storage
+    const now = new Date().toISOString()
+    yield* storage.put("workers/w-live.json", new TextEncoder().encode(JSON.stringify({
+      worker_id: "w-live", started_at: now, last_heartbeat: now, shards: [], current_task: null, tasks_completed: 0, tasks_failed: 0
+    })))
+  }))
+  const refused = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute"], { cwd: dir })
+  expect(refused.code).toBe(1)
+  expect(refused.stderr).toMatch(/refusing to migrate while the fleet runs: worker\(s\) w-live/)
+  expect(refused.stderr).toMatch(/--force/)
+  const dry = await runCli(["migrate-shards", "--from", "1", "--to", "2"], { cwd: dir })
+  expect(dry.stdout).toMatch(/dry run: 1 task\(s\)/)
+
+  const forced = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute", "--force", "--json"], { cwd: dir })
+  expect(forced.code, forced.stderr).toBe(0)
+  expect(JSON.parse(forced.stdout)).toMatchObject({ moved: 1, failed: [] })
+})

@@ -213,7 +213,8 @@ describeS3("buquet CLI on RGW", (s) => {
     doomed.signal("SIGKILL")
     await doomed.exited
 
-    const run = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute", "--json"], { env, timeoutMs: 170_000 })
+    // the killed worker's record is still fresh: the operator knows it is dead
+    const run = await runCli(["migrate-shards", "--from", "1", "--to", "2", "--execute", "--force", "--json"], { env, timeoutMs: 170_000 })
     expect(run.code, run.stderr).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({ moved: 1000, failed: [] })
 
