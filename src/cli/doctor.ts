@@ -6,6 +6,7 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
+import { layerStorage } from "../Buquet.js"
 import * as Doctor from "../programs/Doctor.js"
 import { globalOptions, operationalError, printJson, resolveConfig, toCliError } from "./common.js"
 
@@ -15,7 +16,7 @@ const mark = { ok: "✓", warn: "⚠", fail: "✗" } as const
 export const doctor = Command.make("doctor", globalOptions, (o) =>
   Effect.gen(function*() {
     const config = yield* resolveConfig(o)
-    const report = yield* Doctor.run(config)
+    const report = yield* Doctor.run(config, layerStorage(config.storage))
     if (o.json) yield* printJson(report)
     else yield* Console.log(report.checks.map((c) => `${mark[c.status]} ${c.name}: ${c.detail}`).join("\n"))
     if (!report.ok) {

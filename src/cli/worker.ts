@@ -9,7 +9,6 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
-import { dashboardOptions, monitorOptions, workerOptions } from "../layers/Config.js"
 import * as Metrics from "../layers/Metrics.js"
 import * as Dashboard from "../programs/Dashboard.js"
 import * as Monitor from "../programs/Monitor.js"
@@ -17,6 +16,7 @@ import * as Worker from "../programs/Worker.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import { globalOptions, settingFlags, stderrLine, toCliError, usageError, withStack } from "./common.js"
 import { loadHandlers } from "./handlers.js"
+import { dashboardOptions, monitorOptions, workerOptions } from "./options.js"
 
 const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
 const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)

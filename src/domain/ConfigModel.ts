@@ -98,7 +98,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     inProfile: false,
     description: "hex characters of the task id that name its shard: 1–4 = 16…65,536 shards (Queue)"
   },
-  // [worker]: `buquet worker` (layers/Config.ts workerOptions → Worker.run)
+  // [worker]: `buquet worker` (cli/options.ts workerOptions → Worker.run)
   section({
     path: "worker.id",
     env: ["BUQUET_WORKER_ID"],
@@ -228,7 +228,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     default: "1000",
     description: "fixed polling: the wait between passes (Worker polling)"
   }),
-  // [monitor]: `buquet monitor` and the monitor embedded in workers (layers/Config.ts monitorOptions)
+  // [monitor]: `buquet monitor` and the monitor embedded in workers (cli/options.ts monitorOptions)
   section({
     path: "monitor.check_interval_secs",
     env: ["BUQUET_MONITOR_CHECK_INTERVAL"],
@@ -286,7 +286,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     default: "archive",
     description: "what retention does with old terminal tasks (Monitor retention)"
   }),
-  // [dashboard]: `buquet dashboard` (layers/Config.ts dashboardOptions)
+  // [dashboard]: `buquet dashboard` (cli/options.ts dashboardOptions)
   section({
     path: "dashboard.host",
     env: ["BUQUET_DASHBOARD_HOST"],

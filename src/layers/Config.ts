@@ -13,7 +13,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Config, ConfigProvider, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from "effect"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
 import type { ConfigFileContents, SettingMap } from "../domain/ConfigFile.js"
@@ -21,18 +21,11 @@ import { parseStorage, settings as allSettings } from "../domain/ConfigModel.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import type {
   ConfigFileInfo,
-  DashboardSettings,
-  MonitorSettings,
-  PollingSettings,
   ResolvedConfig,
   ResolvedSetting,
   SettingSource,
-  StorageSettings,
-  WorkerSettings
+  StorageSettings
 } from "../services/BuquetConfig.js"
-import type { DashboardOptions } from "../programs/Dashboard.js"
-import type { MonitorOptions } from "../programs/Monitor.js"
-import type { PollingOptions, WorkerOptions } from "../programs/Worker.js"
 
 /** What the configuration is resolved from, besides the environment (read through Effect `Config`). */
 export interface ConfigInputs {
@@ -302,61 +295,6 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     settings: resolvedSettings,
     files: read.map((r) => r.info)
   } satisfies ResolvedConfig
-})
-
-/**
- * The Worker's options from `[worker]`, `[worker.polling]`, `[worker.shard_leasing]` and, for the
- * embedded monitor, `[monitor]` (design.md §6); `fallbackId` names the worker when no id is
- * configured. Every field of {@link WorkerSettings} lands here.
- */
-export const workerOptions = (
-  settings: WorkerSettings,
-  shardPrefixLen: number,
-  fallbackId: string,
-  monitor: MonitorSettings
-): WorkerOptions => ({
-  id: settings.id ?? fallbackId,
-  monitor: settings.monitor ? monitorOptions(monitor) : false,
-  scheduler: settings.scheduler,
-  shardLeasing: settings.shardLeasing.enabled
-    ? {
-      shardsPerWorker: settings.shardLeasing.shardsPerWorker,
-      leaseTtl: Duration.seconds(settings.shardLeasing.leaseTtlSecs),
-      renewInterval: Duration.seconds(settings.shardLeasing.renewalIntervalSecs)
-    }
-    : false,
-  concurrency: settings.concurrency,
-  shardPrefixLen,
-  shards: settings.shards,
-  shutdownGracePeriod: Duration.seconds(settings.shutdownGraceSecs),
-  heartbeat: { busy: Duration.seconds(settings.heartbeatBusySecs), idle: Duration.seconds(settings.heartbeatIdleSecs) },
-  polling: pollingOptions(settings.polling)
-})
-
-/** The polling Schedule's options from `[worker.polling]`. */
-export const pollingOptions = (p: PollingSettings): PollingOptions =>
-  p.strategy === "fixed"
-    ? { _tag: "Fixed", interval: Duration.millis(p.intervalMs) }
-    : { _tag: "Adaptive", min: Duration.millis(p.minIntervalMs), max: Duration.millis(p.maxIntervalMs), factor: p.backoffMultiplier }
-
-/** The Monitor's options from `[monitor]`; `holderId` names this instance in the leader election. */
-export const monitorOptions = (m: MonitorSettings, holderId?: string): MonitorOptions => ({
-  checkInterval: Duration.seconds(m.checkIntervalSecs),
-  sweepInterval: Duration.seconds(m.sweepIntervalSecs),
-  maxTasksPerScan: m.maxTasksPerScan,
-  maxObjectsPerSweep: m.maxObjectsPerSweep,
-  sweepMode: m.sweepMode,
-  quiet: m.quietCheckIntervalSecs === 0 ? false : { checkInterval: Duration.seconds(m.quietCheckIntervalSecs) },
-  retention: m.retentionDays === undefined ? undefined : { olderThan: Duration.days(m.retentionDays), action: m.retentionAction },
-  ...(holderId === undefined ? {} : { leader: { holderId } })
-})
-
-/** The Dashboard's options from `[dashboard]`. */
-export const dashboardOptions = (d: DashboardSettings): DashboardOptions => ({
-  host: d.host,
-  port: d.port,
-  token: d.token === undefined ? undefined : Redacted.value(d.token),
-  refreshInterval: Duration.seconds(d.refreshSecs)
 })
 
 /** Resolves the configuration with the Node file system. */

@@ -8,7 +8,6 @@
  */
 import { randomUUID } from "node:crypto"
 import { Chunk, Duration, Effect, Either, Layer, Option, Stream } from "effect"
-import { layerStorage } from "../Buquet.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import { RequestCounter } from "../layers/CountingStorage.js"
 import * as ServerClockLayer from "../layers/ServerClock.js"
@@ -128,8 +127,14 @@ const selfTest = (storage: StorageService) =>
 
 const isRemote = (config: ResolvedConfig) => config.storage._tag === "S3"
 
-/** Runs every check against the configured store. */
-export const run = Effect.fn("Doctor.run")(function*(config: ResolvedConfig) {
+/**
+ * Runs every check against the configured store. `storage` opens it (the composition root builds
+ * it from `config.storage`); a store that cannot be opened is reported as a failed check.
+ */
+export const run = Effect.fn("Doctor.run")(function*<E extends { readonly _tag: string; readonly message: string }>(
+  config: ResolvedConfig,
+  storage: Layer.Layer<Storage, E>
+) {
   const checks: Array<Check> = []
   const st = config.storage
   // configuration
@@ -148,7 +153,7 @@ export const run = Effect.fn("Doctor.run")(function*(config: ResolvedConfig) {
     )
   }
 
-  const stack = Layer.provideMerge(ServerClockLayer.layer, Layer.provideMerge(CountingStorage.layer, layerStorage(st)))
+  const stack = Layer.provideMerge(ServerClockLayer.layer, Layer.provideMerge(CountingStorage.layer, storage))
   const body_ = Effect.gen(function*() {
     const storage = yield* Storage
     const counter = yield* RequestCounter

@@ -8,6 +8,7 @@
  * @module
  */
 import { Deferred, Duration, Effect } from "effect"
+import type { BuquetServices as Services } from "../Buquet.js"
 import type { Scope } from "effect"
 import type { TaskType } from "../domain/TaskType.js"
 import type * as Monitor from "../programs/Monitor.js"
@@ -19,7 +20,6 @@ import { Queue as QueueTag } from "../services/Queue.js"
 import { BuquetError } from "./errors.js"
 import { handlersFromModule, toHandlerDefinition } from "./handlers.js"
 import type { Handler, HandlerMap, HandlerOptions } from "./handlers.js"
-import type { Services } from "./queue.js"
 import { fromTask } from "./types.js"
 import type { Task } from "./types.js"
 

@@ -111,7 +111,7 @@ export interface ResolvedConfig {
   readonly storage: StorageSettings
   /** `[queue] shard_prefix_len` → the Queue layer. */
   readonly shardPrefixLen: number
-  /** `[worker]`, `[worker.polling]` → `buquet worker` (see `workerOptions` in layers/Config.ts). */
+  /** `[worker]`, `[worker.polling]` → `buquet worker` (see `workerOptions` in cli/options.ts). */
   readonly worker: WorkerSettings
   /** `[monitor]` → `buquet monitor` and the embedded monitor (`monitorOptions`). */
   readonly monitor: MonitorSettings

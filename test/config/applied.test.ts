@@ -14,7 +14,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { settings } from "../../src/domain/ConfigModel.js"
-import { dashboardOptions, monitorOptions, resolve_, workerOptions } from "../../src/layers/Config.js"
+import { resolve_ } from "../../src/layers/Config.js"
+import { dashboardOptions, monitorOptions, workerOptions } from "../../src/cli/options.js"
 
 const everyKey = `
 [queue]
