@@ -11,9 +11,17 @@
  * An object file is one header line (`BQ1 {"etag","size","lastModified"}`) and the body, written
  * to a temp file and renamed over the old one, so readers see the old or the new object, never a
  * mix. Every write or delete of a key runs under that key's lock: in-process a striped semaphore,
- * across processes a lock file `<segment>.lock` created with `wx` holding pid, time and a token.
- * A lock whose pid is dead, or older than `staleLockAfter`, is broken — by one breaker at a time
- * (itself guarded by a `wx` file) that re-checks the lock is still the stale one before removing it.
+ * across store instances and processes a lock file `<segment>.lock` holding pid, process start
+ * time, time and a random token, created whole (written beside it, then hard-linked into place).
+ * A lock is owned by the one acquisition that wrote its token and is never broken while that holder
+ * lives, however long it holds it: a lock of another pid is broken only once that process is gone
+ * (or its pid now names a process started later); a lock of this pid only if its token is not held
+ * in this process (a lost release, or an earlier process with the same pid, as in a container).
+ * Breaking takes one breaker at a time (guarded by `<segment>.lock.break`, under the same rule),
+ * which re-checks the lock is still the dead one before removing it.
+ *
+ * Temp files (`<segment>.tmp-<pid>-<uuid>`) left by a writer that died are removed by any listing
+ * that walks past them; a live writer's temp files are never touched.
  *
  * @module
  */
@@ -47,7 +55,11 @@ import {
 export interface FileStorageOptions {
   /** fsync each object before it is renamed into place (survives power loss, costs latency). Default false. */
   readonly fsync?: boolean | undefined
-  /** A lock held longer than this is considered abandoned even if its process lives. Default 30 s. */
+  /**
+   * A lock file that cannot be read as a lock (garbage, or a format this version does not know) is
+   * removed once it is older than this. A readable lock is never removed while its holder lives,
+   * whatever its age. Default 30 s.
+   */
   readonly staleLockAfter?: Duration.DurationInput | undefined
   /** Give up waiting for a key's lock after this long (→ `StorageUnavailable`). Default 10 s. */
   readonly lockTimeout?: Duration.DurationInput | undefined
@@ -184,6 +196,8 @@ const HEADER_READ = 512
 
 interface LockContent {
   readonly pid: number
+  /** The holder process's start time where the OS tells it (Linux), so a reused pid is told apart. */
+  readonly start?: string | undefined
   readonly at: number
   readonly token: string
 }
@@ -199,7 +213,8 @@ const parseLock = (text: string): LockContent | undefined => {
     typeof value === "object" && value !== null && "pid" in value && typeof value.pid === "number" &&
     "at" in value && typeof value.at === "number" && "token" in value && typeof value.token === "string"
   ) {
-    return { pid: value.pid, at: value.at, token: value.token }
+    const start = "start" in value && typeof value.start === "string" ? value.start : undefined
+    return { pid: value.pid, start, at: value.at, token: value.token }
   }
   return undefined
 }
@@ -212,6 +227,40 @@ const pidAlive = (pid: number): boolean => {
   } catch (e) {
     return typeof e === "object" && e !== null && "code" in e && e.code === "EPERM"
   }
+}
+
+/** Linux: a process's start time (field 22 of `/proc/<pid>/stat`); undefined where unknown. */
+const processStart = (pid: number): Effect.Effect<string | undefined> =>
+  Effect.promise(() =>
+    fs.readFile(`/proc/${pid}/stat`, "utf8").then(
+      (stat) => stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19],
+      () => undefined
+    )
+  )
+
+const HELD_HERE = Symbol.for("buquet/FileStorage/heldHere")
+
+/**
+ * The lock tokens and temp file names this process holds right now, shared by every store
+ * instance (and every copy of this module) in it: a file of this pid whose name is not here is a
+ * leftover, never another instance's live lock or write.
+ */
+const heldHere: Set<string> = (() => {
+  const g = globalThis as { [HELD_HERE]?: Set<string> }
+  return (g[HELD_HERE] ??= new Set<string>())
+})()
+
+/** `<segment>.tmp-<pid>-<uuid>`: a temp file and the process that writes it. */
+const TEMP = /\.tmp-(\d+)-[0-9a-f-]{36}$/
+
+const tempName = (base: string): string => `${base}.tmp-${process.pid}-${randomUUID()}`
+
+/** Whether a temp file seen in a directory can no longer be renamed into place by its writer. */
+const tempAbandoned = (name: string): boolean => {
+  const match = TEMP.exec(name)
+  if (match === null) return false
+  const pid = Number(match[1])
+  return pid === process.pid ? !heldHere.has(name) : !pidAlive(pid)
 }
 
 /** The lock is held by someone else (retry later). */
@@ -242,6 +291,7 @@ export const make = (
     const staleAfterMillis = Duration.toMillis(Duration.decode(options?.staleLockAfter ?? Duration.seconds(30)))
     const lockTimeout = Duration.decode(options?.lockTimeout ?? Duration.seconds(10))
     const doFsync = options?.fsync === true
+    const selfStart = yield* processStart(process.pid)
     yield* fsCall(() => fs.mkdir(root, { recursive: true })).pipe(
       Effect.mapError((e) =>
         e.code === "EACCES" || e.code === "EPERM"
@@ -328,82 +378,122 @@ export const make = (
 
     // -- locking ---------------------------------------------------------------------------
 
-    /** Removes a stale lock, unless it changed since it was judged stale. One breaker at a time. */
-    const breakLock = (p: KeyPaths, seen: string) =>
+    /** Whether the holder of a lock (or break guard) may still be inside its critical section. */
+    const holderAlive = (holder: LockContent): Effect.Effect<boolean> => {
+      if (holder.pid === process.pid) return Effect.succeed(heldHere.has(holder.token))
+      if (!pidAlive(holder.pid)) return Effect.succeed(false)
+      if (holder.start === undefined) return Effect.succeed(true)
+      return processStart(holder.pid).pipe(Effect.map((start) => start === undefined || start === holder.start))
+    }
+
+    /**
+     * Creates `file` holding `content` unless it exists, whole: written to a temp file, then
+     * hard-linked into place (which fails if `file` exists), so nobody ever reads it half-written.
+     */
+    const createExclusive = (p: KeyPaths, file: string, content: string): Effect.Effect<"created" | "exists", FsFailure> =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const name = tempName(p.base)
+          heldHere.add(name)
+          return name
+        }),
+        (name) =>
+          fsCall(() => fs.writeFile(path.join(p.dir, name), content, { flag: "wx" })).pipe(
+            Effect.zipRight(fsCallOr(() => fs.link(path.join(p.dir, name), file).then(() => "created" as const), ["EEXIST"], "exists" as const))
+          ),
+        (name) =>
+          fsCallOr(() => fs.unlink(path.join(p.dir, name)), ["ENOENT"], undefined).pipe(
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => heldHere.delete(name)))
+          )
+      )
+
+    /** Content for a new lock or guard file owned by `token`. */
+    const lockContent = (token: string) =>
+      now.pipe(Effect.map((at) => JSON.stringify({ pid: process.pid, start: selfStart, at, token } satisfies LockContent)))
+
+    /** Whether a lock file's text belongs to nobody who could still use it (so it may be removed). */
+    const abandoned = (file: string, text: string) =>
       Effect.gen(function*() {
-        const guard = p.lock + ".break"
-        const at = yield* now
-        const created = yield* fsCallOr(
-          () => fs.writeFile(guard, JSON.stringify({ pid: process.pid, at, token: randomUUID() }), { flag: "wx" }),
-          ["EEXIST"],
-          "exists" as const
-        )
-        if (created === "exists") {
-          // Another breaker is at work; if it died mid-way, its guard goes stale too.
-          const text = yield* fsCallOr(() => fs.readFile(guard, "utf8"), ["ENOENT"], "")
-          const other = parseLock(text)
-          if (other !== undefined && (!pidAlive(other.pid) || at - other.at > staleAfterMillis)) {
-            yield* fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined)
-          }
-          return
-        }
-        yield* Effect.ensuring(
-          Effect.gen(function*() {
-            const current = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
-            if (current === seen) yield* fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
-          }),
-          Effect.ignore(fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined))
+        const holder = parseLock(text)
+        if (holder !== undefined) return !(yield* holderAlive(holder))
+        // Not a lock this version writes (we create locks whole): judge garbage by its age.
+        const stat = yield* fsCallOr(() => fs.stat(file), ["ENOENT"], undefined)
+        return stat !== undefined && (yield* now) - stat.mtimeMs > staleAfterMillis
+      })
+
+    /**
+     * Runs `use` with a fresh token registered as held by this process for its whole run — from
+     * before a lock file naming it can exist — so no instance here takes that file for a leftover.
+     * `keep`: the token stays registered after a success (a lock, released by {@link releaseLock}).
+     */
+    const withToken = <A, E>(keep: boolean, use: (token: string) => Effect.Effect<A, E>) =>
+      Effect.suspend(() => {
+        const token = randomUUID()
+        heldHere.add(token)
+        return use(token).pipe(
+          Effect.onExit((exit) => (keep && exit._tag === "Success" ? Effect.void : Effect.sync(() => heldHere.delete(token))))
         )
       })
+
+    /** Removes an abandoned lock, unless it changed since it was judged so. One breaker at a time. */
+    const breakLock = (p: KeyPaths, seen: string) =>
+      withToken(false, (token) =>
+        Effect.gen(function*() {
+          const guard = p.lock + ".break"
+          const created = yield* createExclusive(p, guard, yield* lockContent(token))
+          if (created === "exists") {
+            // Another breaker is at work; if it died mid-way, its guard is abandoned in turn.
+            const text = yield* fsCallOr(() => fs.readFile(guard, "utf8"), ["ENOENT"], undefined)
+            if (text !== undefined && (yield* abandoned(guard, text))) {
+              const again = yield* fsCallOr(() => fs.readFile(guard, "utf8"), ["ENOENT"], undefined)
+              if (again === text) yield* fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined)
+            }
+            return
+          }
+          // Holding the guard, with the lock's holder gone, nobody else can change the lock file.
+          yield* Effect.ensuring(
+            Effect.gen(function*() {
+              const current = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
+              if (current === seen) yield* fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
+            }),
+            Effect.ignore(fsCallOr(() => fs.unlink(guard), ["ENOENT"], undefined))
+          )
+        }))
 
     /** One attempt to take the key's lock file: its token, or `Busy`. */
     const tryLock = (p: KeyPaths): Effect.Effect<string, Busy | FsFailure> =>
-      Effect.gen(function*() {
-        const token = randomUUID()
-        const at = yield* now
-        const content = JSON.stringify({ pid: process.pid, at, token } satisfies LockContent)
-        for (let attempt = 0; attempt < 5; attempt++) {
-          const created = yield* fsCall(() => fs.writeFile(p.lock, content, { flag: "wx" })).pipe(
-            Effect.as("locked" as const),
-            // The directory is missing: a new key, or removed by a concurrent delete's pruning.
-            Effect.catchIf(
-              (e) => e.code === "ENOENT",
-              () => fsCall(() => fs.mkdir(p.dir, { recursive: true })).pipe(Effect.as("retry" as const))
-            ),
-            Effect.catchIf((e) => e.code === "EEXIST", () => Effect.succeed("held" as const))
-          )
-          if (created === "locked") return token
-          if (created === "retry") continue
-          const held = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
-          if (held === undefined) continue // released in the meantime
-          const result = { held }
-          const holder = parseLock(result.held)
-          if (holder === undefined) {
-            // Written but not yet filled by its creator, or garbage: judge by the file's age.
-            const stat = yield* fsCallOr(() => fs.stat(p.lock), ["ENOENT"], undefined)
-            if (stat !== undefined && at - stat.mtimeMs > staleAfterMillis) yield* breakLock(p, result.held)
+      withToken(true, (token) =>
+        Effect.gen(function*() {
+          const content = yield* lockContent(token)
+          for (let attempt = 0; attempt < 5; attempt++) {
+            const created = yield* createExclusive(p, p.lock, content).pipe(
+              // The directory is missing: a new key, or removed by a concurrent delete's pruning.
+              Effect.catchIf(
+                (e) => e.code === "ENOENT",
+                () => fsCall(() => fs.mkdir(p.dir, { recursive: true })).pipe(Effect.as("retry" as const))
+              )
+            )
+            if (created === "created") return token
+            if (created === "retry") continue
+            const held = yield* fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined)
+            if (held === undefined) continue // released in the meantime
+            if (yield* abandoned(p.lock, held)) yield* breakLock(p, held)
             return yield* Effect.fail(busy)
           }
-          const stale = holder.pid === process.pid
-            // Our own pid: this process serialises the key through its semaphore, so the lock is
-            // a leftover (a previous process with the same pid, or a lost release).
-            ? true
-            : !pidAlive(holder.pid) || at - holder.at > staleAfterMillis
-          if (stale) yield* breakLock(p, result.held)
           return yield* Effect.fail(busy)
-        }
-        return yield* Effect.fail(busy)
-      })
+        }))
 
     const releaseLock = (p: KeyPaths, token: string) =>
-      Effect.ignore(
-        fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined).pipe(
-          Effect.flatMap((text) =>
-            text !== undefined && parseLock(text)?.token === token
-              ? fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
-              : Effect.void
-          )
-        )
+      fsCallOr(() => fs.readFile(p.lock, "utf8"), ["ENOENT"], undefined).pipe(
+        Effect.flatMap((text) =>
+          text !== undefined && parseLock(text)?.token === token
+            ? fsCallOr(() => fs.unlink(p.lock), ["ENOENT"], undefined)
+            : Effect.void
+        ),
+        Effect.ignore,
+        // Only now: had the unlink failed, the file is a leftover that this process may break.
+        Effect.ensuring(Effect.sync(() => heldHere.delete(token)))
       )
 
     const lockRetry = Schedule.exponential(Duration.millis(1), 1.5).pipe(
@@ -479,7 +569,9 @@ export const make = (
             }
           }
         }
-        const temp = path.join(p.dir, `${p.base}.tmp-${process.pid}-${randomUUID()}`)
+        const name = tempName(p.base)
+        const temp = path.join(p.dir, name)
+        heldHere.add(name)
         yield* fsCall(async () => {
           const handle = await fs.open(temp, "wx")
           try {
@@ -491,6 +583,7 @@ export const make = (
           await fs.rename(temp, p.object)
         }).pipe(
           Effect.tapError(() => Effect.ignore(fsCall(() => fs.unlink(temp)))),
+          Effect.ensuring(Effect.sync(() => heldHere.delete(name))),
           Effect.mapError(toStorageError("put", key))
         )
         return etag
@@ -538,6 +631,11 @@ export const make = (
           const entries = yield* fsCallOr(() => fs.readdir(dir, { withFileTypes: true }), ["ENOENT", "ENOTDIR"], [])
           const items: Array<{ readonly sortKey: string; readonly dir: boolean; readonly name: string }> = []
           for (const e of entries) {
+            // A temp file whose writer died will never be renamed into place: clear it away.
+            if (e.isFile() && tempAbandoned(e.name)) {
+              yield* Effect.ignore(fsCallOr(() => fs.unlink(path.join(dir, e.name)), ["ENOENT"], undefined))
+              continue
+            }
             const isDir = e.isDirectory()
             if (isDir ? e.name.includes(".") : !(e.isFile() && e.name.endsWith(OBJ))) continue
             const encoded = isDir ? e.name : e.name.slice(0, -OBJ.length)

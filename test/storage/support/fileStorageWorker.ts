@@ -3,13 +3,14 @@
  * (`test/storage/FileStorage.multiprocess.test.ts`).
  *
  * Usage: `node --import tsx fileStorageWorker.ts race <dir> <worker> <rounds> <increments>`
- *        `node --import tsx fileStorageWorker.ts hold-lock <lockFile> <ageMillis>`
+ *        `node --import tsx fileStorageWorker.ts hold-lock <lockFile> <ageMillis> [temp]`
  *
  * `race` waits for the key `go`, then for each round r CASes `rounds/r` from the shared start
  * ETag and create-only-writes `created/r`, then increments `counter` by read + CAS until it
  * succeeded `increments` times. It prints one JSON line with what it won.
  * `hold-lock` writes a lock file in FileStorage's format with its own pid, prints "held", and
- * waits to be killed.
+ * waits to be killed; with `temp` it first leaves a half-written temp object beside the key, named
+ * as FileStorage names its own (`<segment>.tmp-<pid>-<uuid>`).
  */
 import { writeFileSync } from "node:fs"
 import { randomUUID } from "node:crypto"
@@ -53,8 +54,9 @@ const race = (dir: string, worker: string, rounds: number, increments: number) =
     console.log(JSON.stringify({ worker, casWins, createWins, conflicts, otherErrors }))
   })
 
-const holdLock = (lockFile: string, ageMillis: number) =>
+const holdLock = (lockFile: string, ageMillis: number, temp: boolean) =>
   Effect.gen(function*() {
+    if (temp) writeFileSync(`${lockFile.slice(0, -".lock".length)}.tmp-${process.pid}-${randomUUID()}`, "BQ1 {")
     const at = (yield* Effect.clockWith((c) => c.currentTimeMillis)) - ageMillis
     writeFileSync(lockFile, JSON.stringify({ pid: process.pid, at, token: randomUUID() }), { flag: "wx" })
     console.log("held")
@@ -64,7 +66,7 @@ const holdLock = (lockFile: string, ageMillis: number) =>
 const [mode, ...args] = process.argv.slice(2)
 const program = mode === "race"
   ? race(args[0]!, args[1]!, Number(args[2]), Number(args[3]))
-  : holdLock(args[0]!, Number(args[1]))
+  : holdLock(args[0]!, Number(args[1]), args[2] === "temp")
 
 Effect.runPromise(program as Effect.Effect<void, unknown>).then(
   () => process.exit(0),
