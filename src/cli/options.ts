@@ -63,5 +63,6 @@ export const dashboardOptions = (d: DashboardSettings): DashboardOptions => ({
   host: d.host,
   port: d.port,
   token: d.token === undefined ? undefined : Redacted.value(d.token),
-  refreshInterval: Duration.seconds(d.refreshSecs)
+  refreshInterval: Duration.seconds(d.refreshSecs),
+  maxEventStreams: d.maxStreams
 })

@@ -123,7 +123,11 @@ const dashboardConfig = {
   host: optText("host", "interface to bind ([dashboard] host, default 127.0.0.1; beyond loopback a token is required)"),
   port: optText("port", "TCP port ([dashboard] port, default 3000)"),
   token: optText("token", "access token, at least 16 characters ([dashboard] token, env BUQUET_DASHBOARD_TOKEN)"),
-  refresh: optText("refresh", "seconds between refreshes while a page is open ([dashboard] refresh_secs, default 5)")
+  refresh: optText("refresh", "seconds between refreshes while a page is open ([dashboard] refresh_secs, default 5)"),
+  maxStreams: optText(
+    "max-streams",
+    "most concurrent live-update streams; past it /events answers 503 ([dashboard] max_streams, default 200)"
+  )
 }
 
 const dashboardHandler = (o: Command.Command.ParseConfig<typeof dashboardConfig>) =>
@@ -142,7 +146,8 @@ const dashboardHandler = (o: Command.Command.ParseConfig<typeof dashboardConfig>
         ["dashboard.host", o.host],
         ["dashboard.port", o.port],
         ["dashboard.token", o.token],
-        ["dashboard.refresh_secs", o.refresh]
+        ["dashboard.refresh_secs", o.refresh],
+        ["dashboard.max_streams", o.maxStreams]
       ])
     }
   ).pipe(toCliError)

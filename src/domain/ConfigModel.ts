@@ -318,6 +318,14 @@ export const settings: ReadonlyArray<SettingSpec> = [
     kind: int(1, 3_600),
     default: "5",
     description: "how often an open dashboard re-reads the bucket (Dashboard)"
+  }),
+  section({
+    path: "dashboard.max_streams",
+    env: ["BUQUET_DASHBOARD_MAX_STREAMS"],
+    flag: "max-streams",
+    kind: int(1, 100_000),
+    default: "200",
+    description: "most concurrent live-update (/events) streams; past it /events answers 503 (Dashboard)"
   })
 ]
 

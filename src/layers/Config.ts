@@ -155,7 +155,8 @@ const resolvedConfig = Config.all({
     host: Config.string("host").pipe(Config.withDefault("127.0.0.1")),
     port: Config.integer("port").pipe(Config.withDefault(3000)),
     token: Config.option(Config.redacted("token")),
-    refreshSecs: Config.integer("refresh_secs").pipe(Config.withDefault(5))
+    refreshSecs: Config.integer("refresh_secs").pipe(Config.withDefault(5)),
+    maxStreams: Config.integer("max_streams").pipe(Config.withDefault(200))
   }).pipe(Config.nested("dashboard"))
 })
 

@@ -11,7 +11,9 @@
  *   archive), workers (health, current tasks, counters), schedules (next and last run; enable,
  *   disable, trigger when the Scheduler service is provided). Inline CSS and script only.
  * - Live updates over SSE (`/events`) from ONE shared refresh (see `QueueSnapshot.ts`): the number
- *   of open tabs does not change the requests made to the bucket.
+ *   of open tabs does not change the requests made to the bucket; one hub encodes each snapshot
+ *   once for every stream, and at most `maxEventStreams` streams are open (then 503; see
+ *   `dashboard/EventStreams.ts`).
  * - POST actions need the per-process CSRF token (form field `_csrf` or header `X-CSRF-Token`): 403
  *   without it.
  * - JSON API under `/api/v1` (overview, tasks, tasks/:id, workers, schedules, csrf, and the POST
@@ -30,6 +32,7 @@ import { Queue } from "../services/Queue.js"
 import { Scheduler } from "../services/Scheduler.js"
 import type { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
+import * as EventStreams from "./dashboard/EventStreams.js"
 import { makeApp } from "./dashboard/Routes.js"
 import { checkBinding, DashboardRefused, makeSecrets, minTokenLength } from "./dashboard/Security.js"
 import * as QueueSnapshot from "./QueueSnapshot.js"
@@ -63,6 +66,11 @@ export interface DashboardOptions {
   readonly maxGetsPerRefresh?: number | undefined
   /** Most LIST pages of `tasks/` per refresh (default 50 = 50 000 tasks); larger buckets are walked on across refreshes. */
   readonly maxListPagesPerRefresh?: number | undefined
+  /**
+   * Most concurrent live-update streams (`/events`, default 200); past it `/events` answers 503
+   * and the page falls back to reloading. Each open stream costs a few kB of memory.
+   */
+  readonly maxEventStreams?: number | undefined
   /** Heartbeat age beyond which a worker shows as unhealthy (default 3 min: three idle heartbeat intervals). */
   readonly healthyWithin?: Duration.DurationInput | undefined
 }
@@ -120,7 +128,8 @@ export const start = Effect.fn("Dashboard.start")(function*(options: DashboardOp
     )
   )
   const shutdown = yield* Deferred.make<void>()
-  const app = makeApp({ queue, storage, snapshot, secrets, scheduler, shardPrefixLen: queue.config.shardPrefixLen, shutdown })
+  const events = yield* EventStreams.make({ snapshot, shutdown, maxStreams: options.maxEventStreams })
+  const app = makeApp({ queue, storage, snapshot, secrets, scheduler, shardPrefixLen: queue.config.shardPrefixLen, events })
   yield* server.serve(app)
   // added after the server, so it runs before the server's close: open SSE streams end first
   yield* Effect.addFinalizer(() => Deferred.succeed(shutdown, undefined))

@@ -104,6 +104,8 @@ export interface DashboardSettings {
   readonly port: number
   readonly token: Redacted.Redacted<string> | undefined
   readonly refreshSecs: number
+  /** Most concurrent `/events` streams. */
+  readonly maxStreams: number
 }
 
 /** The resolved configuration. */

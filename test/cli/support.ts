@@ -52,6 +52,8 @@ export const runCli = (
 
 /** A spawned, still running `buquet` process (a worker): its output so far, and how it ended. */
 export interface RunningCli {
+  /** The child's process id (to read its /proc entries, e.g. its RSS). */
+  readonly pid: number
   readonly output: () => { readonly stdout: string; readonly stderr: string }
   readonly signal: (signal: NodeJS.Signals) => void
   readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
@@ -81,7 +83,7 @@ export const spawnCli = (
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
     child.on("exit", (code, signal) => resolveExit({ code, signal }))
   )
-  return { output: () => ({ stdout, stderr }), signal: (s) => void child.kill(s), exited }
+  return { pid: child.pid ?? -1, output: () => ({ stdout, stderr }), signal: (s) => void child.kill(s), exited }
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `attempts` tries. */

@@ -59,6 +59,7 @@ host = "0.0.0.0"
 port = 8123
 token = "0123456789abcdef-secret"
 refresh_secs = 9
+max_streams = 42
 `
 
 /** The keys this file sets (guard: every non-connection setting of the model is among them). */
@@ -145,7 +146,7 @@ describe("every parsed setting reaches its component", () => {
     Effect.gen(function*() {
       const { config } = yield* resolveText(everyKey)
       const d = dashboardOptions(config.dashboard)
-      expect(d).toMatchObject({ host: "0.0.0.0", port: 8123, token: "0123456789abcdef-secret" })
+      expect(d).toMatchObject({ host: "0.0.0.0", port: 8123, token: "0123456789abcdef-secret", maxEventStreams: 42 })
       expect(millis(d.refreshInterval)).toBe(9_000)
       expect(String(config.dashboard.token)).not.toContain("secret")
     }))

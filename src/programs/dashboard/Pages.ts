@@ -50,7 +50,8 @@ dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;backgr
 
 /**
  * The page script (constant; the Content-Security-Policy allows exactly it by hash). Live updates:
- * one EventSource per tab; on a newer snapshot, re-render `#live` from `?fragment=1`.
+ * one EventSource per tab; on a newer snapshot, re-render `#live` from `?fragment=1`; when the
+ * stream is refused (the stream cap), re-render every 30 s instead.
  */
 export const scriptSource = `
 (function(){
@@ -71,7 +72,12 @@ export const scriptSource = `
     if(status){status.textContent="live · refresh #"+d.refreshes+" at "+d.refreshedAt+" · last refresh cost "+d.cost+(d.error?" · error: "+d.error:"")}
     if(d.refreshes>seen){seen=d.refreshes;if(body.getAttribute("data-live")==="1")reload()}
   });
-  es.onerror=function(){if(status)status.textContent="live updates disconnected; retrying…"};
+  es.onerror=function(){
+    if(es.readyState!==2){if(status)status.textContent="live updates disconnected; retrying…";return}
+    // refused for good (e.g. 503: the dashboard is at its stream limit): reload every 30 s instead
+    if(status)status.textContent="live updates unavailable; reloading every 30 s";
+    setInterval(function(){if(body.getAttribute("data-live")==="1")reload()},30000);
+  };
 })();
 `
 const script = raw(scriptSource)

@@ -15,7 +15,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
-import { Deferred, DateTime, Duration, Effect, Option, Schema, Stream } from "effect"
+import { DateTime, Effect, Option, Schema } from "effect"
 import { isShard } from "../../domain/Shard.js"
 import { Task } from "../../domain/Task.js"
 import { allStatuses } from "../../domain/TaskStatus.js"
@@ -26,6 +26,7 @@ import type { SchedulerService } from "../../services/Scheduler.js"
 import type { StorageService } from "../../services/Storage.js"
 import type { QueueSnapshot, Snapshot } from "../QueueSnapshot.js"
 import type { Html } from "./Html.js"
+import * as EventStreams from "./EventStreams.js"
 import * as Pages from "./Pages.js"
 import type { Secrets } from "./Security.js"
 import { hasToken, isLoopbackHostHeader, sameSecret, tokenCookie } from "./Security.js"
@@ -39,8 +40,8 @@ export interface AppDeps {
   /** Present when the Scheduler service was provided: schedule actions are offered. */
   readonly scheduler: Option.Option<SchedulerService>
   readonly shardPrefixLen: number
-  /** Completed when the server shuts down: SSE streams end so the server can close. */
-  readonly shutdown: Deferred.Deferred<void>
+  /** The live-update streams (`/events`). */
+  readonly events: EventStreams.EventStreams
 }
 
 // the page script is constant: allow exactly it by hash, so even a missed escape could not run script
@@ -331,33 +332,6 @@ export const makeApp = (deps: AppDeps) => {
       problem: sc.problem ?? null
     }))
 
-  // --- SSE ----------------------------------------------------------------------------------------------
-
-  const sseEvent = (s: Snapshot): string =>
-    `event: snapshot\nid: ${s.refreshes}\ndata: ${
-      JSON.stringify({
-        refreshes: s.refreshes,
-        refreshedAt: time(s.refreshedAt),
-        counts: s.counts,
-        cost: Pages.costText(s.lastCost),
-        error: Option.getOrNull(s.error)
-      })
-    }\n\n`
-
-  const events = Effect.sync(() => {
-    const stream = snapshot.watch.pipe(
-      Stream.map(sseEvent),
-      // a comment line now and then keeps proxies from closing an idle stream
-      Stream.merge(Stream.tick(Duration.seconds(15)).pipe(Stream.as(": keep-alive\n\n")), { haltStrategy: "left" }),
-      Stream.interruptWhen(Deferred.await(deps.shutdown)),
-      Stream.encodeText
-    )
-    return HttpServerResponse.stream(stream, {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
-    })
-  })
-
   // --- the router --------------------------------------------------------------------------------------
 
   const router = HttpRouter.empty.pipe(
@@ -400,8 +374,14 @@ export const makeApp = (deps: AppDeps) => {
     HttpRouter.post("/schedules/:id/enable", scheduleActionHtml("enable")),
     HttpRouter.post("/schedules/:id/disable", scheduleActionHtml("disable")),
     HttpRouter.post("/schedules/:id/trigger", scheduleActionHtml("trigger")),
-    HttpRouter.get("/events", events),
-    HttpRouter.get("/metrics", Effect.map(exposition, (text) => HttpServerResponse.text(text, { contentType: prometheusContentType })))
+    HttpRouter.get("/events", deps.events.respond),
+    HttpRouter.get(
+      "/metrics",
+      Effect.map(
+        Effect.all([exposition, EventStreams.exposition(deps.events)]),
+        (texts) => HttpServerResponse.text(texts.join(""), { contentType: prometheusContentType })
+      )
+    )
   )
 
   const api = HttpRouter.empty.pipe(
