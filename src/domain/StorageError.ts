@@ -49,6 +49,18 @@ export class InvalidResponse extends Schema.TaggedError<InvalidResponse>()("Inva
   message: Schema.String
 }) {}
 
+/**
+ * The refusal of `deleteIfMatch` by a store that does not honour `If-Match` on DELETE (Ceph RGW):
+ * nothing was sent, so the delete can never happen unconditionally.
+ */
+export const conditionalDeleteUnsupported = (key: string): InvalidResponse =>
+  new InvalidResponse({
+    operation: "deleteIfMatch",
+    key,
+    message: `this store ignores If-Match on DELETE (capabilities.conditionalDelete is false): ${key} was not deleted; ` +
+      "check the capability before asking for a conditional delete"
+  })
+
 /** Failures of any read or unconditional write. */
 export type StorageReadError = StorageUnavailable | AccessDenied | NoSuchBucket | InvalidResponse
 

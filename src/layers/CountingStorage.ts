@@ -3,7 +3,7 @@
  * accounting in benchmarks, `doctor` and the metrics endpoint (design.md §3).
  *
  * What counts as what (one call through the port = the requests S3 would bill for it):
- * - `get`, `getVersion` → GET; `head` → HEAD; `put` → PUT; `delete` → DELETE;
+ * - `get`, `getVersion` → GET; `head` → HEAD; `put` → PUT; `delete`, `deleteIfMatch` → DELETE;
  * - `deleteMany(keys)` → one DELETE per batch of up to 1000 keys (S3's DeleteObjects takes 1000
  *   keys per request; an empty list sends nothing), and the keys are added to `deletedKeys`;
  * - `list` → LIST (one per page; `listAll` is counted page by page);
@@ -100,6 +100,10 @@ export const make = (
       delete: Effect.fn("CountingStorage.delete")(function*(key: string) {
         yield* count("DELETE")
         return yield* underlying.delete(key)
+      }),
+      deleteIfMatch: Effect.fn("CountingStorage.deleteIfMatch")(function*(key: string, etag: string) {
+        yield* count("DELETE")
+        return yield* underlying.deleteIfMatch(key, etag)
       }),
       deleteMany: Effect.fn("CountingStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
         yield* Effect.sync(() => {

@@ -10,10 +10,10 @@
  *   - `latency` — an added delay of up to `maxLatency`, slept on Effect's `Clock` (so `TestClock`
  *     drives it);
  *   - `ambiguous` — mutations only: the write lands and the server answers 500 → `OutcomeUnknown`
- *     for a put, `StorageUnavailable` for a delete;
+ *     for a put or a `deleteIfMatch`, `StorageUnavailable` for a plain delete;
  *   - `lostResponse` — mutations only: the write lands and the response is lost → `OutcomeUnknown`
  *     for a conditional put, `StorageUnavailable` otherwise (what the S3 layer reports);
- *   - `conditional500` — conditional puts only: a 500 without the write landing (Ceph RGW's answer
+ *   - `conditional500` — conditional puts and deletes only: a 500 without the write landing (Ceph RGW's answer
  *     to some CAS losers) → `OutcomeUnknown`.
  *   One uniform draw picks at most one of the non-latency faults per call (cumulative rates, so
  *   their sum should stay ≤ 1); a second draw decides the latency.
@@ -34,7 +34,16 @@ import type { ListOptions, PutCondition, StorageService } from "../services/Stor
 import { conditionOf } from "./MemoryStorage.js"
 
 /** The port's operations, as rules and the injection log name them. */
-export type Operation = "get" | "head" | "put" | "delete" | "deleteMany" | "list" | "listVersions" | "getVersion"
+export type Operation =
+  | "get"
+  | "head"
+  | "put"
+  | "delete"
+  | "deleteIfMatch"
+  | "deleteMany"
+  | "list"
+  | "listVersions"
+  | "getVersion"
 
 /** Probabilities (0–1) of each random fault per call (see the module doc). */
 export interface FaultRates {
@@ -156,11 +165,11 @@ interface Planned {
 interface Call {
   readonly operation: Operation
   readonly keys: ReadonlyArray<string>
-  /** For puts: the precondition kind. */
+  /** For puts (and `deleteIfMatch`, always "ifMatch"): the precondition kind. */
   readonly condition: "ifNoneMatch" | "ifMatch" | "none" | undefined
 }
 
-const isMutation = (op: Operation): boolean => op === "put" || op === "delete" || op === "deleteMany"
+const isMutation = (op: Operation): boolean => op === "put" || op === "delete" || op === "deleteIfMatch" || op === "deleteMany"
 
 const matchesKey = (pattern: string | RegExp | undefined, keys: ReadonlyArray<string>): boolean => {
   if (pattern === undefined) return true
@@ -176,8 +185,8 @@ const matchesRule = (rule: FaultRule, call: Call): boolean => {
   if (ops !== undefined && !ops.includes(call.operation)) return false
   if (!matchesKey(rule.key, call.keys)) return false
   const cond = rule.condition ?? "any"
-  if (cond !== "any" && call.operation === "put" && call.condition !== cond) return false
-  if (cond !== "any" && call.operation !== "put") return false
+  if (cond !== "any" && (call.operation === "put" || call.operation === "deleteIfMatch") && call.condition !== cond) return false
+  if (cond !== "any" && call.operation !== "put" && call.operation !== "deleteIfMatch") return false
   return true
 }
 
@@ -231,7 +240,7 @@ export const make = (
         const latencyRate = rates.latency ?? 0
         const latency = v < latencyRate ? (v / latencyRate) * maxLatencyMillis : 0
         const mutation = isMutation(call.operation)
-        const conditional = call.operation === "put" && call.condition !== "none"
+        const conditional = (call.operation === "put" && call.condition !== "none") || call.operation === "deleteIfMatch"
         const table: ReadonlyArray<readonly [number, boolean, () => Planned]> = [
           [rates.unavailable ?? 0, true, () => ({ fault: Fault.unavailable, timing: "before", kind: "Unavailable", source: "random", rule: undefined })],
           [rates.slowDown ?? 0, true, () => ({ fault: Fault.slowDown, timing: "before", kind: "SlowDown", source: "random", rule: undefined })],
@@ -327,6 +336,9 @@ export const make = (
       }),
       delete: Effect.fn("FaultyStorage.delete")(function*(key: string) {
         return yield* read(one("delete", key), underlying.delete(key))
+      }),
+      deleteIfMatch: Effect.fn("FaultyStorage.deleteIfMatch")(function*(key: string, etag: string) {
+        return yield* inject({ operation: "deleteIfMatch", keys: [key], condition: "ifMatch" }, underlying.deleteIfMatch(key, etag))
       }),
       deleteMany: Effect.fn("FaultyStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
         return yield* read({ operation: "deleteMany", keys, condition: undefined }, underlying.deleteMany(keys))

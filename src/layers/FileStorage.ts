@@ -607,6 +607,28 @@ export const make = (
       yield* deleteOne("delete", key)
     })
 
+    const deleteIfMatch = Effect.fn("FileStorage.deleteIfMatch")(function*(key: string, etag: string) {
+      const p = yield* pathsOf("deleteIfMatch", key)
+      yield* withKeyLock(
+        "deleteIfMatch",
+        key,
+        p,
+        Effect.gen(function*() {
+          const existing = yield* readHeader("deleteIfMatch", key, p.object)
+          if (Option.isNone(existing)) {
+            return yield* new PreconditionFailed({ key, message: `If-Match failed: ${key} does not exist` })
+          }
+          if (normalizeETag(existing.value.etag) !== normalizeETag(etag)) {
+            return yield* new PreconditionFailed({ key, message: `If-Match failed: ${key} has ETag ${existing.value.etag}, not ${etag}` })
+          }
+          yield* fsCallOr(() => fs.unlink(p.object), ["ENOENT", "ENOTDIR"], undefined).pipe(
+            Effect.mapError(toStorageError("deleteIfMatch", key))
+          )
+        })
+      )
+      yield* pruneDirs(p)
+    })
+
     const deleteMany = Effect.fn("FileStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
       yield* Effect.forEach(keys, (key) => deleteOne("deleteMany", key), { concurrency: 16, discard: true })
     })
@@ -672,7 +694,7 @@ export const make = (
     const capabilities: StorageCapabilities = {
       versioning: "off",
       conditionalWrites: true,
-      conditionalDelete: false,
+      conditionalDelete: true,
       ifMatchEtag: "not-applicable",
       clock: "local"
     }
@@ -682,6 +704,7 @@ export const make = (
       head,
       put,
       delete: del,
+      deleteIfMatch,
       deleteMany,
       list,
       listAll: listAllFromList<StorageReadError>(list),

@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto"
 import { Clock, DateTime, Effect, Layer, Option, Stream } from "effect"
 import { compareKeys } from "../domain/KeyOrder.js"
-import { PreconditionFailed } from "../domain/StorageError.js"
+import { conditionalDeleteUnsupported, PreconditionFailed } from "../domain/StorageError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { listAllFromList, Storage } from "../services/Storage.js"
 import type {
@@ -141,6 +141,12 @@ export const conditionOf = (
 export interface MemoryStorageOptions {
   /** Keep every version of every key (S3 bucket versioning "Enabled"). Default false. */
   readonly versioning?: boolean | undefined
+  /**
+   * Honour `If-Match` on DELETE (`deleteIfMatch`), as AWS S3 does. Default true; false behaves like
+   * Ceph RGW (`capabilities.conditionalDelete` false, `deleteIfMatch` refused), so the fallback
+   * paths can be tested in memory.
+   */
+  readonly conditionalDelete?: boolean | undefined
 }
 
 interface Version {
@@ -261,6 +267,22 @@ export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageServi
       deleteNow(key, lastModified)
     })
 
+    const conditionalDelete = options?.conditionalDelete ?? true
+
+    const deleteIfMatch = Effect.fn("MemoryStorage.deleteIfMatch")(function*(key: string, etag: string) {
+      if (!conditionalDelete) return yield* conditionalDeleteUnsupported(key)
+      const lastModified = yield* now
+      // From here on no yield: the check and the delete are one atomic step.
+      const existing = current.get(key)
+      if (existing === undefined) {
+        return yield* new PreconditionFailed({ key, message: `If-Match failed: ${key} does not exist` })
+      }
+      if (normalizeETag(existing.etag) !== normalizeETag(etag)) {
+        return yield* new PreconditionFailed({ key, message: `If-Match failed: ${key} has ETag ${existing.etag}, not ${etag}` })
+      }
+      deleteNow(key, lastModified)
+    })
+
     const deleteMany = Effect.fn("MemoryStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
       const lastModified = yield* now
       for (const key of keys) deleteNow(key, lastModified)
@@ -317,7 +339,7 @@ export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageServi
     const capabilities: StorageCapabilities = {
       versioning: versioning ? "enabled" : "off",
       conditionalWrites: true,
-      conditionalDelete: false,
+      conditionalDelete,
       ifMatchEtag: "not-applicable",
       clock: "local"
     }
@@ -327,6 +349,7 @@ export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageServi
       head,
       put,
       delete: del,
+      deleteIfMatch,
       deleteMany,
       list,
       listAll: listAllFromList<StorageReadError>(list),

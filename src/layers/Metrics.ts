@@ -135,6 +135,7 @@ export const meterStorage = (underlying: StorageService): StorageService => {
     head: (key) => counted("HEAD", underlying.head(key)),
     put: (key: string, body: Uint8Array, condition?: PutCondition) => counted("PUT", underlying.put(key, body, condition)),
     delete: (key) => counted("DELETE", underlying.delete(key)),
+    deleteIfMatch: (key, etag) => counted("DELETE", underlying.deleteIfMatch(key, etag)),
     deleteMany: (keys) =>
       keys.length === 0
         ? underlying.deleteMany(keys)

@@ -45,6 +45,7 @@ import {
 } from "effect"
 import {
   AccessDenied,
+  conditionalDeleteUnsupported,
   InvalidResponse,
   NoSuchBucket,
   OutcomeUnknown,
@@ -469,6 +470,20 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       )
     })
 
+    /**
+     * `DeleteObject` with `If-Match`, only where the probe proved the server honours it (Ceph RGW
+     * ignores the header: there it is refused before anything is sent).
+     */
+    const deleteIfMatch = Effect.fn("S3Storage.deleteIfMatch")(function*(key: string, etag: string) {
+      const caps = yield* capabilities
+      if (!caps.conditionalDelete) return yield* conditionalDeleteUnsupported(key)
+      const form = Option.getOrElse(yield* Ref.get(etagForm), (): EtagForm => (etag.startsWith("\"") ? "quoted" : "unquoted"))
+      const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: formatEtag(etag, form) })
+      yield* send("conditional", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        Effect.mapError(writeError("deleteIfMatch", key))
+      )
+    })
+
     /** DeleteObjects of up to 1000 entries; per-key errors other than "missing" fail the batch. */
     const deleteBatch = (objects: ReadonlyArray<{ Key: string; VersionId?: string }>) => {
       const command = new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })
@@ -707,6 +722,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       head,
       put,
       delete: del,
+      deleteIfMatch,
       deleteMany,
       list,
       listAll,

@@ -95,6 +95,14 @@ export interface StorageService {
   readonly put: (key: string, body: Uint8Array, condition?: PutCondition) => Effect.Effect<string, StorageWriteError>
   /** Deletes an object; deleting a missing key succeeds. */
   readonly delete: (key: string) => Effect.Effect<void, StorageReadError>
+  /**
+   * Deletes an object only while it still carries this ETag (`DeleteObject` with `If-Match`): a
+   * changed or missing object fails with `PreconditionFailed`, an ambiguous answer with
+   * `OutcomeUnknown` (re-read and decide). Only where `capabilities.conditionalDelete` is true: a
+   * store that would ignore the header (Ceph RGW) refuses with `InvalidResponse` and sends nothing,
+   * so it can never turn into an unconditional delete.
+   */
+  readonly deleteIfMatch: (key: string, etag: string) => Effect.Effect<void, StorageWriteError>
   /** Deletes many objects (missing keys are fine). */
   readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageReadError>
   /** One LIST page under a prefix. */

@@ -40,6 +40,7 @@ const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMil
       head: () => count("head").pipe(Effect.as(Option.none())),
       put: () => count("put").pipe(Effect.as("\"etag\"")),
       delete: () => count("delete"),
+      deleteIfMatch: () => count("delete"),
       deleteMany: () => count("delete"),
       list: () => count("list").pipe(Effect.as({ objects: [], commonPrefixes: [], nextContinuationToken: undefined })),
       listAll: () => Stream.fromEffect(count("list")).pipe(Stream.drain),

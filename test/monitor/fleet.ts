@@ -42,6 +42,7 @@ export const processView = (underlying: StorageService, onDeath: Effect.Effect<v
     head: (key) => guard("head", underlying.head(key)),
     put: (key, body, condition) => guard("put", underlying.put(key, body, condition)),
     delete: (key) => guard("delete", underlying.delete(key)),
+    deleteIfMatch: (key, etag) => guard("deleteIfMatch", underlying.deleteIfMatch(key, etag)),
     deleteMany: (keys) => guard("deleteMany", underlying.deleteMany(keys)),
     list: (prefix, options) => guard("list", underlying.list(prefix, options))
   }

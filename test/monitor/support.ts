@@ -80,6 +80,7 @@ export const processStorage = (underlying: StorageService, history: LeaseHistory
         )
       ),
     delete: (key) => guard("delete", underlying.delete(key)),
+    deleteIfMatch: (key, etag) => guard("deleteIfMatch", underlying.deleteIfMatch(key, etag)),
     deleteMany: (keys) => guard("deleteMany", underlying.deleteMany(keys)),
     list: (prefix, options) => guard("list", underlying.list(prefix, options))
   }

@@ -5,6 +5,7 @@ import { storageConformance } from "./conformance.js"
 
 storageConformance("MemoryStorage", MemoryStorage.layer())
 storageConformance("MemoryStorage (versioned)", MemoryStorage.layer({ versioning: true }))
+storageConformance("MemoryStorage (no conditional DELETE, like RGW)", MemoryStorage.layer({ conditionalDelete: false }))
 
 describe("MemoryStorage", () => {
   it.effect("lastModified comes from Effect's Clock (TestClock drives it)", () =>

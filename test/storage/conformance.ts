@@ -328,6 +328,34 @@ export const storageConformance = (
         expect(Either.isLeft(cas) && cas.left._tag).toBe("PreconditionFailed")
       }), timeout)
 
+    it.effect("deleteIfMatch: deletes only the version it names where supported; refused (nothing deleted) where not", () =>
+      Effect.gen(function*() {
+        const storage = yield* Storage
+        const caps = yield* storage.capabilities
+        const prefix = freshPrefix(name)
+        const key = `${prefix}conditional-delete`
+        const first = yield* storage.put(key, bytes("v1"))
+        const second = yield* storage.put(key, bytes("v2"))
+        const stale = yield* Effect.either(storage.deleteIfMatch(key, first))
+        if (!caps.conditionalDelete) {
+          // RGW ignores If-Match on DELETE: the layer must refuse rather than delete unconditionally
+          expect(Either.isLeft(stale) && stale.left._tag).toBe("InvalidResponse")
+          expect(Either.isLeft(stale) && stale.left.message).toMatch(/conditionalDelete is false/)
+          expect(Either.isLeft(yield* Effect.either(storage.deleteIfMatch(key, second)))).toBe(true)
+          expect(Option.map(yield* storage.get(key), (o) => text(o.body))).toEqual(Option.some("v2"))
+          return
+        }
+        // a stale ETag leaves the object alone
+        expect(Either.isLeft(stale) && stale.left._tag).toBe("PreconditionFailed")
+        expect(Option.map(yield* storage.get(key), (o) => text(o.body))).toEqual(Option.some("v2"))
+        // the current one deletes it
+        yield* storage.deleteIfMatch(key, second)
+        expect(yield* storage.get(key)).toEqual(Option.none())
+        // on a missing key it fails (nothing to match)
+        const missing = yield* Effect.either(storage.deleteIfMatch(key, second))
+        expect(Either.isLeft(missing) && missing.left._tag).toBe("PreconditionFailed")
+      }), timeout)
+
     it.effect("deleteMany removes the listed keys only, missing ones are fine", () =>
       Effect.gen(function*() {
         const storage = yield* Storage

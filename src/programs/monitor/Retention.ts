@@ -11,7 +11,7 @@ import type { TaskStatus } from "../../domain/TaskStatus.js"
 import { isTerminal } from "../../domain/TaskStatus.js"
 import * as Tr from "../../domain/Transitions.js"
 import { deletePayloads } from "../../protocol/Payloads.js"
-import { keep, keyOfTask, readTask, updateTask, write } from "../../protocol/TaskObjects.js"
+import { casTask, keep, keyOfTask, updateTask, write } from "../../protocol/TaskObjects.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import { Storage } from "../../services/Storage.js"
 import { leaseMarkerOf } from "../../domain/Markers.js"
@@ -39,22 +39,53 @@ export const retentionDecision = (
 }
 
 /**
- * Deletes a terminal task we have just read, with its markers and payloads. The object is read
- * again first and must still carry the ETag we decided on (S3 has no conditional delete, so this
- * keeps the window for a concurrent replay to milliseconds). Returns whether it was deleted.
+ * Deletes a terminal task we have just read, with its markers and payloads — only if it is still
+ * exactly the version we decided on. A replay may make it pending again at any moment, and an
+ * unconditional DELETE after that would lose a task the operator was told is queued. So:
+ * - where the store honours `If-Match` on DELETE (AWS S3, the in-process stores), the DELETE names
+ *   the ETag we read: a changed task is left alone;
+ * - where it does not (Ceph RGW ignores the header), the task is first archived by CAS on that
+ *   ETag. Nothing takes an `archived` task back to pending (replay refuses it), so the plain DELETE
+ *   that follows can only remove a finished task. A crash in between leaves an archived task, which
+ *   a later pass deletes.
+ * Returns whether it was deleted.
  */
-export const deleteTerminal = Effect.fn("Retention.delete")(function*(read: VersionedTask) {
+export const deleteTerminal = Effect.fn("Retention.delete")(function*(read: VersionedTask, now: DateTime.Utc) {
   const storage = yield* Storage
   const key = keyOfTask(read.task)
-  const again = yield* readTask(key)
-  if (Option.isNone(again) || again.value.etag !== read.etag || !isTerminal(again.value.task.status)) return false
+  if (!isTerminal(read.task.status)) return false
+  const capabilities = yield* storage.capabilities
+  const deleted = capabilities.conditionalDelete
+    ? yield* storage.deleteIfMatch(key, read.etag).pipe(
+      Effect.as(true),
+      Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)),
+      // ambiguous: gone means it went (nothing can re-create a deleted id but a resubmit, which the record fences)
+      Effect.catchTag("OutcomeUnknown", () => Effect.map(storage.head(key), Option.isNone))
+    )
+    : yield* fenceThenDelete(read, now)
+  if (!deleted) return false
   const markers = [readyMarkerKey(read.task), leaseMarkerOf(read.task)].filter((k): k is string => k !== undefined)
   // The task first: a crash after it leaves only orphans the sweeper removes, never a task without its payload.
-  yield* storage.delete(key)
   yield* storage.deleteMany(markers)
   yield* deletePayloads(read.task.id)
   return true
 })
+
+/** Without a conditional DELETE: archive by CAS on the ETag we read (the fence), then delete. */
+const fenceThenDelete = (read: VersionedTask, now: DateTime.Utc) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const key = keyOfTask(read.task)
+    if (read.task.status !== "archived") {
+      const fenced = yield* casTask(Tr.archive(read.task, { now }), read.etag).pipe(
+        Effect.as(true),
+        Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
+      )
+      if (!fenced) return false
+    }
+    yield* storage.delete(key)
+    return true
+  })
 
 /** Archives a terminal task (CAS; a concurrent change is re-decided). Returns whether it was archived. */
 export const archiveTerminal = Effect.fn("Retention.archive")(function*(read: VersionedTask, now: DateTime.Utc) {

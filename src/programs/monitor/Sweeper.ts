@@ -269,7 +269,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const now = DateTime.unsafeMake(readAt)
       if (options.retention !== undefined) {
         const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention)
-        if (action === "delete" && (yield* provide(deleteTerminal(found.value)))) {
+        if (action === "delete" && (yield* provide(deleteTerminal(found.value, now)))) {
           p.totals.retentionDeleted++
           terminalCache.delete(key)
           return

@@ -62,6 +62,7 @@ export const wrap = (inner: StorageService) =>
           return yield* inner.put(key, body, condition)
         }),
       delete: (key) => record(`DELETE ${key}`).pipe(Effect.zipRight(inner.delete(key))),
+      deleteIfMatch: (key, etag) => record(`DELETE ${key} If-Match`).pipe(Effect.zipRight(inner.deleteIfMatch(key, etag))),
       deleteMany: (keys) => record(`DELETE ${keys.join(",")}`).pipe(Effect.zipRight(inner.deleteMany(keys)))
     }
     const control: ScriptedControl = {
