@@ -723,7 +723,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 
 /** The Queue layer: `Queue.layer({ shardPrefixLen, payloadThresholdBytes, … })` on Storage and ServerClock. */
 export const layer = (config: QueueConfigInput = {}): Layer.Layer<Queue, InvalidArgument, Storage | ServerClock> =>
-  Layer.effect(Queue, make(config))
+  Layer.scoped(Queue, make(config))
 
 /**
  * The whole stack on one storage layer: Queue + ServerClock + the Storage itself, e.g.

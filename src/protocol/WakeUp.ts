@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { Clock, Duration, Effect, Option, Ref } from "effect"
+import { Clock, Duration, Effect, FiberSet, Option, Ref } from "effect"
+import type { Scope } from "effect"
 import { utf8 } from "../domain/Codec.js"
 import { controlKey } from "../domain/Keys.js"
 import type { StorageReadError } from "../domain/StorageError.js"
@@ -45,10 +46,15 @@ export interface WakeUpSignalOptions {
 }
 
 /**
- * Builds a toucher on `storage`. The trailing touch runs in a daemon fiber (it must outlive the
- * submit that asked for it); it is one PUT after at most `minInterval`.
+ * Builds a toucher on `storage`, in the current Scope. The trailing touch is a fiber of that scope
+ * (it must outlive the submit that asked for it); it is one PUT after at most `minInterval`. When
+ * the scope closes with a trailing touch pending, it is written at once rather than dropped: a
+ * producer that exits right after a burst must not leave idle workers asleep.
  */
-export const makeSignal = (storage: StorageService, options: WakeUpSignalOptions = {}): Effect.Effect<WakeUpSignal> =>
+export const makeSignal = (
+  storage: StorageService,
+  options: WakeUpSignalOptions = {}
+): Effect.Effect<WakeUpSignal, never, Scope.Scope> =>
   Effect.gen(function*() {
     const minMillis = Duration.toMillis(options.minInterval ?? Duration.seconds(1))
     interface TouchState {
@@ -61,6 +67,16 @@ export const makeSignal = (storage: StorageService, options: WakeUpSignalOptions
         Effect.tapError((e) => Effect.logDebug(`wake-up touch failed (pickup falls back to polling): ${e.message}`)),
         Effect.ignore
       )
+    /** Writes the pending trailing touch, if there still is one (the timer and the flush race for it). */
+    const trail = Effect.gen(function*() {
+      const at = yield* Clock.currentTimeMillis
+      const pending = yield* Ref.modify(state, (s): [boolean, TouchState] =>
+        s.trailing ? [true, { lastAt: at, trailing: false }] : [false, s])
+      if (pending) yield* put(at)
+    })
+    // Added before the fiber set, so it runs first on close: flush, then interrupt the timers.
+    yield* Effect.addFinalizer(() => trail)
+    const timers = yield* FiberSet.make()
     const touch = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const action = yield* Ref.modify(state, (s): ["now" | "trail" | "none", TouchState] => {
@@ -72,12 +88,7 @@ export const makeSignal = (storage: StorageService, options: WakeUpSignalOptions
       if (action === "none") return
       const s = yield* Ref.get(state)
       const wait = Math.max(0, s.lastAt + minMillis - now)
-      yield* Effect.sleep(Duration.millis(wait)).pipe(
-        Effect.zipRight(Clock.currentTimeMillis),
-        Effect.tap((at) => Ref.set(state, { lastAt: at, trailing: false })),
-        Effect.flatMap(put),
-        Effect.forkDaemon
-      )
+      yield* FiberSet.run(timers, Effect.zipRight(Effect.sleep(Duration.millis(wait)), trail))
     }).pipe(Effect.withSpan("WakeUp.touch"))
     return { touch }
   })

@@ -67,7 +67,7 @@ const sleepUntilServerTime = (clock: ServerClockService, millis: number) =>
 const jitter = (maxMillis: number) => Effect.flatMap(Random.nextIntBetween(0, maxMillis + 1), (ms) => Effect.sleep(Duration.millis(ms)))
 
 describeS3("Monitor leader election on the real S3 server (acceptance 2)", () => {
-  it.live("five workers with embedded monitors: one LISTs leases/ per window; kill it, another takes over within one leader TTL", () =>
+  it.scopedLive("five workers with embedded monitors: one LISTs leases/ per window; kill it, another takes over within one leader TTL", () =>
     Effect.gen(function*() {
       const real = yield* Storage
       const clock = yield* ServerClock

@@ -37,7 +37,7 @@ describeS3("Monitor on the real S3 server", () => {
   it.live("acceptance 3: 10,000 terminal + 500 pending + 50 running — one full sweep repairs and cleans; a restart resumes", () =>
     sweepScenario({ terminal: 10_000, pending: 500, running: 50 }, 32).pipe(Effect.provide(env())), 600_000)
 
-  it.live("acceptance 1 with the real Worker: workers killed after the claim CAS and after a retry CAS; all completed within the lease + one period", () =>
+  it.scopedLive("acceptance 1 with the real Worker: workers killed after the claim CAS and after a retry CAS; all completed within the lease + one period", () =>
     Effect.gen(function*() {
       const real = yield* Storage
       const clock = yield* ServerClock
@@ -104,7 +104,7 @@ describeS3("Monitor on the real S3 server", () => {
       }
     }).pipe(Effect.provide(env())), 120_000)
 
-  it.live("retention on RGW: old terminal tasks deleted with their payloads; recent and pending ones untouched", () =>
+  it.scopedLive("retention on RGW: old terminal tasks deleted with their payloads; recent and pending ones untouched", () =>
     Effect.gen(function*() {
       const queue = yield* QueueLayer.make({ payloadThresholdBytes: 200 })
       const big = { blob: "x".repeat(500) }

@@ -97,7 +97,7 @@ const recoverExpiredLeases = Effect.gen(function*() {
     })
   }
   // like the real monitor: wake idle workers, which otherwise wait for their slow safety-net pass
-  if (recovered > 0) yield* (yield* makeSignal(storage)).touch
+  if (recovered > 0) yield* Effect.scoped(Effect.flatMap(makeSignal(storage), (signal) => signal.touch))
 })
 
 describeS3("Worker processes on RGW", () => {
