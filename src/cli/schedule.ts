@@ -12,6 +12,7 @@ import * as SchedulerLoop from "../programs/SchedulerLoop.js"
 import { Scheduler } from "../services/Scheduler.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, stderrLine, toCliError, withStack } from "./common.js"
 import { table, time } from "./format.js"
+import { untilStopRequested } from "./stop.js"
 
 const idArg = Args.text({ name: "schedule-id" })
 const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
@@ -174,14 +175,14 @@ const run = Command.make(
       o,
       Effect.gen(function*() {
         yield* stderrLine("buquet: scheduler running (Ctrl-C to stop)")
-        yield* SchedulerLoop.run({
+        yield* untilStopRequested(SchedulerLoop.run({
           leader: o.noLeader ? false : undefined,
           onPass: (report) =>
             Effect.forEach(report.fired, (f) =>
               o.json
                 ? Console.log(JSON.stringify({ schedule_id: f.scheduleId, instant: time(f.instant), task_id: f.taskId, catch_up: f.catchUp }))
                 : Console.log(`${time(f.instant)}  ${f.scheduleId}  → task ${f.taskId}${f.catchUp ? " (catch-up)" : ""}`), { discard: true })
-        })
+        }))
       })
     ).pipe(toCliError)
 )

@@ -9,6 +9,7 @@ import { allStatuses } from "../domain/TaskStatus.js"
 import * as Tail from "../programs/Tail.js"
 import { globalOptions, parseStatusArg, toCliError, usageError, withStack } from "./common.js"
 import { time } from "./format.js"
+import { untilStopRequested } from "./stop.js"
 
 /** `buquet tail [--type T] [--status S] [--interval MS] [--limit N] [--all]`. */
 export const tail = Command.make(
@@ -35,7 +36,7 @@ export const tail = Command.make(
       const limited = Option.isSome(o.limit) ? Stream.take(stream, o.limit.value) : stream
       yield* withStack(
         o,
-        Stream.runForEach(limited, (c) =>
+        untilStopRequested(Stream.runForEach(limited, (c) =>
           o.json
             ? Console.log(JSON.stringify({
               observed_at: time(c.observedAt),
@@ -48,7 +49,7 @@ export const tail = Command.make(
               error: c.error,
               progress: c.progress
             }))
-            : Console.log(`${time(c.observedAt)}  ${c.taskId}  ${c.taskType}  ${c.from ?? "(new)"} → ${c.to}${c.error === null || c.to !== "failed" && c.to !== "pending" ? "" : `  (${c.error})`}`))
+            : Console.log(`${time(c.observedAt)}  ${c.taskId}  ${c.taskType}  ${c.from ?? "(new)"} → ${c.to}${c.error === null || c.to !== "failed" && c.to !== "pending" ? "" : `  (${c.error})`}`)))
       )
     }).pipe(toCliError)
 ).pipe(Command.withDescription("stream task changes as they happen"))

@@ -17,6 +17,7 @@ import { BuquetConfig } from "../services/BuquetConfig.js"
 import { globalOptions, settingFlags, stderrLine, toCliError, usageError, withStack } from "./common.js"
 import { loadHandlers } from "./handlers.js"
 import { dashboardOptions, monitorOptions, workerOptions } from "./options.js"
+import { untilStopRequested } from "./stop.js"
 
 const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
 const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
@@ -85,7 +86,19 @@ export const worker = Command.make(
               `shards ${options.shards === undefined ? "all" : options.shards.join(",")}${extras.map((e) => `, ${e}`).join("")}); ` +
               "Ctrl-C or SIGTERM stops it gracefully"
           )
-          yield* Worker.run({ ...options, maxTasks: Option.getOrUndefined(o.maxTasks) }, handlers)
+          // Worker.make, not Worker.run: the signals come through ./stop.ts, so a second one forces the stop
+          yield* Effect.scoped(Effect.gen(function*() {
+            const running = yield* Worker.make({ ...options, maxTasks: Option.getOrUndefined(o.maxTasks) }, handlers)
+            yield* untilStopRequested(running.await, (signal) =>
+              stderrLine(
+                `buquet: ${signal}: worker ${options.id} stopping gracefully: no new tasks; running ones have ` +
+                  `${config.worker.shutdownGraceSecs} s to finish (send ${signal} again to force the stop)`
+              ))
+          })).pipe(
+            Effect.onInterrupt(() =>
+              stderrLine(`buquet: worker ${options.id} stopped by force; its running tasks went back to the queue without using a retry`)
+            )
+          )
           yield* stderrLine(`buquet: worker ${options.id} stopped`)
         })),
         { settingFlags: flags, meterStorage: port !== undefined }
@@ -107,7 +120,8 @@ export const monitor = Command.make(
       Effect.gen(function*() {
         const config = yield* BuquetConfig
         yield* stderrLine("buquet: monitor running (leader-elected: only one instance per bucket works); Ctrl-C stops it")
-        return yield* Monitor.run(monitorOptions(config.monitor))
+        yield* untilStopRequested(Monitor.run(monitorOptions(config.monitor)))
+        yield* stderrLine("buquet: monitor stopped")
       }),
       {
         settingFlags: settingFlags([
@@ -138,7 +152,7 @@ const dashboardHandler = (o: Command.Command.ParseConfig<typeof dashboardConfig>
       return yield* Effect.scoped(Effect.gen(function*() {
         const handle = yield* Dashboard.start(dashboardOptions(config.dashboard))
         yield* stderrLine(`buquet: dashboard on ${handle.url}${config.dashboard.token === undefined ? "" : " (token required)"}; Ctrl-C stops it`)
-        return yield* Effect.never
+        yield* untilStopRequested(Effect.never)
       }))
     }),
     {
