@@ -72,7 +72,12 @@ export class Task extends Schema.Class<Task>("Task")({
   progress: optionalField(Schema.Unknown, "progress"),
   tags: optionalField(Schema.Array(Schema.String), "tags"),
   events: optionalField(Schema.Array(TaskEvent), "events"),
-  traceparent: optionalField(Schema.String, "traceparent")
+  traceparent: optionalField(Schema.String, "traceparent"),
+  /**
+   * Submitted with an idempotency key: when that key's record expires. Until then a same-key
+   * resubmit must find this task (and its outcome), so retention keeps it at least that long.
+   */
+  idempotencyExpiresAt: optionalField(Timestamp, "idempotency_expires_at")
 }) {}
 
 /** Decodes a task from its JSON text (use {@link decodeTaskJson} in protocols: it names the key). */

@@ -89,6 +89,8 @@ export interface NewTaskParams {
   readonly priority?: number | undefined
   readonly tags?: ReadonlyArray<string> | undefined
   readonly traceparent?: string | undefined
+  /** The expiry of the idempotency record that fixes this task's id (idempotent submits only). */
+  readonly idempotencyExpiresAt?: DateTime.Utc | undefined
 }
 
 /** Submit: a new `pending` task, created at `now`, whose log starts with `∅ → pending`. */
@@ -121,6 +123,7 @@ export const newTask = (p: NewTaskParams): Task =>
     ...(p.priority !== undefined && p.priority !== 0 ? { priority: p.priority } : {}),
     ...(p.tags !== undefined && p.tags.length > 0 ? { tags: p.tags } : {}),
     ...(p.traceparent !== undefined ? { traceparent: p.traceparent } : {}),
+    ...(p.idempotencyExpiresAt !== undefined ? { idempotencyExpiresAt: p.idempotencyExpiresAt } : {}),
     events: [new TaskEvent({ at: p.now, from: null, to: "pending", attempt: 0 })]
   })
 

@@ -159,9 +159,11 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     taskType: string,
     input: unknown,
     resolved: ResolvedSubmit,
-    now: DateTime.Utc
+    now: DateTime.Utc,
+    idempotencyExpiresAt?: DateTime.Utc
   ): Task =>
     Tr.newTask({
+      idempotencyExpiresAt,
       id,
       shard,
       taskType,
@@ -231,7 +233,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
           Effect.as(true),
           Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
         )
-        if (created) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now), inputJson)
+        if (created) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now, record.expiresAt), inputJson)
 
         // 2. The key is taken: read the record.
         const found = yield* storage.get(recKey)
@@ -243,7 +245,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
             Effect.as(true),
             Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
           )
-          if (took) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now), inputJson)
+          if (took) return yield* createOrGet(buildTask(id, shard, taskType, inputJson, resolved, now, record.expiresAt), inputJson)
           continue
         }
         const rec = existing.value
@@ -269,7 +271,8 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
           const moved = yield* provide(readTask(taskKey(ours, rec.taskId)))
           if (Option.isSome(moved)) return moved.value.task
         }
-        return yield* createOrGet(buildTask(rec.taskId, ours, taskType, inputJson, resolved, now), inputJson)
+        // (Retention keeps a task while its record lives, so a missing task was never created, or was deleted by hand.)
+        return yield* createOrGet(buildTask(rec.taskId, ours, taskType, inputJson, resolved, now, rec.expiresAt), inputJson)
       }
       return yield* new StorageUnavailable({
         operation: "PutObject",

@@ -55,6 +55,28 @@ for (const conditionalDelete of [true, false]) {
         expect((yield* queue.listReady()).map((e) => e.taskId)).toContain(task.id)
       }))
 
+    it.effect("a same-key resubmit after retention returns the old outcome, never a new run", () =>
+      Effect.gen(function*() {
+        const { on, queue } = yield* setup(conditionalDelete)
+        const first = yield* queue.submit("job", { n: 1 }, { idempotencyKey: "order-7", idempotencyTtlSeconds: 30 * 86_400 })
+        yield* queue.cancel(first.id)
+        yield* TestClock.adjust("8 days")
+        const sweeper = yield* on(Sweeper.make({ retention: { olderThan: "7 days", action: "delete" } }))
+        yield* on(sweeper.fullSweep)
+        const again = yield* queue.submit("job", { n: 1 }, { idempotencyKey: "order-7", idempotencyTtlSeconds: 30 * 86_400 })
+        expect(again.id).toBe(first.id)
+        expect(again.status).toBe("cancelled")
+        expect((yield* queue.listReady()).map((e) => e.taskId)).not.toContain(first.id)
+        // once the key has expired (and the margin passed), retention deletes it and the key is free again
+        yield* TestClock.adjust("23 days")
+        const late = yield* on(sweeper.fullSweep)
+        expect(late.totals.retentionDeleted).toBe(1)
+        expect(yield* queue.get(first.id)).toEqual(Option.none())
+        const fresh = yield* queue.submit("job", { n: 1 }, { idempotencyKey: "order-7", idempotencyTtlSeconds: 30 * 86_400 })
+        expect(fresh.id).not.toBe(first.id)
+        expect(fresh.status).toBe("pending")
+      }))
+
     it.effect("without a race, old terminal tasks are deleted", () =>
       Effect.gen(function*() {
         const { on, queue } = yield* setup(conditionalDelete)

@@ -7,6 +7,7 @@
  * @module
  */
 import { DateTime, Duration, Effect, Option } from "effect"
+import type { Task } from "../../domain/Task.js"
 import type { TaskStatus } from "../../domain/TaskStatus.js"
 import { isTerminal } from "../../domain/TaskStatus.js"
 import * as Tr from "../../domain/Transitions.js"
@@ -25,18 +26,35 @@ export interface RetentionOptions {
   readonly action: "delete" | "archive"
 }
 
-/** What retention does with a task: nothing, delete it, or archive it. */
+/**
+ * How long past its idempotency record's expiry a task is still kept: the submitter judges the
+ * record on its own estimate of server time, which may trail ours.
+ */
+export const idempotencyHoldMarginMillis = 60 * 60 * 1000
+
+/**
+ * What retention does with a task: nothing, delete it, or archive it. A task whose idempotency
+ * record still lives (`heldUntilMillis`, from `idempotency_expires_at`) is kept whatever its age:
+ * a same-key resubmit must find it and return its outcome, never create and run it again.
+ */
 export const retentionDecision = (
   status: TaskStatus,
   updatedAtMillis: number,
   nowMillis: number,
-  options: RetentionOptions
+  options: RetentionOptions,
+  heldUntilMillis?: number | undefined
 ): "keep" | "delete" | "archive" => {
   if (!isTerminal(status)) return "keep"
   if (updatedAtMillis + Duration.toMillis(Duration.decode(options.olderThan)) > nowMillis) return "keep"
-  if (options.action === "delete") return "delete"
+  if (options.action === "delete") {
+    return heldUntilMillis !== undefined && heldUntilMillis + idempotencyHoldMarginMillis > nowMillis ? "keep" : "delete"
+  }
   return status === "archived" ? "keep" : "archive"
 }
+
+/** The `heldUntilMillis` of {@link retentionDecision} for a task. */
+export const heldUntilOf = (task: Task): number | undefined =>
+  task.idempotencyExpiresAt === undefined ? undefined : DateTime.toEpochMillis(task.idempotencyExpiresAt)
 
 /**
  * Deletes a terminal task we have just read, with its markers and payloads — only if it is still

@@ -43,7 +43,7 @@ import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { type ObjectMeta, Storage, type StorageService } from "../../services/Storage.js"
 import { isDeletable, type MarkerOwner, neededMarker } from "../../domain/Markers.js"
-import { archiveTerminal, deleteTerminal, retentionDecision, type RetentionOptions } from "./Retention.js"
+import { archiveTerminal, deleteTerminal, heldUntilOf, retentionDecision, type RetentionOptions } from "./Retention.js"
 
 /** Options of the sweeper (the CLI maps `[monitor] max_objects_per_sweep` to `pageSize`). */
 export interface SweeperOptions {
@@ -162,7 +162,10 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   const pageSize = Math.max(1, Math.min(1000, Math.floor(options.pageSize ?? 1000)))
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
   const cacheSize = Math.max(0, Math.floor(options.terminalCacheSize ?? 100_000))
-  const terminalCache = new Map<string, { readonly etag: string; readonly status: TaskStatus; readonly updatedAt: number }>()
+  const terminalCache = new Map<
+    string,
+    { readonly etag: string; readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined }
+  >()
   const nowMillis = clock.currentTimeMillis
   let pass: Pass | undefined
 
@@ -251,7 +254,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const cached = terminalCache.get(key)
       const readAt = yield* nowMillis
       if (cached !== undefined && cached.etag === meta.etag && (options.retention === undefined ||
-        retentionDecision(cached.status, cached.updatedAt, readAt, options.retention) === "keep")) {
+        retentionDecision(cached.status, cached.updatedAt, readAt, options.retention, cached.heldUntil) === "keep")) {
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: false })
         return
       }
@@ -268,7 +271,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const { task } = found.value
       const now = DateTime.unsafeMake(readAt)
       if (options.retention !== undefined) {
-        const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention)
+        const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention, heldUntilOf(task))
         if (action === "delete" && (yield* provide(deleteTerminal(found.value, now)))) {
           p.totals.retentionDeleted++
           terminalCache.delete(key)
@@ -300,7 +303,12 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       }
       if (isTerminal(task.status) && cacheSize > 0) {
         if (terminalCache.size >= cacheSize) terminalCache.delete(terminalCache.keys().next().value!)
-        terminalCache.set(key, { etag: found.value.etag, status: task.status, updatedAt: DateTime.toEpochMillis(task.updatedAt) })
+        terminalCache.set(key, {
+          etag: found.value.etag,
+          status: task.status,
+          updatedAt: DateTime.toEpochMillis(task.updatedAt),
+          heldUntil: heldUntilOf(task)
+        })
       }
       p.noted.set(taskId, {
         owner: { exists: true, needed: neededMarker(task) },
