@@ -81,14 +81,23 @@ export const make = Effect.gen(function*() {
     next.status === "pending" ? "retried" : next.status === "cancelled" ? "cancelled" : "failed"
 
   /**
+   * Whether a running task's lease has surely ended: judged by the earliest the server's time can
+   * be (the estimate minus its uncertainty), as the leader and shard leases are, so a monitor whose
+   * estimate runs ahead (one slow sample, a stepped host clock) never takes a live worker's lease.
+   */
+  const surelyExpired = (task: Task, now: DateTime.Utc, marginMillis: number): boolean =>
+    Number.isFinite(marginMillis) &&
+    Tr.canRecoverLease(task, DateTime.unsafeMake(DateTime.toEpochMillis(now) - Math.max(0, marginMillis)))
+
+  /**
    * The recovery decision on a task as read: the next task, the ready marker to write BEFORE the
    * CAS (so the retried task is claimable the moment it lands), and the old lease marker to
    * delete after it — only once its bucket is closed, so a new claim's marker is never lost.
    */
-  const decideRecovery = (current: VersionedTask, now: DateTime.Utc, random: number) => {
+  const decideRecovery = (current: VersionedTask, now: DateTime.Utc, marginMillis: number, random: number) => {
     const task = current.task
     if (task.status !== "running") return keep<TaskRecoveryOutcome>("not_running")
-    if (!Tr.canRecoverLease(task, now)) return keep<TaskRecoveryOutcome>("not_expired")
+    if (!surelyExpired(task, now, marginMillis)) return keep<TaskRecoveryOutcome>("not_expired")
     const next = Tr.recoverExpiredLease(task, { now, random })
     const old = leaseMarkerOf(task)
     const oldBucket = old === undefined ? undefined : parseIndexKey(old)?.bucket
@@ -125,18 +134,24 @@ export const make = Effect.gen(function*() {
     options?: { readonly random?: Effect.Effect<number> | undefined }
   ) {
     const now = yield* clock.now
+    const margin = yield* uncertaintyMillis
     const r = yield* drawRandom(options?.random)
     const { current, result } = yield* provide(updateTask<TaskRecoveryOutcome>(key, (found) =>
-      Option.isNone(found) ? keep<TaskRecoveryOutcome>("missing") : decideRecovery(found.value, now, r)))
+      Option.isNone(found) ? keep<TaskRecoveryOutcome>("missing") : decideRecovery(found.value, now, margin, r)))
     if (Option.isSome(current)) yield* recordRecovery(current.value.task.taskType, result)
     return result
   })
 
   /** Recovery from a version we have just read: CAS with its ETag (no second GET); on a lost race, re-read and re-decide. */
-  const recoverFrom = (current: VersionedTask, now: DateTime.Utc, random: Effect.Effect<number> | undefined) =>
+  const recoverFrom = (
+    current: VersionedTask,
+    now: DateTime.Utc,
+    marginMillis: number,
+    random: Effect.Effect<number> | undefined
+  ) =>
     Effect.gen(function*() {
       const r = yield* drawRandom(random)
-      const decision = decideRecovery(current, now, r)
+      const decision = decideRecovery(current, now, marginMillis, r)
       if (decision._tag === "Keep") return decision.result
       for (const marker of decision.before) yield* provide(writeMarker(marker))
       const landed = yield* provide(casTask(decision.task, current.etag)).pipe(
@@ -197,6 +212,7 @@ export const make = Effect.gen(function*() {
       yield* Effect.forEach(toCheck, (marker) =>
         Effect.gen(function*() {
           const readAt = yield* clock.now
+          const margin = yield* uncertaintyMillis
           const found = yield* provide(readTask(taskKey(marker.shard, marker.taskId))).pipe(
             Effect.catchTag("MalformedObject", (e) =>
               Effect.as(Effect.logWarning(`lease recovery: leaving a malformed task alone: ${e.message}`), "malformed" as const))
@@ -207,11 +223,11 @@ export const make = Effect.gen(function*() {
           }
           const task = Option.getOrUndefined(found)
           if (task !== undefined && neededMarker(task.task) === marker.key) {
-            if (!Tr.canRecoverLease(task.task, readAt)) {
+            if (!surelyExpired(task.task, readAt, margin)) {
               counts.notYetExpired++
               return
             }
-            const outcome = yield* recoverFrom(task, readAt, options?.random).pipe(
+            const outcome = yield* recoverFrom(task, readAt, margin, options?.random).pipe(
               Effect.catchTag("MalformedObject", () => Effect.succeed<TaskRecoveryOutcome>("not_running"))
             )
             if (outcome === "retried" || outcome === "failed" || outcome === "cancelled") counts[outcome]++

@@ -86,14 +86,16 @@ export interface LeaseManagerService {
   /**
    * One walk of `leases/` covering every shard of every prefix length: markers in future buckets
    * are skipped (and the rest of their shard jumped over) without reading their task; markers in
-   * buckets that have begun to expire are checked against their task. An expired `running` task
-   * goes back to `pending` with backoff (ready marker written BEFORE the CAS), or to `failed`
+   * buckets that have begun to expire are checked against their task. A `running` task whose lease
+   * has surely ended (by server time minus the clock's uncertainty, so never early) goes back to
+   * `pending` with backoff (ready marker written BEFORE the CAS), or to `failed`
    * once its retries are spent (worker fields cleared, a clear `last_error`); stale markers are
    * deleted.
    */
   readonly recoverExpired: (options?: RecoveryOptions) => Effect.Effect<RecoveryReport, StorageReadError>
   /**
-   * Recovers one task if (and only if) it is running with a lease that ran out by server time.
+   * Recovers one task if (and only if) it is running with a lease that ran out by server time
+   * minus the clock's uncertainty.
    * Re-reads the task and CASes; a concurrent change is re-decided, never overwritten.
    */
   readonly recoverTask: (
