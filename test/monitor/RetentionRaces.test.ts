@@ -20,7 +20,7 @@ const setup = (conditionalDelete: boolean) =>
     const mem = yield* MemoryStorage.make({ conditionalDelete })
     const { injector, storage } = yield* FaultyStorage.make(mem)
     const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-    const on = <A, E>(self: Effect.Effect<A, E, Storage | ServerClock>) =>
+    const on = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<Exclude<R, Storage>, ServerClock>> =>
       self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
     const queue = yield* on(QueueLayer.make())
     return { mem, injector, queue, on }
@@ -28,7 +28,7 @@ const setup = (conditionalDelete: boolean) =>
 
 for (const conditionalDelete of [true, false]) {
   describe(`retention races (conditional DELETE ${conditionalDelete ? "supported" : "not supported"})`, () => {
-    it.effect("a replay landing while the sweep's delete is in flight keeps the task, pending", () =>
+    it.scoped("a replay landing while the sweep's delete is in flight keeps the task, pending", () =>
       Effect.gen(function*() {
         const { injector, on, queue } = yield* setup(conditionalDelete)
         const task = yield* queue.submit("job", {})
@@ -55,7 +55,7 @@ for (const conditionalDelete of [true, false]) {
         expect((yield* queue.listReady()).map((e) => e.taskId)).toContain(task.id)
       }))
 
-    it.effect("a same-key resubmit after retention returns the old outcome, never a new run", () =>
+    it.scoped("a same-key resubmit after retention returns the old outcome, never a new run", () =>
       Effect.gen(function*() {
         const { on, queue } = yield* setup(conditionalDelete)
         const first = yield* queue.submit("job", { n: 1 }, { idempotencyKey: "order-7", idempotencyTtlSeconds: 30 * 86_400 })
@@ -77,7 +77,7 @@ for (const conditionalDelete of [true, false]) {
         expect(fresh.status).toBe("pending")
       }))
 
-    it.effect("without a race, old terminal tasks are deleted", () =>
+    it.scoped("without a race, old terminal tasks are deleted", () =>
       Effect.gen(function*() {
         const { on, queue } = yield* setup(conditionalDelete)
         const task = yield* queue.submit("job", {})
