@@ -4,15 +4,16 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Console, DateTime, Effect, Option, Schema, Stream } from "effect"
+import { Chunk, Console, DateTime, Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { decodeObject } from "../domain/Codec.js"
+import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import { Timestamp } from "../domain/Task.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
-import { globalOptions, operationalError, parseJsonArg, printJson, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, operationalError, parseJsonArg, printJson, reportSkipped, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
 
 /**
@@ -150,17 +151,20 @@ export const workers = Command.make("workers", globalOptions, (o) =>
       const queue = yield* Queue
       const now = yield* queue.now
       const metas = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll("workers/")))
-      const records = yield* Effect.forEach(
+      const read = yield* Effect.forEach(
         metas.filter((m) => m.key.endsWith(".json")),
         (m) =>
           storage.get(m.key).pipe(
             Effect.flatMap(Option.match({
-              onNone: () => Effect.succeed(Option.none<WorkerView>()),
-              onSome: (obj) => decodeObject(WorkerView, m.key, obj.body).pipe(Effect.option)
+              onNone: () => Effect.succeed(Option.none<Either.Either<WorkerView, MalformedObject>>()),
+              // only a record that does not decode is skipped (and reported); a failed read fails the command
+              onSome: (obj) => decodeObject(WorkerView, m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
             }))
           ),
         { concurrency: 8 }
       ).pipe(Effect.map((xs) => xs.flatMap(Option.toArray)))
+      const records = read.flatMap((r) => (Either.isRight(r) ? [r.right] : []))
+      yield* reportSkipped(read.flatMap((r) => (Either.isLeft(r) ? [r.left] : [])))
       if (o.json) {
         return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerView)(r), healthy: isHealthyAt(r, now) })))
       }

@@ -83,6 +83,20 @@ export const resolveConfig = (
 /** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
 export const stderrLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
 
+/**
+ * Says on stderr which stored objects a listing left out because they could not be decoded (one
+ * line with the count, then one per object with the reason), so a short listing is never silent.
+ */
+export const reportSkipped = (
+  malformed: ReadonlyArray<{ readonly key: string; readonly message: string }>
+): Effect.Effect<void> =>
+  malformed.length === 0 ? Effect.void : stderrLine(
+    [
+      `buquet: skipped ${malformed.length} malformed object(s); fix or delete them:`,
+      ...malformed.map((m) => `  ${m.key}: ${m.message}`)
+    ].join("\n")
+  )
+
 /** The one-line notice shown when no bucket is configured anywhere. */
 export const embeddedNotice = (directory: string): string =>
   `buquet: no bucket configured; using the embedded file store ${directory} (set S3_BUCKET, --bucket or --storage to use a bucket)`

@@ -10,7 +10,16 @@ import { Schedule as ScheduleRecord } from "../domain/Schedule.js"
 import type { ScheduleUpdate } from "../domain/Schedule.js"
 import * as SchedulerLoop from "../programs/SchedulerLoop.js"
 import { Scheduler } from "../services/Scheduler.js"
-import { globalOptions, operationalError, parseJsonArg, printJson, stderrLine, toCliError, withStack } from "./common.js"
+import {
+  globalOptions,
+  operationalError,
+  parseJsonArg,
+  printJson,
+  reportSkipped,
+  stderrLine,
+  toCliError,
+  withStack
+} from "./common.js"
 import { table, time } from "./format.js"
 import { untilStopRequested } from "./stop.js"
 
@@ -66,7 +75,8 @@ const list = Command.make("list", globalOptions, (o) =>
   withStack(
     o,
     Effect.gen(function*() {
-      const schedules = yield* (yield* Scheduler).list
+      const { malformed, schedules } = yield* (yield* Scheduler).listDetailed
+      yield* reportSkipped(malformed)
       if (o.json) return yield* printJson(schedules.map(scheduleJson))
       yield* Console.log(schedules.length === 0 ? "no schedules" : table(
         ["ID", "TYPE", "CRON", "TZ", "ENABLED"],
@@ -86,6 +96,7 @@ const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
           schedule: scheduleJson(st.schedule),
           last_run_at: last === undefined ? null : time(last.lastRunAt),
           last_task_id: last?.lastTaskId ?? null,
+          last_run_malformed: Option.match(st.lastRunMalformed, { onNone: () => null, onSome: (m) => m.message }),
           next_run_at: Option.match(st.nextRun, { onNone: () => null, onSome: time })
         })
       }
@@ -96,7 +107,13 @@ const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
         `cron       ${s.cron} (${s.timezone ?? "UTC"})`,
         `enabled    ${s.enabled ? "yes" : "no"}`,
         `input      ${JSON.stringify(s.input)}`,
-        `last run   ${last === undefined ? "never" : `${time(last.lastRunAt)} (task ${last.lastTaskId})`}`,
+        `last run   ${
+          Option.isSome(st.lastRunMalformed)
+            ? `unreadable: ${st.lastRunMalformed.value.message}`
+            : last === undefined
+            ? "never"
+            : `${time(last.lastRunAt)} (task ${last.lastTaskId})`
+        }`,
         `next run   ${Option.match(st.nextRun, { onNone: () => "never", onSome: time })}`
       ].join("\n"))
     })

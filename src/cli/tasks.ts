@@ -19,6 +19,7 @@ import {
   parseJsonArg,
   parseStatusArg,
   printJson,
+  reportSkipped,
   toCliError,
   usageError,
   withStack
@@ -167,7 +168,12 @@ export const list = Command.make(
             cursor: Option.getOrUndefined(o.cursor)
           })
           if (o.json) {
-            return yield* printJson({ tasks: page.tasks.map(taskJson), cursor: page.cursor ?? null, scanned: page.scanned })
+            return yield* printJson({
+              tasks: page.tasks.map(taskJson),
+              cursor: page.cursor ?? null,
+              scanned: page.scanned,
+              malformed: page.malformed.map((m) => ({ key: m.key, message: m.message }))
+            })
           }
           yield* Console.log(
             table(
@@ -176,6 +182,7 @@ export const list = Command.make(
             )
           )
           yield* Console.log(`${page.tasks.length} task(s)${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
+          yield* reportSkipped(page.malformed)
         })
       )
     }).pipe(toCliError)

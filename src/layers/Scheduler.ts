@@ -13,6 +13,7 @@
  */
 import { Chunk, DateTime, Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { decodeObject, encodeObject } from "../domain/Codec.js"
+import type { MalformedObject } from "../domain/QueueError.js"
 import { scheduleKey, scheduleLastRunKey } from "../domain/Keys.js"
 import {
   applyUpdate,
@@ -41,7 +42,15 @@ import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import type { Task } from "../domain/Task.js"
 import { Queue } from "../services/Queue.js"
 import { Scheduler } from "../services/Scheduler.js"
-import type { Firing, FiringFailure, RunDueOptions, RunDueReport, SchedulerService, ScheduleWithRuns } from "../services/Scheduler.js"
+import type {
+  Firing,
+  FiringFailure,
+  RunDueOptions,
+  RunDueReport,
+  ScheduleListing,
+  SchedulerService,
+  ScheduleWithRuns
+} from "../services/Scheduler.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 
@@ -139,15 +148,21 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     Effect.map(Chunk.toReadonlyArray)
   )
 
-  const list: Effect.Effect<ReadonlyArray<Schedule>, StorageReadError> = Effect.gen(function*() {
+  const listDetailed: Effect.Effect<ScheduleListing, StorageReadError> = Effect.gen(function*() {
     const ids = yield* listIds
     const found = yield* Effect.forEach(ids, (id) =>
       readSchedule(id).pipe(
-        Effect.map(Option.map((v) => v.value)),
-        Effect.catchTag("MalformedObject", (e) => Effect.as(Effect.logWarning(e.message), Option.none<Schedule>()))
+        Effect.map(Option.map((v): Either.Either<Schedule, MalformedObject> => Either.right(v.value))),
+        Effect.catchTag("MalformedObject", (e) => Effect.as(Effect.logWarning(e.message), Option.some(Either.left<MalformedObject>(e))))
       ), { concurrency })
-    return found.flatMap((o) => (Option.isSome(o) ? [o.value] : []))
+    const present = found.flatMap((o) => (Option.isSome(o) ? [o.value] : []))
+    return {
+      schedules: present.flatMap((e) => (Either.isRight(e) ? [e.right] : [])),
+      malformed: present.flatMap((e) => (Either.isLeft(e) ? [e.left] : []))
+    } satisfies ScheduleListing
   }).pipe(Effect.withSpan("Scheduler.list"))
+
+  const list: Effect.Effect<ReadonlyArray<Schedule>, StorageReadError> = Effect.map(listDetailed, (l) => l.schedules)
 
   const update = Effect.fn("Scheduler.update")(function*(id: string, change: ScheduleUpdate) {
     yield* checkScheduleId(id)
@@ -217,14 +232,20 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     const found = yield* readSchedule(id)
     if (Option.isNone(found)) return yield* ScheduleNotFound.of(id)
     const schedule = found.value.value
-    const last = Option.map(yield* readLastRun(id), (v) => v.value)
-    if (!schedule.enabled) return { schedule, lastRun: last, nextRun: Option.none<DateTime.Utc>() }
+    // a corrupt last-run record must not hide the schedule: show it as never run, and say why
+    const lastRead = yield* Effect.either(readLastRun(id))
+    const last = Either.isRight(lastRead) ? Option.map(lastRead.right, (v) => v.value) : Option.none<LastRun>()
+    const lastRunMalformed = Either.isLeft(lastRead) && lastRead.left._tag === "MalformedObject"
+      ? Option.some(lastRead.left)
+      : Option.none<MalformedObject>()
+    if (Either.isLeft(lastRead) && lastRead.left._tag !== "MalformedObject") return yield* lastRead.left
+    if (!schedule.enabled) return { schedule, lastRun: last, lastRunMalformed, nextRun: Option.none<DateTime.Utc>() }
     const cron = yield* cronOf(schedule)
     const now = yield* clock.now
     const plan = planFirings({ schedule, cron, lastRun: last, now, lateAfter })
     const first = plan.firings[0]
     const nextRun = first !== undefined ? Option.some(dueAt(schedule, first)) : plan.nextDueAt
-    return { schedule, lastRun: last, nextRun }
+    return { schedule, lastRun: last, lastRunMalformed, nextRun }
   })
 
   const nextRun = Effect.fn("Scheduler.nextRun")(function*(id: string) {
@@ -357,6 +378,7 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     create,
     get,
     list,
+    listDetailed,
     update,
     enable: setEnabled(true),
     disable: setEnabled(false),

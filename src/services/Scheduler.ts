@@ -39,6 +39,11 @@ export interface ScheduleWithRuns {
 export interface ScheduleStatus {
   readonly schedule: Schedule
   readonly lastRun: Option.Option<LastRun>
+  /**
+   * Present when `schedules/{id}/last_run.json` exists but does not decode: the status is still
+   * shown (as if the schedule never ran) and this says what is wrong with the record.
+   */
+  readonly lastRunMalformed: Option.Option<MalformedObject>
   /** When the next firing is due (none when disabled or when the cron never fires again). */
   readonly nextRun: Option.Option<DateTime.Utc>
 }
@@ -58,6 +63,13 @@ export interface FiringFailure {
   readonly scheduleId: string
   readonly instant: DateTime.Utc
   readonly error: SubmitError | ScheduleStoreError | InvalidCron | UnknownTimezone
+}
+
+/** What {@link SchedulerService.listDetailed} found. */
+export interface ScheduleListing {
+  readonly schedules: ReadonlyArray<Schedule>
+  /** Schedule objects left out because they do not decode (each names its key). */
+  readonly malformed: ReadonlyArray<MalformedObject>
 }
 
 /** What one {@link SchedulerService.runDue} pass did. */
@@ -97,6 +109,9 @@ export interface SchedulerService {
 
   /** All schedules, by id. Objects that do not decode are skipped with a warning in the log. */
   readonly list: Effect.Effect<ReadonlyArray<Schedule>, StorageReadError>
+
+  /** All schedules, by id, and the schedule objects that were skipped because they do not decode. */
+  readonly listDetailed: Effect.Effect<ScheduleListing, StorageReadError>
 
   /** Changes a schedule (compare-and-swap; concurrent updates are retried on the fresh record). */
   readonly update: (
