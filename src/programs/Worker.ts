@@ -71,7 +71,7 @@ export interface WorkerOptions {
   readonly id?: string | undefined
   /** How many tasks run at once (default 1). */
   readonly concurrency?: number | undefined
-  /** The queue's shard prefix length (1–4, default 1 = 16 shards). */
+  /** The queue's shard prefix length (1–4; default: the `Queue` in context's, else 1 = 16 shards). */
   readonly shardPrefixLen?: number | undefined
   /** The shards to poll (default all). */
   readonly shards?: ReadonlyArray<string> | undefined
@@ -93,7 +93,7 @@ export interface WorkerOptions {
   readonly cancelCheckInterval?: Duration.DurationInput | undefined
   /** At most one progress write per task per this interval (default 2 s). */
   readonly progressInterval?: Duration.DurationInput | undefined
-  /** Outputs larger than this many bytes of JSON go to `payloads/` (default 256 KiB). */
+  /** Outputs larger than this many bytes of JSON go to `payloads/` (default: the `Queue` in context's, else 256 KiB). */
   readonly payloadThresholdBytes?: number | undefined
   /** Keys per discovery LIST (default 1000). */
   readonly pageSize?: number | undefined
@@ -180,7 +180,10 @@ export const make = <R>(
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       return yield* invalid("concurrency", `concurrency must be a positive integer, got ${concurrency}`)
     }
-    const prefixLen = options.shardPrefixLen ?? 1
+    // The connection's settings apply unless the options say otherwise: a worker on a Buquet layer
+    // polls the shards its queue writes to.
+    const queueConfig = Option.map(yield* Effect.serviceOption(QueueService), (q) => q.config)
+    const prefixLen = options.shardPrefixLen ?? Option.match(queueConfig, { onNone: () => 1, onSome: (c) => c.shardPrefixLen })
     if (!Number.isInteger(prefixLen) || prefixLen < 1 || prefixLen > 4) {
       return yield* invalid("shardPrefixLen", "shardPrefixLen must be an integer from 1 to 4 (the queue's setting)")
     }
@@ -286,7 +289,8 @@ export const make = <R>(
       safetyMargin: Duration.decode(options.leaseSafetyMargin ?? Duration.millis(500)),
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
-      payloadThresholdBytes: options.payloadThresholdBytes ?? defaultPayloadThresholdBytes,
+      payloadThresholdBytes: options.payloadThresholdBytes ??
+        Option.match(queueConfig, { onNone: () => defaultPayloadThresholdBytes, onSome: (c) => c.payloadThresholdBytes }),
       // Our own task is claimable again: forget what discovery remembered about its marker (a pass
       // may have read it mid-settle, still running) and tell idle workers.
       onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch)

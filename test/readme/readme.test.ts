@@ -19,7 +19,14 @@ const blocks = (lang: string): ReadonlyArray<string> =>
 /** Variables that would configure a store: a new user has none of them. */
 const unconfigured = ["S3_BUCKET", "BUQUET_BUCKET", "BUQUET_STORAGE", "BUQUET_CONFIG", "BUQUET_PROFILE", "S3_ENDPOINT", "BUQUET_ENDPOINT"]
 
-const run = (command: string, args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, unset: ReadonlyArray<string> = []) =>
+const run = (
+  command: string,
+  args: ReadonlyArray<string>,
+  cwd: string,
+  env: Record<string, string> = {},
+  unset: ReadonlyArray<string> = [],
+  guardMs = 110_000
+) =>
   new Promise<{ code: number | null; killed: boolean; stdout: string; stderr: string }>((resolve, reject) => {
     const fullEnv: Record<string, string | undefined> = { ...process.env, ...env }
     for (const name of unset) delete fullEnv[name]
@@ -32,7 +39,7 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string, env: Rec
     const guard = setTimeout(() => {
       killed = true
       child.kill("SIGKILL")
-    }, 110_000)
+    }, guardMs)
     child.on("error", reject)
     child.on("exit", (code) => {
       clearTimeout(guard)
@@ -89,4 +96,23 @@ describe("README", () => {
     expect(out.code, out.stderr).toBe(0)
     expect(out.stdout + out.stderr).toMatch(/completed/)
   })
+
+  // issue 16 item 2: every setting of the connection applies to the worker by default
+  it("the Effect tour completes on a queue whose shard prefix length is 2 (BUQUET_SHARD_PREFIX_LEN)", async () => {
+    const i = tour.findIndex((b) => b.includes(`from "buquet"`) && b.includes("Worker.make"))
+    expect(i).toBeGreaterThanOrEqual(0)
+    const dir = join(work, "prefix2")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, "main.ts"), tour[i] ?? "")
+    const env: Record<string, string> = {
+      TSX_TSCONFIG_PATH: join(work, "tsconfig.json"),
+      XDG_CONFIG_HOME: join(dir, "no-user-config"),
+      BUQUET_SHARD_PREFIX_LEN: "2"
+    }
+    const out = await run(process.execPath, ["--import", "tsx", "main.ts"], dir, env, unconfigured, 60_000)
+    expect(out.killed, `the tour did not finish; stderr:\n${out.stderr}`).toBe(false)
+    expect(out.code, out.stderr).toBe(0)
+    expect(out.stdout + out.stderr).toMatch(/completed/)
+    expect(out.stdout + out.stderr).toMatch(/\bshard\W+[0-9a-f]{2}\W/)
+  }, 90_000)
 })
