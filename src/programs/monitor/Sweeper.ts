@@ -14,6 +14,10 @@
  *    per marker: the tasks were read in step 1.
  * A terminal task whose ETag is unchanged since this process last read it is not read again
  * (a bounded in-memory cache), so repeated passes mostly cost LISTs.
+ * 3. at the end of a pass, `payloads/` is LISTed and payloads older than the grace that no task
+ *    seen in the pass references are checked against their task (one GET) and deleted if they are
+ *    orphans by the rule in `domain/PayloadCollection.ts` (a crashed submit, a lost attempt's
+ *    output, an idempotency race's loser).
  *
  * Cost of one pass over N tasks (M markers, S non-empty shards, page size P ≤ 1000):
  * LIST ≈ ⌈N/P⌉ + ⌈M/P⌉ + a few; GET ≤ N (first pass; only changed tasks afterwards);
@@ -24,7 +28,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, Duration, Effect, Option } from "effect"
 import { decodeObject, encodeObject } from "../../domain/Codec.js"
 import type { MalformedObject } from "../../domain/QueueError.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
@@ -43,6 +47,10 @@ import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { type ObjectMeta, Storage, type StorageService } from "../../services/Storage.js"
 import { isDeletable, type MarkerOwner, neededMarker } from "../../domain/Markers.js"
+import { defaultPayloadGrace, isOrphanPayload, parsePayloadKey } from "../../domain/PayloadCollection.js"
+import { taskKey } from "../../domain/Keys.js"
+import { shardOf } from "../../domain/Shard.js"
+import type { Task } from "../../domain/Task.js"
 import { archiveTerminal, deleteTerminal, heldUntilOf, retentionDecision, type RetentionOptions } from "./Retention.js"
 
 /** Options of the sweeper (the CLI maps `[monitor] max_objects_per_sweep` to `pageSize`). */
@@ -55,6 +63,8 @@ export interface SweeperOptions {
   readonly retention?: RetentionOptions | undefined
   /** Terminal tasks remembered by ETag so later passes skip their GET (default 100,000; 0 = off). */
   readonly terminalCacheSize?: number | undefined
+  /** Payloads younger than this are never collected (default 1 hour). */
+  readonly payloadGrace?: Duration.DurationInput | undefined
 }
 
 /** The report of a pass (or of the part of it done so far). */
@@ -138,6 +148,10 @@ interface Pass {
   shard: string | undefined
   missingReadAt: number
   readonly noted: Map<string, Noted>
+  /** Payload keys referenced by the tasks this process saw in the pass. */
+  readonly referenced: Set<string>
+  /** Shard name lengths seen in the pass (where to look for a payload's task). */
+  readonly shardLengths: Set<number>
   totals: Mutable<SweepTotals>
   sinceSave: number
 }
@@ -152,6 +166,11 @@ const addRequests = (into: Record<string, number>, counts: RequestCounts): Recor
   return out
 }
 
+const payloadRefs = (task: Task): ReadonlyArray<string> | undefined =>
+  task.inputRef === undefined && task.outputRef === undefined
+    ? undefined
+    : [task.inputRef, task.outputRef].filter((r): r is string => r !== undefined)
+
 /** Makes a sweeper on the Storage and ServerClock in context (it counts its own requests). */
 export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions = {}) {
   const underlying = yield* Storage
@@ -162,9 +181,16 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   const pageSize = Math.max(1, Math.min(1000, Math.floor(options.pageSize ?? 1000)))
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
   const cacheSize = Math.max(0, Math.floor(options.terminalCacheSize ?? 100_000))
+  const graceMillis = Duration.toMillis(Duration.decode(options.payloadGrace ?? defaultPayloadGrace))
   const terminalCache = new Map<
     string,
-    { readonly etag: string; readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined }
+    {
+      readonly etag: string
+      readonly status: TaskStatus
+      readonly updatedAt: number
+      readonly heldUntil: number | undefined
+      readonly refs: ReadonlyArray<string> | undefined
+    }
   >()
   const nowMillis = clock.currentTimeMillis
   let pass: Pass | undefined
@@ -221,6 +247,8 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       shard: undefined,
       missingReadAt: 0,
       noted: new Map(),
+      referenced: new Set(),
+      shardLengths: new Set(),
       totals,
       sinceSave: 0
     }
@@ -256,6 +284,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       if (cached !== undefined && cached.etag === meta.etag && (options.retention === undefined ||
         retentionDecision(cached.status, cached.updatedAt, readAt, options.retention, cached.heldUntil) === "keep")) {
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: false })
+        for (const ref of cached.refs ?? []) p.referenced.add(ref)
         return
       }
       const found = yield* provide(readTask(key)).pipe(
@@ -269,6 +298,8 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       }
       if (Option.isNone(found)) return // deleted since the LIST: its markers are orphans
       const { task } = found.value
+      const refs = payloadRefs(task)
+      for (const ref of refs ?? []) p.referenced.add(ref)
       const now = DateTime.unsafeMake(readAt)
       if (options.retention !== undefined) {
         const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention, heldUntilOf(task))
@@ -307,7 +338,8 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           etag: found.value.etag,
           status: task.status,
           updatedAt: DateTime.toEpochMillis(task.updatedAt),
-          heldUntil: heldUntilOf(task)
+          heldUntil: heldUntilOf(task),
+          refs
         })
       }
       p.noted.set(taskId, {
@@ -369,6 +401,44 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       p.noted.clear()
     })
 
+  /** The task a payload belongs to, looked for at every shard length seen in the pass (all four if none). */
+  const payloadTask = (p: Pass, taskId: string) =>
+    Effect.gen(function*() {
+      const lengths = p.shardLengths.size > 0 ? [...p.shardLengths] : [1, 2, 3, 4]
+      for (const length of lengths) {
+        const found = yield* retryTransient(provide(readTask(taskKey(shardOf(taskId, length), taskId))))
+        if (Option.isSome(found)) return found.value.task
+      }
+      return undefined
+    })
+
+  /** Step 3: deletes orphaned payloads (LIST `payloads/`; a GET + HEAD per candidate only). */
+  const collectPayloads = (p: Pass) =>
+    Effect.gen(function*() {
+      let token: string | undefined
+      do {
+        const page = yield* retryTransient(storage.list("payloads/", token === undefined ? { maxKeys: pageSize } : { continuationToken: token, maxKeys: pageSize }))
+        const now = yield* nowMillis
+        for (const meta of page.objects) {
+          const parsed = parsePayloadKey(meta.key)
+          const payload = { key: meta.key, lastModifiedMillis: DateTime.toEpochMillis(meta.lastModified) }
+          if (parsed === undefined || p.referenced.has(meta.key) || !isOrphanPayload(payload, undefined, now, graceMillis)) continue
+          const orphan = yield* payloadTask(p, parsed.taskId).pipe(
+            Effect.map((task) => isOrphanPayload(payload, task, now, graceMillis)),
+            Effect.catchAll((e) => Effect.as(Effect.logWarning(`sweeper: keeping payload ${meta.key}: its task could not be read: ${e.message}`), false))
+          )
+          if (!orphan) continue
+          // rewritten since the LIST (a replayed task's new attempt): not the orphan we judged
+          const again = yield* retryTransient(storage.head(meta.key))
+          if (Option.isNone(again) || again.value.etag !== meta.etag) continue
+          yield* retryTransient(storage.delete(meta.key))
+          p.totals.payloadsDeleted++
+          yield* Effect.logInfo(`sweeper: deleted orphaned payload ${meta.key}`)
+        }
+        token = page.nextContinuationToken
+      } while (token !== undefined)
+    })
+
   const stepOnce = Effect.fn("Sweeper.step")(function*(budget?: number) {
     const p = yield* currentPass
     const limit = Math.max(1, budget ?? pageSize)
@@ -381,6 +451,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           if (head !== undefined) heads.push(shardOfKey(head.key, walker.prefix))
         }
         if (heads.length === 0) {
+          yield* collectPayloads(p)
           yield* save(p, { finished: true })
           const done = report(p)
           yield* Effect.logInfo(
@@ -389,6 +460,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           return done
         }
         p.shard = heads.sort(compareShards)[0]!
+        p.shardLengths.add(p.shard.length)
         p.missingReadAt = p.tasks.fetchedAt() || (yield* nowMillis)
         p.noted.clear()
       }
