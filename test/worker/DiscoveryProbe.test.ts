@@ -65,12 +65,12 @@ describe("Discovery probe", () => {
       expect(second.lists).toBe(1)
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
 
-  it.effect("markers in 2 of 16 shards: 1 + 2 LISTs, both claimed", () =>
+  it.effect("markers in 2 of 16 shards, all in the probe page: 1 LIST (no per-shard LIST), both claimed", () =>
     Effect.gen(function*() {
       const a = yield* due("3", 1)
       const b = yield* due("b", 1)
       const result = yield* pass(Discovery.make({ shards: sixteen }))
-      expect(result).toMatchObject({ lists: 3, claimed: 2 })
+      expect(result).toMatchObject({ lists: 1, claimed: 2 })
       expect(yield* status(a.id)).toBe("running")
       expect(yield* status(b.id)).toBe("running")
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
@@ -98,12 +98,12 @@ describe("Discovery probe", () => {
       const later = yield* seedTask(idInShard("7", 1), "job", at)
       const discovery = Discovery.make({ shards: sixteen })
       const result = yield* pass(discovery)
-      expect(result).toMatchObject({ lists: 2, claimed: 0 })
+      expect(result).toMatchObject({ lists: 1, claimed: 0 })
       const dueAt = bucketStartMillis(bucketOf(DateTime.toEpochMillis(at)))
       expect(result.nextDueAt).toBe(dueAt)
       yield* TestClock.setTime(DateTime.toEpochMillis(at))
       const then = yield* pass(discovery)
-      expect(then).toMatchObject({ lists: 2, claimed: 1 })
+      expect(then).toMatchObject({ lists: 1, claimed: 1 })
       expect(yield* status(later.id)).toBe("running")
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
 
@@ -113,8 +113,8 @@ describe("Discovery probe", () => {
       const mine = yield* due("2", 1)
       const after = yield* due("9", 1)
       const result = yield* pass(Discovery.make({ shards: ["2", "3"] }))
-      // probe + shard 2 (shard 3 is empty; shard 9's marker is not ours to look at)
-      expect(result).toMatchObject({ lists: 2, claimed: 1 })
+      // the probe alone (it holds shard 2's marker; shard 9's marker is not ours to look at)
+      expect(result).toMatchObject({ lists: 1, claimed: 1 })
       expect(yield* status(mine.id)).toBe("running")
       expect(yield* status(before.id)).toBe("pending")
       expect(yield* status(after.id)).toBe("pending")
@@ -126,23 +126,46 @@ describe("Discovery probe", () => {
       const mine = yield* due("c", 1)
       const discovery = Discovery.make({ shards: sixteen, currentShards: Effect.succeed(["c", "d"]), pageSize: 2 })
       const result = yield* pass(discovery)
-      expect(result).toMatchObject({ lists: 2, claimed: 1 })
+      expect(result).toMatchObject({ lists: 1, claimed: 1 })
       expect(yield* status(mine.id)).toBe("running")
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
 
-  it.effect("the probe is skipped when it cannot pay: after a pass that claimed, and when every shard has markers", () =>
+  it.effect("every shard has markers: a complete probe page replaces the 16 per-shard LISTs, pass after pass", () =>
     Effect.gen(function*() {
       // markers of a type this worker does not handle, in every shard
       for (const shard of sixteen) yield* due(shard, 1, "other")
       const mine = yield* due("5", 2)
       const discovery = Discovery.make({ shards: sixteen })
       const first = yield* pass(discovery)
-      expect(first).toMatchObject({ lists: 17, claimed: 1 })
+      expect(first).toMatchObject({ lists: 1, claimed: 1 })
       expect(yield* status(mine.id)).toBe("running")
-      // claimed last time: plain; saw no empty shard: still plain
-      expect((yield* pass(discovery)).lists).toBe(16)
+      // the last probe held every marker: probing again is the cheapest pass, busy or not
+      expect((yield* pass(discovery)).lists).toBe(1)
+      expect((yield* pass(discovery)).lists).toBe(1)
+    }).pipe(Effect.provide(env(MemoryStorage.layer()))))
+
+  it.effect("the probe is skipped when it cannot pay: after a pass that claimed, when the last probe page was truncated", () =>
+    Effect.gen(function*() {
+      for (const shard of sixteen) yield* due(shard, 1, "other")
+      const mine = yield* due("5", 2)
+      const discovery = Discovery.make({ shards: sixteen, pageSize: 4 })
+      const first = yield* pass(discovery)
+      // the probe (truncated after shard 3) + shards 3..f
+      expect(first).toMatchObject({ lists: 1 + 13, claimed: 1 })
+      expect(yield* status(mine.id)).toBe("running")
+      // claimed last time and the probe was truncated: plain passes
       expect((yield* pass(discovery)).lists).toBe(16)
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
+
+  it("shardsCoveredByProbe: every shard when complete; when truncated, those wholly before the last key", () => {
+    const covered = (shards: ReadonlyArray<string>, keys: ReadonlyArray<string>, truncated: boolean) =>
+      [...Discovery.shardsCoveredByProbe(shards, keys, truncated)].sort()
+    const key = (shard: string) => `ready/${shard}/0000000001/${idInShard(shard.slice(0, 1), 1)}`
+    expect(covered(["1", "2"], [], false)).toEqual(["1", "2"])
+    expect(covered(sixteen, [key("1"), key("3")], true)).toEqual(["0", "1", "2"])
+    expect(covered(sixteen, [], true)).toEqual([])
+    expect(covered(["a0", "a1"], [key("a0"), key("a1")], true)).toEqual(["a0"])
+  })
 
   it.effect("a failing probe: logged, every shard listed, the task still claimed", () =>
     Effect.gen(function*() {

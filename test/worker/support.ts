@@ -53,7 +53,7 @@ export const idInShard = (shard: string, n: number): string => {
 }
 
 /** Writes a pending task with a chosen id and availability (marker first, like submit). */
-export const seedTask = (id: string, taskType: string, availableAt: DateTime.Utc, input: unknown = {}) =>
+export const seedTask = (id: string, taskType: string, availableAt: DateTime.Utc, input: unknown = {}, priority?: number) =>
   Effect.gen(function*() {
     const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
     const task = Tr.newTask({
@@ -65,7 +65,8 @@ export const seedTask = (id: string, taskType: string, availableAt: DateTime.Utc
       availableAt,
       timeoutSeconds: 30,
       maxRetries: 3,
-      retryPolicy: exactPolicy
+      retryPolicy: exactPolicy,
+      priority
     })
     yield* writeMarker(readyMarkerKey(task))
     yield* createTask(task)

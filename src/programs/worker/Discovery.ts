@@ -18,6 +18,13 @@
  * and the pass LISTs every shard. An idle worker's safety-net passes (3 per hour, WakeUp.ts) thus
  * cost 3 LIST/h on an empty bucket instead of 3 × 16.
  *
+ * Priority across shards: a shard whose every marker is in the probe page needs no LIST of its
+ * own, and the due candidates of all such shards are tried in ONE order (highest priority, then
+ * oldest due, then the rotation), so a priority-100 task in shard f runs before the priority-0
+ * tasks of shards 0–e. While the last probe page was complete (the ready index fits one page), the
+ * next pass probes again, busy or not: one LIST instead of one per shard with markers. Beyond one
+ * page, shards past the page's end are listed one by one as before, and priority holds per shard.
+ *
  * No starvation: what a marker led to is remembered by marker key (a type this worker does not
  * handle: forever; a task not yet available: until its `available_at`; a task someone else runs:
  * Claim.ts's `busyMemoryMillis`, 10 s), so such markers cost no GET on later passes, and the cursor
@@ -125,6 +132,38 @@ export const shardsLeftAfterProbe = (
   }))
 }
 
+/** A probe page: its keys in order, and whether more follow. */
+interface ProbePage {
+  readonly keys: ReadonlyArray<string>
+  readonly truncated: boolean
+}
+
+/**
+ * Which of `shards` have every one of their markers in a probe page (so need no LIST of their
+ * own): all of them when the page is complete; otherwise those whose keys all sort before its
+ * last key (the prefix sorts before it and is not a prefix of it).
+ */
+export const shardsCoveredByProbe = (
+  shards: ReadonlyArray<string>,
+  keys: ReadonlyArray<string>,
+  truncated: boolean
+): ReadonlySet<string> => {
+  if (!truncated) return new Set(shards)
+  const last = keys.at(-1)
+  if (last === undefined) return new Set()
+  return new Set(shards.filter((shard) => {
+    const prefix = readyShardPrefix(shard)
+    return prefix < last && !last.startsWith(prefix)
+  }))
+}
+
+/** A due marker to try. */
+interface Candidate {
+  readonly key: string
+  readonly entry: ReadyEntry
+  readonly known: Remembered | undefined
+}
+
 interface Remembered {
   readonly until: number
   readonly permanent: boolean
@@ -167,11 +206,11 @@ export const make = (options: DiscoveryOptions): Discovery => {
   // Whether the next pass starts with the probe: after a pass that claimed nothing and saw an empty
   // shard (the first pass too). Busy workers and buckets with markers in every shard skip it.
   let probeNext = true
+  // Whether the last probe page held every marker: then the next pass probes again, because one
+  // probe replaces every per-shard LIST and orders the candidates of all shards by priority.
+  let probeWasComplete = false
 
-  /**
-   * One LIST of `ready/` from the first polled shard on: the shards that still need their own
-   * LIST, or None when the probe failed (then every shard gets its LIST).
-   */
+  /** One LIST of `ready/` from the first polled shard on, or None when it failed (then every shard gets its LIST). */
   const probe = Effect.fn("Worker.discoverProbe")(function*(shards: ReadonlyArray<string>) {
     const storage = yield* Storage
     const first = shards.map(readyShardPrefix).reduce((a, b) => (b < a ? b : a))
@@ -181,9 +220,11 @@ export const make = (options: DiscoveryOptions): Discovery => {
       Effect.tapError((e) => Effect.logWarning(`discovery: probe LIST of ${readyPrefix} failed, listing every shard: ${e.message}`)),
       Effect.option
     )
-    if (page._tag === "None") return Option.none<ReadonlySet<string>>()
-    const keys = page.value.objects.map((o) => o.key)
-    return Option.some(shardsLeftAfterProbe(shards, keys, page.value.nextContinuationToken !== undefined))
+    if (page._tag === "None") return Option.none<ProbePage>()
+    return Option.some<ProbePage>({
+      keys: page.value.objects.map((o) => o.key),
+      truncated: page.value.nextContinuationToken !== undefined
+    })
   })
 
   const remember = (key: string, entry: Remembered) => {
@@ -211,17 +252,139 @@ export const make = (options: DiscoveryOptions): Discovery => {
       // Evidence that the probe can pay next time: a shard seen empty.
       let sawEmpty = false
 
+      /**
+       * Records what a claim attempt led to; true when the marker is dealt with for good (claimed,
+       * consumed, deleted, never ours), so a shard's cursor may move past it.
+       */
+      const handle = (key: string, known: Remembered | undefined, outcome: ClaimOutcome, nowMillis: number) =>
+        Effect.gen(function*() {
+          switch (outcome._tag) {
+            case "Claimed": {
+              remembered.delete(key)
+              claimed++
+              yield* started(outcome)
+              return true
+            }
+            case "Consumed": {
+              remembered.delete(key)
+              return true
+            }
+            case "Missing": {
+              const since = known?.missingSince ?? nowMillis
+              if (nowMillis - since >= missingGraceMillis) {
+                yield* deleteMarkers([key]).pipe(Effect.ignore)
+                remembered.delete(key)
+                return true
+              }
+              remember(key, { until: Math.min(since + missingGraceMillis, nowMillis + missingRecheckMillis), permanent: false, missingSince: since })
+              return false
+            }
+            case "Skip": {
+              const permanent = outcome.until === Number.POSITIVE_INFINITY
+              if (outcome.reason === "paused") sawPaused = true
+              if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
+              if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
+              if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
+              if (outcome.reason === "busy_elsewhere") remember(key, { until: outcome.until, permanent: false, busy: true })
+              else if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
+              return permanent
+            }
+          }
+        })
+
+      /** Tries `items` concurrently; a defect of one attempt is logged and treated as busy elsewhere. */
+      const attemptAll = (items: ReadonlyArray<Candidate>, nowMillis: number) =>
+        Effect.forEach(items, (item) =>
+          attempt(item.entry).pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.as(
+                Effect.logWarning(`discovery: could not try ${item.key}`, cause),
+                { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
+              )
+            )
+          ), { concurrency: "unbounded" })
+
+      /**
+       * Scans one shard's keys (in key order) up to its first future default marker: the due
+       * candidates not remembered as pointless for now. `onLeading` sees each key a cursor could
+       * move past before the first candidate or remembered-for-now marker.
+       */
+      const scanKeys = (keys: ReadonlyArray<string>, nowMillis: number) => {
+        const nowBucket = bucketOf(nowMillis)
+        const candidates: Array<Candidate> = []
+        let skipUntilKey: string | undefined = undefined
+        for (const key of keys) {
+          if (skipUntilKey !== undefined && key <= skipUntilKey) continue
+          const step = scanReadyKey(key, nowBucket)
+          if (step._tag === "Stop" || step._tag === "SkipRank") {
+            const parsed = parseIndexKey(key)
+            if (parsed !== undefined) nextDueAt = Math.min(nextDueAt, bucketStartMillis(parsed.bucket))
+            if (step._tag === "Stop") break
+            skipUntilKey = step.startAfter
+            continue
+          }
+          if (step._tag === "Invalid") continue
+          const known = remembered.get(key)
+          if (known !== undefined && (known.permanent || known.until > nowMillis)) {
+            if (!known.permanent && known.busy !== true) nextDueAt = Math.min(nextDueAt, known.until)
+            continue
+          }
+          candidates.push({ key, entry: step.entry, known })
+        }
+        return candidates
+      }
+
       let toList: ReadonlySet<string> | undefined = undefined
-      if (probeNext && shards.length > 1 && (yield* free) > 0) {
+      let covered: ReadonlySet<string> = new Set()
+      let probeKeys: ReadonlyArray<string> = []
+      const probing = (probeNext || probeWasComplete) && shards.length > 1 && (yield* free) > 0
+      probeWasComplete = false
+      if (probing) {
         lists++
-        const left = yield* probe(shards)
-        if (Option.isSome(left)) {
-          toList = left.value
+        const page = yield* probe(shards)
+        if (Option.isSome(page)) {
+          probeKeys = page.value.keys
+          toList = shardsLeftAfterProbe(shards, probeKeys, page.value.truncated)
+          covered = shardsCoveredByProbe(shards, probeKeys, page.value.truncated)
+          probeWasComplete = !page.value.truncated
           if (toList.size < shards.length) sawEmpty = true
         }
       }
 
+      // The shards whose every marker is in the probe page need no LIST: their due candidates are
+      // tried in ONE order across shards — highest priority first, then oldest due, then the
+      // rotation — so priority is global, not per shard.
+      if (covered.size > 0) {
+        const nowMillis = yield* clock.currentTimeMillis
+        const rank = new Map(order.map((shard, i) => [shard, i]))
+        const byShard = new Map<string, Array<string>>()
+        for (const key of probeKeys) {
+          const shard = key.slice(readyPrefix.length, key.indexOf("/", readyPrefix.length))
+          if (covered.has(shard)) byShard.set(shard, [...(byShard.get(shard) ?? []), key])
+        }
+        const candidates = order.filter((shard) => covered.has(shard)).flatMap((shard) => scanKeys(byShard.get(shard) ?? [], nowMillis))
+          .sort((a, b) =>
+            b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket ||
+            rank.get(a.entry.shard)! - rank.get(b.entry.shard)! || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+          )
+        let next = 0
+        while (next < candidates.length) {
+          const room = yield* free
+          if (room <= 0) {
+            deferred++
+            break
+          }
+          const items = candidates.slice(next, next + room)
+          next += items.length
+          const outcomes = yield* attemptAll(items, nowMillis)
+          for (let i = 0; i < items.length; i++) yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!, nowMillis)
+        }
+        // read whole from the probe: nothing to continue from
+        for (const shard of covered) cursors.delete(shard)
+      }
+
       for (const shard of order) {
+        if (covered.has(shard)) continue
         if (toList !== undefined && !toList.has(shard)) {
           // Empty: what its LIST would have done (reached the end: the cursor wraps).
           cursors.delete(shard)
@@ -246,61 +409,16 @@ export const make = (options: DiscoveryOptions): Discovery => {
         let skipUntilKey: string | undefined = undefined
         let stoppedEarly = false
 
-        const batch: Array<{ readonly key: string; readonly entry: ReadyEntry; readonly known: Remembered | undefined }> = []
-        const handle = (key: string, known: Remembered | undefined, outcome: ClaimOutcome) =>
-          Effect.gen(function*() {
-            switch (outcome._tag) {
-              case "Claimed": {
-                remembered.delete(key)
-                claimed++
-                yield* started(outcome)
-                if (leading) cursor = key
-                break
-              }
-              case "Consumed": {
-                remembered.delete(key)
-                if (leading) cursor = key
-                break
-              }
-              case "Missing": {
-                const since = known?.missingSince ?? nowMillis
-                if (nowMillis - since >= missingGraceMillis) {
-                  yield* deleteMarkers([key]).pipe(Effect.ignore)
-                  remembered.delete(key)
-                  if (leading) cursor = key
-                } else {
-                  remember(key, { until: Math.min(since + missingGraceMillis, nowMillis + missingRecheckMillis), permanent: false, missingSince: since })
-                  leading = false
-                }
-                break
-              }
-              case "Skip": {
-                const permanent = outcome.until === Number.POSITIVE_INFINITY
-                if (outcome.reason === "paused") sawPaused = true
-                if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
-                if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
-                if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
-                if (outcome.reason === "busy_elsewhere") remember(key, { until: outcome.until, permanent: false, busy: true })
-                else if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
-                if (permanent && leading) cursor = key
-                else leading = false
-                break
-              }
-            }
-          })
+        const batch: Array<Candidate> = []
         const flush = Effect.gen(function*() {
           if (batch.length === 0) return
           const items = batch.splice(0)
-          const outcomes = yield* Effect.forEach(items, (item) =>
-            attempt(item.entry).pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.as(
-                  Effect.logWarning(`discovery: could not try ${item.key}`, cause),
-                  { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
-                )
-              )
-            ), { concurrency: "unbounded" })
-          for (let i = 0; i < items.length; i++) yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!)
+          const outcomes = yield* attemptAll(items, nowMillis)
+          for (let i = 0; i < items.length; i++) {
+            const advances = yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!, nowMillis)
+            if (!advances) leading = false
+            else if (leading) cursor = items[i]!.key
+          }
         })
 
         for (const object of objects) {
