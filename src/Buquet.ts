@@ -12,10 +12,11 @@
  *
  * @module
  */
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import type { InvalidConfig } from "./domain/ConfigFile.js"
 import type { InvalidArgument } from "./domain/QueueError.js"
-import type { AccessDenied, StorageReadError, StorageUnavailable } from "./domain/StorageError.js"
+import type { AccessDenied, StorageReadError, StorageUnavailable, UnusableBucket } from "./domain/StorageError.js"
+import { refuseUnusableBucket } from "./protocol/BucketCheck.js"
 import * as ConfigLayer from "./layers/Config.js"
 import type { ConfigInputs } from "./layers/Config.js"
 import * as FileStorage from "./layers/FileStorage.js"
@@ -31,13 +32,17 @@ import { BuquetConfig } from "./services/BuquetConfig.js"
 import type { Queue } from "./services/Queue.js"
 import type { Scheduler } from "./services/Scheduler.js"
 import type { ServerClock } from "./services/ServerClock.js"
-import type { Storage } from "./services/Storage.js"
+import { Storage } from "./services/Storage.js"
 
 /** What every `Buquet.layer*` constructor provides. */
 export type BuquetServices = Queue | Scheduler | ServerClock | Storage
 
-/** Why building the stack can fail: a bad queue setting, or a store that cannot be reached. */
-export type BuquetLayerError = InvalidArgument | StorageReadError
+/** Why building the stack can fail: a bad queue setting, a store that cannot be reached, or a bucket that cannot hold a queue. */
+export type BuquetLayerError = InvalidArgument | StorageReadError | UnusableBucket
+
+/** An S3 Storage that refuses, when it opens, a bucket that cannot hold a queue (see protocol/BucketCheck.ts). */
+const checkedS3 = (config: S3Storage.S3StorageConfig): Layer.Layer<Storage, StorageReadError | UnusableBucket> =>
+  Layer.tap(S3Storage.layer(config), (context) => refuseUnusableBucket(Context.get(context, Storage), config.bucket))
 
 /** Settings of {@link layer}: an S3 bucket and how to reach it. */
 export interface BuquetS3Options {
@@ -77,7 +82,7 @@ const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; re
 /** The stack on an S3 bucket. */
 export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, BuquetLayerError> =>
   stackOn(
-    S3Storage.layer({
+    checkedS3({
       bucket: options.bucket,
       endpoint: options.endpoint,
       region: options.region,
@@ -100,27 +105,35 @@ export const layerFile = (
 ): Layer.Layer<BuquetServices, BuquetLayerError | StorageUnavailable | AccessDenied> =>
   stackOn(FileStorage.layer(directory), queueConfig(options))
 
-/** Only the Storage of resolved settings (tools such as `doctor` that wrap it before use). */
+const s3ConfigOf = (storage: Extract<StorageSettings, { readonly _tag: "S3" }>): S3Storage.S3StorageConfig => ({
+  bucket: storage.bucket,
+  endpoint: storage.endpoint,
+  region: storage.region,
+  keyPrefix: storage.keyPrefix,
+  credentials: storage.credentials === undefined
+    ? undefined
+    : { accessKeyId: storage.credentials.accessKeyId, secretAccessKey: Redacted.value(storage.credentials.secretAccessKey) }
+})
+
+/**
+ * Only the Storage of resolved settings (tools such as `doctor` that wrap it before use). Unlike
+ * the stacks, it does not refuse a bucket that cannot hold a queue: `doctor` reports on it.
+ */
 export const layerStorage = (
   storage: StorageSettings
 ): Layer.Layer<Storage, StorageUnavailable | AccessDenied> => {
   switch (storage._tag) {
     case "S3":
-      return S3Storage.layer({
-        bucket: storage.bucket,
-        endpoint: storage.endpoint,
-        region: storage.region,
-        keyPrefix: storage.keyPrefix,
-        credentials: storage.credentials === undefined
-          ? undefined
-          : { accessKeyId: storage.credentials.accessKeyId, secretAccessKey: Redacted.value(storage.credentials.secretAccessKey) }
-      })
+      return S3Storage.layer(s3ConfigOf(storage))
     case "File":
       return FileStorage.layer(storage.directory)
     case "Memory":
       return MemoryStorage.layer()
   }
 }
+
+const checkedStorage = (storage: StorageSettings): Layer.Layer<Storage, BuquetLayerError | StorageUnavailable | AccessDenied> =>
+  storage._tag === "S3" ? checkedS3(s3ConfigOf(storage)) : layerStorage(storage)
 
 /**
  * The stack on resolved storage settings (what {@link layerFromConfig} and the CLI use). With
@@ -132,7 +145,7 @@ export const layerFromSettings = (
   options: BuquetLocalOptions & { readonly meterStorage?: boolean | undefined } = {}
 ): Layer.Layer<BuquetServices, BuquetLayerError> =>
   stackOn(
-    options.meterStorage === true ? MetricsLayer.layerStorage.pipe(Layer.provide(layerStorage(storage))) : layerStorage(storage),
+    options.meterStorage === true ? MetricsLayer.layerStorage.pipe(Layer.provide(checkedStorage(storage))) : checkedStorage(storage),
     queueConfig(options)
   )
 

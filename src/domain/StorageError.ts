@@ -61,6 +61,19 @@ export const conditionalDeleteUnsupported = (key: string): InvalidResponse =>
       "check the capability before asking for a conditional delete"
   })
 
+/** Why a versioned bucket cannot hold a queue where the server ignores conditional writes in it (Ceph RGW). */
+export const versionedWithoutConditionalWrites =
+  "versioning is enabled on this bucket, and conditional writes are not enforced in it (this server ignores If-None-Match and If-Match on a versioned bucket): use a bucket without versioning for the queue"
+
+/**
+ * The bucket cannot hold a queue: checked when a connection opens, so a submit or a worker stops
+ * with the reason instead of writing tasks that no worker can claim safely.
+ */
+export class UnusableBucket extends Schema.TaggedError<UnusableBucket>()("UnusableBucket", {
+  bucket: Schema.String,
+  message: Schema.String
+}) {}
+
 /** Failures of any read or unconditional write. */
 export type StorageReadError = StorageUnavailable | AccessDenied | NoSuchBucket | InvalidResponse
 

@@ -123,6 +123,7 @@ export const make = (
         return yield* underlying.getVersion(key, versionId)
       }),
       capabilities: underlying.capabilities,
+      versioning: underlying.versioning,
       dateSamples: underlying.dateSamples
     }
 

@@ -352,6 +352,7 @@ export const make = (
         return yield* read(one("getVersion", key), underlying.getVersion(key, versionId))
       }),
       capabilities: underlying.capabilities,
+      versioning: underlying.versioning,
       dateSamples: underlying.dateSamples
     }
 

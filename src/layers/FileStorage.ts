@@ -711,6 +711,7 @@ export const make = (
       listVersions: () => Effect.succeed([]),
       getVersion: () => Effect.succeed(Option.none()),
       capabilities: Effect.succeed(capabilities),
+      versioning: Effect.succeed(capabilities.versioning),
       dateSamples: Stream.empty
     }
     return service

@@ -356,6 +356,7 @@ export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageServi
       listVersions,
       getVersion,
       capabilities: Effect.succeed(capabilities),
+      versioning: Effect.succeed(capabilities.versioning),
       dateSamples: Stream.empty
     }
     return service

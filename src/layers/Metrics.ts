@@ -149,6 +149,7 @@ export const meterStorage = (underlying: StorageService): StorageService => {
     listVersions: (key) => counted("LIST-VERSIONS", underlying.listVersions(key)),
     getVersion: (key, versionId) => counted("GET", underlying.getVersion(key, versionId)),
     capabilities: underlying.capabilities,
+    versioning: underlying.versioning,
     dateSamples: underlying.dateSamples
   }
 }

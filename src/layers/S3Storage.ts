@@ -728,6 +728,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       listAll,
       listVersions,
       getVersion,
+      versioning: versioningState,
       capabilities,
       dateSamples: Stream.fromPubSub(samples)
     }

@@ -8,6 +8,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Chunk, Duration, Effect, Either, Layer, Option, Stream } from "effect"
+import { versionedWithoutConditionalWrites } from "../domain/StorageError.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import { RequestCounter } from "../layers/CountingStorage.js"
 import * as ServerClockLayer from "../layers/ServerClock.js"
@@ -173,7 +174,7 @@ export const run = Effect.fn("Doctor.run")(function*<E extends { readonly _tag: 
     const versioned = c.versioning === "enabled"
     checks.push(
       versioned && !c.conditionalWrites
-        ? check("versioning", "fail", "versioning is enabled on this bucket, and conditional writes are not enforced in it (this server ignores If-None-Match and If-Match on a versioned bucket): use a bucket without versioning for the queue")
+        ? check("versioning", "fail", versionedWithoutConditionalWrites)
         : versioned
         ? check("versioning", "ok", "enabled, and conditional writes still work: full version history is available")
         : check("versioning", "ok", `${c.versioning}: history comes from each task's own transition log`)

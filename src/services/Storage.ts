@@ -116,7 +116,9 @@ export interface StorageService {
   readonly listVersions: (key: string) => Effect.Effect<ReadonlyArray<ObjectVersion>, StorageReadError>
   /** Reads one version of a key, or none. */
   readonly getVersion: (key: string, versionId: string) => Effect.Effect<Option.Option<StoredObject>, StorageReadError>
-  /** The backend's capabilities, detected once and cached by the layer. */
+  /** The bucket's versioning state: one request (S3 GetBucketVersioning), cached by the layer. */
+  readonly versioning: Effect.Effect<StorageCapabilities["versioning"], StorageReadError>
+  /** The backend's capabilities, detected once and cached by the layer (a probe of several writes on S3). */
   readonly capabilities: Effect.Effect<StorageCapabilities, StorageReadError>
   /** Server-time samples from ordinary responses (empty for stores whose clock is the local one). */
   readonly dateSamples: Stream.Stream<DateSample>

@@ -85,6 +85,46 @@ describeS3("buquet CLI on RGW", (s) => {
     expect(r.stderr).toMatch(/^buquet: doctor found a problem/)
   })
 
+  // issue 16 item 3: a versioned bucket whose server ignores conditional writes is refused when
+  // the connection opens, with doctor's sentence, instead of accepting tasks no worker can claim
+  it.skipIf(s.bucketVersioned === undefined)("submit and worker refuse the versioned bucket with doctor's sentence; nothing is written", async () => {
+    const keyPrefix = freshPrefix(s, s.bucketVersioned!)
+    const env = envFor(s, s.bucketVersioned!, keyPrefix)
+    const submit = await runCli(["submit", "-t", "alpha", "-i", "{}"], { env })
+    expect(submit.code, submit.stdout + submit.stderr).toBe(1)
+    expect(submit.stderr).toMatch(/^buquet: .*versioning is enabled on this bucket, and conditional writes are not enforced in it .*use a bucket without versioning for the queue/m)
+    expect(submit.stdout).toBe("")
+    const worker = await runCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor"], { env, timeoutMs: 60_000 })
+    expect(worker.code, worker.stderr).toBe(1)
+    expect(worker.stderr).toMatch(/conditional writes are not enforced/)
+    const left = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const storage = yield* S3Storage.make({
+        bucket: s.bucketVersioned!,
+        endpoint: s.endpoint,
+        region: s.region,
+        credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+        keyPrefix
+      })
+      return Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll("tasks/"))).length
+    })))
+    expect(left).toBe(0)
+  })
+
+  it.skipIf(s.bucketVersioned === undefined)("the Promise connect() rejects the versioned bucket with doctor's sentence", async () => {
+    const { connect } = await import("../../src/promise.js")
+    const attempt = connect({
+      bucket: s.bucketVersioned!,
+      endpoint: s.endpoint,
+      region: s.region,
+      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+      keyPrefix: freshPrefix(s, s.bucketVersioned!)
+    })
+    await expect(attempt).rejects.toMatchObject({
+      _tag: "UnusableBucket",
+      message: expect.stringMatching(/versioning is enabled on this bucket, and conditional writes are not enforced in it/)
+    })
+  })
+
   it("submit → get → history → list filters → cancel by type with per-task outcomes", async () => {
     const env = envFor(s, s.bucket, freshPrefix(s, s.bucket))
     const submit = async (type: string, extra: ReadonlyArray<string> = []) => {

@@ -46,6 +46,7 @@ const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMil
       listAll: () => Stream.fromEffect(count("list")).pipe(Stream.drain),
       listVersions: () => count("list").pipe(Effect.as([])),
       getVersion: () => count("get").pipe(Effect.as(Option.none())),
+      versioning: Effect.succeed("off"),
       capabilities: Effect.succeed({
         versioning: "off",
         conditionalWrites: true,
