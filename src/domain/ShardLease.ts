@@ -52,3 +52,61 @@ export const assignedShards = (
   const to = Math.floor(((k + 1) * shards.length) / n)
   return shards.slice(from, Math.min(to, from + Math.max(0, Math.floor(cap))))
 }
+
+/** A live member as the split sees it: its id and the task types it handles (undefined: not announced). */
+export interface ShardGroupMember {
+  readonly workerId: string
+  readonly taskTypes: ReadonlyArray<string> | undefined
+}
+
+/**
+ * The designated owner of every shard under {@link assignedShards} (shards beyond the caps are absent).
+ *
+ * @since 0.1.0
+ * @category shard leasing
+ */
+export const designatedOwners = (
+  members: ReadonlyArray<string>,
+  shards: ReadonlyArray<string>,
+  cap = Number.POSITIVE_INFINITY
+): ReadonlyMap<string, string> => {
+  const sorted = [...new Set(members)].sort()
+  const owners = new Map<string, string>()
+  for (const id of sorted) for (const s of assignedShards(id, sorted, shards, cap)) owners.set(s, id)
+  return owners
+}
+
+/**
+ * The shards `workerId` polls besides the ones it leases, so that no task is stranded: for each
+ * task type it handles, the shards whose designated owner does not handle that type (or that have
+ * no owner: the `shards_per_worker` caps are too small) are split, by the same contiguous rule,
+ * among the members that do handle it. Polling is not exclusive (claims are CAS), so these need no
+ * lease. A member that has not announced its types counts as handling none of them (its shards are
+ * covered by the others rather than risk stranding a type). Sorted; excludes the worker's own shards.
+ *
+ * @since 0.1.0
+ * @category shard leasing
+ */
+export const extraShards = (
+  workerId: string,
+  members: ReadonlyArray<ShardGroupMember>,
+  shards: ReadonlyArray<string>,
+  cap = Number.POSITIVE_INFINITY
+): ReadonlyArray<string> => {
+  const typesOf = new Map(members.map((m) => [m.workerId, new Set(m.taskTypes ?? [])]))
+  const mine = typesOf.get(workerId)
+  if (mine === undefined) return []
+  const ids = [...typesOf.keys()].sort()
+  const owners = designatedOwners(ids, shards, cap)
+  const extra = new Set<string>()
+  for (const type of mine) {
+    const uncovered = shards.filter((s) => {
+      const owner = owners.get(s)
+      return owner === undefined || !typesOf.get(owner)!.has(type)
+    })
+    if (uncovered.length === 0) continue
+    const handlers = ids.filter((id) => typesOf.get(id)!.has(type))
+    for (const s of assignedShards(workerId, handlers, uncovered)) extra.add(s)
+  }
+  return [...extra].filter((s) => owners.get(s) !== workerId).sort()
+}

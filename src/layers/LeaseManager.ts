@@ -58,11 +58,17 @@ export const shardMembersPrefix: string = controlKey("shard-members/")
 /** The announcement key of a member. */
 export const shardMemberKey = (workerId: string): string => `${shardMembersPrefix}${workerId}.json`
 
-/** A member's announcement (informative; liveness is read from Last-Modified). */
+/**
+ * A member's announcement: liveness is read from its Last-Modified; the body says which task types
+ * it handles (so the split can cover every type). The body stays the same from one renewal to the
+ * next (no timestamp in it), so its ETag does too and members are read only when one changes.
+ */
 export class ShardMemberRecord extends Schema.Class<ShardMemberRecord>("ShardMemberRecord")({
   workerId: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("worker_id")),
-  updatedAt: Schema.propertySignature(Timestamp).pipe(Schema.fromKey("updated_at")),
-  ttlSeconds: Schema.propertySignature(Schema.Number).pipe(Schema.fromKey("ttl_seconds"))
+  /** Written by earlier versions only. */
+  updatedAt: Schema.optionalWith(Timestamp, { exact: true }).pipe(Schema.fromKey("updated_at")),
+  ttlSeconds: Schema.propertySignature(Schema.Number).pipe(Schema.fromKey("ttl_seconds")),
+  taskTypes: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }).pipe(Schema.fromKey("task_types"))
 }) {}
 
 const clampPage = (n: number | undefined, fallback: number): number =>
@@ -335,12 +341,34 @@ export const make = Effect.gen(function*() {
     return (Option.isNone(after) ? "gone" : "taken_over") satisfies ReleaseOutcome
   })
 
-  const announce = Effect.fn("LeaseManager.announce")(function*(workerId: string, ttl: Duration.DurationInput) {
+  const announce = Effect.fn("LeaseManager.announce")(function*(
+    workerId: string,
+    ttl: Duration.DurationInput,
+    taskTypes?: ReadonlyArray<string>
+  ) {
     yield* checkWorkerId(workerId)
-    const now = yield* clock.now
-    const record = new ShardMemberRecord({ workerId, updatedAt: now, ttlSeconds: Duration.toSeconds(Duration.decode(ttl)) })
+    const record = new ShardMemberRecord({
+      workerId,
+      ttlSeconds: Duration.toSeconds(Duration.decode(ttl)),
+      ...(taskTypes === undefined ? {} : { taskTypes: [...taskTypes].sort() })
+    })
     yield* provide(putPlain(shardMemberKey(workerId), encodeObject(ShardMemberRecord, record)))
   })
+
+  // announcements by key, as last read: re-read only when the ETag in the LIST differs
+  const memberTypes = new Map<string, { readonly etag: string; readonly taskTypes: ReadonlyArray<string> | undefined }>()
+  const typesOf = (key: string, etag: string) =>
+    Effect.gen(function*() {
+      const known = memberTypes.get(key)
+      if (known !== undefined && known.etag === etag) return known.taskTypes
+      const found = yield* storage.get(key)
+      if (Option.isNone(found)) return undefined
+      const record = yield* Effect.option(decodeObject(ShardMemberRecord, key, found.value.body))
+      const taskTypes = Option.isSome(record) ? record.value.taskTypes : undefined
+      if (Option.isNone(record)) yield* Effect.logWarning(`shard leasing: unreadable announcement ${key}; counting that member as handling no task type`)
+      memberTypes.set(key, { etag: found.value.etag, taskTypes })
+      return taskTypes
+    })
 
   const withdraw = Effect.fn("LeaseManager.withdraw")(function*(workerId: string) {
     if (!isValidWorkerId(workerId)) return
@@ -358,10 +386,15 @@ export const make = Effect.gen(function*() {
         if (!o.key.endsWith(".json")) continue
         const expires = DateTime.toEpochMillis(o.lastModified) + ttlMillis
         if (expires <= nowMillis) continue
-        live.push({ workerId: o.key.slice(shardMembersPrefix.length, -".json".length), expiresAt: DateTime.unsafeMake(expires) })
+        live.push({
+          workerId: o.key.slice(shardMembersPrefix.length, -".json".length),
+          expiresAt: DateTime.unsafeMake(expires),
+          taskTypes: yield* typesOf(o.key, o.etag)
+        })
       }
       token = page.nextContinuationToken
     } while (token !== undefined)
+    for (const key of memberTypes.keys()) if (!live.some((m) => shardMemberKey(m.workerId) === key)) memberTypes.delete(key)
     return live
   })
 

@@ -20,14 +20,20 @@
  *    is looked at again the moment it expires.
  * 5. The worker wakes early when another member's announcement lapses, so the shards of a crashed
  *    worker are re-owned as soon as its leases expire: within one lease TTL of its last renewal.
+ * 6. No task is stranded: announcements carry the task types each member handles, and a worker
+ *    also polls, without a lease, its share of the shards whose designated owner cannot run one of
+ *    its types or that have no owner at all because the `shardsPerWorker` caps are too small
+ *    ({@link extraShards}; claims are CAS, so polling a shard twice is safe). Shards without an
+ *    owner are logged as a warning whenever their number changes.
  *
  * A shard is in {@link ShardLeasing.owned} only while the lease is surely ours: from the write
  * that won it until its expiry minus `safetyMargin` and the clock's uncertainty (if renewals keep
  * failing, the worker stops using the shard before anyone may take it over).
  *
- * Worker hook: the Worker reads `owned` (a `SubscriptionRef`, or its `changes` stream) to decide
- * which shards to poll — poll `SubscriptionRef.get(leasing.owned)` each round, or restart the
- * shard rotation on each value of `leasing.owned.changes`. An empty set means "poll nothing".
+ * Worker hook: the Worker reads `polled` (a `SubscriptionRef`, or its `changes` stream: the owned
+ * shards plus the extra ones) to decide which shards to poll — poll `SubscriptionRef.get(leasing.polled)`
+ * each round, or restart the shard rotation on each value of `leasing.polled.changes`. An empty set
+ * means "poll nothing".
  *
  * ```ts
  * const leasing = yield* ShardLeasing.make({ workerId, shardPrefixLen: 1 })  // in the worker's Scope
@@ -39,7 +45,7 @@
 import { DateTime, Duration, Effect, Fiber, Option, Ref, SubscriptionRef } from "effect"
 import { InvalidArgument } from "../domain/QueueError.js"
 import { allShards, isShard } from "../domain/Shard.js"
-import { assignedShards, isValidWorkerId } from "../domain/ShardLease.js"
+import { assignedShards, designatedOwners, extraShards, isValidWorkerId } from "../domain/ShardLease.js"
 import { LeaseManager, type HeldShardLease } from "../services/LeaseManager.js"
 import { ServerClock } from "../services/ServerClock.js"
 
@@ -65,6 +71,11 @@ export interface ShardLeasingOptions {
   readonly safetyMargin?: Duration.DurationInput | undefined
   /** How often to look again at an assigned shard a live member still holds (default renewInterval / 5). */
   readonly handoffPoll?: Duration.DurationInput | undefined
+  /**
+   * The task types this worker handles, announced to the group so shards whose owner cannot run a
+   * type are also polled by a worker that can (default: not announced; the worker polls only what it owns).
+   */
+  readonly taskTypes?: ReadonlyArray<string> | undefined
 }
 
 /** A running shard-leasing participant; lives in the Scope it was made in. */
@@ -72,6 +83,8 @@ export interface ShardLeasing {
   readonly workerId: string
   /** The shards this worker owns now, sorted. Subscribe with `owned.changes`. */
   readonly owned: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
+  /** The shards to poll now: the owned ones plus the extra ones no capable owner covers, sorted. */
+  readonly polled: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
   /** Releases every held shard (conditional writes), withdraws from the group and stops. Also done on scope close. */
   readonly stop: Effect.Effect<void>
 }
@@ -116,11 +129,18 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   const cap = options.shardsPerWorker ?? Number.POSITIVE_INFINITY
 
   const owned = yield* SubscriptionRef.make<ReadonlyArray<string>>([])
+  const polled = yield* SubscriptionRef.make<ReadonlyArray<string>>([])
+  const extraRef = yield* Ref.make<ReadonlyArray<string>>([])
+  const unownedRef = yield* Ref.make(0)
   const heldRef = yield* Ref.make(new Map<string, Held>())
   const uncertainty = Effect.map(clock.estimate, (e) => Duration.toMillis(e.uncertainty))
 
   const deadlineOf = (h: HeldShardLease, margin: number) =>
     DateTime.toEpochMillis(h.lease.leaseExpiresAt) - safetyMillis - margin
+
+  const setIfChanged = (ref: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>, next: ReadonlyArray<string>) =>
+    Effect.flatMap(SubscriptionRef.get(ref), (prev) =>
+      prev.length !== next.length || prev.some((s, i) => s !== next[i]) ? SubscriptionRef.set(ref, next) : Effect.void)
 
   /** Drops shards past their local deadline and publishes the owned set (only if it changed). */
   const publish = Effect.gen(function*() {
@@ -128,8 +148,8 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
     const map = yield* Ref.get(heldRef)
     for (const [shard, h] of map) if (h.deadline <= now) map.delete(shard)
     const next = [...map.keys()].sort()
-    const prev = yield* SubscriptionRef.get(owned)
-    if (prev.length !== next.length || prev.some((s, i) => s !== next[i])) yield* SubscriptionRef.set(owned, next)
+    yield* setIfChanged(owned, next)
+    yield* setIfChanged(polled, [...new Set([...next, ...(yield* Ref.get(extraRef))])].sort())
   })
 
   const setHeld = (shard: string, h: Held | undefined) =>
@@ -142,11 +162,20 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   /** One round; returns how long to sleep (ms). */
   const tick = Effect.gen(function*() {
     const margin = yield* uncertainty
-    yield* lm.announce(workerId, ttl)
+    yield* lm.announce(workerId, ttl, options.taskTypes)
     const live = yield* lm.members(ttl)
     const ids = new Set(live.map((m) => m.workerId))
     ids.add(workerId)
     const assigned = new Set(assignedShards(workerId, [...ids], shards, cap))
+    const group = [...live.filter((m) => m.workerId !== workerId), { workerId, taskTypes: options.taskTypes }]
+    yield* Ref.set(extraRef, options.taskTypes === undefined ? [] : extraShards(workerId, group, shards, cap))
+    const unowned = shards.length - designatedOwners([...ids], shards, cap).size
+    if (unowned !== (yield* Ref.getAndSet(unownedRef, unowned)) && unowned > 0) {
+      yield* Effect.logWarning(
+        `shard leasing: ${unowned} of ${shards.length} shards have no owner (shards_per_worker ${cap} × ${ids.size} live worker(s) < ${shards.length}); ` +
+          `the workers that handle their task types poll them without a lease, so every worker LISTs more: raise shards_per_worker or add workers`
+      )
+    }
     const nowMillis = yield* clock.currentTimeMillis
     let wake = nowMillis + renewMillis
     for (const m of live) {
@@ -223,6 +252,8 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
     const all = [...map.values()]
     yield* Ref.set(heldRef, new Map())
     yield* SubscriptionRef.set(owned, [])
+    yield* Ref.set(extraRef, [])
+    yield* SubscriptionRef.set(polled, [])
     yield* Effect.forEach(all, (h) => Effect.ignore(lm.releaseShard(h.held)), { concurrency: 8, discard: true })
     yield* Effect.ignore(lm.withdraw(workerId))
   }).pipe(Effect.uninterruptible)
@@ -236,5 +267,5 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   })
   yield* Effect.addFinalizer(() => stop)
 
-  return { workerId, owned, stop } satisfies ShardLeasing
+  return { workerId, owned, polled, stop } satisfies ShardLeasing
 })

@@ -257,32 +257,34 @@ export const make = <R>(
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
-    // --- shard leasing: poll only the shards owned now ------------------------------------------
+    // --- shard leasing: poll the shards owned now, and those no capable owner covers -----------
     const leasingOptions = options.shardLeasing === undefined || options.shardLeasing === false
       ? undefined
       : options.shardLeasing === true ? {} : options.shardLeasing
     const leasing = leasingOptions === undefined ? undefined : yield* Effect.gen(function*() {
       const lm = yield* Effect.serviceOption(LeaseManager)
       const manager = Option.isSome(lm) ? lm.value : yield* LeaseManagerLayer.make
-      return yield* ShardLeasing.make({ workerId, shardPrefixLen: prefixLen, shards, ...leasingOptions }).pipe(
+      return yield* ShardLeasing.make({ workerId, shardPrefixLen: prefixLen, shards, taskTypes: [...byType.keys()], ...leasingOptions }).pipe(
         Effect.provideService(LeaseManager, manager),
         Scope.extend(scope),
         Effect.mapError((e) => invalid("shardLeasing", e.message))
       )
     })
-    /** Offered when the owned shards change, so an idle worker looks at new shards at once. */
+    /** Offered when the polled shards change, so an idle worker looks at new shards at once. */
     const shardsChanged = yield* Queue.sliding<void>(1)
     if (leasing !== undefined) {
       yield* Effect.forkIn(
-        leasing.owned.changes.pipe(Stream.drop(1), Stream.runForEach(() => Queue.offer(shardsChanged, undefined))),
+        leasing.polled.changes.pipe(Stream.drop(1), Stream.runForEach(() => Queue.offer(shardsChanged, undefined))),
         scope
       )
     }
     const ownedShards = leasing === undefined ? undefined : SubscriptionRef.get(leasing.owned)
+    // the owned shards plus those whose owner cannot run one of our types (or that have no owner)
+    const polledShards = leasing === undefined ? undefined : SubscriptionRef.get(leasing.polled)
 
     // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
     const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
-    const discovery = Discovery.make({ shards, currentShards: ownedShards, pageSize: options.pageSize, startOffset })
+    const discovery = Discovery.make({ shards, currentShards: polledShards, pageSize: options.pageSize, startOffset })
 
     const executeSettings = {
       workerId,

@@ -76,6 +76,8 @@ export interface ShardMember {
   readonly workerId: string
   /** Server time its announcement lapses unless renewed. */
   readonly expiresAt: DateTime.Utc
+  /** The task types it handles, as announced (undefined: not announced). */
+  readonly taskTypes: ReadonlyArray<string> | undefined
 }
 
 /** Failures of the shard-lease protocol. */
@@ -127,11 +129,15 @@ export interface LeaseManagerService {
    * has taken over in the meantime makes the write fail (412) and stays theirs (`taken_over`).
    */
   readonly releaseShard: (held: HeldShardLease) => Effect.Effect<ReleaseOutcome, StorageReadError>
-  /** Announces `workerId` as a live member of the shard-leasing group for `ttl` (one plain PUT). */
-  readonly announce: (workerId: string, ttl: Duration.DurationInput) => Effect.Effect<void, ShardLeaseError>
+  /** Announces `workerId` (and the task types it handles) as a live member of the shard-leasing group for `ttl` (one plain PUT). */
+  readonly announce: (
+    workerId: string,
+    ttl: Duration.DurationInput,
+    taskTypes?: ReadonlyArray<string>
+  ) => Effect.Effect<void, ShardLeaseError>
   /** Withdraws an announcement (graceful stop). */
   readonly withdraw: (workerId: string) => Effect.Effect<void, StorageReadError>
-  /** The live members (one LIST: liveness comes from each announcement's Last-Modified + ttl). */
+  /** The live members (one LIST: liveness comes from each announcement's Last-Modified + ttl; a GET only for an announcement whose ETag changed). */
   readonly members: (ttl: Duration.DurationInput) => Effect.Effect<ReadonlyArray<ShardMember>, StorageReadError>
 }
 

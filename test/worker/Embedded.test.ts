@@ -124,4 +124,29 @@ describe("Shard leasing", () => {
       expect((yield* a.stats).completed).toBe(8)
       expect((yield* b.stats).completed).toBe(8)
     }).pipe(Effect.provide(queueLayer())))
+
+  it.scoped("workers with different handler sets: every task completes, whatever shard its type lands in (issue 15 fix 5)", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const leasing = { leaseTtl: Duration.seconds(30), renewInterval: Duration.seconds(10) }
+      yield* Worker.make({ id: "a", monitor: false, concurrency: 4, shardLeasing: leasing }, [Worker.handler("alpha", () => Effect.succeed("ok"))])
+      yield* Worker.make({ id: "b", monitor: false, concurrency: 4, shardLeasing: leasing }, [Worker.handler("beta", () => Effect.succeed("ok"))])
+      const tasks = yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) => queue.submit(i % 2 === 0 ? "alpha" : "beta", { i }))
+      yield* TestClock.adjust("5 minutes")
+      const done = yield* Effect.forEach(tasks, (t) => hasStatus(t.id, "completed"))
+      expect(done.filter(Boolean).length).toBe(40)
+    }).pipe(Effect.provide(queueLayer())))
+
+  it.scoped("shards_per_worker × workers < shards: the unowned shards' tasks still complete (issue 15 fix 5)", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const leasing = { leaseTtl: Duration.seconds(30), renewInterval: Duration.seconds(10), shardsPerWorker: 3 }
+      const handler = Worker.handler("job", () => Effect.succeed("ok"))
+      yield* Worker.make({ id: "a", monitor: false, concurrency: 4, shardLeasing: leasing }, [handler])
+      yield* Worker.make({ id: "b", monitor: false, concurrency: 4, shardLeasing: leasing }, [handler])
+      const tasks = yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      yield* TestClock.adjust("5 minutes")
+      const done = yield* Effect.forEach(tasks, (t) => hasStatus(t.id, "completed"))
+      expect(done.filter(Boolean).length).toBe(40)
+    }).pipe(Effect.provide(queueLayer())))
 })
