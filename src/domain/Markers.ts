@@ -43,6 +43,19 @@ export const bucketEndMillis = (bucket: number): number => bucketStartMillis(buc
 export const isBucketClosed = (bucket: number, atMillis: number): boolean =>
   bucketEndMillis(bucket) + bucketMarginMillis <= atMillis
 
+/**
+ * Of the markers a transition no longer needs, those it may delete right away, judged at
+ * `atMillis` (server time, no later than the transition's CAS landed): only markers in closed
+ * buckets. A marker in an open bucket may be written again at the same key by a newer claim or a
+ * replay in the same minute, and a late DELETE would remove that one; lease recovery and the
+ * sweeper delete it once its bucket has closed.
+ */
+export const closedMarkers = (keys: ReadonlyArray<string>, atMillis: number): ReadonlyArray<string> =>
+  keys.filter((key) => {
+    const parsed = parseIndexKey(key)
+    return parsed !== undefined && isBucketClosed(parsed.bucket, atMillis)
+  })
+
 /** A listed marker. */
 export interface ListedMarker {
   readonly key: string

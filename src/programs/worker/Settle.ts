@@ -8,7 +8,8 @@
  * with the fresh ETag; otherwise the lease is lost and nothing is written, ever.
  *
  * Write order (invariant 2): a transition back to `pending` writes its new ready marker BEFORE
- * the CAS; the lease marker is deleted after it.
+ * the CAS; the lease marker is deleted after it, only if its minute bucket has closed (else a new
+ * claim may have written the same key; lease recovery removes it once the bucket closes).
  *
  * @module
  */
@@ -21,7 +22,7 @@ import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
-import { leaseMarkerOf } from "../../domain/Markers.js"
+import { closedMarkers, leaseMarkerOf } from "../../domain/Markers.js"
 
 /** What to do with a task whose attempt ended. */
 export type Settlement =
@@ -116,7 +117,9 @@ export const settle = Effect.fn("Worker.settle")(function*(
     if (Option.isSome(written)) {
       yield* Ref.set(held, { task: next, etag: written.value })
       const lease = leaseMarkerOf(current.task)
-      yield* deleteMarkers(lease === undefined ? [] : [lease]).pipe(
+      // Only from a closed bucket: a claim right after ours may have written this very key.
+      const landedAt = yield* clock.currentTimeMillis
+      yield* deleteMarkers(closedMarkers(lease === undefined ? [] : [lease], landedAt)).pipe(
         Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
       )
       if (next.status === "pending") yield* onPending(next)
