@@ -587,16 +587,16 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const replay = Effect.fn("Queue.replay")(function*(taskId: string) {
     yield* checkTaskId(taskId)
     const now = yield* clock.now
-    const { result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition>(keyOfId(taskId), (found) => {
+    const { result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition | StorageReadError>(keyOfId(taskId), (found) => {
       if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
       const task = found.value.task
       if (!Tr.canReplay(task)) return Effect.fail(illegal(task, "replay"))
       const next = Tr.replay(task, { now })
-      // The ready marker first: the replayed task is pending the moment the CAS lands.
-      return Effect.succeed(write(next, next, { before: [readyMarkerKey(next)] }))
+      // The old output (if it was offloaded) belongs to the finished run: delete it BEFORE the CAS,
+      // while the task is still finished. After the CAS a new run may already have written that key.
+      // The ready marker first too: the replayed task is pending the moment the CAS lands.
+      return Effect.as(storage.delete(payloadKey(taskId, "output")), write(next, next, { before: [readyMarkerKey(next)] }))
     }))
-    // The old output (if it was offloaded) belongs to the finished run.
-    yield* storage.delete(payloadKey(taskId, "output"))
     // Claimable again: idle workers look within a second.
     yield* wakeUp.touch
     return result

@@ -144,6 +144,8 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
 
   const isLeader = yield* SubscriptionRef.make(false)
   const held = yield* Ref.make<Option.Option<Held>>(Option.none())
+  /** The lease_id of our latest tenure: a stored record carrying it is ours (a takeover writes a fresh one). */
+  const lastLeaseId = yield* Ref.make(Option.none<string>())
   const ttlOverride = yield* Ref.make(Option.none<Duration.Duration>())
   /** Cuts the leader's sleep short: a shorter ttl must be written now. */
   const renewNow = yield* Queue.sliding<void>(1)
@@ -182,7 +184,10 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
 
   const setLeader = (value: Held | undefined) =>
     Effect.zipRight(
-      Ref.set(held, Option.fromNullable(value)),
+      Effect.zipRight(
+        Ref.set(held, Option.fromNullable(value)),
+        value === undefined ? Effect.void : Ref.set(lastLeaseId, Option.some(value.record.leaseId))
+      ),
       SubscriptionRef.set(isLeader, value !== undefined)
     )
 
@@ -218,6 +223,13 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
       return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifNoneMatch: "*" }))
     }
     const current = existing.value.record
+    if (!current.released && current.holder === holderId && Option.contains(yield* Ref.get(lastLeaseId), current.leaseId)) {
+      // Our own tenure: a renewal we gave up on (timed out) landed after all. Nobody has taken
+      // over since (a takeover writes a fresh lease_id), so renew it by CAS and lead on at once
+      // rather than waiting a whole ttl for our own record to expire.
+      const mine = new LeaderLeaseRecord({ ...current, renewedAt: now, expiresAt: DateTime.add(now, { millis: ttlMillis }) })
+      return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifMatch: existing.value.etag }))
+    }
     const expiresMillis = DateTime.toEpochMillis(current.expiresAt)
     const free = current.released || DateTime.toEpochMillis(now) - margin > expiresMillis
     if (!free) {

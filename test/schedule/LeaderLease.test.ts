@@ -130,8 +130,8 @@ describe("LeaderLease", () => {
       const b = yield* instance(memory, "b")
       yield* TestClock.adjust("1 second")
       const before = Option.getOrThrow(yield* stored(memory))
-      // a's next PUT hangs for 2 minutes (a stuck connection), then lands
-      yield* faulty.injector.addRule({ operation: "put", fault: Fault.delay("2 minutes") })
+      // a's PUTs hang for 2 minutes each (a stuck connection), then land
+      yield* faulty.injector.addRule({ operation: "put", fault: Fault.delay("2 minutes"), times: Infinity })
       let aDown: number | undefined
       for (let s = 0; s < 120; s++) {
         yield* TestClock.adjust("500 millis")
@@ -143,6 +143,27 @@ describe("LeaderLease", () => {
       expect(aDown).toBeDefined()
       expect(aDown!).toBeLessThan(DateTime.toEpochMillis(before.expiresAt))
       expect(yield* leaders([a.lease, b.lease])).toEqual(["b"])
+      yield* Effect.all([a.stop, b.stop])
+    }))
+
+  it.effect("a renewal that timed out but landed: the leader recognises its own record and leads on", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryStorage.make()
+      const faulty = yield* FaultyStorage.make(memory)
+      const a = yield* instance(faulty.storage, "a")
+      yield* a.lease.awaitLeadership
+      const b = yield* instance(memory, "b")
+      const tenure = Option.getOrThrow(yield* stored(memory)).leaseId
+      // a's next renewal lands, but its answer comes 20 s late: past a's local deadline
+      yield* faulty.injector.addRule({ operation: "put", timing: "after", fault: Fault.delay("20 seconds") })
+      for (let s = 0; s < 80; s++) {
+        yield* TestClock.adjust("500 millis")
+        const now = yield* TestClock.currentTimeMillis
+        // recognising its own tenure in the record, it leads on: no gap of a ttl without a leader
+        expect(yield* leaders([a.lease, b.lease]), `at ${now}`).toEqual(["a"])
+      }
+      expect((yield* faulty.injector.injected).filter((f) => f.kind === "Delay" && f.landed).length).toBe(1)
+      expect(Option.getOrThrow(yield* stored(memory)).leaseId).toBe(tenure)
       yield* Effect.all([a.stop, b.stop])
     }))
 
