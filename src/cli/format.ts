@@ -4,7 +4,7 @@
  * @module
  */
 import { DateTime, Schema } from "effect"
-import { Task } from "../domain/Task.js"
+import { lastErrorStack, Task } from "../domain/Task.js"
 import type { TaskEvent } from "../domain/Task.js"
 
 /** A task in its stored JSON form (what `--json` prints). */
@@ -28,6 +28,7 @@ const compact = (value: unknown, max = 200): string => {
 
 /** A task as `key: value` lines, for `buquet get`. */
 export const describeTask = (task: Task, input: unknown, output: unknown): string => {
+  const stackOfTask = lastErrorStack(task)
   const rows: Array<[string, string]> = [
     ["id", task.id],
     ["type", task.taskType],
@@ -42,6 +43,7 @@ export const describeTask = (task: Task, input: unknown, output: unknown): strin
     ["input", compact(input)],
     ["output", compact(output)],
     ["last error", task.lastError ?? "-"],
+    ...(stackOfTask === undefined ? [] : [["error stack", indentStack(stackOfTask)] as [string, string]]),
     ["created", time(task.createdAt)],
     ["updated", time(task.updatedAt)],
     ["completed", time(task.completedAt)]
@@ -51,9 +53,13 @@ export const describeTask = (task: Task, input: unknown, output: unknown): strin
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n")
 }
 
-/** A transition for humans: `at  from → to  (attempt n, worker w): error`. */
+/** A stack trace's lines after the first, indented under a row or an event. */
+const indentStack = (stack: string, indent = "    "): string => stack.split("\n").map((l, i) => (i === 0 ? l : `${indent}${l.trim()}`)).join("\n")
+
+/** A transition for humans: `at  from → to  (attempt n, worker w): error`, then the error's stack trace. */
 export const describeEvent = (e: TaskEvent): string =>
-  `${time(e.at)}  ${e.from ?? "(new)"} → ${e.to}  attempt ${e.attempt}${e.workerId === undefined ? "" : `  worker ${e.workerId}`}${e.error === undefined ? "" : `  error: ${e.error}`}`
+  `${time(e.at)}  ${e.from ?? "(new)"} → ${e.to}  attempt ${e.attempt}${e.workerId === undefined ? "" : `  worker ${e.workerId}`}${e.error === undefined ? "" : `  error: ${e.error}`}` +
+  (e.stack === undefined ? "" : `\n    ${indentStack(e.stack)}`)
 
 /** A JSON form of a transition. */
 export const eventJson = (e: TaskEvent): unknown => ({
@@ -62,5 +68,6 @@ export const eventJson = (e: TaskEvent): unknown => ({
   to: e.to,
   attempt: e.attempt,
   worker_id: e.workerId ?? null,
-  error: e.error ?? null
+  error: e.error ?? null,
+  stack: e.stack ?? null
 })

@@ -29,7 +29,9 @@ export class TaskEvent extends Schema.Class<TaskEvent>("TaskEvent")({
   to: TaskStatus,
   attempt: Count,
   workerId: optionalField(Schema.String, "worker_id"),
-  error: optionalField(Schema.String, "error")
+  error: optionalField(Schema.String, "error"),
+  /** The stack trace of a failed attempt's error, when it had one (ours; the reference ignores it). */
+  stack: optionalField(Schema.String, "stack")
 }) {}
 
 /** How many transitions a task keeps in its own log (older ones are dropped first). */
@@ -97,3 +99,13 @@ export const isExpiredAt = (task: Task, now: DateTime.Utc): boolean =>
 
 /** Whether a failure may still be retried: `retry_count < max_retries`. */
 export const canRetry = (task: Task): boolean => task.retryCount < task.maxRetries
+
+/** The stack trace of the task's latest failure: the newest logged error, when it carried a stack. */
+export const lastErrorStack = (task: Task): string | undefined => {
+  const events = task.events ?? []
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i]!
+    if (event.error !== undefined) return event.stack
+  }
+  return undefined
+}

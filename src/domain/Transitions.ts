@@ -25,6 +25,9 @@ export const maxErrorLength = 4000
 /** Longest error text kept in one history event (the log is bounded in size as well as length). */
 export const maxEventErrorLength = 500
 
+/** The longest stack trace kept with a failed attempt (the top frames matter; a task keeps ≤ 50 events). */
+export const maxEventStackLength = 2000
+
 const truncate = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, max - 14)}… [truncated]`
 
@@ -40,6 +43,7 @@ export const appendEvent = (
 interface EventInfo {
   readonly workerId?: string | null | undefined
   readonly error?: string | null | undefined
+  readonly stack?: string | undefined
 }
 
 /** Builds the next task from `task` with `changes`, stamping `updated_at` and logging `from → to`. */
@@ -56,7 +60,8 @@ const step = (
     to: next.status,
     attempt: next.attempt,
     ...(info.workerId != null ? { workerId: info.workerId } : {}),
-    ...(info.error != null ? { error: truncate(info.error, maxEventErrorLength) } : {})
+    ...(info.error != null ? { error: truncate(info.error, maxEventErrorLength) } : {}),
+    ...(info.stack !== undefined ? { stack: truncate(info.stack, maxEventStackLength) } : {})
   })
   return new Task({ ...next, events: appendEvent(task.events, event) })
 }
@@ -213,12 +218,12 @@ export const complete = (
 }
 
 /** Fail: `→ failed` for good (permanent error, retries or reschedules exhausted), with the error kept. */
-export const fail = (task: Task, p: { readonly now: DateTime.Utc; readonly error: string }): Task =>
+export const fail = (task: Task, p: { readonly now: DateTime.Utc; readonly error: string; readonly stack?: string | undefined }): Task =>
   step(
     task,
     p.now,
     { status: "failed", lastError: truncate(p.error, maxErrorLength), completedAt: p.now, ...noLease },
-    { workerId: task.workerId, error: p.error }
+    { workerId: task.workerId, error: p.error, stack: p.stack }
   )
 
 /** The backoff before the next retry of `task`, from its RetryPolicy and `retry_count`; `random` in [0, 1). */
@@ -231,7 +236,7 @@ export const retryDelay = (task: Task, random: number): Duration.Duration =>
  */
 export const retry = (
   task: Task,
-  p: { readonly now: DateTime.Utc; readonly error: string; readonly random: number }
+  p: { readonly now: DateTime.Utc; readonly error: string; readonly random: number; readonly stack?: string | undefined }
 ): Task =>
   step(
     task,
@@ -243,7 +248,7 @@ export const retry = (
       lastError: truncate(p.error, maxErrorLength),
       ...noLease
     },
-    { workerId: task.workerId, error: p.error }
+    { workerId: task.workerId, error: p.error, stack: p.stack }
   )
 
 /**

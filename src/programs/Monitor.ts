@@ -213,18 +213,25 @@ const sweepLoop = (
       seen = { passId: report.passId, claimable }
       return more ? Effect.zipRight(quiet.activity, onClaimable) : Effect.void
     }
+    // a pass that repaired nothing is routine: debug; one that changed the bucket is worth a line
+    const logSweep = (report: SweepReport) => {
+      const t = report.totals
+      const changed = t.readyMarkersWritten + t.leaseMarkersWritten + t.staleMarkersDeleted + t.expired + t.leasesRecovered +
+          t.retentionDeleted + t.retentionArchived + t.malformed + t.skipped + t.payloadsDeleted > 0
+      return changed ? Effect.logInfo(describeSweep(report)) : Effect.logDebug(describeSweep(report))
+    }
     const onDemand = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.fullSweep
       yield* afterStep(report)
-      yield* Effect.logInfo(describeSweep(report))
+      yield* logSweep(report)
       yield* publish({ _tag: "Sweep", report })
     })
     const continuous = Effect.gen(function*() {
       yield* waitForNextPass
       const report = yield* sweeper.step()
       yield* afterStep(report)
-      if (report.finishedAt !== undefined) yield* Effect.logInfo(describeSweep(report))
+      if (report.finishedAt !== undefined) yield* logSweep(report)
       yield* publish({ _tag: "Sweep", report })
     })
     const period = options.sweepMode === "on_demand" ? Duration.seconds(1) : periods.check

@@ -27,7 +27,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { DateTime, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
@@ -323,9 +323,13 @@ export const make = <R>(
               yield* bump((s) => ({ ...s, completed: s.completed + 1 }))
               return yield* events.publish(Events.WorkerEvent.Completed({ task: r.task, durationMillis: outcome.durationMillis }))
             case "failed":
+              yield* Effect.logWarning(`task ${task.id} (${task.taskType}) attempt ${task.attempt} failed: ${error}; failed for good`)
               yield* bump((s) => ({ ...s, failed: s.failed + 1 }))
               return yield* events.publish(Events.WorkerEvent.Failed({ task: r.task, error, reason: r.reason ?? "permanent" }))
             case "retried":
+              yield* Effect.logWarning(
+                `task ${task.id} (${task.taskType}) attempt ${task.attempt} failed: ${error}; retrying after ${DateTime.formatIso(r.task.availableAt)}`
+              )
               yield* bump((s) => ({ ...s, retried: s.retried + 1 }))
               return yield* events.publish(Events.WorkerEvent.Retried({ task: r.task, error }))
             case "rescheduled":

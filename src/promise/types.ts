@@ -7,6 +7,7 @@
  */
 import { DateTime, Option } from "effect"
 import type * as Domain from "../domain/Task.js"
+import { lastErrorStack as lastErrorStackOf } from "../domain/Task.js"
 import type * as ScheduleDomain from "../domain/Schedule.js"
 import type { PauseState as DomainPauseState } from "../domain/Pause.js"
 import type * as QueueService from "../services/Queue.js"
@@ -43,6 +44,8 @@ export interface TaskEvent {
   readonly workerId?: string | undefined
   /** The error or reason, if any. */
   readonly error?: string | undefined
+  /** The stack trace of a failed attempt's error, when it had one. */
+  readonly stack?: string | undefined
 }
 
 /** A task, as stored in the bucket (a snapshot: read it again with `queue.get` to see changes). */
@@ -89,6 +92,8 @@ export interface Task {
   readonly workerId: string | null
   /** The last failure's message (or the cancel reason). */
   readonly lastError: string | null
+  /** The stack trace of the latest failure (of the newest logged error), when it had one. */
+  readonly lastErrorStack?: string | undefined
   /** Reschedules used so far (they do not consume retries). */
   readonly rescheduleCount: number
   /** Reschedules allowed (unlimited when absent). */
@@ -124,7 +129,8 @@ export const fromTaskEvent = (e: Domain.TaskEvent): TaskEvent => ({
   to: e.to,
   attempt: e.attempt,
   ...(e.workerId === undefined ? {} : { workerId: e.workerId }),
-  ...(e.error === undefined ? {} : { error: e.error })
+  ...(e.error === undefined ? {} : { error: e.error }),
+  ...(e.stack === undefined ? {} : { stack: e.stack })
 })
 
 // The facade's tasks keep a link to the core's, so `loadInput(task)` needs no extra read.
@@ -162,6 +168,7 @@ export const fromTask = (t: Domain.Task): Task => {
     completedAt: toDateOrNull(t.completedAt),
     workerId: t.workerId,
     lastError: t.lastError,
+    ...(lastErrorStackOf(t) === undefined ? {} : { lastErrorStack: lastErrorStackOf(t) }),
     rescheduleCount: t.rescheduleCount,
     ...(t.maxReschedules === undefined ? {} : { maxReschedules: t.maxReschedules }),
     cancelRequested: t.cancelRequested,

@@ -286,7 +286,9 @@ export const taskDetail = (t: Task, x: TaskDetailExtras): Html => {
   const timeline = events.map((e) =>
     html`<tr><td title="${fmtTime(e.at)}">${fmtTime(e.at)}</td><td>${e.from === null ? "∅" : badge(e.from)} → ${badge(e.to)}</td><td>${e.attempt}</td><td class="mono">${
       e.workerId ?? ""
-    }</td><td>${e.error ?? ""}</td></tr>`
+    }</td><td>${e.error ?? ""}${
+      e.stack === undefined ? "" : html`<details class="stack"><summary>stack trace</summary><pre>${e.stack}</pre></details>`
+    }</td></tr>`
   )
   return html`<h2>Task <span class="mono" id="task-id">${t.id}</span> ${badge(t.status)}</h2>
 ${x.notice === undefined ? "" : html`<div class="notice" id="notice">${x.notice}</div>`}

@@ -454,7 +454,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
           yield* collectPayloads(p)
           yield* save(p, { finished: true })
           const done = report(p)
-          yield* Effect.logInfo(
+          yield* Effect.logDebug(
             `sweeper: pass ${p.cursor.passId} finished: ${p.totals.tasks} tasks in ${p.totals.shards} shards; requests ${JSON.stringify(p.totals.requests)}`
           )
           return done

@@ -81,18 +81,24 @@ const messageOf = (error: unknown): string => {
   return String(error)
 }
 
+/** The stack trace of a thrown value, when it has one (an Error's; a plain value has none). */
+const stackOf = (error: unknown): { readonly stack?: string } =>
+  typeof error === "object" && error !== null && "stack" in error && typeof error.stack === "string" && error.stack !== ""
+    ? { stack: error.stack }
+    : {}
+
 /** The settlement for a handler's failure: by the failure's type, never its text. */
 export const route = (cause: Cause.Cause<unknown>): Settlement => {
   const failures = [...Cause.failures(cause)]
   const permanent = failures.find((e) => e instanceof PermanentError)
-  if (permanent !== undefined) return { _tag: "Fail", error: messageOf(permanent) }
+  if (permanent !== undefined) return { _tag: "Fail", error: messageOf(permanent), ...stackOf(permanent) }
   const reschedule = failures.find((e): e is RescheduleError => e instanceof RescheduleError)
   if (reschedule !== undefined) return { _tag: "Reschedule", delay: reschedule.delay, reason: reschedule.message }
-  if (failures.length > 0) return { _tag: "Retry", error: messageOf(failures[0]) }
+  if (failures.length > 0) return { _tag: "Retry", error: messageOf(failures[0]), ...stackOf(failures[0]) }
   const defects = [...Cause.defects(cause)]
   if (defects.length > 0) {
     const d = defects[0]
-    return { _tag: "Retry", error: `handler crashed: ${d instanceof Error ? d.message : messageOf(d)}` }
+    return { _tag: "Retry", error: `handler crashed: ${d instanceof Error ? d.message : messageOf(d)}`, ...stackOf(d) }
   }
   return { _tag: "Retry", error: "handler was interrupted" }
 }

@@ -27,9 +27,10 @@ import { closedMarkers, leaseMarkerOf } from "../../domain/Markers.js"
 /** What to do with a task whose attempt ended. */
 export type Settlement =
   | { readonly _tag: "Complete"; readonly output: unknown; readonly outputRef?: string | undefined }
-  | { readonly _tag: "Fail"; readonly error: string }
+  /** `stack`: the handler error's stack trace, stored with the failed attempt. */
+  | { readonly _tag: "Fail"; readonly error: string; readonly stack?: string | undefined }
   /** Retry with backoff while retries remain, else fail. `timeout`: the attempt ran out of time. */
-  | { readonly _tag: "Retry"; readonly error: string; readonly timeout?: boolean | undefined }
+  | { readonly _tag: "Retry"; readonly error: string; readonly timeout?: boolean | undefined; readonly stack?: string | undefined }
   /** Pending again after `delay` without consuming a retry, else (max reschedules) fail. */
   | { readonly _tag: "Reschedule"; readonly delay: Duration.Duration; readonly reason: string }
   | { readonly _tag: "Cancel"; readonly reason: string }
@@ -69,12 +70,24 @@ export const decide = (
     case "Complete":
       return { kind: "completed", next: Tr.complete(task, { now, output: settlement.output, outputRef: settlement.outputRef }) }
     case "Fail":
-      return { kind: "failed", next: Tr.fail(task, { now, error: settlement.error }), error: settlement.error, reason: "permanent" }
+      return {
+        kind: "failed",
+        next: Tr.fail(task, { now, error: settlement.error, stack: settlement.stack }),
+        error: settlement.error,
+        reason: "permanent"
+      }
     case "Retry":
-      if (canRetry(task)) return { kind: "retried", next: Tr.retry(task, { now, error: settlement.error, random }), error: settlement.error }
+      if (canRetry(task)) {
+        return { kind: "retried", next: Tr.retry(task, { now, error: settlement.error, random, stack: settlement.stack }), error: settlement.error }
+      }
       {
         const error = `${settlement.error} (no retries left after ${task.retryCount} retries)`
-        return { kind: "failed", next: Tr.fail(task, { now, error }), error, reason: settlement.timeout === true ? "timeout" : "retries_exhausted" }
+        return {
+          kind: "failed",
+          next: Tr.fail(task, { now, error, stack: settlement.stack }),
+          error,
+          reason: settlement.timeout === true ? "timeout" : "retries_exhausted"
+        }
       }
     case "Reschedule":
       if (Tr.canReschedule(task)) {
