@@ -13,6 +13,7 @@ import { FaultInjector } from "../src/layers/FaultyStorage.js"
 import * as S3Storage from "../src/layers/S3Storage.js"
 import * as ServerClockLayer from "../src/layers/ServerClock.js"
 import * as Worker from "../src/programs/Worker.js"
+import { layerWorkerServices } from "../src/Buquet.js"
 
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true"
 
@@ -59,7 +60,7 @@ const storage = FaultyStorage.layer({ seed: config.seed, rates, maxLatency: Dura
     })
   )
 )
-const stack = ServerClockLayer.layer.pipe(Layer.provideMerge(storage), Layer.orDie)
+const stack = Layer.provideMerge(layerWorkerServices(), ServerClockLayer.layer.pipe(Layer.provideMerge(storage))).pipe(Layer.orDie)
 
 const logFaults = Effect.gen(function*() {
   const injector = yield* FaultInjector

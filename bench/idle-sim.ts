@@ -17,6 +17,7 @@ import * as ServerClockLayer from "../src/layers/ServerClock.js"
 import * as Worker from "../src/programs/Worker.js"
 import { Storage } from "../src/services/Storage.js"
 import { round } from "./lib/env.js"
+import { layerWorkerServices } from "../src/Buquet.js"
 
 export interface IdleSimResult {
   readonly simulatedMinutes: number
@@ -33,7 +34,7 @@ const simulate = (asStandby: boolean, minutes: number, done: (r: SimCounts) => v
   Effect.gen(function*() {
     const memory = yield* MemoryStorage.make()
     const { counter, storage } = yield* CountingStorage.make(memory)
-    const layer = ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, storage)), Layer.orDie)
+    const layer = Layer.provideMerge(layerWorkerServices(), ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, storage)))).pipe(Layer.orDie)
     yield* Effect.gen(function*() {
       if (asStandby) {
         // the leader: another worker on the same bucket, its requests not counted

@@ -25,6 +25,7 @@ import { log, percentile, round } from "./lib/env.js"
 import type { S3Target } from "./lib/env.js"
 import { addCounts, backendName, producerOn, storageLayer, wipe, zeroCounts } from "./lib/stack.js"
 import type { Backend } from "./lib/stack.js"
+import { layerWorkerServices } from "../src/Buquet.js"
 
 export interface ThroughputRow {
   readonly engine: "buquet" | "bullmq"
@@ -133,7 +134,7 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
       const submitted = yield* submitAll(n).pipe(Effect.provide(producerOn(shared)))
       const counted = yield* CountingStorage.make(memory)
       const completions = yield* Ref.make<Array<number>>([])
-      const workerLayer = ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, counted.storage)), Layer.orDie)
+      const workerLayer = Layer.provideMerge(layerWorkerServices(), ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, counted.storage)))).pipe(Layer.orDie)
       const t0 = Date.now()
       const handles = yield* Effect.forEach(Array.from({ length: workers }, (_, w) => w), (w) =>
         Worker.make(

@@ -1,6 +1,8 @@
 /**
  * The public layer constructors (design.md §7): each builds the whole stack a producer, operator
- * or worker needs — `Storage`, `ServerClock`, `Queue` and `Scheduler` — on one backend.
+ * or worker needs — `Storage`, `ServerClock`, `Queue`, `Scheduler` and `LeaseManager` — on one
+ * backend. This is the composition root: programs declare the services they need in `R`, and
+ * these layers provide them.
  *
  * ```ts
  * const program = Effect.gen(function*() {
@@ -20,6 +22,7 @@ import { refuseUnusableBucket } from "./protocol/BucketCheck.js"
 import * as ConfigLayer from "./layers/Config.js"
 import type { ConfigInputs } from "./layers/Config.js"
 import * as FileStorage from "./layers/FileStorage.js"
+import * as LeaseManagerLayer from "./layers/LeaseManager.js"
 import * as MemoryStorage from "./layers/MemoryStorage.js"
 import * as MetricsLayer from "./layers/Metrics.js"
 import * as QueueLayer from "./layers/Queue.js"
@@ -29,13 +32,14 @@ import * as SchedulerLayer from "./layers/Scheduler.js"
 import type { S3Credentials } from "./layers/S3Storage.js"
 import type { StorageSettings } from "./services/BuquetConfig.js"
 import { BuquetConfig } from "./services/BuquetConfig.js"
+import type { LeaseManager } from "./services/LeaseManager.js"
 import type { Queue } from "./services/Queue.js"
 import type { Scheduler } from "./services/Scheduler.js"
 import type { ServerClock } from "./services/ServerClock.js"
 import { Storage } from "./services/Storage.js"
 
 /** What every `Buquet.layer*` constructor provides. */
-export type BuquetServices = Queue | Scheduler | ServerClock | Storage
+export type BuquetServices = Queue | Scheduler | LeaseManager | ServerClock | Storage
 
 /** Why building the stack can fail: a bad queue setting, a store that cannot be reached, or a bucket that cannot hold a queue. */
 export type BuquetLayerError = InvalidArgument | StorageReadError | UnusableBucket
@@ -70,14 +74,24 @@ export interface BuquetLocalOptions {
   readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined
 }
 
-/** Queue + ServerClock + Storage on `storage`, with the Scheduler on top. */
+/** Queue + ServerClock + Storage on `storage`, with the Scheduler and the LeaseManager on top. */
 const stackOn = <E>(storage: Layer.Layer<Storage, E>, config: QueueConfigInput) =>
-  SchedulerLayer.layer().pipe(Layer.provideMerge(QueueLayer.layerOn(storage, config)))
+  Layer.merge(SchedulerLayer.layer(), LeaseManagerLayer.layer).pipe(Layer.provideMerge(QueueLayer.layerOn(storage, config)))
 
 const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined }): QueueConfigInput => ({
   ...options.queue,
   ...(options.shardPrefixLen === undefined ? {} : { shardPrefixLen: options.shardPrefixLen })
 })
+
+/**
+ * What a worker needs besides `Storage` and `ServerClock` — the `LeaseManager` and the `Scheduler`
+ * (with a Queue of its own to submit cron firings) — on the Storage and ServerClock in context: for
+ * stacks built by hand (tests, embedding) rather than with {@link layer}.
+ */
+export const layerWorkerServices = (
+  config: QueueConfigInput = {}
+): Layer.Layer<LeaseManager | Scheduler, InvalidArgument, Storage | ServerClock> =>
+  Layer.merge(SchedulerLayer.layer().pipe(Layer.provide(QueueLayer.layer(config))), LeaseManagerLayer.layer)
 
 /** The stack on an S3 bucket. */
 export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, BuquetLayerError> =>

@@ -14,6 +14,7 @@ import { ChildConfig, decodeToChild } from "./protocol.js"
 import type { ToParent } from "./protocol.js"
 import { countedOn, storageLayer, zeroCounts } from "./stack.js"
 import type { Backend } from "./stack.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true"
 const config = Schema.decodeUnknownSync(Schema.parseJson(ChildConfig))(process.env["BENCH_CHILD"] ?? "")
@@ -139,7 +140,7 @@ const runBullmq = async (): Promise<void> => {
 
 if (config.engine === "buquet") {
   const backend = config.backend as Backend
-  const layer = countedOn(storageLayer(backend, Math.max(64, config.concurrency * 2)))
+  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(storageLayer(backend, Math.max(64, config.concurrency * 2))))
   Effect.runPromise(runBuquet.pipe(Effect.provide(Layer.fresh(layer)))).then(finish, (e: unknown) => {
     console.error("[bench worker] failed:", e)
     process.exit(1)

@@ -34,11 +34,8 @@ import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import type { Task } from "../domain/Task.js"
-import * as LeaseManagerLayer from "../layers/LeaseManager.js"
-import * as SchedulerLayer from "../layers/Scheduler.js"
-import { LeaseManager } from "../services/LeaseManager.js"
-import { Queue as QueueService } from "../services/Queue.js"
-import { Scheduler } from "../services/Scheduler.js"
+import type { LeaseManager } from "../services/LeaseManager.js"
+import type { Scheduler } from "../services/Scheduler.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import * as Monitor from "./Monitor.js"
@@ -107,18 +104,25 @@ export interface WorkerOptions {
   readonly monitor?: boolean | Monitor.MonitorOptions | undefined
   /**
    * The embedded cron scheduler loop: OFF by default; `true` or `SchedulerLoopOptions` turn it on
-   * (leader-elected: one instance per bucket fires). It needs the `Scheduler` service or the `Queue`
-   * in context (the `Buquet` layers provide both). It stops when the worker stops.
+   * (leader-elected: one instance per bucket fires). It needs the `Scheduler` service (the `Buquet`
+   * layers provide it). It stops when the worker stops.
    */
   readonly scheduler?: boolean | SchedulerLoop.SchedulerLoopOptions | undefined
   /**
    * Shard leasing (opt-in, for large fleets): the worker polls only the shards it owns through
    * `shard-leases/`, renewed by its own fiber, so N workers split the shards about evenly. `true`
    * uses the defaults; `workerId`, `shardPrefixLen` and `shards` default to the worker's own. Its
-   * leases are released when the worker stops (after its running tasks are settled).
+   * leases are released when the worker stops (after its running tasks are settled). It needs the
+   * `LeaseManager` service (the `Buquet` layers provide it).
    */
   readonly shardLeasing?: boolean | Partial<ShardLeasing.ShardLeasingOptions> | undefined
 }
+
+/**
+ * The services a worker runs on: the store and its clock, the `LeaseManager` (shard leasing) and
+ * the `Scheduler` (the embedded cron loop). The `Buquet` layers provide them all.
+ */
+export type WorkerServices = Storage | ServerClock | LeaseManager | Scheduler
 
 /** Counters of a worker. */
 export interface WorkerStats {
@@ -173,7 +177,7 @@ const invalid = (option: string, message: string) => new InvalidWorkerOptions({ 
 export const make = <R>(
   options: WorkerOptions,
   handlers: ReadonlyArray<HandlerDefinition<R>>
-): Effect.Effect<Worker, InvalidWorkerOptions, Storage | ServerClock | Scope.Scope | R> =>
+): Effect.Effect<Worker, InvalidWorkerOptions, WorkerServices | Scope.Scope | R> =>
   Effect.gen(function*() {
     const workerId = options.id ?? randomUUID()
     const concurrency = options.concurrency ?? 1
@@ -261,15 +265,13 @@ export const make = <R>(
     const leasingOptions = options.shardLeasing === undefined || options.shardLeasing === false
       ? undefined
       : options.shardLeasing === true ? {} : options.shardLeasing
-    const leasing = leasingOptions === undefined ? undefined : yield* Effect.gen(function*() {
-      const lm = yield* Effect.serviceOption(LeaseManager)
-      const manager = Option.isSome(lm) ? lm.value : yield* LeaseManagerLayer.make
-      return yield* ShardLeasing.make({ workerId, shardPrefixLen: prefixLen, shards, taskTypes: [...byType.keys()], ...leasingOptions }).pipe(
-        Effect.provideService(LeaseManager, manager),
-        Scope.extend(scope),
-        Effect.mapError((e) => invalid("shardLeasing", e.message))
-      )
-    })
+    const leasing = leasingOptions === undefined ? undefined : yield* ShardLeasing.make({
+      workerId,
+      shardPrefixLen: prefixLen,
+      shards,
+      taskTypes: [...byType.keys()],
+      ...leasingOptions
+    }).pipe(Scope.extend(scope), Effect.mapError((e) => invalid("shardLeasing", e.message)))
     /** Offered when the polled shards change, so an idle worker looks at new shards at once. */
     const shardsChanged = yield* Queue.sliding<void>(1)
     if (leasing !== undefined) {
@@ -447,22 +449,12 @@ export const make = <R>(
     const schedulerOptions = options.scheduler === undefined || options.scheduler === false
       ? undefined
       : options.scheduler === true ? {} : options.scheduler
-    const schedulerFiber = schedulerOptions === undefined ? undefined : yield* Effect.gen(function*() {
-      const existing = yield* Effect.serviceOption(Scheduler)
-      const queue = yield* Effect.serviceOption(QueueService)
-      const scheduler = Option.isSome(existing)
-        ? existing.value
-        : Option.isSome(queue)
-        ? yield* Effect.provideService(SchedulerLayer.make(), QueueService, queue.value)
-        : yield* invalid("scheduler", "the embedded scheduler needs the Scheduler service or the Queue in context: run the worker on a Buquet layer (Buquet.layer, layerMemory, layerFile)")
-      return yield* Effect.forkIn(
-        SchedulerLoop.run(schedulerOptions).pipe(
-          Effect.provideService(Scheduler, scheduler),
-          Effect.catchAll((e) => Effect.logError(`the embedded scheduler could not start: ${e.message}`))
-        ),
-        scope
-      )
-    })
+    const schedulerFiber = schedulerOptions === undefined ? undefined : yield* Effect.forkIn(
+      SchedulerLoop.run(schedulerOptions).pipe(
+        Effect.catchAll((e) => Effect.logError(`the embedded scheduler could not start: ${e.message}`))
+      ),
+      scope
+    )
 
     const mainFiber = yield* Effect.forkIn(provideAll(mainLoop), scope)
 
@@ -535,7 +527,7 @@ export interface RunOptions extends WorkerOptions {
 export const run = <R>(
   options: RunOptions,
   handlers: ReadonlyArray<HandlerDefinition<R>>
-): Effect.Effect<void, InvalidWorkerOptions, Storage | ServerClock | R> =>
+): Effect.Effect<void, InvalidWorkerOptions, WorkerServices | R> =>
   Effect.scoped(
     Effect.gen(function*() {
       const worker = yield* make(options, handlers)

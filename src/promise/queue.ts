@@ -14,7 +14,6 @@ import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { JsonSchema } from "../domain/TaskSchemas.js"
 import type { TaskType } from "../domain/TaskType.js"
 import * as ConfigLayer from "../layers/Config.js"
-import * as SchedulerLayer from "../layers/Scheduler.js"
 import type { StorageSettings } from "../services/BuquetConfig.js"
 import { Queue as QueueTag } from "../services/Queue.js"
 import type { Scheduler } from "../services/Scheduler.js"
@@ -25,7 +24,7 @@ import { Worker } from "./worker.js"
 import type { WorkerOptions } from "./worker.js"
 
 /** Everything a connection's runtime provides. */
-export type Services = BuquetServices | Scheduler
+export type Services = BuquetServices
 
 /**
  * Where and how to connect. Every field is optional: what is not given comes from the environment
@@ -238,7 +237,7 @@ const withCredentials = (storage: StorageSettings, o: ConnectOptions): StorageSe
     ? { ...storage, credentials: { accessKeyId: o.credentials.accessKeyId, secretAccessKey: Redacted.make(o.credentials.secretAccessKey) } }
     : storage
 
-/** The layer of one connection: configuration resolved once, then Storage, ServerClock, Queue and Scheduler. */
+/** The layer of one connection: configuration resolved once, then the Buquet stack on it. */
 const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown> => {
   const stack = Layer.unwrapEffect(
     Effect.gen(function*() {
@@ -266,7 +265,7 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
           credentials: options.credentials
         })
         : Buquet.layerFromSettings(storage, { shardPrefixLen: config.shardPrefixLen })
-      return SchedulerLayer.layer().pipe(Layer.provideMerge(base))
+      return base
     })
   )
   return Layer.provide(stack, Logger.minimumLogLevel(logLevels[options.logLevel ?? "warning"]))

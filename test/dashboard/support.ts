@@ -27,6 +27,7 @@ import { Storage } from "../../src/services/Storage.js"
 import type { StorageService } from "../../src/services/Storage.js"
 import * as Dashboard from "../../src/programs/Dashboard.js"
 import * as Worker from "../../src/programs/Worker.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 /** One bucket, two views: the dashboard's (counted) and the test's own (not counted). */
 export interface Stack {
@@ -120,6 +121,7 @@ export const startWorker = (
   options: Worker.WorkerOptions = {}
 ) =>
   Worker.make({ shardPrefixLen: stack.producer.config.shardPrefixLen, ...options }, handlers).pipe(
+    Effect.provide(layerWorkerServices()),
     Effect.provideService(Storage, stack.raw),
     Effect.provideService(ServerClock, stack.clock),
     Effect.orDie

@@ -24,6 +24,7 @@ import { ServerClock, type ServerClockService } from "../../src/services/ServerC
 import { Storage, type StorageService } from "../../src/services/Storage.js"
 import { kill, startProcess } from "./fleet.js"
 import { keysUnder } from "./support.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 const setup = Effect.gen(function*() {
   const mem = yield* MemoryStorage.make()
@@ -45,7 +46,7 @@ const runWorker = (mem: StorageService, clock: ServerClockService, queue: QueueS
     yield* Worker.make({ wakeUp: false, payloadThresholdBytes: 200 }, [
       Worker.handler("job", () => Effect.succeed({ big: "y".repeat(500) })),
       Worker.handler("bad", () => Effect.fail(new PermanentError({ message: "no" })))
-    ])
+    ]).pipe(Effect.provide(layerWorkerServices()))
     for (let s = 0; s < 200; s++) {
       const all = yield* Effect.forEach(tasks, (t) => get(queue, t.id))
       if (all.every((t) => t !== undefined && (t.status === "completed" || t.status === "failed"))) return

@@ -9,13 +9,14 @@
  *
  * @module
  */
-import { Cause, Effect, Exit, Option, Queue, Ref, Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Queue, Ref, Scope } from "effect"
 import { StorageUnavailable } from "../../src/domain/StorageError.js"
 import * as Monitor from "../../src/programs/Monitor.js"
 import * as Worker from "../../src/programs/Worker.js"
 import type { HandlerDefinition } from "../../src/programs/Worker.js"
 import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
 import { Storage, type StorageService } from "../../src/services/Storage.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 /** The defect a FaultyStorage rule throws to kill the process that made the request. */
 export const kill = "test: process killed right after this write landed"
@@ -92,7 +93,9 @@ export const startProcess = (
       self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock), Scope.extend(scope))
     const monitor = options.monitor === undefined ? undefined : yield* inProcess(Monitor.make(options.monitor))
     // the suites run their own monitor beside the worker (options.monitor), so the embedded one is off unless asked for
-    const worker = yield* inProcess(Worker.make({ monitor: false, ...options.worker, id: options.id }, options.handlers))
+    const worker = yield* inProcess(
+      Worker.make({ monitor: false, ...options.worker, id: options.id }, options.handlers).pipe(Effect.provide(Layer.orDie(layerWorkerServices())))
+    )
     return {
       id: options.id,
       storage,

@@ -15,8 +15,9 @@ import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { describeS3, s3Layer } from "../support/s3.js"
 import { idInShard, seedTask } from "./support.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
-const layer = () => Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, s3Layer()))
+const layer = () => Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), Layer.provideMerge(ServerClockLayer.layer, s3Layer()))
 const get = (id: string) => Effect.flatMap(Queue, (q) => q.get(id)).pipe(Effect.map(Option.getOrThrow))
 const fast = new RetryPolicy({ initialIntervalMs: 200, maxIntervalMs: 1000, multiplier: 2, jitterPercent: 0 })
 

@@ -19,13 +19,14 @@ import * as Worker from "../../src/programs/Worker.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import type { Storage } from "../../src/services/Storage.js"
 import { getTask, idInShard, seedTask } from "./support.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 const sixteen = [..."0123456789abcdef"]
 
 /** Counting store (over `storage`) with its ServerClock and a Queue (to read tasks back). */
 const env = <Out>(storage: Layer.Layer<Out | Storage>) =>
   Layer.provideMerge(
-    QueueLayer.layer(),
+    Layer.merge(QueueLayer.layer(), layerWorkerServices()),
     Layer.provideMerge(ServerClockLayer.layer, Layer.provideMerge(CountingStorage.layer, storage))
   )
 

@@ -15,10 +15,11 @@ import * as Worker from "../../src/programs/Worker.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, hasStatus } from "./support.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 const counted = () => {
   const storage = Layer.provideMerge(CountingStorage.layer, MemoryStorage.layer())
-  return Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, storage))
+  return Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), Layer.provideMerge(ServerClockLayer.layer, storage))
 }
 
 const idleHour = (options: Worker.WorkerOptions) =>
@@ -58,7 +59,8 @@ describe("Idle cost of one worker, measured", () => {
       const memory = yield* MemoryStorage.make()
       const a = yield* CountingStorage.make(memory)
       const b = yield* CountingStorage.make(memory)
-      const on = (storage: typeof a.storage) => Layer.provideMerge(ServerClockLayer.layer, Layer.succeed(Storage, storage))
+      const on = (storage: typeof a.storage) =>
+        Layer.provideMerge(layerWorkerServices(), Layer.provideMerge(ServerClockLayer.layer, Layer.succeed(Storage, storage)))
       yield* Worker.make({ id: "leader" }, [Worker.handler("job", () => Effect.succeed("ok"))]).pipe(Effect.provide(on(a.storage)))
       yield* TestClock.adjust("5 seconds")
       yield* Worker.make({ id: "standby" }, [Worker.handler("job", () => Effect.succeed("ok"))]).pipe(Effect.provide(on(b.storage)))

@@ -12,6 +12,7 @@ import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import { describeS3, s3Config, s3Layer } from "../support/s3.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 const get = (id: string) => Effect.flatMap(Queue, (q) => q.get(id)).pipe(Effect.map(Option.getOrThrow))
 
@@ -39,7 +40,7 @@ describeS3("Worker on RGW", () => {
       expect(yield* Ref.get(finalized)).toBe(true)
     }).pipe(
       Effect.scoped,
-      Effect.provide(Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, s3Layer())))
+      Effect.provide(Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), Layer.provideMerge(ServerClockLayer.layer, s3Layer())))
     ), 60_000)
 
   it.live("with the host clock 10 minutes fast, a task scheduled 30 s ahead is not claimed early", () => {
@@ -75,7 +76,7 @@ describeS3("Worker on RGW", () => {
       expect((yield* get(task.id)).status).toBe("pending")
     }).pipe(
       Effect.scoped,
-      Effect.provide(Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, Layer.scoped(Storage, S3Storage.make(config)))))
+      Effect.provide(Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), Layer.provideMerge(ServerClockLayer.layer, Layer.scoped(Storage, S3Storage.make(config)))))
     )
   }, 60_000)
 })

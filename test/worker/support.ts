@@ -12,6 +12,7 @@ import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import type { Task } from "../../src/domain/Task.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import { createTask, keyOfTask, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
@@ -19,10 +20,10 @@ import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 
-/** Storage + ServerClock + Queue on a given storage layer. */
+/** Storage + ServerClock + Queue, and the LeaseManager and Scheduler a worker needs, on a given storage layer. */
 export const queueLayer = (storage: Layer.Layer<Storage, unknown> = MemoryStorage.layer()) => {
   const base = Layer.provideMerge(ServerClockLayer.layer, storage)
-  return Layer.provideMerge(QueueLayer.layer(), base)
+  return Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), base)
 }
 
 /** A policy without jitter, so backoff delays are exact. */
