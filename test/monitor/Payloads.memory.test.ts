@@ -17,6 +17,7 @@ import * as Worker from "../../src/programs/Worker.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, hasStatus } from "../worker/support.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
 
 const payloadKeys = Effect.flatMap(Storage, (s) => Stream.runCollect(s.listAll("payloads/"))).pipe(
   Effect.map((c) => Chunk.toReadonlyArray(c).map((m) => m.key).sort())
@@ -42,7 +43,7 @@ describe("Sweeper collects orphaned payloads", () => {
     Effect.gen(function*() {
       const reached = yield* Deferred.make<void>()
       const gate = { hang: false, reached }
-      const layer = QueueLayer.layer({ payloadThresholdBytes: 100 }).pipe(
+      const layer = Layer.merge(QueueLayer.layer({ payloadThresholdBytes: 100 }), layerWorkerServices()).pipe(
         Layer.provideMerge(ServerClockLayer.layer),
         Layer.provideMerge(hangingTaskCreates(gate))
       )
@@ -92,7 +93,7 @@ describe("Sweeper collects orphaned payloads", () => {
 
   it.scoped("the output payload of a running task is kept (its attempt may still settle with it)", () =>
     Effect.gen(function*() {
-      const layer = QueueLayer.layer({ payloadThresholdBytes: 100 }).pipe(
+      const layer = Layer.merge(QueueLayer.layer({ payloadThresholdBytes: 100 }), layerWorkerServices()).pipe(
         Layer.provideMerge(ServerClockLayer.layer),
         Layer.provideMerge(MemoryStorage.layer())
       )
