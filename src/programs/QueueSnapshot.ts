@@ -92,6 +92,11 @@ export interface ScheduleState {
   readonly record: ScheduleRecordView
   readonly lastRun: LastRunView | undefined
   readonly nextRun: DateTime.Utc | undefined
+  /**
+   * The first cron instant after the last run (absent when it never ran or is disabled): when it
+   * is in the past, the firing is that late (a scheduler is behind, or none runs).
+   */
+  readonly firstUnfired?: DateTime.Utc | undefined
   /** Why the next run is unknown (a cron this runtime cannot parse). */
   readonly problem: string | undefined
 }
@@ -424,8 +429,14 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       }
       const cron = Cron.parse(record.cron, tz === undefined ? undefined : tz.value)
       if (Either.isLeft(cron)) return [{ record, lastRun, nextRun: undefined, problem: cron.left.message }]
-      const next = Either.try(() => DateTime.unsafeMake(Cron.next(cron.right, DateTime.toDate(now))))
-      return [{ record, lastRun, nextRun: Either.getOrUndefined(next), problem: undefined }]
+      const after = (t: DateTime.Utc) => Either.getOrUndefined(Either.try(() => DateTime.unsafeMake(Cron.next(cron.right, DateTime.toDate(t)))))
+      return [{
+        record,
+        lastRun,
+        nextRun: after(now),
+        firstUnfired: lastRun === undefined ? undefined : after(lastRun.lastRunAt),
+        problem: undefined
+      }]
     }).sort((a, b) => compareKeys(a.record.id, b.record.id))
 
   const doRefresh: Effect.Effect<Snapshot> = Effect.gen(function*() {

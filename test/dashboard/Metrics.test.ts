@@ -7,7 +7,7 @@ import * as Tracing from "../../src/protocol/Tracing.js"
 import * as Worker from "../../src/programs/Worker.js"
 import * as Metrics from "../../src/services/Metrics.js"
 import { Storage } from "../../src/services/Storage.js"
-import { makeStack, request, startDashboard, startWorker } from "./support.js"
+import { makeStack, request, startDashboard, startWorker, workOnce } from "./support.js"
 
 /** One sample of the Prometheus text format. */
 interface Sample {
@@ -172,6 +172,83 @@ describe("/metrics (acceptance 4)", () => {
       const page = yield* request(`http://127.0.0.1:${port}/metrics`)
       expect(page.status).toBe(200)
       parsePrometheus(page.text.length === 0 ? "\n" : page.text)
+    }))
+})
+
+/**
+ * Prometheus naming conventions (https://prometheus.io/docs/practices/naming/) over a whole
+ * exposition: every family has HELP and TYPE, counters end in `_total` and nothing else does,
+ * time is in seconds (`_seconds`, never `_ms`/`_millis`), names are snake_case with the `buquet_`
+ * prefix (Effect's own `effect_` series excepted), and no series appears twice.
+ */
+const checkConventions = (text: string): void => {
+  const types = new Map<string, string>()
+  const helps = new Set<string>()
+  for (const line of text.split("\n")) {
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line)
+    if (t !== null) types.set(t[1]!, t[2]!)
+    const h = /^# HELP (\S+) /.exec(line)
+    if (h !== null) helps.add(h[1]!)
+  }
+  const seen = new Set<string>()
+  for (const sample of parsePrometheus(text)) {
+    const key = `${sample.name}${JSON.stringify(Object.entries(sample.labels).sort())}`
+    expect(seen.has(key), `duplicate series ${key}`).toBe(false)
+    seen.add(key)
+  }
+  for (const [name, type] of types) {
+    // Effect's own series, and the t_* metrics another test of this file puts in the process registry
+    if (name.startsWith("effect_") || name.startsWith("t_")) continue
+    expect(name, "snake_case with the buquet_ prefix").toMatch(/^buquet_[a-z0-9_]+$/)
+    expect(helps.has(name), `HELP for ${name}`).toBe(true)
+    expect(name.endsWith("_total"), `${name} is a ${type}: only counters end in _total`).toBe(type === "counter")
+    expect(name, "time in seconds").not.toMatch(/_(ms|millis|milliseconds|minutes|hours)(_|$)/)
+  }
+}
+
+describe("the dashboard's /metrics: queue-level series (issue 16 item 8)", () => {
+  it.scoped("tasks by status and type, oldest pending age, workers alive, schedule lag — named by Prometheus conventions", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      yield* TestClock.setTime(Date.parse("2026-01-01T00:00:00Z"))
+      const a = yield* Effect.orDie(stack.producer.submit("email", { n: 1 }))
+      yield* Effect.orDie(stack.producer.submit("email", { n: 2 }))
+      yield* Effect.orDie(stack.producer.submit("report", { n: 3 }))
+      yield* workOnce(stack, a.id, { error: "bad address" })
+      yield* Effect.orDie(stack.raw.put("workers/w-1.json", new TextEncoder().encode(JSON.stringify({
+        worker_id: "w-1",
+        last_heartbeat: "2026-01-01T00:01:30Z",
+        started_at: "2026-01-01T00:00:00Z"
+      }))))
+      yield* Effect.orDie(stack.raw.put("schedules/hourly.json", new TextEncoder().encode(JSON.stringify({
+        id: "hourly",
+        task_type: "report",
+        cron: "0 * * * *",
+        enabled: true,
+        input: null,
+        created_at: "2026-01-01T00:00:00Z",
+        updated_at: "2026-01-01T00:00:00Z"
+      }))))
+      yield* Effect.orDie(stack.raw.put("schedules/hourly/last_run.json", new TextEncoder().encode(JSON.stringify({
+        last_run_at: "2025-12-31T22:00:00Z",
+        last_task_id: "x"
+      }))))
+      // two minutes later: the pending tasks are 120 s old; the 23:00 firing is 3 720 s late
+      yield* TestClock.setTime(Date.parse("2026-01-01T00:02:00Z"))
+      const dash = yield* startDashboard(stack)
+      const page = yield* request(`${dash.url}/metrics`)
+      expect(page.status).toBe(200)
+      checkConventions(page.text)
+      const samples = parsePrometheus(page.text)
+      expect(value(samples, "buquet_tasks", { status: "pending", task_type: "email" })).toBe(1)
+      expect(value(samples, "buquet_tasks", { status: "failed", task_type: "email" })).toBe(1)
+      expect(value(samples, "buquet_tasks", { status: "pending", task_type: "report" })).toBe(1)
+      expect(value(samples, "buquet_tasks", { status: "completed" })).toBe(0)
+      expect(value(samples, "buquet_oldest_pending_age_seconds", { task_type: "report" })).toBe(120)
+      expect(value(samples, "buquet_workers_alive")).toBe(1)
+      expect(value(samples, "buquet_workers_registered")).toBe(1)
+      expect(value(samples, "buquet_schedule_lag_seconds", { schedule_id: "hourly" })).toBe(3720)
+      expect(value(samples, "buquet_dashboard_event_streams")).toBe(0)
     }))
 })
 

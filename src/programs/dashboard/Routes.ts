@@ -28,6 +28,7 @@ import type { QueueSnapshot, Snapshot } from "../QueueSnapshot.js"
 import type { Html } from "./Html.js"
 import * as EventStreams from "./EventStreams.js"
 import * as Pages from "./Pages.js"
+import * as QueueMetrics from "./QueueMetrics.js"
 import type { Secrets } from "./Security.js"
 import { hasToken, isLoopbackHostHeader, sameSecret, tokenCookie } from "./Security.js"
 
@@ -378,7 +379,7 @@ export const makeApp = (deps: AppDeps) => {
     HttpRouter.get(
       "/metrics",
       Effect.map(
-        Effect.all([exposition, EventStreams.exposition(deps.events)]),
+        Effect.all([Effect.map(snapshot.fresh, QueueMetrics.render), exposition, EventStreams.exposition(deps.events)]),
         (texts) => HttpServerResponse.text(texts.join(""), { contentType: prometheusContentType })
       )
     )
