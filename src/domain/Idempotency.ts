@@ -20,9 +20,7 @@ import { DateTime, Schema } from "effect"
 import { idempotencyKey as idempotencyObjectKey } from "./Keys.js"
 import type { IdempotencyScopeOption } from "./SubmitOptions.js"
 import { Timestamp } from "./Task.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+import { field } from "./SnakeCase.js"
 
 /** An idempotency record, in the reference's JSON shape (snake_case) plus our `scope`. */
 export class IdempotencyRecord extends Schema.Class<IdempotencyRecord>("IdempotencyRecord")({

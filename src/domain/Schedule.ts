@@ -33,12 +33,7 @@ import { ScheduleId, TaskTypeName } from "./Names.js"
 import { InvalidArgument } from "./QueueError.js"
 import { isValidPriority, maxPriority } from "./ReadyIndex.js"
 import { Timestamp } from "./Task.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
-
-const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.optionalWith(schema, { exact: true, nullable: true }).pipe(Schema.fromKey(key))
+import { field, nullableField as optionalField } from "./SnakeCase.js"
 
 // --- errors -----------------------------------------------------------------------------------
 

@@ -7,9 +7,7 @@
  */
 import { DateTime, Schema } from "effect"
 import { Timestamp } from "./Task.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+import { field } from "./SnakeCase.js"
 
 /** A shard lease as stored (snake_case JSON, readable by the reference). */
 export class ShardLease extends Schema.Class<ShardLease>("ShardLease")({

@@ -13,12 +13,7 @@
 import { Schema } from "effect"
 import { controlKey } from "./Keys.js"
 import { Timestamp } from "./Task.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
-
-const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
+import { field, optionalField } from "./SnakeCase.js"
 
 /** Counts of one sweep pass: what was looked at, what was repaired, what it cost. */
 export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({

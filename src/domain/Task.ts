@@ -9,12 +9,7 @@
 import { DateTime, Schema } from "effect"
 import { RetryPolicy } from "./RetryPolicy.js"
 import { TaskStatus } from "./TaskStatus.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
-
-const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.optionalWith(schema, { exact: true, nullable: true }).pipe(Schema.fromKey(key))
+import { field, nullableField as optionalField } from "./SnakeCase.js"
 
 /** An RFC 3339 UTC timestamp in JSON, a `DateTime.Utc` in memory. */
 export const Timestamp = Schema.DateTimeUtc

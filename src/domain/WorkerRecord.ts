@@ -8,12 +8,7 @@
  */
 import { DateTime, Duration, Schema } from "effect"
 import { Timestamp } from "./Task.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
-
-const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
+import { field, optionalField } from "./SnakeCase.js"
 
 /** A registered worker, as stored in the bucket. */
 export class WorkerRecord extends Schema.Class<WorkerRecord>("WorkerRecord")({

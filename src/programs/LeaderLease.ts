@@ -41,9 +41,7 @@ import type { StorageReadError, StorageWriteError } from "../domain/StorageError
 import { Timestamp } from "../domain/Task.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+import { field } from "../domain/SnakeCase.js"
 
 /** The lease object stored at `control/leader/{name}.json` (snake_case JSON). */
 export class LeaderLeaseRecord extends Schema.Class<LeaderLeaseRecord>("LeaderLeaseRecord")({

@@ -34,13 +34,9 @@ import { compareKeys } from "../domain/KeyOrder.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import type { ObjectMeta, StorageService } from "../services/Storage.js"
+import { field, nullableField as optionalField } from "../domain/SnakeCase.js"
 
 // --- records the snapshot reads besides tasks ------------------------------------------------------
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
-const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.optionalWith(schema, { exact: true, nullable: true }).pipe(Schema.fromKey(key))
 
 /**
  * A worker record `workers/{id}.json` as the dashboard reads it: the reference's fields, and ours

@@ -33,15 +33,13 @@ import type { RequestCounts } from "../../layers/CountingStorage.js"
 import { putPlain } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
+import { field } from "../../domain/SnakeCase.js"
 
 /** Where the sweep's position is kept. */
 export const idempotencyCursorKey: string = controlKey("sweep/idempotency.json")
 
 /** The prefix the sweep walks. */
 export const idempotencyPrefix = "idempotency/"
-
-const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
-  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
 
 /** The persisted position of the idempotency sweep. */
 export class IdempotencyCursor extends Schema.Class<IdempotencyCursor>("IdempotencyCursor")({
