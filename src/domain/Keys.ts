@@ -9,6 +9,15 @@ import { formatBucket } from "./Shard.js"
 /** `tasks/{shard}/{id}.json`: the task object. */
 export const taskKey = (shard: string, taskId: string): string => `tasks/${shard}/${taskId}.json`
 
+/**
+ * The shard and task id a task object's key names (`tasks/{shard}/{id}.json`, shard 1–4 lower-case
+ * hex, id a lower-case UUID), or undefined for any other key. A stored body is checked against it.
+ */
+export const parseTaskKey = (key: string): { readonly shard: string; readonly taskId: string } | undefined => {
+  const m = /^tasks\/([0-9a-f]{1,4})\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$/.exec(key)
+  return m === null ? undefined : { shard: m[1]!, taskId: m[2]! }
+}
+
 /** Prefix of all task objects of one shard. */
 export const taskShardPrefix = (shard: string): string => `tasks/${shard}/`
 

@@ -6,7 +6,10 @@
  *
  * @module
  */
-import { DateTime, Schema } from "effect"
+import { DateTime, Effect, Schema } from "effect"
+import { decodeObject } from "./Codec.js"
+import { parseTaskKey, payloadKey } from "./Keys.js"
+import { MalformedObject } from "./QueueError.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 import { TaskStatus } from "./TaskStatus.js"
 import { field, nullableField as optionalField } from "./SnakeCase.js"
@@ -77,8 +80,41 @@ export class Task extends Schema.Class<Task>("Task")({
   idempotencyExpiresAt: optionalField(Timestamp, "idempotency_expires_at")
 }) {}
 
-/** Decodes a task from its JSON text (use {@link decodeTaskJson} in protocols: it names the key). */
+/** Decodes a task from its JSON text (use {@link decodeTask} on stored objects: it checks the key). */
 export const TaskFromJson = Schema.parseJson(Task)
+
+const shown = (value: string): string => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
+
+/**
+ * What is wrong with a decoded task stored at `key`, or undefined if nothing: its `id` and `shard`
+ * must be the ones the key names, and its payload references only its own payload keys. Every key
+ * the queue later builds from the body (markers, payloads) is then one of this task's own.
+ */
+export const taskKeyProblem = (task: Task, key: string): string | undefined => {
+  const named = parseTaskKey(key)
+  if (named === undefined) return `${key} is not a task key (tasks/{shard}/{uuid}.json)`
+  if (task.id !== named.taskId) return `its id ${shown(task.id)} is not the id its key names (${named.taskId})`
+  if (task.shard !== named.shard) return `its shard ${shown(task.shard)} is not the shard its key names (${named.shard})`
+  if (task.inputRef !== undefined && task.inputRef !== payloadKey(task.id, "input")) {
+    return `its input_ref ${shown(task.inputRef)} is not this task's input payload (${payloadKey(task.id, "input")})`
+  }
+  if (task.outputRef !== undefined && task.outputRef !== payloadKey(task.id, "output")) {
+    return `its output_ref ${shown(task.outputRef)} is not this task's output payload (${payloadKey(task.id, "output")})`
+  }
+  return undefined
+}
+
+/**
+ * Decodes the task object stored at `key` and checks it against the key ({@link taskKeyProblem}):
+ * a planted or mangled body is a `MalformedObject` naming the key, never a task with another id.
+ */
+export const decodeTask = (key: string, body: Uint8Array): Effect.Effect<Task, MalformedObject> =>
+  Effect.flatMap(decodeObject(Task, key, body), (task) => {
+    const problem = taskKeyProblem(task, key)
+    return problem === undefined
+      ? Effect.succeed(task)
+      : Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
+  })
 
 /** Whether the task may be claimed at `now`: `now >= available_at`. */
 export const isAvailableAt = (task: Task, now: DateTime.Utc): boolean =>

@@ -25,7 +25,7 @@ import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
 import { StorageUnavailable } from "../domain/StorageError.js"
 import { resolveSubmitOptions } from "../domain/SubmitOptions.js"
 import type { ResolvedSubmit, SubmitOptions } from "../domain/SubmitOptions.js"
-import { isExpiredAt, Task } from "../domain/Task.js"
+import { decodeTask, isExpiredAt, Task } from "../domain/Task.js"
 import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound } from "../domain/TaskErrors.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import type { CompiledSchemas } from "../domain/TaskSchemas.js"
@@ -497,7 +497,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
         if (!v.isDeleteMarker) {
           const body = yield* storage.getVersion(key, v.versionId)
           if (Option.isSome(body)) {
-            task = yield* decodeObject(Task, key, body.value.body).pipe(Effect.orElseSucceed(() => undefined))
+            task = yield* decodeTask(key, body.value.body).pipe(Effect.orElseSucceed(() => undefined))
           }
         }
         versions.push({ versionId: v.versionId, lastModified: v.lastModified, isLatest: v.isLatest, task })

@@ -31,7 +31,7 @@ import { IdempotencyRecord } from "../domain/Idempotency.js"
 import { taskKey } from "../domain/Keys.js"
 import { leaseMarkerKey, readyMarkerKey } from "../domain/ReadyIndex.js"
 import { shardOf } from "../domain/Shard.js"
-import { Task } from "../domain/Task.js"
+import { decodeTask, Task } from "../domain/Task.js"
 import { healthyWithin } from "../domain/WorkerRecord.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
@@ -147,7 +147,7 @@ const moveOne = (move: ShardMove, to: number, oldMarkers: ReadonlyArray<string>)
     for (let round = 0; round < maxRounds; round++) {
       const current = yield* storage.get(move.fromKey)
       if (Option.isNone(current)) return Either.right(false)
-      const task = yield* decodeObject(Task, move.fromKey, current.value.body)
+      const task = yield* decodeTask(move.fromKey, current.value.body)
       const moved = new Task({ ...task, shard: shardOf(task.id, to) })
       // findable first: the marker the task's status needs at its new shard
       const marker = moved.status === "pending" ? readyMarkerKey(moved) : moved.status === "running" ? leaseMarkerKey(moved) : undefined

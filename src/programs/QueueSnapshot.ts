@@ -25,7 +25,8 @@
 import { Cron, DateTime, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { allShards } from "../domain/Shard.js"
-import { Task, Timestamp } from "../domain/Task.js"
+import type { MalformedObject } from "../domain/QueueError.js"
+import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
@@ -233,6 +234,8 @@ interface Cached<A> {
   readonly value: A | undefined
 }
 
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => (key: string, body: Uint8Array) => decodeObject(schema, key, body)
+
 const taskKeyPattern = /^tasks\/[0-9a-f]{1,4}\/[^/]+\.json$/
 const workerKeyPattern = /^workers\/[^/]+\.json$/
 const scheduleKeyPattern = /^schedules\/[^/]+\.json$/
@@ -308,11 +311,11 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
   let walkedAll = false
 
   /** GETs the changed objects among `listed` (newest first, within `budget`); returns how many waited. */
-  const readChanged = <A, I>(
+  const readChanged = <A>(
     store: StorageService,
     listed: ReadonlyArray<ObjectMeta>,
     cache: Map<string, Cached<A>>,
-    schema: Schema.Schema<A, I>,
+    decode: (key: string, body: Uint8Array) => Effect.Effect<A, MalformedObject>,
     budget: Ref.Ref<number>
   ) =>
     Effect.gen(function*() {
@@ -331,7 +334,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
               cache.delete(meta.key)
               return
             }
-            const decoded = yield* Effect.either(decodeObject(schema, meta.key, found.value.body))
+            const decoded = yield* Effect.either(decode(meta.key, found.value.body))
             if (Either.isLeft(decoded)) malformed.set(meta.key, decoded.left.message)
             else malformed.delete(meta.key)
             // remember the ETag even when malformed, so a bad object is not re-read every time
@@ -390,14 +393,14 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       }
       taskCursor = reachedEnd ? undefined : last
       walkedAll = reachedEnd && start === undefined
-      return yield* readChanged(store, listed, taskCache, Task, budget)
+      return yield* readChanged(store, listed, taskCache, decodeTask, budget)
     })
 
   const syncWorkers = (store: StorageService, budget: Ref.Ref<number>) =>
     Effect.gen(function*() {
       const listed = (yield* listAll(store, "workers/")).filter((o) => workerKeyPattern.test(o.key))
       forget(workerCache, listed)
-      return yield* readChanged(store, listed, workerCache, WorkerView, budget)
+      return yield* readChanged(store, listed, workerCache, decodeWith(WorkerView), budget)
     })
 
   const syncSchedules = (store: StorageService, budget: Ref.Ref<number>) =>
@@ -407,8 +410,8 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       const lastRuns = all.filter((o) => lastRunKeyPattern.test(o.key))
       forget(scheduleCache, records)
       forget(lastRunCache, lastRuns)
-      const a = yield* readChanged(store, records, scheduleCache, ScheduleRecordView, budget)
-      const b = yield* readChanged(store, lastRuns, lastRunCache, LastRunView, budget)
+      const a = yield* readChanged(store, records, scheduleCache, decodeWith(ScheduleRecordView), budget)
+      const b = yield* readChanged(store, lastRuns, lastRunCache, decodeWith(LastRunView), budget)
       return a + b
     })
 

@@ -7,8 +7,8 @@
  * @module
  */
 import { Chunk, DateTime, Duration, Effect, Option, Schedule, Stream } from "effect"
-import { decodeObject } from "../domain/Codec.js"
-import { Task } from "../domain/Task.js"
+import { decodeTask } from "../domain/Task.js"
+import type { Task } from "../domain/Task.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
@@ -75,7 +75,7 @@ export const changes = (options: TailOptions = {}): Stream.Stream<TaskChange, ne
             storage.get(m.key).pipe(
               Effect.flatMap(Option.match({
                 onNone: () => Effect.succeed(Option.none<readonly [string, string, Task]>()),
-                onSome: (obj) => Effect.map(decodeObject(Task, m.key, obj.body), (t) => Option.some([m.key, obj.etag, t] as const))
+                onSome: (obj) => Effect.map(decodeTask(m.key, obj.body), (t) => Option.some([m.key, obj.etag, t] as const))
               })),
               // a malformed or vanished object is skipped this round and looked at again next round
               Effect.orElseSucceed(() => Option.none<readonly [string, string, Task]>())

@@ -14,7 +14,7 @@ import type { Task } from "../domain/Task.js"
 import { PayloadMissing } from "../domain/TaskErrors.js"
 import { utf8 } from "../domain/Codec.js"
 import { Storage } from "../services/Storage.js"
-import { putPlain } from "./TaskObjects.js"
+import { keyOfTask, putPlain } from "./TaskObjects.js"
 
 /** A JSON value ready to store: inline (`ref` absent) or offloaded (`value` null, `ref` the key). */
 export interface PayloadPlacement {
@@ -49,6 +49,14 @@ const load = (task: Task, which: "input" | "output") =>
   Effect.gen(function*() {
     const ref = which === "input" ? task.inputRef : task.outputRef
     if (ref === undefined) return which === "input" ? task.input : task.output
+    // a task may only point at its own payload (the read path checks this too; loaders are reachable with any Task)
+    if (ref !== payloadKey(task.id, which)) {
+      const key = keyOfTask(task)
+      return yield* new MalformedObject({
+        key,
+        message: `${key} is malformed: its ${which}_ref ${JSON.stringify(ref)} is not this task's ${which} payload (${payloadKey(task.id, which)})`
+      })
+    }
     const storage = yield* Storage
     const found = yield* storage.get(ref)
     if (Option.isNone(found)) {

@@ -16,13 +16,13 @@
  * @module
  */
 import { Effect, Option } from "effect"
-import { decodeObject, encodeObject } from "../domain/Codec.js"
+import { encodeObject } from "../domain/Codec.js"
 import { taskKey } from "../domain/Keys.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { shardOf } from "../domain/Shard.js"
 import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../domain/StorageError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
-import { Task } from "../domain/Task.js"
+import { decodeTask, Task } from "../domain/Task.js"
 import { Storage } from "../services/Storage.js"
 
 /** A task with the ETag it was read (or written) with: what a CAS needs. */
@@ -49,12 +49,15 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
 /** The JSON body a task is stored with. */
 export const encodeTask = (task: Task): Uint8Array => encodeObject(Task, task)
 
-/** Reads and decodes the task at `key`; none if missing, `MalformedObject` (naming the key) if it does not decode. */
+/**
+ * Reads and decodes the task at `key`; none if missing, `MalformedObject` (naming the key) if it
+ * does not decode or its body does not belong to the key (another id or shard, foreign payload refs).
+ */
 export const readTask = Effect.fn("TaskObjects.readTask")(function*(key: string) {
   const storage = yield* Storage
   const found = yield* storage.get(key)
   if (Option.isNone(found)) return Option.none<VersionedTask>()
-  const task = yield* decodeObject(Task, key, found.value.body)
+  const task = yield* decodeTask(key, found.value.body)
   return Option.some<VersionedTask>({ task, etag: found.value.etag })
 })
 
