@@ -6,11 +6,11 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Chunk, Console, DateTime, Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { decodeObject } from "../domain/Codec.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import { Timestamp } from "../domain/Task.js"
+import { decodeWorkerRecordAt } from "../domain/WorkerRecord.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, reportSkipped, toCliError, usageError, withStack } from "./common.js"
@@ -158,7 +158,7 @@ export const workers = Command.make("workers", globalOptions, (o) =>
             Effect.flatMap(Option.match({
               onNone: () => Effect.succeed(Option.none<Either.Either<WorkerView, MalformedObject>>()),
               // only a record that does not decode is skipped (and reported); a failed read fails the command
-              onSome: (obj) => decodeObject(WorkerView, m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
+              onSome: (obj) => decodeWorkerRecordAt(WorkerView, (w) => w.worker_id)(m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
             }))
           ),
         { concurrency: 8 }

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { Either } from "effect"
+import { Either, Schema } from "effect"
+import { WorkerId } from "./Names.js"
 
 /** What values a setting allows. */
 export type SettingKind =
@@ -19,6 +20,8 @@ export type SettingKind =
   | { readonly _tag: "Bool" }
   | { readonly _tag: "Shards" }
   | { readonly _tag: "Storage" }
+  /** A name that ends up in object keys (`worker.id` → `workers/{id}.json`): the rules of domain/Names.ts. */
+  | { readonly _tag: "WorkerId" }
 
 /** One setting: its path in the resolved map (`queue.shard_prefix_len`), its sources and values. */
 export interface SettingSpec {
@@ -103,7 +106,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     path: "worker.id",
     env: ["BUQUET_WORKER_ID"],
     flag: "id",
-    kind: str(),
+    kind: { _tag: "WorkerId" },
     description: "the worker's id, naming workers/{id}.json (default: worker-<8 hex>) (Worker, embedded monitor)"
   }),
   section({
@@ -371,6 +374,8 @@ export const allowedValues = (kind: SettingKind): string => {
       return "a list of hex shard names such as [\"0\", \"a\"] (each as long as the shard prefix length)"
     case "Storage":
       return "\"s3://BUCKET\", \"file://DIR\" or \"memory\""
+    case "WorkerId":
+      return "1–200 letters, digits and _ . : @ - (not starting with . : @ or -, no \"..\")"
   }
 }
 
@@ -420,6 +425,8 @@ export const normalizeValue = (spec: SettingSpec, raw: RawValue, text: boolean):
     }
     case "Storage":
       return typeof raw === "string" && parseStorage(raw) !== undefined ? Either.right(raw) : bad()
+    case "WorkerId":
+      return typeof raw === "string" && Schema.is(WorkerId)(raw) ? Either.right(raw) : bad()
   }
 }
 

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { Schema } from "effect"
+import { WorkerId } from "./Names.js"
 import { formatBucket } from "./Shard.js"
 
 /** `tasks/{shard}/{id}.json`: the task object. */
@@ -37,6 +39,19 @@ export const leasesPrefix = "leases/"
 
 /** `workers/{id}.json`: the worker record. */
 export const workerKey = (workerId: string): string => `workers/${workerId}.json`
+
+/** Prefix of the worker records. */
+export const workersPrefix = "workers/"
+
+/**
+ * The worker id a worker record's key names (`workers/{id}.json`), or undefined when the key is
+ * not one a valid worker id (domain/Names.ts) makes: such a record is malformed.
+ */
+export const parseWorkerKey = (key: string): string | undefined => {
+  if (!key.startsWith(workersPrefix) || !key.endsWith(".json")) return undefined
+  const id = key.slice(workersPrefix.length, -".json".length)
+  return Schema.is(WorkerId)(id) ? id : undefined
+}
 
 /** `shard-leases/{shard}.json`: dynamic shard ownership. */
 export const shardLeaseKey = (shard: string): string => `shard-leases/${shard}.json`

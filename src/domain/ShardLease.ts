@@ -6,6 +6,7 @@
  * @module
  */
 import { DateTime, Schema } from "effect"
+import { WorkerId } from "./Names.js"
 import { Timestamp } from "./Task.js"
 import { field } from "./SnakeCase.js"
 
@@ -25,9 +26,8 @@ export class ShardLease extends Schema.Class<ShardLease>("ShardLease")({
 export const isShardLeaseExpired = (lease: ShardLease, now: DateTime.Utc, marginMillis = 0): boolean =>
   DateTime.toEpochMillis(lease.leaseExpiresAt) <= DateTime.toEpochMillis(now) - marginMillis
 
-/** A worker id usable in keys: letters, digits and `_ . : @ -`, 1–200 characters. */
-export const isValidWorkerId = (workerId: string): boolean =>
-  /^[A-Za-z0-9_.:@-]{1,200}$/.test(workerId) && !workerId.includes("..")
+/** A worker id usable in keys: the rule of domain/Names.ts (`WorkerId`). */
+export const isValidWorkerId: (workerId: string) => boolean = Schema.is(WorkerId)
 
 /**
  * The shards `workerId` should own when `members` (every live worker, in any order) share

@@ -6,7 +6,10 @@
  *
  * @module
  */
-import { DateTime, Duration, Schema } from "effect"
+import { DateTime, Duration, Effect, Schema } from "effect"
+import { decodeObject } from "./Codec.js"
+import { parseWorkerKey } from "./Keys.js"
+import { MalformedObject } from "./QueueError.js"
 import { Timestamp } from "./Task.js"
 import { field, optionalField } from "./SnakeCase.js"
 
@@ -38,3 +41,28 @@ export const healthyWithin: Duration.Duration = Duration.minutes(3)
 /** Whether the worker has sent a heartbeat recently enough at `now`. */
 export const isHealthyAt = (record: WorkerRecord, now: DateTime.Utc, within: Duration.DurationInput = healthyWithin): boolean =>
   DateTime.toEpochMillis(now) - DateTime.toEpochMillis(record.lastHeartbeat) < Duration.toMillis(within)
+
+/**
+ * A decoder of worker records (in any reader's view `schema`) that checks the record against its
+ * key: the key must name a valid worker id and the body's `worker_id` must be that id. Anything
+ * else is a `MalformedObject` naming the key, so a hostile id never reaches a page or a terminal.
+ */
+export const decodeWorkerRecordAt = <A, I>(schema: Schema.Schema<A, I>, idOf: (record: A) => string) =>
+(key: string, body: Uint8Array): Effect.Effect<A, MalformedObject> =>
+  Effect.suspend(() => {
+    const id = parseWorkerKey(key)
+    if (id === undefined) {
+      return Effect.fail(
+        new MalformedObject({ key, message: `${key} is malformed: its key does not name a valid worker id (workers/{id}.json)` })
+      )
+    }
+    return Effect.flatMap(decodeObject(schema, key, body), (record) =>
+      idOf(record) === id
+        ? Effect.succeed(record)
+        : Effect.fail(
+          new MalformedObject({
+            key,
+            message: `${key} is malformed: its worker_id ${JSON.stringify(idOf(record).slice(0, 80))} is not the id its key names (${id})`
+          })
+        ))
+  })

@@ -28,6 +28,7 @@ import { allShards } from "../domain/Shard.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
+import { decodeWorkerRecordAt } from "../domain/WorkerRecord.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import type { RequestCounts } from "../layers/CountingStorage.js"
@@ -237,7 +238,8 @@ interface Cached<A> {
 const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => (key: string, body: Uint8Array) => decodeObject(schema, key, body)
 
 const taskKeyPattern = /^tasks\/[0-9a-f]{1,4}\/[^/]+\.json$/
-const workerKeyPattern = /^workers\/[^/]+\.json$/
+// every .json under workers/, so a record with a hostile key is reported as malformed, not hidden
+const workerKeyPattern = /^workers\/.+\.json$/s
 const scheduleKeyPattern = /^schedules\/[^/]+\.json$/
 const lastRunKeyPattern = /^schedules\/([^/]+)\/last_run\.json$/
 
@@ -400,7 +402,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
     Effect.gen(function*() {
       const listed = (yield* listAll(store, "workers/")).filter((o) => workerKeyPattern.test(o.key))
       forget(workerCache, listed)
-      return yield* readChanged(store, listed, workerCache, decodeWith(WorkerView), budget)
+      return yield* readChanged(store, listed, workerCache, decodeWorkerRecordAt(WorkerView, (w) => w.workerId), budget)
     })
 
   const syncSchedules = (store: StorageService, budget: Ref.Ref<number>) =>

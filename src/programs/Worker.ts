@@ -27,8 +27,9 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
+import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
@@ -181,6 +182,12 @@ export const make = <R>(
 ): Effect.Effect<Worker, InvalidWorkerOptions, WorkerServices | Scope.Scope | R> =>
   Effect.gen(function*() {
     const workerId = options.id ?? randomUUID()
+    // the id names workers/{id}.json, lease records and log lines: the same rule as every other name in a key
+    const badId = Schema.validateEither(WorkerId)(workerId)
+    if (Either.isLeft(badId)) {
+      const why = ParseResult.ArrayFormatter.formatErrorSync(badId.left)[0]?.message ?? "not a valid worker id"
+      return yield* invalid("id", `worker id ${JSON.stringify(workerId.slice(0, 80))} is refused: ${why}`)
+    }
     const concurrency = options.concurrency ?? 1
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       return yield* invalid("concurrency", `concurrency must be a positive integer, got ${concurrency}`)

@@ -9,12 +9,15 @@
  * - gone: no heartbeat for `deleteAfter` (default 1 day): the record is deleted, after a HEAD
  *   right before the DELETE shows it unchanged (a worker that came back has a newer record).
  *   A worker that stops gracefully deletes its own record; these are the ones that crashed.
+ * - malformed: a record whose key names no valid worker id (domain/Names.ts) is no worker; it is
+ *   logged once (its key JSON-escaped) and deleted by the same age rule.
  *
  * Cost per check: ⌈workers/1000⌉ LIST + one HEAD and one DELETE per record deleted.
  *
  * @module
  */
 import { DateTime, Duration, Effect, Option } from "effect"
+import { parseWorkerKey, workersPrefix } from "../../domain/Keys.js"
 import type { StorageReadError } from "../../domain/StorageError.js"
 import { healthyWithin } from "../../domain/WorkerRecord.js"
 import * as CountingStorage from "../../layers/CountingStorage.js"
@@ -22,8 +25,8 @@ import type { RequestCounts } from "../../layers/CountingStorage.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 
-/** Where worker records live. */
-export const workersPrefix = "workers/"
+// Where worker records live (re-exported: other programs import it from here).
+export { workersPrefix }
 
 /** Options of the worker health check. */
 export interface WorkerHealthOptions {
@@ -90,10 +93,20 @@ export const make = Effect.fn("WorkerHealth.make")(function*(options: WorkerHeal
       const now = yield* clock.currentTimeMillis
       for (const meta of page.objects) {
         if (!meta.key.endsWith(".json")) continue
-        total++
-        const workerId = meta.key.slice(workersPrefix.length, -".json".length)
-        seen.add(workerId)
         const age = now - DateTime.toEpochMillis(meta.lastModified)
+        const parsed = parseWorkerKey(meta.key)
+        // a key no valid worker id makes: not a worker, and its text is hostile until proven otherwise
+        const workerId = parsed ?? meta.key
+        seen.add(workerId)
+        if (parsed === undefined && !known.has(workerId)) {
+          known.add(workerId)
+          yield* Effect.logWarning(
+            `malformed worker record ${JSON.stringify(meta.key)}: its key names no valid worker id; ` +
+              `it is deleted once it is older than the worker-record retention`
+          )
+        }
+        if (parsed !== undefined) total++
+        if (parsed === undefined && age < deleteMillis) continue
         if (age < staleMillis) {
           healthy++
           known.delete(workerId)
@@ -108,6 +121,7 @@ export const make = Effect.fn("WorkerHealth.make")(function*(options: WorkerHeal
             continue
           }
         }
+        if (parsed === undefined) continue
         stale.push({ workerId, lastHeartbeat: meta.lastModified })
         if (!known.has(workerId)) {
           known.add(workerId)
