@@ -305,7 +305,8 @@ export const make = <R>(
         Option.match(queueConfig, { onNone: () => defaultPayloadThresholdBytes, onSome: (c) => c.payloadThresholdBytes }),
       // Our own task is claimable again: forget what discovery remembered about its marker (a pass
       // may have read it mid-settle, still running) and tell idle workers.
-      onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch)
+      onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch),
+      onProgress: (taskId: string, progress: unknown) => events.publish(Events.WorkerEvent.Progress({ taskId, progress }))
     }
 
     const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)

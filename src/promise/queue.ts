@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
+import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
 import type { ScheduleSpec as DomainScheduleSpec, ScheduleUpdate as DomainScheduleUpdate } from "../domain/Schedule.js"
@@ -14,6 +14,7 @@ import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { JsonSchema } from "../domain/TaskSchemas.js"
 import type { TaskType } from "../domain/TaskType.js"
 import * as ConfigLayer from "../layers/Config.js"
+import * as WaitFor from "../programs/WaitFor.js"
 import type { StorageSettings } from "../services/BuquetConfig.js"
 import { Queue as QueueTag } from "../services/Queue.js"
 import type { Scheduler } from "../services/Scheduler.js"
@@ -354,7 +355,8 @@ export class Queue {
    * ```
    */
   submit<I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: SubmitOptions): Promise<T.Task>
-  submit(taskType: string, input: unknown, options?: SubmitOptions): Promise<T.Task>
+  /** A plain task type; `I` describes the JSON input (not checked at run time): `submit<{ to: string }>("send_email", …)`. */
+  submit<I = unknown>(taskType: string, input: I, options?: SubmitOptions): Promise<T.Task>
   submit(type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options?: SubmitOptions): Promise<T.Task> {
     return this.withQueue((q) =>
       typeof type === "string" ? q.submit(type, input, toSubmitOptions(options)) : q.submit(type, input, toSubmitOptions(options))
@@ -388,6 +390,24 @@ export class Queue {
       }
       return q.submitMany(first, (second ?? []) as Iterable<unknown>, third)
     }).then((rs) => rs.map(T.fromSubmitMany))
+  }
+
+  /**
+   * Resolves with the task once it has finished (`completed`, `failed`, `cancelled`, `expired` or
+   * `archived`; look at `status`), like BullMQ's `waitUntilFinished`. It re-reads the one task,
+   * at first every 50 ms and then at most once a second. Rejects with a `BuquetError` whose `_tag`
+   * is `"WaitTimeout"` when `timeoutMs` passes first (the task is left as it is), or
+   * `"TaskNotFound"` when there is no such task.
+   *
+   * ```ts
+   * const task = await queue.submit("resize", { id: 1 })
+   * const done = await queue.waitFor(task.id, { timeoutMs: 30_000 })
+   * if (done.status === "completed") console.log(done.output)
+   * ```
+   */
+  waitFor(taskId: string, options: { readonly timeoutMs?: number | undefined } = {}): Promise<T.Task> {
+    return this.run(WaitFor.waitFor(taskId, { timeout: options.timeoutMs === undefined ? undefined : Duration.millis(options.timeoutMs) }))
+      .then(T.fromTask)
   }
 
   /** Reads a task; undefined if it does not exist. */

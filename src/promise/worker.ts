@@ -76,7 +76,16 @@ export interface WorkerOptions {
 }
 
 /** What a worker did with a task, for {@link Worker.on}. */
-export type WorkerEventType = "claimed" | "completed" | "retried" | "rescheduled" | "failed" | "cancelled" | "released" | "leaseLost"
+export type WorkerEventType =
+  | "claimed"
+  | "completed"
+  | "retried"
+  | "rescheduled"
+  | "failed"
+  | "cancelled"
+  | "released"
+  | "leaseLost"
+  | "progress"
 
 /** One event of a worker. */
 export interface WorkerEvent {
@@ -88,6 +97,8 @@ export interface WorkerEvent {
   readonly error?: string | undefined
   /** How long the handler ran (`completed`). */
   readonly durationMs?: number | undefined
+  /** The value the handler reported with `ctx.progress` (`progress`). */
+  readonly progress?: unknown
 }
 
 /** Counters of a running worker. */
@@ -141,6 +152,8 @@ const toEvent = (e: EffectWorker.WorkerEvent): WorkerEvent => {
       return { type: "released", taskId: e.task.id, task: fromTask(e.task) }
     case "LeaseLost":
       return { type: "leaseLost", taskId: e.taskId, error: e.reason }
+    case "Progress":
+      return { type: "progress", taskId: e.taskId, progress: e.progress }
   }
 }
 
@@ -151,6 +164,8 @@ export class Worker {
   readonly #onDone: () => void
   readonly #handlers: Array<HandlerDefinition<never>> = []
   readonly #listeners = new Map<WorkerEventType, Array<(event: WorkerEvent) => void>>()
+  // a `once` wrapper → the listener it wraps, so `off(type, listener)` also removes a pending `once`
+  readonly #onceOriginals = new WeakMap<(event: WorkerEvent) => void, (event: WorkerEvent) => void>()
   #running: Promise<void> | undefined
   #stopRequested = false
   #stop: (() => void) | undefined
@@ -179,10 +194,16 @@ export class Worker {
    * ```
    */
   task<I, O, II, OI>(type: TaskType<I, O, II, OI>, handler: Handler<I, O>, options?: HandlerOptions): this
-  task(taskType: string, handler: Handler, options?: HandlerOptions): this
-  task(type: string | TaskType<unknown, unknown, unknown, unknown>, handler: Handler, options?: HandlerOptions): this {
+  /**
+   * A plain task type. Type parameters describe the stored JSON input and the output, without a
+   * Schema (like BullMQ's `Worker<Data, Result>`): `worker.task<{ to: string }>("send_email", …)`.
+   * They are not checked at run time; use a `TaskType` contract (or a published JSON Schema) for that.
+   */
+  task<I = unknown, O = unknown>(taskType: string, handler: Handler<I, O>, options?: HandlerOptions): this
+  task(type: string | TaskType<unknown, unknown, unknown, unknown>, handler: Handler<never, unknown>, options?: HandlerOptions): this {
     this.assertNotStarted()
-    this.#handlers.push(typeof type === "string" ? toHandlerDefinition(type, handler, options) : toHandlerDefinition(type, handler, options))
+    const h = handler as Handler
+    this.#handlers.push(typeof type === "string" ? toHandlerDefinition(type, h, options) : toHandlerDefinition(type, h, options))
     return this
   }
 
@@ -202,6 +223,27 @@ export class Worker {
     list.push(listener)
     this.#listeners.set(type, list)
     return this
+  }
+
+  /** Removes a listener added with {@link Worker.on} or {@link Worker.once} (the last one added, if added twice). */
+  off(type: WorkerEventType, listener: (event: WorkerEvent) => void): this {
+    const list = this.#listeners.get(type) ?? []
+    const at = list.lastIndexOf(listener)
+    if (at < 0) {
+      const wrapped = list.findLastIndex((l) => this.#onceOriginals.get(l) === listener)
+      if (wrapped >= 0) list.splice(wrapped, 1)
+    } else list.splice(at, 1)
+    return this
+  }
+
+  /** Calls `listener` for the next event of this kind only. */
+  once(type: WorkerEventType, listener: (event: WorkerEvent) => void): this {
+    const wrapper = (event: WorkerEvent) => {
+      this.off(type, wrapper)
+      listener(event)
+    }
+    this.#onceOriginals.set(wrapper, listener)
+    return this.on(type, wrapper)
   }
 
   /** The task types with a handler. */
@@ -254,7 +296,8 @@ export class Worker {
   private emit(event: EffectWorker.WorkerEvent): Effect.Effect<void> {
     return Effect.sync(() => {
       const converted = toEvent(event)
-      for (const listener of this.#listeners.get(converted.type) ?? []) {
+      // a copy: a `once` listener removes itself while we iterate
+      for (const listener of [...(this.#listeners.get(converted.type) ?? [])]) {
         try {
           listener(converted)
         } catch {
@@ -274,7 +317,8 @@ export class Worker {
       Failed: (e) => this.emit(e),
       Cancelled: (e) => this.emit(e),
       Released: (e) => this.emit(e),
-      LeaseLost: (e) => this.emit(e)
+      LeaseLost: (e) => this.emit(e),
+      Progress: (e) => this.emit(e)
     }
     const main = (stop: Deferred.Deferred<void>): Effect.Effect<void, unknown, Services | Scope.Scope> =>
       Effect.gen(this, function*() {

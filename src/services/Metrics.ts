@@ -158,7 +158,7 @@ export type MetricWorkerEvent =
   | { readonly _tag: "Cancelled"; readonly task: MetricTask }
   | { readonly _tag: "Expired"; readonly task: MetricTask }
   | { readonly _tag: "ClaimConflict" }
-  | { readonly _tag: "Released" | "LeaseLost" }
+  | { readonly _tag: "Released" | "LeaseLost" | "Progress" }
 
 /**
  * Records the metrics of one worker event. The worker wires it in one line, e.g. as a subscriber

@@ -34,6 +34,8 @@ export type WorkerEvent = Data.TaggedEnum<{
   Released: { readonly task: Task }
   /** Another worker (or the monitor) owns the task now: nothing was written. */
   LeaseLost: { readonly taskId: string; readonly reason: string }
+  /** The handler reported progress (every report; the task itself is written at most once per interval). */
+  Progress: { readonly taskId: string; readonly progress: unknown }
 }>
 
 /** Constructors and matchers of {@link WorkerEvent}. */

@@ -58,6 +58,8 @@ export interface ExecuteSettings {
   readonly payloadThresholdBytes: number
   /** Run after a transition back to pending, with the task as written (touches the wake-up signal). */
   readonly onPending: (task: Task) => Effect.Effect<void>
+  /** Run on every progress report of the handler (the worker publishes a Progress event). */
+  readonly onProgress?: ((taskId: string, progress: unknown) => Effect.Effect<void>) | undefined
 }
 
 /** What the attempt came to. */
@@ -251,7 +253,11 @@ export const execute = <R>(
       task: claimed.task,
       workerId: settings.workerId,
       extendLease: (by) => Effect.provideService(extendLease(by), Storage, storage),
-      progress: (value) => Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)),
+      progress: (value) =>
+        Effect.zipRight(
+          Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)),
+          settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
+        ),
       isCancelRequested: Ref.get(cancelRequested)
     }
 
