@@ -4,34 +4,17 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Console, DateTime, Effect, Either, Option, Schema, Stream } from "effect"
+import { Chunk, Console, Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
-import { Timestamp } from "../domain/Task.js"
-import { decodeWorkerRecordAt } from "../domain/WorkerRecord.js"
+import { decodeWorkerRecordAt, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, reportSkipped, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
 
-/**
- * The reference's worker record fields this command shows (the Worker writes more; unknown fields
- * are ignored). A heartbeat within three idle intervals (3 min) is healthy.
- */
-const WorkerView = Schema.Struct({
-  worker_id: Schema.String,
-  last_heartbeat: Timestamp,
-  current_task: Schema.optional(Schema.NullOr(Schema.String)),
-  current_tasks: Schema.optional(Schema.Array(Schema.String)),
-  tasks_completed: Schema.optional(Schema.Number),
-  tasks_failed: Schema.optional(Schema.Number)
-})
-type WorkerView = typeof WorkerView.Type
-const healthyWithinMillis = 3 * 60_000
-const isHealthyAt = (r: WorkerView, now: DateTime.Utc) =>
-  DateTime.toEpochMillis(now) - DateTime.toEpochMillis(r.last_heartbeat) < healthyWithinMillis
 
 const optionalType = Args.text({ name: "task-type" }).pipe(Args.optional)
 
@@ -158,7 +141,7 @@ export const workers = Command.make("workers", globalOptions, (o) =>
             Effect.flatMap(Option.match({
               onNone: () => Effect.succeed(Option.none<Either.Either<WorkerView, MalformedObject>>()),
               // only a record that does not decode is skipped (and reported); a failed read fails the command
-              onSome: (obj) => decodeWorkerRecordAt(WorkerView, (w) => w.worker_id)(m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
+              onSome: (obj) => decodeWorkerRecordAt(WorkerView, (w) => w.workerId)(m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
             }))
           ),
         { concurrency: 8 }
@@ -171,12 +154,12 @@ export const workers = Command.make("workers", globalOptions, (o) =>
       yield* Console.log(records.length === 0 ? "no workers registered" : table(
         ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED"],
         records.map((r) => [
-          r.worker_id,
-          isHealthyAt(r, now) ? "healthy" : "stale",
-          time(r.last_heartbeat),
-          String(r.current_tasks?.length ?? (r.current_task == null ? 0 : 1)),
-          String(r.tasks_completed ?? 0),
-          String(r.tasks_failed ?? 0)
+          r.workerId,
+          isHealthyAt(r, now) ? "healthy" : r.status === "stopping" ? "stopping" : "stale",
+          time(r.lastHeartbeat),
+          String(r.currentTasks?.length ?? (r.currentTask === undefined ? 0 : 1)),
+          String(r.tasksCompleted),
+          String(r.tasksFailed)
         ])
       ))
     })

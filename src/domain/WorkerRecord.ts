@@ -11,7 +11,7 @@ import { decodeObject } from "./Codec.js"
 import { parseWorkerKey } from "./Keys.js"
 import { MalformedObject } from "./QueueError.js"
 import { Timestamp } from "./Task.js"
-import { field, optionalField } from "./SnakeCase.js"
+import { field, nullableField, optionalField } from "./SnakeCase.js"
 
 /** A registered worker, as stored in the bucket. */
 export class WorkerRecord extends Schema.Class<WorkerRecord>("WorkerRecord")({
@@ -35,12 +35,40 @@ export class WorkerRecord extends Schema.Class<WorkerRecord>("WorkerRecord")({
   status: optionalField(Schema.Literal("running", "stopping"), "status")
 }) {}
 
+/**
+ * A worker record `workers/{id}.json` as the dashboard and `buquet workers` read it: the reference's fields, and ours
+ * when present (unknown fields are ignored, so every writer's records show).
+ */
+export class WorkerView extends Schema.Class<WorkerView>("WorkerView")({
+  workerId: field(Schema.String, "worker_id"),
+  startedAt: nullableField(Timestamp, "started_at"),
+  lastHeartbeat: field(Timestamp, "last_heartbeat"),
+  shards: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  currentTask: nullableField(Schema.String, "current_task"),
+  currentTasks: nullableField(Schema.Array(Schema.String), "current_tasks"),
+  tasksCompleted: Schema.optionalWith(Schema.Number, { default: () => 0 }).pipe(Schema.fromKey("tasks_completed")),
+  tasksFailed: Schema.optionalWith(Schema.Number, { default: () => 0 }).pipe(Schema.fromKey("tasks_failed")),
+  tasksRetried: nullableField(Schema.Number, "tasks_retried"),
+  tasksCancelled: nullableField(Schema.Number, "tasks_cancelled"),
+  concurrency: nullableField(Schema.Number, "concurrency"),
+  hostname: nullableField(Schema.String, "hostname"),
+  status: nullableField(Schema.String, "status")
+}) {}
+
 /** How long without a heartbeat before a worker counts as unhealthy: three idle intervals. */
 export const healthyWithin: Duration.Duration = Duration.minutes(3)
 
-/** Whether the worker has sent a heartbeat recently enough at `now`. */
-export const isHealthyAt = (record: WorkerRecord, now: DateTime.Utc, within: Duration.DurationInput = healthyWithin): boolean =>
-  DateTime.toEpochMillis(now) - DateTime.toEpochMillis(record.lastHeartbeat) < Duration.toMillis(within)
+/**
+ * The health rule: a worker is healthy at `now` when its last heartbeat is within `within` and it
+ * is not stopping. The dashboard and `buquet workers` both judge by it.
+ */
+export const isHealthyAt = (
+  record: { readonly lastHeartbeat: DateTime.Utc; readonly status?: string | undefined },
+  now: DateTime.Utc,
+  within: Duration.DurationInput = healthyWithin
+): boolean =>
+  DateTime.toEpochMillis(now) - DateTime.toEpochMillis(record.lastHeartbeat) < Duration.toMillis(within) &&
+  record.status !== "stopping"
 
 /**
  * A decoder of worker records (in any reader's view `schema`) that checks the record against its

@@ -28,7 +28,6 @@ import { allShards } from "../domain/Shard.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
-import { decodeWorkerRecordAt } from "../domain/WorkerRecord.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import type { RequestCounts } from "../layers/CountingStorage.js"
@@ -37,28 +36,11 @@ import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import type { ObjectMeta, StorageService } from "../services/Storage.js"
 import { field, nullableField as optionalField } from "../domain/SnakeCase.js"
+import { decodeWorkerRecordAt, healthyWithin as defaultHealthyWithin, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
+
+export { WorkerView } from "../domain/WorkerRecord.js"
 
 // --- records the snapshot reads besides tasks ------------------------------------------------------
-
-/**
- * A worker record `workers/{id}.json` as the dashboard reads it: the reference's fields, and ours
- * when present (unknown fields are ignored, so every writer's records show).
- */
-export class WorkerView extends Schema.Class<WorkerView>("WorkerView")({
-  workerId: field(Schema.String, "worker_id"),
-  startedAt: optionalField(Timestamp, "started_at"),
-  lastHeartbeat: field(Timestamp, "last_heartbeat"),
-  shards: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
-  currentTask: optionalField(Schema.String, "current_task"),
-  currentTasks: optionalField(Schema.Array(Schema.String), "current_tasks"),
-  tasksCompleted: Schema.optionalWith(Schema.Number, { default: () => 0 }).pipe(Schema.fromKey("tasks_completed")),
-  tasksFailed: Schema.optionalWith(Schema.Number, { default: () => 0 }).pipe(Schema.fromKey("tasks_failed")),
-  tasksRetried: optionalField(Schema.Number, "tasks_retried"),
-  tasksCancelled: optionalField(Schema.Number, "tasks_cancelled"),
-  concurrency: optionalField(Schema.Number, "concurrency"),
-  hostname: optionalField(Schema.String, "hostname"),
-  status: optionalField(Schema.String, "status")
-}) {}
 
 /** A schedule record `schedules/{id}.json` as the dashboard reads it (the reference's fields, ours when present). */
 export class ScheduleRecordView extends Schema.Class<ScheduleRecordView>("ScheduleRecordView")({
@@ -291,7 +273,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
   const interval = Duration.decode(options.refreshInterval ?? "5 seconds")
   const maxGets = Math.max(1, options.maxGetsPerRefresh ?? 500)
   const maxPages = Math.max(1, options.maxListPagesPerRefresh ?? 50)
-  const healthyWithin = Duration.toMillis(Duration.decode(options.healthyWithin ?? "3 minutes"))
+  const healthyWithin = options.healthyWithin ?? defaultHealthyWithin
   const chartMinutes = Math.max(1, options.chartMinutes ?? 60)
   const shardPrefixLen = options.shardPrefixLen ?? 1
   const clock = yield* ServerClock
@@ -454,12 +436,11 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
     const previous = yield* SubscriptionRef.get(ref)
     const tasks = [...taskCache.values()].flatMap((c) => (c.value === undefined ? [] : [c.value]))
       .sort((a, b) => DateTime.toEpochMillis(b.updatedAt) - DateTime.toEpochMillis(a.updatedAt) || compareKeys(a.id, b.id))
-    const nowMillis = DateTime.toEpochMillis(now)
     const workers = [...workerCache.values()].flatMap((c) => (c.value === undefined ? [] : [c.value]))
       .sort((a, b) => compareKeys(a.workerId, b.workerId))
       .map((record): WorkerState => ({
         record,
-        healthy: nowMillis - DateTime.toEpochMillis(record.lastHeartbeat) < healthyWithin && record.status !== "stopping",
+        healthy: isHealthyAt(record, now, healthyWithin),
         currentTasks: record.currentTasks ?? (record.currentTask === undefined ? [] : [record.currentTask])
       }))
     const next: Snapshot = {
