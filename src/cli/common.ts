@@ -206,6 +206,7 @@ export const exitCodeOf = (e: unknown): 1 | 2 => {
     case "SchemaValidationFailed":
     case "InvalidCron":
     case "UnknownTimezone":
+    case "DashboardRefused":
       return 2
     default:
       return 1

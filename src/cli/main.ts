@@ -7,7 +7,7 @@
  */
 import { Args, Command, CommandDescriptor, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Console, Effect, Exit, Option } from "effect"
+import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
 import { pause, resume, schema, workers } from "./admin.js"
 import { config } from "./config.js"
@@ -17,6 +17,7 @@ import { tail } from "./tail.js"
 import { migrateShards } from "./migrate.js"
 import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
+import { closest } from "./suggest.js"
 
 /** The version printed by `--version`. */
 export const version = "0.1.0"
@@ -39,30 +40,32 @@ const completions = Command.make(
     })
 ).pipe(Command.withDescription("print a shell completion script (bash, zsh or fish)"))
 
+const topLevel = [
+  submit,
+  get,
+  status,
+  history,
+  list,
+  cancel,
+  replay,
+  archive,
+  pause,
+  resume,
+  schema,
+  workers,
+  tail,
+  doctor,
+  migrateShards,
+  schedule,
+  config,
+  completions,
+  ...extraCommands
+] as const
+
 /** The root command. */
 export const root = Command.make("buquet").pipe(
   Command.withDescription("a distributed task queue on an S3 bucket"),
-  Command.withSubcommands([
-    submit,
-    get,
-    status,
-    history,
-    list,
-    cancel,
-    replay,
-    archive,
-    pause,
-    resume,
-    schema,
-    workers,
-    tail,
-    doctor,
-    migrateShards,
-    schedule,
-    config,
-    completions,
-    ...extraCommands
-  ])
+  Command.withSubcommands(topLevel)
 )
 completionTarget.descriptor = root.descriptor
 
@@ -72,6 +75,26 @@ const cli = Command.run(root, { name: "buquet", version })
 const stripAnsi = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
 
 const oneLine = (text: string): string => stripAnsi(text).replace(/\s+/g, " ").trim()
+
+/**
+ * The first word of `args` that is not a command where one is expected (walking the command tree),
+ * with the commands above it and the closest known name.
+ */
+const unknownCommand = (args: ReadonlyArray<string>): { path: string; word: string; guess: string | undefined } | undefined => {
+  // getSubcommands of a top-level command lists its own children; of a nested one, only its name
+  let children: ReadonlyArray<CommandDescriptor.Command<unknown>> = topLevel.map((c) => c.descriptor)
+  const path: Array<string> = []
+  for (const arg of args) {
+    if (arg.startsWith("-")) continue
+    const byName = new Map(children.map((d) => [[...CommandDescriptor.getNames(d)][0] ?? "", d] as const))
+    const child = byName.get(arg)
+    if (child === undefined) return { path: path.map((p) => `${p} `).join(""), word: arg, guess: closest(arg, [...byName.keys()]) }
+    path.push(arg)
+    children = [...HashMap.values(CommandDescriptor.getSubcommands(child))].filter((d) => !HashSet.has(CommandDescriptor.getNames(d), arg))
+    if (children.length === 0) return undefined
+  }
+  return undefined
+}
 
 /**
  * Runs the command line on `argv` (`[node, script, ...args]`) and returns the exit code. The
@@ -112,6 +135,17 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
         if (json && !printed) yield* Console.log(JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } }))
         yield* stderrLine(`buquet: ${e.message}`)
         return e.exitCode
+      }
+      if (ValidationError.isCommandMismatch(e)) {
+        const unknown = unknownCommand(args)
+        if (unknown !== undefined) {
+          yield* stderrLine(
+            `buquet: unknown command "${unknown.path}${unknown.word}"` +
+              (unknown.guess === undefined ? "; see" : `; did you mean "${unknown.path}${unknown.guess}"? See`) +
+              ` \`buquet ${unknown.path}--help\` for the commands`
+          )
+          return 2
+        }
       }
       if (ValidationError.isValidationError(e)) {
         const text = oneLine(captured.join(" ")) || "the command line is not valid"

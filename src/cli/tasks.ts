@@ -226,6 +226,14 @@ export const cancel = Command.make(
         yield* Console.log(results.length === 0 ? "nothing to cancel" : results.map(describeCancel).join("\n"))
       }
       const failed = results.filter((r) => r._tag === "Failed")
+      const missing = results.filter((r) => r._tag === "Done" && r.outcome === "not_found").map((r) => r.taskId)
+      if (failed.length === 0 && missing.length > 0) {
+        return yield* operationalError(
+          missing.length === 1
+            ? `task ${missing[0]} does not exist; check the id (list tasks with \`buquet list\`)`
+            : `${missing.length} tasks do not exist (${missing.join(", ")}); check the ids (list tasks with \`buquet list\`)`
+        )
+      }
       if (failed.length > 0) {
         const bad = failed.find((r) => r._tag === "Failed" && r.error._tag === "InvalidArgument")
         return yield* (bad !== undefined && bad._tag === "Failed"

@@ -22,6 +22,8 @@ export type SettingKind =
   | { readonly _tag: "Storage" }
   /** A name that ends up in object keys (`worker.id` → `workers/{id}.json`): the rules of domain/Names.ts. */
   | { readonly _tag: "WorkerId" }
+  | { readonly _tag: "Pattern"; readonly pattern: RegExp; readonly allowed: string }
+  | { readonly _tag: "Url" }
 
 /** One setting: its path in the resolved map (`queue.shard_prefix_len`), its sources and values. */
 export interface SettingSpec {
@@ -46,6 +48,20 @@ const str = (nonEmpty = true): SettingKind => ({ _tag: "String", nonEmpty })
 const int = (min: number, max: number): SettingKind => ({ _tag: "Int", min, max })
 const bool: SettingKind = { _tag: "Bool" }
 const oneOf = (...values: ReadonlyArray<string>): SettingKind => ({ _tag: "Enum", values })
+const matching = (pattern: RegExp, allowed: string): SettingKind => ({ _tag: "Pattern", pattern, allowed })
+
+// Values that end up in object keys, request URLs or headers: refused when malformed or hostile
+// (`../x`), instead of failing later with a TypeError or writing somewhere unexpected.
+const bucketName = matching(
+  /^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+  "an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit"
+)
+const regionName = matching(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "a region name such as us-east-1 (letters, digits, - and _)")
+const keyPrefix = matching(
+  /^(?!\/)(?!.*\.\.)(?!.*\/\/)[A-Za-z0-9_.=/-]*$/,
+  "a key prefix of letters, digits and _ . = - /, such as team-a/ (no leading /, no .., no //)"
+)
+const token = matching(/^[\x21-\x7e]{16,}$/, "a token of at least 16 printable characters without spaces, e.g. the output of `openssl rand -hex 16`")
 /** A setting of a section (not a connection setting). */
 const section = (spec: Omit<SettingSpec, "inProfile">): SettingSpec => ({ ...spec, inProfile: false })
 
@@ -63,7 +79,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     path: "bucket",
     env: ["S3_BUCKET", "BUQUET_BUCKET"],
     flag: "bucket",
-    kind: str(),
+    kind: bucketName,
     inProfile: true,
     description: "the S3 bucket (S3Storage)"
   },
@@ -71,7 +87,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     path: "endpoint",
     env: ["S3_ENDPOINT", "BUQUET_ENDPOINT"],
     flag: "endpoint",
-    kind: str(),
+    kind: { _tag: "Url" },
     inProfile: true,
     description: "a custom S3 endpoint such as http://127.0.0.1:7480 (S3Storage, path-style addressing)"
   },
@@ -79,7 +95,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     path: "region",
     env: ["S3_REGION", "AWS_REGION", "BUQUET_REGION"],
     flag: "region",
-    kind: str(),
+    kind: regionName,
     default: "us-east-1",
     inProfile: true,
     description: "the S3 region (S3Storage)"
@@ -87,7 +103,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
   {
     path: "key_prefix",
     env: ["BUQUET_KEY_PREFIX", "S3_KEY_PREFIX"],
-    kind: str(false),
+    kind: keyPrefix,
     default: "",
     inProfile: true,
     description: "every key is stored under this prefix, so several queues can share a bucket (S3Storage)"
@@ -310,7 +326,7 @@ export const settings: ReadonlyArray<SettingSpec> = [
     path: "dashboard.token",
     env: ["BUQUET_DASHBOARD_TOKEN"],
     flag: "token",
-    kind: str(),
+    kind: token,
     secret: true,
     description: "access token, at least 16 characters (Dashboard)"
   }),
@@ -376,6 +392,10 @@ export const allowedValues = (kind: SettingKind): string => {
       return "\"s3://BUCKET\", \"file://DIR\" or \"memory\""
     case "WorkerId":
       return "1–200 letters, digits and _ . : @ - (not starting with . : @ or -, no \"..\")"
+    case "Pattern":
+      return kind.allowed
+    case "Url":
+      return "an http:// or https:// URL such as http://127.0.0.1:7480"
   }
 }
 
@@ -427,6 +447,19 @@ export const normalizeValue = (spec: SettingSpec, raw: RawValue, text: boolean):
       return typeof raw === "string" && parseStorage(raw) !== undefined ? Either.right(raw) : bad()
     case "WorkerId":
       return typeof raw === "string" && Schema.is(WorkerId)(raw) ? Either.right(raw) : bad()
+    case "Pattern":
+      return typeof raw === "string" && kind.pattern.test(raw) ? Either.right(raw) : bad()
+    case "Url":
+      return typeof raw === "string" && isHttpUrl(raw) ? Either.right(raw) : bad()
+  }
+}
+
+const isHttpUrl = (text: string): boolean => {
+  try {
+    const url = new URL(text)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+  } catch {
+    return false
   }
 }
 

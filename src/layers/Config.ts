@@ -242,6 +242,25 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     credentials
   })
   const target = Option.flatMap(values.storage, (s) => Option.fromNullable(parseStorage(s)))
+  // The embedded store only when no S3 setting exists at all: half an S3 configuration (an
+  // endpoint but no bucket) would otherwise write tasks to a local directory, lost with a container.
+  // AWS_REGION and AWS credentials alone do not count: AWS environments and shells set them for
+  // other tools.
+  if (Option.isNone(target) && Option.isNone(values.bucket)) {
+    const s3Only = resolvedSettings.filter((r) =>
+      (r.path === "endpoint" || r.path === "region" || r.path === "key_prefix") && r.source !== "default" && r.origin !== "AWS_REGION"
+    )
+    if (s3Only.length > 0) {
+      const named = s3Only.map((r) => `${r.origin ?? r.path} (${r.path})`).join(", ")
+      return yield* new InvalidConfig({
+        source: s3Only[0]!.origin ?? "configuration",
+        key: "bucket",
+        message: `${named} ${s3Only.length === 1 ? "is an S3 setting" : "are S3 settings"}, but no bucket is configured: ` +
+          "set S3_BUCKET (or --bucket, bucket = \"…\" in a config file, --storage s3://BUCKET); " +
+          "to use the embedded file store instead, remove the S3 settings or pass --storage file://.buquet"
+      })
+    }
+  }
   const storage: StorageSettings = Option.isSome(target)
     ? target.value._tag === "S3"
       ? s3(target.value.bucket)

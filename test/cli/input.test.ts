@@ -24,7 +24,7 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
   ["tail: unknown status", ["tail", "--status", "nope"], /--status: "nope" is not a task status/],
   ["completions: unknown shell", ["completions", "tcsh"], /Expected one of the following cases: bash, zsh, fish/],
   ["config: bad storage flag", ["config", "show", "--storage", "ftp://x"], /--storage: "ftp:\/\/x" is not allowed/],
-  ["unknown command", ["frobnicate"], /Invalid subcommand/],
+  ["unknown command", ["frobnicate"], /unknown command "frobnicate"; see `buquet --help` for the commands/],
   ["bad shard prefix flag", ["list", "--shard-prefix-len", "9"], /--shard-prefix-len: .*an integer from 1 to 4/]
 ]
 

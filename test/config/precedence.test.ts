@@ -138,7 +138,7 @@ describe("config precedence: flag > env > profile > project file > user file > d
     Effect.gen(function*() {
       const c = cases[0]!
       const withStorage = (storage: string) =>
-        resolve_({ cwd: tmpdir(), flags: new Map([["bucket", "b"], ["storage", storage]]) }).pipe(
+        resolve_({ cwd: tmpdir(), flags: new Map([["bucket", "bkt"], ["storage", storage]]) }).pipe(
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
           Effect.provide(NodeFileSystem.layer)
         )
@@ -183,7 +183,7 @@ describe("bad configuration names the file, the key and the allowed values", () 
   it.effect("a value of the wrong type", () =>
     Effect.gen(function*() {
       const { error } = yield* failing({ project: "[default]\nbucket = 3\n" })
-      expect(error?.message).toMatch(/\[default\] bucket: 3 is not allowed: use a non-empty string/)
+      expect(error?.message).toMatch(/\[default\] bucket: 3 is not allowed: use an S3 bucket name/)
     }))
 
   it.effect("an unknown section", () =>
