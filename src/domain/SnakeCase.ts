@@ -14,7 +14,7 @@ import { Schema } from "effect"
  * @since 0.1.0
  * @category codec
  */
-export const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+export const field = <S extends Schema.Schema.Any, K extends string>(schema: S, key: K) =>
   Schema.propertySignature(schema).pipe(Schema.fromKey(key))
 
 /**
@@ -23,7 +23,7 @@ export const field = <S extends Schema.Schema.Any>(schema: S, key: string) =>
  * @since 0.1.0
  * @category codec
  */
-export const optionalField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+export const optionalField = <S extends Schema.Schema.Any, K extends string>(schema: S, key: K) =>
   Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
 
 /**
@@ -33,5 +33,5 @@ export const optionalField = <S extends Schema.Schema.Any>(schema: S, key: strin
  * @since 0.1.0
  * @category codec
  */
-export const nullableField = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+export const nullableField = <S extends Schema.Schema.Any, K extends string>(schema: S, key: K) =>
   Schema.optionalWith(schema, { exact: true, nullable: true }).pipe(Schema.fromKey(key))

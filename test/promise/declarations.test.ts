@@ -1,0 +1,67 @@
+/**
+ * Issue 16 item 16: the shipped declaration files compile in a consumer's strict project with
+ * `skipLibCheck: false`. The package is built (tsc -p tsconfig.build.json) into a scratch
+ * `node_modules/buquet`, then tsc checks a small consumer importing `buquet` and `buquet/promise`.
+ * Slow (two compiler runs), so it is the only test of its kind.
+ */
+import { execFile } from "node:child_process"
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { root } from "../cli/support.js"
+
+const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
+
+const run = (args: ReadonlyArray<string>, cwd: string): Promise<{ code: number; output: string }> =>
+  new Promise((resolve) =>
+    execFile(process.execPath, [tsc, ...args], { cwd, timeout: 400_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, output: stdout + stderr })))
+
+describe("the shipped .d.ts files", () => {
+  it("compile in a strict consumer with skipLibCheck: false", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "buquet-dts-"))
+    const pkg = join(scratch, "node_modules", "buquet")
+    mkdirSync(pkg, { recursive: true })
+    copyFileSync(join(root, "package.json"), join(pkg, "package.json"))
+    // the package's own dependencies (effect, @types/node, …) resolve from the checkout
+    symlinkSync(join(root, "node_modules"), join(pkg, "node_modules"), "dir")
+    const build = await run(["-p", join(root, "tsconfig.build.json"), "--outDir", join(pkg, "dist")], root)
+    expect(build.code, build.output).toBe(0)
+
+    writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }))
+    writeFileSync(
+      join(scratch, "consumer.ts"),
+      [
+        `import { connect, BuquetError } from "buquet/promise"`,
+        `import type { Task, WorkerEvent } from "buquet/promise"`,
+        `import { Queue, TaskType } from "buquet"`,
+        `const queue = await connect({ memory: true })`,
+        `const worker = queue.worker({ concurrency: 2 })`,
+        `worker.task<{ readonly to: string }, { readonly sent: boolean }>("send_email", async (input) => ({ sent: input.to.length > 0 }))`,
+        `worker.once("progress", (e: WorkerEvent) => console.log(e.progress))`,
+        `const task: Task = await queue.submit<{ to: string }>("send_email", { to: "a@example.com" })`,
+        `const done = await queue.waitFor(task.id, { timeoutMs: 1000 }).catch((e: unknown) => (e instanceof BuquetError ? undefined : undefined))`,
+        `console.log(done?.status, Queue, TaskType)`
+      ].join("\n")
+    )
+    writeFileSync(
+      join(scratch, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          target: "es2022",
+          strict: true,
+          skipLibCheck: false,
+          noEmit: true,
+          types: ["node"],
+          typeRoots: [join(root, "node_modules", "@types")]
+        },
+        files: ["consumer.ts"]
+      })
+    )
+    const check = await run(["-p", join(scratch, "tsconfig.json")], scratch)
+    expect(check.code, check.output).toBe(0)
+  }, 600_000)
+})
