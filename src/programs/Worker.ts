@@ -44,6 +44,7 @@ import * as Monitor from "./Monitor.js"
 import * as SchedulerLoop from "./SchedulerLoop.js"
 import * as ShardLeasing from "./ShardLeasing.js"
 import { tryClaim } from "./worker/Claim.js"
+import { defaultSafetyMargin } from "./worker/Deadline.js"
 import type { ClaimEnv, ClaimOutcome } from "./worker/Claim.js"
 import * as Discovery from "./worker/Discovery.js"
 import { InvalidWorkerOptions } from "./worker/Errors.js"
@@ -265,7 +266,8 @@ export const make = <R>(
         return isPaused(state, taskType)
       })
 
-    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, admit }
+    const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
+    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, admit, leaseSafetyMargin }
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
@@ -298,7 +300,7 @@ export const make = <R>(
 
     const executeSettings = {
       workerId,
-      safetyMargin: Duration.decode(options.leaseSafetyMargin ?? Duration.millis(500)),
+      safetyMargin: leaseSafetyMargin,
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
       payloadThresholdBytes: options.payloadThresholdBytes ??

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { Effect, Option } from "effect"
+import { Effect, Option, type Schedule } from "effect"
 import { encodeObject } from "../domain/Codec.js"
 import { taskKey } from "../domain/Keys.js"
 import type { MalformedObject } from "../domain/QueueError.js"
@@ -61,14 +61,25 @@ export const readTask = Effect.fn("TaskObjects.readTask")(function*(key: string)
   return Option.some<VersionedTask>({ task, etag: found.value.etag })
 })
 
+/** Options of a conditional write. */
+export interface ConditionalWriteOptions {
+  /**
+   * How to retry the re-read that resolves an ambiguous outcome when that read fails transiently
+   * (default: not at all — the write then fails with `StorageUnavailable`, its outcome unknown).
+   * Only the read is repeated, never the write: a write that may have landed is not sent again.
+   */
+  readonly resolveRetry?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
 /**
  * After an ambiguous write: did our body land? Re-read and compare bytes. Returns the ETag if
  * it did; fails with `PreconditionFailed` if someone else's body is there (or nothing).
  */
-const resolveAmbiguous = (key: string, body: Uint8Array) =>
+const resolveAmbiguous = (key: string, body: Uint8Array, retry: Schedule.Schedule<unknown, unknown> | undefined) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const now = yield* storage.get(key)
+    const read = storage.get(key)
+    const now = yield* (retry === undefined ? read : Effect.retry(read, { schedule: retry, while: (e) => e._tag === "StorageUnavailable" }))
     if (Option.isSome(now) && sameBytes(now.value.body, body)) return now.value.etag
     return yield* new PreconditionFailed({ key, message: `${key}: an ambiguous write did not land (re-read shows other content)` })
   })
@@ -80,11 +91,12 @@ const resolveAmbiguous = (key: string, body: Uint8Array) =>
 export const putConditional = Effect.fn("TaskObjects.putConditional")(function*(
   key: string,
   body: Uint8Array,
-  condition: { readonly ifNoneMatch: "*" } | { readonly ifMatch: string }
+  condition: { readonly ifNoneMatch: "*" } | { readonly ifMatch: string },
+  options?: ConditionalWriteOptions
 ) {
   const storage = yield* Storage
   return yield* storage.put(key, body, condition).pipe(
-    Effect.catchTag("OutcomeUnknown", () => resolveAmbiguous(key, body))
+    Effect.catchTag("OutcomeUnknown", () => resolveAmbiguous(key, body, options?.resolveRetry))
   )
 })
 
@@ -92,7 +104,8 @@ export const putConditional = Effect.fn("TaskObjects.putConditional")(function*(
 export const createTask = (task: Task) => putConditional(keyOfTask(task), encodeTask(task), { ifNoneMatch: "*" })
 
 /** CASes the task object with `If-Match: etag`; `PreconditionFailed` if it changed since. */
-export const casTask = (task: Task, etag: string) => putConditional(keyOfTask(task), encodeTask(task), { ifMatch: etag })
+export const casTask = (task: Task, etag: string, options?: ConditionalWriteOptions) =>
+  putConditional(keyOfTask(task), encodeTask(task), { ifMatch: etag }, options)
 
 /**
  * An unconditional PUT (markers, payloads, schemas): repeating it is harmless, so an ambiguous

@@ -9,6 +9,9 @@
  *   same key; a stray one is a harmless hint the monitor drops.
  * - An ambiguous CAS (OutcomeUnknown) is resolved by re-reading (TaskObjects.putConditional): our
  *   body carries our fresh `lease_id`, so "the stored body is ours" is exactly "we hold the lease".
+ *   A re-read that fails transiently is repeated until the new lease's local deadline: giving up
+ *   at once would leave a task we may hold running with nobody on it for a whole lease (and fail
+ *   a `max_retries: 0` task that never ran).
  * - Markers are hints, the task is the truth: a marker whose task is finished is deleted only
  *   when it is provably stale (its bucket ended before the task's last change), so a marker that a
  *   concurrent retry or replay has just written for the same key is never lost.
@@ -16,7 +19,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, type Duration, Effect, Option, type Schedule } from "effect"
 import { taskKey } from "../../domain/Keys.js"
 import { bucketEndMillis, leaseMarkerOf } from "../../domain/Markers.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
@@ -29,6 +32,8 @@ import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import * as Tracing from "../../protocol/Tracing.js"
+import { transientWithin } from "../../protocol/TransientRetry.js"
+import { defaultSafetyMargin, localDeadline } from "./Deadline.js"
 
 /**
  * How long a marker whose task was found not pending (and the marker not provably stale) is
@@ -52,6 +57,8 @@ export interface ClaimEnv {
   readonly isPaused: (taskType: string) => Effect.Effect<boolean>
   /** Takes a rate-limit token for the type, or says when one is free again (server epoch ms). */
   readonly admit: (taskType: string) => Effect.Effect<true | number>
+  /** Kept before a lease's end on top of the clock's uncertainty (default 500 ms), as in execution. */
+  readonly leaseSafetyMargin?: Duration.Duration | undefined
 }
 
 /** The result of trying one ready marker. */
@@ -122,16 +129,22 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
   if (admitted !== true) return { _tag: "Skip", until: admitted, reason: "rate_limited" } satisfies ClaimOutcome
 
   const next = Tr.claim(task, { now, workerId: env.workerId, leaseId: randomUUID() })
-  return yield* takeLease(next, etag, markers).pipe(Tracing.taskSpan("buquet.claim", next))
+  const deadline = yield* localDeadline(
+    clock,
+    DateTime.toEpochMillis(next.leaseExpiresAt ?? now),
+    env.leaseSafetyMargin ?? defaultSafetyMargin
+  )
+  const untilDeadline = transientWithin(Effect.map(clock.currentTimeMillis, (t) => deadline - t))
+  return yield* takeLease(next, etag, markers, untilDeadline).pipe(Tracing.taskSpan("buquet.claim", next))
 })
 
 /** Lease marker, CAS to running, ready markers deleted: the write half of a claim (a `buquet.claim` span in the task's trace). */
-const takeLease = (next: Task, etag: string, markers: ReadonlyArray<string>) =>
+const takeLease = (next: Task, etag: string, markers: ReadonlyArray<string>, resolveRetry: Schedule.Schedule<unknown, unknown>) =>
   Effect.gen(function*() {
     const leaseMarker = leaseMarkerOf(next)!
     // Lease marker BEFORE the CAS: a running task must always be findable by the monitor.
     yield* writeMarker(leaseMarker)
-    const written = yield* casTask(next, etag).pipe(
+    const written = yield* casTask(next, etag, { resolveRetry }).pipe(
       Effect.map(Option.some),
       Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
     )

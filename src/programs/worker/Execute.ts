@@ -11,6 +11,10 @@
  * - the progress writer (at most one CAS per `progressInterval`, latest value wins).
  * Every write to the task goes through one semaphore, so the held ETag is always the latest.
  *
+ * A transient storage error costs neither a retry nor a finished result: extending the lease is
+ * retried until the local deadline, settling until the lease's end (at least a few seconds), and
+ * an ambiguous write is resolved by re-reading within the same time — never by writing again.
+ *
  * Failure routing is by type (design.md §6): PermanentError → failed; RescheduleError → pending
  * after its delay (no retry consumed); anything else (RetryableError, other failures, defects,
  * the local timeout) → retry while retries remain.
@@ -30,8 +34,13 @@ import { leaseMarkerOf } from "../../domain/Markers.js"
 import { LeaseLost } from "./Errors.js"
 import type { HandlerDefinition, TaskContext } from "./Handler.js"
 import * as Tracing from "../../protocol/Tracing.js"
+import { isTransient, transientWithin } from "../../protocol/TransientRetry.js"
+import { localDeadline } from "./Deadline.js"
 import { settle } from "./Settle.js"
 import type { SettleResult, Settlement } from "./Settle.js"
+
+/** The least time a settle keeps retrying transient errors, even when the lease has ended. */
+const minSettleWindowMillis = 5_000
 
 /** Why the worker stopped a handler. */
 export type StopReason = Data.TaggedEnum<{
@@ -126,12 +135,14 @@ export const execute = <R>(
     const startedAt = yield* clock.currentTimeMillis
 
     const deadlineOf = (leaseEnd: DateTime.Utc | null) =>
-      Effect.map(clock.estimate, (est) => {
-        const unc = Duration.isFinite(est.uncertainty) ? Duration.toMillis(est.uncertainty) : 1000
-        const end = leaseEnd === null ? startedAt + claimed.task.timeoutSeconds * 1000 : DateTime.toEpochMillis(leaseEnd)
-        return end - unc - Duration.toMillis(settings.safetyMargin)
-      })
+      localDeadline(
+        clock,
+        leaseEnd === null ? startedAt + claimed.task.timeoutSeconds * 1000 : DateTime.toEpochMillis(leaseEnd),
+        settings.safetyMargin
+      )
     const deadline = yield* Ref.make(yield* deadlineOf(claimed.task.leaseExpiresAt))
+    /** Transient errors are retried while the lease is surely ours (the deadline follows extensions). */
+    const untilDeadline = transientWithin(Effect.zipWith(Ref.get(deadline), clock.currentTimeMillis, (due, now) => due - now))
 
     const loseLease = (reason: string) => Deferred.succeed(stop, StopReason.LeaseLost({ reason }))
 
@@ -160,7 +171,7 @@ export const execute = <R>(
           const newMarker = leaseMarkerOf(next)
           // The new lease marker first, so the monitor always finds the running task.
           if (newMarker !== undefined && newMarker !== oldMarker) yield* writeMarker(newMarker)
-          const written = yield* casTask(next, current.etag).pipe(
+          const written = yield* casTask(next, current.etag, { resolveRetry: untilDeadline }).pipe(
             Effect.map(Option.some),
             Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
           )
@@ -173,9 +184,13 @@ export const execute = <R>(
           if (!(yield* refresh)) break
         }
         return yield* new LeaseLost({ taskId, message: `task ${taskId} is no longer ours: stop working on it` })
-      })).pipe(
+      }).pipe(
+        // A request that did not get through is tried again while the lease is surely ours.
+        Effect.retry({ schedule: untilDeadline, while: isTransient })
+      )).pipe(
         Effect.catchTags({
-          StorageUnavailable: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
+          StorageUnavailable: (e) =>
+            Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease before its deadline: ${e.message}` })),
           AccessDenied: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
           NoSuchBucket: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
           InvalidResponse: (e) => Effect.fail(new LeaseLost({ taskId, message: `could not extend the lease: ${e.message}` })),
@@ -335,7 +350,13 @@ export const execute = <R>(
       const reason = ended._tag === "Stopped" && ended.reason._tag === "LeaseLost" ? ended.reason.reason : "lease lost"
       return { result: { _tag: "LeaseLost", reason }, durationMillis } satisfies ExecuteResult
     }
-    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending)).pipe(
+    // Settling is fenced by the held ETag, so trying past the lease's end is safe; give it at least a
+    // few seconds (a timed-out attempt settles after its deadline).
+    const leaseEnd = (yield* Ref.get(held)).task.leaseExpiresAt
+    const settleUntil = yield* Effect.map(clock.currentTimeMillis, (now) =>
+      Math.max(now + minSettleWindowMillis, leaseEnd === null ? now : DateTime.toEpochMillis(leaseEnd)))
+    const untilSettled = transientWithin(Effect.map(clock.currentTimeMillis, (now) => settleUntil - now))
+    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending, { retry: untilSettled })).pipe(
       Tracing.taskSpan("buquet.complete", claimed.task)
     )
     return { result, durationMillis } satisfies ExecuteResult

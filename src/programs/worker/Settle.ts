@@ -11,14 +11,19 @@
  * the CAS; the lease marker is deleted after it, only if its minute bucket has closed (else a new
  * claim may have written the same key; lease recovery removes it once the bucket closes).
  *
+ * Transient errors (with `retry`): a request that did not get through is tried again, and an
+ * ambiguous CAS is resolved by re-reading until it is known whether it landed — a finished
+ * handler's result is never dropped for one bad answer.
+ *
  * @module
  */
-import { Duration, Effect, Option, Random, Ref } from "effect"
+import { Duration, Effect, Option, Random, Ref, type Schedule } from "effect"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
 import { canRetry } from "../../domain/Task.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../protocol/TaskObjects.js"
+import { isTransient } from "../../protocol/TransientRetry.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
@@ -105,6 +110,12 @@ export const decide = (
   }
 }
 
+/** Options of {@link settle}. */
+export interface SettleOptions {
+  /** Retries of transient errors (and of the re-read resolving an ambiguous CAS); default none. */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
 /**
  * Settles the held task (CAS with the held ETag; re-read and re-decide only when that loses).
  * `held` is updated with what was written. `onPending` runs after a transition back to pending
@@ -114,40 +125,51 @@ export const settle = Effect.fn("Worker.settle")(function*(
   held: Ref.Ref<VersionedTask>,
   leaseId: string,
   settlement: Settlement,
-  onPending: (task: Task) => Effect.Effect<void> = () => Effect.void
+  onPending: (task: Task) => Effect.Effect<void> = () => Effect.void,
+  options?: SettleOptions
 ) {
   const clock = yield* ServerClock
-  let current = yield* Ref.get(held)
-  for (let round = 0; round < 20; round++) {
-    const now = yield* clock.now
-    const random = yield* Random.next
-    const { kind, next, error, reason } = decide(current.task, settlement, now, random)
-    if (next.status === "pending") yield* writeMarker(readyMarkerKey(next))
-    const written = yield* casTask(next, current.etag).pipe(
-      Effect.map(Option.some),
-      Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
-    )
-    if (Option.isSome(written)) {
-      yield* Ref.set(held, { task: next, etag: written.value })
-      const lease = leaseMarkerOf(current.task)
-      // Only from a closed bucket: a claim right after ours may have written this very key.
-      const landedAt = yield* clock.currentTimeMillis
-      yield* deleteMarkers(closedMarkers(lease === undefined ? [] : [lease], landedAt)).pipe(
-        Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
+  const retry = options?.retry
+
+  /** One CAS round: settled, lease lost, or a fresher version of our task to decide on again. */
+  const round = (current: VersionedTask) =>
+    Effect.gen(function*() {
+      const now = yield* clock.now
+      const random = yield* Random.next
+      const { kind, next, error, reason } = decide(current.task, settlement, now, random)
+      if (next.status === "pending") yield* writeMarker(readyMarkerKey(next))
+      const written = yield* casTask(next, current.etag, { resolveRetry: retry }).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
       )
-      if (next.status === "pending") yield* onPending(next)
-      return { _tag: "Settled", kind, task: next, error, reason } satisfies SettleResult
-    }
-    // Lost the CAS: fence by lease_id on a fresh read.
-    const fresh = yield* readTask(keyOfTask(current.task))
-    if (Option.isNone(fresh)) return { _tag: "LeaseLost", reason: "the task was deleted" } satisfies SettleResult
-    if (!Tr.holdsLease(fresh.value.task, leaseId)) {
-      return {
-        _tag: "LeaseLost",
-        reason: `the task is ${fresh.value.task.status} under another lease (ours expired or it was recovered)`
-      } satisfies SettleResult
-    }
-    current = fresh.value
+      if (Option.isSome(written)) {
+        yield* Ref.set(held, { task: next, etag: written.value })
+        const lease = leaseMarkerOf(current.task)
+        // Only from a closed bucket: a claim right after ours may have written this very key.
+        const landedAt = yield* clock.currentTimeMillis
+        yield* deleteMarkers(closedMarkers(lease === undefined ? [] : [lease], landedAt)).pipe(
+          Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
+        )
+        if (next.status === "pending") yield* onPending(next)
+        return { _tag: "Settled", kind, task: next, error, reason } satisfies SettleResult
+      }
+      // Lost the CAS: fence by lease_id on a fresh read.
+      const fresh = yield* readTask(keyOfTask(current.task))
+      if (Option.isNone(fresh)) return { _tag: "LeaseLost", reason: "the task was deleted" } satisfies SettleResult
+      if (!Tr.holdsLease(fresh.value.task, leaseId)) {
+        return {
+          _tag: "LeaseLost",
+          reason: `the task is ${fresh.value.task.status} under another lease (ours expired or it was recovered)`
+        } satisfies SettleResult
+      }
+      return fresh.value
+    })
+
+  let current = yield* Ref.get(held)
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const outcome = yield* (retry === undefined ? round(current) : Effect.retry(round(current), { schedule: retry, while: isTransient }))
+    if ("_tag" in outcome) return outcome
+    current = outcome
     yield* Ref.set(held, current)
   }
   return { _tag: "LeaseLost", reason: "the task kept changing under us" } satisfies SettleResult
