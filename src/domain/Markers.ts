@@ -12,6 +12,13 @@
  * (and only once it is older than a grace period: a submit writes the ready marker before the
  * task, and a task submitted after the sweeper's LIST may already be claimed). Anything else waits for its bucket to pass.
  *
+ * A ready marker whose task does not exist may still be a submit's that has not created its task
+ * yet (the producer stalled between the two writes: GC, a VM pause, a slow request). It is deleted
+ * only once no submit can still create its task with it: its bucket has been over for longer than
+ * {@link submitWindowMillis} (every submit builds its task, so its marker's bucket, before it
+ * writes it, and creates it within that window — or, later, moves the task to a fresh marker
+ * itself), and the marker is older than the grace period.
+ *
  * @module
  */
 import { DateTime } from "effect"
@@ -25,6 +32,13 @@ export const bucketMarginMillis = 5_000
 
 /** How old a ready marker of a missing task must be before it counts as an orphan (a submit may be in flight). */
 export const orphanGraceMillis = 120_000
+
+/**
+ * How long after building its task a submit's create may land as it is. A create that lands later
+ * (and after its marker's bucket is over) may find its marker deleted as an orphan, so that submit
+ * moves the task to a fresh ready marker (see `Queue`).
+ */
+export const submitWindowMillis = 10_000
 
 /** The lease marker key of a task with a lease (from its `lease_expires_at`). */
 export const leaseMarkerOf = (task: Task): string | undefined =>
@@ -80,8 +94,11 @@ export const isDeletable = (marker: ListedMarker, owner: MarkerOwner, readAtMill
   // markers are orphans once older than the grace period, or, for a lease marker, once its bucket
   // is over (a claim made after the LIST writes a lease marker in a bucket still to come).
   if (!owner.exists) {
-    return marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis ||
-      (parsed.kind === "leases" && isBucketClosed(parsed.bucket, readAtMillis))
+    const old = marker.lastModifiedMillis + orphanGraceMillis <= readAtMillis
+    return parsed.kind === "leases"
+      ? old || isBucketClosed(parsed.bucket, readAtMillis)
+      // A submit may still create its task: only once its bucket is over by more than the submit window.
+      : old && isBucketClosed(parsed.bucket, readAtMillis - submitWindowMillis)
   }
   if (owner.needed === marker.key) return false
   return isBucketClosed(parsed.bucket, readAtMillis)

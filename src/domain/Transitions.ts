@@ -278,6 +278,14 @@ export const reschedule = (
 export const release = (task: Task, p: { readonly now: DateTime.Utc; readonly reason?: string | undefined }): Task =>
   step(task, p.now, { status: "pending", availableAt: p.now, ...noLease }, { workerId: task.workerId, error: p.reason })
 
+/**
+ * A pending task that was due before `now`, due at `now` instead: its ready marker moves to the
+ * current bucket. For a submit whose create landed so late that its first marker may have been
+ * deleted as an orphan (Markers.submitWindowMillis). Nothing else changes; no event is logged.
+ */
+export const dueNow = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
+  new Task({ ...task, availableAt: p.now, updatedAt: p.now })
+
 /** The error recorded when a lease ran out. */
 export const leaseExpiredError = "lease expired: the worker did not finish or extend its lease in time"
 

@@ -4,7 +4,10 @@
  *
  * Write orders (invariant 2: a pending task is never unfindable):
  * - submit: payload (if offloaded) → ready marker → create-only PUT of the task. A crash before the
- *   task PUT leaves a marker pointing at nothing: a harmless stale marker the sweeper removes.
+ *   task PUT leaves a marker pointing at nothing: a harmless stale marker the sweeper removes. A
+ *   create that lands more than `Markers.submitWindowMillis` after the task was built, once its
+ *   marker's bucket is over, may find that marker deleted as an orphan: the task is then moved to
+ *   a fresh marker (ready marker, then CAS to due-now, then the old marker deleted).
  * - replay: ready marker → CAS. cancel / expire / archive: CAS → delete the marker they no longer need.
  *
  * @module
@@ -19,6 +22,7 @@ import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domai
 import { QueueConfig } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import type { MalformedObject } from "../domain/QueueError.js"
+import { isBucketClosed, submitWindowMillis } from "../domain/Markers.js"
 import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
@@ -55,7 +59,6 @@ import { deletePayloads, loadInput, loadOutput, offload } from "../protocol/Payl
 import { makeSignal } from "../protocol/WakeUp.js"
 import {
   createTask,
-  deleteMarkers,
   keep,
   keyOfTask,
   putConditional,
@@ -142,6 +145,34 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 
   // --- submit -------------------------------------------------------------------------------
 
+  /**
+   * After a create that landed late (the producer stalled between building the task and its create:
+   * GC, a VM pause, a slow request), a worker or the sweeper may have deleted the ready marker as an
+   * orphan once its bucket was over. Then the pending task moves to a fresh marker in the current
+   * bucket (written before the CAS), so a delayed DELETE of the old key cannot touch it.
+   */
+  const refreshLateMarker = (stored: Task) =>
+    Effect.gen(function*() {
+      const landedAt = yield* clock.now
+      const marker = readyMarkerKey(stored)
+      const landed = DateTime.toEpochMillis(landedAt)
+      const late = landed - DateTime.toEpochMillis(stored.createdAt) >= submitWindowMillis
+      if (!late || !isBucketClosed(bucketOf(DateTime.toEpochMillis(stored.availableAt)), landed)) return stored
+      // Only a task still pending on that marker (a worker may have found it through it meanwhile).
+      const { current, result: moved } = yield* updateTask<boolean>(keyOfTask(stored), (found) => {
+        if (Option.isNone(found) || found.value.task.status !== "pending" || readyMarkerKey(found.value.task) !== marker) {
+          return keep(false)
+        }
+        const next = Tr.dueNow(found.value.task, { now: landedAt })
+        return write(next, true, { before: [readyMarkerKey(next)], after: [marker] })
+      })
+      if (moved) {
+        const lateBy = landed - DateTime.toEpochMillis(stored.createdAt)
+        yield* Effect.logWarning(`submit: task ${stored.id} was created ${lateBy} ms after it was built; moved it to a fresh ready marker`)
+      }
+      return Option.match(current, { onNone: () => stored, onSome: (v) => v.task })
+    })
+
   /** Writes a new task: payload → ready marker → create-only PUT. Fails with PreconditionFailed if the id exists. */
   const createObjects = (task: Task, inputJson: unknown) =>
     provide(Effect.gen(function*() {
@@ -149,8 +180,9 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       const stored = placed.ref === undefined ? task : Tr.withInputRef(task, placed.ref)
       yield* writeMarker(readyMarkerKey(stored))
       yield* createTask(stored)
+      const final = yield* refreshLateMarker(stored)
       yield* wakeUp.touch
-      return stored
+      return final
     }))
 
   const buildTask = (
@@ -197,9 +229,10 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
               message: `${keyOfTask(task)} was reported to exist but cannot be read; try again`
             })
           }
-          // Our ready marker may point at another bucket than the winner's: drop it if so.
-          const mine = readyMarkerKey(task)
-          if (mine !== readyMarkerKey(existing.value.task)) yield* provide(deleteMarkers([mine]))
+          // Our ready marker may point at another bucket than the winner's. It is left to the
+          // workers and the sweeper (deleted once provably stale): deleting it now could remove the
+          // same key written meanwhile for the winner (a late create moving its task to a fresh
+          // marker, a release or retry due this minute), leaving a pending task no one can find.
           return existing.value.task
         }))
     )

@@ -34,8 +34,10 @@
  * when the probe shows the shard empty).
  *
  * Stale markers (finished or vanished tasks) are deleted when provably stale (see Claim.ts); a
- * marker whose task does not exist is deleted only after it was seen missing for 30 s (a submit
- * writes its marker just before the task).
+ * marker whose task does not exist is deleted only once no submit can still create its task with
+ * it (Markers.isDeletable: its bucket over by more than the submit window, and the marker missing
+ * its task for longer than the orphan grace). A submit writes its marker just before its task, and
+ * may stall in between. Until then it is looked at again, less often the longer it stays missing.
  *
  * Each pass also reports the earliest moment something known becomes due (the first future marker
  * of each shard, the `available_at` of tasks read too early), which the idle worker waits for.
@@ -48,13 +50,11 @@ import { scanReadyKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
 import { bucketOf, bucketStartMillis } from "../../domain/Shard.js"
 import { parseIndexKey } from "../../domain/Keys.js"
+import { isDeletable } from "../../domain/Markers.js"
 import { deleteMarkers } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 import type { ClaimOutcome } from "./Claim.js"
-
-/** How long a marker whose task does not exist is kept before it is deleted as stale. */
-export const missingGraceMillis = 30_000
 
 /**
  * How soon a marker whose task did not exist is looked at again. Usually a submit is between its
@@ -62,6 +62,9 @@ export const missingGraceMillis = 30_000
  * worker look at once, this bounds it for a busy one.
  */
 export const missingRecheckMillis = 5_000
+
+/** The longest wait between two looks at a marker whose task stays missing (the wait grows with its age). */
+export const missingRecheckMaxMillis = 30_000
 
 /** Options of discovery. */
 export interface DiscoveryOptions {
@@ -186,7 +189,7 @@ export interface Discovery {
   /**
    * On a wake-up signal (someone made work claimable): forgets the markers remembered as busy
    * elsewhere and looks again at once at those whose task was missing (keeping when it was first
-   * missed, so an orphan marker is still deleted after {@link missingGraceMillis}).
+   * missed, so an orphan marker is still deleted in time).
    */
   readonly forgetBusy: Effect.Effect<void>
   /** Forgets what was remembered about one task's markers (it is pending again: look at once). */
@@ -270,13 +273,16 @@ export const make = (options: DiscoveryOptions): Discovery => {
               return true
             }
             case "Missing": {
+              // Judged at the pass's start, before the claim's read found nothing, and aged from
+              // our first sighting (the marker is at least that old): both conservative.
               const since = known?.missingSince ?? nowMillis
-              if (nowMillis - since >= missingGraceMillis) {
+              if (isDeletable({ key, lastModifiedMillis: since }, { exists: false }, nowMillis)) {
                 yield* deleteMarkers([key]).pipe(Effect.ignore)
                 remembered.delete(key)
                 return true
               }
-              remember(key, { until: Math.min(since + missingGraceMillis, nowMillis + missingRecheckMillis), permanent: false, missingSince: since })
+              const wait = Math.min(missingRecheckMaxMillis, Math.max(missingRecheckMillis, nowMillis - since))
+              remember(key, { until: nowMillis + wait, permanent: false, missingSince: since })
               return false
             }
             case "Skip": {
