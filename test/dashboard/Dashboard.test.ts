@@ -59,6 +59,28 @@ describe("Dashboard pages", () => {
       expect(detail.text.match(/<script/g)?.length).toBe(1)
     }))
 
+  it.scoped("the task page shows a failed attempt's stack trace, escaped (issue 16 item 7)", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const task = yield* Effect.orDie(stack.producer.submit("boom", {}))
+      const at = DateTime.formatIso(yield* stack.clock.now)
+      const trace = "Error: boom <img src=x>\n    at boom (file:///srv/handlers.mjs:4:11)"
+      yield* rewriteTask(stack, task.id, {
+        status: "failed",
+        last_error: "boom <img src=x>",
+        events: [
+          { at, from: null, to: "pending", attempt: 0 },
+          { at, from: "pending", to: "running", attempt: 1, worker_id: "w" },
+          { at, from: "running", to: "failed", attempt: 1, worker_id: "w", error: "boom <img src=x>", stack: trace }
+        ]
+      })
+      const dash = yield* startDashboard(stack)
+      const detail = yield* request(`${dash.url}/tasks/${task.id}`)
+      expect(detail.status).toBe(200)
+      expect(detail.text).toContain("<summary>stack trace</summary><pre>Error: boom &lt;img src=x&gt;\n    at boom (file:///srv/handlers.mjs:4:11)</pre>")
+      expect(detail.text).not.toContain("<img src=x")
+    }))
+
   it.scoped("task filters: status, type, shard, and paging", () =>
     Effect.gen(function*() {
       const { bad, ok, stack, waiting } = yield* seeded
