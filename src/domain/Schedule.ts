@@ -385,28 +385,36 @@ export const planFirings = (input: PlanInput): DuePlan => {
 
 // --- specs ------------------------------------------------------------------------------------
 
-/** What a caller gives to create a schedule (camelCase; stored as snake_case). */
+/**
+ * What creates a cron schedule (camelCase; stored as snake_case). The Effect API and the Promise
+ * facade take the same spec.
+ */
 export interface ScheduleSpec {
   /** Letters, digits and `_ . : @ -`, such as `nightly-report`. */
   readonly id: string
+  /** The task type every firing submits. */
   readonly taskType: string
-  /** JSON input of every firing's task (default `{}`). */
+  /** The input of every firing's task (default `{}`). */
   readonly input?: unknown
-  /** 5 fields, or 6 with seconds first. */
+  /** 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. */
   readonly cron: string
-  /** IANA zone the cron is read in (default UTC). */
+  /** IANA zone the cron is read in (default UTC), e.g. `"Europe/Paris"`. */
   readonly timezone?: string | undefined
   /** Default true. */
   readonly enabled?: boolean | undefined
+  /** Of every firing's task. */
   readonly timeoutSeconds?: number | undefined
+  /** Of every firing's task. */
   readonly maxRetries?: number | undefined
+  /** Of every firing's task. */
   readonly maxReschedules?: number | undefined
-  /** 0 (default) to 9999. */
+  /** Of every firing's task, 0–9999. */
   readonly priority?: number | undefined
-  /** Each firing's task expires if not claimed within this many seconds. */
+  /** Every firing's task expires if not claimed within this many seconds. */
   readonly ttlSeconds?: number | undefined
+  /** Of every firing's task. */
   readonly tags?: ReadonlyArray<string> | undefined
-  /** Missed-window policy (default `once`). */
+  /** Missed windows: `"skip"`, `"once"` (default: run once, then resume) or `"all"` (bounded by `missedLimit`). */
   readonly missed?: MissedPolicy | undefined
   /** Bound of the `all` policy (default 100, at most 1000). */
   readonly missedLimit?: number | undefined

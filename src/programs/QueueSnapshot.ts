@@ -22,8 +22,9 @@
  *
  * @module
  */
-import { Cron, DateTime, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { DateTime, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
+import { nextInstant, parseCron } from "../domain/Schedule.js"
 import { allShards } from "../domain/Shard.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
@@ -406,13 +407,10 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       const id = key.slice("schedules/".length, -".json".length)
       const lastRun = lastRunCache.get(`schedules/${id}/last_run.json`)?.value
       if (!record.enabled) return [{ record, lastRun, nextRun: undefined, problem: undefined }]
-      const tz = record.timezone === undefined ? undefined : DateTime.zoneMakeNamed(record.timezone)
-      if (tz !== undefined && Option.isNone(tz)) {
-        return [{ record, lastRun, nextRun: undefined, problem: `unknown timezone ${record.timezone}` }]
-      }
-      const cron = Cron.parse(record.cron, tz === undefined ? undefined : tz.value)
+      // the scheduler's own reading of the cron (fields, timezone, never-firing), synchronous and pure
+      const cron = Effect.runSync(Effect.either(parseCron(record.cron, record.timezone)))
       if (Either.isLeft(cron)) return [{ record, lastRun, nextRun: undefined, problem: cron.left.message }]
-      const after = (t: DateTime.Utc) => Either.getOrUndefined(Either.try(() => DateTime.unsafeMake(Cron.next(cron.right, DateTime.toDate(t)))))
+      const after = (t: DateTime.Utc) => Either.getOrUndefined(nextInstant(cron.right, t, record.cron))
       return [{
         record,
         lastRun,

@@ -8,7 +8,7 @@
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
-import type { ScheduleSpec as DomainScheduleSpec, ScheduleUpdate as DomainScheduleUpdate } from "../domain/Schedule.js"
+import type { ScheduleSpec, ScheduleUpdate as DomainScheduleUpdate } from "../domain/Schedule.js"
 import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { JsonSchema } from "../domain/TaskSchemas.js"
@@ -132,39 +132,7 @@ export interface CancelOptions {
   readonly cancelledBy?: string | undefined
 }
 
-/** What creates a cron schedule. */
-export interface ScheduleSpec {
-  /** Letters, digits and `_ . : @ -`, such as `nightly-report`. */
-  readonly id: string
-  /** The task type every firing submits. */
-  readonly taskType: string
-  /** The input of every firing's task (default `{}`). */
-  readonly input?: unknown
-  /** 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. */
-  readonly cron: string
-  /** IANA zone the cron is read in (default UTC), e.g. `"Europe/Paris"`. */
-  readonly timezone?: string | undefined
-  /** Default true. */
-  readonly enabled?: boolean | undefined
-  /** Of every firing's task. */
-  readonly timeoutSeconds?: number | undefined
-  /** Of every firing's task. */
-  readonly maxRetries?: number | undefined
-  /** Of every firing's task. */
-  readonly maxReschedules?: number | undefined
-  /** Of every firing's task, 0–9999. */
-  readonly priority?: number | undefined
-  /** Every firing's task expires if not claimed within this many seconds. */
-  readonly ttlSeconds?: number | undefined
-  /** Of every firing's task. */
-  readonly tags?: ReadonlyArray<string> | undefined
-  /** Missed windows: `"skip"`, `"once"` (default: run once, then resume) or `"all"` (bounded by `missedLimit`). */
-  readonly missed?: "skip" | "once" | "all" | undefined
-  /** Bound of the `all` policy (default 100, at most 1000). */
-  readonly missedLimit?: number | undefined
-  /** Spread each firing up to this many seconds after its instant (default 0). */
-  readonly jitterSeconds?: number | undefined
-}
+export type { ScheduleSpec } from "../domain/Schedule.js"
 
 /** Changes to a schedule: any field of {@link ScheduleSpec} but the id; `null` clears an optional one. */
 export type ScheduleUpdate = {
@@ -310,7 +278,7 @@ export class Queue {
     this.#runtime = runtime
     const withScheduler = <A, E>(f: (s: Scheduler["Type"]) => Effect.Effect<A, E>) => this.run(Effect.flatMap(SchedulerTag, f))
     this.schedules = {
-      create: (spec) => withScheduler((s) => s.create(spec satisfies DomainScheduleSpec)).then(T.fromScheduleWithRuns),
+      create: (spec) => withScheduler((s) => s.create(spec)).then(T.fromScheduleWithRuns),
       get: (id) => withScheduler((s) => s.get(id)).then((o) => Option.getOrUndefined(Option.map(o, T.fromSchedule))),
       status: (id) => withScheduler((s) => s.status(id)).then(T.fromScheduleStatus),
       list: () => withScheduler((s) => s.list).then((l) => l.map(T.fromSchedule)),

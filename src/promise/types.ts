@@ -282,28 +282,11 @@ export const fromPauseState = (p: DomainPauseState): PauseState => ({
   ...(p.updatedAt === undefined ? {} : { updatedAt: toDate(p.updatedAt) })
 })
 
-/** A cron schedule, as stored at `schedules/{id}.json`. */
-export interface Schedule {
-  readonly id: string
-  readonly taskType: string
+/** A cron schedule, as stored at `schedules/{id}.json`: its spec (input and `enabled` always known) and when it changed. */
+export interface Schedule extends Omit<ScheduleDomain.ScheduleSpec, "input" | "enabled"> {
   /** Input of every firing's task. */
   readonly input: unknown
-  /** 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. */
-  readonly cron: string
-  /** IANA zone the cron is read in (UTC when absent). */
-  readonly timezone?: string | undefined
   readonly enabled: boolean
-  readonly timeoutSeconds?: number | undefined
-  readonly maxRetries?: number | undefined
-  readonly maxReschedules?: number | undefined
-  readonly priority?: number | undefined
-  readonly ttlSeconds?: number | undefined
-  readonly tags?: ReadonlyArray<string> | undefined
-  /** Missed-window policy: `skip`, `once` (default: run once, then resume) or `all` (bounded by `missedLimit`). */
-  readonly missed?: ScheduleDomain.MissedPolicy | undefined
-  readonly missedLimit?: number | undefined
-  /** Each firing is spread up to this many seconds after its instant. */
-  readonly jitterSeconds?: number | undefined
   readonly createdAt: Date
   readonly updatedAt: Date
 }
