@@ -18,8 +18,9 @@
  * - worker health, every `workers.interval` (default 5 min): one LIST of `workers/`, stale workers
  *   reported, records silent for `workers.deleteAfter` (default 1 day) deleted.
  * Quiet bucket (on by default, see `monitor/Quiet.ts`): when a lease walk finds nothing running
- * anywhere, every loop stretches its period (recovery every `quiet.checkInterval`, 10 min; sweep
- * passes, idempotency and health checks at most every `quiet.maintenanceInterval`, 1 h) and the
+ * anywhere, every loop stretches its period (recovery and continuous sweep steps every
+ * `quiet.checkInterval`, 10 min; sweep passes, idempotency and health checks at most every
+ * `quiet.maintenanceInterval`, 1 h) and the
  * leader lease is written with `quiet.leaderTtl` (15 min), until activity: a change of the wake-up
  * object (watched by the embedding worker, or by the monitor itself with a HEAD per
  * `checkInterval` when it runs alone), a claim by the embedding worker, a walk that finds leases.
@@ -227,7 +228,15 @@ const sweepLoop = (
       yield* logSweep(report)
       yield* publish({ _tag: "Sweep", report })
     })
+    // While quiet, steps inside a pass are paced like the lease walks (every quiet check interval,
+    // not every checkInterval): a big bucket's pass would otherwise cost a LIST and a cursor PUT
+    // every 30 s for hours. The quiet ending cuts the wait short.
+    const stepGate = periods.quiet === undefined
+      ? Effect.void
+      : quiet.gate(Duration.max(periods.check, periods.quiet.check), periods.check)
+    let steps = 0
     const continuous = Effect.gen(function*() {
+      if (steps++ > 0) yield* stepGate
       yield* waitForNextPass
       const report = yield* sweeper.step()
       yield* afterStep(report)

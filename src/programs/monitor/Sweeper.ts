@@ -13,7 +13,10 @@
  *    by the rule in `Markers.ts` (never a marker a new attempt may have just re-created). No GET
  *    per marker: the tasks were read in step 1.
  * A terminal task whose ETag is unchanged since this process last read it is not read again
- * (a bounded in-memory cache), so repeated passes mostly cost LISTs.
+ * (a bounded in-memory cache), so repeated passes mostly cost LISTs. Behind that cache, each shard's
+ * finished tasks are checkpointed in the bucket (`domain/TerminalCheckpoint.ts`, written only when
+ * they changed), so a new leader or a bucket with more finished tasks than the cache holds costs
+ * one GET per shard, not one per task.
  * 3. at the end of a pass, `payloads/` is LISTed and payloads older than the grace that no task
  *    seen in the pass references are checked against their task (one GET) and deleted if they are
  *    orphans by the rule in `domain/PayloadCollection.ts` (a crashed submit, a lost attempt's
@@ -48,6 +51,7 @@ import { ServerClock } from "../../services/ServerClock.js"
 import { type ObjectMeta, Storage, type StorageService } from "../../services/Storage.js"
 import { isDeletable, type MarkerOwner, neededMarker } from "../../domain/Markers.js"
 import { defaultPayloadGrace, isOrphanPayload, parsePayloadKey } from "../../domain/PayloadCollection.js"
+import { fingerprint, TerminalCheckpoint, terminalCheckpointKey, TerminalEntry } from "../../domain/TerminalCheckpoint.js"
 import { taskKey } from "../../domain/Keys.js"
 import { shardOf } from "../../domain/Shard.js"
 import type { Task } from "../../domain/Task.js"
@@ -152,6 +156,8 @@ interface Pass {
   readonly referenced: Set<string>
   /** Shard name lengths seen in the pass (where to look for a payload's task). */
   readonly shardLengths: Set<number>
+  /** The current shard's finished tasks: as checkpointed (loaded on the first cache miss) and as seen now. */
+  ckpt: { stored: Map<string, TerminalEntry> | undefined; readonly seen: Map<string, TerminalEntry> }
   totals: Mutable<SweepTotals>
   sinceSave: number
 }
@@ -194,6 +200,57 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   >()
   const nowMillis = clock.currentTimeMillis
   let pass: Pass | undefined
+  /** Per shard, the fingerprint of its stored checkpoint as this process last wrote or read it. */
+  const printed = new Map<string, string>()
+  let evictions = 0
+
+  const loadCheckpoint = (shard: string) =>
+    Effect.gen(function*() {
+      const key = terminalCheckpointKey(shard)
+      const found = yield* retryTransient(storage.get(key))
+      const entries = new Map<string, TerminalEntry>()
+      if (Option.isSome(found)) {
+        const decoded = yield* Effect.either(decodeObject(TerminalCheckpoint, key, found.value.body))
+        if (decoded._tag === "Left") yield* Effect.logWarning(`sweeper: ignoring (and rewriting) a malformed checkpoint: ${decoded.left.message}`)
+        else if (decoded.right.shard === shard) for (const e of decoded.right.entries) entries.set(e.i, e)
+      }
+      printed.set(shard, fingerprint(entries.values()))
+      return entries
+    })
+
+  /** Writes the shard's checkpoint if its finished tasks differ from the stored ones. */
+  const saveCheckpoint = (p: Pass, shard: string) =>
+    Effect.gen(function*() {
+      const print = fingerprint(p.ckpt.seen.values())
+      const known = printed.get(shard)
+      if (print === known) return
+      if (p.ckpt.seen.size === 0) {
+        if (known !== undefined) yield* retryTransient(storage.delete(terminalCheckpointKey(shard)))
+      } else {
+        const body = encodeObject(TerminalCheckpoint, new TerminalCheckpoint({ shard, entries: [...p.ckpt.seen.values()] }))
+        yield* retryTransient(provide(putPlain(terminalCheckpointKey(shard), body)))
+      }
+      printed.set(shard, print)
+    }).pipe(Effect.catchAll((e) => Effect.logWarning(`sweeper: could not write the checkpoint of shard ${shard} (next pass): ${e.message}`)))
+
+  const entryOf = (taskId: string, etag: string, c: { readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined; readonly refs: ReadonlyArray<string> | undefined }) =>
+    new TerminalEntry({
+      i: taskId,
+      e: etag,
+      s: c.status,
+      u: c.updatedAt,
+      ...(c.heldUntil === undefined ? {} : { h: c.heldUntil }),
+      ...(c.refs === undefined ? {} : { r: c.refs })
+    })
+
+  const remember = (key: string, c: { readonly etag: string; readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined; readonly refs: ReadonlyArray<string> | undefined }) => {
+    if (cacheSize <= 0) return
+    if (!terminalCache.has(key) && terminalCache.size >= cacheSize) {
+      terminalCache.delete(terminalCache.keys().next().value!)
+      evictions++
+    }
+    terminalCache.set(key, c)
+  }
 
   const readCursor = Effect.gen(function*() {
     const found = yield* retryTransient(storage.get(sweepCursorKey))
@@ -249,6 +306,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       noted: new Map(),
       referenced: new Set(),
       shardLengths: new Set(),
+      ckpt: { stored: undefined, seen: new Map() },
       totals,
       sinceSave: 0
     }
@@ -279,12 +337,26 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   const handleTaskOnce = (p: Pass, meta: ObjectMeta, taskId: string) =>
     Effect.gen(function*() {
       const key = meta.key
-      const cached = terminalCache.get(key)
       const readAt = yield* nowMillis
-      if (cached !== undefined && cached.etag === meta.etag && (options.retention === undefined ||
-        retentionDecision(cached.status, cached.updatedAt, readAt, options.retention, cached.heldUntil) === "keep")) {
+      const keeps = (c: { readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined }) =>
+        options.retention === undefined || retentionDecision(c.status, c.updatedAt, readAt, options.retention, c.heldUntil) === "keep"
+      let cached = terminalCache.get(key)
+      if ((cached === undefined || cached.etag !== meta.etag) && p.shard !== undefined) {
+        // behind the memory cache: the shard's checkpoint (one GET per shard and pass, on the first miss)
+        // (not needed while the memory cache holds everything this process checkpointed itself)
+        if (p.ckpt.stored === undefined) {
+          p.ckpt.stored = printed.has(p.shard) && evictions === 0 ? new Map() : yield* loadCheckpoint(p.shard)
+        }
+        const e = p.ckpt.stored.get(taskId)
+        if (e !== undefined && e.e === meta.etag) {
+          cached = { etag: e.e, status: e.s, updatedAt: e.u, heldUntil: e.h, refs: e.r }
+          remember(key, cached)
+        }
+      }
+      if (cached !== undefined && cached.etag === meta.etag && keeps(cached)) {
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: false })
         for (const ref of cached.refs ?? []) p.referenced.add(ref)
+        p.ckpt.seen.set(taskId, entryOf(taskId, meta.etag, cached))
         return
       }
       const found = yield* provide(readTask(key)).pipe(
@@ -332,15 +404,10 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
         return
       }
-      if (isTerminal(task.status) && cacheSize > 0) {
-        if (terminalCache.size >= cacheSize) terminalCache.delete(terminalCache.keys().next().value!)
-        terminalCache.set(key, {
-          etag: found.value.etag,
-          status: task.status,
-          updatedAt: DateTime.toEpochMillis(task.updatedAt),
-          heldUntil: heldUntilOf(task),
-          refs
-        })
+      if (isTerminal(task.status)) {
+        const c = { etag: found.value.etag, status: task.status, updatedAt: DateTime.toEpochMillis(task.updatedAt), heldUntil: heldUntilOf(task), refs }
+        remember(key, c)
+        p.ckpt.seen.set(taskId, entryOf(taskId, found.value.etag, c))
       }
       p.noted.set(taskId, {
         owner: { exists: true, needed: neededMarker(task) },
@@ -395,10 +462,12 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       if (missing.length > 0 || stale.length > 0) {
         yield* Effect.logInfo(`sweeper: shard ${shard}: wrote ${missing.length} missing marker(s), deleted ${stale.length} stale marker(s)`)
       }
+      yield* saveCheckpoint(p, shard)
       p.totals.shards++
       p.cursor = new SweepCursor({ ...p.cursor, doneShard: shard })
       p.shard = undefined
       p.noted.clear()
+      p.ckpt = { stored: undefined, seen: new Map() }
     })
 
   /** The task a payload belongs to, looked for at every shard length seen in the pass (all four if none). */
@@ -463,6 +532,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         p.shardLengths.add(p.shard.length)
         p.missingReadAt = p.tasks.fetchedAt() || (yield* nowMillis)
         p.noted.clear()
+        p.ckpt = { stored: undefined, seen: new Map() }
       }
       const shard = p.shard
       // 1. The shard's tasks, in batches of at most a page.
