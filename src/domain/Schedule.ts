@@ -182,8 +182,22 @@ export const nextInstant = (cron: Cron.Cron, after: DateTime.Utc, source = ""): 
 const prevInstant = (cron: Cron.Cron, before: DateTime.Utc): Option.Option<DateTime.Utc> =>
   Either.getRight(Either.try(() => DateTime.unsafeFromDate(Cron.prev(cron, DateTime.toDate(before)))))
 
+/** The cron macros (as in Vixie cron and the reference's parser) and the 5-field expressions they stand for. */
+export const cronMacros: Readonly<Record<string, string>> = {
+  "@hourly": "0 * * * *",
+  "@daily": "0 0 * * *",
+  "@midnight": "0 0 * * *",
+  "@weekly": "0 0 * * 0",
+  "@monthly": "0 0 1 * *",
+  "@yearly": "0 0 1 1 *",
+  "@annually": "0 0 1 1 *"
+}
+
+/** The 5-field expression a macro stands for; any other text unchanged. */
+export const expandCronMacro = (cron: string): string => cronMacros[cron.trim().toLowerCase()] ?? cron
+
 /**
- * Parses a cron expression (5 fields, or 6 with seconds first) in an IANA timezone (default UTC)
+ * Parses a cron expression (a macro such as `@hourly`, 5 fields, or 6 with seconds first) in an IANA timezone (default UTC)
  * with effect's `Cron`. A bad field fails with {@link InvalidCron} naming the field, its value
  * and the allowed range; a cron that can never fire is refused too.
  */
@@ -193,7 +207,17 @@ export const parseCron = (
 ): Effect.Effect<Cron.Cron, InvalidCron | UnknownTimezone> =>
   Effect.gen(function*() {
     const zone = yield* parseTimezone(timezone)
-    const segments = cron.trim().split(/\s+/).filter((s) => s.length > 0)
+    const trimmed = cron.trim()
+    const macro = trimmed.startsWith("@") ? cronMacros[trimmed.toLowerCase()] : undefined
+    if (trimmed.startsWith("@") && macro === undefined) {
+      return yield* new InvalidCron({
+        cron,
+        field: "expression",
+        value: cron,
+        message: `cron ${JSON.stringify(cron)} is not a known macro; use one of ${Object.keys(cronMacros).join(", ")}, or 5 fields`
+      })
+    }
+    const segments = (macro ?? trimmed).split(/\s+/).filter((s) => s.length > 0)
     if (segments.length !== 5 && segments.length !== 6) {
       return yield* new InvalidCron({
         cron,
