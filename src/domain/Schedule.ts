@@ -193,9 +193,6 @@ export const cronMacros: Readonly<Record<string, string>> = {
   "@annually": "0 0 1 1 *"
 }
 
-/** The 5-field expression a macro stands for; any other text unchanged. */
-export const expandCronMacro = (cron: string): string => cronMacros[cron.trim().toLowerCase()] ?? cron
-
 /**
  * Parses a cron expression (a macro such as `@hourly`, 5 fields, or 6 with seconds first) in an IANA timezone (default UTC)
  * with effect's `Cron`. A bad field fails with {@link InvalidCron} naming the field, its value
