@@ -1,0 +1,519 @@
+/**
+ * The deterministic simulation of the whole queue (issue 15), in the spirit of FoundationDB's
+ * simulator and TigerBeetle's VOPR: one seeded run drives the REAL code — producers, several
+ * worker processes with their embedded monitors (leader-elected, with retention), operators
+ * (cancel, replay, archive, pause/resume) — as fibers over MemoryStorage wrapped in FaultyStorage,
+ * on TestClock. Every random choice comes from the seed: the simulation's own PRNG, the fault
+ * generator, Effect's `Random`, and `crypto.randomUUID` (task ids, lease ids), which is replaced
+ * by a seeded generator for the run.
+ *
+ * Faults: requests failing before or after they apply (ambiguous 500s, lost responses), RGW's
+ * 500 to CAS losers, slow requests. Crashes: a process's view of the bucket dies between two
+ * requests (nothing it still tries lands), and a fresh process replaces it. Pauses: a process's
+ * requests hang (a GC or VM pause) for up to a few minutes, past its leases, then go on.
+ *
+ * Invariants, checked on the bucket itself (below the faults) after every step, and at the end:
+ * - **no lost task**: no task object is ever deleted while pending or running, and every pending
+ *   or running task has the marker that makes it discoverable without a full sweep (ready marker
+ *   when pending, lease marker when running); at the end, after a quiet drain, nothing due is stuck;
+ * - **one valid lease at a time**: a handler never starts while another run of the same task still
+ *   holds an unexpired lease;
+ * - **terminal states are stable**: completed/archived never change (but completed → archived),
+ *   failed/cancelled/expired become pending only by an operator's replay; no task id is created twice;
+ * - **idempotency**: a key maps to one task for its whole TTL, and no task completes twice;
+ * - **request budget**: requests on a task's own object stay within a budget per attempt.
+ *
+ * @module
+ */
+import crypto from "node:crypto"
+import { syncBuiltinESMExports } from "node:module"
+import { Cause, DateTime, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Random, Scope } from "effect"
+import { RetryableError } from "../../src/domain/HandlerErrors.js"
+import { neededMarker } from "../../src/domain/Markers.js"
+import { isTerminal, type TaskStatus } from "../../src/domain/TaskStatus.js"
+import { layerWorkerServices } from "../../src/Buquet.js"
+import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import * as Worker from "../../src/programs/Worker.js"
+import { readTask } from "../../src/protocol/TaskObjects.js"
+import { runVirtual } from "./VirtualRuntime.js"
+import type { QueueService } from "../../src/services/Queue.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage, type StorageService } from "../../src/services/Storage.js"
+
+/** Options of one simulated run. */
+export interface SimOptions {
+  /** Simulated time of the busy phase, in minutes (a drain of 30 quiet minutes follows). */
+  readonly minutes: number
+  /** Worker processes alive at once (default 3). */
+  readonly workers?: number | undefined
+}
+
+/** The outcome of one seed. */
+export interface SimResult {
+  readonly seed: number
+  readonly violations: ReadonlyArray<string>
+  readonly stats: {
+    readonly submitted: number
+    readonly completed: number
+    readonly crashes: number
+    readonly pauses: number
+    readonly faults: number
+    readonly requests: number
+    readonly steps: number
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomness
+// ---------------------------------------------------------------------------------------------
+
+/** mulberry32: a small, fast, seedable PRNG (the simulation's choices). */
+const prng = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const originalRandomUUID = crypto.randomUUID
+
+/** Replaces `crypto.randomUUID` (also for modules that imported it by name) with a seeded one. */
+const seedUuids = (seed: number) => {
+  const next = prng(seed ^ 0x5eed)
+  const hex = (n: number) => Array.from({ length: n }, () => Math.floor(next() * 16).toString(16)).join("")
+  const seeded = () => `${hex(8)}-${hex(4)}-4${hex(3)}-${"89ab"[Math.floor(next() * 4)]}${hex(3)}-${hex(12)}` as `${string}-${string}-${string}-${string}-${string}`
+  ;(crypto as { randomUUID: typeof crypto.randomUUID }).randomUUID = seeded
+  syncBuiltinESMExports()
+}
+
+const restoreUuids = () => {
+  ;(crypto as { randomUUID: typeof crypto.randomUUID }).randomUUID = originalRandomUUID
+  syncBuiltinESMExports()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The observer: every write that lands on the bucket, checked as it lands
+// ---------------------------------------------------------------------------------------------
+
+interface Seen {
+  key: string
+  status: TaskStatus
+  created: number
+  completions: number
+  replayRequested: boolean
+  requests: number
+  attempts: number
+}
+
+const taskKeyPattern = /^tasks\/[0-9a-f]{1,4}\/([0-9a-f-]{36})\.json$/
+const decoder = new TextDecoder()
+
+const statusOf = (body: Uint8Array): { status: TaskStatus; attempt: number } | undefined => {
+  try {
+    const json = JSON.parse(decoder.decode(body)) as { status: TaskStatus; attempt: number }
+    return { status: json.status, attempt: json.attempt }
+  } catch {
+    return undefined
+  }
+}
+
+const makeObserver = (mem: StorageService, violation: (message: string) => void) => {
+  const tasks = new Map<string, Seen>()
+  const seen = (id: string, key: string): Seen => {
+    let s = tasks.get(id)
+    if (s === undefined) {
+      s = { key, status: "pending", created: 0, completions: 0, replayRequested: false, requests: 0, attempts: 0 }
+      tasks.set(id, s)
+    }
+    return s
+  }
+  const idOf = (key: string) => taskKeyPattern.exec(key)?.[1]
+  const onDelete = (key: string) =>
+    Effect.gen(function*() {
+      const id = idOf(key)
+      if (id === undefined) return
+      const current = yield* mem.get(key).pipe(Effect.orDie)
+      if (Option.isNone(current)) return
+      const parsed = statusOf(current.value.body)
+      if (parsed !== undefined && !isTerminal(parsed.status)) {
+        violation(`lost task: ${key} was deleted while ${parsed.status}`)
+      }
+    })
+  const onPut = (key: string, body: Uint8Array, create: boolean) =>
+    Effect.sync(() => {
+      const id = idOf(key)
+      if (id === undefined) return
+      const parsed = statusOf(body)
+      if (parsed === undefined) return
+      const s = seen(id, key)
+      if (create) {
+        s.created++
+        if (s.created > 1) violation(`task ${id} was created twice (a finished task re-created?)`)
+        s.status = parsed.status
+        return
+      }
+      const from = s.status
+      const to = parsed.status
+      if ((from === "completed" && to !== "completed" && to !== "archived") || (from === "archived" && to !== "archived")) {
+        violation(`terminal state changed: ${id} went ${from} → ${to}`)
+      }
+      if ((from === "failed" || from === "cancelled" || from === "expired") && !isTerminal(to) && !s.replayRequested) {
+        violation(`terminal state changed without a replay: ${id} went ${from} → ${to}`)
+      }
+      if (to === "completed" && from !== "completed") {
+        s.completions++
+        if (s.completions > 1) violation(`task ${id} completed twice`)
+      }
+      if (to === "running" && from !== "running") s.attempts++
+      s.status = to
+    })
+  const count = (key: string) =>
+    Effect.sync(() => {
+      const id = idOf(key)
+      if (id !== undefined) seen(id, key).requests++
+    })
+  const storage: StorageService = {
+    ...mem,
+    get: (key) => Effect.zipRight(count(key), mem.get(key)),
+    head: (key) => Effect.zipRight(count(key), mem.head(key)),
+    put: (key, body, condition) =>
+      Effect.zipRight(
+        count(key),
+        mem.put(key, body, condition).pipe(
+          Effect.tap(() => onPut(key, body, condition !== undefined && "ifNoneMatch" in condition))
+        )
+      ),
+    delete: (key) => Effect.zipRight(Effect.zipRight(count(key), onDelete(key)), mem.delete(key)),
+    deleteIfMatch: (key, etag) =>
+      Effect.zipRight(
+        count(key),
+        mem.head(key).pipe(
+          Effect.orDie,
+          Effect.flatMap((h) => (Option.isSome(h) && h.value.etag === etag ? onDelete(key) : Effect.void)),
+          Effect.zipRight(mem.deleteIfMatch(key, etag))
+        )
+      ),
+    deleteMany: (keys) => Effect.zipRight(Effect.forEach(keys, onDelete, { discard: true }), mem.deleteMany(keys))
+  }
+  return { storage, tasks }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: a view of the bucket that can die or freeze
+// ---------------------------------------------------------------------------------------------
+
+const processView = (underlying: StorageService) =>
+  Effect.gen(function*() {
+    let dead = false
+    const running = yield* Effect.makeLatch(true)
+    const guard = <A, E>(_op: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.zipRight(
+        running.await,
+        Effect.suspend((): Effect.Effect<A, E> =>
+          // a crashed process observes nothing more: its requests never answer (its scope interrupts them)
+          dead ? Effect.never : self
+        )
+      )
+    const storage: StorageService = {
+      ...underlying,
+      get: (key) => guard("get", underlying.get(key)),
+      head: (key) => guard("head", underlying.head(key)),
+      put: (key, body, condition) => guard("put", underlying.put(key, body, condition)),
+      delete: (key) => guard("delete", underlying.delete(key)),
+      deleteIfMatch: (key, etag) => guard("deleteIfMatch", underlying.deleteIfMatch(key, etag)),
+      deleteMany: (keys) => guard("deleteMany", underlying.deleteMany(keys)),
+      list: (prefix, options) => guard("list", underlying.list(prefix, options)),
+      listAll: (prefix, options) => underlying.listAll(prefix, options)
+    }
+    return {
+      storage,
+      crash: Effect.sync(() => {
+        dead = true
+      }),
+      pause: running.close,
+      resume: running.open
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// One seed
+// ---------------------------------------------------------------------------------------------
+
+interface Run {
+  readonly taskId: string
+  readonly leaseId: string | null
+  readonly leaseExpiresMillis: number
+}
+
+const simulate = (seed: number, options: SimOptions) =>
+  Effect.gen(function*() {
+    const rnd = prng(seed)
+    const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(rnd() * xs.length)]!
+    const chance = (p: number) => rnd() < p
+    const violations: Array<string> = []
+    const violation = (message: string) => {
+      if (violations.length < 20) violations.push(message)
+    }
+
+    const conditionalDelete = chance(0.5)
+    const mem = yield* MemoryStorage.make({ conditionalDelete })
+    const observer = makeObserver(mem, violation)
+    const faultRate = pick([0, 0.01, 0.03, 0.08])
+    const faulty = yield* FaultyStorage.make(observer.storage, {
+      seed,
+      rates: {
+        unavailable: faultRate,
+        ambiguous: faultRate / 2,
+        lostResponse: faultRate / 2,
+        conditional500: faultRate / 2,
+        latency: 0.2
+      },
+      maxLatency: Duration.seconds(pick([0.2, 2, 8]))
+    })
+    let requests = 0
+    const counted: StorageService = {
+      ...faulty.storage,
+      get: (k) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.get(k)),
+      put: (k, b, c) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.put(k, b, c)),
+      list: (p, o) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.list(p, o))
+    }
+    const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
+    const on = <A, E, R>(storage: StorageService, self: Effect.Effect<A, E, R>) =>
+      self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
+
+    // --- handlers: every run is recorded, so overlapping valid leases are caught ---------------
+    const active = new Map<string, Array<Run>>()
+    let completed = 0
+    const job = Worker.handler("job", (input, ctx) =>
+      Effect.gen(function*() {
+        const now = yield* clock.currentTimeMillis
+        const runs = active.get(ctx.taskId) ?? []
+        for (const other of runs) {
+          if (other.leaseExpiresMillis > now) {
+            violation(`two runs of ${ctx.taskId} at once: lease ${other.leaseId} (until ${other.leaseExpiresMillis}) and ${ctx.task.leaseId} at ${now}`)
+          }
+        }
+        const me: Run = {
+          taskId: ctx.taskId,
+          leaseId: ctx.task.leaseId,
+          leaseExpiresMillis: ctx.task.leaseExpiresAt === null ? 0 : DateTime.toEpochMillis(ctx.task.leaseExpiresAt)
+        }
+        active.set(ctx.taskId, [...runs, me])
+        const spec = input as { readonly ms: number; readonly fail: number }
+        return yield* Effect.sleep(Duration.millis(spec.ms)).pipe(
+          Effect.zipRight(ctx.attempt <= spec.fail ? Effect.fail(new RetryableError({ message: "sim: flaky" })) : Effect.succeed({ ok: ctx.attempt })),
+          Effect.tap(() => Effect.sync(() => completed++)),
+          Effect.ensuring(Effect.sync(() => active.set(ctx.taskId, (active.get(ctx.taskId) ?? []).filter((r) => r !== me))))
+        )
+      }))
+
+    // --- processes -------------------------------------------------------------------------
+    const retention = { olderThan: Duration.minutes(pick([5, 20])), action: pick(["delete", "archive"] as const) }
+    interface Proc {
+      readonly id: string
+      readonly scope: Scope.CloseableScope
+      readonly view: Effect.Effect.Success<ReturnType<typeof processView>>
+      readonly worker: Worker.Worker
+      paused: boolean
+    }
+    const procs: Array<Proc> = []
+    let started = 0
+    const startProc = Effect.gen(function*() {
+      const id = `w${++started}`
+      const scope = yield* Scope.make()
+      const view = yield* processView(counted)
+      const worker = yield* on(
+        view.storage,
+        Worker.make({
+          id,
+          concurrency: pick([1, 2, 4]),
+          wakeUp: false,
+          polling: { _tag: "Adaptive", min: Duration.millis(500), max: Duration.seconds(pick([2, 5])) },
+          monitor: {
+            checkInterval: Duration.seconds(10),
+            sweepInterval: Duration.minutes(2),
+            retention,
+            leader: { ttl: Duration.seconds(30), holderId: id }
+          }
+        }, [job]).pipe(Effect.provide(Layer.orDie(layerWorkerServices())))
+      ).pipe(Scope.extend(scope))
+      procs.push({ id, scope, view, paused: false, worker })
+    })
+    for (let i = 0; i < (options.workers ?? 3); i++) yield* startProc
+
+    const queue: QueueService = yield* on(counted, QueueLayer.make())
+
+    // --- the model of what producers and operators were told -------------------------------
+    const submitted: Array<string> = []
+    const idempotent = new Map<string, { readonly id: string; readonly until: number }>()
+    let crashes = 0
+    let pauses = 0
+
+    const ignore = <A, E>(self: Effect.Effect<A, E>) => Effect.ignore(self)
+    const submitOne = Effect.gen(function*() {
+      const input = { ms: Math.floor(rnd() * 20_000), fail: chance(0.2) ? 1 + Math.floor(rnd() * 3) : 0 }
+      const opts = {
+        timeoutSeconds: pick([5, 30, 60]),
+        maxRetries: pick([0, 1, 3]),
+        ...(chance(0.2) ? { delay: Duration.seconds(Math.floor(rnd() * 120)) } : {}),
+        ...(chance(0.1) ? { priority: 1 + Math.floor(rnd() * 5) } : {})
+      }
+      if (chance(0.3)) {
+        const key = `k${Math.floor(rnd() * 8)}`
+        const keyed = { ...opts, idempotencyKey: key, idempotencyTtlSeconds: 3600 }
+        const input1 = { ms: 1000 + key.length, fail: 0 }
+        const task = yield* Effect.option(queue.submit("job", input1, keyed))
+        if (Option.isNone(task)) return
+        const now = yield* clock.currentTimeMillis
+        const known = idempotent.get(key)
+        if (known !== undefined && known.until > now && known.id !== task.value.id) {
+          violation(`idempotency key ${key} gave ${task.value.id}, but ${known.id} within its TTL`)
+        }
+        if (known === undefined || known.until <= now - 3_600_000) idempotent.set(key, { id: task.value.id, until: now + 3_000_000 })
+        submitted.push(task.value.id)
+        return
+      }
+      const task = yield* Effect.option(queue.submit("job", input, opts))
+      if (Option.isSome(task)) submitted.push(task.value.id)
+    })
+
+    const operate = Effect.gen(function*() {
+      if (submitted.length === 0) return
+      const id = pick(submitted)
+      const r = rnd()
+      if (r < 0.4) yield* ignore(queue.cancel(id))
+      else if (r < 0.8) {
+        const s = observer.tasks.get(id)
+        if (s !== undefined) s.replayRequested = true
+        yield* ignore(queue.replay(id))
+      } else yield* ignore(queue.archive(id))
+    })
+
+    const pauseType = Effect.gen(function*() {
+      yield* ignore(queue.pause("job"))
+      yield* Effect.sleep(Duration.seconds(Math.floor(rnd() * 60)))
+      yield* ignore(queue.resume("job"))
+    })
+
+    const crashOne = Effect.gen(function*() {
+      const alive = procs.filter((p) => !p.paused)
+      if (alive.length === 0) return
+      const victim = pick(alive)
+      procs.splice(procs.indexOf(victim), 1)
+      crashes++
+      yield* victim.view.crash
+      // its fibers are interrupted between requests; nothing it tries afterwards lands
+      yield* Effect.forkDaemon(Scope.close(victim.scope, Exit.void))
+      yield* startProc
+    })
+
+    const freezeOne = Effect.gen(function*() {
+      const candidates = procs.filter((p) => !p.paused)
+      if (candidates.length === 0) return
+      const p = pick(candidates)
+      p.paused = true
+      pauses++
+      yield* p.view.pause
+      const length = Duration.seconds(5 + Math.floor(rnd() * 180))
+      yield* Effect.forkDaemon(Effect.zipRight(Effect.sleep(length), Effect.zipRight(p.view.resume, Effect.sync(() => {
+        p.paused = false
+      }))))
+    })
+
+    // --- invariants on the bucket ----------------------------------------------------------
+    const discoverable = (final: boolean) =>
+      Effect.gen(function*() {
+        const now = yield* clock.currentTimeMillis
+        for (const id of observer.tasks.keys()) {
+          const found = yield* readTask(observer.tasks.get(id)!.key).pipe(
+            Effect.provideService(Storage, mem),
+            Effect.orElseSucceed(() => Option.none())
+          )
+          if (Option.isNone(found)) continue
+          const t = found.value.task
+          const needed = neededMarker(t)
+          if (needed !== undefined && Option.isNone(yield* Effect.orDie(mem.head(needed)))) {
+            violation(`undiscoverable: ${t.status} task ${id} has no ${needed}`)
+          }
+          if (final && t.status === "pending" && DateTime.toEpochMillis(t.availableAt) < now - 10 * 60_000) {
+            violation(`stuck: task ${id} is pending and due since ${DateTime.formatIso(t.availableAt)}`)
+          }
+          if (final && t.status === "running" && t.leaseExpiresAt !== null && DateTime.toEpochMillis(t.leaseExpiresAt) < now - 10 * 60_000) {
+            violation(`stuck: task ${id} is running on a lease that ended at ${DateTime.formatIso(t.leaseExpiresAt)}`)
+          }
+        }
+      })
+
+    // --- the busy phase ----------------------------------------------------------------------
+    const steps = options.minutes * 60
+    let step = 0
+    for (; step < steps && violations.length === 0; step++) {
+      const r = rnd()
+      if (r < 0.08) yield* Effect.fork(submitOne)
+      else if (r < 0.1) yield* Effect.fork(operate)
+      else if (r < 0.101) yield* Effect.fork(pauseType)
+      else if (r < 0.1025) yield* crashOne
+      else if (r < 0.104) yield* freezeOne
+      yield* Effect.sleep(Duration.millis(200 + Math.floor(rnd() * 1600)))
+      if (step % 30 === 0) yield* discoverable(false)
+    }
+
+    if (process.env["SIM_DEBUG"] !== undefined) {
+      for (const p of procs) console.log(p.id, JSON.stringify(yield* p.worker.stats))
+    }
+    // --- drain: no faults, every process running, work resumed --------------------------------
+    yield* faulty.injector.setRandomFaults(false)
+    for (const p of procs) if (p.paused) yield* p.view.resume
+    yield* ignore(queue.resume("job"))
+    for (let s = 0; s < 60 && violations.length === 0; s++) yield* Effect.sleep(Duration.seconds(30))
+    yield* discoverable(true)
+    for (const [id, s] of observer.tasks) {
+      if (s.requests > 40 * Math.max(1, s.attempts + 1) + 40) violation(`request budget: ${s.requests} requests on task ${id} over ${s.attempts} attempts`)
+    }
+    for (const p of procs) yield* Effect.forkDaemon(Scope.close(p.scope, Exit.void))
+    yield* Effect.sleep(Duration.minutes(1))
+    return {
+      seed,
+      violations,
+      stats: {
+        submitted: submitted.length,
+        completed,
+        crashes,
+        pauses,
+        faults: (yield* faulty.injector.injected).length,
+        requests,
+        steps: step
+      }
+    } satisfies SimResult
+  })
+
+/** Runs one seed to its end (deterministic: same seed and options, same run). */
+export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> => {
+  seedUuids(seed)
+  return runVirtual(
+    simulate(seed, options).pipe(
+      Effect.scoped,
+      Effect.withRandom(Random.make(seed)),
+      Logger.withMinimumLogLevel(LogLevel.None)
+    )
+  ).then((exit) => {
+    if (Exit.isSuccess(exit)) return exit.value
+    return {
+      seed,
+      violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, faults: 0, requests: 0, steps: 0 }
+    } satisfies SimResult
+  }).finally(restoreUuids)
+}
+
+/** The command that replays a seed exactly. */
+export const replayCommand = (seed: number, options: SimOptions): string =>
+  `npm run sim -- --seed ${seed} --minutes ${options.minutes}${options.workers === undefined ? "" : ` --workers ${options.workers}`}`
+
