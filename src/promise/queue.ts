@@ -8,7 +8,7 @@
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
-import type { ScheduleSpec, ScheduleUpdate as DomainScheduleUpdate } from "../domain/Schedule.js"
+import type { ScheduleSpec, ScheduleUpdate } from "../domain/Schedule.js"
 import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { JsonSchema } from "../domain/TaskSchemas.js"
@@ -132,17 +132,7 @@ export interface CancelOptions {
   readonly cancelledBy?: string | undefined
 }
 
-export type { ScheduleSpec } from "../domain/Schedule.js"
-
-/** Changes to a schedule: any field of {@link ScheduleSpec} but the id; `null` clears an optional one. */
-export type ScheduleUpdate = {
-  readonly [K in Exclude<keyof ScheduleSpec, "id" | "taskType" | "cron" | "input" | "enabled">]?: ScheduleSpec[K] | null
-} & {
-  readonly taskType?: string | undefined
-  readonly cron?: string | undefined
-  readonly input?: unknown
-  readonly enabled?: boolean | undefined
-}
+export type { ScheduleSpec, ScheduleUpdate } from "../domain/Schedule.js"
 
 /** The cron schedules of a queue (`queue.schedules`). They fire while a worker runs with `scheduler: true`. */
 export interface Schedules {
@@ -282,7 +272,7 @@ export class Queue {
       get: (id) => withScheduler((s) => s.get(id)).then((o) => Option.getOrUndefined(Option.map(o, T.fromSchedule))),
       status: (id) => withScheduler((s) => s.status(id)).then(T.fromScheduleStatus),
       list: () => withScheduler((s) => s.list).then((l) => l.map(T.fromSchedule)),
-      update: (id, update) => withScheduler((s) => s.update(id, update satisfies DomainScheduleUpdate)).then(T.fromScheduleWithRuns),
+      update: (id, update) => withScheduler((s) => s.update(id, update)).then(T.fromScheduleWithRuns),
       enable: (id) => withScheduler((s) => s.enable(id)).then(T.fromSchedule),
       disable: (id) => withScheduler((s) => s.disable(id)).then(T.fromSchedule),
       delete: (id) => withScheduler((s) => s.delete(id)),
