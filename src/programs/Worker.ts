@@ -224,6 +224,8 @@ export const make = <R>(
     const stats = yield* Ref.make(emptyStats)
     const running = yield* Ref.make(new Map<string, Deferred.Deferred<StopReason>>())
     const slotFreed = yield* Queue.sliding<void>(1)
+    // a task settled: the heartbeat writes the new counters soon (Heartbeat.loop)
+    const settled = yield* Queue.sliding<void>(1)
     const stopping = yield* Deferred.make<void>()
     const stopped = yield* Deferred.make<void>()
     const claimedCount = yield* Ref.make(0)
@@ -363,7 +365,7 @@ export const make = <R>(
                 next.delete(task.id)
                 return next
               }),
-              Queue.offer(slotFreed, undefined)
+              Effect.zipRight(Queue.offer(slotFreed, undefined), Queue.offer(settled, undefined))
             )
           )
         )
@@ -449,7 +451,7 @@ export const make = <R>(
     yield* provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
       Effect.catchAll((e) => Effect.logWarning(`could not register the worker: ${e.message}`))
     )
-    const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot)), scope)
+    const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot, settled)), scope)
 
     // --- the embedded monitor (on by default) and scheduler loop (off by default) ----------------
     const monitorOptions = options.monitor === false ? undefined : options.monitor === true || options.monitor === undefined ? {} : options.monitor

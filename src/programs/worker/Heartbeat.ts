@@ -2,12 +2,14 @@
  * Worker registration and heartbeat, from their own fiber (never between tasks, so a long task
  * does not make the worker look dead): `workers/{id}.json` is written at start, then every 10 s
  * while busy and every 60 s while idle (so an idle worker stays within its request budget), and
- * deleted when the worker stops.
+ * deleted when the worker stops. A settled task also triggers a beat (at most one a second), so the
+ * record's counters are right after every settle: `buquet workers` reads them from the record, and an
+ * idle worker would otherwise show them a minute late.
  *
  * @module
  */
 import { hostname } from "node:os"
-import { DateTime, Duration, Effect } from "effect"
+import { DateTime, Duration, Effect, Queue } from "effect"
 import { encodeObject } from "../../domain/Codec.js"
 import { workerKey } from "../../domain/Keys.js"
 import { WorkerRecord } from "../../domain/WorkerRecord.js"
@@ -64,27 +66,40 @@ export const beat = Effect.fn("Worker.heartbeat")(function*(settings: HeartbeatS
   yield* putPlain(workerKey(settings.workerId), encodeObject(WorkerRecord, record))
 })
 
+/** The shortest gap between two beats a settle triggers: a busy worker's bursts cost one PUT a second at most. */
+export const settleBeatGap: Duration.Duration = Duration.seconds(1)
+
 /**
  * The heartbeat loop: beats now, then every `busyInterval` while tasks run and every
- * `idleInterval` while none do (checked every `busyInterval`). Failures are logged and retried
+ * `idleInterval` while none do (checked every `busyInterval`), and within {@link settleBeatGap}
+ * of a signal on `settled` (a task settled: the counters changed). Failures are logged and retried
  * at the next beat. Runs until interrupted.
  */
 export const loop = (
   settings: HeartbeatSettings,
-  snapshot: Effect.Effect<WorkerSnapshot>
+  snapshot: Effect.Effect<WorkerSnapshot>,
+  settled?: Queue.Dequeue<void>
 ): Effect.Effect<never, never, Storage | ServerClock> =>
   Effect.gen(function*() {
     const clock = yield* ServerClock
+    const gap = Duration.toMillis(settleBeatGap)
     let last = Number.NEGATIVE_INFINITY
+    let dirty = false
     while (true) {
       const snap = yield* snapshot
       const now = yield* clock.currentTimeMillis
-      const due = snap.currentTasks.length > 0 ? settings.busyInterval : settings.idleInterval
-      if (now - last >= Duration.toMillis(due)) {
+      const due = dirty ? gap : Duration.toMillis(snap.currentTasks.length > 0 ? settings.busyInterval : settings.idleInterval)
+      if (now - last >= due) {
         yield* beat(settings, snap).pipe(Effect.catchAll((e) => Effect.logWarning(`heartbeat failed: ${e.message}`)))
         last = now
+        dirty = false
       }
-      yield* Effect.sleep(settings.busyInterval)
+      const pause: Duration.Duration = dirty ? Duration.millis(Math.max(0, last + gap - now)) : settings.busyInterval
+      if (settled === undefined || dirty) {
+        yield* Effect.sleep(pause)
+      } else {
+        dirty = yield* Effect.raceFirst(Effect.as(Effect.sleep(pause), false), Effect.as(Queue.take(settled), true))
+      }
     }
   })
 

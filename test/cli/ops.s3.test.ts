@@ -1,0 +1,82 @@
+/**
+ * The operator's view on the real RGW server (issue 20): spawned `buquet` processes, each test
+ * under a fresh key prefix of the shared bucket; everything written there is deleted afterwards.
+ */
+import { Chunk, Effect, Stream } from "effect"
+import { randomUUID } from "node:crypto"
+import { join } from "node:path"
+import { afterAll, expect, it } from "vitest"
+import * as S3Storage from "../../src/layers/S3Storage.js"
+import { describeS3 } from "../support/s3.js"
+import type { S3Settings } from "../support/s3.js"
+import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
+
+const fixtures = join(root, "test", "cli", "fixtures")
+const written: Array<{ readonly settings: S3Settings; readonly keyPrefix: string }> = []
+
+const envFor = (s: S3Settings): Record<string, string> => {
+  const keyPrefix = `test/${randomUUID()}/`
+  written.push({ settings: s, keyPrefix })
+  return {
+    S3_ENDPOINT: s.endpoint,
+    S3_BUCKET: s.bucket,
+    AWS_REGION: s.region,
+    AWS_ACCESS_KEY_ID: s.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
+    BUQUET_KEY_PREFIX: keyPrefix
+  }
+}
+
+afterAll(async () => {
+  for (const { keyPrefix, settings } of written.splice(0)) {
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const storage = yield* S3Storage.make({
+        bucket: settings.bucket,
+        endpoint: settings.endpoint,
+        region: settings.region,
+        credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+        keyPrefix
+      })
+      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll(""))).map((o) => o.key)
+      yield* storage.deleteMany(keys)
+    })).pipe(Effect.ignore))
+  }
+}, 120_000)
+
+const submitWith = (env: Record<string, string>) => async (type: string, input: string, extra: ReadonlyArray<string> = []) => {
+  const r = await runCli(["submit", "-t", type, "-i", input, "--json", ...extra], { env })
+  expect(r.code, r.stderr).toBe(0)
+  return (JSON.parse(r.stdout) as { id: string }).id
+}
+
+describeS3("the operator's view on RGW (issue 20)", (s) => {
+  it("buquet workers shows a worker's counters right after its tasks settle (not a minute later)", async () => {
+    const env = envFor(s)
+    const submit = submitWith(env)
+    const ids = [await submit("add", "{\"a\":1,\"b\":2}"), await submit("add", "{\"a\":3,\"b\":4}")]
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor", "--poll-max-ms", "300", "--id", "w-ops"], {
+      cwd: tempDir(),
+      // heartbeats an hour apart: only a settle can bring the counters up to date
+      env: { ...env, BUQUET_HEARTBEAT_BUSY_SECS: "3600", BUQUET_HEARTBEAT_IDLE_SECS: "3600" }
+    })
+    try {
+      await eventually(async () => {
+        const r = await runCli(["list", "--status", "completed", "--json"], { env })
+        const done = (JSON.parse(r.stdout) as { tasks: Array<{ id: string }> }).tasks.map((t) => t.id)
+        return ids.every((id) => done.includes(id)) ? true : undefined
+      }, () => `both tasks to complete (${JSON.stringify(worker.output())})`, 60, 1000)
+      // the idle heartbeat is a minute; the counters must be there within a few seconds of the settle
+      const record = await eventually(async () => {
+        const r = await runCli(["workers", "--json"], { env })
+        const rows = JSON.parse(r.stdout) as Array<{ worker_id: string; tasks_completed: number }>
+        return rows.find((w) => w.worker_id === "w-ops" && w.tasks_completed === 2)
+      }, "the worker record to count two completions", 5, 1000)
+      expect(record.tasks_completed).toBe(2)
+      const table = await runCli(["workers"], { env })
+      expect(table.stdout).toMatch(/w-ops\s+healthy\s+\S+\s+0\s+2\s+0/)
+    } finally {
+      worker.signal("SIGTERM")
+      await worker.exited
+    }
+  }, 180_000)
+})
