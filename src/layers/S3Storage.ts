@@ -24,7 +24,9 @@ import {
   S3Client,
   type S3ClientConfig
 } from "@aws-sdk/client-s3"
+import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { DeserializeMiddleware, MiddlewareStack } from "@smithy/types"
+import { AsyncLocalStorage } from "node:async_hooks"
 import { randomUUID } from "node:crypto"
 import {
   Chunk,
@@ -198,41 +200,54 @@ const classify = (error: unknown): Fault => {
 // Date header capture
 // ---------------------------------------------------------------------------------------------
 
-/** Records, for one request, when it was sent and when its headers came back, by the Effect clock. */
-class DateProbe {
-  private clock: Clock.Clock | undefined = undefined
-  private sentAtMillis = 0
-  sample: DateSample | undefined = undefined
-  /** Prepares for the next attempt, timed by the calling fiber's clock. */
-  reset(clock: Clock.Clock): void {
-    this.clock = clock
-    this.sample = undefined
-  }
-  attach<I extends object, O extends object>(stack: MiddlewareStack<I, O>): void {
-    const middleware: DeserializeMiddleware<I, O> = (next) => (args) => {
-      this.sentAtMillis = this.clock?.unsafeCurrentTimeMillis() ?? 0
-      return next(args).then((result) => {
-        this.received(result.response)
-        return result
-      })
-    }
-    // right around the HTTP handler, inside the deserializer: it sees the raw response of every
-    // status, including the 404s and 412s the deserializer turns into errors
-    stack.addRelativeTo(middleware, {
-      relation: "after",
-      toMiddleware: "deserializerMiddleware",
-      name: "buquetDateProbe",
-      override: true
+/**
+ * One attempt of one request: the calling fiber's clock and abort signal, and what the Date probe
+ * saw. It travels to the client-level middleware and request handler through an
+ * AsyncLocalStorage, so no per-command middleware or `send` options are needed and the SDK can
+ * reuse its resolved middleware stack for every command (`cacheMiddleware`).
+ */
+interface Attempt {
+  readonly clock: Clock.Clock
+  readonly signal: AbortSignal
+  sentAtMillis: number
+  sample: DateSample | undefined
+}
+
+const attempts = new AsyncLocalStorage<Attempt>()
+
+/**
+ * The Date probe, added once to the client's stack right around the HTTP handler, inside the
+ * deserializer: it sees the raw response of every status, including the 404s and 412s the
+ * deserializer turns into errors.
+ */
+const attachDateProbe = <I extends object, O extends object>(stack: MiddlewareStack<I, O>): void => {
+  const middleware: DeserializeMiddleware<I, O> = (next) => (args) => {
+    const attempt = attempts.getStore()
+    if (attempt === undefined) return next(args)
+    attempt.sentAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+    return next(args).then((result) => {
+      const receivedAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+      const header = str(field(field(result.response, "headers"), "date"))
+      const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
+      if (Number.isFinite(serverDateMillis)) {
+        attempt.sample = { sentAtMillis: attempt.sentAtMillis, receivedAtMillis, serverDateMillis }
+      }
+      return result
     })
   }
-  private received(response: unknown): void {
-    if (this.clock === undefined) return
-    const receivedAtMillis = this.clock.unsafeCurrentTimeMillis()
-    const header = str(field(field(response, "headers"), "date"))
-    const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
-    if (Number.isFinite(serverDateMillis)) {
-      this.sample = { sentAtMillis: this.sentAtMillis, receivedAtMillis, serverDateMillis }
-    }
+  stack.addRelativeTo(middleware, {
+    relation: "after",
+    toMiddleware: "deserializerMiddleware",
+    name: "buquetDateProbe",
+    override: true
+  })
+}
+
+/** The SDK's Node HTTP handler, taking each request's abort signal from the current {@link Attempt}. */
+class AbortingHttpHandler extends NodeHttpHandler {
+  override handle(...[request, options]: Parameters<NodeHttpHandler["handle"]>): ReturnType<NodeHttpHandler["handle"]> {
+    const signal = attempts.getStore()?.signal
+    return super.handle(request, signal === undefined ? options : { ...options, abortSignal: signal })
   }
 }
 
@@ -268,12 +283,15 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       // RGW and most S3 clones do not know the newer flexible checksums
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: {
+      requestHandler: new AbortingHttpHandler({
         httpAgent: { keepAlive: true, maxSockets },
         httpsAgent: { keepAlive: true, maxSockets },
         requestTimeout: Duration.toMillis(config.requestTimeout ?? Duration.seconds(30)),
         connectionTimeout: 5_000
-      }
+      }),
+      // resolve each command's middleware stack once, not per request (a large share of the
+      // CPU per task): possible because nothing is attached per command and no options are passed
+      cacheMiddleware: true
     }
     const region = config.region ?? (config.endpoint !== undefined ? "us-east-1" : undefined)
     if (region !== undefined) clientConfig.region = region
@@ -288,7 +306,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       }
     }
     const client = yield* Effect.acquireRelease(
-      Effect.sync(() => new S3Client(clientConfig)),
+      Effect.sync(() => {
+        const c = new S3Client(clientConfig)
+        attachDateProbe(c.middlewareStack)
+        return c
+      }),
       (c) => Effect.sync(() => c.destroy())
     )
     const samples = yield* Effect.acquireRelease(PubSub.sliding<DateSample>(256), PubSub.shutdown)
@@ -304,19 +326,25 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
      * Sends one command: captures its Date header, turns a rejection into a {@link Fault} and
      * retries the transient ones that are safe to repeat.
      */
-    const send = <I extends object, O extends object, A>(
+    const send = <A>(
       kind: OpKind,
-      command: { readonly middlewareStack: MiddlewareStack<I, O> },
-      run: (signal: AbortSignal) => Promise<A>
+      run: () => Promise<A>
     ): Effect.Effect<A, Fault> => {
-      // one probe per command (its middleware is attached once); each attempt resets it
-      const probe = new DateProbe()
-      probe.attach(command.middlewareStack)
       const once = Effect.clockWith((clock) =>
-        Effect.suspend(() => {
-          probe.reset(clock)
-          return Effect.tryPromise({ try: run, catch: classify }).pipe(
-            Effect.ensuring(Effect.suspend(() => (probe.sample === undefined ? Effect.void : PubSub.publish(samples, probe.sample))))
+        Effect.async<A, Fault>((resume, signal) => {
+          const attempt: Attempt = { clock, signal, sentAtMillis: 0, sample: undefined }
+          const publish = () => {
+            if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
+          }
+          attempts.run(attempt, run).then(
+            (a) => {
+              publish()
+              resume(Effect.succeed(a))
+            },
+            (error: unknown) => {
+              publish()
+              resume(Effect.fail(classify(error)))
+            }
           )
         })
       )
@@ -379,8 +407,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           Key: full(key),
           ...(versionId === undefined ? {} : { VersionId: versionId })
         })
-        const found = yield* send("read", command, (signal) =>
-          client.send(command, { abortSignal: signal }).then(async (out) => ({
+        const found = yield* send("read", () =>
+          client.send(command).then(async (out) => ({
             out,
             body: out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
           }))).pipe(
@@ -410,7 +438,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     const head = Effect.fn("S3Storage.head")(function*(key: string) {
       const command = new HeadObjectCommand({ Bucket: bucket, Key: full(key) })
-      const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+      const out = yield* send("read", () => client.send(command)).pipe(
         Effect.map(Option.some),
         Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.succeed(Option.none())),
         Effect.mapError(readError("head", key))
@@ -425,7 +453,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const putOnce = (key: string, body: Uint8Array, header: { IfNoneMatch?: string; IfMatch?: string }) => {
       const conditional = header.IfNoneMatch !== undefined || header.IfMatch !== undefined
       const command = new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header })
-      return send(conditional ? "conditional" : "write", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+      return send(conditional ? "conditional" : "write", () => client.send(command)).pipe(
         Effect.mapError(conditional ? writeError("put", key) : readError("put", key)),
         Effect.flatMap((out) =>
           out.ETag === undefined ? Effect.fail(invalid("put", key, "PutObject response lacks an ETag")) : Effect.succeed(out.ETag)
@@ -464,7 +492,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     const del = Effect.fn("S3Storage.delete")(function*(key: string) {
       const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key) })
-      yield* send("write", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+      yield* send("write", () => client.send(command)).pipe(
         Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.void),
         Effect.mapError(readError("delete", key))
       )
@@ -479,7 +507,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       if (!caps.conditionalDelete) return yield* conditionalDeleteUnsupported(key)
       const form = Option.getOrElse(yield* Ref.get(etagForm), (): EtagForm => (etag.startsWith("\"") ? "quoted" : "unquoted"))
       const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: formatEtag(etag, form) })
-      yield* send("conditional", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+      yield* send("conditional", () => client.send(command)).pipe(
         Effect.mapError(writeError("deleteIfMatch", key))
       )
     })
@@ -487,8 +515,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     /** DeleteObjects of up to 1000 entries; per-key errors other than "missing" fail the batch. */
     const deleteBatch = (objects: ReadonlyArray<{ Key: string; VersionId?: string }>) => {
       const command = new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })
-      return send("write", command, (signal) =>
-        client.send(command, { abortSignal: signal }).then((out) => {
+      return send("write", () =>
+        client.send(command).then((out) => {
           const errors = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey")
           if (errors.length === 0) return
           const first = errors[0]
@@ -524,7 +552,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           MaxKeys: maxKeys,
           ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
         })
-        const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        const out = yield* send("read", () => client.send(command)).pipe(
           Effect.mapError(readError("list", listPrefix))
         )
         const objects: Array<ObjectMeta> = []
@@ -573,7 +601,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const versioningState = SynchronizedRef.modifyEffect(versioningCache, (cached) => {
       if (Option.isSome(cached)) return Effect.succeed([cached.value, cached] as const)
       const command = new GetBucketVersioningCommand({ Bucket: bucket })
-      return send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+      return send("read", () => client.send(command)).pipe(
         Effect.map((out): StorageCapabilities["versioning"] =>
           out.Status === "Enabled" ? "enabled" : out.Status === "Suspended" ? "suspended" : "off"
         ),
@@ -598,7 +626,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
           ...(versionIdMarker === undefined ? {} : { VersionIdMarker: versionIdMarker })
         })
-        const out = yield* send("read", command, (signal) => client.send(command, { abortSignal: signal })).pipe(
+        const out = yield* send("read", () => client.send(command)).pipe(
           Effect.mapError(readError("listVersions", key))
         )
         // the prefix also matches longer keys: keep only this one
@@ -678,11 +706,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         const ifMatchWorks = form !== undefined && stale?._tag === "Left" && stale.left._tag === "PreconditionFailed"
         // conditional DELETE: a wrong ETag must leave the object in place (RGW ignores the header)
         const wrong = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: "\"00000000000000000000000000000000\"" })
-        yield* send("conditional", wrong, (signal) => client.send(wrong, { abortSignal: signal })).pipe(Effect.either)
+        yield* send("conditional", () => client.send(wrong)).pipe(Effect.either)
         const survived = Option.isSome(yield* head(key))
         const right = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: form === undefined ? etag : formatEtag(etag, form) })
         const deleted = survived &&
-          (yield* send("conditional", right, (signal) => client.send(right, { abortSignal: signal })).pipe(Effect.either))._tag === "Right" &&
+          (yield* send("conditional", () => client.send(right)).pipe(Effect.either))._tag === "Right" &&
           Option.isNone(yield* head(key))
         return {
           conditionalWrites: ifMatchWorks,

@@ -1,0 +1,101 @@
+/**
+ * Worker CPU per no-op task, in process, on the real server (RGW): N tasks are submitted first,
+ * then one Worker (concurrency C) drains them while `process.cpuUsage()` measures the process's
+ * CPU time (user + system) and CountingStorage counts the worker's requests. CPU time and request
+ * counts are robust to a loaded machine; wall time is not, so it is only printed for context.
+ *
+ *   npx tsx bench/cpu.ts [tasks=500] [concurrency=8]
+ *   BENCH_CPU_PROFILE=1 → also writes a .cpuprofile of the drain (node:inspector)
+ *
+ * @module
+ */
+import { Deferred, Effect, Layer } from "effect"
+import { randomUUID } from "node:crypto"
+import { writeFileSync } from "node:fs"
+import { layerWorkerServices } from "../src/Buquet.js"
+import { RequestCounter } from "../src/layers/CountingStorage.js"
+import * as Worker from "../src/programs/Worker.js"
+import { Queue } from "../src/services/Queue.js"
+import { ensureS3 } from "./lib/env.js"
+import { countedOn, producerOn, storageLayer, wipe } from "./lib/stack.js"
+
+const n = Number(process.argv[2] ?? 500)
+const concurrency = Number(process.argv[3] ?? 8)
+const target = ensureS3()
+const backend = { kind: "s3" as const, target, keyPrefix: `bench-cpu-${randomUUID()}/` }
+
+const submit = Effect.gen(function*() {
+  const queue = yield* Queue
+  const results = yield* queue.submitMany(Array.from({ length: n }, (_, i) => ({ taskType: "noop", input: { i } })), { concurrency: 32 })
+  const failed = results.filter((r) => r._tag === "Failed").length
+  if (failed > 0) return yield* Effect.dieMessage(`${failed} of ${n} submits failed`)
+})
+
+const drain = Effect.gen(function*() {
+  const counter = yield* RequestCounter
+  yield* counter.reset
+  let done = 0
+  const all = yield* Deferred.make<void>()
+  const handler = Worker.handler("noop", () => Effect.void)
+  const profile = process.env["BENCH_CPU_PROFILE"] === "1"
+  const session = profile ? new (yield* Effect.promise(() => import("node:inspector"))).Session() : undefined
+  if (session !== undefined) {
+    session.connect()
+    yield* Effect.promise(() => new Promise<void>((r) => session.post("Profiler.enable", () => session.post("Profiler.start", () => r()))))
+  }
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const worker = yield* Worker.make(
+    {
+      id: "cpu-bench",
+      concurrency,
+      hooks: {
+        Completed: () =>
+          Effect.sync(() => {
+            if (++done === n) Deferred.unsafeDone(all, Effect.void)
+          })
+      }
+    },
+    [handler]
+  )
+  yield* Deferred.await(all)
+  const cpu = process.cpuUsage(cpu0)
+  const wall = performance.now() - t0
+  const counts = yield* counter.snapshot
+  if (session !== undefined) {
+    yield* Effect.promise(() =>
+      new Promise<void>((r) =>
+        session.post("Profiler.stop", (_e, result) => {
+          const file = `cpu-${Date.now()}.cpuprofile`
+          writeFileSync(file, JSON.stringify((result as { profile: unknown }).profile))
+          console.error(`[bench] profile written to ${file}`)
+          r()
+        })
+      )
+    )
+  }
+  yield* worker.stop
+  const ms = (cpu.user + cpu.system) / 1000
+  const per = (x: number) => (x / n).toFixed(2)
+  console.log(JSON.stringify({
+    tasks: n,
+    concurrency,
+    cpuMsPerTask: Number((ms / n).toFixed(2)),
+    userMsPerTask: Number((cpu.user / 1000 / n).toFixed(2)),
+    systemMsPerTask: Number((cpu.system / 1000 / n).toFixed(2)),
+    requestsPerTask: { PUT: per(counts.PUT), GET: per(counts.GET), HEAD: per(counts.HEAD), LIST: per(counts.LIST), DELETE: per(counts.DELETE), total: per(counts.total) },
+    wallSeconds: Number((wall / 1000).toFixed(1))
+  }))
+})
+
+const program = Effect.gen(function*() {
+  yield* Effect.scoped(submit).pipe(Effect.provide(producerOn(storageLayer(backend))))
+  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(storageLayer(backend, 64)))
+  yield* Effect.scoped(drain).pipe(Effect.provide(Layer.fresh(layer)))
+  yield* wipe.pipe(Effect.provide(storageLayer(backend)))
+})
+
+Effect.runPromise(program).then(() => process.exit(0), (e: unknown) => {
+  console.error(e)
+  process.exit(1)
+})
