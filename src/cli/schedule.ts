@@ -5,11 +5,12 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option, Schema } from "effect"
+import { Console, DateTime, Effect, Option, Schema } from "effect"
 import { Schedule as ScheduleRecord } from "../domain/Schedule.js"
 import type { ScheduleUpdate } from "../domain/Schedule.js"
 import * as SchedulerLoop from "../programs/SchedulerLoop.js"
 import { Scheduler } from "../services/Scheduler.js"
+import { ServerClock } from "../services/ServerClock.js"
 import {
   globalOptions,
   operationalError,
@@ -28,6 +29,21 @@ const optInt = (name: string, description: string) => Options.integer(name).pipe
 const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
 
 const scheduleJson = (s: ScheduleRecord) => Schema.encodeSync(ScheduleRecord)(s)
+
+/**
+ * Whether a scheduler runs (someone holds its leader lease); when none does, says on stderr that
+ * schedules will not fire and how to start one. An unreadable lease is said too, not fatal.
+ */
+const checkScheduler = SchedulerLoop.isRunning.pipe(
+  Effect.tap((running) =>
+    running ? Effect.void : stderrLine(
+      "buquet: no scheduler is running (nobody holds the scheduler lease control/leader/scheduler.json), so schedules do not fire; " +
+        "start one with `buquet worker --scheduler` or `buquet schedule run`"
+    )
+  ),
+  Effect.catchTag("MalformedObject", (e) =>
+    Effect.as(stderrLine(`buquet: cannot tell whether a scheduler is running: ${e.message}`), true))
+)
 
 const definitionOptions = {
   timezone: optText("timezone", "IANA time zone the cron is read in (default UTC)"),
@@ -64,7 +80,10 @@ const create = Command.make(
             priority: Option.getOrUndefined(o.priority),
             missed: Option.getOrUndefined(o.missed)
           })
-          if (o.json) return yield* printJson({ schedule: scheduleJson(created.schedule), next_runs: created.nextRuns.map(time) })
+          const running = yield* checkScheduler
+          if (o.json) {
+            return yield* printJson({ schedule: scheduleJson(created.schedule), next_runs: created.nextRuns.map(time), scheduler_running: running })
+          }
           yield* Console.log(`Schedule ${o.id} created; next runs: ${created.nextRuns.slice(0, 3).map(time).join(", ") || "never"}`)
         })
       )
@@ -77,6 +96,7 @@ const list = Command.make("list", globalOptions, (o) =>
     Effect.gen(function*() {
       const { malformed, schedules } = yield* (yield* Scheduler).listDetailed
       yield* reportSkipped(malformed)
+      if (schedules.length > 0) yield* checkScheduler
       if (o.json) return yield* printJson(schedules.map(scheduleJson))
       yield* Console.log(schedules.length === 0 ? "no schedules" : table(
         ["ID", "TYPE", "CRON", "TZ", "ENABLED"],
@@ -91,13 +111,18 @@ const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
     Effect.gen(function*() {
       const st = yield* (yield* Scheduler).status(o.id)
       const last = Option.getOrUndefined(st.lastRun)
+      const running = yield* checkScheduler
+      const now = yield* (yield* ServerClock).now
+      const overdue = !running && Option.isSome(st.nextRun) && DateTime.lessThan(st.nextRun.value, now)
       if (o.json) {
         return yield* printJson({
           schedule: scheduleJson(st.schedule),
           last_run_at: last === undefined ? null : time(last.lastRunAt),
           last_task_id: last?.lastTaskId ?? null,
           last_run_malformed: Option.match(st.lastRunMalformed, { onNone: () => null, onSome: (m) => m.message }),
-          next_run_at: Option.match(st.nextRun, { onNone: () => null, onSome: time })
+          next_run_at: Option.match(st.nextRun, { onNone: () => null, onSome: time }),
+          scheduler_running: running,
+          overdue
         })
       }
       const s = st.schedule
@@ -114,7 +139,9 @@ const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
             ? "never"
             : `${time(last.lastRunAt)} (task ${last.lastTaskId})`
         }`,
-        `next run   ${Option.match(st.nextRun, { onNone: () => "never", onSome: time })}`
+        `next run   ${Option.match(st.nextRun, { onNone: () => "never", onSome: time })}${
+          overdue ? " (overdue: no scheduler is running)" : ""
+        }`
       ].join("\n"))
     })
   ).pipe(toCliError))

@@ -61,6 +61,19 @@ export class LeaderLeaseRecord extends Schema.Class<LeaderLeaseRecord>("LeaderLe
 /** `control/leader/{name}.json`: the lease object of one leader election. */
 export const leaderLeaseKey = (name: string): string => controlKey(`leader/${name}.json`)
 
+/**
+ * The stored lease `name` if someone holds it now: not released, and its `expires_at` still ahead
+ * by the bucket's clock. For observers (e.g. "is a scheduler running?"); competing uses {@link make}.
+ */
+export const currentHolder = Effect.fn("LeaderLease.currentHolder")(function*(name: string) {
+  const key = leaderLeaseKey(name)
+  const found = yield* (yield* Storage).get(key)
+  if (Option.isNone(found)) return Option.none<LeaderLeaseRecord>()
+  const record = yield* decodeObject(LeaderLeaseRecord, key, found.value.body)
+  const now = yield* (yield* ServerClock).now
+  return !record.released && DateTime.lessThan(now, record.expiresAt) ? Option.some(record) : Option.none<LeaderLeaseRecord>()
+})
+
 /** Options of {@link make}. Durations accept anything `Duration.decode` does ("30 seconds", 30_000, …). */
 export interface LeaderLeaseOptions {
   /** The election's name, e.g. `scheduler` or `monitor`: letters, digits, `_ . -`. */

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { DateTime, Duration, Effect } from "effect"
+import { DateTime, Duration, Effect, Option } from "effect"
 import type { InvalidArgument } from "../domain/QueueError.js"
 import { Scheduler } from "../services/Scheduler.js"
 import type { RunDueReport } from "../services/Scheduler.js"
@@ -81,6 +81,12 @@ export const loop = (options: SchedulerLoopOptions = {}): Effect.Effect<never, n
     }
   })
 
+/** The default name of the scheduler's leader lease (`control/leader/scheduler.json`). */
+export const schedulerLeaseName = "scheduler"
+
+/** Whether a scheduler runs now: someone holds the scheduler's leader lease (default name). */
+export const isRunning = Effect.map(LeaderLease.currentHolder(schedulerLeaseName), Option.isSome)
+
 /**
  * Runs the scheduler loop until interrupted: under leader election by default (only one instance
  * per bucket fires; the others stand by), or on this instance alone with `leader: false`.
@@ -93,7 +99,7 @@ export const run = (
     ? loop(options)
     : Effect.scoped(
       Effect.gen(function*() {
-        const lease = yield* LeaderLease.make({ ...(leader ?? {}), name: leader?.name ?? "scheduler" })
+        const lease = yield* LeaderLease.make({ ...(leader ?? {}), name: leader?.name ?? schedulerLeaseName })
         return yield* lease.whileLeader(loop(options))
       })
     )

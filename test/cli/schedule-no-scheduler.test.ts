@@ -1,0 +1,89 @@
+/**
+ * Schedules fire only while a scheduler runs (issue 16 item 5): `schedule create`, `list` and `show`
+ * say so when nobody holds the scheduler's leader lease (`control/leader/scheduler.json` unexpired by
+ * the queue's clock), pointing to `buquet worker --scheduler` / `buquet schedule run`, and `show`
+ * calls a next run in the past overdue. With a held lease they stay quiet. Spawned CLI on the
+ * embedded store, whose objects the test writes directly (a lease, a schedule active since 2020).
+ */
+import { createHash } from "node:crypto"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { runCli, tempDir } from "./support.js"
+
+/** Writes one object into the embedded file store under `cwd` (its `BQ1` header line, then the body). */
+const putObject = (cwd: string, key: string, value: unknown): void => {
+  const segments = key.split("/").map((s) => s.replaceAll(".", "%2E"))
+  const dir = join(cwd, ".buquet", ...segments.slice(0, -1))
+  mkdirSync(dir, { recursive: true })
+  const body = Buffer.from(JSON.stringify(value))
+  const etag = `"${createHash("md5").update(body).digest("hex")}"`
+  const header = `BQ1 ${JSON.stringify({ etag, size: body.byteLength, lastModified: Date.now() })}\n`
+  writeFileSync(join(dir, `${segments.at(-1)!}.obj`), Buffer.concat([Buffer.from(header), body]))
+}
+
+const oldSchedule = (id: string) => ({
+  id,
+  task_type: "report",
+  input: {},
+  cron: "@daily",
+  enabled: true,
+  created_at: "2020-01-01T00:00:00.000Z",
+  updated_at: "2020-01-01T00:00:00.000Z",
+  active_since: "2020-01-01T00:00:00.000Z"
+})
+
+const heldLease = () => {
+  const now = new Date()
+  return {
+    name: "scheduler",
+    holder: "elsewhere-1",
+    lease_id: "l-1",
+    acquired_at: now.toISOString(),
+    renewed_at: now.toISOString(),
+    expires_at: new Date(now.getTime() + 3_600_000).toISOString()
+  }
+}
+
+const noScheduler = /no scheduler is running.*buquet worker --scheduler.*buquet schedule run/s
+
+describe("schedules without a scheduler", () => {
+  it("create, list and show say that no scheduler runs; show calls a past next run overdue", async () => {
+    const fresh = tempDir()
+    const old = tempDir()
+    putObject(old, "schedules/nightly.json", oldSchedule("nightly"))
+    const [created, shown, shownJson] = await Promise.all([
+      runCli(["schedule", "create", "s1", "-t", "report", "-c", "@hourly"], { cwd: fresh }),
+      runCli(["schedule", "show", "nightly"], { cwd: old }),
+      runCli(["schedule", "show", "nightly", "--json"], { cwd: old })
+    ])
+    expect(created.code, created.stderr).toBe(0)
+    expect(created.stderr).toMatch(noScheduler)
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toMatch(/next run\s+\d{4}-\d{2}-\d{2}T00:00:00(\.000)?Z \(overdue/)
+    expect(shown.stderr).toMatch(noScheduler)
+    expect(shownJson.code, shownJson.stderr).toBe(0)
+    const json = JSON.parse(shownJson.stdout) as { scheduler_running: boolean; overdue: boolean }
+    expect(json.scheduler_running).toBe(false)
+    expect(json.overdue).toBe(true)
+    const listed = await runCli(["schedule", "list"], { cwd: fresh })
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(listed.stdout).toMatch(/s1/)
+    expect(listed.stderr).toMatch(noScheduler)
+  }, 120_000)
+
+  it("stay quiet while a scheduler holds the lease", async () => {
+    const cwd = tempDir()
+    putObject(cwd, "control/leader/scheduler.json", heldLease())
+    putObject(cwd, "schedules/nightly.json", oldSchedule("nightly"))
+    const [listed, shown] = await Promise.all([
+      runCli(["schedule", "list"], { cwd }),
+      runCli(["schedule", "show", "nightly", "--json"], { cwd })
+    ])
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(listed.stderr).not.toMatch(/no scheduler/)
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stderr).not.toMatch(/no scheduler/)
+    expect((JSON.parse(shown.stdout) as { scheduler_running: boolean }).scheduler_running).toBe(true)
+  }, 120_000)
+})
