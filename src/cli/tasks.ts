@@ -25,9 +25,10 @@ import {
   withStack
 } from "./common.js"
 import type { Globals } from "./common.js"
+import { resolveIdArg } from "./ids.js"
 import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
 
-const taskId = Args.text({ name: "task-id" }).pipe(Args.withDescription("the task's id (a UUID)"))
+const taskId = Args.text({ name: "task-id" }).pipe(Args.withDescription("the task's id (a UUID, or a unique prefix of 6+ characters)"))
 
 const optInt = (name: string, description: string) =>
   Options.integer(name).pipe(Options.withDescription(description), Options.optional)
@@ -92,8 +93,9 @@ const getHandler = (o: Globals & { readonly taskId: string }) =>
     o,
     Effect.gen(function*() {
       const queue = yield* Queue
-      const task = yield* queue.get(o.taskId).pipe(Effect.flatMap(Option.match({
-        onNone: () => Effect.fail(TaskNotFound.of(o.taskId)),
+      const id = yield* resolveIdArg(o.taskId)
+      const task = yield* queue.get(id).pipe(Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(TaskNotFound.of(id)),
         onSome: Effect.succeed
       })))
       if (o.json) return yield* printJson(taskJson(task))
@@ -119,7 +121,7 @@ export const history = Command.make("history", { ...globalOptions, taskId }, (o)
     o,
     Effect.gen(function*() {
       const queue = yield* Queue
-      const h = yield* queue.history(o.taskId)
+      const h = yield* queue.history(yield* resolveIdArg(o.taskId))
       if (o.json) {
         return yield* printJson({
           task_id: h.taskId,
@@ -196,7 +198,7 @@ export const cancel = Command.make(
   "cancel",
   {
     ...globalOptions,
-    ids: Args.text({ name: "task-id" }).pipe(Args.repeated),
+    ids: Args.text({ name: "task-id" }).pipe(Args.withDescription("task ids (or unique prefixes of 6+ characters)"), Args.repeated),
     taskType: optText("type", "cancel every unfinished task of this type").pipe(Options.withAlias("t")),
     reason: optText("reason", "why (stored with the task)").pipe(Options.withAlias("r"))
   },
@@ -213,7 +215,7 @@ export const cancel = Command.make(
           const options = { reason: Option.getOrUndefined(o.reason), cancelledBy: "cli" }
           return Option.isSome(o.taskType)
             ? yield* queue.cancelByType(o.taskType.value, options)
-            : yield* queue.cancelMany(o.ids, options)
+            : yield* queue.cancelMany(yield* Effect.forEach(o.ids, resolveIdArg), options)
         })
       )
       if (o.json) {
@@ -248,7 +250,7 @@ export const replay = Command.make("replay", { ...globalOptions, taskId }, (o) =
   withStack(
     o,
     Effect.gen(function*() {
-      const task = yield* (yield* Queue).replay(o.taskId)
+      const task = yield* (yield* Queue).replay(yield* resolveIdArg(o.taskId))
       yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} replayed: ${task.status}`)
     })
   ).pipe(toCliError)).pipe(Command.withDescription("run a failed, cancelled or expired task again"))
@@ -258,7 +260,7 @@ export const archive = Command.make("archive", { ...globalOptions, taskId }, (o)
   withStack(
     o,
     Effect.gen(function*() {
-      const task = yield* (yield* Queue).archive(o.taskId)
+      const task = yield* (yield* Queue).archive(yield* resolveIdArg(o.taskId))
       yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} archived`)
     })
   ).pipe(toCliError)).pipe(Command.withDescription("archive a finished task"))

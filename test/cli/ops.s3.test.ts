@@ -2,11 +2,12 @@
  * The operator's view on the real RGW server (issue 20): spawned `buquet` processes, each test
  * under a fresh key prefix of the shared bucket; everything written there is deleted afterwards.
  */
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import { join } from "node:path"
 import { afterAll, expect, it } from "vitest"
 import * as S3Storage from "../../src/layers/S3Storage.js"
+import type { Storage } from "../../src/services/Storage.js"
 import { describeS3 } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
@@ -26,6 +27,19 @@ const envFor = (s: S3Settings): Record<string, string> => {
     BUQUET_KEY_PREFIX: keyPrefix
   }
 }
+
+/** Runs `body` against the storage under the env's key prefix. */
+const inStorage = <A, E>(s: S3Settings, env: Record<string, string>, body: (storage: Storage["Type"]) => Effect.Effect<A, E>) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const storage = yield* S3Storage.make({
+      bucket: s.bucket,
+      endpoint: s.endpoint,
+      region: s.region,
+      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+      keyPrefix: env["BUQUET_KEY_PREFIX"]!
+    })
+    return yield* body(storage)
+  })))
 
 afterAll(async () => {
   for (const { keyPrefix, settings } of written.splice(0)) {
@@ -78,5 +92,46 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
       worker.signal("SIGTERM")
       await worker.exited
     }
+  }, 180_000)
+
+  it("every command that takes a task id accepts a unique prefix of 6+ characters; an ambiguous one exits 2 naming the candidates", async () => {
+    const env = envFor(s)
+    const a = await submitWith(env)("alpha", "{}")
+    // a second task whose id shares a's first 9 characters (same shard, same key prefix)
+    const b = a.slice(0, 9) + (a[9] === "0" ? "1" : "0") + a.slice(10)
+    await inStorage(s, env, (storage) =>
+      Effect.gen(function*() {
+        const key = `tasks/${a[0]}/${a}.json`
+        const body = Option.getOrThrow(yield* storage.get(key)).body
+        const twin = JSON.parse(new TextDecoder().decode(body)) as Record<string, unknown>
+        yield* storage.put(`tasks/${b[0]}/${b}.json`, new TextEncoder().encode(JSON.stringify({ ...twin, id: b })))
+      }))
+
+    const ambiguous = await runCli(["get", a.slice(0, 8)], { env })
+    expect(ambiguous.code, ambiguous.stderr).toBe(2)
+    expect(ambiguous.stderr).toContain("ambiguous")
+    expect(ambiguous.stderr).toContain(a)
+    expect(ambiguous.stderr).toContain(b)
+
+    const unique = a.slice(0, 10).toUpperCase()
+    const get = await runCli(["get", unique, "--json"], { env })
+    expect(get.code, get.stderr).toBe(0)
+    expect((JSON.parse(get.stdout) as { id: string }).id).toBe(a)
+
+    const history = await runCli(["history", a.slice(0, 10)], { env })
+    expect(history.code, history.stderr).toBe(0)
+    expect(history.stdout).toMatch(/\(new\) → pending/)
+
+    const short = await runCli(["get", a.slice(0, 5)], { env })
+    expect(short.code).toBe(2)
+    expect(short.stderr).toMatch(/too short: give at least 6 characters/)
+
+    const none = await runCli(["get", a[0] === "f" ? "eeeeeee" : "fffffff"], { env })
+    expect(none.code).toBe(1)
+    expect(none.stderr).toMatch(/does not exist; check the id/)
+
+    const cancel = await runCli(["cancel", b.slice(0, 10), "--json"], { env })
+    expect(cancel.code, cancel.stderr).toBe(0)
+    expect(JSON.parse(cancel.stdout)).toEqual([{ task_id: b, outcome: "cancelled" }])
   }, 180_000)
 })
