@@ -20,8 +20,8 @@
  *
  * Priority across shards: a shard whose every marker is in the probe page needs no LIST of its
  * own, and the due candidates of all such shards are tried in ONE order (highest priority, then
- * oldest due, then the rotation), so a priority-100 task in shard f runs before the priority-0
- * tasks of shards 0–e. While the last probe page was complete (the ready index fits one page), the
+ * oldest due minute, then at random, so the workers reading the same page seldom race for the
+ * same task), so a priority-100 task in shard f runs before the priority-0 tasks of shards 0–e. While the last probe page was complete (the ready index fits one page), the
  * next pass probes again, busy or not: one LIST instead of one per shard with markers. Beyond one
  * page, shards past the page's end are listed one by one as before, and priority holds per shard.
  *
@@ -44,7 +44,7 @@
  *
  * @module
  */
-import { Effect, Option } from "effect"
+import { Chunk, Effect, Option, Random } from "effect"
 import { readyShardPrefix } from "../../domain/Keys.js"
 import { scanReadyKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
@@ -358,21 +358,24 @@ export const make = (options: DiscoveryOptions): Discovery => {
       }
 
       // The shards whose every marker is in the probe page need no LIST: their due candidates are
-      // tried in ONE order across shards — highest priority first, then oldest due, then the
-      // rotation — so priority is global, not per shard.
+      // tried in ONE order across shards — highest priority first, then oldest due minute, then
+      // at random — so priority is global, not per shard.
       if (covered.size > 0) {
         const nowMillis = yield* clock.currentTimeMillis
-        const rank = new Map(order.map((shard, i) => [shard, i]))
         const byShard = new Map<string, Array<string>>()
         for (const key of probeKeys) {
           const shard = key.slice(readyPrefix.length, key.indexOf("/", readyPrefix.length))
           if (covered.has(shard)) byShard.set(shard, [...(byShard.get(shard) ?? []), key])
         }
-        const candidates = order.filter((shard) => covered.has(shard)).flatMap((shard) => scanKeys(byShard.get(shard) ?? [], nowMillis))
-          .sort((a, b) =>
-            b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket ||
-            rank.get(a.entry.shard)! - rank.get(b.entry.shard)! || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
-          )
+        // Shuffled first, then stably sorted: within one priority and due minute the order is
+        // random, so the workers of a fleet, which all read the same page, mostly try different
+        // tasks instead of racing for the same first few (a lost race costs a GET and two PUTs).
+        const shuffled = yield* Random.shuffle(
+          order.filter((shard) => covered.has(shard)).flatMap((shard) => scanKeys(byShard.get(shard) ?? [], nowMillis))
+        )
+        const candidates = Chunk.toArray(shuffled).sort((a, b) =>
+          b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket
+        )
         let next = 0
         while (next < candidates.length) {
           const room = yield* free
