@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Command } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { layerStorage } from "../Buquet.js"
 import * as Doctor from "../programs/Doctor.js"
@@ -13,7 +13,13 @@ import { globalOptions, operationalError, printJson, resolveConfig, toCliError }
 const mark = { ok: "✓", warn: "⚠", fail: "✗" } as const
 
 /** `buquet doctor`. */
-export const doctor = Command.make("doctor", globalOptions, (o) =>
+export const doctor = Command.make("doctor", {
+  ...globalOptions,
+  // the reference's flag: our doctor always writes (and removes) its conditional-write self-test
+  writeTest: Options.boolean("write-test").pipe(
+    Options.withDescription("accepted for the Rust/Python buquet: the conditional-write self-test always runs, in a scratch prefix it removes")
+  )
+}, (o) =>
   Effect.gen(function*() {
     const config = yield* resolveConfig(o)
     const report = yield* Doctor.run(config, layerStorage(config.storage))

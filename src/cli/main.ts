@@ -11,13 +11,14 @@ import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
 import { pause, resume, schema, workers } from "./admin.js"
 import { config } from "./config.js"
-import { CliError, stderrLine } from "./common.js"
+import { CliError, stderrLine, usageError } from "./common.js"
 import { doctor } from "./doctor.js"
 import { tail } from "./tail.js"
 import { migrateShards } from "./migrate.js"
 import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
 import { closest } from "./suggest.js"
+import { referenceRefusal } from "./reference.js"
 
 /** The version printed by `--version`. */
 export const version = "0.1.0"
@@ -119,8 +120,12 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
         error: (...args: ReadonlyArray<unknown>) => void captured.push(args.map(String).join(" "))
       }
     }
-    const exit = yield* cli(argv).pipe(Effect.withConsole(capturing), Effect.provide(NodeContext.layer), Effect.exit)
     const args = argv.slice(2)
+    // a form of the Rust/Python buquet we do not take: one line with ours, before the parser
+    const refusal = referenceRefusal(args)
+    const exit = refusal !== undefined
+      ? Exit.fail(usageError(refusal))
+      : yield* cli(argv).pipe(Effect.withConsole(capturing), Effect.provide(NodeContext.layer), Effect.exit)
     const json = args.includes("--json")
     const command = args.filter((a) => !a.startsWith("-")).slice(0, 2)
     if (Exit.isSuccess(exit)) {

@@ -33,6 +33,7 @@ export const workerOptions = (
     }
     : false,
   concurrency: settings.concurrency,
+  pageSize: settings.readyPageSize,
   shardPrefixLen,
   shards: settings.shards,
   shutdownGracePeriod: Duration.seconds(settings.shutdownGraceSecs),
@@ -53,6 +54,7 @@ export const monitorOptions = (m: MonitorSettings, holderId?: string): MonitorOp
   maxTasksPerScan: m.maxTasksPerScan,
   maxObjectsPerSweep: m.maxObjectsPerSweep,
   sweepMode: m.sweepMode,
+  workers: { staleAfter: Duration.seconds(m.workerHealthThresholdSecs) },
   quiet: m.quietCheckIntervalSecs === 0 ? false : { checkInterval: Duration.seconds(m.quietCheckIntervalSecs) },
   retention: m.retentionDays === undefined ? undefined : { olderThan: Duration.days(m.retentionDays), action: m.retentionAction },
   ...(holderId === undefined ? {} : { leader: { holderId } })

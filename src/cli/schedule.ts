@@ -5,7 +5,7 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, DateTime, Effect, Option, Schema } from "effect"
+import { Console, DateTime, Duration, Effect, Option, Schema } from "effect"
 import { Schedule as ScheduleRecord } from "../domain/Schedule.js"
 import type { ScheduleUpdate } from "../domain/Schedule.js"
 import * as SchedulerLoop from "../programs/SchedulerLoop.js"
@@ -19,6 +19,7 @@ import {
   reportSkipped,
   stderrLine,
   toCliError,
+  usageError,
   withStack
 } from "./common.js"
 import { table, time } from "./format.js"
@@ -213,13 +214,23 @@ const trigger = Command.make("trigger", { ...globalOptions, id: idArg }, (o) =>
 
 const run = Command.make(
   "run",
-  { ...globalOptions, noLeader: Options.boolean("no-leader").pipe(Options.withDescription("fire from this process even if another scheduler leads")) },
+  {
+    ...globalOptions,
+    noLeader: Options.boolean("no-leader").pipe(Options.withDescription("fire from this process even if another scheduler leads")),
+    interval: optInt("interval", "seconds between re-reads of the schedule list (default 10); firings are on time whatever it is")
+  },
   (o) =>
-    withStack(
+    Effect.gen(function*() {
+      if (Option.isSome(o.interval) && (o.interval.value < 1 || o.interval.value > 86_400)) {
+        return yield* usageError(`--interval must be from 1 to 86400 seconds, got ${o.interval.value}`)
+      }
+      const refresh = Option.getOrElse(o.interval, () => 10)
+      yield* withStack(
       o,
       Effect.gen(function*() {
-        yield* stderrLine("buquet: scheduler running (Ctrl-C to stop)")
+        yield* stderrLine(`buquet: scheduler running (re-reads the schedules every ${refresh} s; Ctrl-C to stop)`)
         yield* untilStopRequested(SchedulerLoop.run({
+          refreshInterval: Duration.seconds(refresh),
           leader: o.noLeader ? false : undefined,
           onPass: (report) =>
             Effect.forEach(report.fired, (f) =>
@@ -228,7 +239,8 @@ const run = Command.make(
                 : Console.log(`${time(f.instant)}  ${f.scheduleId}  → task ${f.taskId}${f.catchUp ? " (catch-up)" : ""}`), { discard: true })
         }))
       })
-    ).pipe(toCliError)
+    )
+    }).pipe(toCliError)
 )
 
 /** `buquet schedule …`. */

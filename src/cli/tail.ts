@@ -16,7 +16,7 @@ export const tail = Command.make(
   "tail",
   {
     ...globalOptions,
-    taskType: Options.text("type").pipe(Options.withAlias("t"), Options.withDescription("only this task type"), Options.optional),
+    taskType: Options.text("type").pipe(Options.withAlias("t"), Options.withAlias("task-type"), Options.withDescription("only this task type"), Options.optional),
     status: Options.text("status").pipe(Options.withDescription(`only changes into this status (${allStatuses.join(", ")})`), Options.optional),
     interval: Options.integer("interval").pipe(Options.withDescription("milliseconds between rounds"), Options.withDefault(1000)),
     limit: Options.integer("limit").pipe(Options.withDescription("stop after this many changes"), Options.optional),

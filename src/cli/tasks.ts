@@ -143,13 +143,14 @@ export const history = Command.make("history", { ...globalOptions, taskId }, (o)
   ).pipe(toCliError)).pipe(Command.withDescription("show a task's transitions"))
 
 
-/** `buquet list [--status S] [--type T] [--shard X] [--limit N]`. */
+/** `buquet list [SHARD] [--status S] [--type T] [--shard X] [--limit N]`. */
 export const list = Command.make(
   "list",
   {
     ...globalOptions,
+    shardArg: Args.text({ name: "shard" }).pipe(Args.withDescription("only this shard (same as --shard)"), Args.optional),
     status: optText("status", `only tasks in this status (${allStatuses.join(", ")})`),
-    taskType: optText("type", "only tasks of this type").pipe(Options.withAlias("t")),
+    taskType: optText("type", "only tasks of this type").pipe(Options.withAlias("t"), Options.withAlias("task-type")),
     shard: optText("shard", "only this shard (default: all)").pipe(Options.withAlias("s")),
     limit: Options.integer("limit").pipe(Options.withDescription("most tasks to show, 1–1000"), Options.withDefault(100)),
     cursor: optText("cursor", "continue after the previous page")
@@ -158,6 +159,10 @@ export const list = Command.make(
     Effect.gen(function*() {
       if (o.limit < 1 || o.limit > 1000) return yield* usageError(`--limit must be from 1 to 1000, got ${o.limit}`)
       const status = Option.isSome(o.status) ? yield* parseStatusArg("--status", o.status.value) : undefined
+      if (Option.isSome(o.shardArg) && Option.isSome(o.shard) && o.shardArg.value !== o.shard.value) {
+        return yield* usageError(`give the shard once: as an argument (${o.shardArg.value}) or with --shard (${o.shard.value})`)
+      }
+      const shard = Option.orElse(o.shardArg, () => o.shard)
       yield* withStack(
         o,
         Effect.gen(function*() {
@@ -165,7 +170,7 @@ export const list = Command.make(
           const page = yield* queue.list({
             status,
             taskType: Option.getOrUndefined(o.taskType),
-            shard: Option.getOrUndefined(o.shard),
+            shard: Option.getOrUndefined(shard),
             limit: o.limit,
             cursor: Option.getOrUndefined(o.cursor)
           })
@@ -193,14 +198,15 @@ export const list = Command.make(
 const describeCancel = (r: CancelManyResult): string =>
   r._tag === "Done" ? `${r.taskId}  ${r.outcome}` : `${r.taskId}  failed: ${r.error.message}`
 
-/** `buquet cancel ID… | --type T [--reason R]`: one outcome per task. */
+/** `buquet cancel ID… | --type T [--reason R] [--cancelled-by WHO]`: one outcome per task. */
 export const cancel = Command.make(
   "cancel",
   {
     ...globalOptions,
     ids: Args.text({ name: "task-id" }).pipe(Args.withDescription("task ids (or unique prefixes of 6+ characters)"), Args.repeated),
-    taskType: optText("type", "cancel every unfinished task of this type").pipe(Options.withAlias("t")),
-    reason: optText("reason", "why (stored with the task)").pipe(Options.withAlias("r"))
+    taskType: optText("type", "cancel every unfinished task of this type").pipe(Options.withAlias("t"), Options.withAlias("task-type")),
+    reason: optText("reason", "why (stored with the task)").pipe(Options.withAlias("r")),
+    cancelledBy: optText("cancelled-by", "who cancels (stored in cancelled_by; default cli)").pipe(Options.withAlias("b"))
   },
   (o) =>
     Effect.gen(function*() {
@@ -212,7 +218,7 @@ export const cancel = Command.make(
         o,
         Effect.gen(function*() {
           const queue = yield* Queue
-          const options = { reason: Option.getOrUndefined(o.reason), cancelledBy: "cli" }
+          const options = { reason: Option.getOrUndefined(o.reason), cancelledBy: Option.getOrElse(o.cancelledBy, () => "cli") }
           return Option.isSome(o.taskType)
             ? yield* queue.cancelByType(o.taskType.value, options)
             : yield* queue.cancelMany(yield* Effect.forEach(o.ids, resolveIdArg), options)

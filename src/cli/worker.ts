@@ -28,10 +28,12 @@ export const worker = Command.make(
   {
     ...globalOptions,
     handlers: Options.file("handlers").pipe(
-      Options.withDescription("a module whose default export maps task types to async handlers, or lists Worker.handler(…) definitions (.js, .mjs or .ts)")
+      Options.withDescription("a module whose default export maps task types to async handlers, or lists Worker.handler(…) definitions (.js, .mjs or .ts)"),
+      Options.optional
     ),
     concurrency: optText("concurrency", "tasks run at once (config [worker] concurrency, default 1)"),
     shards: optText("shards", "comma-separated shards to poll, e.g. 0,1,a (config [worker] shards, default all)"),
+    readyPageSize: optText("ready-page-size", "keys per LIST of the ready index, 1–1000 (config [worker] ready_page_size, default 1000)"),
     id: optText("id", "the worker's id (config [worker] id, default worker-<8 hex>)"),
     shardLeasing: Options.boolean("shard-leasing").pipe(
       Options.withDescription("poll only the shards this worker leases ([worker.shard_leasing] enabled = true)")
@@ -52,10 +54,18 @@ export const worker = Command.make(
       if (Option.isSome(o.maxTasks) && o.maxTasks.value < 1) return yield* usageError(`--max-tasks must be at least 1, got ${o.maxTasks.value}`)
       const port = Option.getOrUndefined(o.metricsPort)
       if (port !== undefined && (port < 0 || port > 65_535)) return yield* usageError(`--metrics-port must be from 0 to 65535, got ${port}`)
-      const handlers = yield* loadHandlers(o.handlers)
+      // the reference's `buquet worker` ran without handlers, i.e. only its embedded monitor
+      if (Option.isNone(o.handlers)) {
+        return yield* usageError(
+          "worker needs --handlers FILE (a module whose default export maps task types to handlers, see examples/handlers.ts); " +
+            "to run only lease recovery and index repair, use `buquet monitor`"
+        )
+      }
+      const handlers = yield* loadHandlers(o.handlers.value)
       const flags = settingFlags([
         ["worker.concurrency", o.concurrency],
         ["worker.shards", o.shards],
+        ["worker.ready_page_size", o.readyPageSize],
         ["worker.id", o.id],
         ["worker.shutdown_grace_secs", o.grace],
         ["worker.monitor", o.noMonitor ? Option.some(false) : Option.none()],
@@ -112,21 +122,33 @@ export const monitor = Command.make(
   {
     ...globalOptions,
     checkInterval: optText("check-interval", "seconds between lease-recovery periods ([monitor] check_interval_secs, default 30)"),
-    sweepInterval: optText("sweep-interval", "seconds between full sweep passes, 0 = off ([monitor] sweep_interval_secs, default 300)")
+    workerHealthThreshold: optText(
+      "worker-health-threshold",
+      "seconds without a heartbeat before a worker is reported stale ([monitor] worker_health_threshold_secs, default 180)"
+    ),
+    sweepInterval: optText("sweep-interval", "seconds between full sweep passes, 0 = off ([monitor] sweep_interval_secs, default 300)"),
+    sweepPageSize: optText("sweep-page-size", "keys per sweeper LIST, 1–1000 ([monitor] max_objects_per_sweep, default 1000)")
   },
   (o) =>
     withStack(
       o,
       Effect.gen(function*() {
         const config = yield* BuquetConfig
-        yield* stderrLine("buquet: monitor running (leader-elected: only one instance per bucket works); Ctrl-C stops it")
+        const m = config.monitor
+        yield* stderrLine(
+          `buquet: monitor running (leader-elected: only one instance per bucket works; lease recovery every ${m.checkIntervalSecs} s, ` +
+            `${m.sweepIntervalSecs === 0 ? "sweeper off" : `sweep every ${m.sweepIntervalSecs} s in pages of ${m.maxObjectsPerSweep}`}, ` +
+            `workers stale after ${m.workerHealthThresholdSecs} s); Ctrl-C stops it`
+        )
         yield* untilStopRequested(Monitor.run(monitorOptions(config.monitor)))
         yield* stderrLine("buquet: monitor stopped")
       }),
       {
         settingFlags: settingFlags([
           ["monitor.check_interval_secs", o.checkInterval],
-          ["monitor.sweep_interval_secs", o.sweepInterval]
+          ["monitor.sweep_interval_secs", o.sweepInterval],
+          ["monitor.worker_health_threshold_secs", o.workerHealthThreshold],
+          ["monitor.max_objects_per_sweep", o.sweepPageSize]
         ])
       }
     ).pipe(toCliError)

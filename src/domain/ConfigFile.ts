@@ -7,7 +7,7 @@
  */
 import { Either, Schema } from "effect"
 import { parse as parseToml } from "smol-toml"
-import { fileSections, normalizeValue, profileKeys, settingsByPath } from "./ConfigModel.js"
+import { fileSections, normalizeValue, profileKeys, retiredSettings, settingsByPath } from "./ConfigModel.js"
 import type { RawValue } from "./ConfigModel.js"
 
 /** A configuration source (file, environment variable, flag) holds a value that is not allowed. */
@@ -92,6 +92,8 @@ export const parseConfigFile = (path: string, text: string): Either.Either<Confi
         if (err !== undefined) return err
         continue
       }
+      const retired = retiredSettings.find((r) => r.path === child)
+      if (retired !== undefined) return invalid(`${name} ${key}`, ` (a setting of the Rust/Python buquet) ${retired.instead}`)
       if (!keys.includes(key)) {
         const allowed = [...keys, ...subsections.map((s) => `[${shown}${s}]`)].join(", ")
         return invalid(`${name} ${key}`, ` is not a known key; allowed keys: ${allowed}`)
@@ -135,14 +137,25 @@ export const settingsFromEnv = (
   env: Readonly<Record<string, string | undefined>>
 ): Either.Either<SettingMap, InvalidConfig> => {
   const out = new Map<string, string>()
-  for (const spec of settingsByPath.values()) {
-    const name = spec.env.find((n) => env[n] !== undefined && env[n] !== "")
-    if (name === undefined) continue
-    const v = normalizeValue(spec, env[name]!, true)
-    if (Either.isLeft(v)) {
-      return Either.left(new InvalidConfig({ source: "environment", key: name, message: `environment variable ${name}: ${v.left}` }))
+  const isSet = (n: string) => env[n] !== undefined && env[n] !== ""
+  for (const retired of retiredSettings) {
+    const name = retired.env.find(isSet)
+    if (name !== undefined) {
+      return Either.left(
+        new InvalidConfig({ source: "environment", key: name, message: `environment variable ${name} (a setting of the Rust/Python buquet) ${retired.instead}` })
+      )
     }
-    out.set(spec.path, v.right)
+  }
+  for (const spec of settingsByPath.values()) {
+    const name = spec.env.find(isSet)
+    const negated = name === undefined ? spec.negatedEnv?.find(isSet) : undefined
+    if (name === undefined && negated === undefined) continue
+    const variable = (name ?? negated)!
+    const v = normalizeValue(spec, env[variable]!, true)
+    if (Either.isLeft(v)) {
+      return Either.left(new InvalidConfig({ source: "environment", key: variable, message: `environment variable ${variable}: ${v.left}` }))
+    }
+    out.set(spec.path, negated === undefined ? v.right : String(v.right !== "true"))
   }
   return Either.right(out)
 }

@@ -31,6 +31,8 @@ export interface SettingSpec {
   readonly path: string
   /** Environment variables, first one set wins. */
   readonly env: ReadonlyArray<string>
+  /** Boolean settings only: variables that mean the opposite (the reference's `BUQUET_NO_MONITOR=1` is `monitor = false`); read after `env`. */
+  readonly negatedEnv?: ReadonlyArray<string> | undefined
   /** The CLI flag (without `--`), when there is one. */
   readonly flag?: string | undefined
   readonly kind: SettingKind
@@ -163,8 +165,17 @@ export const settings: ReadonlyArray<SettingSpec> = [
     description: "heartbeat interval while idle (Worker)"
   }),
   section({
+    path: "worker.ready_page_size",
+    env: ["BUQUET_READY_PAGE_SIZE"],
+    flag: "ready-page-size",
+    kind: int(1, 1_000),
+    default: "1000",
+    description: "keys per LIST of the ready index when looking for work (a LIST costs the same whatever it returns) (Worker discovery)"
+  }),
+  section({
     path: "worker.monitor",
     env: ["BUQUET_WORKER_MONITOR"],
+    negatedEnv: ["BUQUET_NO_MONITOR"],
     kind: bool,
     default: "true",
     description: "embed the (leader-elected) monitor in the worker; --no-monitor turns it off (Monitor)"
@@ -273,7 +284,8 @@ export const settings: ReadonlyArray<SettingSpec> = [
   }),
   section({
     path: "monitor.max_objects_per_sweep",
-    env: ["BUQUET_MONITOR_MAX_OBJECTS_PER_SWEEP"],
+    env: ["BUQUET_MONITOR_MAX_OBJECTS_PER_SWEEP", "BUQUET_MONITOR_SWEEP_PAGE_SIZE"],
+    flag: "sweep-page-size",
     kind: int(1, 1_000),
     default: "1000",
     description: "sweeper LIST page size and task objects per continuous step (Monitor sweeper)"
@@ -284,6 +296,14 @@ export const settings: ReadonlyArray<SettingSpec> = [
     kind: oneOf("continuous", "on_demand"),
     default: "continuous",
     description: "continuous: a bounded step per check interval; on_demand: a whole pass per sweep interval (Monitor sweeper)"
+  }),
+  section({
+    path: "monitor.worker_health_threshold_secs",
+    env: ["BUQUET_MONITOR_WORKER_HEALTH_THRESHOLD"],
+    flag: "worker-health-threshold",
+    kind: int(1, 86_399),
+    default: "180",
+    description: "a worker without a heartbeat for this long is reported stale; keep it above 2 × heartbeat_idle_secs (Monitor worker health)"
   }),
   section({
     path: "monitor.quiet_check_interval_secs",
@@ -348,6 +368,44 @@ export const settings: ReadonlyArray<SettingSpec> = [
   })
 ]
 
+
+/**
+ * Settings of the Rust/Python buquet that have no counterpart here, each with what to do instead.
+ * Given anywhere (a TOML key, an environment variable, a flag), they are refused with that pointer
+ * rather than ignored, so nobody believes a setting is in force when it is not.
+ */
+export interface RetiredSetting {
+  /** The TOML path (`worker.index_mode` is `[worker] index_mode`), when the reference had one. */
+  readonly path?: string | undefined
+  readonly env: ReadonlyArray<string>
+  /** The reference's flag (without `--`) and the command that took it. */
+  readonly flag?: { readonly name: string; readonly command: string } | undefined
+  /** Why it is not needed and what to use instead. */
+  readonly instead: string
+}
+
+/** The reference's settings we refuse (see {@link RetiredSetting}). */
+export const retiredSettings: ReadonlyArray<RetiredSetting> = [
+  {
+    path: "worker.index_mode",
+    env: ["BUQUET_INDEX_MODE"],
+    flag: { name: "index-mode", command: "worker" },
+    instead: "is not needed: workers always claim through the ready index, and the monitor's sweeper re-creates missing " +
+      "markers (what the hybrid and log-scan modes were for); remove it"
+  },
+  {
+    env: ["BUQUET_LOG_SCAN_PAGE_SIZE"],
+    flag: { name: "log-scan-page-size", command: "worker" },
+    instead: "is not needed: there is no log scan (the monitor's sweeper repairs the ready index); remove it, " +
+      "and use --ready-page-size / BUQUET_READY_PAGE_SIZE for the LIST page size"
+  },
+  {
+    path: "worker.poll_interval_ms",
+    env: ["BUQUET_POLL_INTERVAL_MS"],
+    instead: "is not read: for a fixed poll interval use [worker.polling] strategy = \"fixed\" and interval_ms = N " +
+      "(BUQUET_POLLING_STRATEGY=fixed, BUQUET_POLLING_INTERVAL_MS=N)"
+  }
+]
 
 /** The settings by path. */
 export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))

@@ -152,6 +152,15 @@ export const resolveSubmitOptions = (options: SubmitOptions, now: DateTime.Utc, 
       : options.expiresAt !== undefined
       ? yield* toUtc("expiresAt", options.expiresAt)
       : undefined
+    // A task whose expiry is not after the time it may first run could never run: refuse it here,
+    // so the Effect, Promise and CLI surfaces all say so instead of storing a dead task.
+    if (expiresAt !== undefined && DateTime.lessThanOrEqualTo(expiresAt, availableAt)) {
+      return yield* bad(
+        options.ttlSeconds !== undefined ? "ttlSeconds" : "expiresAt",
+        `the task would expire at ${DateTime.formatIso(expiresAt)}, not after the time it may first run ` +
+          `(${DateTime.formatIso(availableAt)}), so it could never run; give a later expiry (a TTL counts from the submit) or an earlier start`
+      )
+    }
 
     if (options.tags !== undefined) {
       if (options.tags.length > maxTags) return yield* bad("tags", `at most ${maxTags} tags, got ${options.tags.length}`)

@@ -17,7 +17,7 @@ import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from 
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
 import type { ConfigFileContents, SettingMap } from "../domain/ConfigFile.js"
-import { parseStorage, settings as allSettings } from "../domain/ConfigModel.js"
+import { parseStorage, retiredSettings, settings as allSettings } from "../domain/ConfigModel.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import type {
   ConfigFileInfo,
@@ -50,7 +50,8 @@ const optionalEnv = (name: string) => Config.option(Config.string(name))
 /** The environment variables the configuration reads (through the ambient ConfigProvider). */
 const readEnv = Effect.gen(function*() {
   const names = new Set<string>([
-    ...allSettings.flatMap((s) => s.env),
+    ...allSettings.flatMap((s) => [...s.env, ...(s.negatedEnv ?? [])]),
+    ...retiredSettings.flatMap((r) => r.env),
     "BUQUET_PROFILE",
     "BUQUET_CONFIG",
     "XDG_CONFIG_HOME",
@@ -122,6 +123,7 @@ const resolvedConfig = Config.all({
     id: Config.option(Config.string("id")),
     shards: Config.option(Config.string("shards")),
     concurrency: Config.integer("concurrency").pipe(Config.withDefault(1)),
+    readyPageSize: Config.integer("ready_page_size").pipe(Config.withDefault(1000)),
     shutdownGraceSecs: Config.integer("shutdown_grace_secs").pipe(Config.withDefault(30)),
     heartbeatBusySecs: Config.integer("heartbeat_busy_secs").pipe(Config.withDefault(10)),
     heartbeatIdleSecs: Config.integer("heartbeat_idle_secs").pipe(Config.withDefault(60)),
@@ -146,6 +148,7 @@ const resolvedConfig = Config.all({
     sweepIntervalSecs: Config.integer("sweep_interval_secs").pipe(Config.withDefault(300)),
     maxTasksPerScan: Config.integer("max_tasks_per_scan").pipe(Config.withDefault(100)),
     maxObjectsPerSweep: Config.integer("max_objects_per_sweep").pipe(Config.withDefault(1000)),
+    workerHealthThresholdSecs: Config.integer("worker_health_threshold_secs").pipe(Config.withDefault(180)),
     sweepMode: Config.literal("continuous", "on_demand")("sweep_mode").pipe(Config.withDefault("continuous" as const)),
     quietCheckIntervalSecs: Config.integer("quiet_check_interval_secs").pipe(Config.withDefault(600)),
     retentionDays: Config.option(Config.integer("retention_days")),
@@ -206,7 +209,10 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     { source: "flag", origin: (p) => `--${allSettings.find((s) => s.path === p)?.flag ?? p}`, map: flags },
     {
       source: "environment",
-      origin: (p) => allSettings.find((s) => s.path === p)?.env.find((n) => env[n] !== undefined && env[n] !== "") ?? "environment",
+      origin: (p) => {
+        const spec = allSettings.find((s) => s.path === p)
+        return [...(spec?.env ?? []), ...(spec?.negatedEnv ?? [])].find((n) => env[n] !== undefined && env[n] !== "") ?? "environment"
+      },
       map: envSettings
     },
     ...(profile === undefined ? [] : [{ source: "profile" as const, origin: () => `${profile.path} [profiles.${profileName}]`, map: profile.map }]),

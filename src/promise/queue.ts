@@ -154,6 +154,8 @@ export interface Schedules {
   readonly delete: (id: string) => Promise<boolean>
   /** Submits the schedule's task now, outside the cron. */
   readonly trigger: (id: string) => Promise<T.Task>
+  /** The schedule's last firing (the reference's `get_schedule_last_run`); undefined if it never fired. */
+  readonly lastRun: (id: string) => Promise<T.LastRun | undefined>
 }
 
 /** The published JSON Schemas of task types (`queue.schemas`): submit validates inputs against them. */
@@ -276,7 +278,8 @@ export class Queue {
       enable: (id) => withScheduler((s) => s.enable(id)).then(T.fromSchedule),
       disable: (id) => withScheduler((s) => s.disable(id)).then(T.fromSchedule),
       delete: (id) => withScheduler((s) => s.delete(id)),
-      trigger: (id) => withScheduler((s) => s.triggerNow(id)).then(T.fromTask)
+      trigger: (id) => withScheduler((s) => s.triggerNow(id)).then(T.fromTask),
+      lastRun: (id) => withScheduler((s) => s.lastRun(id)).then((o) => Option.getOrUndefined(Option.map(o, T.fromLastRun)))
     }
     this.schemas = {
       publish: (taskType, schemas) => this.withQueue((q) => q.publishSchema(taskType, new TaskJsonSchemas(schemas))),
@@ -376,6 +379,14 @@ export class Queue {
   /** Lists tasks (filters applied before the limit), one page at a time: pass `cursor` back for the next. */
   list(options: ListOptions = {}): Promise<T.TaskPage> {
     return this.withQueue((q) => q.list(options)).then(T.fromTaskPage)
+  }
+
+  /**
+   * Ids of the tasks of a shard that are due now, from the ready index (the reference's
+   * `list_ready(shard, limit=100)`), highest priority first; every shard when `shard` is undefined.
+   */
+  listReady(shard?: string, options: { readonly limit?: number | undefined } = {}): Promise<ReadonlyArray<string>> {
+    return this.withQueue((q) => q.listReady({ shard, limit: options.limit ?? 100 })).then((entries) => entries.map((e) => e.taskId))
   }
 
   /** A task's transition log, plus its S3 versions where the bucket's versioning works. */

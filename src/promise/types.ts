@@ -324,8 +324,10 @@ export const fromScheduleWithRuns = (s: SchedulerService.ScheduleWithRuns): Sche
   nextRuns: s.nextRuns.map(toDate)
 })
 
-/** The scheduler's record of a schedule's last firing. */
+/** The scheduler's record of a schedule's last firing (the reference's `ScheduleLastRun`). */
 export interface LastRun {
+  /** The schedule it belongs to. */
+  readonly scheduleId: string
   /** The cron instant of the last firing. */
   readonly lastRunAt: Date
   /** The task it submitted. */
@@ -343,11 +345,17 @@ export interface ScheduleStatus {
   readonly nextRun: Date | undefined
 }
 
+/** Converts a last-run record. */
+export const fromLastRun = (r: ScheduleDomain.LastRun): LastRun => ({
+  scheduleId: r.scheduleId,
+  lastRunAt: toDate(r.lastRunAt),
+  lastTaskId: r.lastTaskId,
+  nextRunAt: toDate(r.nextRunAt)
+})
+
 /** Converts a schedule's state. */
 export const fromScheduleStatus = (s: SchedulerService.ScheduleStatus): ScheduleStatus => ({
   schedule: fromSchedule(s.schedule),
-  lastRun: Option.getOrUndefined(
-    Option.map(s.lastRun, (r) => ({ lastRunAt: toDate(r.lastRunAt), lastTaskId: r.lastTaskId, nextRunAt: toDate(r.nextRunAt) }))
-  ),
+  lastRun: Option.getOrUndefined(Option.map(s.lastRun, fromLastRun)),
   nextRun: toDateOrUndefined(Option.getOrUndefined(s.nextRun))
 })

@@ -63,6 +63,8 @@ export interface WorkerSettings {
   /** Absent: every shard. */
   readonly shards: ReadonlyArray<string> | undefined
   readonly concurrency: number
+  /** Keys per LIST of the ready index (the reference's `--ready-page-size`). */
+  readonly readyPageSize: number
   readonly shutdownGraceSecs: number
   readonly heartbeatBusySecs: number
   readonly heartbeatIdleSecs: number
@@ -90,6 +92,8 @@ export interface MonitorSettings {
   readonly sweepIntervalSecs: number
   readonly maxTasksPerScan: number
   readonly maxObjectsPerSweep: number
+  /** A worker without a heartbeat for this long is reported stale. */
+  readonly workerHealthThresholdSecs: number
   readonly sweepMode: "continuous" | "on_demand"
   /** The quiet-bucket lease-recovery period; 0: the monitor never goes quiet. */
   readonly quietCheckIntervalSecs: number

@@ -25,6 +25,7 @@ shard_prefix_len = 2
 id = "w-config"
 shards = ["0a", "ff"]
 concurrency = 7
+ready_page_size = 100
 shutdown_grace_secs = 12
 heartbeat_busy_secs = 4
 heartbeat_idle_secs = 40
@@ -49,6 +50,7 @@ check_interval_secs = 7
 sweep_interval_secs = 0
 max_tasks_per_scan = 50
 max_objects_per_sweep = 200
+worker_health_threshold_secs = 90
 sweep_mode = "on_demand"
 quiet_check_interval_secs = 900
 retention_days = 14
@@ -98,6 +100,7 @@ describe("every parsed setting reaches its component", () => {
       expect(w.shards).toEqual(["0a", "ff"])
       expect(w.shardPrefixLen).toBe(2)
       expect(w.concurrency).toBe(7)
+      expect(w.pageSize).toBe(100)
       expect(millis(w.shutdownGracePeriod)).toBe(12_000)
       expect(millis(w.heartbeat?.busy)).toBe(4_000)
       expect(millis(w.heartbeat?.idle)).toBe(40_000)
@@ -135,6 +138,7 @@ describe("every parsed setting reaches its component", () => {
       expect(millis(m.sweepInterval)).toBe(0)
       expect(m.maxTasksPerScan).toBe(50)
       expect(m.maxObjectsPerSweep).toBe(200)
+      expect(millis(m.workers?.staleAfter)).toBe(90_000)
       expect(m.sweepMode).toBe("on_demand")
       expect(m.quiet === false ? 0 : millis(m.quiet?.checkInterval)).toBe(900_000)
       expect(millis(m.retention?.olderThan)).toBe(14 * 86_400_000)

@@ -454,6 +454,31 @@ export const queueSuite = (backend: QueueBackend): void => {
         expect((yield* queue.listReady()).map((e) => e.taskId)).toEqual([])
       })))
 
+    test("contradictory submits are refused before anything is stored: an expiry not after the first run, a start given twice", () =>
+      run()(Effect.gen(function*() {
+        const queue = yield* Queue
+        const now = yield* queue.now
+        const inTwoHours = DateTime.toDateUtc(DateTime.add(now, { hours: 2 }))
+        const refused = [
+          { ttlSeconds: 0 },
+          { scheduleAt: inTwoHours, ttlSeconds: 3600 },
+          { scheduleAt: inTwoHours, expiresAt: inTwoHours },
+          { delayMs: 60_000, ttlSeconds: 60 },
+          { expiresAt: DateTime.toDateUtc(DateTime.subtract(now, { seconds: 1 })) }
+        ]
+        for (const options of refused) {
+          const e = yield* Effect.flip(queue.submit("t", 1, options))
+          expect(e._tag).toBe("InvalidArgument")
+          expect(e.message).toContain("could never run")
+        }
+        const twice = yield* Effect.flip(queue.submit("t", 1, { scheduleAt: inTwoHours, delayMs: 1000 }))
+        expect(twice.message).toContain("only one of scheduleAt, delay and delayMs")
+        expect((yield* queue.list()).tasks).toEqual([])
+        // an expiry after the first run is fine
+        const ok = yield* queue.submit("t", 1, { scheduleAt: inTwoHours, expiresAt: DateTime.toDateUtc(DateTime.add(now, { hours: 3 })) })
+        expect(DateTime.toEpochMillis(ok.expiresAt!) - DateTime.toEpochMillis(ok.availableAt)).toBe(3_600_000)
+      })))
+
     test("in a shard, higher-priority due tasks come first in the ready index; future ones never block", () =>
       run()(Effect.gen(function*() {
         const queue = yield* Queue
