@@ -73,6 +73,23 @@ import {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
+const sdkWarningSwitch = "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"
+
+/**
+ * Builds the client with the AWS SDK's Node-version warning off (it is about the SDK's future
+ * releases, not about buquet, and would land on our users' stderr), unless the user set the
+ * SDK's switch themselves. The SDK reads it once, while the first client is built.
+ */
+const quietNodeVersionWarning = <A>(build: () => A): A => {
+  if (process.env[sdkWarningSwitch] !== undefined) return build()
+  process.env[sdkWarningSwitch] = "true"
+  try {
+    return build()
+  } finally {
+    delete process.env[sdkWarningSwitch]
+  }
+}
+
 /** Backoff of the layer's own retries of transient failures (5xx, SlowDown, throttling, network). */
 export interface S3RetrySettings {
   /** First delay (default 100 millis). */
@@ -307,7 +324,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     }
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const c = new S3Client(clientConfig)
+        const c = quietNodeVersionWarning(() => new S3Client(clientConfig))
         attachDateProbe(c.middlewareStack)
         return c
       }),
