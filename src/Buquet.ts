@@ -38,17 +38,32 @@ import type { Scheduler } from "./services/Scheduler.js"
 import type { ServerClock } from "./services/ServerClock.js"
 import { Storage } from "./services/Storage.js"
 
-/** What every `Buquet.layer*` constructor provides. */
+/**
+ * What every `Buquet.layer*` constructor provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type BuquetServices = Queue | Scheduler | LeaseManager | ServerClock | Storage
 
-/** Why building the stack can fail: a bad queue setting, a store that cannot be reached, or a bucket that cannot hold a queue. */
+/**
+ * Why building the stack can fail: a bad queue setting, a store that cannot be reached, or a bucket that cannot hold a queue.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type BuquetLayerError = InvalidArgument | StorageReadError | UnusableBucket
 
 /** An S3 Storage that refuses, when it opens, a bucket that cannot hold a queue (see protocol/BucketCheck.ts). */
 const checkedS3 = (config: S3Storage.S3StorageConfig): Layer.Layer<Storage, StorageReadError | UnusableBucket> =>
   Layer.tap(S3Storage.layer(config), (context) => refuseUnusableBucket(Context.get(context, Storage), config.bucket))
 
-/** Settings of {@link layer}: an S3 bucket and how to reach it. */
+/**
+ * Settings of {@link layer}: an S3 bucket and how to reach it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BuquetS3Options {
   /** The bucket. */
   readonly bucket: string
@@ -66,7 +81,12 @@ export interface BuquetS3Options {
   readonly queue?: Omit<QueueConfigInput, "shardPrefixLen"> | undefined
 }
 
-/** Options of {@link layerMemory} and {@link layerFile}. */
+/**
+ * Options of {@link layerMemory} and {@link layerFile}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BuquetLocalOptions {
   /** Hex characters of the task id that name its shard, 1–4 (default 1). */
   readonly shardPrefixLen?: number | undefined
@@ -87,13 +107,21 @@ const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; re
  * What a worker needs besides `Storage` and `ServerClock` — the `LeaseManager` and the `Scheduler`
  * (with a Queue of its own to submit cron firings) — on the Storage and ServerClock in context: for
  * stacks built by hand (tests, embedding) rather than with {@link layer}.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerWorkerServices = (
   config: QueueConfigInput = {}
 ): Layer.Layer<LeaseManager | Scheduler, InvalidArgument, Storage | ServerClock> =>
   Layer.merge(SchedulerLayer.layer().pipe(Layer.provide(QueueLayer.layer(config))), LeaseManagerLayer.layer)
 
-/** The stack on an S3 bucket. */
+/**
+ * The stack on an S3 bucket.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, BuquetLayerError> =>
   stackOn(
     checkedS3({
@@ -106,13 +134,23 @@ export const layer = (options: BuquetS3Options): Layer.Layer<BuquetServices, Buq
     queueConfig(options)
   )
 
-/** The stack in memory, with S3's exact semantics (tests, demos). Each build is a fresh, empty store. */
+/**
+ * The stack in memory, with S3's exact semantics (tests, demos). Each build is a fresh, empty store.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerMemory = (
   options: BuquetLocalOptions & { readonly versioning?: boolean | undefined } = {}
 ): Layer.Layer<BuquetServices, BuquetLayerError> =>
   stackOn(MemoryStorage.layer({ versioning: options.versioning }), queueConfig(options))
 
-/** The stack on a local directory (the embedded store; safe for several processes on one machine). */
+/**
+ * The stack on a local directory (the embedded store; safe for several processes on one machine).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFile = (
   directory: string,
   options: BuquetLocalOptions = {}
@@ -132,6 +170,9 @@ const s3ConfigOf = (storage: Extract<StorageSettings, { readonly _tag: "S3" }>):
 /**
  * Only the Storage of resolved settings (tools such as `doctor` that wrap it before use). Unlike
  * the stacks, it does not refuse a bucket that cannot hold a queue: `doctor` reports on it.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerStorage = (
   storage: StorageSettings
@@ -153,6 +194,9 @@ const checkedStorage = (storage: StorageSettings): Layer.Layer<Storage, BuquetLa
  * The stack on resolved storage settings (what {@link layerFromConfig} and the CLI use). With
  * `meterStorage`, every storage request is counted in `buquet_s3_requests_total` (for a
  * `/metrics` endpoint such as `buquet worker --metrics-port`).
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerFromSettings = (
   storage: StorageSettings,
@@ -168,6 +212,9 @@ export const layerFromSettings = (
  * `S3_REGION`/`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `BUQUET_*`), the selected
  * profile, `./.buquet.toml` and the user config file; with no bucket anywhere, the embedded file
  * store `./.buquet`. Also provides the resolved {@link BuquetConfig}.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerFromConfig = (
   inputs: ConfigInputs = {}

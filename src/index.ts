@@ -17,7 +17,12 @@
 
 // ---- building the stack ----------------------------------------------------------------------
 
-/** The layer constructors: `Buquet.layer({ bucket, endpoint, region, shardPrefixLen })`, `layerFromConfig`, `layerMemory`, `layerFile(dir)`. */
+/**
+ * The layer constructors: `Buquet.layer({ bucket, endpoint, region, shardPrefixLen })`, `layerFromConfig`, `layerMemory`, `layerFile(dir)`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export * as Buquet from "./Buquet.js"
 export type { BuquetLayerError, BuquetLocalOptions, BuquetS3Options, BuquetServices } from "./Buquet.js"
 
@@ -51,13 +56,33 @@ export { S3Storage } from "./layers/S3Storage.js"
 export { CountingStorage, RequestCounter } from "./layers/CountingStorage.js"
 /** Wraps a storage and injects seeded faults. */
 export { FaultInjector, FaultyStorage } from "./layers/FaultyStorage.js"
-/** The Queue layer on Storage + ServerClock (`QueueLayer.layer(config)`, `QueueLayer.layerOn(storage)`). */
+/**
+ * The Queue layer on Storage + ServerClock (`QueueLayer.layer(config)`, `QueueLayer.layerOn(storage)`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export * as QueueLayer from "./layers/Queue.js"
-/** The Scheduler layer on Storage + ServerClock + Queue. */
+/**
+ * The Scheduler layer on Storage + ServerClock + Queue.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export * as SchedulerLayer from "./layers/Scheduler.js"
-/** The ServerClock layer (learns the bucket's time from Date headers). */
+/**
+ * The ServerClock layer (learns the bucket's time from Date headers).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export * as ServerClockLayer from "./layers/ServerClock.js"
-/** Configuration from flags, the environment and TOML files, through Effect Config. */
+/**
+ * Configuration from flags, the environment and TOML files, through Effect Config.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export * as ConfigLayer from "./layers/Config.js"
 
 // ---- domain models ------------------------------------------------------------------------------
@@ -100,7 +125,12 @@ export { InvalidConfig } from "./domain/ConfigFile.js"
 
 // ---- the worker ------------------------------------------------------------------------------------
 
-/** The Worker runtime: `Worker.make`, `Worker.run`, `Worker.handler` (design.md §6). */
+/**
+ * The Worker runtime: `Worker.make`, `Worker.run`, `Worker.handler` (design.md §6).
+ *
+ * @since 0.1.0
+ * @category programs
+ */
 export * as Worker from "./programs/Worker.js"
 export { PermanentError, RescheduleError, RetryableError } from "./domain/HandlerErrors.js"
 export type { HandlerError } from "./domain/HandlerErrors.js"

@@ -10,7 +10,12 @@ import { parse as parseToml } from "smol-toml"
 import { fileSections, normalizeValue, profileKeys, retiredSettings, settingsByPath } from "./ConfigModel.js"
 import type { RawValue } from "./ConfigModel.js"
 
-/** A configuration source (file, environment variable, flag) holds a value that is not allowed. */
+/**
+ * A configuration source (file, environment variable, flag) holds a value that is not allowed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
   /** The file path, `environment` or `command line`. */
   source: Schema.String,
@@ -19,10 +24,20 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidC
   message: Schema.String
 }) {}
 
-/** Settings as `path → value` in their string form (see `normalizeValue`). */
+/**
+ * Settings as `path → value` in their string form (see `normalizeValue`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SettingMap = ReadonlyMap<string, string>
 
-/** One parsed config file. */
+/**
+ * One parsed config file.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ConfigFileContents {
   readonly path: string
   /** `[default]` plus the non-profile sections (`[queue]`, …). */
@@ -37,7 +52,12 @@ const isTable = (v: unknown): v is Record<string, unknown> =>
 const fail = (path: string, key: string, message: string) =>
   Either.left(new InvalidConfig({ source: path, key, message: `${path}: ${key}: ${message}` }))
 
-/** Parses and validates the text of a config file at `path`. */
+/**
+ * Parses and validates the text of a config file at `path`.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const parseConfigFile = (path: string, text: string): Either.Either<ConfigFileContents, InvalidConfig> => {
   let doc: Record<string, unknown>
   try {
@@ -132,7 +152,12 @@ export const parseConfigFile = (path: string, text: string): Either.Either<Confi
   return Either.right({ path, base, profiles })
 }
 
-/** Reads the settings named in `env` (first variable set wins), validating each. */
+/**
+ * Reads the settings named in `env` (first variable set wins), validating each.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const settingsFromEnv = (
   env: Readonly<Record<string, string | undefined>>
 ): Either.Either<SettingMap, InvalidConfig> => {
@@ -160,7 +185,12 @@ export const settingsFromEnv = (
   return Either.right(out)
 }
 
-/** Validates values given as command-line flags (`path → text`). */
+/**
+ * Validates values given as command-line flags (`path → text`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const settingsFromFlags = (flags: ReadonlyMap<string, string>): Either.Either<SettingMap, InvalidConfig> => {
   const out = new Map<string, string>()
   for (const [path, text] of flags) {

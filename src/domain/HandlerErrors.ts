@@ -12,12 +12,22 @@
  */
 import { Duration, Schema } from "effect"
 
-/** A failure worth retrying (a flaky dependency, a 503): retried with backoff while retries remain. */
+/**
+ * A failure worth retrying (a flaky dependency, a 503): retried with backoff while retries remain.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class RetryableError extends Schema.TaggedError<RetryableError>()("RetryableError", {
   message: Schema.String
 }) {}
 
-/** A failure that will not go away by retrying (bad input, a refused request): the task fails now. */
+/**
+ * A failure that will not go away by retrying (bad input, a refused request): the task fails now.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PermanentError extends Schema.TaggedError<PermanentError>()("PermanentError", {
   message: Schema.String
 }) {}
@@ -25,6 +35,9 @@ export class PermanentError extends Schema.TaggedError<PermanentError>()("Perman
 /**
  * "Not now, try again after `delay`": the task goes back to `pending`, available after `delay`,
  * without consuming a retry (`reschedule_count + 1`). Bounded by the task's `max_reschedules`.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class RescheduleError extends Schema.TaggedError<RescheduleError>()("RescheduleError", {
   delay: Schema.DurationFromSelf,
@@ -36,5 +49,10 @@ export class RescheduleError extends Schema.TaggedError<RescheduleError>()("Resc
   }
 }
 
-/** Any of the failures a handler may use to steer its task. */
+/**
+ * Any of the failures a handler may use to steer its task.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type HandlerError = RetryableError | PermanentError | RescheduleError

@@ -9,10 +9,20 @@ import { Schema } from "effect"
 import { controlKey } from "./Keys.js"
 import { Timestamp } from "./Task.js"
 
-/** Where the pause switches live. */
+/**
+ * Where the pause switches live.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const pauseKey = controlKey("pause.json")
 
-/** The pause switches. A missing object means nothing is paused. */
+/**
+ * The pause switches. A missing object means nothing is paused.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class PauseState extends Schema.Class<PauseState>("PauseState")({
   /** Every task type is paused. */
   global: Schema.Boolean,
@@ -25,11 +35,21 @@ export class PauseState extends Schema.Class<PauseState>("PauseState")({
   static readonly none = new PauseState({ global: false, taskTypes: [] })
 }
 
-/** Whether tasks of `taskType` must not be claimed under `state`. */
+/**
+ * Whether tasks of `taskType` must not be claimed under `state`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isPaused = (state: PauseState, taskType: string): boolean =>
   state.global || state.taskTypes.includes(taskType)
 
-/** The switches with `taskType` (or, without one, everything) paused or resumed. */
+/**
+ * The switches with `taskType` (or, without one, everything) paused or resumed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const withPause = (state: PauseState, paused: boolean, taskType?: string): Omit<PauseState, "updatedAt"> => {
   if (taskType === undefined) return { global: paused, taskTypes: state.taskTypes }
   const set = new Set(state.taskTypes)

@@ -5,13 +5,28 @@
  */
 import { Schema } from "effect"
 
-/** Default size above which a JSON input or output is offloaded to `payloads/`: 256 KiB. */
+/**
+ * Default size above which a JSON input or output is offloaded to `payloads/`: 256 KiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultPayloadThresholdBytes = 256 * 1024
 
-/** Default lifetime of an idempotency record: 30 days, like the reference. */
+/**
+ * Default lifetime of an idempotency record: 30 days, like the reference.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultIdempotencyTtlSeconds = 30 * 24 * 3600
 
-/** The Queue's settings; every field has the reference's default. */
+/**
+ * The Queue's settings; every field has the reference's default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class QueueConfig extends Schema.Class<QueueConfig>("QueueConfig")({
   /** Hex characters of the task id that name its shard (1–4). */
   shardPrefixLen: Schema.optionalWith(

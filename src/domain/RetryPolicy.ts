@@ -6,7 +6,12 @@
  */
 import { Duration, Effect, Random, Schedule, Schema } from "effect"
 
-/** How long to wait before each retry. Stored in the task as snake_case JSON. */
+/**
+ * How long to wait before each retry. Stored in the task as snake_case JSON.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class RetryPolicy extends Schema.Class<RetryPolicy>("RetryPolicy")({
   initialIntervalMs: Schema.propertySignature(Schema.NonNegativeInt).pipe(Schema.fromKey("initial_interval_ms")),
   maxIntervalMs: Schema.propertySignature(Schema.NonNegativeInt).pipe(Schema.fromKey("max_interval_ms")),
@@ -24,7 +29,12 @@ export class RetryPolicy extends Schema.Class<RetryPolicy>("RetryPolicy")({
   })
 }
 
-/** The largest delay, in milliseconds: the reference saturates at `u32::MAX`. */
+/**
+ * The largest delay, in milliseconds: the reference saturates at `u32::MAX`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxDelayMs = 4_294_967_295
 
 /** The exponent is saturated at 30 like the reference (`multiplier^min(k, 30)`). */
@@ -33,6 +43,9 @@ const maxExponent = 30
 /**
  * The un-jittered delay before retry number `retryCount` (0-based): `min(initial × multiplier^k, max)`,
  * with the exponent saturated at 30 like the reference.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const baseDelayMs = (policy: RetryPolicy, retryCount: number): number => {
   // 0 × Infinity would be NaN for a huge multiplier; a zero interval stays zero.
@@ -45,6 +58,9 @@ export const baseDelayMs = (policy: RetryPolicy, retryCount: number): number => 
  * The delay before retry number `retryCount`, with jitter applied from `random` in [0, 1):
  * the base delay scaled by `1 + jitter × (2 × random − 1)` (so within `1 ± jitter`), floored at 0,
  * rounded to whole milliseconds and saturated at {@link maxDelayMs}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const delayMs = (policy: RetryPolicy, retryCount: number, random: number): number => {
   const base = baseDelayMs(policy, retryCount)
@@ -53,7 +69,12 @@ export const delayMs = (policy: RetryPolicy, retryCount: number, random: number)
   return Math.min(maxDelayMs, Math.max(0, Math.round(base * factor)))
 }
 
-/** Where a retry schedule starts and stops. */
+/**
+ * Where a retry schedule starts and stops.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetryScheduleOptions {
   /** How many retries the task may have in all (`max_retries`). */
   readonly maxRetries: number
@@ -67,6 +88,9 @@ export interface RetryScheduleOptions {
  * outputs the retry number `k`, and recurs while `k < maxRetries`. It is exponential
  * (`initial × multiplier^k`), capped at `maxIntervalMs` and jittered by `jitterPercent`, exactly
  * as {@link delayMs}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const schedule = (policy: RetryPolicy, options: RetryScheduleOptions): Schedule.Schedule<number> =>
   Schedule.unfold(Math.max(0, Math.floor(options.retryCount ?? 0)), (k) => k + 1).pipe(

@@ -37,7 +37,12 @@ import { field, nullableField as optionalField } from "./SnakeCase.js"
 
 // --- errors -----------------------------------------------------------------------------------
 
-/** A cron expression was refused. Names the bad field, what it holds and what is allowed. */
+/**
+ * A cron expression was refused. Names the bad field, what it holds and what is allowed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class InvalidCron extends Schema.TaggedError<InvalidCron>()("InvalidCron", {
   cron: Schema.String,
   /** `expression` (wrong number of fields, never fires) or the field: `second`, `minute`, … */
@@ -46,13 +51,23 @@ export class InvalidCron extends Schema.TaggedError<InvalidCron>()("InvalidCron"
   message: Schema.String
 }) {}
 
-/** A timezone that is not an IANA zone name this runtime knows. */
+/**
+ * A timezone that is not an IANA zone name this runtime knows.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class UnknownTimezone extends Schema.TaggedError<UnknownTimezone>()("UnknownTimezone", {
   timezone: Schema.String,
   message: Schema.String
 }) {}
 
-/** No schedule with this id exists. */
+/**
+ * No schedule with this id exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>()("ScheduleNotFound", {
   scheduleId: Schema.String,
   message: Schema.String
@@ -66,7 +81,12 @@ export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>()("Sc
   }
 }
 
-/** A schedule with this id already exists (create never overwrites). */
+/**
+ * A schedule with this id already exists (create never overwrites).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ScheduleExists extends Schema.TaggedError<ScheduleExists>()("ScheduleExists", {
   scheduleId: Schema.String,
   message: Schema.String
@@ -82,23 +102,63 @@ export class ScheduleExists extends Schema.TaggedError<ScheduleExists>()("Schedu
 
 // --- records ----------------------------------------------------------------------------------
 
-/** What happens to instants missed while no scheduler ran: see the module doc. */
+/**
+ * What happens to instants missed while no scheduler ran: see the module doc.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const MissedPolicy = Schema.Literal("skip", "once", "all")
-/** What happens to instants missed while no scheduler ran. */
+/**
+ * What happens to instants missed while no scheduler ran.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type MissedPolicy = typeof MissedPolicy.Type
 
-/** The default missed-window policy: one catch-up run, then resume. */
+/**
+ * The default missed-window policy: one catch-up run, then resume.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultMissedPolicy: MissedPolicy = "once"
-/** Default bound of the `all` policy: the most recent 100 missed instants. */
+/**
+ * Default bound of the `all` policy: the most recent 100 missed instants.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultMissedLimit = 100
-/** Largest `missed_limit` a schedule may set. */
+/**
+ * Largest `missed_limit` a schedule may set.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxMissedLimit = 1000
-/** An instant whose due time is older than this was missed (not merely picked up a little late). */
+/**
+ * An instant whose due time is older than this was missed (not merely picked up a little late).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultLateAfter: Duration.Duration = Duration.seconds(60)
-/** Largest `jitter_seconds` (one day). */
+/**
+ * Largest `jitter_seconds` (one day).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxJitterSeconds = 86_400
 
-/** A schedule, as stored at `schedules/{id}.json`. */
+/**
+ * A schedule, as stored at `schedules/{id}.json`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class Schedule extends Schema.Class<Schedule>("Schedule")({
   id: Schema.String,
   taskType: field(Schema.String, "task_type"),
@@ -127,7 +187,12 @@ export class Schedule extends Schema.Class<Schedule>("Schedule")({
   activeSince: optionalField(Timestamp, "active_since")
 }) {}
 
-/** The scheduler's record of a schedule's last firing, at `schedules/{id}/last_run.json`. */
+/**
+ * The scheduler's record of a schedule's last firing, at `schedules/{id}/last_run.json`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class LastRun extends Schema.Class<LastRun>("LastRun")({
   scheduleId: field(Schema.String, "schedule_id"),
   /** The cron instant of the last firing (see the module doc). */
@@ -149,7 +214,12 @@ const fields6 = [
   { name: "day-of-week", allowed: "0–7 (0 and 7 are Sunday) or sun–sat, * , - /" }
 ] as const
 
-/** Resolves an IANA timezone name (default UTC), or fails with {@link UnknownTimezone}. */
+/**
+ * Resolves an IANA timezone name (default UTC), or fails with {@link UnknownTimezone}.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const parseTimezone = (timezone: string | undefined): Effect.Effect<DateTime.TimeZone.Named, UnknownTimezone> => {
   const zone = DateTime.zoneMakeNamed(timezone ?? "UTC")
   return Option.isSome(zone)
@@ -171,7 +241,12 @@ const never = (cron: string) =>
     message: `cron ${JSON.stringify(cron)} never fires (e.g. 30 February); check the day-of-month and month fields`
   })
 
-/** `Cron.next`, which throws when it finds no instant; here a typed failure. */
+/**
+ * `Cron.next`, which throws when it finds no instant; here a typed failure.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const nextInstant = (cron: Cron.Cron, after: DateTime.Utc, source = ""): Either.Either<DateTime.Utc, InvalidCron> =>
   Either.try({
     try: () => DateTime.unsafeFromDate(Cron.next(cron, DateTime.toDate(after))),
@@ -182,7 +257,12 @@ export const nextInstant = (cron: Cron.Cron, after: DateTime.Utc, source = ""): 
 const prevInstant = (cron: Cron.Cron, before: DateTime.Utc): Option.Option<DateTime.Utc> =>
   Either.getRight(Either.try(() => DateTime.unsafeFromDate(Cron.prev(cron, DateTime.toDate(before)))))
 
-/** The cron macros (as in Vixie cron and the reference's parser) and the 5-field expressions they stand for. */
+/**
+ * The cron macros (as in Vixie cron and the reference's parser) and the 5-field expressions they stand for.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const cronMacros: Readonly<Record<string, string>> = {
   "@hourly": "0 * * * *",
   "@daily": "0 0 * * *",
@@ -197,6 +277,9 @@ export const cronMacros: Readonly<Record<string, string>> = {
  * Parses a cron expression (a macro such as `@hourly`, 5 fields, or 6 with seconds first) in an IANA timezone (default UTC)
  * with effect's `Cron`. A bad field fails with {@link InvalidCron} naming the field, its value
  * and the allowed range; a cron that can never fire is refused too.
+ *
+ * @since 0.1.0
+ * @category codecs
  */
 export const parseCron = (
   cron: string,
@@ -249,10 +332,20 @@ export const parseCron = (
     return parsed.right
   })
 
-/** The cron of a stored schedule. */
+/**
+ * The cron of a stored schedule.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const cronOf = (schedule: Schedule) => parseCron(schedule.cron, schedule.timezone)
 
-/** The next `count` cron instants strictly after `after` (fewer if the cron runs out). */
+/**
+ * The next `count` cron instants strictly after `after` (fewer if the cron runs out).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const nextRuns = (cron: Cron.Cron, after: DateTime.Utc, count: number): ReadonlyArray<DateTime.Utc> => {
   const out: Array<DateTime.Utc> = []
   let at = after
@@ -267,24 +360,49 @@ export const nextRuns = (cron: Cron.Cron, after: DateTime.Utc, count: number): R
 
 // --- firing identity and jitter -----------------------------------------------------------------
 
-/** The idempotency scope schedule firings are submitted in (apart from user keys). */
+/**
+ * The idempotency scope schedule firings are submitted in (apart from user keys).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const firingScope = "schedules"
 
-/** How long a firing's idempotency record de-duplicates (far longer than any scheduler's tick). */
+/**
+ * How long a firing's idempotency record de-duplicates (far longer than any scheduler's tick).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const firingKeyTtlSeconds = 86_400
 
-/** The deterministic identity of one firing: `schedule:{id}:{instant_epoch_seconds}`. */
+/**
+ * The deterministic identity of one firing: `schedule:{id}:{instant_epoch_seconds}`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const firingKey = (scheduleId: string, instant: DateTime.Utc): string =>
   `schedule:${scheduleId}:${Math.floor(DateTime.toEpochMillis(instant) / 1000)}`
 
-/** The tags a firing's task carries (the schedule's own, then which schedule and instant made it). */
+/**
+ * The tags a firing's task carries (the schedule's own, then which schedule and instant made it).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const firingTags = (schedule: Schedule, instant: DateTime.Utc): ReadonlyArray<string> => [
   ...(schedule.tags ?? []),
   `schedule:${schedule.id}`.slice(0, 200),
   `firing:${Math.floor(DateTime.toEpochMillis(instant) / 1000)}`
 ]
 
-/** The jitter of one firing: the same on every scheduler (a hash of id and instant), in [0, jitter). */
+/**
+ * The jitter of one firing: the same on every scheduler (a hash of id and instant), in [0, jitter).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const jitterMillis = (schedule: Schedule, instant: DateTime.Utc): number => {
   const jitter = schedule.jitterSeconds ?? 0
   if (jitter <= 0) return 0
@@ -292,13 +410,23 @@ export const jitterMillis = (schedule: Schedule, instant: DateTime.Utc): number 
   return digest.readUInt32BE(0) % (jitter * 1000)
 }
 
-/** When a firing is due: its instant plus its jitter. */
+/**
+ * When a firing is due: its instant plus its jitter.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dueAt = (schedule: Schedule, instant: DateTime.Utc): DateTime.Utc =>
   DateTime.add(instant, { millis: jitterMillis(schedule, instant) })
 
 // --- when to fire -------------------------------------------------------------------------------
 
-/** Where a schedule's firings start from: the last fired instant, else when it became active. */
+/**
+ * Where a schedule's firings start from: the last fired instant, else when it became active.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const baselineOf = (schedule: Schedule, lastRun: Option.Option<LastRun>): DateTime.Utc => {
   const active = schedule.activeSince ?? schedule.createdAt
   return Option.match(lastRun, {
@@ -307,7 +435,12 @@ export const baselineOf = (schedule: Schedule, lastRun: Option.Option<LastRun>):
   })
 }
 
-/** What is due for one schedule at one moment. */
+/**
+ * What is due for one schedule at one moment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DuePlan {
   /** Instants to fire now, oldest first (each one a firing identity). */
   readonly firings: ReadonlyArray<DateTime.Utc>
@@ -319,7 +452,12 @@ export interface DuePlan {
   readonly nextDueAt: Option.Option<DateTime.Utc>
 }
 
-/** Inputs of {@link planFirings}. */
+/**
+ * Inputs of {@link planFirings}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PlanInput {
   readonly schedule: Schedule
   readonly cron: Cron.Cron
@@ -333,6 +471,9 @@ export interface PlanInput {
  * The firings due at `now` for a schedule under its missed-window policy (see the module doc).
  * Pure and deterministic: every scheduler that reads the same records at about the same time
  * computes the same firing instants, hence the same identities.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const planFirings = (input: PlanInput): DuePlan => {
   const { cron, now, schedule } = input
@@ -409,6 +550,9 @@ export const planFirings = (input: PlanInput): DuePlan => {
 /**
  * What creates a cron schedule (camelCase; stored as snake_case). The Effect API and the Promise
  * facade take the same spec.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface ScheduleSpec {
   /** Letters, digits and `_ . : @ -`, such as `nightly-report`. */
@@ -443,7 +587,12 @@ export interface ScheduleSpec {
   readonly jitterSeconds?: number | undefined
 }
 
-/** The fields {@link ScheduleSpec} may change on update (`null` clears an optional one). */
+/**
+ * The fields {@link ScheduleSpec} may change on update (`null` clears an optional one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ScheduleUpdate = {
   readonly [K in Exclude<keyof ScheduleSpec, "id" | "taskType" | "cron" | "input" | "enabled">]?: ScheduleSpec[K] | null
 } & {
@@ -463,7 +612,12 @@ const checkInt = (name: string, value: number | null | undefined, min: number, m
 // eslint-disable-next-line no-control-regex
 const controlChars = /[\u0000-\u001f\u007f]/
 
-/** Checks the fields of a spec or an update that are not the cron (id, names, options). */
+/**
+ * Checks the fields of a spec or an update that are not the cron (id, names, options).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const checkOptions = (spec: Omit<ScheduleUpdate, "cron" | "timezone">) =>
   Effect.gen(function*() {
     if (spec.taskType !== undefined) {
@@ -500,7 +654,12 @@ export const checkOptions = (spec: Omit<ScheduleUpdate, "cron" | "timezone">) =>
     }
   })
 
-/** Checks a schedule id. */
+/**
+ * Checks a schedule id.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const checkScheduleId = (id: string) =>
   Schema.decodeUnknown(ScheduleId)(id).pipe(
     Effect.mapError(() =>
@@ -517,7 +676,12 @@ const present = <A extends object>(fields: A): A =>
 
 const jsonValue = (input: unknown): unknown => (input === undefined ? {} : JSON.parse(JSON.stringify(input)))
 
-/** Builds a new schedule from a checked spec at server time `now`. */
+/**
+ * Builds a new schedule from a checked spec at server time `now`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromSpec = (spec: ScheduleSpec, now: DateTime.Utc): Schedule =>
   new Schedule(present({
     id: spec.id,
@@ -544,6 +708,9 @@ export const fromSpec = (spec: ScheduleSpec, now: DateTime.Utc): Schedule =>
  * Applies an update at `now`. The firing baseline moves to `now` when the schedule is re-enabled
  * or its cron or timezone changes, so neither the disabled period nor the old cron's instants are
  * "caught up".
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applyUpdate = (schedule: Schedule, update: ScheduleUpdate, now: DateTime.Utc): Schedule => {
   const pick = <A>(value: A | null | undefined, current: A | undefined): A | undefined =>

@@ -11,10 +11,20 @@ import type { QueueConfig } from "./QueueConfig.js"
 import { isValidPriority, maxPriority } from "./ReadyIndex.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 
-/** A point in time given by the caller: an Effect `DateTime` or a JS `Date`. */
+/**
+ * A point in time given by the caller: an Effect `DateTime` or a JS `Date`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Instant = DateTime.DateTime | Date
 
-/** Overrides of the retry backoff; unset fields keep the defaults (1 s, ×2, 60 s cap, ±25 %). */
+/**
+ * Overrides of the retry backoff; unset fields keep the defaults (1 s, ×2, 60 s cap, ±25 %).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetryPolicyOptions {
   readonly initialIntervalMs?: number | undefined
   readonly maxIntervalMs?: number | undefined
@@ -22,10 +32,20 @@ export interface RetryPolicyOptions {
   readonly jitterPercent?: number | undefined
 }
 
-/** How to de-duplicate submits: `task_type` (the default: per type), `queue` (across types) or a custom scope name. */
+/**
+ * How to de-duplicate submits: `task_type` (the default: per type), `queue` (across types) or a custom scope name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type IdempotencyScopeOption = "task_type" | "queue" | (string & {})
 
-/** Options of one submit. All optional. */
+/**
+ * Options of one submit. All optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SubmitOptions {
   /** Lease length of one attempt, in seconds (default 300). */
   readonly timeoutSeconds?: number | undefined
@@ -59,7 +79,12 @@ export interface SubmitOptions {
   readonly traceparent?: string | undefined
 }
 
-/** Submit options resolved against server time. */
+/**
+ * Submit options resolved against server time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ResolvedSubmit {
   readonly timeoutSeconds: number
   readonly maxRetries: number
@@ -75,10 +100,20 @@ export interface ResolvedSubmit {
     | undefined
 }
 
-/** Most tags a task may carry, and their longest length. */
+/**
+ * Most tags a task may carry, and their longest length.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxTags = 50
 const maxTagLength = 200
-/** Longest idempotency key (it is hashed, so any characters are fine). */
+/**
+ * Longest idempotency key (it is hashed, so any characters are fine).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxIdempotencyKeyLength = 1024
 
 const bad = (argument: string, message: string) => Effect.fail(new InvalidArgument({ argument, message }))
@@ -102,6 +137,9 @@ const controlChars = /[\u0000-\u001f\u007f]/
 /**
  * Checks the options and resolves them at server time `now` with the queue's defaults.
  * Fails with {@link InvalidArgument} naming the first bad option.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const resolveSubmitOptions = (options: SubmitOptions, now: DateTime.Utc, config: QueueConfig) =>
   Effect.gen(function*() {

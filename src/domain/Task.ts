@@ -14,13 +14,23 @@ import { RetryPolicy } from "./RetryPolicy.js"
 import { TaskStatus } from "./TaskStatus.js"
 import { field, nullableField as optionalField } from "./SnakeCase.js"
 
-/** An RFC 3339 UTC timestamp in JSON, a `DateTime.Utc` in memory. */
+/**
+ * An RFC 3339 UTC timestamp in JSON, a `DateTime.Utc` in memory.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const Timestamp = Schema.DateTimeUtc
 
 /** A non-negative whole number (counters, seconds). */
 const Count = Schema.NonNegativeInt
 
-/** One entry of a task's transition log: what changed, when, in which attempt, by whom, and why. */
+/**
+ * One entry of a task's transition log: what changed, when, in which attempt, by whom, and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TaskEvent extends Schema.Class<TaskEvent>("TaskEvent")({
   at: Timestamp,
   from: Schema.NullOr(TaskStatus),
@@ -32,10 +42,20 @@ export class TaskEvent extends Schema.Class<TaskEvent>("TaskEvent")({
   stack: optionalField(Schema.String, "stack")
 }) {}
 
-/** How many transitions a task keeps in its own log (older ones are dropped first). */
+/**
+ * How many transitions a task keeps in its own log (older ones are dropped first).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxTaskEvents = 50
 
-/** A task, as stored in the bucket. */
+/**
+ * A task, as stored in the bucket.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class Task extends Schema.Class<Task>("Task")({
   id: Schema.String,
   shard: Schema.String,
@@ -80,7 +100,12 @@ export class Task extends Schema.Class<Task>("Task")({
   idempotencyExpiresAt: optionalField(Timestamp, "idempotency_expires_at")
 }) {}
 
-/** Decodes a task from its JSON text (use {@link decodeTask} on stored objects: it checks the key). */
+/**
+ * Decodes a task from its JSON text (use {@link decodeTask} on stored objects: it checks the key).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const TaskFromJson = Schema.parseJson(Task)
 
 const shown = (value: string): string => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
@@ -89,6 +114,9 @@ const shown = (value: string): string => JSON.stringify(value.length > 80 ? `${v
  * What is wrong with a decoded task stored at `key`, or undefined if nothing: its `id` and `shard`
  * must be the ones the key names, and its payload references only its own payload keys. Every key
  * the queue later builds from the body (markers, payloads) is then one of this task's own.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const taskKeyProblem = (task: Task, key: string): string | undefined => {
   const named = parseTaskKey(key)
@@ -107,6 +135,9 @@ export const taskKeyProblem = (task: Task, key: string): string | undefined => {
 /**
  * Decodes the task object stored at `key` and checks it against the key ({@link taskKeyProblem}):
  * a planted or mangled body is a `MalformedObject` naming the key, never a task with another id.
+ *
+ * @since 0.1.0
+ * @category codecs
  */
 export const decodeTask = (key: string, body: Uint8Array): Effect.Effect<Task, MalformedObject> =>
   Effect.flatMap(decodeObject(Task, key, body), (task) => {
@@ -116,22 +147,47 @@ export const decodeTask = (key: string, body: Uint8Array): Effect.Effect<Task, M
       : Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
   })
 
-/** Whether the task may be claimed at `now`: `now >= available_at`. */
+/**
+ * Whether the task may be claimed at `now`: `now >= available_at`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isAvailableAt = (task: Task, now: DateTime.Utc): boolean =>
   DateTime.greaterThanOrEqualTo(now, task.availableAt)
 
-/** Whether the task's lease has run out at `now` (strictly after `lease_expires_at`). */
+/**
+ * Whether the task's lease has run out at `now` (strictly after `lease_expires_at`).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isLeaseExpiredAt = (task: Task, now: DateTime.Utc): boolean =>
   task.leaseExpiresAt !== null && DateTime.greaterThan(now, task.leaseExpiresAt)
 
-/** Whether the task's TTL has passed at `now`: `now >= expires_at`. */
+/**
+ * Whether the task's TTL has passed at `now`: `now >= expires_at`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isExpiredAt = (task: Task, now: DateTime.Utc): boolean =>
   task.expiresAt !== undefined && DateTime.greaterThanOrEqualTo(now, task.expiresAt)
 
-/** Whether a failure may still be retried: `retry_count < max_retries`. */
+/**
+ * Whether a failure may still be retried: `retry_count < max_retries`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const canRetry = (task: Task): boolean => task.retryCount < task.maxRetries
 
-/** The stack trace of the task's latest failure: the newest logged error, when it carried a stack. */
+/**
+ * The stack trace of the task's latest failure: the newest logged error, when it carried a stack.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const lastErrorStack = (task: Task): string | undefined => {
   const events = task.events ?? []
   for (let i = events.length - 1; i >= 0; i--) {

@@ -7,7 +7,12 @@
 import { Schema } from "effect"
 import { TaskStatus } from "./TaskStatus.js"
 
-/** No task with this id exists (it was never submitted, or it was deleted). */
+/**
+ * No task with this id exists (it was never submitted, or it was deleted).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
   taskId: Schema.String,
   message: Schema.String
@@ -21,6 +26,9 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
 /**
  * An idempotency key was reused with a different task type or input while its record is live.
  * Use a new key for a different request, or wait until the key's TTL has passed.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {
   idempotencyKey: Schema.String,
@@ -29,14 +37,24 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
   message: Schema.String
 }) {}
 
-/** An input (or output) does not match the task type's Schema or its published JSON Schema. */
+/**
+ * An input (or output) does not match the task type's Schema or its published JSON Schema.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class SchemaValidationFailed extends Schema.TaggedError<SchemaValidationFailed>()("SchemaValidationFailed", {
   taskType: Schema.String,
   which: Schema.Literal("input", "output"),
   message: Schema.String
 }) {}
 
-/** The task is not in a status this operation applies to (e.g. replaying a running task). */
+/**
+ * The task is not in a status this operation applies to (e.g. replaying a running task).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class IllegalTransition extends Schema.TaggedError<IllegalTransition>()("IllegalTransition", {
   taskId: Schema.String,
   action: Schema.String,
@@ -44,7 +62,12 @@ export class IllegalTransition extends Schema.TaggedError<IllegalTransition>()("
   message: Schema.String
 }) {}
 
-/** A task refers to an offloaded payload that is not in the bucket (deleted out of band). */
+/**
+ * A task refers to an offloaded payload that is not in the bucket (deleted out of band).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PayloadMissing extends Schema.TaggedError<PayloadMissing>()("PayloadMissing", {
   taskId: Schema.String,
   key: Schema.String,

@@ -11,19 +11,39 @@ import addFormatsModule from "ajv-formats"
 import { InvalidArgument } from "./QueueError.js"
 import { SchemaValidationFailed } from "./TaskErrors.js"
 
-/** A JSON Schema document (an object, or a boolean schema). */
+/**
+ * A JSON Schema document (an object, or a boolean schema).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const JsonSchema = Schema.Union(Schema.Record({ key: Schema.String, value: Schema.Unknown }), Schema.Boolean)
 
-/** A JSON Schema document. */
+/**
+ * A JSON Schema document.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type JsonSchema = typeof JsonSchema.Type
 
-/** The published contract of one task type: optional JSON Schemas of its input and output. */
+/**
+ * The published contract of one task type: optional JSON Schemas of its input and output.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TaskJsonSchemas extends Schema.Class<TaskJsonSchemas>("TaskJsonSchemas")({
   input: Schema.optionalWith(JsonSchema, { exact: true }),
   output: Schema.optionalWith(JsonSchema, { exact: true })
 }) {}
 
-/** Compiled validators of a task type's schemas. */
+/**
+ * Compiled validators of a task type's schemas.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CompiledSchemas {
   readonly input: ValidateFunction | undefined
   readonly output: ValidateFunction | undefined
@@ -38,7 +58,12 @@ const makeAjv = (): Ajv2020 => {
   return ajv
 }
 
-/** Compiles a task type's schemas; an invalid JSON Schema fails with {@link InvalidArgument}. */
+/**
+ * Compiles a task type's schemas; an invalid JSON Schema fails with {@link InvalidArgument}.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const compileSchemas = (taskType: string, schemas: TaskJsonSchemas) =>
   Effect.suspend(() => {
     const ajv = makeAjv()
@@ -57,7 +82,12 @@ export const compileSchemas = (taskType: string, schemas: TaskJsonSchemas) =>
 const describeErrors = (errors: ReadonlyArray<ErrorObject> | null | undefined): string =>
   (errors ?? []).map((e) => `${e.instancePath === "" ? "(root)" : e.instancePath} ${e.message ?? "is invalid"}`).join("; ")
 
-/** Validates a JSON value against a compiled validator, reporting every error. */
+/**
+ * Validates a JSON value against a compiled validator, reporting every error.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const validateAgainst = (
   taskType: string,
   which: "input" | "output",

@@ -6,7 +6,12 @@
  */
 import { Schema } from "effect"
 
-/** A task's status as stored in its JSON (`"pending"`, `"running"`, …). */
+/**
+ * A task's status as stored in its JSON (`"pending"`, `"running"`, …).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const TaskStatus = Schema.Literal(
   "pending",
   "running",
@@ -17,13 +22,28 @@ export const TaskStatus = Schema.Literal(
   "expired"
 )
 
-/** A task's status. */
+/**
+ * A task's status.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TaskStatus = typeof TaskStatus.Type
 
-/** Every status, in lifecycle order. */
+/**
+ * Every status, in lifecycle order.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const allStatuses: ReadonlyArray<TaskStatus> = TaskStatus.literals
 
-/** Statuses a task never leaves on its own (only replay or archive move it on). */
+/**
+ * Statuses a task never leaves on its own (only replay or archive move it on).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isTerminal = (status: TaskStatus): boolean =>
   status === "completed" || status === "failed" || status === "cancelled" || status === "archived" ||
   status === "expired"

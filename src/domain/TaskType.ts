@@ -18,7 +18,12 @@ import { Effect, Schema } from "effect"
 import { describeParseError } from "./Codec.js"
 import { SchemaValidationFailed } from "./TaskErrors.js"
 
-/** A named task type with Schemas for its input and output (Type side `I`/`O`, JSON side `II`/`OI`). */
+/**
+ * A named task type with Schemas for its input and output (Type side `I`/`O`, JSON side `II`/`OI`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TaskType<I, O, II = unknown, OI = unknown> {
   private constructor(
     /** The task type name stored in `task_type`. */
@@ -47,11 +52,21 @@ export class TaskType<I, O, II = unknown, OI = unknown> {
   }
 }
 
-/** The task type name of a contract or string. */
+/**
+ * The task type name of a contract or string.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const taskTypeName = (type: string | { readonly name: string }): string =>
   typeof type === "string" ? type : type.name
 
-/** Encodes an input with the contract's Schema, failing with the Schema's message. */
+/**
+ * Encodes an input with the contract's Schema, failing with the Schema's message.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const encodeInput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I) =>
   Schema.encode(type.input)(input).pipe(
     Effect.mapError(
@@ -64,7 +79,12 @@ export const encodeInput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I
     )
   )
 
-/** Decodes a stored input with the contract's Schema (what the worker does before running a handler). */
+/**
+ * Decodes a stored input with the contract's Schema (what the worker does before running a handler).
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const decodeInput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, json: unknown) =>
   Schema.decodeUnknown(type.input)(json).pipe(
     Effect.mapError(
@@ -77,7 +97,12 @@ export const decodeInput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, json: un
     )
   )
 
-/** Encodes a handler's output with the contract's Schema. */
+/**
+ * Encodes a handler's output with the contract's Schema.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const encodeOutput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, output: O) =>
   Schema.encode(type.output)(output).pipe(
     Effect.mapError(
@@ -90,7 +115,12 @@ export const encodeOutput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, output:
     )
   )
 
-/** Decodes a stored output with the contract's Schema. */
+/**
+ * Decodes a stored output with the contract's Schema.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const decodeOutput = <I, O, II, OI>(type: TaskType<I, O, II, OI>, json: unknown) =>
   Schema.decodeUnknown(type.output)(json).pipe(
     Effect.mapError(

@@ -27,7 +27,12 @@ import type {
   StorageSettings
 } from "../services/BuquetConfig.js"
 
-/** What the configuration is resolved from, besides the environment (read through Effect `Config`). */
+/**
+ * What the configuration is resolved from, besides the environment (read through Effect `Config`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ConfigInputs {
   /** Settings given as flags: setting path (`bucket`, `storage`, …) → text. Only flags actually given. */
   readonly flags?: ReadonlyMap<string, string> | undefined
@@ -39,10 +44,20 @@ export interface ConfigInputs {
   readonly cwd?: string | undefined
 }
 
-/** The directory of the embedded file store when nothing else is configured. */
+/**
+ * The directory of the embedded file store when nothing else is configured.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultFileStore = ".buquet"
 
-/** The file names buquet looks for. */
+/**
+ * The file names buquet looks for.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const projectFileName = ".buquet.toml"
 
 const optionalEnv = (name: string) => Config.option(Config.string(name))
@@ -64,7 +79,12 @@ const readEnv = Effect.gen(function*() {
   return env
 })
 
-/** Where the user config file is: `$XDG_CONFIG_HOME/buquet/config.toml`, else `~/.config/buquet/config.toml`. */
+/**
+ * Where the user config file is: `$XDG_CONFIG_HOME/buquet/config.toml`, else `~/.config/buquet/config.toml`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const userConfigPath = (env: Readonly<Record<string, string | undefined>>): string | undefined => {
   const xdg = env["XDG_CONFIG_HOME"]
   if (xdg !== undefined && xdg !== "") return join(xdg, "buquet", "config.toml")
@@ -166,6 +186,9 @@ const resolvedConfig = Config.all({
 /**
  * Resolves the configuration. Fails with {@link InvalidConfig} naming the file / variable / flag,
  * the key and what is allowed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInputs = {}) {
   const env = yield* readEnv.pipe(
@@ -323,15 +346,30 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
   } satisfies ResolvedConfig
 })
 
-/** Resolves the configuration with the Node file system. */
+/**
+ * Resolves the configuration with the Node file system.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const resolveConfig = (inputs: ConfigInputs = {}): Effect.Effect<ResolvedConfig, InvalidConfig> =>
   resolve_(inputs).pipe(Effect.provide(NodeFileSystem.layer))
 
-/** The {@link BuquetConfig} service, resolved from `inputs`, the environment and the config files. */
+/**
+ * The {@link BuquetConfig} service, resolved from `inputs`, the environment and the config files.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (inputs: ConfigInputs = {}): Layer.Layer<BuquetConfig, InvalidConfig> =>
   Layer.effect(BuquetConfig, resolveConfig(inputs))
 
-/** A fixed configuration (tests, embedding). */
+/**
+ * A fixed configuration (tests, embedding).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerValue = (config: ResolvedConfig): Layer.Layer<BuquetConfig> => Layer.succeed(BuquetConfig, config)
 
 export { InvalidConfig }

@@ -21,10 +21,20 @@ import type { StorageReadError } from "../domain/StorageError.js"
 import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
 
-/** The kinds of request counted. */
+/**
+ * The kinds of request counted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type RequestKind = "PUT" | "GET" | "HEAD" | "LIST" | "LIST-VERSIONS" | "DELETE"
 
-/** A snapshot of the counts. */
+/**
+ * A snapshot of the counts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RequestCounts {
   readonly PUT: number
   readonly GET: number
@@ -38,7 +48,12 @@ export interface RequestCounts {
   readonly total: number
 }
 
-/** Reads and resets the request counts of a {@link CountingStorage}. */
+/**
+ * Reads and resets the request counts of a {@link CountingStorage}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RequestCounterService {
   /** The counts since the last reset. */
   readonly snapshot: Effect.Effect<RequestCounts>
@@ -48,13 +63,23 @@ export interface RequestCounterService {
   readonly take: Effect.Effect<RequestCounts>
 }
 
-/** The request counter provided by `CountingStorage.layer`. */
+/**
+ * The request counter provided by `CountingStorage.layer`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class RequestCounter extends Context.Tag("buquet/RequestCounter")<RequestCounter, RequestCounterService>() {}
 
 /** S3's DeleteObjects limit: keys per request. */
 const DELETE_BATCH = 1000
 
-/** Wraps `underlying`; returns the counting store and its counter. */
+/**
+ * Wraps `underlying`; returns the counting store and its counter.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (
   underlying: StorageService
 ): Effect.Effect<{ readonly storage: StorageService; readonly counter: RequestCounterService }> =>
@@ -144,6 +169,9 @@ export const make = (
 /**
  * Wraps the {@link Storage} in context with request counting, and provides the
  * {@link RequestCounter}: `CountingStorage.layer.pipe(Layer.provide(MemoryStorage.layer()))`.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer: Layer.Layer<Storage | RequestCounter, never, Storage> = Layer.effectContext(
   Effect.gen(function*() {
@@ -153,5 +181,10 @@ export const layer: Layer.Layer<Storage | RequestCounter, never, Storage> = Laye
   })
 )
 
-/** Namespace-style access: `CountingStorage.layer`, `CountingStorage.make(storage)`. */
+/**
+ * Namespace-style access: `CountingStorage.layer`, `CountingStorage.make(storage)`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const CountingStorage = { make, layer } as const

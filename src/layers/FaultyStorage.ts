@@ -33,7 +33,12 @@ import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
 import { conditionOf } from "./MemoryStorage.js"
 
-/** The port's operations, as rules and the injection log name them. */
+/**
+ * The port's operations, as rules and the injection log name them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Operation =
   | "get"
   | "head"
@@ -45,7 +50,12 @@ export type Operation =
   | "listVersions"
   | "getVersion"
 
-/** Probabilities (0–1) of each random fault per call (see the module doc). */
+/**
+ * Probabilities (0–1) of each random fault per call (see the module doc).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FaultRates {
   readonly unavailable?: number | undefined
   readonly slowDown?: number | undefined
@@ -55,7 +65,12 @@ export interface FaultRates {
   readonly conditional500?: number | undefined
 }
 
-/** Options of `FaultyStorage.layer` / `FaultyStorage.make`. */
+/**
+ * Options of `FaultyStorage.layer` / `FaultyStorage.make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FaultyStorageOptions {
   /** Seed of the fault generator (default 0). */
   readonly seed?: number | string | undefined
@@ -65,7 +80,12 @@ export interface FaultyStorageOptions {
   readonly maxLatency?: Duration.DurationInput | undefined
 }
 
-/** What a scripted rule does to the matching call. */
+/**
+ * What a scripted rule does to the matching call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ScriptedFault =
   | { readonly _tag: "Fail"; readonly error: StorageWriteError }
   | { readonly _tag: "Unavailable" }
@@ -75,7 +95,12 @@ export type ScriptedFault =
   | { readonly _tag: "Interrupt" }
   | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
 
-/** Constructors of {@link ScriptedFault}s. */
+/**
+ * Constructors of {@link ScriptedFault}s.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const Fault = {
   /** Fail with this error (write-only errors on read operations become `StorageUnavailable`). */
   fail: (error: StorageWriteError): ScriptedFault => ({ _tag: "Fail", error }),
@@ -93,7 +118,12 @@ export const Fault = {
   delay: (duration: Duration.DurationInput): ScriptedFault => ({ _tag: "Delay", duration })
 } as const
 
-/** A scripted fault: which calls it hits, when, and how often. */
+/**
+ * A scripted fault: which calls it hits, when, and how often.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FaultRule {
   /** Operations it applies to (default: all). */
   readonly operation?: Operation | ReadonlyArray<Operation> | undefined
@@ -118,7 +148,12 @@ export interface FaultRule {
   readonly skip?: number | undefined
 }
 
-/** One fault that was injected. */
+/**
+ * One fault that was injected.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InjectedFault {
   /** Order of injection (0, 1, …) since the last reset. */
   readonly seq: number
@@ -131,7 +166,12 @@ export interface InjectedFault {
   readonly landed: boolean
 }
 
-/** Control of a {@link FaultyStorage}: scripted rules, the injection log, the random faults. */
+/**
+ * Control of a {@link FaultyStorage}: scripted rules, the injection log, the random faults.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FaultInjectorService {
   /** Adds a scripted rule (rules are tried in the order they were added). */
   readonly addRule: (rule: FaultRule) => Effect.Effect<void>
@@ -145,7 +185,12 @@ export interface FaultInjectorService {
   readonly underlying: StorageService
 }
 
-/** The fault control service provided by `FaultyStorage.layer`. */
+/**
+ * The fault control service provided by `FaultyStorage.layer`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class FaultInjector extends Context.Tag("buquet/FaultInjector")<FaultInjector, FaultInjectorService>() {}
 
 interface RuleState {
@@ -196,7 +241,12 @@ const asReadError = (operation: Operation, key: string | undefined) => (e: Stora
     ? new StorageUnavailable({ operation, key, message: `FaultyStorage: injected ${e._tag} on ${operation}` })
     : e
 
-/** Wraps `underlying` with faults; returns the faulty store and its control. */
+/**
+ * Wraps `underlying` with faults; returns the faulty store and its control.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (
   underlying: StorageService,
   options?: FaultyStorageOptions
@@ -379,6 +429,9 @@ export const make = (
 /**
  * Wraps the {@link Storage} in context with faults, and provides the {@link FaultInjector}:
  * `FaultyStorage.layer({ seed: 1, rates: { ambiguous: 0.01 } }).pipe(Layer.provide(MemoryStorage.layer()))`.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (options?: FaultyStorageOptions): Layer.Layer<Storage | FaultInjector, never, Storage> =>
   Layer.effectContext(
@@ -389,9 +442,19 @@ export const layer = (options?: FaultyStorageOptions): Layer.Layer<Storage | Fau
     })
   )
 
-/** Namespace-style access: `FaultyStorage.layer(options)`, `FaultyStorage.make(storage, options)`. */
+/**
+ * Namespace-style access: `FaultyStorage.layer(options)`, `FaultyStorage.make(storage, options)`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const FaultyStorage = { make, layer } as const
 
-/** Convenience: the first injected fault of a kind, if any (for assertions). */
+/**
+ * Convenience: the first injected fault of a kind, if any (for assertions).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const findInjected = (log: ReadonlyArray<InjectedFault>, kind: string): Option.Option<InjectedFault> =>
   Option.fromNullable(log.find((f) => f.kind === kind))

@@ -51,7 +51,12 @@ import {
   PageBuilder
 } from "./MemoryStorage.js"
 
-/** Options of {@link make} / {@link layer}. */
+/**
+ * Options of {@link make} / {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FileStorageOptions {
   /** fsync each object before it is renamed into place (survives power loss, costs latency). Default false. */
   readonly fsync?: boolean | undefined
@@ -77,7 +82,12 @@ const MAX_ENCODED_SEGMENT = 200
 const isSafeByte = (b: number): boolean =>
   (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x5f || b === 0x2d
 
-/** Percent-encodes one key segment into a file name (see the module doc). */
+/**
+ * Percent-encodes one key segment into a file name (see the module doc).
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const encodeSegment = (segment: string): string => {
   if (segment === "") return "%"
   let out = ""
@@ -87,7 +97,12 @@ export const encodeSegment = (segment: string): string => {
   return out
 }
 
-/** Decodes a file name made by {@link encodeSegment}; undefined for any other name. */
+/**
+ * Decodes a file name made by {@link encodeSegment}; undefined for any other name.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const decodeSegment = (name: string): string | undefined => {
   if (name === "%") return ""
   const bytes: Array<number> = []
@@ -281,7 +296,12 @@ const stripeOf = (key: string): number => {
 // The store
 // ---------------------------------------------------------------------------------------------
 
-/** Opens (creating if needed) a directory store. */
+/**
+ * Opens (creating if needed) a directory store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (
   directory: string,
   options?: FileStorageOptions
@@ -717,11 +737,21 @@ export const make = (
     return service
   })
 
-/** A {@link Storage} on the directory `directory` (created if missing). */
+/**
+ * A {@link Storage} on the directory `directory` (created if missing).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (
   directory: string,
   options?: FileStorageOptions
 ): Layer.Layer<Storage, StorageUnavailable | AccessDenied> => Layer.effect(Storage, make(directory, options))
 
-/** Namespace-style access: `FileStorage.layer(dir)`, `FileStorage.make(dir)`. */
+/**
+ * Namespace-style access: `FileStorage.layer(dir)`, `FileStorage.make(dir)`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const FileStorage = { make, layer } as const

@@ -33,26 +33,61 @@ import type {
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/** The S3 ETag of a single-part object: the quoted hex MD5 of its body. */
+/**
+ * The S3 ETag of a single-part object: the quoted hex MD5 of its body.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const md5ETag = (body: Uint8Array): string => `"${createHash("md5").update(body).digest("hex")}"`
 
-/** Strips the quotes of an ETag, so quoted and unquoted `If-Match` values compare equal (as on S3). */
+/**
+ * Strips the quotes of an ETag, so quoted and unquoted `If-Match` values compare equal (as on S3).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const normalizeETag = (etag: string): string => etag.replace(/"/g, "")
 
-/** The maximum page size of a LIST, as on S3. */
+/**
+ * The maximum page size of a LIST, as on S3.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const MAX_KEYS = 1000
 
-/** Clamps a requested page size to 1–1000 (S3 caps larger values at 1000). */
+/**
+ * Clamps a requested page size to 1–1000 (S3 caps larger values at 1000).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const clampMaxKeys = (maxKeys: number | undefined): number =>
   maxKeys === undefined || !Number.isFinite(maxKeys) ? MAX_KEYS : Math.min(MAX_KEYS, Math.max(1, Math.floor(maxKeys)))
 
-/** Encodes the position after `key` as an opaque continuation token. */
+/**
+ * Encodes the position after `key` as an opaque continuation token.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const encodeContinuationToken = (key: string): string => Buffer.from(key, "utf8").toString("base64url")
 
-/** Decodes a continuation token made by {@link encodeContinuationToken}. */
+/**
+ * Decodes a continuation token made by {@link encodeContinuationToken}.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
 export const decodeContinuationToken = (token: string): string => Buffer.from(token, "base64url").toString("utf8")
 
-/** The exclusive lower bound of a LIST: the continuation token wins over `startAfter`, as on S3. */
+/**
+ * The exclusive lower bound of a LIST: the continuation token wins over `startAfter`, as on S3.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const listStartAfter = (options: ListOptions | undefined): string | undefined =>
   options?.continuationToken !== undefined
     ? decodeContinuationToken(options.continuationToken)
@@ -64,6 +99,8 @@ export const listStartAfter = (options: ListOptions | undefined): string | undef
  * `maxKeys`, and a page that ends on a common prefix resumes after every key it groups.
  *
  * @internal shared by the storage layers.
+ * @since 0.1.0
+ * @category models
  */
 export class PageBuilder<A> {
   readonly objects: Array<A> = []
@@ -123,7 +160,12 @@ export class PageBuilder<A> {
   }
 }
 
-/** Reads the condition of a put as a tagged value. */
+/**
+ * Reads the condition of a put as a tagged value.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const conditionOf = (
   condition: PutCondition | undefined
 ): { readonly _tag: "None" } | { readonly _tag: "IfNoneMatch" } | { readonly _tag: "IfMatch"; readonly etag: string } => {
@@ -137,7 +179,12 @@ export const conditionOf = (
 // MemoryStorage
 // ---------------------------------------------------------------------------------------------
 
-/** Options of {@link make} / {@link layer}. */
+/**
+ * Options of {@link make} / {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MemoryStorageOptions {
   /** Keep every version of every key (S3 bucket versioning "Enabled"). Default false. */
   readonly versioning?: boolean | undefined
@@ -184,7 +231,12 @@ const metaOf = (key: string, current: Current): ObjectMeta => ({
   lastModified: current.lastModified
 })
 
-/** Creates an empty in-memory store. */
+/**
+ * Creates an empty in-memory store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageService> =>
   Effect.sync(() => {
     const versioning = options?.versioning === true
@@ -362,8 +414,18 @@ export const make = (options?: MemoryStorageOptions): Effect.Effect<StorageServi
     return service
   })
 
-/** A fresh in-memory {@link Storage} (one per layer build). */
+/**
+ * A fresh in-memory {@link Storage} (one per layer build).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options?: MemoryStorageOptions): Layer.Layer<Storage> => Layer.effect(Storage, make(options))
 
-/** Namespace-style access: `MemoryStorage.layer()`, `MemoryStorage.make()`. */
+/**
+ * Namespace-style access: `MemoryStorage.layer()`, `MemoryStorage.make()`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const MemoryStorage = { make, layer } as const

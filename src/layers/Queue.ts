@@ -72,7 +72,12 @@ import type { VersionedTask } from "../protocol/TaskObjects.js"
 import * as Tracing from "../protocol/Tracing.js"
 import * as Metrics from "../services/Metrics.js"
 
-/** What the layer is built from: any subset of {@link QueueConfig}'s fields. */
+/**
+ * What the layer is built from: any subset of {@link QueueConfig}'s fields.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type QueueConfigInput = ConstructorParameters<typeof QueueConfig>[0]
 
 const invalid = (argument: string) => (error: ParseResult.ParseError) =>
@@ -100,7 +105,12 @@ interface AnyTaskType {
   readonly input: Schema.Schema<unknown, unknown>
 }
 
-/** Builds the Queue service on the current Storage and ServerClock. */
+/**
+ * Builds the Queue service on the current Storage and ServerClock.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigInput = {}) {
   const config = yield* Schema.decodeUnknown(QueueConfig)(configInput).pipe(Effect.mapError(invalid("queue config")))
   const storage = yield* Storage
@@ -757,13 +767,21 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   return service
 })
 
-/** The Queue layer: `Queue.layer({ shardPrefixLen, payloadThresholdBytes, … })` on Storage and ServerClock. */
+/**
+ * The Queue layer: `Queue.layer({ shardPrefixLen, payloadThresholdBytes, … })` on Storage and ServerClock.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (config: QueueConfigInput = {}): Layer.Layer<Queue, InvalidArgument, Storage | ServerClock> =>
   Layer.scoped(Queue, make(config))
 
 /**
  * The whole stack on one storage layer: Queue + ServerClock + the Storage itself, e.g.
  * `QueueLayer.layerOn(MemoryStorage.layer(), { shardPrefixLen: 2 })` in tests and tools.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerOn = <E>(
   storage: Layer.Layer<Storage, E>,
@@ -771,5 +789,10 @@ export const layerOn = <E>(
 ): Layer.Layer<Queue | ServerClock | Storage, E | InvalidArgument | StorageReadError> =>
   layer(config).pipe(Layer.provideMerge(ServerClockLayer.layer), Layer.provideMerge(storage))
 
-/** Whether tasks of `taskType` are paused (re-exported for workers that import the layer module). */
+/**
+ * Whether tasks of `taskType` are paused (re-exported for workers that import the layer module).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
 export const isPaused = _isPaused

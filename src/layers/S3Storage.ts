@@ -90,7 +90,12 @@ const quietNodeVersionWarning = <A>(build: () => A): A => {
   }
 }
 
-/** Backoff of the layer's own retries of transient failures (5xx, SlowDown, throttling, network). */
+/**
+ * Backoff of the layer's own retries of transient failures (5xx, SlowDown, throttling, network).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface S3RetrySettings {
   /** First delay (default 100 millis). */
   readonly base?: Duration.DurationInput | undefined
@@ -102,14 +107,24 @@ export interface S3RetrySettings {
   readonly maxRetries?: number | undefined
 }
 
-/** Static credentials; without them the SDK's default chain (env, profile, IMDS, …) is used. */
+/**
+ * Static credentials; without them the SDK's default chain (env, profile, IMDS, …) is used.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface S3Credentials {
   readonly accessKeyId: string
   readonly secretAccessKey: string | Redacted.Redacted<string>
   readonly sessionToken?: string | Redacted.Redacted<string> | undefined
 }
 
-/** Settings of {@link layer}. */
+/**
+ * Settings of {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface S3StorageConfig {
   /** The bucket. */
   readonly bucket: string
@@ -133,7 +148,12 @@ export interface S3StorageConfig {
   readonly ifMatchEtag?: "quoted" | "unquoted" | undefined
 }
 
-/** The retry schedule the layer uses: exponential, jittered, capped per delay, bounded in count. */
+/**
+ * The retry schedule the layer uses: exponential, jittered, capped per delay, bounded in count.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const retrySchedule = (settings: S3RetrySettings = {}): Schedule.Schedule<unknown> => {
   const maxDelay = Duration.decode(settings.maxDelay ?? Duration.seconds(5))
   return Schedule.exponential(settings.base ?? Duration.millis(100), settings.factor ?? 2).pipe(
@@ -288,6 +308,9 @@ const contentType = (key: string): string => (key.endsWith(".json") ? "applicati
 /**
  * Builds the S3 Storage service. Scoped: the S3 client (and its keep-alive sockets) is destroyed
  * when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (config: S3StorageConfig): Effect.Effect<StorageService, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -780,7 +803,12 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     return service
   })
 
-/** The Storage port on S3. The client is created when the layer is built and destroyed with it. */
+/**
+ * The Storage port on S3. The client is created when the layer is built and destroyed with it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (config: S3StorageConfig): Layer.Layer<Storage> => Layer.scoped(Storage, make(config))
 
 /**
@@ -788,6 +816,9 @@ export const layer = (config: S3StorageConfig): Layer.Layer<Storage> => Layer.sc
  * (required), `S3_ENDPOINT`, `S3_REGION` or `AWS_REGION`, `AWS_ACCESS_KEY_ID` +
  * `AWS_SECRET_ACCESS_KEY` (else the SDK's chain), `S3_KEY_PREFIX`, `S3_FORCE_PATH_STYLE`.
  * `overrides` win over what the environment says.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerConfig = (overrides: Partial<S3StorageConfig> = {}) =>
   Layer.unwrapEffect(
@@ -814,5 +845,10 @@ export const layerConfig = (overrides: Partial<S3StorageConfig> = {}) =>
     })
   )
 
-/** The S3 Storage layer's constructors, for `S3Storage.layer(config)` style imports. */
+/**
+ * The S3 Storage layer's constructors, for `S3Storage.layer(config)` style imports.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const S3Storage = { layer, layerConfig, make, retrySchedule } as const

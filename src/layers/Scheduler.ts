@@ -54,7 +54,12 @@ import type {
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 
-/** Settings of the Scheduler layer. */
+/**
+ * Settings of the Scheduler layer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SchedulerConfig {
   /** A firing due longer ago than this was missed and follows the schedule's policy (default 60 s). */
   readonly lateAfter?: Duration.DurationInput | undefined
@@ -79,7 +84,12 @@ interface Versioned<A> {
 
 type CasOutcome = { readonly _tag: "Written"; readonly etag: string } | { readonly _tag: "Lost" }
 
-/** Builds the Scheduler on the current Storage, ServerClock and Queue. */
+/**
+ * Builds the Scheduler on the current Storage, ServerClock and Queue.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfig = {}) {
   const storage = yield* Storage
   const clock = yield* ServerClock
@@ -391,6 +401,11 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
   } satisfies SchedulerService
 })
 
-/** The Scheduler layer. */
+/**
+ * The Scheduler layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (config: SchedulerConfig = {}): Layer.Layer<Scheduler, never, Storage | ServerClock | Queue> =>
   Layer.effect(Scheduler, make(config))

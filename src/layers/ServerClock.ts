@@ -22,7 +22,12 @@ import type { StorageReadError } from "../domain/StorageError.js"
 import { ServerClock, type ServerClockService, type ServerTimeEstimate } from "../services/ServerClock.js"
 import { Storage, type StorageService } from "../services/Storage.js"
 
-/** Options of the remote server clock. */
+/**
+ * Options of the remote server clock.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerClockOptions {
   /** Drift allowance and history size of the bounds (defaults: 100 ppm, 16 samples). */
   readonly bounds?: Partial<ClockBounds.ClockBoundsConfig> | undefined
@@ -30,7 +35,12 @@ export interface ServerClockOptions {
   readonly probeTimeout?: Duration.DurationInput | undefined
 }
 
-/** The key the one-off probe reads; it need not exist. */
+/**
+ * The key the one-off probe reads; it need not exist.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const probeKey: string = controlKey("clock")
 
 const HostClock: unique symbol = Symbol.for("buquet/ServerClock/HostClock")
@@ -47,10 +57,18 @@ const isServerTimeClock = (clock: Clock.Clock): clock is ServerTimeClock => Host
  * itself. Storage layers that time requests on the calling fiber's clock should time them on
  * `hostClockOf(clock)`, so that code run under {@link withServerClock} cannot feed server-time
  * samples back into the estimate.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const hostClockOf = (clock: Clock.Clock): Clock.Clock => (isServerTimeClock(clock) ? clock[HostClock] : clock)
 
-/** Builds a ServerClock whose server time is `local` itself (offset 0, no uncertainty). */
+/**
+ * Builds a ServerClock whose server time is `local` itself (offset 0, no uncertainty).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromLocalClock = (local: Clock.Clock): ServerClockService => {
   const currentTimeMillis = local.currentTimeMillis
   return {
@@ -64,6 +82,9 @@ export const fromLocalClock = (local: Clock.Clock): ServerClockService => {
 /**
  * Builds a ServerClock that learns the server's time from `storage.dateSamples`, measured against
  * `local`. The sample-folding fiber lives in the surrounding scope.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
   storage: StorageService,
@@ -167,6 +188,9 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
 /**
  * Builds the ServerClock for the current Storage: the ambient clock for local stores, the learnt
  * offset for remote ones. The ambient `Clock` at build time is taken as the host clock.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = Effect.fn("ServerClock.make")(function*(options?: ServerClockOptions) {
   const storage = yield* Storage
@@ -178,14 +202,29 @@ export const make = Effect.fn("ServerClock.make")(function*(options?: ServerCloc
   return capabilities.clock === "local" ? fromLocalClock(local) : remote
 })
 
-/** The ServerClock layer (requires Storage): `ServerClockLayer.layer`. */
+/**
+ * The ServerClock layer (requires Storage): `ServerClockLayer.layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer: Layer.Layer<ServerClock, StorageReadError, Storage> = Layer.scoped(ServerClock, make())
 
-/** The ServerClock layer with non-default options. */
+/**
+ * The ServerClock layer with non-default options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerWith = (options: ServerClockOptions): Layer.Layer<ServerClock, StorageReadError, Storage> =>
   Layer.scoped(ServerClock, make(options))
 
-/** A ServerClock on the ambient clock, needing no Storage (for tests and tools that have no bucket). */
+/**
+ * A ServerClock on the ambient clock, needing no Storage (for tests and tools that have no bucket).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerLocal: Layer.Layer<ServerClock> = Layer.effect(
   ServerClock,
   Effect.map(Effect.clock, (clock) => fromLocalClock(hostClockOf(clock)))
@@ -197,6 +236,9 @@ export const layerLocal: Layer.Layer<ServerClock> = Layer.effect(
  *
  * Storage requests made inside it must be timed on the host clock ({@link hostClockOf}): a Storage
  * layer that timed them on this clock would feed server-time samples back into the estimate.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const withServerClock = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | ServerClock> =>
   Effect.flatMap(ServerClock, (serverClock) => Effect.withClock(self, serverClock.clock))

@@ -65,7 +65,12 @@ export type { WorkerEventTag, WorkerHooks } from "./worker/Events.js"
 export type { PollingOptions } from "./worker/Polling.js"
 export type { WakeUpOptions } from "./worker/WakeUp.js"
 
-/** Options of a worker; every one has a default. */
+/**
+ * Options of a worker; every one has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerOptions {
   /** The worker's id (default: a fresh UUID). Names `workers/{id}.json`. */
   readonly id?: string | undefined
@@ -124,10 +129,18 @@ export interface WorkerOptions {
 /**
  * The services a worker runs on: the store and its clock, the `LeaseManager` (shard leasing) and
  * the `Scheduler` (the embedded cron loop). The `Buquet` layers provide them all.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type WorkerServices = Storage | ServerClock | LeaseManager | Scheduler
 
-/** Counters of a worker. */
+/**
+ * Counters of a worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerStats {
   readonly claimed: number
   readonly completed: number
@@ -142,7 +155,12 @@ export interface WorkerStats {
   readonly lists: number
 }
 
-/** A running worker. */
+/**
+ * A running worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Worker {
   readonly id: string
   /** Events from the moment of reading (use {@link Worker.subscribe} to not miss any). */
@@ -176,6 +194,9 @@ const invalid = (option: string, message: string) => new InvalidWorkerOptions({ 
 /**
  * Starts a worker in the current Scope and returns its handle. The scope's close is a graceful
  * shutdown. `handlers` are built with {@link handler}.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = <R>(
   options: WorkerOptions,
@@ -527,7 +548,12 @@ export const make = <R>(
     } satisfies Worker
   })
 
-/** Options of {@link run}. */
+/**
+ * Options of {@link run}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RunOptions extends WorkerOptions {
   /** Stop gracefully on these signals (default SIGINT and SIGTERM; `[]` for none). */
   readonly signals?: ReadonlyArray<NodeJS.Signals> | undefined
@@ -536,6 +562,9 @@ export interface RunOptions extends WorkerOptions {
 /**
  * Runs a worker until SIGINT/SIGTERM, `maxTasks`, or interruption, then shuts it down gracefully
  * (the effect completes once running tasks finished or were given back and the worker deregistered).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const run = <R>(
   options: RunOptions,
@@ -549,5 +578,10 @@ export const run = <R>(
     })
   )
 
-/** Exit of a worker program, for embedding: `Exit.isSuccess` after a graceful stop. */
+/**
+ * Exit of a worker program, for embedding: `Exit.isSuccess` after a graceful stop.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type WorkerExit = Exit.Exit<void, InvalidWorkerOptions>

@@ -24,6 +24,9 @@ const codeOf = (tag: string): string => tag.replace(/([a-z0-9])([A-Z])/g, "$1_$2
  *   if (e instanceof BuquetError && e._tag === "IllegalTransition") console.log(e.message)
  * }
  * ```
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class BuquetError extends Error {
   /** The tagged error's name, e.g. `"TaskNotFound"`. */
@@ -44,6 +47,9 @@ export class BuquetError extends Error {
  * Throw from a handler for a failure worth retrying (a flaky dependency, a 503): the task goes
  * back to `pending` after the task's retry backoff while `retryCount < maxRetries`, then `failed`.
  * Any other thrown error is treated the same way.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class RetryableError extends Error {
   /** Always `"RetryableError"`: routing is by this tag, never by the message. */
@@ -58,7 +64,12 @@ export class RetryableError extends Error {
   }
 }
 
-/** Throw from a handler when retrying cannot help (bad input, a refused request): the task fails now. */
+/**
+ * Throw from a handler when retrying cannot help (bad input, a refused request): the task fails now.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PermanentError extends Error {
   /** Always `"PermanentError"`. */
   readonly _tag = "PermanentError" as const
@@ -72,7 +83,12 @@ export class PermanentError extends Error {
   }
 }
 
-/** When a {@link RescheduleError} wants its task back: give exactly one of `delayMs` and `delaySeconds`. */
+/**
+ * When a {@link RescheduleError} wants its task back: give exactly one of `delayMs` and `delaySeconds`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RescheduleOptions {
   /** Run again after this many milliseconds. */
   readonly delayMs?: number | undefined
@@ -90,6 +106,9 @@ export interface RescheduleOptions {
  * ```ts
  * throw new RescheduleError({ delaySeconds: 30, message: "rate limited" })
  * ```
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class RescheduleError extends Error {
   /** Always `"RescheduleError"`. */
@@ -112,13 +131,23 @@ export class RescheduleError extends Error {
   }
 }
 
-/** The lease of a task was lost (its handler should stop): thrown by `ctx.extendLease`. Its `_tag` is `"LeaseLost"`. */
+/**
+ * The lease of a task was lost (its handler should stop): thrown by `ctx.extendLease`. Its `_tag` is `"LeaseLost"`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type LeaseLostError = BuquetError
 
 const hasTag = (u: unknown): u is { readonly _tag: string; readonly message?: unknown } =>
   typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string"
 
-/** Converts a failure of the Effect core (a tagged error) into a {@link BuquetError}. */
+/**
+ * Converts a failure of the Effect core (a tagged error) into a {@link BuquetError}.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export const toBuquetError = (error: unknown): BuquetError => {
   if (error instanceof BuquetError) return error
   if (hasTag(error)) {
@@ -132,6 +161,9 @@ export const toBuquetError = (error: unknown): BuquetError => {
 /**
  * Turns the Exit of an Effect into a Promise outcome: the value, or a thrown {@link BuquetError}
  * for a typed failure; a defect is rethrown as it is (a bug, not an outcome).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromExit = <A, E>(exit: Exit.Exit<A, E>): A => {
   if (Exit.isSuccess(exit)) return exit.value
@@ -146,6 +178,9 @@ export const fromExit = <A, E>(exit: Exit.Exit<A, E>): A => {
  * What a thrown value means to the worker: the Effect API's tagged handler error for our classes
  * (recognised by `_tag` too, so a second copy of this module routes the same), the value itself
  * otherwise (any other failure is retried).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const toHandlerFailure = (thrown: unknown): unknown => {
   if (thrown instanceof HandlerErrors.PermanentError || thrown instanceof HandlerErrors.RetryableError || thrown instanceof HandlerErrors.RescheduleError) {

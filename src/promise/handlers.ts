@@ -15,7 +15,12 @@ import { fromExit, toHandlerFailure } from "./errors.js"
 import { fromTask } from "./types.js"
 import type { Task } from "./types.js"
 
-/** What a Promise handler can see and do about the task it runs. */
+/**
+ * What a Promise handler can see and do about the task it runs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskContext {
   /** The task's id. */
   readonly taskId: string
@@ -42,10 +47,20 @@ export interface TaskContext {
   readonly isCancelRequested: () => boolean
 }
 
-/** A Promise handler: gets the input and a context, resolves with the output (any JSON). */
+/**
+ * A Promise handler: gets the input and a context, resolves with the output (any JSON).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Handler<I = unknown, O = unknown> = (input: I, ctx: TaskContext) => Promise<O> | O
 
-/** Options of one handler. */
+/**
+ * Options of one handler.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HandlerOptions {
   /** Renew the lease automatically while the handler runs, for handlers that cannot say how long they take. */
   readonly autoExtendLease?: boolean | undefined
@@ -53,7 +68,12 @@ export interface HandlerOptions {
   readonly rateLimit?: { readonly limit: number; readonly intervalMs: number } | undefined
 }
 
-/** Handlers by task type: the default export of a module for `buquet worker --handlers FILE`. */
+/**
+ * Handlers by task type: the default export of a module for `buquet worker --handlers FILE`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type HandlerMap = Readonly<Record<string, Handler>>
 
 const toEffectOptions = (options: HandlerOptions = {}): WorkerHandler.HandlerOptions => ({
@@ -87,13 +107,24 @@ const toEffect = <I, O>(run: Handler<I, O>) => (input: I, ctx: WorkerHandler.Tas
 /**
  * A Promise handler for `type` as the Effect worker's handler definition. With a typed contract
  * the input is decoded (and the output encoded) by its Schemas, as in the Effect API.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export function toHandlerDefinition<I, O, II, OI>(
   type: TaskType<I, O, II, OI>,
   run: Handler<I, O>,
   options?: HandlerOptions
 ): HandlerDefinition
+/**
+ * @since 0.1.0
+ * @category utils
+ */
 export function toHandlerDefinition(type: string, run: Handler, options?: HandlerOptions): HandlerDefinition
+/**
+ * @since 0.1.0
+ * @category utils
+ */
 export function toHandlerDefinition(
   type: string | TaskType<unknown, unknown, unknown, unknown>,
   run: Handler,
@@ -113,6 +144,9 @@ const isHandlerDefinition = (u: unknown): u is HandlerDefinition<never> =>
  * to Promise handlers (`export default { send_email: async (input, ctx) => … }`) or a list of
  * handler definitions built with the Effect API (`Worker.handler(…)`). Throws a TypeError that
  * says what is expected for anything else.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const handlersFromModule = (exported: unknown): ReadonlyArray<HandlerDefinition<never>> => {
   if (Array.isArray(exported)) {

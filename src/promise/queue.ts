@@ -24,7 +24,12 @@ import * as T from "./types.js"
 import { Worker } from "./worker.js"
 import type { WorkerOptions } from "./worker.js"
 
-/** Everything a connection's runtime provides. */
+/**
+ * Everything a connection's runtime provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Services = BuquetServices
 
 /**
@@ -33,6 +38,9 @@ export type Services = BuquetServices
  * `AWS_SECRET_ACCESS_KEY`, `BUQUET_*`), the selected profile, `./.buquet.toml` and the user config
  * file; with no bucket anywhere, the embedded file store `./.buquet`. Given fields win over all of
  * those, like command-line flags.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface ConnectOptions {
   /** The S3 bucket. */
@@ -67,7 +75,12 @@ export interface ConnectOptions {
   readonly logLevel?: "debug" | "info" | "warning" | "error" | "none" | undefined
 }
 
-/** Options of one submit (all optional). */
+/**
+ * Options of one submit (all optional).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SubmitOptions {
   /** Lease length of one attempt, in seconds (default 300): a handler running longer is interrupted and retried. */
   readonly timeoutSeconds?: number | undefined
@@ -97,20 +110,35 @@ export interface SubmitOptions {
   readonly idempotencyTtlSeconds?: number | undefined
 }
 
-/** One item of {@link Queue.submitMany}. */
+/**
+ * One item of {@link Queue.submitMany}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SubmitItem {
   readonly taskType: string
   readonly input: unknown
   readonly options?: SubmitOptions | undefined
 }
 
-/** Options of bulk operations. */
+/**
+ * Options of bulk operations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BulkOptions {
   /** How many items run at once (default 16). */
   readonly concurrency?: number | undefined
 }
 
-/** Filters and paging of {@link Queue.list}. */
+/**
+ * Filters and paging of {@link Queue.list}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ListOptions {
   /** Only tasks in this status (or these). Applied before the limit. */
   readonly status?: T.TaskStatus | ReadonlyArray<T.TaskStatus> | undefined
@@ -124,7 +152,12 @@ export interface ListOptions {
   readonly cursor?: string | undefined
 }
 
-/** Who cancels and why. */
+/**
+ * Who cancels and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CancelOptions {
   /** Stored in `lastError` and in the task's history. */
   readonly reason?: string | undefined
@@ -134,7 +167,12 @@ export interface CancelOptions {
 
 export type { ScheduleSpec, ScheduleUpdate } from "../domain/Schedule.js"
 
-/** The cron schedules of a queue (`queue.schedules`). They fire while a worker runs with `scheduler: true`. */
+/**
+ * The cron schedules of a queue (`queue.schedules`). They fire while a worker runs with `scheduler: true`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Schedules {
   /** Creates a schedule (an existing id is an error); it first fires at its first cron instant after now. */
   readonly create: (spec: ScheduleSpec) => Promise<T.ScheduleWithRuns>
@@ -158,7 +196,12 @@ export interface Schedules {
   readonly lastRun: (id: string) => Promise<T.LastRun | undefined>
 }
 
-/** The published JSON Schemas of task types (`queue.schemas`): submit validates inputs against them. */
+/**
+ * The published JSON Schemas of task types (`queue.schemas`): submit validates inputs against them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Schemas {
   /** Publishes (or replaces) a task type's JSON Schemas (draft 2020-12). */
   readonly publish: (taskType: string, schemas: { readonly input?: JsonSchema; readonly output?: JsonSchema }) => Promise<void>
@@ -241,6 +284,9 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
  * const queue = await connect({ bucket: "jobs", endpoint: "http://127.0.0.1:7480" })
  * const queue = await connect({ directory: "/tmp/my-queue" })     // the embedded file store
  * ```
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const connect = async (options: ConnectOptions = {}): Promise<Queue> => {
   const runtime = ManagedRuntime.make(connectionLayer(options))
@@ -255,6 +301,9 @@ export const connect = async (options: ConnectOptions = {}): Promise<Queue> => {
 /**
  * A connection to a queue, from {@link connect}. Every method returns a Promise; failures reject
  * with a {@link BuquetError}. Call {@link Queue.close} when done.
+ *
+ * @since 0.1.0
+ * @category facade
  */
 export class Queue {
   /** The cron schedules. */

@@ -18,7 +18,12 @@ import type { BuquetError } from "./errors.js"
 
 export type { TaskStatus }
 
-/** A task's retry backoff: exponential from `initialIntervalMs` × `multiplier` per retry, capped at `maxIntervalMs`, ± `jitterPercent`. */
+/**
+ * A task's retry backoff: exponential from `initialIntervalMs` × `multiplier` per retry, capped at `maxIntervalMs`, ± `jitterPercent`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetryPolicy {
   /** First delay (default 1000). */
   readonly initialIntervalMs: number
@@ -30,7 +35,12 @@ export interface RetryPolicy {
   readonly jitterPercent: number
 }
 
-/** One entry of a task's transition log. */
+/**
+ * One entry of a task's transition log.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskEvent {
   /** When (server time). */
   readonly at: Date
@@ -48,7 +58,12 @@ export interface TaskEvent {
   readonly stack?: string | undefined
 }
 
-/** A task, as stored in the bucket (a snapshot: read it again with `queue.get` to see changes). */
+/**
+ * A task, as stored in the bucket (a snapshot: read it again with `queue.get` to see changes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Task {
   /** The task's id (a UUID). */
   readonly id: string
@@ -122,7 +137,12 @@ const toDate = (dt: DateTime.DateTime): Date => DateTime.toDate(dt)
 const toDateOrNull = (dt: DateTime.DateTime | null): Date | null => (dt === null ? null : toDate(dt))
 const toDateOrUndefined = (dt: DateTime.DateTime | undefined): Date | undefined => (dt === undefined ? undefined : toDate(dt))
 
-/** Converts a stored task event. */
+/**
+ * Converts a stored task event.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromTaskEvent = (e: Domain.TaskEvent): TaskEvent => ({
   at: toDate(e.at),
   from: e.from,
@@ -136,10 +156,20 @@ export const fromTaskEvent = (e: Domain.TaskEvent): TaskEvent => ({
 // The facade's tasks keep a link to the core's, so `loadInput(task)` needs no extra read.
 const origins = new WeakMap<Task, Domain.Task>()
 
-/** The core task a facade task was made from, if it was made here. */
+/**
+ * The core task a facade task was made from, if it was made here.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const originOf = (task: Task): Domain.Task | undefined => origins.get(task)
 
-/** Converts a stored task. */
+/**
+ * Converts a stored task.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromTask = (t: Domain.Task): Task => {
   const task: Task = {
     id: t.id,
@@ -185,7 +215,12 @@ export const fromTask = (t: Domain.Task): Task => {
   return task
 }
 
-/** One page of {@link Queue.list}. */
+/**
+ * One page of {@link Queue.list}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskPage {
   /** The tasks, in key order (shard, then id). */
   readonly tasks: ReadonlyArray<Task>
@@ -193,10 +228,20 @@ export interface TaskPage {
   readonly cursor: string | undefined
 }
 
-/** Converts a page of tasks. */
+/**
+ * Converts a page of tasks.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromTaskPage = (p: QueueService.TaskPage): TaskPage => ({ tasks: p.tasks.map(fromTask), cursor: p.cursor })
 
-/** A stored S3 version of a task (only where the bucket's versioning works). */
+/**
+ * A stored S3 version of a task (only where the bucket's versioning works).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskVersion {
   readonly versionId: string
   readonly lastModified: Date
@@ -205,7 +250,12 @@ export interface TaskVersion {
   readonly task: Task | undefined
 }
 
-/** A task's history: its own transition log (every provider) and S3 versions where kept. */
+/**
+ * A task's history: its own transition log (every provider) and S3 versions where kept.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskHistory {
   readonly taskId: string
   /** Oldest first. */
@@ -214,7 +264,12 @@ export interface TaskHistory {
   readonly versions: ReadonlyArray<TaskVersion>
 }
 
-/** Converts a history. */
+/**
+ * Converts a history.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromHistory = (h: QueueService.TaskHistory): TaskHistory => ({
   taskId: h.taskId,
   events: h.events.map(fromTaskEvent),
@@ -226,46 +281,86 @@ export const fromHistory = (h: QueueService.TaskHistory): TaskHistory => ({
   }))
 })
 
-/** What a cancel did: `cancelled` (it was pending), `cancel_requested` (it is running: the worker stops it), `already_terminal` or `not_found`. */
+/**
+ * What a cancel did: `cancelled` (it was pending), `cancel_requested` (it is running: the worker stops it), `already_terminal` or `not_found`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CancelOutcome = QueueService.CancelOutcome
 
-/** The result of a cancel: the outcome and the task as it is now (absent when not found). */
+/**
+ * The result of a cancel: the outcome and the task as it is now (absent when not found).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CancelResult {
   readonly taskId: string
   readonly outcome: CancelOutcome
   readonly task?: Task | undefined
 }
 
-/** Converts a cancel result. */
+/**
+ * Converts a cancel result.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromCancelResult = (r: QueueService.CancelResult): CancelResult => ({
   taskId: r.taskId,
   outcome: r.outcome,
   ...(r.task === undefined ? {} : { task: fromTask(r.task) })
 })
 
-/** One item of a bulk cancel: its result, or the error that stopped it (the other items go on). */
+/**
+ * One item of a bulk cancel: its result, or the error that stopped it (the other items go on).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CancelManyResult =
   | (CancelResult & { readonly ok: true })
   | { readonly ok: false; readonly taskId: string; readonly error: BuquetError }
 
-/** Converts one item of a bulk cancel. */
+/**
+ * Converts one item of a bulk cancel.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromCancelMany = (r: QueueService.CancelManyResult): CancelManyResult =>
   r._tag === "Done"
     ? { ok: true, ...fromCancelResult(r) }
     : { ok: false, taskId: r.taskId, error: toBuquetError(r.error) }
 
-/** One item of a bulk submit, in input order: the task, or why it failed. Partial failure is never hidden. */
+/**
+ * One item of a bulk submit, in input order: the task, or why it failed. Partial failure is never hidden.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SubmitManyResult =
   | { readonly ok: true; readonly index: number; readonly task: Task }
   | { readonly ok: false; readonly index: number; readonly error: BuquetError }
 
-/** Converts one item of a bulk submit. */
+/**
+ * Converts one item of a bulk submit.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromSubmitMany = (r: QueueService.SubmitManyResult): SubmitManyResult =>
   r._tag === "Submitted"
     ? { ok: true, index: r.index, task: fromTask(r.task) }
     : { ok: false, index: r.index, error: toBuquetError(r.error) }
 
-/** The pause switches. */
+/**
+ * The pause switches.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PauseState {
   /** Everything is paused. */
   readonly global: boolean
@@ -275,14 +370,24 @@ export interface PauseState {
   readonly updatedAt?: Date | undefined
 }
 
-/** Converts the pause switches. */
+/**
+ * Converts the pause switches.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromPauseState = (p: DomainPauseState): PauseState => ({
   global: p.global,
   taskTypes: p.taskTypes,
   ...(p.updatedAt === undefined ? {} : { updatedAt: toDate(p.updatedAt) })
 })
 
-/** A cron schedule, as stored at `schedules/{id}.json`: its spec (input and `enabled` always known) and when it changed. */
+/**
+ * A cron schedule, as stored at `schedules/{id}.json`: its spec (input and `enabled` always known) and when it changed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Schedule extends Omit<ScheduleDomain.ScheduleSpec, "input" | "enabled"> {
   /** Input of every firing's task. */
   readonly input: unknown
@@ -291,7 +396,12 @@ export interface Schedule extends Omit<ScheduleDomain.ScheduleSpec, "input" | "e
   readonly updatedAt: Date
 }
 
-/** Converts a schedule. */
+/**
+ * Converts a schedule.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromSchedule = (s: ScheduleDomain.Schedule): Schedule => ({
   id: s.id,
   taskType: s.taskType,
@@ -312,19 +422,34 @@ export const fromSchedule = (s: ScheduleDomain.Schedule): Schedule => ({
   updatedAt: toDate(s.updatedAt)
 })
 
-/** A schedule with the instants it fires at next (empty when disabled). */
+/**
+ * A schedule with the instants it fires at next (empty when disabled).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduleWithRuns {
   readonly schedule: Schedule
   readonly nextRuns: ReadonlyArray<Date>
 }
 
-/** Converts a schedule with its next runs. */
+/**
+ * Converts a schedule with its next runs.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromScheduleWithRuns = (s: SchedulerService.ScheduleWithRuns): ScheduleWithRuns => ({
   schedule: fromSchedule(s.schedule),
   nextRuns: s.nextRuns.map(toDate)
 })
 
-/** The scheduler's record of a schedule's last firing (the reference's `ScheduleLastRun`). */
+/**
+ * The scheduler's record of a schedule's last firing (the reference's `ScheduleLastRun`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LastRun {
   /** The schedule it belongs to. */
   readonly scheduleId: string
@@ -336,7 +461,12 @@ export interface LastRun {
   readonly nextRunAt: Date
 }
 
-/** A schedule's state: definition, last firing, next firing. */
+/**
+ * A schedule's state: definition, last firing, next firing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduleStatus {
   readonly schedule: Schedule
   /** Undefined if it never fired. */
@@ -345,7 +475,12 @@ export interface ScheduleStatus {
   readonly nextRun: Date | undefined
 }
 
-/** Converts a last-run record. */
+/**
+ * Converts a last-run record.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromLastRun = (r: ScheduleDomain.LastRun): LastRun => ({
   scheduleId: r.scheduleId,
   lastRunAt: toDate(r.lastRunAt),
@@ -353,7 +488,12 @@ export const fromLastRun = (r: ScheduleDomain.LastRun): LastRun => ({
   nextRunAt: toDate(r.nextRunAt)
 })
 
-/** Converts a schedule's state. */
+/**
+ * Converts a schedule's state.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromScheduleStatus = (s: SchedulerService.ScheduleStatus): ScheduleStatus => ({
   schedule: fromSchedule(s.schedule),
   lastRun: Option.getOrUndefined(Option.map(s.lastRun, fromLastRun)),

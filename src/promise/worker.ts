@@ -26,6 +26,9 @@ import type { Task } from "./types.js"
 /**
  * How a worker paces its polls of the bucket. `adaptive` (the default: 100 ms after work, doubling
  * to 5000 ms while idle, jittered) or `fixed`.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type PollingOptions =
   | {
@@ -45,7 +48,12 @@ export type PollingOptions =
     readonly intervalMs: number
   }
 
-/** Options of a worker; every one has a default. */
+/**
+ * Options of a worker; every one has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerOptions {
   /** The worker's id (default: a fresh UUID); names its record `workers/{id}.json`. */
   readonly id?: string | undefined
@@ -75,7 +83,12 @@ export interface WorkerOptions {
   readonly cancelCheckIntervalMs?: number | undefined
 }
 
-/** What a worker did with a task, for {@link Worker.on}. */
+/**
+ * What a worker did with a task, for {@link Worker.on}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type WorkerEventType =
   | "claimed"
   | "completed"
@@ -87,7 +100,12 @@ export type WorkerEventType =
   | "leaseLost"
   | "progress"
 
-/** One event of a worker. */
+/**
+ * One event of a worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerEvent {
   readonly type: WorkerEventType
   readonly taskId: string
@@ -101,7 +119,12 @@ export interface WorkerEvent {
   readonly progress?: unknown
 }
 
-/** Counters of a running worker. */
+/**
+ * Counters of a running worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerStats {
   readonly claimed: number
   readonly completed: number
@@ -157,7 +180,12 @@ const toEvent = (e: EffectWorker.WorkerEvent): WorkerEvent => {
   }
 }
 
-/** A worker of a connection, from `queue.worker(options)`. */
+/**
+ * A worker of a connection, from `queue.worker(options)`.
+ *
+ * @since 0.1.0
+ * @category facade
+ */
 export class Worker {
   readonly #options: WorkerOptions
   readonly #runner: Runner

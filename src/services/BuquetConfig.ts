@@ -8,7 +8,12 @@
 import { Context } from "effect"
 import type { Redacted } from "effect"
 
-/** Where tasks live. */
+/**
+ * Where tasks live.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StorageSettings =
   | {
     readonly _tag: "S3"
@@ -27,10 +32,20 @@ export type StorageSettings =
   }
   | { readonly _tag: "Memory" }
 
-/** Where one setting's value came from. */
+/**
+ * Where one setting's value came from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SettingSource = "flag" | "environment" | "profile" | "file" | "default"
 
-/** One resolved setting, for `buquet config show`. */
+/**
+ * One resolved setting, for `buquet config show`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ResolvedSetting {
   readonly path: string
   readonly value: string | undefined
@@ -39,14 +54,24 @@ export interface ResolvedSetting {
   readonly origin: string | undefined
 }
 
-/** A config file buquet looked for. */
+/**
+ * A config file buquet looked for.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ConfigFileInfo {
   readonly path: string
   readonly role: "user" | "project" | "explicit"
   readonly found: boolean
 }
 
-/** `[worker.polling]`: how a worker paces its discovery passes. */
+/**
+ * `[worker.polling]`: how a worker paces its discovery passes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PollingSettings {
   readonly strategy: "adaptive" | "fixed"
   readonly minIntervalMs: number
@@ -56,7 +81,12 @@ export interface PollingSettings {
   readonly intervalMs: number
 }
 
-/** `[worker]` (and `[worker.polling]`): what `buquet worker` runs with. */
+/**
+ * `[worker]` (and `[worker.polling]`): what `buquet worker` runs with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerSettings {
   /** Absent: `worker-<8 hex>`. */
   readonly id: string | undefined
@@ -76,7 +106,12 @@ export interface WorkerSettings {
   readonly shardLeasing: ShardLeasingSettings
 }
 
-/** `[worker.shard_leasing]`: whether and how the worker leases its shards. */
+/**
+ * `[worker.shard_leasing]`: whether and how the worker leases its shards.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ShardLeasingSettings {
   readonly enabled: boolean
   /** Absent: the fair share. */
@@ -85,7 +120,12 @@ export interface ShardLeasingSettings {
   readonly renewalIntervalSecs: number
 }
 
-/** `[monitor]`: the standalone and the embedded monitor. */
+/**
+ * `[monitor]`: the standalone and the embedded monitor.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MonitorSettings {
   readonly checkIntervalSecs: number
   /** 0: the sweeper is off. */
@@ -102,7 +142,12 @@ export interface MonitorSettings {
   readonly retentionAction: "archive" | "delete"
 }
 
-/** `[dashboard]`: `buquet dashboard`. */
+/**
+ * `[dashboard]`: `buquet dashboard`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DashboardSettings {
   readonly host: string
   readonly port: number
@@ -112,7 +157,12 @@ export interface DashboardSettings {
   readonly maxStreams: number
 }
 
-/** The resolved configuration. */
+/**
+ * The resolved configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ResolvedConfig {
   readonly storage: StorageSettings
   /** `[queue] shard_prefix_len` → the Queue layer. */
@@ -131,5 +181,10 @@ export interface ResolvedConfig {
   readonly files: ReadonlyArray<ConfigFileInfo>
 }
 
-/** The resolved configuration as a service: `yield* BuquetConfig`. */
+/**
+ * The resolved configuration as a service: `yield* BuquetConfig`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class BuquetConfig extends Context.Tag("buquet/BuquetConfig")<BuquetConfig, ResolvedConfig>() {}

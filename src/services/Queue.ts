@@ -17,52 +17,100 @@ import type { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import type { TaskType } from "../domain/TaskType.js"
 
-/** Failures of reads: the storage's, or an object that does not decode. */
+/**
+ * Failures of reads: the storage's, or an object that does not decode.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type QueueReadError = StorageReadError | MalformedObject
 
 /**
  * Failures of writes. Lost preconditions and ambiguous outcomes are resolved inside the Queue by
  * re-reading, so they never surface; a storage that stays unavailable does.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export type QueueWriteError = StorageReadError | MalformedObject
 
-/** Why a submit failed. */
+/**
+ * Why a submit failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type SubmitError = InvalidArgument | SchemaValidationFailed | IdempotencyConflict | QueueWriteError
 
-/** One item of {@link QueueService.submitMany}. */
+/**
+ * One item of {@link QueueService.submitMany}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SubmitItem {
   readonly taskType: string
   readonly input: unknown
   readonly options?: SubmitOptions | undefined
 }
 
-/** The result of one item of a bulk submit: a task, or the reason it failed. Partial failure is never hidden. */
+/**
+ * The result of one item of a bulk submit: a task, or the reason it failed. Partial failure is never hidden.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SubmitManyResult =
   | { readonly index: number; readonly _tag: "Submitted"; readonly task: Task }
   | { readonly index: number; readonly _tag: "Failed"; readonly error: SubmitError }
 
-/** Options of bulk operations. */
+/**
+ * Options of bulk operations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BulkOptions {
   /** How many items run at once (default: the queue's `bulkConcurrency`). */
   readonly concurrency?: number | undefined
 }
 
-/** What a cancel did. */
+/**
+ * What a cancel did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CancelOutcome = "cancelled" | "cancel_requested" | "already_terminal" | "not_found"
 
-/** The result of a cancel: the outcome and the task as it is now (absent when not found). */
+/**
+ * The result of a cancel: the outcome and the task as it is now (absent when not found).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CancelResult {
   readonly taskId: string
   readonly outcome: CancelOutcome
   readonly task?: Task | undefined
 }
 
-/** One item of a bulk cancel: its result, or the error that stopped it (other items go on). */
+/**
+ * One item of a bulk cancel: its result, or the error that stopped it (other items go on).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CancelManyResult =
   | ({ readonly _tag: "Done" } & CancelResult)
   | { readonly _tag: "Failed"; readonly taskId: string; readonly error: InvalidArgument | QueueWriteError }
 
-/** Who cancels and why. */
+/**
+ * Who cancels and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CancelOptions {
   /** Stored in `last_error` and in the task's history. */
   readonly reason?: string | undefined
@@ -70,7 +118,12 @@ export interface CancelOptions {
   readonly cancelledBy?: string | undefined
 }
 
-/** What `markExpired` did. */
+/**
+ * What `markExpired` did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ExpireResult {
   readonly taskId: string
   /** `expired`: done now; `not_due`: its TTL has not passed; `not_pending`: it ran or ended; `not_found`. */
@@ -78,7 +131,12 @@ export interface ExpireResult {
   readonly task?: Task | undefined
 }
 
-/** Filters and paging of {@link QueueService.list}. */
+/**
+ * Filters and paging of {@link QueueService.list}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ListTasksOptions {
   /** Only tasks in this status (or these statuses). Applied before the limit. */
   readonly status?: TaskStatus | ReadonlyArray<TaskStatus> | undefined
@@ -92,7 +150,12 @@ export interface ListTasksOptions {
   readonly cursor?: string | undefined
 }
 
-/** One page of tasks, in key order (shard, then id). */
+/**
+ * One page of tasks, in key order (shard, then id).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskPage {
   readonly tasks: ReadonlyArray<Task>
   /** Pass back as `cursor` for the next page; absent when there is no more. */
@@ -103,7 +166,12 @@ export interface TaskPage {
   readonly malformed: ReadonlyArray<MalformedObject>
 }
 
-/** A stored version of a task (only where the bucket's versioning works). */
+/**
+ * A stored version of a task (only where the bucket's versioning works).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskVersion {
   readonly versionId: string
   readonly lastModified: DateTime.Utc
@@ -112,7 +180,12 @@ export interface TaskVersion {
   readonly task: Task | undefined
 }
 
-/** A task's history: its own transition log (every provider) and, where available, S3 versions. */
+/**
+ * A task's history: its own transition log (every provider) and, where available, S3 versions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskHistory {
   readonly taskId: string
   /** The bounded transition log, oldest first. */
@@ -121,7 +194,12 @@ export interface TaskHistory {
   readonly versions: ReadonlyArray<TaskVersion>
 }
 
-/** The Queue service's interface. */
+/**
+ * The Queue service's interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface QueueService {
   /** The settings this queue runs with. */
   readonly config: QueueConfig
@@ -236,5 +314,10 @@ export interface QueueService {
   readonly deleteSchema: (taskType: string) => Effect.Effect<void, InvalidArgument | StorageReadError>
 }
 
-/** The Queue service: `yield* Queue` gives the producer/operator API. */
+/**
+ * The Queue service: `yield* Queue` gives the producer/operator API.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Queue extends Context.Tag("buquet/Queue")<Queue, QueueService>() {}

@@ -22,20 +22,40 @@ import type { StorageReadError } from "../domain/StorageError.js"
 import type { Task } from "../domain/Task.js"
 import type { SubmitError } from "./Queue.js"
 
-/** Failures of reading or writing schedule records. */
+/**
+ * Failures of reading or writing schedule records.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ScheduleStoreError = StorageReadError | MalformedObject
 
-/** Why a schedule definition was refused. */
+/**
+ * Why a schedule definition was refused.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ScheduleDefinitionError = InvalidCron | UnknownTimezone | InvalidArgument
 
-/** A schedule with the instants it will fire at next. */
+/**
+ * A schedule with the instants it will fire at next.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduleWithRuns {
   readonly schedule: Schedule
   /** The next cron instants after now (empty when disabled). */
   readonly nextRuns: ReadonlyArray<DateTime.Utc>
 }
 
-/** A schedule's state for operators: definition, last firing, next firing. */
+/**
+ * A schedule's state for operators: definition, last firing, next firing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduleStatus {
   readonly schedule: Schedule
   readonly lastRun: Option.Option<LastRun>
@@ -48,7 +68,12 @@ export interface ScheduleStatus {
   readonly nextRun: Option.Option<DateTime.Utc>
 }
 
-/** One firing a pass made. */
+/**
+ * One firing a pass made.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Firing {
   readonly scheduleId: string
   /** The cron instant: the firing's identity. */
@@ -58,21 +83,36 @@ export interface Firing {
   readonly catchUp: boolean
 }
 
-/** A firing that could not be submitted; it is retried on the next pass (`last_run` is untouched). */
+/**
+ * A firing that could not be submitted; it is retried on the next pass (`last_run` is untouched).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FiringFailure {
   readonly scheduleId: string
   readonly instant: DateTime.Utc
   readonly error: SubmitError | ScheduleStoreError | InvalidCron | UnknownTimezone
 }
 
-/** What {@link SchedulerService.listDetailed} found. */
+/**
+ * What {@link SchedulerService.listDetailed} found.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduleListing {
   readonly schedules: ReadonlyArray<Schedule>
   /** Schedule objects left out because they do not decode (each names its key). */
   readonly malformed: ReadonlyArray<MalformedObject>
 }
 
-/** What one {@link SchedulerService.runDue} pass did. */
+/**
+ * What one {@link SchedulerService.runDue} pass did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RunDueReport {
   readonly fired: ReadonlyArray<Firing>
   readonly failed: ReadonlyArray<FiringFailure>
@@ -86,13 +126,23 @@ export interface RunDueReport {
   readonly seen: ReadonlyArray<string>
 }
 
-/** Options of {@link SchedulerService.runDue}. */
+/**
+ * Options of {@link SchedulerService.runDue}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RunDueOptions {
   /** Only these schedules (each re-read: a disable or delete since the last pass is honoured). Default: all. */
   readonly ids?: ReadonlyArray<string> | undefined
 }
 
-/** The Scheduler service's interface. */
+/**
+ * The Scheduler service's interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SchedulerService {
   /**
    * Creates a schedule (create-only: an existing id fails with ScheduleExists). Validates the cron
@@ -153,5 +203,10 @@ export interface SchedulerService {
   readonly runDue: (options?: RunDueOptions) => Effect.Effect<RunDueReport, StorageReadError>
 }
 
-/** The Scheduler service: `yield* Scheduler` gives the schedules API. */
+/**
+ * The Scheduler service: `yield* Scheduler` gives the schedules API.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Scheduler extends Context.Tag("buquet/Scheduler")<Scheduler, SchedulerService>() {}

@@ -8,7 +8,12 @@
  */
 import { Clock, Context, DateTime, Duration, Effect } from "effect"
 
-/** How well the server time is known right now. */
+/**
+ * How well the server time is known right now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerTimeEstimate {
   /** Best estimate of server time minus local time, in milliseconds. */
   readonly offsetMillis: number
@@ -18,7 +23,12 @@ export interface ServerTimeEstimate {
   readonly samples: number
 }
 
-/** The ServerClock service's interface. */
+/**
+ * The ServerClock service's interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerClockService {
   /** The server's time now, learning it from one cheap request first if nothing is known yet. */
   readonly now: Effect.Effect<DateTime.Utc>
@@ -30,5 +40,10 @@ export interface ServerClockService {
   readonly clock: Clock.Clock
 }
 
-/** The ServerClock service: `yield* ServerClock` gives the bucket's time. */
+/**
+ * The ServerClock service: `yield* ServerClock` gives the bucket's time.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class ServerClock extends Context.Tag("buquet/ServerClock")<ServerClock, ServerClockService>() {}

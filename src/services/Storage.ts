@@ -8,7 +8,12 @@
 import { Chunk, Context, DateTime, Effect, Option, Stream } from "effect"
 import type { StorageReadError, StorageWriteError } from "../domain/StorageError.js"
 
-/** An object's metadata. ETags are opaque: pass them back exactly as received. */
+/**
+ * An object's metadata. ETags are opaque: pass them back exactly as received.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ObjectMeta {
   readonly key: string
   readonly etag: string
@@ -16,18 +21,33 @@ export interface ObjectMeta {
   readonly lastModified: DateTime.Utc
 }
 
-/** An object's body with its metadata. */
+/**
+ * An object's body with its metadata.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoredObject extends ObjectMeta {
   readonly body: Uint8Array
 }
 
-/** The precondition of a write: create-only, compare-and-swap on an ETag, or none. */
+/**
+ * The precondition of a write: create-only, compare-and-swap on an ETag, or none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type PutCondition =
   | { readonly ifNoneMatch: "*" }
   | { readonly ifMatch: string }
   | {}
 
-/** Options of one LIST request. */
+/**
+ * Options of one LIST request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ListOptions {
   /** Start listing after this key (exclusive), in bytewise order. */
   readonly startAfter?: string | undefined
@@ -39,7 +59,12 @@ export interface ListOptions {
   readonly delimiter?: string | undefined
 }
 
-/** One page of a LIST: keys in bytewise order. */
+/**
+ * One page of a LIST: keys in bytewise order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ListPage {
   readonly objects: ReadonlyArray<ObjectMeta>
   /** With a delimiter: the distinct prefixes up to and including it, in order. */
@@ -48,7 +73,12 @@ export interface ListPage {
   readonly nextContinuationToken: string | undefined
 }
 
-/** One stored version of a key, newest first in listings. */
+/**
+ * One stored version of a key, newest first in listings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ObjectVersion {
   readonly key: string
   readonly versionId: string
@@ -58,7 +88,12 @@ export interface ObjectVersion {
   readonly isDeleteMarker: boolean
 }
 
-/** What the backend can do, as detected (not guessed). */
+/**
+ * What the backend can do, as detected (not guessed).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StorageCapabilities {
   /** Bucket versioning state. */
   readonly versioning: "enabled" | "suspended" | "off" | "unknown"
@@ -75,6 +110,9 @@ export interface StorageCapabilities {
 /**
  * A server-time sample from one response: the server's `Date` header (whole seconds) bounds the
  * server time at some local instant in [`sentAtMillis`, `receivedAtMillis`].
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface DateSample {
   readonly sentAtMillis: number
@@ -82,7 +120,12 @@ export interface DateSample {
   readonly serverDateMillis: number
 }
 
-/** The Storage port: what every storage layer implements. */
+/**
+ * The Storage port: what every storage layer implements.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StorageService {
   /** Reads an object: body and metadata, or none if it does not exist. */
   readonly get: (key: string) => Effect.Effect<Option.Option<StoredObject>, StorageReadError>
@@ -124,12 +167,20 @@ export interface StorageService {
   readonly dateSamples: Stream.Stream<DateSample>
 }
 
-/** The Storage service: `yield* Storage` gives the port. */
+/**
+ * The Storage service: `yield* Storage` gives the port.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Storage extends Context.Tag("buquet/Storage")<Storage, StorageService>() {}
 
 /**
  * `listAll` in terms of `list`: follows continuation tokens page by page. Wrappers use it so
  * that each page goes through their own `list` (and is counted / faulted as one request).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const listAllFromList = <E>(
   list: (prefix: string, options?: ListOptions) => Effect.Effect<ListPage, E>
