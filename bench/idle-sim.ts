@@ -13,7 +13,7 @@
  */
 import { Effect, Layer, Logger, LogLevel, TestClock, TestContext } from "effect"
 import * as CountingStorage from "../src/layers/CountingStorage.js"
-import type { RequestCounts } from "../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../src/services/RequestCounter.js"
 import * as MemoryStorage from "../src/layers/MemoryStorage.js"
 import * as ServerClockLayer from "../src/layers/ServerClock.js"
 import * as Sweeper from "../src/programs/monitor/Sweeper.js"

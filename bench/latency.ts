@@ -13,7 +13,7 @@
  */
 import { Queue as BullQueue } from "bullmq"
 import { Effect, ManagedRuntime } from "effect"
-import type { RequestCounts } from "../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../src/services/RequestCounter.js"
 import { Queue } from "../src/services/Queue.js"
 import { spawnAll, stopAll, withTimeout } from "./lib/children.js"
 import type { WorkerChild } from "./lib/children.js"

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
-import type { RequestCounts } from "../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../src/services/RequestCounter.js"
 import type { CapacityResult } from "./capacity.js"
 import type { ChaosResult } from "./chaos.js"
 import type { IdleSimResult } from "./idle-sim.js"

@@ -43,6 +43,9 @@ export type * from "./services/ServerClock.js"
 /** The resolved configuration (flags > env > profile > files > defaults). */
 export { BuquetConfig } from "./services/BuquetConfig.js"
 export type * from "./services/BuquetConfig.js"
+/** Reads and resets the request counts of a `CountingStorage`. */
+export { RequestCounter } from "./services/RequestCounter.js"
+export type * from "./services/RequestCounter.js"
 
 // ---- layers (implementations) -------------------------------------------------------------------
 
@@ -53,7 +56,7 @@ export { FileStorage } from "./layers/FileStorage.js"
 /** Storage on S3 and S3-compatible servers (AWS, MinIO, Ceph RGW, R2, …). */
 export { S3Storage } from "./layers/S3Storage.js"
 /** Wraps a storage and counts requests by kind. */
-export { CountingStorage, RequestCounter } from "./layers/CountingStorage.js"
+export { CountingStorage } from "./layers/CountingStorage.js"
 /** Wraps a storage and injects seeded faults. */
 export { FaultInjector, FaultyStorage } from "./layers/FaultyStorage.js"
 /**

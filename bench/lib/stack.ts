@@ -6,7 +6,7 @@
  */
 import { Chunk, Effect, Layer, Stream } from "effect"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
-import type { RequestCounter, RequestCounts } from "../../src/layers/CountingStorage.js"
+import type { RequestCounter, RequestCounts } from "../../src/services/RequestCounter.js"
 import * as FileStorage from "../../src/layers/FileStorage.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"

@@ -8,8 +8,8 @@
  */
 import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import * as Worker from "../../src/programs/Worker.js"
-import { RequestCounter } from "../../src/layers/CountingStorage.js"
-import type { RequestCounts } from "../../src/layers/CountingStorage.js"
+import { RequestCounter } from "../../src/services/RequestCounter.js"
+import type { RequestCounts } from "../../src/services/RequestCounter.js"
 import { ChildConfig, decodeToChild } from "./protocol.js"
 import type { ToParent } from "./protocol.js"
 import { countedOn, storageLayer, zeroCounts } from "./stack.js"

@@ -18,58 +18,10 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { StorageReadError } from "../domain/StorageError.js"
+import { RequestCounter } from "../services/RequestCounter.js"
+import type { RequestCounterService, RequestCounts, RequestKind } from "../services/RequestCounter.js"
 import { listAllFromList, Storage } from "../services/Storage.js"
 import type { ListOptions, PutCondition, StorageService } from "../services/Storage.js"
-
-/**
- * The kinds of request counted.
- *
- * @since 0.1.0
- * @category models
- */
-export type RequestKind = "PUT" | "GET" | "HEAD" | "LIST" | "LIST-VERSIONS" | "DELETE"
-
-/**
- * A snapshot of the counts.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RequestCounts {
-  readonly PUT: number
-  readonly GET: number
-  readonly HEAD: number
-  readonly LIST: number
-  readonly "LIST-VERSIONS": number
-  readonly DELETE: number
-  /** Keys passed to `deleteMany` (each batch of up to 1000 counts as one DELETE request). */
-  readonly deletedKeys: number
-  /** All requests (the sum of the kinds). */
-  readonly total: number
-}
-
-/**
- * Reads and resets the request counts of a {@link CountingStorage}.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RequestCounterService {
-  /** The counts since the last reset. */
-  readonly snapshot: Effect.Effect<RequestCounts>
-  /** Sets every count to zero. */
-  readonly reset: Effect.Effect<void>
-  /** The counts since the last reset, and resets them, in one step (for periodic reporting). */
-  readonly take: Effect.Effect<RequestCounts>
-}
-
-/**
- * The request counter provided by `CountingStorage.layer`.
- *
- * @since 0.1.0
- * @category tags
- */
-export class RequestCounter extends Context.Tag("buquet/RequestCounter")<RequestCounter, RequestCounterService>() {}
 
 /** S3's DeleteObjects limit: keys per request. */
 const DELETE_BATCH = 1000

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import type { RequestCounts } from "../../src/layers/CountingStorage.js"
+import type { RequestCounts } from "../../src/services/RequestCounter.js"
 import { makeStack, openSse, startDashboard, workOnce } from "./support.js"
 
 /**

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { inject } from "vitest"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
+import { RequestCounter } from "../../src/services/RequestCounter.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
@@ -76,7 +77,7 @@ describe.skipIf(settings === undefined)(`ServerClock on the real server${s3.avai
     it.scopedLive(`host clock ${hostErrorMillis > 0 ? "+" : "−"}10 min: within 1 s of the server, no extra request`, () =>
       Effect.gen(function*() {
         const storage = yield* Storage
-        const counter = yield* CountingStorage.RequestCounter
+        const counter = yield* RequestCounter
         const serverClock = yield* ServerClock
         // Ordinary traffic (the capability detection made some already).
         for (let i = 0; i < 5; i++) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Stream } from "effect"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
+import { RequestCounter } from "../../src/services/RequestCounter.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import { Storage } from "../../src/services/Storage.js"
 import { storageConformance } from "./conformance.js"
@@ -14,7 +15,7 @@ describe("CountingStorage", () => {
   it.effect("counts each request by kind, failed ones included", () =>
     Effect.gen(function*() {
       const storage = yield* Storage
-      const counter = yield* CountingStorage.RequestCounter
+      const counter = yield* RequestCounter
       const body = new Uint8Array([1])
       const etag = yield* storage.put("a", body, { ifNoneMatch: "*" })
       yield* Effect.either(storage.put("a", body, { ifNoneMatch: "*" })) // a 412 is a request too
@@ -36,7 +37,7 @@ describe("CountingStorage", () => {
   it.effect("listAll counts one LIST per page; deleteMany one DELETE per 1000 keys", () =>
     Effect.gen(function*() {
       const storage = yield* Storage
-      const counter = yield* CountingStorage.RequestCounter
+      const counter = yield* RequestCounter
       const keys = Array.from({ length: 2001 }, (_, i) => `k/${String(i).padStart(5, "0")}`)
       yield* Effect.forEach(keys, (k) => storage.put(k, new Uint8Array(0)), { discard: true })
       expect((yield* counter.take).PUT).toBe(2001)
@@ -55,7 +56,7 @@ describe("CountingStorage", () => {
   it.effect("a failing request is counted", () =>
     Effect.gen(function*() {
       const storage = yield* Storage
-      const counter = yield* CountingStorage.RequestCounter
+      const counter = yield* RequestCounter
       const result = yield* Effect.either(storage.put("x", new Uint8Array(0), { ifMatch: "\"nope\"" }))
       expect(Either.isLeft(result)).toBe(true)
       expect((yield* counter.snapshot).PUT).toBe(1)

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
-import { RequestCounter } from "../../src/layers/CountingStorage.js"
+import { RequestCounter } from "../../src/services/RequestCounter.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"

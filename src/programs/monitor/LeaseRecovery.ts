@@ -7,7 +7,7 @@
  */
 import { Duration, Effect, Schedule } from "effect"
 import * as CountingStorage from "../../layers/CountingStorage.js"
-import type { RequestCounts } from "../../layers/CountingStorage.js"
+import type { RequestCounts } from "../../services/RequestCounter.js"
 import * as LeaseManagerLayer from "../../layers/LeaseManager.js"
 import type { RecoveryReport } from "../../services/LeaseManager.js"
 import { Storage } from "../../services/Storage.js"

@@ -21,7 +21,7 @@ import { parseWorkerKey, workersPrefix } from "../../domain/Keys.js"
 import type { StorageReadError } from "../../domain/StorageError.js"
 import { healthyWithin } from "../../domain/WorkerRecord.js"
 import * as CountingStorage from "../../layers/CountingStorage.js"
-import type { RequestCounts } from "../../layers/CountingStorage.js"
+import type { RequestCounts } from "../../services/RequestCounter.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 
