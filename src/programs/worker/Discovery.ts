@@ -18,6 +18,11 @@
  * and the pass LISTs every shard. An idle worker's safety-net passes (3 per hour, WakeUp.ts) thus
  * cost 3 LIST/h on an empty bucket instead of 3 × 16.
  *
+ * The walk (many shards): from prefix length 2 on (256+ shards), every pass probes, busy or not,
+ * and the probe follows `ready/` page after page (at most `walkMaxPages`), so a pass costs LISTs in
+ * proportion to the ready markers, not to the shards (4,096 shards, 1,500 ready tasks: 2 LISTs
+ * instead of ~100 per busy pass). Past the walk's end the shards are listed one by one as before.
+ *
  * Priority across shards: a shard whose every marker is in the probe page needs no LIST of its
  * own, and the due candidates of all such shards are tried in ONE order (highest priority, then
  * oldest due minute, then at random, so the workers reading the same page seldom race for the
@@ -53,7 +58,7 @@ import { parseIndexKey } from "../../domain/Keys.js"
 import { isDeletable } from "../../domain/Markers.js"
 import { deleteMarkers } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
-import { Storage } from "../../services/Storage.js"
+import { type ListPage, Storage } from "../../services/Storage.js"
 import type { ClaimOutcome } from "./Claim.js"
 
 /**
@@ -135,11 +140,24 @@ export const shardsLeftAfterProbe = (
   }))
 }
 
-/** A probe page: its keys in order, and whether more follow. */
+/** The probe's pages: their keys in order, whether more follow, and how many LISTs it took. */
 interface ProbePage {
   readonly keys: ReadonlyArray<string>
   readonly truncated: boolean
+  readonly pages: number
 }
+
+/**
+ * Shard counts from which every pass walks `ready/` (busy or idle), page after page: at prefix
+ * length 2 and more a per-shard LIST finds few markers each, so walking the index costs LISTs in
+ * proportion to the markers instead of to the shards.
+ */
+export const walkFromShards = 256
+
+/** Most pages the probe walks (then the shards past its end are listed one by one, as before). */
+export const walkMaxPages = 16
+
+const walkPages = (shards: number): number => (shards >= walkFromShards ? walkMaxPages : 1)
 
 /**
  * Which of `shards` have every one of their markers in a probe page (so need no LIST of their
@@ -219,15 +237,22 @@ export const make = (options: DiscoveryOptions): Discovery => {
     const first = shards.map(readyShardPrefix).reduce((a, b) => (b < a ? b : a))
     // `ready/{first}` (without its "/") sorts before every key of that shard and after the
     // prefixes of the shards before it.
-    const page = yield* storage.list(readyPrefix, { startAfter: first.slice(0, -1), maxKeys: pageSize }).pipe(
-      Effect.tapError((e) => Effect.logWarning(`discovery: probe LIST of ${readyPrefix} failed, listing every shard: ${e.message}`)),
-      Effect.option
-    )
-    if (page._tag === "None") return Option.none<ProbePage>()
-    return Option.some<ProbePage>({
-      keys: page.value.objects.map((o) => o.key),
-      truncated: page.value.nextContinuationToken !== undefined
-    })
+    const keys: Array<string> = []
+    let token: string | undefined = undefined
+    for (let pages = 0; pages < walkPages(shards.length); pages++) {
+      const page: Option.Option<ListPage> = yield* storage.list(
+        readyPrefix,
+        token === undefined ? { startAfter: first.slice(0, -1), maxKeys: pageSize } : { continuationToken: token, maxKeys: pageSize }
+      ).pipe(
+        Effect.tapError((e) => Effect.logWarning(`discovery: probe LIST of ${readyPrefix} failed, listing every shard: ${e.message}`)),
+        Effect.option
+      )
+      if (page._tag === "None") return pages === 0 ? Option.none<ProbePage>() : Option.some<ProbePage>({ keys, truncated: true, pages: pages + 1 })
+      for (const o of page.value.objects) keys.push(o.key)
+      token = page.value.nextContinuationToken
+      if (token === undefined) return Option.some<ProbePage>({ keys, truncated: false, pages: pages + 1 })
+    }
+    return Option.some<ProbePage>({ keys, truncated: true, pages: walkPages(shards.length) })
   })
 
   const remember = (key: string, entry: Remembered) => {
@@ -343,11 +368,12 @@ export const make = (options: DiscoveryOptions): Discovery => {
       let toList: ReadonlySet<string> | undefined = undefined
       let covered: ReadonlySet<string> = new Set()
       let probeKeys: ReadonlyArray<string> = []
-      const probing = (probeNext || probeWasComplete) && shards.length > 1 && (yield* free) > 0
+      const probing = (probeNext || probeWasComplete || shards.length >= walkFromShards) && shards.length > 1 &&
+        (yield* free) > 0
       probeWasComplete = false
       if (probing) {
-        lists++
         const page = yield* probe(shards)
+        lists += Option.match(page, { onNone: () => 1, onSome: (p) => p.pages })
         if (Option.isSome(page)) {
           probeKeys = page.value.keys
           toList = shardsLeftAfterProbe(shards, probeKeys, page.value.truncated)
