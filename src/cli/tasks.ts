@@ -10,6 +10,7 @@ import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskNotFound } from "../domain/TaskErrors.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import { Queue } from "../services/Queue.js"
+import { listSorts } from "../services/Queue.js"
 import type { CancelManyResult } from "../services/Queue.js"
 import {
   globalOptions,
@@ -153,7 +154,11 @@ export const list = Command.make(
     taskType: optText("type", "only tasks of this type").pipe(Options.withAlias("t"), Options.withAlias("task-type")),
     shard: optText("shard", "only this shard (default: all)").pipe(Options.withAlias("s")),
     limit: Options.integer("limit").pipe(Options.withDescription("most tasks to show, 1–1000"), Options.withDefault(100)),
-    cursor: optText("cursor", "continue after the previous page")
+    cursor: optText("cursor", "continue after the previous page"),
+    sort: Options.choice("sort", listSorts).pipe(
+      Options.withDescription("created (newest first, the default), created-asc, updated (newest first) or key (storage order: reads one page, not every task)"),
+      Options.withDefault("created" as const)
+    )
   },
   (o) =>
     Effect.gen(function*() {
@@ -172,23 +177,26 @@ export const list = Command.make(
             taskType: Option.getOrUndefined(o.taskType),
             shard: Option.getOrUndefined(shard),
             limit: o.limit,
-            cursor: Option.getOrUndefined(o.cursor)
+            cursor: Option.getOrUndefined(o.cursor),
+            sort: o.sort
           })
           if (o.json) {
             return yield* printJson({
               tasks: page.tasks.map(taskJson),
               cursor: page.cursor ?? null,
               scanned: page.scanned,
+              matched: page.matched ?? null,
               malformed: page.malformed.map((m) => ({ key: m.key, message: m.message }))
             })
           }
           yield* Console.log(
             table(
-              ["ID", "TYPE", "STATUS", "ATTEMPT", "UPDATED"],
-              page.tasks.map((t) => [t.id, t.taskType, t.status, String(t.attempt), time(t.updatedAt)])
+              ["ID", "TYPE", "STATUS", "ATTEMPT", "CREATED", "UPDATED"],
+              page.tasks.map((t) => [t.id, t.taskType, t.status, String(t.attempt), time(t.createdAt), time(t.updatedAt)])
             )
           )
-          yield* Console.log(`${page.tasks.length} task(s)${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
+          const of = page.matched === undefined ? "" : ` of ${page.matched} matching`
+          yield* Console.log(`${page.tasks.length} task(s)${of}${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
           yield* reportSkipped(page.malformed)
         })
       )

@@ -36,8 +36,9 @@ import type { CompiledSchemas } from "../domain/TaskSchemas.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as Tr from "../domain/Transitions.js"
-import { Queue } from "../services/Queue.js"
+import { listSorts, Queue } from "../services/Queue.js"
 import type {
+  ListSort,
   CancelManyResult,
   CancelOptions,
   CancelOutcome,
@@ -420,6 +421,25 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
         : Effect.fail(new InvalidArgument({ argument: "cursor", message: "cursor is not one returned by list; start without a cursor" }))
     })
 
+  // A sorted list's cursor: the sort and the last task's sort value and id, so the next page starts after it.
+  const sortValue = (sort: ListSort, task: Task): number =>
+    DateTime.toEpochMillis(sort === "updated" ? task.updatedAt : task.createdAt)
+  const compareBy = (sort: ListSort) => (a: { readonly value: number; readonly id: string } | Task, b: { readonly value: number; readonly id: string } | Task): number => {
+    const va = "value" in a ? a.value : sortValue(sort, a)
+    const vb = "value" in b ? b.value : sortValue(sort, b)
+    const byValue = sort === "created-asc" ? va - vb : vb - va
+    return byValue !== 0 ? byValue : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  }
+  const encodeSortCursor = (sort: ListSort, task: Task) =>
+    Buffer.from(`${sort}:${sortValue(sort, task)}:${task.id}`, "utf8").toString("base64url")
+  const decodeSortCursor = (cursor: string, sort: ListSort) =>
+    Effect.suspend(() => {
+      const m = /^([a-z-]+):(\d+):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"))
+      return m !== null && m[1] === sort
+        ? Effect.succeed({ value: Number(m[2]), id: m[3]! })
+        : Effect.fail(new InvalidArgument({ argument: "cursor", message: `cursor is not one returned by list with sort ${sort}; start without a cursor` }))
+    })
+
   const list = Effect.fn("Queue.list")(function*(options: ListTasksOptions = {}) {
     const limit = options.limit ?? 100
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -437,7 +457,9 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     if (options.shard !== undefined && !isShard(options.shard, options.shard.length)) {
       return yield* new InvalidArgument({ argument: "shard", message: `shard must be 1–4 lower-case hex characters, got ${options.shard}` })
     }
-    const startAfter = options.cursor === undefined ? undefined : yield* decodeCursor(options.cursor)
+    if (options.sort !== undefined && !listSorts.includes(options.sort)) {
+      return yield* new InvalidArgument({ argument: "sort", message: `sort must be one of ${listSorts.join(", ")}, got ${String(options.sort)}` })
+    }
     const prefix = options.shard === undefined ? "tasks/" : taskShardPrefix(options.shard)
     const scanned = yield* Ref.make(0)
     const malformed = yield* Ref.make<ReadonlyArray<MalformedObject>>([])
@@ -445,21 +467,38 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       (statuses === undefined || statuses.has(task.status)) &&
       (options.taskType === undefined || task.taskType === options.taskType)
 
-    const found = yield* storage.listAll(prefix, { startAfter }).pipe(
-      Stream.filter((meta) => meta.key.endsWith(".json")),
-      Stream.mapEffect(
-        (meta) =>
-          provide(readTask(meta.key)).pipe(
-            Effect.tap(() => Ref.update(scanned, (n) => n + 1)),
-            Effect.catchTag("MalformedObject", (e) =>
-              Ref.update(malformed, (all) => [...all, e]).pipe(Effect.as(Option.none<VersionedTask>())))
-          ),
-        { concurrency: config.listConcurrency }
-      ),
-      Stream.filterMap((found) => Option.filter(Option.map(found, (vt) => vt.task), matches)),
-      Stream.take(limit),
-      Stream.runCollect
-    )
+    const readMatching = (from: string | undefined) =>
+      storage.listAll(prefix, { startAfter: from }).pipe(
+        Stream.filter((meta) => meta.key.endsWith(".json")),
+        Stream.mapEffect(
+          (meta) =>
+            provide(readTask(meta.key)).pipe(
+              Effect.tap(() => Ref.update(scanned, (n) => n + 1)),
+              Effect.catchTag("MalformedObject", (e) =>
+                Ref.update(malformed, (all) => [...all, e]).pipe(Effect.as(Option.none<VersionedTask>())))
+            ),
+          { concurrency: config.listConcurrency }
+        ),
+        Stream.filterMap((found) => Option.filter(Option.map(found, (vt) => vt.task), matches))
+      )
+    const sort = options.sort ?? "key"
+    if (sort !== "key") {
+      // every match is read to sort them: the order is over the whole prefix, not one page
+      const after = options.cursor === undefined ? undefined : yield* decodeSortCursor(options.cursor, sort)
+      const all = [...yield* Stream.runCollect(readMatching(undefined))].sort(compareBy(sort))
+      const start = after === undefined ? 0 : all.findIndex((t) => compareBy(sort)(t, after) > 0)
+      const tasks = start < 0 ? [] : all.slice(start, start + limit)
+      const last = tasks.at(-1)
+      return {
+        tasks,
+        cursor: last !== undefined && start + limit < all.length ? encodeSortCursor(sort, last) : undefined,
+        scanned: yield* Ref.get(scanned),
+        malformed: yield* Ref.get(malformed),
+        matched: all.length
+      } satisfies TaskPage
+    }
+    const startAfter = options.cursor === undefined ? undefined : yield* decodeCursor(options.cursor)
+    const found = yield* readMatching(startAfter).pipe(Stream.take(limit), Stream.runCollect)
     const tasks = [...found]
     const last = tasks.at(-1)
     return {

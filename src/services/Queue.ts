@@ -146,12 +146,34 @@ export interface ListTasksOptions {
   readonly shard?: string | undefined
   /** Most tasks to return (default 100, at most 1000). */
   readonly limit?: number | undefined
-  /** The `cursor` of the previous page. */
+  /** The `cursor` of the previous page (of the same sort). */
   readonly cursor?: string | undefined
+  /**
+   * The order: `key` (default: storage order, read page by page), or `created` / `updated`
+   * (newest first) and `created-asc` (oldest first), which read every task under the prefix to
+   * sort them and report how many match (`TaskPage.matched`).
+   */
+  readonly sort?: ListSort | undefined
 }
 
 /**
- * One page of tasks, in key order (shard, then id).
+ * The orders `list` knows.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const listSorts = ["created", "created-asc", "updated", "key"] as const
+
+/**
+ * One of {@link listSorts}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ListSort = typeof listSorts[number]
+
+/**
+ * One page of tasks, in key order (shard, then id), or in the order `sort` asked for.
  *
  * @since 0.1.0
  * @category models
@@ -164,6 +186,8 @@ export interface TaskPage {
   readonly scanned: number
   /** Task objects that did not decode (named by key); they are skipped, not hidden. */
   readonly malformed: ReadonlyArray<MalformedObject>
+  /** How many tasks match the filters in all (before paging); only for a sorted list. */
+  readonly matched?: number | undefined
 }
 
 /**

@@ -134,4 +134,31 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
     expect(cancel.code, cancel.stderr).toBe(0)
     expect(JSON.parse(cancel.stdout)).toEqual([{ task_id: b, outcome: "cancelled" }])
   }, 180_000)
+
+  it("list sorts by creation time, newest first, by default; --sort changes it; the page says how many match", async () => {
+    const env = envFor(s)
+    const submit = submitWith(env)
+    const ids: Array<string> = []
+    for (let i = 0; i < 3; i++) ids.push(await submit("sorted", "{}"))
+    const [first, second, third] = ids as [string, string, string]
+    const ofPage = (r: { stdout: string }) => JSON.parse(r.stdout) as { tasks: Array<{ id: string }>; cursor: string | null; matched: number }
+
+    const page1 = ofPage(await runCli(["list", "--limit", "2", "--json"], { env }))
+    expect(page1.tasks.map((t) => t.id)).toEqual([third, second])
+    expect(page1.matched).toBe(3)
+    expect(page1.cursor).not.toBeNull()
+    const page2 = ofPage(await runCli(["list", "--limit", "2", "--cursor", page1.cursor!, "--json"], { env }))
+    expect(page2.tasks.map((t) => t.id)).toEqual([first])
+    expect(page2.cursor).toBeNull()
+
+    const oldest = ofPage(await runCli(["list", "--sort", "created-asc", "--json"], { env }))
+    expect(oldest.tasks.map((t) => t.id)).toEqual([first, second, third])
+
+    const human = await runCli(["list", "--limit", "1"], { env })
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout).toContain("1 task(s) of 3 matching")
+
+    const bad = await runCli(["list", "--sort", "sideways"], { env })
+    expect(bad.code).toBe(2)
+  }, 180_000)
 })
