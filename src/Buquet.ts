@@ -14,6 +14,7 @@
  *
  * @module
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { InvalidConfig } from "./domain/ConfigFile.js"
 import type { InvalidArgument } from "./domain/QueueError.js"
@@ -220,7 +221,7 @@ export const layerFromConfig = (
   inputs: ConfigInputs = {}
 ): Layer.Layer<BuquetServices | BuquetConfig, BuquetLayerError | InvalidConfig> =>
   Layer.unwrapEffect(
-    Effect.map(ConfigLayer.resolveConfig(inputs), (config) =>
+    Effect.map(ConfigLayer.resolveConfig(inputs).pipe(Effect.provide(NodeFileSystem.layer)), (config) =>
       Layer.merge(
         layerFromSettings(config.storage, { shardPrefixLen: config.shardPrefixLen }),
         Layer.succeed(BuquetConfig, config)

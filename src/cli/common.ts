@@ -6,6 +6,7 @@
  * @module
  */
 import { Options } from "@effect/cli"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Console, Effect, Either, Layer, Option, Schema } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
@@ -78,7 +79,10 @@ export const resolveConfig = (
   g: Globals,
   settingFlags?: ReadonlyMap<string, string>
 ): Effect.Effect<ResolvedConfig, CliError> =>
-  ConfigLayer.resolveConfig(configInputs(g, settingFlags)).pipe(Effect.mapError((e) => usageError(e.message)))
+  ConfigLayer.resolveConfig(configInputs(g, settingFlags)).pipe(
+    Effect.provide(NodeFileSystem.layer),
+    Effect.mapError((e) => usageError(e.message))
+  )
 
 /** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
 export const stderrLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))

@@ -12,7 +12,6 @@
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from "effect"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
@@ -347,13 +346,15 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
 })
 
 /**
- * Resolves the configuration with the Node file system.
+ * Resolves the configuration, reading the config files through the `FileSystem` in context (the
+ * composition roots — `Buquet.layerFromConfig`, the CLI, the Promise facade — provide Node's).
  *
  * @since 0.1.0
  * @category utils
  */
-export const resolveConfig = (inputs: ConfigInputs = {}): Effect.Effect<ResolvedConfig, InvalidConfig> =>
-  resolve_(inputs).pipe(Effect.provide(NodeFileSystem.layer))
+export const resolveConfig = (
+  inputs: ConfigInputs = {}
+): Effect.Effect<ResolvedConfig, InvalidConfig, FileSystem.FileSystem> => resolve_(inputs)
 
 /**
  * The {@link BuquetConfig} service, resolved from `inputs`, the environment and the config files.
@@ -361,7 +362,7 @@ export const resolveConfig = (inputs: ConfigInputs = {}): Effect.Effect<Resolved
  * @since 0.1.0
  * @category layers
  */
-export const layer = (inputs: ConfigInputs = {}): Layer.Layer<BuquetConfig, InvalidConfig> =>
+export const layer = (inputs: ConfigInputs = {}): Layer.Layer<BuquetConfig, InvalidConfig, FileSystem.FileSystem> =>
   Layer.effect(BuquetConfig, resolveConfig(inputs))
 
 /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
@@ -250,7 +251,7 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
         profile: options.profile,
         configFile: options.configFile,
         cwd: options.cwd
-      })
+      }).pipe(Effect.provide(NodeFileSystem.layer))
       if (config.storage._tag === "File" && config.storage.implicit && options.quiet !== true) {
         yield* Effect.sync(() =>
           process.stderr.write(
