@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Args, Command, CommandDescriptor, ValidationError } from "@effect/cli"
+import { Args, CliConfig, Command, CommandDescriptor, ValidationError } from "@effect/cli"
+import { cleanHelp, helpColor } from "./help.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
@@ -70,7 +71,9 @@ export const root = Command.make("buquet").pipe(
 )
 completionTarget.descriptor = root.descriptor
 
-const cli = Command.run(root, { name: "buquet", version })
+const cli = (argv: ReadonlyArray<string>) =>
+  // no built-in options (--wizard, --completions, --log-level) in every command's help
+  Command.run(root, { name: "buquet", version })(argv).pipe(Effect.provide(CliConfig.layer({ showBuiltIns: false })))
 
 // eslint-disable-next-line no-control-regex
 const stripAnsi = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
@@ -107,15 +110,19 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
     // whether the command already printed on stdout: with --json, its document is then the only one
     let printed = false
     const console = yield* Effect.console
+    const help = argv.slice(2).some((a) => a === "--help" || a === "-h")
+    const color = helpColor()
+    const helpText = (a: unknown) => (typeof a === "string" ? cleanHelp(a, color) : a)
     const capturing: typeof console = {
       ...console,
-      log: (...args: ReadonlyArray<unknown>) => Effect.zipRight(Effect.sync(() => void (printed = true)), console.log(...args)),
+      log: (...args: ReadonlyArray<unknown>) =>
+        Effect.zipRight(Effect.sync(() => void (printed = true)), console.log(...(help ? args.map(helpText) : args))),
       error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void captured.push(args.map(String).join(" "))),
       unsafe: {
         ...console.unsafe,
         log: (...args: ReadonlyArray<unknown>) => {
           printed = true
-          console.unsafe.log(...args)
+          console.unsafe.log(...(help ? args.map(helpText) : args))
         },
         error: (...args: ReadonlyArray<unknown>) => void captured.push(args.map(String).join(" "))
       }
