@@ -4,7 +4,7 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Console, Effect, Either, Option, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
@@ -12,7 +12,7 @@ import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/Task
 import { decodeWorkerRecordAt, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
-import { globalOptions, operationalError, parseJsonArg, printJson, reportSkipped, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, operationalError, parseJsonArg, printJson, printLine, reportSkipped, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
 
 
@@ -35,7 +35,7 @@ const pauseCommand = (name: "pause" | "resume") =>
         const queue = yield* Queue
         const type = Option.getOrUndefined(o.taskType)
         const state = name === "pause" ? yield* queue.pause(type) : yield* queue.resume(type)
-        yield* o.json ? printJson(pauseJson(state)) : Console.log(describePause(state))
+        yield* o.json ? printJson(pauseJson(state)) : printLine(describePause(state))
       })
     ).pipe(toCliError)).pipe(
       Command.withDescription(name === "pause" ? "stop claiming tasks (all, or one type)" : "resume claiming tasks")
@@ -62,7 +62,7 @@ const schemaPublish = Command.make(
         Effect.mapError(() => usageError(`${o.file} must hold an object with optional "input" and "output" JSON Schemas`))
       )
       yield* withStack(o, Effect.flatMap(Queue, (q) => q.publishSchema(o.taskType, schemas)))
-      yield* o.json ? printJson({ task_type: o.taskType, published: true }) : Console.log(`Schema of ${o.taskType} published`)
+      yield* o.json ? printJson({ task_type: o.taskType, published: true }) : printLine(`Schema of ${o.taskType} published`)
     }).pipe(toCliError)
 )
 
@@ -81,13 +81,13 @@ const schemaList = Command.make("list", globalOptions, (o) =>
     o,
     Effect.gen(function*() {
       const types = yield* (yield* Queue).listSchemas
-      yield* o.json ? printJson(types) : Console.log(types.length === 0 ? "no schemas published" : types.join("\n"))
+      yield* o.json ? printJson(types) : printLine(types.length === 0 ? "no schemas published" : types.join("\n"))
     })
   ).pipe(toCliError))
 
 const schemaDelete = Command.make("delete", { ...globalOptions, taskType: typeArg }, (o) =>
   withStack(o, Effect.flatMap(Queue, (q) => q.deleteSchema(o.taskType))).pipe(
-    Effect.zipRight(o.json ? printJson({ task_type: o.taskType, deleted: true }) : Console.log(`Schema of ${o.taskType} deleted`)),
+    Effect.zipRight(o.json ? printJson({ task_type: o.taskType, deleted: true }) : printLine(`Schema of ${o.taskType} deleted`)),
     toCliError
   ))
 
@@ -115,7 +115,7 @@ const schemaValidate = Command.make(
           )
         })
       )
-      yield* o.json ? printJson({ task_type: o.taskType, which, valid: true }) : Console.log(`✓ the ${which} matches the schema of ${o.taskType}`)
+      yield* o.json ? printJson({ task_type: o.taskType, which, valid: true }) : printLine(`✓ the ${which} matches the schema of ${o.taskType}`)
     }).pipe(toCliError)
 )
 
@@ -151,7 +151,7 @@ export const workers = Command.make("workers", globalOptions, (o) =>
       if (o.json) {
         return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerView)(r), healthy: isHealthyAt(r, now) })))
       }
-      yield* Console.log(records.length === 0 ? "no workers registered" : table(
+      yield* printLine(records.length === 0 ? "no workers registered" : table(
         ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED"],
         records.map((r) => [
           r.workerId,

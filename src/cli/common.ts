@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { terminalSafe } from "./format.js"
 import { Options } from "@effect/cli"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Console, Effect, Either, Layer, Option, Schema } from "effect"
@@ -85,7 +86,11 @@ export const resolveConfig = (
   )
 
 /** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
-export const stderrLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
+export const stderrLine = (line: string): Effect.Effect<void> =>
+  Effect.sync(() => void process.stderr.write(`${terminalSafe(line)}\n`))
+
+/** Writes one line (or several) to stdout, escaped with {@link terminalSafe}: the only way commands print. */
+export const printLine = (text: string): Effect.Effect<void> => Console.log(terminalSafe(text))
 
 /**
  * Says on stderr which stored objects a listing left out because they could not be decoded (one
@@ -134,7 +139,7 @@ export const withStack = <A, E, R>(
   }) as Effect.Effect<A, E | CliError, Exclude<R, BuquetServices | BuquetConfig>>
 
 /** Prints a value as JSON on stdout. */
-export const printJson = (value: unknown): Effect.Effect<void> => Console.log(JSON.stringify(value, null, 2))
+export const printJson = (value: unknown): Effect.Effect<void> => printLine(JSON.stringify(value, null, 2))
 
 /** Collects the setting flags a command was given: `[path, value]` pairs whose value is present. */
 export const settingFlags = (

@@ -5,9 +5,9 @@
  * @module
  */
 import { Command } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Effect } from "effect"
 import { settingsByPath } from "../domain/ConfigModel.js"
-import { globalOptions, printJson, resolveConfig, toCliError } from "./common.js"
+import { globalOptions, printJson, printLine, resolveConfig, toCliError } from "./common.js"
 import { table } from "./format.js"
 
 /** A setting's value as shown: secrets (the dashboard token) only say that they are set. */
@@ -28,12 +28,12 @@ const show = Command.make("show", globalOptions, (o) =>
         settings: config.settings.map((s) => ({ key: s.path, value: shown(s.path, s.value) ?? null, source: s.source, origin: s.origin ?? null }))
       })
     }
-    yield* Console.log(table(
+    yield* printLine(table(
       ["SETTING", "VALUE", "FROM"],
       config.settings.map((s) => [s.path, shown(s.path, s.value) ?? "(unset)", s.origin === undefined ? s.source : `${s.source}: ${s.origin}`])
     ))
     const st = config.storage
-    yield* Console.log(
+    yield* printLine(
       `\nstorage: ${st._tag === "S3" ? `s3://${st.bucket}${st.endpoint === undefined ? "" : ` at ${st.endpoint}`}` : st._tag === "File" ? `file://${st.directory}${st.implicit ? " (embedded default: no bucket configured)" : ""}` : "memory"}`
     )
   }).pipe(toCliError)).pipe(Command.withDescription("show the resolved settings and where each came from"))
@@ -44,15 +44,15 @@ const validate = Command.make("validate", globalOptions, (o) =>
     const files = config.files.filter((f) => f.found).map((f) => f.path)
     yield* o.json
       ? printJson({ valid: true, files })
-      : Console.log(`✓ configuration is valid (${files.length === 0 ? "no config files" : `files: ${files.join(", ")}`})`)
+      : printLine(`✓ configuration is valid (${files.length === 0 ? "no config files" : `files: ${files.join(", ")}`})`)
   }).pipe(toCliError)).pipe(Command.withDescription("check the config files and environment"))
 
 const paths = Command.make("paths", globalOptions, (o) =>
   Effect.gen(function*() {
     const config = yield* resolveConfig(o)
     if (o.json) return yield* printJson(config.files.map((f) => ({ path: f.path, role: f.role, found: f.found })))
-    yield* Console.log(config.files.map((f) => `${f.role.padEnd(8)}  ${f.found ? "found  " : "missing"}  ${f.path}`).join("\n"))
-    yield* Console.log("(later files override earlier ones; environment and flags override files)")
+    yield* printLine(config.files.map((f) => `${f.role.padEnd(8)}  ${f.found ? "found  " : "missing"}  ${f.path}`).join("\n"))
+    yield* printLine("(later files override earlier ones; environment and flags override files)")
   }).pipe(toCliError)).pipe(Command.withDescription("list the config files buquet reads"))
 
 /** `buquet config show|validate|paths`. */

@@ -5,10 +5,10 @@
  * @module
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Effect } from "effect"
 import { layerStorage } from "../Buquet.js"
 import * as Doctor from "../programs/Doctor.js"
-import { globalOptions, operationalError, printJson, resolveConfig, toCliError } from "./common.js"
+import { globalOptions, operationalError, printJson, printLine, resolveConfig, toCliError } from "./common.js"
 
 const mark = { ok: "✓", warn: "⚠", fail: "✗" } as const
 
@@ -24,7 +24,7 @@ export const doctor = Command.make("doctor", {
     const config = yield* resolveConfig(o)
     const report = yield* Doctor.run(config, layerStorage(config.storage))
     if (o.json) yield* printJson(report)
-    else yield* Console.log(report.checks.map((c) => `${mark[c.status]} ${c.name}: ${c.detail}`).join("\n"))
+    else yield* printLine(report.checks.map((c) => `${mark[c.status]} ${c.name}: ${c.detail}`).join("\n"))
     if (!report.ok) {
       const first = report.checks.find((c) => c.status === "fail")!
       return yield* operationalError(`doctor found a problem (${first.name}); fix the ✗ items above and run it again`)

@@ -7,6 +7,24 @@ import { DateTime, Schema } from "effect"
 import { lastErrorStack, Task } from "../domain/Task.js"
 import type { TaskEvent } from "../domain/Task.js"
 
+/**
+ * Characters that must never reach a terminal raw from stored data: C0 controls but tab and line
+ * feed (ESC starts terminal commands, CR and BS overwrite text, BEL rings), DEL, C1 controls
+ * (0x9B is a one-byte CSI on some terminals), and the bidirectional and invisible format characters
+ * that reorder or hide text (U+061C, U+200B–U+200F, U+202A–U+202E, U+2028/2029, U+2066–U+2069,
+ * U+FEFF).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const unsafeForTerminal = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g
+
+/**
+ * Makes text safe to print on a terminal: every character of {@link unsafeForTerminal} becomes a
+ * visible `\uXXXX`. Every human-readable line the CLI prints goes through it; a JSON document stays
+ * valid JSON (inside strings `\uXXXX` is the same character, and JSON has none of them elsewhere).
+ */
+export const terminalSafe = (text: string): string =>
+  text.replace(unsafeForTerminal, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
 /** A task in its stored JSON form (what `--json` prints). */
 export const taskJson = (task: Task): unknown => Schema.encodeSync(Task)(task)
 

@@ -136,7 +136,8 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
     const json = args.includes("--json")
     const command = args.filter((a) => !a.startsWith("-")).slice(0, 2)
     if (Exit.isSuccess(exit)) {
-      if (captured.length > 0) yield* stderrLine(captured.join("\n"))
+      // the parser's own text (from the command line, not from the store): as it was
+      if (captured.length > 0) yield* Effect.sync(() => void process.stderr.write(`${captured.join("\n")}\n`))
       return 0
     }
     const failure = Cause.failureOption(exit.cause)

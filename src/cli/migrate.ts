@@ -6,9 +6,9 @@
  * @module
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Effect } from "effect"
 import * as Migrate from "../programs/MigrateShards.js"
-import { globalOptions, operationalError, printJson, stderrLine, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, operationalError, printJson, printLine, stderrLine, toCliError, usageError, withStack } from "./common.js"
 
 const bar = (done: number, total: number): string => {
   const width = 30
@@ -44,7 +44,7 @@ export const migrateShards = Command.make(
             if (o.json) {
               return yield* printJson({ dry_run: true, from: o.from, to: o.to, tasks: plan.moves.length, old_markers: plan.oldMarkers.length, sample: plan.moves.slice(0, 10) })
             }
-            yield* Console.log(
+            yield* printLine(
               plan.moves.length === 0 && plan.oldMarkers.length === 0
                 ? `nothing to do: no tasks or markers under shard prefix length ${o.from}`
                 : [
@@ -58,7 +58,7 @@ export const migrateShards = Command.make(
           if (plan.moves.length === 0 && plan.oldMarkers.length === 0) {
             return yield* o.json
               ? printJson({ dry_run: false, moved: 0, nothing_to_do: true })
-              : Console.log(`nothing to do: no tasks or markers under shard prefix length ${o.from}`)
+              : printLine(`nothing to do: no tasks or markers under shard prefix length ${o.from}`)
           }
           const tty = process.stderr.isTTY === true
           const result = yield* Migrate.execute(plan, {
@@ -73,7 +73,7 @@ export const migrateShards = Command.make(
           })
           if (tty && !o.json) yield* stderrLine("")
           if (o.json) yield* printJson({ dry_run: false, moved: result.moved, vanished: result.vanished, markers_deleted: result.markersDeleted, records_rewritten: result.recordsRewritten, failed: result.failed })
-          else yield* Console.log(`moved ${result.moved} task(s) from prefix length ${o.from} to ${o.to}; deleted ${result.markersDeleted} old marker(s); rewrote ${result.recordsRewritten} idempotency record(s)${result.vanished > 0 ? `; ${result.vanished} vanished meanwhile` : ""}`)
+          else yield* printLine(`moved ${result.moved} task(s) from prefix length ${o.from} to ${o.to}; deleted ${result.markersDeleted} old marker(s); rewrote ${result.recordsRewritten} idempotency record(s)${result.vanished > 0 ? `; ${result.vanished} vanished meanwhile` : ""}`)
           if (result.failed.length > 0) {
             return yield* operationalError(`${result.failed.length} task(s) could not be moved (first: ${result.failed[0]!.message}); run the command again to finish`)
           }

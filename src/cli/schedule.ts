@@ -5,7 +5,7 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, DateTime, Duration, Effect, Option, Schema } from "effect"
+import { DateTime, Duration, Effect, Option, Schema } from "effect"
 import { Schedule as ScheduleRecord } from "../domain/Schedule.js"
 import type { ScheduleUpdate } from "../domain/Schedule.js"
 import * as SchedulerLoop from "../programs/SchedulerLoop.js"
@@ -16,6 +16,7 @@ import {
   operationalError,
   parseJsonArg,
   printJson,
+  printLine,
   reportSkipped,
   stderrLine,
   toCliError,
@@ -85,7 +86,7 @@ const create = Command.make(
           if (o.json) {
             return yield* printJson({ schedule: scheduleJson(created.schedule), next_runs: created.nextRuns.map(time), scheduler_running: running })
           }
-          yield* Console.log(`Schedule ${o.id} created; next runs: ${created.nextRuns.slice(0, 3).map(time).join(", ") || "never"}`)
+          yield* printLine(`Schedule ${o.id} created; next runs: ${created.nextRuns.slice(0, 3).map(time).join(", ") || "never"}`)
         })
       )
     }).pipe(toCliError)
@@ -99,7 +100,7 @@ const list = Command.make("list", globalOptions, (o) =>
       yield* reportSkipped(malformed)
       if (schedules.length > 0) yield* checkScheduler
       if (o.json) return yield* printJson(schedules.map(scheduleJson))
-      yield* Console.log(schedules.length === 0 ? "no schedules" : table(
+      yield* printLine(schedules.length === 0 ? "no schedules" : table(
         ["ID", "TYPE", "CRON", "TZ", "ENABLED"],
         schedules.map((s) => [s.id, s.taskType, s.cron, s.timezone ?? "UTC", s.enabled ? "yes" : "no"])
       ))
@@ -127,7 +128,7 @@ const show = Command.make("show", { ...globalOptions, id: idArg }, (o) =>
         })
       }
       const s = st.schedule
-      yield* Console.log([
+      yield* printLine([
         `id         ${s.id}`,
         `type       ${s.taskType}`,
         `cron       ${s.cron} (${s.timezone ?? "UTC"})`,
@@ -176,7 +177,7 @@ const update = Command.make(
           const updated = yield* (yield* Scheduler).update(o.id, change)
           yield* o.json
             ? printJson({ schedule: scheduleJson(updated.schedule), next_runs: updated.nextRuns.map(time) })
-            : Console.log(`Schedule ${o.id} updated; next run: ${updated.nextRuns[0] === undefined ? "never" : time(updated.nextRuns[0])}`)
+            : printLine(`Schedule ${o.id} updated; next run: ${updated.nextRuns[0] === undefined ? "never" : time(updated.nextRuns[0])}`)
         })
       )
     }).pipe(toCliError)
@@ -189,7 +190,7 @@ const toggle = (name: "enable" | "disable") =>
       Effect.gen(function*() {
         const scheduler = yield* Scheduler
         const s = name === "enable" ? yield* scheduler.enable(o.id) : yield* scheduler.disable(o.id)
-        yield* o.json ? printJson(scheduleJson(s)) : Console.log(`Schedule ${o.id} ${name}d`)
+        yield* o.json ? printJson(scheduleJson(s)) : printLine(`Schedule ${o.id} ${name}d`)
       })
     ).pipe(toCliError))
 
@@ -199,7 +200,7 @@ const remove = Command.make("delete", { ...globalOptions, id: idArg }, (o) =>
     Effect.gen(function*() {
       const existed = yield* (yield* Scheduler).delete(o.id)
       if (!existed) return yield* operationalError(`schedule ${o.id} does not exist; list them with \`buquet schedule list\``)
-      yield* o.json ? printJson({ id: o.id, deleted: true }) : Console.log(`Schedule ${o.id} deleted`)
+      yield* o.json ? printJson({ id: o.id, deleted: true }) : printLine(`Schedule ${o.id} deleted`)
     })
   ).pipe(toCliError))
 
@@ -208,7 +209,7 @@ const trigger = Command.make("trigger", { ...globalOptions, id: idArg }, (o) =>
     o,
     Effect.gen(function*() {
       const task = yield* (yield* Scheduler).triggerNow(o.id)
-      yield* o.json ? printJson({ schedule_id: o.id, task_id: task.id }) : Console.log(`Schedule ${o.id} triggered: task ${task.id}`)
+      yield* o.json ? printJson({ schedule_id: o.id, task_id: task.id }) : printLine(`Schedule ${o.id} triggered: task ${task.id}`)
     })
   ).pipe(toCliError))
 
@@ -235,8 +236,8 @@ const run = Command.make(
           onPass: (report) =>
             Effect.forEach(report.fired, (f) =>
               o.json
-                ? Console.log(JSON.stringify({ schedule_id: f.scheduleId, instant: time(f.instant), task_id: f.taskId, catch_up: f.catchUp }))
-                : Console.log(`${time(f.instant)}  ${f.scheduleId}  → task ${f.taskId}${f.catchUp ? " (catch-up)" : ""}`), { discard: true })
+                ? printLine(JSON.stringify({ schedule_id: f.scheduleId, instant: time(f.instant), task_id: f.taskId, catch_up: f.catchUp }))
+                : printLine(`${time(f.instant)}  ${f.scheduleId}  → task ${f.taskId}${f.catchUp ? " (catch-up)" : ""}`), { discard: true })
         }))
       })
     )

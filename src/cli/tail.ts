@@ -4,10 +4,10 @@
  * @module
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Duration, Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import { allStatuses } from "../domain/TaskStatus.js"
 import * as Tail from "../programs/Tail.js"
-import { globalOptions, parseStatusArg, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, parseStatusArg, printLine, toCliError, usageError, withStack } from "./common.js"
 import { time } from "./format.js"
 import { untilStopRequested } from "./stop.js"
 
@@ -38,7 +38,7 @@ export const tail = Command.make(
         o,
         untilStopRequested(Stream.runForEach(limited, (c) =>
           o.json
-            ? Console.log(JSON.stringify({
+            ? printLine(JSON.stringify({
               observed_at: time(c.observedAt),
               task_id: c.taskId,
               task_type: c.taskType,
@@ -49,7 +49,7 @@ export const tail = Command.make(
               error: c.error,
               progress: c.progress
             }))
-            : Console.log(`${time(c.observedAt)}  ${c.taskId}  ${c.taskType}  ${c.from ?? "(new)"} → ${c.to}${c.error === null || c.to !== "failed" && c.to !== "pending" ? "" : `  (${c.error})`}`)))
+            : printLine(`${time(c.observedAt)}  ${c.taskId}  ${c.taskType}  ${c.from ?? "(new)"} → ${c.to}${c.error === null || c.to !== "failed" && c.to !== "pending" ? "" : `  (${c.error})`}`)))
       )
     }).pipe(toCliError)
 ).pipe(Command.withDescription("stream task changes as they happen"))

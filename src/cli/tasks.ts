@@ -5,26 +5,14 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Duration, Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskNotFound } from "../domain/TaskErrors.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import { Queue } from "../services/Queue.js"
 import { listSorts } from "../services/Queue.js"
 import type { CancelManyResult } from "../services/Queue.js"
-import {
-  globalOptions,
-  operationalError,
-  parseDurationArg,
-  parseInstantArg,
-  parseJsonArg,
-  parseStatusArg,
-  printJson,
-  reportSkipped,
-  toCliError,
-  usageError,
-  withStack
-} from "./common.js"
+import { globalOptions, operationalError, parseDurationArg, parseInstantArg, parseJsonArg, parseStatusArg, printJson, printLine, reportSkipped, toCliError, usageError, withStack } from "./common.js"
 import type { Globals } from "./common.js"
 import { resolveIdArg } from "./ids.js"
 import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
@@ -84,7 +72,7 @@ export const submit = Command.make("submit", submitOptions, (o) =>
         if (o.json) return yield* printJson(taskJson(task))
         const when = task.availableAt > task.createdAt ? ` (runs at ${time(task.availableAt)})` : ""
         const expiry = task.expiresAt === undefined ? "" : ` (expires at ${time(task.expiresAt)})`
-        yield* Console.log(`Task submitted: ${task.id}${when}${expiry}`)
+        yield* printLine(`Task submitted: ${task.id}${when}${expiry}`)
       })
     )
   }).pipe(toCliError)).pipe(Command.withDescription("submit a task"))
@@ -102,7 +90,7 @@ const getHandler = (o: Globals & { readonly taskId: string }) =>
       if (o.json) return yield* printJson(taskJson(task))
       const input = yield* queue.loadInput(task)
       const output = yield* queue.loadOutput(task)
-      yield* Console.log(describeTask(task, input, output))
+      yield* printLine(describeTask(task, input, output))
     })
   ).pipe(toCliError)
 
@@ -135,10 +123,10 @@ export const history = Command.make("history", { ...globalOptions, taskId }, (o)
           }))
         })
       }
-      yield* Console.log(h.events.length === 0 ? "no transitions recorded" : h.events.map(describeEvent).join("\n"))
+      yield* printLine(h.events.length === 0 ? "no transitions recorded" : h.events.map(describeEvent).join("\n"))
       if (h.versions.length > 0) {
-        yield* Console.log(`\n${h.versions.length} stored versions (newest first):`)
-        yield* Console.log(h.versions.map((v, i) => `  ${i + 1}. ${v.task?.status ?? "(deleted)"} at ${time(v.lastModified)}`).join("\n"))
+        yield* printLine(`\n${h.versions.length} stored versions (newest first):`)
+        yield* printLine(h.versions.map((v, i) => `  ${i + 1}. ${v.task?.status ?? "(deleted)"} at ${time(v.lastModified)}`).join("\n"))
       }
     })
   ).pipe(toCliError)).pipe(Command.withDescription("show a task's transitions"))
@@ -189,14 +177,14 @@ export const list = Command.make(
               malformed: page.malformed.map((m) => ({ key: m.key, message: m.message }))
             })
           }
-          yield* Console.log(
+          yield* printLine(
             table(
               ["ID", "TYPE", "STATUS", "ATTEMPT", "CREATED", "UPDATED"],
               page.tasks.map((t) => [t.id, t.taskType, t.status, String(t.attempt), time(t.createdAt), time(t.updatedAt)])
             )
           )
           const of = page.matched === undefined ? "" : ` of ${page.matched} matching`
-          yield* Console.log(`${page.tasks.length} task(s)${of}${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
+          yield* printLine(`${page.tasks.length} task(s)${of}${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
           yield* reportSkipped(page.malformed)
         })
       )
@@ -239,7 +227,7 @@ export const cancel = Command.make(
             : { task_id: r.taskId, outcome: "error", error: r.error.message }
         ))
       } else {
-        yield* Console.log(results.length === 0 ? "nothing to cancel" : results.map(describeCancel).join("\n"))
+        yield* printLine(results.length === 0 ? "nothing to cancel" : results.map(describeCancel).join("\n"))
       }
       const failed = results.filter((r) => r._tag === "Failed")
       const missing = results.filter((r) => r._tag === "Done" && r.outcome === "not_found").map((r) => r.taskId)
@@ -265,7 +253,7 @@ export const replay = Command.make("replay", { ...globalOptions, taskId }, (o) =
     o,
     Effect.gen(function*() {
       const task = yield* (yield* Queue).replay(yield* resolveIdArg(o.taskId))
-      yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} replayed: ${task.status}`)
+      yield* o.json ? printJson(taskJson(task)) : printLine(`Task ${task.id} replayed: ${task.status}`)
     })
   ).pipe(toCliError)).pipe(Command.withDescription("run a failed, cancelled or expired task again"))
 
@@ -275,6 +263,6 @@ export const archive = Command.make("archive", { ...globalOptions, taskId }, (o)
     o,
     Effect.gen(function*() {
       const task = yield* (yield* Queue).archive(yield* resolveIdArg(o.taskId))
-      yield* o.json ? printJson(taskJson(task)) : Console.log(`Task ${task.id} archived`)
+      yield* o.json ? printJson(taskJson(task)) : printLine(`Task ${task.id} archived`)
     })
   ).pipe(toCliError)).pipe(Command.withDescription("archive a finished task"))
