@@ -203,6 +203,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   /** Per shard, the fingerprint of its stored checkpoint as this process last wrote or read it. */
   const printed = new Map<string, string>()
   let evictions = 0
+  const checkpointLock = yield* Effect.makeSemaphore(1)
 
   const loadCheckpoint = (shard: string) =>
     Effect.gen(function*() {
@@ -344,10 +345,16 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       if ((cached === undefined || cached.etag !== meta.etag) && p.shard !== undefined) {
         // behind the memory cache: the shard's checkpoint (one GET per shard and pass, on the first miss)
         // (not needed while the memory cache holds everything this process checkpointed itself)
-        if (p.ckpt.stored === undefined) {
-          p.ckpt.stored = printed.has(p.shard) && evictions === 0 ? new Map() : yield* loadCheckpoint(p.shard)
-        }
-        const e = p.ckpt.stored.get(taskId)
+        // under a lock: the tasks of a page are handled concurrently, and every fiber that misses
+        // before the first load lands would otherwise GET the same checkpoint again
+        const shard = p.shard
+        const stored = yield* checkpointLock.withPermits(1)(Effect.gen(function*() {
+          if (p.ckpt.stored === undefined) {
+            p.ckpt.stored = printed.has(shard) && evictions === 0 ? new Map() : yield* loadCheckpoint(shard)
+          }
+          return p.ckpt.stored
+        }))
+        const e = stored.get(taskId)
         if (e !== undefined && e.e === meta.etag) {
           cached = { etag: e.e, status: e.s, updatedAt: e.u, heldUntil: e.h, refs: e.r }
           remember(key, cached)
