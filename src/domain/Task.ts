@@ -122,7 +122,7 @@ export const taskKeyProblem = (task: Task, key: string): string | undefined => {
   const named = parseTaskKey(key)
   if (named === undefined) return `${key} is not a task key (tasks/{shard}/{uuid}.json)`
   if (task.id !== named.taskId) return `its id ${shown(task.id)} is not the id its key names (${named.taskId})`
-  if (task.shard !== named.shard) return `its shard ${shown(task.shard)} is not the shard its key names (${named.shard})`
+  if (task.shard !== named.shard && !isShardOfId(task.shard, task.id)) return `its shard ${shown(task.shard)} is not the shard its key names (${named.shard})`
   if (task.inputRef !== undefined && task.inputRef !== payloadKey(task.id, "input")) {
     return `its input_ref ${shown(task.inputRef)} is not this task's input payload (${payloadKey(task.id, "input")})`
   }
@@ -133,8 +133,19 @@ export const taskKeyProblem = (task: Task, key: string): string | undefined => {
 }
 
 /**
+ * Whether `shard` is the shard of `taskId` at some prefix length (1–4): what a task moved by the
+ * reference's `migrate-shards` still says in its body (that tool copies the object to the new key
+ * without rewriting the `shard` field).
+ */
+const isShardOfId = (shard: string, taskId: string): boolean =>
+  /^[0-9a-f]{1,4}$/.test(shard) && taskId.replace(/-/g, "").startsWith(shard)
+
+/**
  * Decodes the task object stored at `key` and checks it against the key ({@link taskKeyProblem}):
  * a planted or mangled body is a `MalformedObject` naming the key, never a task with another id.
+ * A body whose `shard` is its id's shard at another prefix length (a task the reference's
+ * migration moved) is the task at its key: its shard is taken from the key, so every key built
+ * from it, and the body written back at the next transition, follows the key.
  *
  * @since 0.1.0
  * @category codecs
@@ -142,9 +153,9 @@ export const taskKeyProblem = (task: Task, key: string): string | undefined => {
 export const decodeTask = (key: string, body: Uint8Array): Effect.Effect<Task, MalformedObject> =>
   Effect.flatMap(decodeObject(Task, key, body), (task) => {
     const problem = taskKeyProblem(task, key)
-    return problem === undefined
-      ? Effect.succeed(task)
-      : Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
+    if (problem !== undefined) return Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
+    const shard = parseTaskKey(key)!.shard
+    return Effect.succeed(task.shard === shard ? task : new Task({ ...task, shard }))
   })
 
 /**
