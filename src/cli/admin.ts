@@ -152,14 +152,17 @@ export const workers = Command.make("workers", globalOptions, (o) =>
         return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerView)(r), healthy: isHealthyAt(r, now) })))
       }
       yield* printLine(records.length === 0 ? "no workers registered" : table(
-        ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED"],
+        ["WORKER", "HEALTH", "HEARTBEAT", "RUNNING", "DONE", "FAILED", "VERSION", "TYPES"],
         records.map((r) => [
           r.workerId,
           isHealthyAt(r, now) ? "healthy" : r.status === "stopping" ? "stopping" : "stale",
           time(r.lastHeartbeat),
           String(r.currentTasks?.length ?? (r.currentTask === undefined ? 0 : 1)),
           String(r.tasksCompleted),
-          String(r.tasksFailed)
+          String(r.tasksFailed),
+          r.buquetVersion ?? "-",
+          // an older worker's record does not list its types: unknown, not none
+          r.taskTypes === undefined ? "unknown" : r.taskTypes.join(",")
         ])
       ))
     })

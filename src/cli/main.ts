@@ -20,9 +20,10 @@ import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
 import { closest } from "./suggest.js"
 import { referenceRefusal } from "./reference.js"
+import { buquetVersion } from "../domain/Version.js"
 
 /** The version printed by `--version`. */
-export const version = "0.1.0"
+export const version = buquetVersion
 
 // The completions command needs the root's descriptor, which exists only once the root is built.
 const completionTarget: { descriptor?: CommandDescriptor.Command<unknown> } = {}

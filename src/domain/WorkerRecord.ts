@@ -1,7 +1,9 @@
 /**
  * The worker record `workers/{worker_id}.json`: the reference's fields (`worker_id`,
  * `started_at`, `last_heartbeat`, `shards`, `current_task`, `tasks_completed`, `tasks_failed`)
- * plus ours (every current task, more counters, concurrency, host and pid). Written by the
+ * plus ours (every current task, more counters, concurrency, the task types it handles, its
+ * buquet version, host and pid). Fields are only ever added, never renamed, so the reference and
+ * older readers keep reading the records. Written by the
  * worker's heartbeat fiber; deleted when the worker stops.
  *
  * @module
@@ -29,7 +31,10 @@ export class WorkerRecord extends Schema.Class<WorkerRecord>("WorkerRecord")({
   tasksRescheduled: optionalField(Schema.NonNegativeInt, "tasks_rescheduled"),
   tasksCancelled: optionalField(Schema.NonNegativeInt, "tasks_cancelled"),
   concurrency: optionalField(Schema.Int, "concurrency"),
+  /** The task types it has handlers for (sorted); what "no live worker handles this type" is judged by. */
   taskTypes: optionalField(Schema.Array(Schema.String), "task_types"),
+  /** The buquet version the worker runs (absent in records of older workers and the reference's). */
+  buquetVersion: optionalField(Schema.String, "buquet_version"),
   hostname: optionalField(Schema.String, "hostname"),
   pid: optionalField(Schema.Int, "pid"),
   status: optionalField(Schema.Literal("running", "stopping"), "status")
@@ -51,6 +56,12 @@ export class WorkerView extends Schema.Class<WorkerView>("WorkerView")({
   tasksRetried: nullableField(Schema.Number, "tasks_retried"),
   tasksCancelled: nullableField(Schema.Number, "tasks_cancelled"),
   concurrency: nullableField(Schema.Number, "concurrency"),
+  /**
+   * The task types it handles; absent in records of older workers and the reference's, whose
+   * types are therefore unknown (never "none").
+   */
+  taskTypes: nullableField(Schema.Array(Schema.String), "task_types"),
+  buquetVersion: nullableField(Schema.String, "buquet_version"),
   hostname: nullableField(Schema.String, "hostname"),
   status: nullableField(Schema.String, "status")
 }) {}

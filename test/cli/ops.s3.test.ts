@@ -82,12 +82,15 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
       // the idle heartbeat is a minute; the counters must be there within a few seconds of the settle
       const record = await eventually(async () => {
         const r = await runCli(["workers", "--json"], { env })
-        const rows = JSON.parse(r.stdout) as Array<{ worker_id: string; tasks_completed: number }>
+        const rows = JSON.parse(r.stdout) as Array<{ worker_id: string; tasks_completed: number; task_types?: Array<string>; buquet_version?: string }>
         return rows.find((w) => w.worker_id === "w-ops" && w.tasks_completed === 2)
       }, "the worker record to count two completions", 5, 1000)
       expect(record.tasks_completed).toBe(2)
+      // the record says what the worker handles and runs (issue 20 item 1)
+      expect(record.task_types).toEqual(["add", "boom"])
+      expect(record.buquet_version).toMatch(/^\d+\.\d+\.\d+/)
       const table = await runCli(["workers"], { env })
-      expect(table.stdout).toMatch(/w-ops\s+healthy\s+\S+\s+0\s+2\s+0/)
+      expect(table.stdout).toMatch(/w-ops\s+healthy\s+\S+\s+0\s+2\s+0\s+\S+\s+add,boom/)
     } finally {
       worker.signal("SIGTERM")
       await worker.exited

@@ -203,7 +203,15 @@ describe("Dashboard workers and schedules", () => {
       const now = yield* stack.clock.now
       const at = (minutesAgo: number) => DateTime.formatIso(DateTime.subtract(now, { minutes: minutesAgo }))
       const base = { started_at: at(9), shards: [], tasks_completed: 7, tasks_failed: 2 }
-      yield* put("workers/w-live.json", { ...base, worker_id: "w-live", last_heartbeat: at(1), current_task: "t1", current_tasks: ["t1", "t2"] })
+      yield* put("workers/w-live.json", {
+        ...base,
+        worker_id: "w-live",
+        last_heartbeat: at(1),
+        current_task: "t1",
+        current_tasks: ["t1", "t2"],
+        task_types: ["resize", "send_email"],
+        buquet_version: "9.9.9"
+      })
       yield* put("workers/w-dead.json", { ...base, worker_id: "w-dead", last_heartbeat: at(4), current_task: null })
       // a stored record whose id is not a worker id is malformed: left out of the list, never rendered raw
       yield* put("workers/w-bad.json", { ...base, worker_id: "w-<bad>", last_heartbeat: at(1), current_task: null })
@@ -217,13 +225,18 @@ describe("Dashboard workers and schedules", () => {
         updated_at: at(9)
       })
       const dash = yield* startDashboard(stack)
-      const workers = JSON.parse((yield* request(`${dash.url}/api/v1/workers`)).text) as Array<{ worker_id: string; healthy: boolean; current_tasks: Array<string> }>
+      const workers = JSON.parse((yield* request(`${dash.url}/api/v1/workers`)).text) as Array<
+        { worker_id: string; healthy: boolean; current_tasks: Array<string>; task_types: Array<string> | null; buquet_version: string | null }
+      >
       expect(workers.map((w) => [w.worker_id, w.healthy])).toEqual([["w-dead", false], ["w-live", true]])
       expect(workers[1]!.current_tasks).toEqual(["t1", "t2"])
+      // what each handles and runs; a record without the field (an older worker) says null: unknown, not none
+      expect(workers.map((w) => [w.task_types, w.buquet_version])).toEqual([[null, null], [["resize", "send_email"], "9.9.9"]])
       const page = yield* request(`${dash.url}/workers`)
       expect(page.text).toContain("w-dead")
       expect(page.text).not.toContain("w-<bad>")
       expect(page.text).toContain("1 healthy of 2")
+      expect(page.text).toContain("resize send_email")
       const schedules = JSON.parse((yield* request(`${dash.url}/api/v1/schedules`)).text) as Array<{ id: string; next_run_at: string }>
       expect(schedules.map((s) => s.id)).toEqual(["nightly"])
       expect(schedules[0]!.next_run_at).toBe("1970-01-01T03:00:00.000Z")

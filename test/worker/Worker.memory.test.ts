@@ -6,6 +6,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, DateTime, Effect, Fiber, Option, Ref, Stream, TestClock } from "effect"
 import { PermanentError, RescheduleError, RetryableError } from "../../src/domain/HandlerErrors.js"
 import { workerKey } from "../../src/domain/Keys.js"
+import { decodeWorkerRecordAt, WorkerView } from "../../src/domain/WorkerRecord.js"
+import { readFileSync } from "node:fs"
+import { hostname } from "node:os"
+import { join } from "node:path"
 import { TaskType } from "../../src/domain/TaskType.js"
 import { makeSignal } from "../../src/protocol/WakeUp.js"
 import * as Worker from "../../src/programs/Worker.js"
@@ -276,6 +280,30 @@ describe("Worker on MemoryStorage + TestClock", () => {
       expect(released.status).toBe("pending")
       expect(released.retryCount).toBe(0)
       expect(Option.isNone(yield* storage.head(workerKey("w-stop")))).toBe(true)
+    }).pipe(Effect.provide(queueLayer())))
+
+  it.scoped("the worker record lists the task types it handles, its buquet version and host; a record without them still reads", () =>
+    Effect.gen(function*() {
+      const storage = yield* Storage
+      yield* Worker.make({ ...noWake, id: "w-types" }, [
+        Worker.handler("send_email", () => Effect.succeed("ok")),
+        Worker.handler("resize", () => Effect.succeed("ok"))
+      ])
+      const found = yield* storage.get(workerKey("w-types"))
+      const json = JSON.parse(new TextDecoder().decode(Option.getOrThrow(found).body)) as Record<string, unknown>
+      const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string }
+      expect(json["task_types"]).toEqual(["resize", "send_email"])
+      expect(json["buquet_version"]).toBe(pkg.version)
+      expect(json["hostname"]).toBe(hostname())
+      // the reference's fields, unrenamed
+      expect(Object.keys(json)).toEqual(expect.arrayContaining(["worker_id", "started_at", "last_heartbeat", "shards", "current_task", "tasks_completed", "tasks_failed"]))
+      const view = yield* decodeWorkerRecordAt(WorkerView, (w) => w.workerId)("workers/w-types.json", Option.getOrThrow(found).body)
+      expect(view.taskTypes).toEqual(["resize", "send_email"])
+      // a reference (or older) worker's record: its types are unknown, not "none"
+      const { buquet_version: _v, task_types: _t, ...older } = json
+      const oldView = yield* decodeWorkerRecordAt(WorkerView, (w) => w.workerId)("workers/w-types.json", new TextEncoder().encode(JSON.stringify(older)))
+      expect(oldView.taskTypes).toBeUndefined()
+      expect(oldView.buquetVersion).toBeUndefined()
     }).pipe(Effect.provide(queueLayer())))
 
   it.scoped("idle with the wake-up signal: no LIST while nothing changes; a touch wakes it", () =>

@@ -334,11 +334,13 @@ export const workers = (s: Snapshot): Html => {
       w.currentTasks.length === 0 ? html`<span class="muted">idle</span>` : w.currentTasks.map((id) => html`<a class="mono" href="/tasks/${id}">${id.slice(0, 8)}</a> `)
     }</td><td>${w.record.tasksCompleted}</td><td>${w.record.tasksFailed}</td><td>${w.record.tasksRetried ?? "—"}</td><td>${
       w.record.shards.length === 0 ? "all" : w.record.shards.join(" ")
-    }</td><td>${w.record.hostname ?? ""}</td><td>${fmtTime(w.record.startedAt)}</td></tr>`
+    }</td><td>${
+      w.record.taskTypes === undefined ? html`<span class="muted" title="an older worker: its record does not list its types">unknown</span>` : w.record.taskTypes.join(" ")
+    }</td><td>${w.record.buquetVersion ?? ""}</td><td>${w.record.hostname ?? ""}</td><td>${fmtTime(w.record.startedAt)}</td></tr>`
   )
   return html`<h2>Workers <span class="muted">${s.workers.filter((w) => w.healthy).length} healthy of ${s.workers.length}</span></h2>
-<table id="workers"><thead><tr><th>Worker</th><th>Health</th><th>Heartbeat</th><th>Current tasks</th><th>Completed</th><th>Failed</th><th>Retried</th><th>Shards</th><th>Host</th><th>Started</th></tr></thead>
-<tbody>${rows.length === 0 ? html`<tr><td colspan="10" class="muted">No worker records in workers/.</td></tr>` : rows}</tbody></table>`
+<table id="workers"><thead><tr><th>Worker</th><th>Health</th><th>Heartbeat</th><th>Current tasks</th><th>Completed</th><th>Failed</th><th>Retried</th><th>Shards</th><th>Task types</th><th>Version</th><th>Host</th><th>Started</th></tr></thead>
+<tbody>${rows.length === 0 ? html`<tr><td colspan="12" class="muted">No worker records in workers/.</td></tr>` : rows}</tbody></table>`
 }
 
 /** Schedules: definition, last and next run; actions when the Scheduler service is provided. */

@@ -317,6 +317,9 @@ export const makeApp = (deps: AppDeps) => {
       tasks_failed: w.record.tasksFailed,
       tasks_retried: w.record.tasksRetried ?? null,
       shards: w.record.shards,
+      // null: an older worker whose record does not list its types (unknown, not "none")
+      task_types: w.record.taskTypes ?? null,
+      buquet_version: w.record.buquetVersion ?? null,
       hostname: w.record.hostname ?? null
     }))
 

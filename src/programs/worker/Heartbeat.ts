@@ -12,6 +12,7 @@ import { hostname } from "node:os"
 import { DateTime, Duration, Effect, Queue } from "effect"
 import { encodeObject } from "../../domain/Codec.js"
 import { workerKey } from "../../domain/Keys.js"
+import { buquetVersion } from "../../domain/Version.js"
 import { WorkerRecord } from "../../domain/WorkerRecord.js"
 import { putPlain } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
@@ -59,6 +60,7 @@ export const beat = Effect.fn("Worker.heartbeat")(function*(settings: HeartbeatS
     tasksCancelled: snapshot.cancelled,
     concurrency: settings.concurrency,
     taskTypes: settings.taskTypes,
+    buquetVersion,
     hostname: hostname(),
     pid: process.pid,
     status: snapshot.stopping ? "stopping" : "running"
