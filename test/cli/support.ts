@@ -59,13 +59,18 @@ export interface RunningCli {
   readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
 
-/** Starts `buquet ...args` in `cwd` with the same clean environment as {@link runCli}. */
+/**
+ * Starts `buquet ...args` in `cwd` with the same clean environment as {@link runCli}. With
+ * `asExecutable`, bin/buquet.js runs as a user's shell runs it, through its shebang (with the Node
+ * flags there, which bound the heap of a long-running process), rather than as `node bin/buquet.js`.
+ */
 export const spawnCli = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd: string; readonly env?: Record<string, string> }
+  options: { readonly cwd: string; readonly env?: Record<string, string>; readonly asExecutable?: boolean }
 ): RunningCli => {
   const home = tempDir("buquet-home-")
-  const child = spawn(process.execPath, [bin, ...args], {
+  const [command, argv] = options.asExecutable === true ? [bin, args] : [process.execPath, [bin, ...args]]
+  const child = spawn(command, argv, {
     cwd: options.cwd,
     env: {
       PATH: process.env["PATH"] ?? "/usr/bin:/bin",

@@ -4,9 +4,10 @@
  * from this process); it answers the ones past its stream cap with 503, keeps serving `/`, shows
  * the open streams in `/metrics`, and its RSS stays under 200 MB throughout.
  *
- * The RSS bound is checked as growth over the idle process (at most 80 MB): the compiled CLI
- * idles at ~120 MB, but without a fresh `dist/` bin/buquet.js runs the sources through tsx, whose
- * compiler alone holds ~90 MB more — that is the checkout's cost, not the dashboard's.
+ * The RSS bound is the acceptance's, absolute: the peak VmRSS of the spawned process, read from
+ * /proc/PID/status, stays under 200 MB. The process runs as a user's `buquet` does, through the
+ * executable's shebang with its heap flags. The compiled CLI (CI builds dist/) idles at ~110 MB and
+ * peaks near 145 MB; without a fresh dist/ the sources run through tsx, which costs ~40 MB more.
  */
 import { readFileSync } from "node:fs"
 import { connect } from "node:net"
@@ -39,7 +40,7 @@ const openStream = (port: number, sockets: Array<Socket>): Promise<number> =>
 describe("buquet dashboard under 3 000 /events clients", () => {
   it("caps the streams (503 past the cap), keeps serving / and stays under 200 MB", async () => {
     const dir = tempDir("buquet-streams-")
-    const dashboard = spawnCli(["dashboard", "--port", "0"], { cwd: dir })
+    const dashboard = spawnCli(["dashboard", "--port", "0"], { cwd: dir, asExecutable: true })
     const sockets: Array<Socket> = []
     try {
       const url = await eventually(
@@ -73,7 +74,7 @@ describe("buquet dashboard under 3 000 /events clients", () => {
         clearInterval(sampler)
       }
       peak = Math.max(peak, rssMb(dashboard.pid))
-      expect(peak - idle, `the dashboard's RSS growth in MB (idle ${idle.toFixed(0)}, peak ${peak.toFixed(0)})`).toBeLessThan(80)
+      expect(peak, `the dashboard's peak RSS in MB (idle ${idle.toFixed(0)})`).toBeLessThan(200)
     } finally {
       for (const s of sockets) s.destroy()
       dashboard.signal("SIGTERM")
