@@ -38,10 +38,7 @@ const scheduleJson = (s: ScheduleRecord) => Schema.encodeSync(ScheduleRecord)(s)
  */
 const checkScheduler = SchedulerLoop.isRunning.pipe(
   Effect.tap((running) =>
-    running ? Effect.void : stderrLine(
-      "buquet: no scheduler is running (nobody holds the scheduler lease control/leader/scheduler.json), so schedules do not fire; " +
-        "start one with `buquet worker --scheduler` or `buquet schedule run`"
-    )
+    running ? Effect.void : stderrLine(`buquet: ${SchedulerLoop.notRunningAdvice}`)
   ),
   Effect.catchTag("MalformedObject", (e) =>
     Effect.as(stderrLine(`buquet: cannot tell whether a scheduler is running: ${e.message}`), true))

@@ -15,7 +15,8 @@
  *   once for every stream, and at most `maxEventStreams` streams are open (then 503; see
  *   `dashboard/EventStreams.ts`).
  * - POST actions need the per-process CSRF token (form field `_csrf` or header `X-CSRF-Token`): 403
- *   without it.
+ *   without it, and 403 when the browser says the request comes from another site (`Sec-Fetch-Site`
+ *   / `Origin`). Every response carries `nosniff` and the Content-Security-Policy.
  * - JSON API under `/api/v1` (overview, tasks, tasks/:id, workers, schedules, csrf, and the POST
  *   actions); Prometheus text at `/metrics`.
  *

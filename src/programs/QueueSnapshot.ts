@@ -13,8 +13,9 @@
  * - GET only the objects whose ETag differs from the one read last time (changed or new), at most
  *   `maxGetsPerRefresh`, the most recently modified first; the others are read by the next refresh
  *   (`unread` says how many wait);
- * - LIST `workers/` and `schedules/`, GET the records whose ETag changed.
- * An idle queue of N tasks costs ⌈N/1000⌉ + 2 LISTs and no GET per refresh.
+ * - LIST `workers/` and `schedules/`, GET the records whose ETag changed;
+ * - while some schedule is enabled, GET the scheduler's leader lease (is a scheduler running?).
+ * An idle queue of N tasks without schedules costs ⌈N/1000⌉ + 2 LISTs and no GET per refresh.
  *
  * Refreshes run every `refreshInterval` while someone watches (an SSE client is connected), and
  * on demand when a page is rendered from a snapshot older than that; concurrent demands share one
@@ -27,6 +28,7 @@ import { decodeObject } from "../domain/Codec.js"
 import { nextInstant, parseCron } from "../domain/Schedule.js"
 import { allShards } from "../domain/Shard.js"
 import type { MalformedObject } from "../domain/QueueError.js"
+import type { StorageReadError } from "../domain/StorageError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
@@ -38,6 +40,8 @@ import { Storage } from "../services/Storage.js"
 import type { ObjectMeta, StorageService } from "../services/Storage.js"
 import { field, nullableField as optionalField } from "../domain/SnakeCase.js"
 import { decodeWorkerRecordAt, healthyWithin as defaultHealthyWithin, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
+import { leaderLeaseKey } from "./LeaderLease.js"
+import * as SchedulerLoop from "./SchedulerLoop.js"
 
 export { WorkerView } from "../domain/WorkerRecord.js"
 
@@ -124,6 +128,11 @@ export interface Snapshot {
   readonly throughput: ReadonlyArray<MinuteCounts>
   readonly workers: ReadonlyArray<WorkerState>
   readonly schedules: ReadonlyArray<ScheduleState>
+  /**
+   * Whether a scheduler holds its leader lease (`SchedulerLoop.isRunning`): read only while some
+   * schedule is enabled; undefined when not read or unreadable (then `malformed` names the lease).
+   */
+  readonly schedulerRunning: boolean | undefined
   /** Requests of the last refresh, by kind. */
   readonly lastCost: RequestCounts
   /** Requests of all refreshes since start, by kind. */
@@ -205,6 +214,7 @@ const emptySnapshot: Snapshot = {
   throughput: [],
   workers: [],
   schedules: [],
+  schedulerRunning: undefined,
   lastCost: zeroCounts,
   totalCost: zeroCounts,
   unread: 0,
@@ -400,6 +410,21 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       return a + b
     })
 
+  /** Whether a scheduler runs, asked only when a schedule could fire (the lease is one GET). */
+  const syncScheduler = (store: StorageService): Effect.Effect<boolean | undefined, StorageReadError> =>
+    [...scheduleCache.values()].some((c) => c.value?.enabled === true)
+      ? SchedulerLoop.isRunning.pipe(
+        Effect.tap(() => Effect.sync(() => malformed.delete(leaderLeaseKey(SchedulerLoop.schedulerLeaseName)))),
+        Effect.catchTag("MalformedObject", (e) =>
+          Effect.sync(() => {
+            malformed.set(e.key, e.message)
+            return undefined
+          })),
+        Effect.provideService(Storage, store),
+        Effect.provideService(ServerClock, clock)
+      )
+      : Effect.succeed(undefined)
+
   const scheduleStates = (now: DateTime.Utc): ReadonlyArray<ScheduleState> =>
     [...scheduleCache.entries()].flatMap(([key, c]): Array<ScheduleState> => {
       if (c.value === undefined) return []
@@ -427,6 +452,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
     const outcome = yield* Effect.either(
       Effect.all([syncTasks(storage, budget), syncWorkers(storage, budget), syncSchedules(storage, budget)])
     )
+    const scheduler = Either.isRight(outcome) ? yield* Effect.either(syncScheduler(storage)) : undefined
     const cost = yield* counter.take
     const now = yield* clock.now
     const finishedLocal = yield* Effect.clockWith((c) => c.currentTimeMillis)
@@ -450,6 +476,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       byId: new Map(tasks.map((t) => [t.id, t])),
       workers,
       schedules: scheduleStates(now),
+      schedulerRunning: scheduler === undefined ? previous.schedulerRunning : Either.getOrUndefined(scheduler),
       lastCost: cost,
       totalCost: addCounts(previous.totalCost, cost),
       unread: Either.isRight(outcome) ? outcome.right.reduce((a, b) => a + b, 0) : previous.unread,

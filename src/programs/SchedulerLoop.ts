@@ -84,6 +84,13 @@ export const loop = (options: SchedulerLoopOptions = {}): Effect.Effect<never, n
 /** The default name of the scheduler's leader lease (`control/leader/scheduler.json`). */
 export const schedulerLeaseName = "scheduler"
 
+/**
+ * What to tell a user when {@link isRunning} is false (the CLI's schedule commands, the dashboard's
+ * schedules page): schedules do not fire, and how to start a scheduler.
+ */
+export const notRunningAdvice = "no scheduler is running (nobody holds the scheduler lease control/leader/scheduler.json), " +
+  "so schedules do not fire; start one with `buquet worker --scheduler` or `buquet schedule run`"
+
 /** Whether a scheduler runs now: someone holds the scheduler's leader lease (default name). */
 export const isRunning = Effect.map(LeaderLease.currentHolder(schedulerLeaseName), Option.isSome)
 

@@ -5,22 +5,8 @@
  * calls a next run in the past overdue. With a held lease they stay quiet. Spawned CLI on the
  * embedded store, whose objects the test writes directly (a lease, a schedule active since 2020).
  */
-import { createHash } from "node:crypto"
-import { mkdirSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { runCli, tempDir } from "./support.js"
-
-/** Writes one object into the embedded file store under `cwd` (its `BQ1` header line, then the body). */
-const putObject = (cwd: string, key: string, value: unknown): void => {
-  const segments = key.split("/").map((s) => s.replaceAll(".", "%2E"))
-  const dir = join(cwd, ".buquet", ...segments.slice(0, -1))
-  mkdirSync(dir, { recursive: true })
-  const body = Buffer.from(JSON.stringify(value))
-  const etag = `"${createHash("md5").update(body).digest("hex")}"`
-  const header = `BQ1 ${JSON.stringify({ etag, size: body.byteLength, lastModified: Date.now() })}\n`
-  writeFileSync(join(dir, `${segments.at(-1)!}.obj`), Buffer.concat([Buffer.from(header), body]))
-}
+import { heldSchedulerLease, putObject, runCli, tempDir } from "./support.js"
 
 const oldSchedule = (id: string) => ({
   id,
@@ -32,18 +18,6 @@ const oldSchedule = (id: string) => ({
   updated_at: "2020-01-01T00:00:00.000Z",
   active_since: "2020-01-01T00:00:00.000Z"
 })
-
-const heldLease = () => {
-  const now = new Date()
-  return {
-    name: "scheduler",
-    holder: "elsewhere-1",
-    lease_id: "l-1",
-    acquired_at: now.toISOString(),
-    renewed_at: now.toISOString(),
-    expires_at: new Date(now.getTime() + 3_600_000).toISOString()
-  }
-}
 
 const noScheduler = /no scheduler is running.*buquet worker --scheduler.*buquet schedule run/s
 
@@ -74,7 +48,7 @@ describe("schedules without a scheduler", () => {
 
   it("stay quiet while a scheduler holds the lease", async () => {
     const cwd = tempDir()
-    putObject(cwd, "control/leader/scheduler.json", heldLease())
+    putObject(cwd, "control/leader/scheduler.json", heldSchedulerLease())
     putObject(cwd, "schedules/nightly.json", oldSchedule("nightly"))
     const [listed, shown] = await Promise.all([
       runCli(["schedule", "list"], { cwd }),

@@ -3,7 +3,8 @@
  * unless given, and HOME / XDG_CONFIG_HOME in a throw-away directory so no user config leaks in.
  */
 import { execFile, spawn } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -104,4 +105,28 @@ export const eventually = async <A>(
     await new Promise((r) => setTimeout(r, pauseMs))
   }
   throw new Error(`gave up waiting for ${typeof what === "string" ? what : what()}`)
+}
+
+/** Writes one object into the embedded file store under `cwd` (its `BQ1` header line, then the body). */
+export const putObject = (cwd: string, key: string, value: unknown): void => {
+  const segments = key.split("/").map((s) => s.replaceAll(".", "%2E"))
+  const dir = join(cwd, ".buquet", ...segments.slice(0, -1))
+  mkdirSync(dir, { recursive: true })
+  const body = Buffer.from(JSON.stringify(value))
+  const etag = `"${createHash("md5").update(body).digest("hex")}"`
+  const header = `BQ1 ${JSON.stringify({ etag, size: body.byteLength, lastModified: Date.now() })}\n`
+  writeFileSync(join(dir, `${segments.at(-1)!}.obj`), Buffer.concat([Buffer.from(header), body]))
+}
+
+/** A scheduler leader lease held by someone else for the next hour (for `control/leader/scheduler.json`). */
+export const heldSchedulerLease = () => {
+  const now = new Date()
+  return {
+    name: "scheduler",
+    holder: "elsewhere-1",
+    lease_id: "l-1",
+    acquired_at: now.toISOString(),
+    renewed_at: now.toISOString(),
+    expires_at: new Date(now.getTime() + 3_600_000).toISOString()
+  }
 }

@@ -13,8 +13,9 @@ import { allStatuses, isTerminal } from "../../domain/TaskStatus.js"
 import type { TaskStatus } from "../../domain/TaskStatus.js"
 import type { TaskHistory } from "../../services/Queue.js"
 import type { Snapshot } from "../QueueSnapshot.js"
+import * as SchedulerLoop from "../SchedulerLoop.js"
 import { stackedBars } from "./Charts.js"
-import { html, prettyJson, raw } from "./Html.js"
+import { href, html, prettyJson, raw } from "./Html.js"
 import type { Html } from "./Html.js"
 
 /** Which navigation tab is active. */
@@ -116,7 +117,7 @@ export const layout = (p: {
   readonly body: Html
   readonly after?: Html | undefined
 }): Html => {
-  const nav = (tab: Tab, href: string, label: string) => html`<a href="${href}" class="${p.tab === tab ? "active" : ""}">${label}</a>`
+  const nav = (tab: Tab, to: string, label: string) => html`<a href="${to}" class="${p.tab === tab ? "active" : ""}">${label}</a>`
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="csrf-token" content="${p.csrf}"><title>${p.title} · buquet</title><style>${css}</style></head>
 <body data-live="${p.live ? "1" : "0"}" data-refreshes="${p.snapshot.refreshes}">
@@ -143,7 +144,7 @@ export const statusLine = (s: Snapshot): string =>
 export const overview = (s: Snapshot): Html => {
   const total = allStatuses.reduce((a, st) => a + s.counts[st], 0)
   const cards = allStatuses.map((st) =>
-    html`<a class="card" href="/tasks?status=${st}" data-status="${st}"><div class="n">${s.counts[st]}</div><div class="l">${st}</div></a>`
+    html`<a class="card" href="${href`/tasks?status=${st}`}" data-status="${st}"><div class="n">${s.counts[st]}</div><div class="l">${st}</div></a>`
   )
   const minuteLabel = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms)).slice(11, 16)
   const throughput = stackedBars(
@@ -244,7 +245,7 @@ export const taskTable = (s: Snapshot, f: TaskFilters): Html => {
   const pages = Math.max(1, Math.ceil(all.length / pageSize))
   const page = Math.min(Math.max(1, f.page), pages)
   const rows = all.slice((page - 1) * pageSize, page * pageSize).map((t) =>
-    html`<tr data-task-id="${t.id}"><td class="mono"><a href="/tasks/${t.id}" class="task-link">${t.id.slice(0, 8)}</a></td><td>${t.taskType}</td><td>${
+    html`<tr data-task-id="${t.id}"><td class="mono"><a href="${href`/tasks/${t.id}`}" class="task-link">${t.id.slice(0, 8)}</a></td><td>${t.taskType}</td><td>${
       badge(t.status)
     }</td><td>${t.shard}</td><td>${t.attempt}</td><td title="${fmtTime(t.updatedAt)}">${ago(t.updatedAt, s.refreshedAt)}</td><td>${
       t.lastError === null ? "" : t.lastError.slice(0, 120)
@@ -273,7 +274,7 @@ export interface TaskDetailExtras {
 /** The task's fields, payloads, transition timeline and actions (live region of /tasks/:id). */
 export const taskDetail = (t: Task, x: TaskDetailExtras): Html => {
   const action = (name: string, label: string, danger = false) =>
-    html`<form class="inline" method="post" action="/tasks/${t.id}/${name}">${csrfField(x.csrf)}<button type="submit" id="action-${name}" class="${
+    html`<form class="inline" method="post" action="${href`/tasks/${t.id}/${name}`}">${csrfField(x.csrf)}<button type="submit" id="action-${name}" class="${
       danger ? "danger" : ""
     }">${label}</button></form> `
   const actions = [
@@ -331,7 +332,7 @@ export const workers = (s: Snapshot): Html => {
     html`<tr><td class="mono">${w.record.workerId}</td><td>${badge(w.healthy ? "healthy" : "stale")}</td><td title="${fmtTime(w.record.lastHeartbeat)}">${
       ago(w.record.lastHeartbeat, s.refreshedAt)
     }</td><td>${
-      w.currentTasks.length === 0 ? html`<span class="muted">idle</span>` : w.currentTasks.map((id) => html`<a class="mono" href="/tasks/${id}">${id.slice(0, 8)}</a> `)
+      w.currentTasks.length === 0 ? html`<span class="muted">idle</span>` : w.currentTasks.map((id) => html`<a class="mono" href="${href`/tasks/${id}`}">${id.slice(0, 8)}</a> `)
     }</td><td>${w.record.tasksCompleted}</td><td>${w.record.tasksFailed}</td><td>${w.record.tasksRetried ?? "—"}</td><td>${
       w.record.shards.length === 0 ? "all" : w.record.shards.join(" ")
     }</td><td>${
@@ -348,16 +349,18 @@ export const schedules = (s: Snapshot, csrf: string, actions: boolean): Html => 
   const rows = s.schedules.map((sc) => {
     const id = sc.record.id
     const act = (name: string, label: string) =>
-      html`<form class="inline" method="post" action="/schedules/${id}/${name}">${csrfField(csrf)}<button type="submit">${label}</button></form> `
+      html`<form class="inline" method="post" action="${href`/schedules/${id}/${name}`}">${csrfField(csrf)}<button type="submit">${label}</button></form> `
     return html`<tr><td class="mono">${id}</td><td>${sc.record.taskType}</td><td class="mono">${sc.record.cron}</td><td>${sc.record.timezone ?? "UTC"}</td><td>${
       sc.record.enabled ? "enabled" : "disabled"
     }</td><td>${fmtTime(sc.lastRun?.lastRunAt)}${
-      sc.lastRun?.lastTaskId === undefined ? "" : html` <a class="mono" href="/tasks/${sc.lastRun.lastTaskId}">${sc.lastRun.lastTaskId.slice(0, 8)}</a>`
+      sc.lastRun?.lastTaskId === undefined ? "" : html` <a class="mono" href="${href`/tasks/${sc.lastRun.lastTaskId}`}">${sc.lastRun.lastTaskId.slice(0, 8)}</a>`
     }</td><td>${sc.problem ?? fmtTime(sc.nextRun)}</td><td>${
       actions ? [sc.record.enabled ? act("disable", "Disable") : act("enable", "Enable"), act("trigger", "Trigger now")] : ""
     }</td></tr>`
   })
+  const advice = SchedulerLoop.notRunningAdvice
   return html`<h2>Schedules</h2>
+${s.schedulerRunning === false ? html`<div class="notice error" id="no-scheduler">${advice.charAt(0).toUpperCase()}${advice.slice(1)}.</div>` : ""}
 ${actions ? "" : html`<p class="muted">Read-only: this dashboard runs without the scheduler service, so enable / disable / trigger are not offered.</p>`}
 <table id="schedules"><thead><tr><th>Id</th><th>Task type</th><th>Cron</th><th>Zone</th><th>State</th><th>Last run</th><th>Next run</th><th></th></tr></thead>
 <tbody>${rows.length === 0 ? html`<tr><td colspan="8" class="muted">No schedules.</td></tr>` : rows}</tbody></table>`

@@ -7,6 +7,10 @@
  * the task detail page reads the one task (GET, plus versions where the bucket keeps them), and
  * actions go through the Queue / Scheduler and then refresh the snapshot once.
  *
+ * Every response, whatever route or error produced it, carries the same security headers
+ * (`nosniff`, a Content-Security-Policy that allows only the page's own script, no framing, no
+ * referrer, no caching), set in one place: {@link makeApp}'s outermost step.
+ *
  * @module
  */
 import { createHash } from "node:crypto"
@@ -15,7 +19,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
-import { DateTime, Effect, Option, Schema } from "effect"
+import { Cause, DateTime, Effect, Option, Schema } from "effect"
 import { isShard } from "../../domain/Shard.js"
 import { Task } from "../../domain/Task.js"
 import { allStatuses } from "../../domain/TaskStatus.js"
@@ -30,7 +34,7 @@ import * as EventStreams from "./EventStreams.js"
 import * as Pages from "./Pages.js"
 import * as QueueMetrics from "./QueueMetrics.js"
 import type { Secrets } from "./Security.js"
-import { hasToken, isLoopbackHostHeader, sameSecret, tokenCookie } from "./Security.js"
+import { crossSiteReason, hasToken, isLoopbackHostHeader, isTls, sameSecret, sameSiteLocation, tokenCookie } from "./Security.js"
 
 /** What the app is built on. */
 export interface AppDeps {
@@ -58,20 +62,17 @@ const securityHeaders = (hash: string) => ({
   "cache-control": "no-store"
 })
 
-const first = (v: string | ReadonlyArray<string> | undefined): string | undefined =>
-  v === undefined ? undefined : typeof v === "string" ? v : v[0]
-
 const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v.trim())
 
-/** The fixed notices of `?done=` (never echo user text). */
-const notices: Readonly<Record<string, string>> = {
-  replay: "Replayed: the task is pending again with a fresh retry budget.",
-  archive: "Archived.",
-  cancelled: "Cancelled.",
-  cancel_requested: "Cancellation requested: the worker interrupts the handler and records it.",
-  already_terminal: "Nothing to cancel: the task had already finished.",
-  not_found: "The task no longer exists."
-}
+/** The fixed notices of `?done=` (never echo user text; a Map, so `constructor` is no key). */
+const notices: ReadonlyMap<string, string> = new Map([
+  ["replay", "Replayed: the task is pending again with a fresh retry budget."],
+  ["archive", "Archived."],
+  ["cancelled", "Cancelled."],
+  ["cancel_requested", "Cancellation requested: the worker interrupts the handler and records it."],
+  ["already_terminal", "Nothing to cancel: the task had already finished."],
+  ["not_found", "The task no longer exists."]
+])
 
 /** HTTP status and message of a failed action. */
 const failure = (error: { readonly _tag: string; readonly message: string }): { readonly status: number; readonly message: string } => {
@@ -95,11 +96,14 @@ export const makeApp = (deps: AppDeps) => {
   const { queue, secrets, snapshot } = deps
   const headers = securityHeaders(scriptHash())
 
-  const page = (body: Html, status = 200) =>
-    HttpServerResponse.text(body.value, { status, contentType: "text/html; charset=utf-8", headers })
-  const json = (data: unknown, status = 200) => HttpServerResponse.unsafeJson(data, { status, headers: { "cache-control": "no-store" } })
+  const page = (body: Html, status = 200) => HttpServerResponse.text(body.value, { status, contentType: "text/html; charset=utf-8" })
+  const json = (data: unknown, status = 200) => HttpServerResponse.unsafeJson(data, { status })
 
-  const search = Effect.map(HttpServerRequest.ParsedSearchParams, (p) => (name: string) => first(p[name]))
+  // URLSearchParams, not a parsed record: `?constructor=` or `?__proto__=` are only ever strings
+  const search = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+    const params = new URL(request.url, "http://dashboard.local").searchParams
+    return (name: string) => params.get(name) ?? undefined
+  })
   const isFragment = Effect.map(search, (q) => q("fragment") === "1")
 
   const full = (p: Omit<Parameters<typeof Pages.layout>[0], "csrf">) => page(Pages.layout({ ...p, csrf: secrets.csrf }))
@@ -124,7 +128,8 @@ export const makeApp = (deps: AppDeps) => {
   const csrfValid = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (sameSecret(request.headers["x-csrf-token"], secrets.csrf)) return true
-    const type = request.headers["content-type"] ?? ""
+    // media types are case-insensitive (RFC 9110 §8.3.1)
+    const type = (request.headers["content-type"] ?? "").trim().toLowerCase()
     if (!type.startsWith("application/x-www-form-urlencoded")) return false
     const params = yield* Effect.orElseSucceed(request.urlParamsBody, () => UrlParams.empty)
     return sameSecret(Option.getOrUndefined(UrlParams.getFirst(params, "_csrf")), secrets.csrf)
@@ -150,7 +155,7 @@ export const makeApp = (deps: AppDeps) => {
       status: status !== undefined && (allStatuses as ReadonlyArray<string>).includes(status) ? (status as TaskStatus) : undefined,
       taskType: nonEmpty(q("type")),
       shard: shard !== undefined && isShard(shard, deps.shardPrefixLen) ? shard : undefined,
-      time: time !== undefined && time in Pages.timeWindows ? (time as Pages.TimeWindow) : "all",
+      time: time !== undefined && Object.hasOwn(Pages.timeWindows, time) ? (time as Pages.TimeWindow) : "all",
       page: Number.isInteger(pageNo) && pageNo > 0 ? pageNo : 1
     }
   })
@@ -187,7 +192,7 @@ export const makeApp = (deps: AppDeps) => {
       input,
       output,
       history: undefined,
-      notice: done === undefined ? undefined : notices[done],
+      notice: done === undefined ? undefined : notices.get(done),
       csrf: secrets.csrf,
       now: s.refreshedAt
     })
@@ -445,6 +450,7 @@ export const makeApp = (deps: AppDeps) => {
 
   const guarded = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
+    const api = request.url.startsWith("/api/")
     if (secrets.token === undefined) {
       // no token: only a loopback Host (a rebinding DNS name must not reach a token-less dashboard)
       if (!isLoopbackHostHeader(request.headers["host"])) {
@@ -455,8 +461,13 @@ export const makeApp = (deps: AppDeps) => {
       const offered = url.searchParams.get("token") ?? undefined
       if (request.method === "GET" && sameSecret(offered, secrets.token)) {
         url.searchParams.delete("token")
-        return HttpServerResponse.redirect(`${url.pathname}${url.search}`, { status: 303 }).pipe(
-          HttpServerResponse.unsafeSetCookie(tokenCookie, secrets.token, { httpOnly: true, sameSite: "strict", path: "/" })
+        return HttpServerResponse.redirect(sameSiteLocation(url), { status: 303 }).pipe(
+          HttpServerResponse.unsafeSetCookie(tokenCookie, secrets.token, {
+            httpOnly: true,
+            sameSite: "strict",
+            path: "/",
+            secure: isTls(request.headers)
+          })
         )
       }
       return HttpServerResponse.text("Unauthorized: open the dashboard with ?token=<token>, or send Authorization: Bearer <token>.", {
@@ -464,9 +475,27 @@ export const makeApp = (deps: AppDeps) => {
         headers: { "www-authenticate": "Bearer" }
       })
     }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      const crossSite = crossSiteReason(request.headers)
+      if (crossSite !== undefined) {
+        const text = `Cross-site request refused: ${crossSite}. Actions are accepted only from the dashboard's own pages, ` +
+          "or from clients that send no Origin (curl, scripts) with the CSRF token."
+        return api ? json({ error: text }, 403) : yield* errorPage("Forbidden", text, 403)
+      }
+    }
     return yield* routes
   }).pipe(
-    Effect.catchTag("RouteNotFound", () => errorPage("Not found", "There is no such page.", 404))
+    Effect.catchTag("RouteNotFound", () => errorPage("Not found", "There is no such page.", 404)),
+    // anything else (a defect, a failed body read) is a 500 that still carries the headers below
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.as(
+          Effect.logError("dashboard: the request failed", cause),
+          HttpServerResponse.text("Internal error: the dashboard could not answer this request (its log has the details).", { status: 500 })
+        )
+    ),
+    Effect.map(HttpServerResponse.setHeaders(headers))
   )
 
   return guarded

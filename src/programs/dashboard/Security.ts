@@ -5,7 +5,9 @@
  *   first visit with `?token=<token>` sets (HttpOnly, SameSite=Strict);
  * - DNS rebinding: without a token, only requests whose `Host` is a loopback name are served;
  * - CSRF: a per-process secret token, embedded in every form (`_csrf`) and page (`<meta>`), and
- *   required on every POST (form field or `X-CSRF-Token` header); missing or wrong → 403.
+ *   required on every POST (form field or `X-CSRF-Token` header); missing or wrong → 403. Besides,
+ *   a state-changing request that a browser says comes from another site is refused (403);
+ * - the token cookie is `Secure` behind a TLS proxy, and its redirect never leaves the site.
  *
  * @module
  */
@@ -84,3 +86,45 @@ export const hasToken = (
   const bearer = authorization !== undefined && /^Bearer /i.test(authorization) ? authorization.slice(7).trim() : undefined
   return sameSecret(bearer, secrets.token) || sameSecret(cookies[tokenCookie], secrets.token)
 }
+
+/**
+ * Why a state-changing request must be refused as cross-site, or undefined when it may proceed
+ * (the CSRF token is checked besides). Browsers say where a request comes from: `Sec-Fetch-Site`
+ * (only `same-origin`, or `none` for a user's own navigation, pass), else `Origin`, which must name
+ * this host (the `Host` header). A request with neither is not from a browser (curl, scripts): it
+ * passes here and still needs the token.
+ */
+export const crossSiteReason = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const site = headers["sec-fetch-site"]?.trim().toLowerCase()
+  if (site !== undefined && site !== "") {
+    return site === "same-origin" || site === "none" ? undefined : `the browser says it comes from another site (Sec-Fetch-Site: ${site})`
+  }
+  const origin = headers["origin"]?.trim()
+  if (origin === undefined || origin === "") return undefined
+  let originHost: string | undefined
+  try {
+    originHost = origin === "null" ? undefined : new URL(origin).host
+  } catch {
+    originHost = undefined
+  }
+  const host = headers["host"]?.trim().toLowerCase()
+  return originHost !== undefined && host !== undefined && originHost.toLowerCase() === host
+    ? undefined
+    : `it comes from another origin (Origin: ${origin.slice(0, 100)})`
+}
+
+/**
+ * Whether the browser reached the dashboard over TLS: the dashboard serves plain HTTP, so TLS is a
+ * terminating proxy in front that says so (`X-Forwarded-Proto: https` or `Forwarded: proto=https`).
+ * Decides the token cookie's `Secure` flag (a wrong "yes" only keeps the cookie off plain http).
+ */
+export const isTls = (headers: Readonly<Record<string, string | undefined>>): boolean =>
+  headers["x-forwarded-proto"]?.split(",")[0]?.trim().toLowerCase() === "https" ||
+  /(?:^|[;,\s])proto="?https"?(?:$|[;,\s])/i.test(headers["forwarded"] ?? "")
+
+/**
+ * The same-site `Location` for a request target with the token taken out: its path and query only,
+ * with leading slashes and backslashes folded into one `/` (an absolute-form target such as
+ * `http://x//evil.example/` must never become a protocol-relative redirect).
+ */
+export const sameSiteLocation = (url: URL): string => `/${url.pathname.replace(/^[/\\]+/, "")}${url.search}`
