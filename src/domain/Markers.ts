@@ -23,7 +23,7 @@
  */
 import { DateTime } from "effect"
 import { leaseKey, parseIndexKey } from "./Keys.js"
-import { readyMarkerKey } from "./ReadyIndex.js"
+import { readyMarkerKey, readyMarkerKeyFor } from "./ReadyIndex.js"
 import { bucketOf, bucketSeconds, bucketStartMillis } from "./Shard.js"
 import type { Task } from "./Task.js"
 
@@ -69,6 +69,25 @@ export const closedMarkers = (keys: ReadonlyArray<string>, atMillis: number): Re
     const parsed = parseIndexKey(key)
     return parsed !== undefined && isBucketClosed(parsed.bucket, atMillis)
   })
+
+/**
+ * When a task made pending again by a replay at `now` becomes due. Within one minute bucket a
+ * task's ready marker has one key, and the transition that ended the task's last pending version
+ * (a cancel, an expiry) deleted that version's marker after its CAS: a DELETE that lands late
+ * (S3 retries, a paused process) would remove a replay's marker written at the same key, leaving
+ * a pending task no worker finds. So a replay whose marker would have that key is due at the start
+ * of the next bucket instead (at most a minute later, only in the minute the task was last due);
+ * otherwise it is due at `now`.
+ *
+ * @since 0.1.0
+ * @category rules
+ */
+export const replayDueAt = (task: Task, now: DateTime.Utc): DateTime.Utc => {
+  const nowMillis = DateTime.toEpochMillis(now)
+  return readyMarkerKeyFor(task.shard, task.id, now, task.priority) === readyMarkerKey(task)
+    ? DateTime.unsafeMake(bucketEndMillis(bucketOf(nowMillis)))
+    : now
+}
 
 /** A listed marker. */
 export interface ListedMarker {

@@ -341,11 +341,13 @@ export const expire = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
 /**
  * Replay: `failed|cancelled|expired → pending`, available now, with a fresh budget: retry, attempt
  * and reschedule counters reset, error, output, cancel and expiry fields cleared (an expired task
- * would otherwise expire again at once; pass `expiresAt` to give it a new deadline).
+ * would otherwise expire again at once; pass `expiresAt` to give it a new deadline). Due at
+ * `availableAt` when given (Markers.replayDueAt: the next minute when now would reuse the key of
+ * a marker that may still be being deleted).
  */
 export const replay = (
   task: Task,
-  p: { readonly now: DateTime.Utc; readonly expiresAt?: DateTime.Utc | undefined }
+  p: { readonly now: DateTime.Utc; readonly expiresAt?: DateTime.Utc | undefined; readonly availableAt?: DateTime.Utc | undefined }
 ): Task => {
   const {
     cancelledAt: _ca,
@@ -358,7 +360,7 @@ export const replay = (
   } = task
   return step(new Task({ ...rest, ...(p.expiresAt !== undefined ? { expiresAt: p.expiresAt } : {}) }), p.now, {
     status: "pending",
-    availableAt: p.now,
+    availableAt: p.availableAt ?? p.now,
     retryCount: 0,
     attempt: 0,
     rescheduleCount: 0,

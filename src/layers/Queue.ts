@@ -9,6 +9,8 @@
  *   marker's bucket is over, may find that marker deleted as an orphan: the task is then moved to
  *   a fresh marker (ready marker, then CAS to due-now, then the old marker deleted).
  * - replay: ready marker → CAS. cancel / expire / archive: CAS → delete the marker they no longer need.
+ *   That DELETE may land late, so a replay never writes the key it removes: one in the same minute
+ *   is due at the next (`Markers.replayDueAt`).
  *
  * @module
  */
@@ -16,13 +18,13 @@ import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
 import * as Idem from "../domain/Idempotency.js"
-import { payloadKey, schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
+import { schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
 import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
 import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domain/Pause.js"
 import { QueueConfig } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import type { MalformedObject } from "../domain/QueueError.js"
-import { isBucketClosed, submitWindowMillis } from "../domain/Markers.js"
+import { isBucketClosed, replayDueAt, submitWindowMillis } from "../domain/Markers.js"
 import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
@@ -673,11 +675,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
       const task = found.value.task
       if (!Tr.canReplay(task)) return Effect.fail(illegal(task, "replay"))
-      const next = Tr.replay(task, { now })
-      // The old output (if it was offloaded) belongs to the finished run: delete it BEFORE the CAS,
-      // while the task is still finished. After the CAS a new run may already have written that key.
-      // The ready marker first too: the replayed task is pending the moment the CAS lands.
-      return Effect.as(storage.delete(payloadKey(taskId, "output")), write(next, next, { before: [readyMarkerKey(next)] }))
+      // Due now, or in the next minute if now would reuse the key of the marker the cancel or
+      // expiry that ended it deleted (that DELETE may still land).
+      const next = Tr.replay(task, { now, availableAt: replayDueAt(task, now) })
+      // The ready marker first: the replayed task is pending the moment the CAS lands. The old
+      // output (if offloaded) is not deleted here: output.json has one key for every run, and a
+      // replay's DELETE that lands late (a paused replay that then loses its CAS to another one)
+      // would remove the new run's output. The sweeper collects it once nothing references it.
+      return Effect.succeed(write(next, next, { before: [readyMarkerKey(next)] }))
     }))
     // Claimable again: idle workers look within a second.
     yield* wakeUp.touch

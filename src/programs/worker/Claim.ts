@@ -21,7 +21,7 @@
 import { randomUUID } from "node:crypto"
 import { DateTime, type Duration, Effect, Option, type Schedule } from "effect"
 import { taskKey } from "../../domain/Keys.js"
-import { bucketEndMillis, leaseMarkerOf } from "../../domain/Markers.js"
+import { bucketEndMillis, closedMarkers, leaseMarkerOf } from "../../domain/Markers.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
 import { isAvailableAt } from "../../domain/Task.js"
@@ -31,9 +31,10 @@ import { casTask, deleteMarkers, readTask, writeMarker } from "../../protocol/Ta
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
+import type { ServerClockService } from "../../services/ServerClock.js"
 import * as Tracing from "../../protocol/Tracing.js"
 import { transientWithin } from "../../protocol/TransientRetry.js"
-import { defaultSafetyMargin, localDeadline } from "./Deadline.js"
+import { defaultSafetyMargin, localDeadline, rewriteIfLate } from "./Deadline.js"
 
 /**
  * How long a marker whose task was found not pending (and the marker not provably stale) is
@@ -106,16 +107,19 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
   if (!env.handles(task.taskType)) {
     return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" } satisfies ClaimOutcome
   }
-  const markers = [...new Set([entry.key, readyMarkerKey(task)])]
+  // Ended for good: its own marker goes (a replay never reuses that key while the DELETE may be
+  // in flight: Markers.replayDueAt); another listed key only from a closed bucket.
+  const own = readyMarkerKey(task)
+  const endedMarkers = entry.key === own ? [own] : [own, ...closedMarkers([entry.key], nowMillis)]
   if (Tr.canExpire(task, now)) {
     const done = yield* casTask(Tr.expire(task, { now }), etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
-    if (done) yield* deleteMarkers(markers)
+    if (done) yield* deleteMarkers(endedMarkers)
     return { _tag: "Consumed", reason: "expired" } satisfies ClaimOutcome
   }
   if (task.cancelRequested) {
     const next = Tr.cancel(task, { now, reason: "cancelled: cancellation was requested before it ran" })
     const done = yield* casTask(next, etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
-    if (done) yield* deleteMarkers(markers)
+    if (done) yield* deleteMarkers(endedMarkers)
     return { _tag: "Consumed", reason: "cancelled" } satisfies ClaimOutcome
   }
   if (!isAvailableAt(task, now)) {
@@ -128,6 +132,7 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
   const admitted = yield* env.admit(task.taskType)
   if (admitted !== true) return { _tag: "Skip", until: admitted, reason: "rate_limited" } satisfies ClaimOutcome
 
+  const markers = [...new Set([entry.key, own])]
   const next = Tr.claim(task, { now, workerId: env.workerId, leaseId: randomUUID() })
   const deadline = yield* localDeadline(
     clock,
@@ -135,11 +140,27 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
     env.leaseSafetyMargin ?? defaultSafetyMargin
   )
   const untilDeadline = transientWithin(Effect.map(clock.currentTimeMillis, (t) => deadline - t))
-  return yield* takeLease(next, etag, markers, untilDeadline).pipe(Tracing.taskSpan("buquet.claim", next))
+  return yield* takeLease(clock, next, etag, markers, deadline, untilDeadline).pipe(Tracing.taskSpan("buquet.claim", next))
 })
 
-/** Lease marker, CAS to running, ready markers deleted: the write half of a claim (a `buquet.claim` span in the task's trace). */
-const takeLease = (next: Task, etag: string, markers: ReadonlyArray<string>, resolveRetry: Schedule.Schedule<unknown, unknown>) =>
+/**
+ * Lease marker, CAS to running, ready markers deleted: the write half of a claim (a `buquet.claim`
+ * span in the task's trace).
+ *
+ * The ready markers are deleted after the CAS. Until our lease ends nobody else can make the task
+ * pending again, so a DELETE answered before the lease's local deadline landed before any newer
+ * ready marker at the same key. One answered later (we were paused, S3 retried) may have removed
+ * the marker lease recovery wrote for the retried task in the same minute: we write them again
+ * (a stale one is a harmless hint the sweeper drops).
+ */
+const takeLease = (
+  clock: ServerClockService,
+  next: Task,
+  etag: string,
+  markers: ReadonlyArray<string>,
+  deadline: number,
+  resolveRetry: Schedule.Schedule<unknown, unknown>
+) =>
   Effect.gen(function*() {
     const leaseMarker = leaseMarkerOf(next)!
     // Lease marker BEFORE the CAS: a running task must always be findable by the monitor.
@@ -156,5 +177,6 @@ const takeLease = (next: Task, etag: string, markers: ReadonlyArray<string>, res
     yield* deleteMarkers(markers).pipe(
       Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`))
     )
+    yield* rewriteIfLate(clock, markers, deadline)
     return { _tag: "Claimed", held: { task: next, etag: written.value }, leaseMarker } satisfies ClaimOutcome
   })
