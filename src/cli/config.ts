@@ -6,13 +6,9 @@
  */
 import { Command } from "@effect/cli"
 import { Effect } from "effect"
-import { settingsByPath } from "../domain/ConfigModel.js"
+import { maskUrlCredentials, settingsByPath, shownSetting as shown } from "../domain/ConfigModel.js"
 import { globalOptions, printJson, printLine, resolveConfig, toCliError } from "./common.js"
 import { table } from "./format.js"
-
-/** A setting's value as shown: secrets (the dashboard token) only say that they are set. */
-const shown = (path: string, value: string | undefined): string | undefined =>
-  value !== undefined && settingsByPath.get(path)?.secret === true ? "(set)" : value
 
 const show = Command.make("show", globalOptions, (o) =>
   Effect.gen(function*() {
@@ -21,7 +17,7 @@ const show = Command.make("show", globalOptions, (o) =>
       return yield* printJson({
         profile: config.profile ?? null,
         storage: config.storage._tag === "S3"
-          ? { type: "s3", bucket: config.storage.bucket, endpoint: config.storage.endpoint ?? null, region: config.storage.region, key_prefix: config.storage.keyPrefix, credentials: config.storage.credentials === undefined ? "sdk-chain" : "environment" }
+          ? { type: "s3", bucket: config.storage.bucket, endpoint: config.storage.endpoint === undefined ? null : maskUrlCredentials(config.storage.endpoint), region: config.storage.region, key_prefix: config.storage.keyPrefix, credentials: config.storage.credentials === undefined ? "sdk-chain" : "environment" }
           : config.storage._tag === "File"
           ? { type: "file", directory: config.storage.directory, implicit: config.storage.implicit }
           : { type: "memory" },
@@ -34,7 +30,7 @@ const show = Command.make("show", globalOptions, (o) =>
     ))
     const st = config.storage
     yield* printLine(
-      `\nstorage: ${st._tag === "S3" ? `s3://${st.bucket}${st.endpoint === undefined ? "" : ` at ${st.endpoint}`}` : st._tag === "File" ? `file://${st.directory}${st.implicit ? " (embedded default: no bucket configured)" : ""}` : "memory"}`
+      `\nstorage: ${st._tag === "S3" ? `s3://${st.bucket}${st.endpoint === undefined ? "" : ` at ${maskUrlCredentials(st.endpoint)}`}` : st._tag === "File" ? `file://${st.directory}${st.implicit ? " (embedded default: no bucket configured)" : ""}` : "memory"}`
     )
   }).pipe(toCliError)).pipe(Command.withDescription("show the resolved settings and where each came from"))
 

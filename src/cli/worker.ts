@@ -158,7 +158,10 @@ const dashboardConfig = {
   ...globalOptions,
   host: optText("host", "interface to bind ([dashboard] host, default 127.0.0.1; beyond loopback a token is required)"),
   port: optText("port", "TCP port ([dashboard] port, default 3000)"),
-  token: optText("token", "access token, at least 16 characters ([dashboard] token, env BUQUET_DASHBOARD_TOKEN)"),
+  token: optText(
+    "token",
+    "access token, at least 16 characters; prefer env BUQUET_DASHBOARD_TOKEN or [dashboard] token, as a flag it is visible in ps"
+  ),
   refresh: optText("refresh", "seconds between refreshes while a page is open ([dashboard] refresh_secs, default 5)"),
   maxStreams: optText(
     "max-streams",

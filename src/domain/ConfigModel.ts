@@ -410,6 +410,27 @@ export const retiredSettings: ReadonlyArray<RetiredSetting> = [
 /** The settings by path. */
 export const settingsByPath: ReadonlyMap<string, SettingSpec> = new Map(settings.map((s) => [s.path, s]))
 
+/**
+ * A URL with the credentials of its userinfo masked: `http://user:secret@host:7480` →
+ * `http://user:***@host:7480` (a userinfo without `:` may itself be a token: it becomes `***`).
+ */
+export const maskUrlCredentials = (url: string): string =>
+  url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*)@/, (_, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(":")
+    return `${scheme}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}@`
+  })
+
+/**
+ * A setting's value as printed (`config show`, `doctor`): a secret only says that it is set, a URL
+ * has its credentials masked ({@link maskUrlCredentials}).
+ */
+export const shownSetting = (path: string, value: string | undefined): string | undefined => {
+  const spec = settingsByPath.get(path)
+  if (value === undefined || spec === undefined) return value
+  if (spec.secret === true) return "(set)"
+  return spec.kind._tag === "Url" ? maskUrlCredentials(value) : value
+}
+
 /** The connection settings: the keys of `[default]` and of the top of `[profiles.X]`. */
 export const profileKeys: ReadonlyArray<string> = settings.filter((s) => s.inProfile).map((s) => s.path)
 

@@ -74,6 +74,11 @@ export interface FileStorageOptions {
 // Key ↔ path mapping
 // ---------------------------------------------------------------------------------------------
 
+// Task inputs and outputs are private: only the owner reads the store, whatever the umask (it can
+// only take bits away, and these modes give none to group or others).
+const dirMode = 0o700
+const fileMode = 0o600
+
 const OBJ = ".obj"
 const LOCK = ".lock"
 /** Longest encoded segment that still fits a 255-byte file name with its suffix and a temp tag. */
@@ -312,7 +317,7 @@ export const make = (
     const lockTimeout = Duration.decode(options?.lockTimeout ?? Duration.seconds(10))
     const doFsync = options?.fsync === true
     const selfStart = yield* processStart(process.pid)
-    yield* fsCall(() => fs.mkdir(root, { recursive: true })).pipe(
+    yield* fsCall(() => fs.mkdir(root, { recursive: true, mode: dirMode })).pipe(
       Effect.mapError((e) =>
         e.code === "EACCES" || e.code === "EPERM"
           ? new AccessDenied({ operation: "open", message: `FileStorage ${root}: ${e.message}` })
@@ -418,7 +423,7 @@ export const make = (
           return name
         }),
         (name) =>
-          fsCall(() => fs.writeFile(path.join(p.dir, name), content, { flag: "wx" })).pipe(
+          fsCall(() => fs.writeFile(path.join(p.dir, name), content, { flag: "wx", mode: fileMode })).pipe(
             Effect.zipRight(fsCallOr(() => fs.link(path.join(p.dir, name), file).then(() => "created" as const), ["EEXIST"], "exists" as const))
           ),
         (name) =>
@@ -491,7 +496,7 @@ export const make = (
               // The directory is missing: a new key, or removed by a concurrent delete's pruning.
               Effect.catchIf(
                 (e) => e.code === "ENOENT",
-                () => fsCall(() => fs.mkdir(p.dir, { recursive: true })).pipe(Effect.as("retry" as const))
+                () => fsCall(() => fs.mkdir(p.dir, { recursive: true, mode: dirMode })).pipe(Effect.as("retry" as const))
               )
             )
             if (created === "created") return token
@@ -593,7 +598,7 @@ export const make = (
         const temp = path.join(p.dir, name)
         heldHere.add(name)
         yield* fsCall(async () => {
-          const handle = await fs.open(temp, "wx")
+          const handle = await fs.open(temp, "wx", fileMode)
           try {
             await handle.writeFile(data)
             if (doFsync) await handle.sync()

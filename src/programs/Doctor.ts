@@ -8,6 +8,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Chunk, Duration, Effect, Either, Layer, Option, Stream } from "effect"
+import { maskUrlCredentials } from "../domain/ConfigModel.js"
 import { versionedWithoutConditionalWrites } from "../domain/StorageError.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import { RequestCounter } from "../services/RequestCounter.js"
@@ -141,7 +142,7 @@ export const run = Effect.fn("Doctor.run")(function*<E extends { readonly _tag: 
   // configuration
   checks.push(
     st._tag === "S3"
-      ? check("configuration", "ok", `bucket ${st.bucket}${st.endpoint === undefined ? "" : ` at ${st.endpoint}`}, region ${st.region}${st.keyPrefix === "" ? "" : `, key prefix ${st.keyPrefix}`}, shard prefix length ${config.shardPrefixLen}`)
+      ? check("configuration", "ok", `bucket ${st.bucket}${st.endpoint === undefined ? "" : ` at ${maskUrlCredentials(st.endpoint)}`}, region ${st.region}${st.keyPrefix === "" ? "" : `, key prefix ${st.keyPrefix}`}, shard prefix length ${config.shardPrefixLen}`)
       : st._tag === "File"
       ? check("configuration", st.implicit ? "warn" : "ok", `file store ${st.directory}${st.implicit ? ": no bucket is configured, so the embedded store is used (set S3_BUCKET or --bucket to use a bucket)" : ""}`)
       : check("configuration", "warn", "in-memory store: tasks vanish when the process exits (use --storage s3://BUCKET or file://DIR)")
