@@ -25,6 +25,14 @@ export type Backend =
 
 export const backendName = (b: Backend): string => (b.kind === "s3" ? "RGW" : b.kind === "file" ? "FileStorage" : "MemoryStorage")
 
+/** `BENCH_S3_TRANSPORT=sdk|lean` compares S3Storage's request paths; unset, the layer's default. */
+export const s3Transport = (): "lean" | "sdk" | undefined => {
+  const value = process.env["BENCH_S3_TRANSPORT"]
+  if (value === undefined || value === "") return undefined
+  if (value === "lean" || value === "sdk") return value
+  throw new Error(`BENCH_S3_TRANSPORT must be "lean" or "sdk", not ${JSON.stringify(value)}`)
+}
+
 /** The raw Storage of a backend (a fresh, empty store for memory). */
 export const storageLayer = (backend: Backend, maxSockets = 128): Layer.Layer<Storage> => {
   switch (backend.kind) {
@@ -35,7 +43,8 @@ export const storageLayer = (backend: Backend, maxSockets = 128): Layer.Layer<St
         region: backend.target.region,
         credentials: { accessKeyId: backend.target.accessKeyId, secretAccessKey: backend.target.secretAccessKey },
         keyPrefix: backend.keyPrefix,
-        maxSockets
+        maxSockets,
+        transport: s3Transport()
       })
     case "file":
       // the file store only fails to open on a bad directory: a bench bug, so a defect

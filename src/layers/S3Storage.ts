@@ -1,6 +1,9 @@
 /**
  * The {@link Storage} port on an S3-compatible bucket (`@aws-sdk/client-s3`), design.md §3.
  *
+ * - Single-object requests (GET, HEAD, PUT, DELETE) take the lean path of `S3Http` by default
+ *   (node:http + SigV4: a quarter of the SDK's CPU per request); the SDK resolves endpoint,
+ *   region and credentials, and carries every other request.
  * - The SDK never retries (`maxAttempts: 1`): transient failures of reads and unconditional
  *   writes are retried here with an Effect `Schedule`; a conditional write that may have landed
  *   (5xx, connection broken after sending) fails with `OutcomeUnknown` and is never retried.
@@ -28,6 +31,7 @@ import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { DeserializeMiddleware, MiddlewareStack } from "@smithy/types"
 import { AsyncLocalStorage } from "node:async_hooks"
 import { randomUUID } from "node:crypto"
+import type { IncomingHttpHeaders } from "node:http"
 import {
   Chunk,
   type Clock,
@@ -68,6 +72,7 @@ import {
   type StorageService,
   type StoredObject
 } from "../services/Storage.js"
+import * as S3Http from "./S3Http.js"
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -146,6 +151,13 @@ export interface S3StorageConfig {
   readonly retry?: S3RetrySettings | undefined
   /** Force the `If-Match` ETag form instead of detecting it (default: detect). */
   readonly ifMatchEtag?: "quoted" | "unquoted" | undefined
+  /**
+   * How single-object requests (GET, HEAD, PUT, DELETE) are sent: `"lean"` (default) over
+   * `node:http(s)` signed with SigV4, about a quarter of the SDK's CPU per request; `"sdk"`
+   * through `@aws-sdk/client-s3` like every other request. Both pass the same conformance suite;
+   * the SDK always resolves the endpoint, region and credentials.
+   */
+  readonly transport?: "lean" | "sdk" | undefined
 }
 
 /**
@@ -252,6 +264,15 @@ interface Attempt {
 
 const attempts = new AsyncLocalStorage<Attempt>()
 
+/** Records the answer's `Date` header (whole seconds) with the local time it arrived. */
+const received = (attempt: Attempt, header: string | undefined): void => {
+  const receivedAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+  const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
+  if (Number.isFinite(serverDateMillis)) {
+    attempt.sample = { sentAtMillis: attempt.sentAtMillis, receivedAtMillis, serverDateMillis }
+  }
+}
+
 /**
  * The Date probe, added once to the client's stack right around the HTTP handler, inside the
  * deserializer: it sees the raw response of every status, including the 404s and 412s the
@@ -263,12 +284,7 @@ const attachDateProbe = <I extends object, O extends object>(stack: MiddlewareSt
     if (attempt === undefined) return next(args)
     attempt.sentAtMillis = attempt.clock.unsafeCurrentTimeMillis()
     return next(args).then((result) => {
-      const receivedAtMillis = attempt.clock.unsafeCurrentTimeMillis()
-      const header = str(field(field(result.response, "headers"), "date"))
-      const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
-      if (Number.isFinite(serverDateMillis)) {
-        attempt.sample = { sentAtMillis: attempt.sentAtMillis, receivedAtMillis, serverDateMillis }
-      }
+      received(attempt, str(field(field(result.response, "headers"), "date")))
       return result
     })
   }
@@ -303,6 +319,11 @@ type OpKind = "read" | "write" | "conditional"
 const utc = (date: Date | undefined): DateTime.Utc | undefined =>
   date === undefined || Number.isNaN(date.getTime()) ? undefined : DateTime.unsafeMake(date)
 
+const lastModifiedOf = (headers: IncomingHttpHeaders): Date | undefined => {
+  const value = headers["last-modified"]
+  return value === undefined ? undefined : new Date(value)
+}
+
 const contentType = (key: string): string => (key.endsWith(".json") ? "application/json" : "application/octet-stream")
 
 /**
@@ -317,6 +338,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const bucket = config.bucket
     const prefix = config.keyPrefix ?? ""
     const maxSockets = config.maxSockets ?? 64
+    const requestTimeoutMillis = Duration.toMillis(config.requestTimeout ?? Duration.seconds(30))
     const clientConfig: S3ClientConfig = {
       maxAttempts: 1,
       forcePathStyle: config.forcePathStyle ?? config.endpoint !== undefined,
@@ -326,7 +348,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       requestHandler: new AbortingHttpHandler({
         httpAgent: { keepAlive: true, maxSockets },
         httpsAgent: { keepAlive: true, maxSockets },
-        requestTimeout: Duration.toMillis(config.requestTimeout ?? Duration.seconds(30)),
+        requestTimeout: requestTimeoutMillis,
         connectionTimeout: 5_000
       }),
       // resolve each command's middleware stack once, not per request (a large share of the
@@ -362,13 +384,48 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const full = (key: string) => prefix + key
     const strip = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key)
 
+    /** One attempt through the SDK: the Date probe and the abort signal find it in {@link attempts}. */
+    const viaSdk = <A>(call: () => Promise<A>) => (attempt: Attempt): Promise<A> => attempts.run(attempt, call)
+
+    // the lean path, built on first use (the SDK resolves its endpoint and region asynchronously);
+    // a failed resolution is not kept, so the next request tries again
+    let leanClient: Promise<S3Http.LeanClient | undefined> | undefined
+    const lean = (): Promise<S3Http.LeanClient | undefined> => {
+      if (config.transport === "sdk") return Promise.resolve(undefined)
+      leanClient ??= S3Http.make({ client, bucket, maxSockets, requestTimeoutMillis }).catch((error: unknown) => {
+        leanClient = undefined
+        return Promise.reject(error)
+      })
+      return leanClient
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => leanClient?.then((c) => c?.destroy(), () => undefined) ?? Promise.resolve())
+    )
+
+    /** One attempt on the lean path, or through the SDK where the lean path is off or unsupported. */
+    const viaLean = <A>(
+      request: Omit<S3Http.LeanRequest, "signal" | "onResponse">,
+      orSdk: (attempt: Attempt) => Promise<A>,
+      decode: (response: S3Http.LeanResponse) => A
+    ) =>
+    (attempt: Attempt): Promise<A> =>
+      lean().then((http) => {
+        if (http === undefined) return orSdk(attempt)
+        attempt.sentAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+        return http.send({
+          ...request,
+          signal: attempt.signal,
+          onResponse: (headers: IncomingHttpHeaders) => received(attempt, headers.date)
+        }).then(decode)
+      })
+
     /**
      * Sends one command: captures its Date header, turns a rejection into a {@link Fault} and
      * retries the transient ones that are safe to repeat.
      */
     const send = <A>(
       kind: OpKind,
-      run: () => Promise<A>
+      run: (attempt: Attempt) => Promise<A>
     ): Effect.Effect<A, Fault> => {
       const once = Effect.clockWith((clock) =>
         Effect.async<A, Fault>((resume, signal) => {
@@ -376,7 +433,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           const publish = () => {
             if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
           }
-          attempts.run(attempt, run).then(
+          run(attempt).then(
             (a) => {
               publish()
               resume(Effect.succeed(a))
@@ -440,18 +497,34 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     // ---- reads -----------------------------------------------------------------------------
 
+    /** An object as either path read it. */
+    interface Fetched {
+      readonly etag: string | undefined
+      readonly lastModified: Date | undefined
+      readonly size: number | undefined
+      readonly body: Uint8Array
+    }
+    const fetchedLean = (r: S3Http.LeanResponse): Fetched => ({
+      etag: r.headers.etag,
+      lastModified: lastModifiedOf(r.headers),
+      size: r.body.length,
+      body: r.body
+    })
+
     const getObject = (operation: string, key: string, versionId: string | undefined) =>
       Effect.gen(function*() {
-        const command = new GetObjectCommand({
-          Bucket: bucket,
-          Key: full(key),
-          ...(versionId === undefined ? {} : { VersionId: versionId })
-        })
-        const found = yield* send("read", () =>
-          client.send(command).then(async (out) => ({
-            out,
-            body: out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
-          }))).pipe(
+        const viaCommand = viaSdk(() =>
+          client.send(
+            new GetObjectCommand({ Bucket: bucket, Key: full(key), ...(versionId === undefined ? {} : { VersionId: versionId }) })
+          ).then(async (out): Promise<Fetched> => {
+            const body = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
+            return { etag: out.ETag, lastModified: out.LastModified, size: body.length, body }
+          })
+        )
+        const found = yield* send(
+          "read",
+          versionId === undefined ? viaLean({ method: "GET", key: full(key) }, viaCommand, fetchedLean) : viaCommand
+        ).pipe(
           Effect.map(Option.some),
           Effect.catchIf(
             // a missing version, a malformed version id and a delete marker (405) all mean "no such object"
@@ -463,8 +536,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           Effect.mapError(readError(operation, key))
         )
         if (Option.isNone(found)) return Option.none<StoredObject>()
-        const { body, out } = found.value
-        const m = yield* meta(operation, key, out.ETag, body.length, out.LastModified)
+        const { body, etag, lastModified } = found.value
+        const m = yield* meta(operation, key, etag, body.length, lastModified)
         return Option.some<StoredObject>({ ...m, body })
       })
 
@@ -477,14 +550,27 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     })
 
     const head = Effect.fn("S3Storage.head")(function*(key: string) {
-      const command = new HeadObjectCommand({ Bucket: bucket, Key: full(key) })
-      const out = yield* send("read", () => client.send(command)).pipe(
+      const viaCommand = viaSdk(() =>
+        client.send(new HeadObjectCommand({ Bucket: bucket, Key: full(key) })).then((out): Omit<Fetched, "body"> => ({
+          etag: out.ETag,
+          lastModified: out.LastModified,
+          size: out.ContentLength
+        }))
+      )
+      const out = yield* send(
+        "read",
+        viaLean({ method: "HEAD", key: full(key) }, viaCommand, (r): Omit<Fetched, "body"> => ({
+          etag: r.headers.etag,
+          lastModified: lastModifiedOf(r.headers),
+          size: r.headers["content-length"] === undefined ? undefined : Number(r.headers["content-length"])
+        }))
+      ).pipe(
         Effect.map(Option.some),
         Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.succeed(Option.none())),
         Effect.mapError(readError("head", key))
       )
       if (Option.isNone(out)) return Option.none<ObjectMeta>()
-      return Option.some(yield* meta("head", key, out.value.ETag, out.value.ContentLength, out.value.LastModified))
+      return Option.some(yield* meta("head", key, out.value.etag, out.value.size, out.value.lastModified))
     })
 
     // ---- writes ----------------------------------------------------------------------------
@@ -492,11 +578,20 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     /** One PUT with the header as given; an unconditional one is retried on transient failures. */
     const putOnce = (key: string, body: Uint8Array, header: { IfNoneMatch?: string; IfMatch?: string }) => {
       const conditional = header.IfNoneMatch !== undefined || header.IfMatch !== undefined
-      const command = new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header })
-      return send(conditional ? "conditional" : "write", () => client.send(command)).pipe(
+      const viaCommand = viaSdk(() =>
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header }))
+          .then((out) => out.ETag)
+      )
+      const headers: Record<string, string> = { "content-type": contentType(key) }
+      if (header.IfNoneMatch !== undefined) headers["if-none-match"] = header.IfNoneMatch
+      if (header.IfMatch !== undefined) headers["if-match"] = header.IfMatch
+      return send(
+        conditional ? "conditional" : "write",
+        viaLean({ method: "PUT", key: full(key), headers, body }, viaCommand, (r) => r.headers.etag)
+      ).pipe(
         Effect.mapError(conditional ? writeError("put", key) : readError("put", key)),
-        Effect.flatMap((out) =>
-          out.ETag === undefined ? Effect.fail(invalid("put", key, "PutObject response lacks an ETag")) : Effect.succeed(out.ETag)
+        Effect.flatMap((etag) =>
+          etag === undefined ? Effect.fail(invalid("put", key, "PutObject response lacks an ETag")) : Effect.succeed(etag)
         )
       )
     }
@@ -531,8 +626,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     })
 
     const del = Effect.fn("S3Storage.delete")(function*(key: string) {
-      const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key) })
-      yield* send("write", () => client.send(command)).pipe(
+      const viaCommand = viaSdk(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: full(key) })))
+      yield* send("write", viaLean({ method: "DELETE", key: full(key) }, viaCommand, () => undefined)).pipe(
         Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.void),
         Effect.mapError(readError("delete", key))
       )
@@ -547,7 +642,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       if (!caps.conditionalDelete) return yield* conditionalDeleteUnsupported(key)
       const form = Option.getOrElse(yield* Ref.get(etagForm), (): EtagForm => (etag.startsWith("\"") ? "quoted" : "unquoted"))
       const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: formatEtag(etag, form) })
-      yield* send("conditional", () => client.send(command)).pipe(
+      yield* send("conditional", viaSdk(() => client.send(command))).pipe(
         Effect.mapError(writeError("deleteIfMatch", key))
       )
     })
@@ -555,7 +650,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     /** DeleteObjects of up to 1000 entries; per-key errors other than "missing" fail the batch. */
     const deleteBatch = (objects: ReadonlyArray<{ Key: string; VersionId?: string }>) => {
       const command = new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })
-      return send("write", () =>
+      return send("write", viaSdk(() =>
         client.send(command).then((out) => {
           const errors = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey")
           if (errors.length === 0) return
@@ -567,7 +662,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
               $metadata: { httpStatusCode: first?.Code === "AccessDenied" ? 403 : 500 }
             })
           )
-        })).pipe(Effect.mapError(readError("deleteMany", objects[0]?.Key)))
+        }))).pipe(Effect.mapError(readError("deleteMany", objects[0]?.Key)))
     }
 
     const deleteMany = Effect.fn("S3Storage.deleteMany")(function*(keys: ReadonlyArray<string>) {
@@ -592,7 +687,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           MaxKeys: maxKeys,
           ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
         })
-        const out = yield* send("read", () => client.send(command)).pipe(
+        const out = yield* send("read", viaSdk(() => client.send(command))).pipe(
           Effect.mapError(readError("list", listPrefix))
         )
         const objects: Array<ObjectMeta> = []
@@ -641,7 +736,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const versioningState = SynchronizedRef.modifyEffect(versioningCache, (cached) => {
       if (Option.isSome(cached)) return Effect.succeed([cached.value, cached] as const)
       const command = new GetBucketVersioningCommand({ Bucket: bucket })
-      return send("read", () => client.send(command)).pipe(
+      return send("read", viaSdk(() => client.send(command))).pipe(
         Effect.map((out): StorageCapabilities["versioning"] =>
           out.Status === "Enabled" ? "enabled" : out.Status === "Suspended" ? "suspended" : "off"
         ),
@@ -666,7 +761,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
           ...(versionIdMarker === undefined ? {} : { VersionIdMarker: versionIdMarker })
         })
-        const out = yield* send("read", () => client.send(command)).pipe(
+        const out = yield* send("read", viaSdk(() => client.send(command))).pipe(
           Effect.mapError(readError("listVersions", key))
         )
         // the prefix also matches longer keys: keep only this one
@@ -746,11 +841,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         const ifMatchWorks = form !== undefined && stale?._tag === "Left" && stale.left._tag === "PreconditionFailed"
         // conditional DELETE: a wrong ETag must leave the object in place (RGW ignores the header)
         const wrong = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: "\"00000000000000000000000000000000\"" })
-        yield* send("conditional", () => client.send(wrong)).pipe(Effect.either)
+        yield* send("conditional", viaSdk(() => client.send(wrong))).pipe(Effect.either)
         const survived = Option.isSome(yield* head(key))
         const right = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: form === undefined ? etag : formatEtag(etag, form) })
         const deleted = survived &&
-          (yield* send("conditional", () => client.send(right)).pipe(Effect.either))._tag === "Right" &&
+          (yield* send("conditional", viaSdk(() => client.send(right))).pipe(Effect.either))._tag === "Right" &&
           Option.isNone(yield* head(key))
         return {
           conditionalWrites: ifMatchWorks,
