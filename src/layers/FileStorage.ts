@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Clock, DateTime, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
@@ -207,6 +207,21 @@ const parseHeader = (json: string): Header | undefined => {
   return undefined
 }
 
+/**
+ * A file in the store that is not an object file (written over by hand, a disk error): it is read
+ * as an object whose body is the file's bytes, with an ETag from their hash and the file's mtime,
+ * as S3 would serve a garbage object. So one bad file is one malformed key for the layer above
+ * (which names it), not a failure of every LIST; and it can be replaced by CAS or deleted.
+ */
+const rawObject = (data: Buffer, mtimeMs: number): { readonly header: Header; readonly body: Uint8Array } => ({
+  header: {
+    etag: `"raw-${createHash("sha256").update(data).digest("hex").slice(0, 32)}"`,
+    size: data.byteLength,
+    lastModified: Math.floor(mtimeMs)
+  },
+  body: new Uint8Array(data)
+})
+
 /** Header lines are short; this many bytes always hold one. */
 const HEADER_READ = 512
 
@@ -361,10 +376,24 @@ export const make = (
         Effect.mapError(toStorageError(operation, key)),
         Effect.flatMap((data) => {
           if (data === undefined) return Effect.succeed(Option.none<StoredObject>())
-          const decoded = decodeObject(data)
-          if (decoded === undefined) {
-            return Effect.fail(new InvalidResponse({ operation, key, message: `FileStorage: ${file} is not an object file` }))
+          const parsed = decodeObject(data)
+          if (parsed === undefined) {
+            return fsCallOr(() => fs.stat(file), ["ENOENT", "ENOTDIR"], undefined).pipe(
+              Effect.mapError(toStorageError(operation, key)),
+              Effect.map((stat) => {
+                if (stat === undefined) return Option.none<StoredObject>()
+                const raw = rawObject(data, stat.mtimeMs)
+                return Option.some<StoredObject>({
+                  key,
+                  etag: raw.header.etag,
+                  size: raw.header.size,
+                  lastModified: DateTime.unsafeMake(raw.header.lastModified),
+                  body: raw.body
+                })
+              })
+            )
           }
+          const decoded = parsed
           return Effect.succeed(Option.some<StoredObject>({
             key,
             etag: decoded.header.etag,
@@ -385,7 +414,15 @@ export const make = (
               Effect.flatMap(({ buffer, bytesRead }) => {
                 const decoded = decodeObject(buffer.subarray(0, bytesRead))
                 return decoded === undefined
-                  ? Effect.fail<FsFailure>({ _tag: "FsFailure", code: undefined, message: `${file} is not an object file` })
+                  ? Effect.zipWith(fsCall(() => handle.readFile()), fsCall(() => handle.stat()), (data, stat) => {
+                    const raw = rawObject(data, stat.mtimeMs)
+                    return Option.some<ObjectMeta>({
+                      key,
+                      etag: raw.header.etag,
+                      size: raw.header.size,
+                      lastModified: DateTime.unsafeMake(raw.header.lastModified)
+                    })
+                  })
                   : Effect.succeed(Option.some<ObjectMeta>({
                     key,
                     etag: decoded.header.etag,
