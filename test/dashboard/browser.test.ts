@@ -2,16 +2,20 @@
  * Acceptances 1 and 2 in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
  * overview → filter tasks to `failed` → open the task (its hostile input renders as text, no
  * dialog) → replay → a real Worker completes it → the page shows `completed` through the live (SSE)
- * update; screenshots are kept in test-results/.
+ * update; screenshots are kept in test-results/. And a page on another origin that holds a leaked
+ * CSRF token cannot make Chromium cancel a task (the dashboard reads the browser's Sec-Fetch-Site).
  *
  * Skips when /usr/bin/chromium is absent, except under CI=true, where that is a failure
  * (.ci/run installs it: `apt-get install -y chromium`).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:http"
+import type { Server } from "node:http"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import type { BrowserContext, Page } from "playwright-core"
 import * as Worker from "../../src/programs/Worker.js"
 import { makeStack, startDashboard, startWorker, workOnce } from "./support.js"
@@ -116,4 +120,34 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       expect(external).toEqual([])
       expect(existsSync(join(artifacts, "dashboard-task-completed.png"))).toBe(true)
     }).pipe(Effect.scoped), 120_000)
+
+  it.live.skipIf(!available)("a form on another site cannot act, even with the CSRF token (issue 16 item 12)", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const task = yield* Effect.orDie(stack.producer.submit("email", { to: "a@example.com" }))
+      const dash = yield* startDashboard(stack)
+      // another origin (localhost, not 127.0.0.1) whose page holds a leaked CSRF token
+      const evil = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<Server>((resolve) => {
+            const server = createServer((_, res) => {
+              res.writeHead(200, { "content-type": "text/html" })
+              res.end(`<form method="post" action="${dash.url}/tasks/${task.id}/cancel"><input type="hidden" name="_csrf" value="${dash.csrfToken}"><button id="go">win a prize</button></form>`)
+            })
+            server.listen(0, "127.0.0.1", () => resolve(server))
+          })
+        ),
+        (server) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+      )
+      const evilPort = (evil.address() as AddressInfo).port
+      const context = yield* launch
+      const page: Page = yield* step(() => context.newPage())
+      yield* step(() => page.goto(`http://localhost:${evilPort}/`))
+      const [answer] = yield* step(() => Promise.all([page.waitForResponse((r) => r.url().includes("/cancel")), page.click("#go")]))
+      expect(answer.status()).toBe(403)
+      yield* step(() => page.waitForLoadState())
+      expect(yield* step(() => page.textContent("body"))).toContain("Cross-site request refused")
+      const after = yield* Effect.orDie(stack.producer.get(task.id))
+      expect(Option.getOrThrow(after).status).toBe("pending")
+    }).pipe(Effect.scoped), 60_000)
 })
