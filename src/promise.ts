@@ -37,13 +37,14 @@ export type {
 export { Worker } from "./promise/worker.js"
 export type { PollingOptions, WorkerEvent, WorkerEventType, WorkerOptions, WorkerStats } from "./promise/worker.js"
 export { handlersFromModule } from "./promise/handlers.js"
-export type { Handler, HandlerMap, HandlerOptions, TaskContext } from "./promise/handlers.js"
+export type { EffectHandler, Handler, HandlerMap, HandlerOptions, TaskContext } from "./promise/handlers.js"
 export { BuquetError, PermanentError, RescheduleError, RetryableError } from "./promise/errors.js"
 export type { LeaseLostError, RescheduleOptions } from "./promise/errors.js"
 export type {
   CancelManyResult,
   CancelOutcome,
   CancelResult,
+  JsonSchema,
   LastRun,
   PauseState,
   RetryPolicy,
@@ -56,6 +57,6 @@ export type {
   TaskHistory,
   TaskPage,
   TaskStatus,
-  TaskVersion
+  TaskVersion,
+  TypedTaskType
 } from "./promise/types.js"
-export { TaskType } from "./domain/TaskType.js"

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
-import { handlersFromModule } from "../promise/handlers.js"
+import { definitionsFromModule } from "../promise/handlers.js"
 import { operationalError, usageError } from "./common.js"
 import type { CliError } from "./common.js"
 
@@ -54,7 +54,7 @@ export const loadHandlers = (
       )
     }
     return yield* Effect.try({
-      try: () => handlersFromModule(loaded["default"]),
+      try: () => definitionsFromModule(loaded["default"]),
       catch: (e) => usageError(`--handlers ${file}: ${messageOf(e).replace(/^handlers module: /, "")}`)
     })
   })

@@ -164,6 +164,7 @@ export const toBuquetError = (error: unknown): BuquetError => {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromExit = <A, E>(exit: Exit.Exit<A, E>): A => {
   if (Exit.isSuccess(exit)) return exit.value

@@ -13,7 +13,7 @@ import * as WorkerHandler from "../programs/worker/Handler.js"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
 import { fromExit, toHandlerFailure } from "./errors.js"
 import { fromTask } from "./types.js"
-import type { Task } from "./types.js"
+import type { Task, TypedTaskType } from "./types.js"
 
 /**
  * What a Promise handler can see and do about the task it runs.
@@ -105,11 +105,38 @@ const toEffect = <I, O>(run: Handler<I, O>) => (input: I, ctx: WorkerHandler.Tas
     }))
 
 /**
+ * A handler definition built with the Effect API's `Worker.handler` (from `buquet`), or loaded by
+ * {@link handlersFromModule}: Promise code only passes it on to `worker.register`. Its handler
+ * must need no services of its own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EffectHandler {
+  readonly taskType: string
+  readonly decodeInput: (json: unknown) => unknown
+  readonly encodeOutput: (output: unknown) => unknown
+  readonly run: (input: unknown, ctx: never) => unknown
+}
+
+/**
+ * The Effect API's task type behind a {@link TypedTaskType} (the facade's declarations only
+ * name its shape).
+ *
+ * @since 0.1.0
+ * @category utils
+ * @internal
+ */
+export const asTaskType = <I, O>(type: TypedTaskType<I, O>): TaskType<I, O, unknown, unknown> =>
+  type as unknown as TaskType<I, O, unknown, unknown>
+
+/**
  * A Promise handler for `type` as the Effect worker's handler definition. With a typed contract
  * the input is decoded (and the output encoded) by its Schemas, as in the Effect API.
  *
  * @since 0.1.0
  * @category utils
+ * @internal
  */
 export function toHandlerDefinition<I, O, II, OI>(
   type: TaskType<I, O, II, OI>,
@@ -119,11 +146,13 @@ export function toHandlerDefinition<I, O, II, OI>(
 /**
  * @since 0.1.0
  * @category utils
+ * @internal
  */
 export function toHandlerDefinition(type: string, run: Handler, options?: HandlerOptions): HandlerDefinition
 /**
  * @since 0.1.0
  * @category utils
+ * @internal
  */
 export function toHandlerDefinition(
   type: string | TaskType<unknown, unknown, unknown, unknown>,
@@ -148,7 +177,16 @@ const isHandlerDefinition = (u: unknown): u is HandlerDefinition<never> =>
  * @since 0.1.0
  * @category utils
  */
-export const handlersFromModule = (exported: unknown): ReadonlyArray<HandlerDefinition<never>> => {
+export const handlersFromModule: (exported: unknown) => ReadonlyArray<EffectHandler> = (exported) => definitionsFromModule(exported)
+
+/**
+ * {@link handlersFromModule} for the worker and the CLI: the definitions as the Effect worker takes them.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @internal
+ */
+export const definitionsFromModule = (exported: unknown): ReadonlyArray<HandlerDefinition<never>> => {
   if (Array.isArray(exported)) {
     const list: ReadonlyArray<unknown> = exported
     const bad = list.findIndex((h) => !isHandlerDefinition(h))

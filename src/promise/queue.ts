@@ -9,11 +9,9 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
-import type { ScheduleSpec, ScheduleUpdate } from "../domain/Schedule.js"
+import type { ScheduleSpec, ScheduleUpdate } from "../domain/ScheduleSpec.js"
 import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
-import type { JsonSchema } from "../domain/TaskSchemas.js"
-import type { TaskType } from "../domain/TaskType.js"
 import * as ConfigLayer from "../layers/Config.js"
 import * as WaitFor from "../programs/WaitFor.js"
 import type { StorageSettings } from "../services/BuquetConfig.js"
@@ -22,6 +20,7 @@ import type { Scheduler } from "../services/Scheduler.js"
 import { Scheduler as SchedulerTag } from "../services/Scheduler.js"
 import { BuquetError, fromExit } from "./errors.js"
 import * as T from "./types.js"
+import { asTaskType } from "./handlers.js"
 import { Worker } from "./worker.js"
 import type { WorkerOptions } from "./worker.js"
 
@@ -30,6 +29,7 @@ import type { WorkerOptions } from "./worker.js"
  *
  * @since 0.1.0
  * @category models
+ * @internal
  */
 export type Services = BuquetServices
 
@@ -166,7 +166,7 @@ export interface CancelOptions {
   readonly cancelledBy?: string | undefined
 }
 
-export type { ScheduleSpec, ScheduleUpdate } from "../domain/Schedule.js"
+export type { ScheduleSpec, ScheduleUpdate } from "../domain/ScheduleSpec.js"
 
 /**
  * The cron schedules of a queue (`queue.schedules`). They fire while a worker runs with `scheduler: true`.
@@ -205,9 +205,9 @@ export interface Schedules {
  */
 export interface Schemas {
   /** Publishes (or replaces) a task type's JSON Schemas (draft 2020-12). */
-  readonly publish: (taskType: string, schemas: { readonly input?: JsonSchema; readonly output?: JsonSchema }) => Promise<void>
+  readonly publish: (taskType: string, schemas: { readonly input?: T.JsonSchema; readonly output?: T.JsonSchema }) => Promise<void>
   /** A task type's schemas, or undefined. */
-  readonly get: (taskType: string) => Promise<{ readonly input?: JsonSchema; readonly output?: JsonSchema } | undefined>
+  readonly get: (taskType: string) => Promise<{ readonly input?: T.JsonSchema; readonly output?: T.JsonSchema } | undefined>
   /** Task types with published schemas. */
   readonly list: () => Promise<ReadonlyArray<string>>
   /** Deletes a task type's schemas. */
@@ -296,7 +296,7 @@ export const connect = async (options: ConnectOptions = {}): Promise<Queue> => {
     await runtime.dispose()
     fromExit(exit)
   }
-  return new Queue(runtime)
+  return Queue.make(runtime)
 }
 
 /**
@@ -315,8 +315,17 @@ export class Queue {
   readonly #workers = new Set<Worker>()
   #closed: Promise<void> | undefined
 
-  /** @internal Use {@link connect}. */
-  constructor(runtime: ManagedRuntime.ManagedRuntime<Services, unknown>) {
+  /**
+   * Use {@link connect}.
+   *
+   * @internal
+   */
+  static make(runtime: ManagedRuntime.ManagedRuntime<Services, unknown>): Queue {
+    return new Queue(runtime)
+  }
+
+  // private, and the factory internal: the declarations name no Effect type
+  private constructor(runtime: ManagedRuntime.ManagedRuntime<Services, unknown>) {
     this.#runtime = runtime
     const withScheduler = <A, E>(f: (s: Scheduler["Type"]) => Effect.Effect<A, E>) => this.run(Effect.flatMap(SchedulerTag, f))
     this.schedules = {
@@ -345,8 +354,10 @@ export class Queue {
   }
 
   /**
-   * Runs an Effect of the core on this connection's runtime (for mixing the Effect API in): the
-   * value, or a rejected {@link BuquetError}.
+   * Runs an Effect of the core on this connection's runtime: the value, or a rejected
+   * {@link BuquetError}. Internal: Effect code uses the `buquet` export's layers instead.
+   *
+   * @internal
    */
   run<A, E>(effect: Effect.Effect<A, E, Services>): Promise<A> {
     if (this.#closed !== undefined) return Promise.reject(new BuquetError("QueueClosed", "the queue is closed; connect() again"))
@@ -365,12 +376,12 @@ export class Queue {
    * const task = await queue.submit("send_email", { to: "a@example.com" }, { maxRetries: 5 })
    * ```
    */
-  submit<I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: SubmitOptions): Promise<T.Task>
+  submit<I, O>(type: T.TypedTaskType<I, O>, input: I, options?: SubmitOptions): Promise<T.Task>
   /** A plain task type; `I` describes the JSON input (not checked at run time): `submit<{ to: string }>("send_email", …)`. */
   submit<I = unknown>(taskType: string, input: I, options?: SubmitOptions): Promise<T.Task>
-  submit(type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options?: SubmitOptions): Promise<T.Task> {
+  submit(type: string | T.TypedTaskType<unknown, unknown>, input: unknown, options?: SubmitOptions): Promise<T.Task> {
     return this.withQueue((q) =>
-      typeof type === "string" ? q.submit(type, input, toSubmitOptions(options)) : q.submit(type, input, toSubmitOptions(options))
+      typeof type === "string" ? q.submit(type, input, toSubmitOptions(options)) : q.submit(asTaskType(type), input, toSubmitOptions(options))
     ).then(T.fromTask)
   }
 
@@ -383,14 +394,14 @@ export class Queue {
    * const failed = results.filter((r) => !r.ok)
    * ```
    */
-  submitMany<I, O, II, OI>(
-    type: TaskType<I, O, II, OI>,
+  submitMany<I, O>(
+    type: T.TypedTaskType<I, O>,
     inputs: Iterable<I>,
     options?: SubmitOptions & BulkOptions
   ): Promise<ReadonlyArray<T.SubmitManyResult>>
   submitMany(items: Iterable<SubmitItem>, options?: BulkOptions): Promise<ReadonlyArray<T.SubmitManyResult>>
   submitMany(
-    first: Iterable<SubmitItem> | TaskType<unknown, unknown, unknown, unknown>,
+    first: Iterable<SubmitItem> | T.TypedTaskType<unknown, unknown>,
     second?: Iterable<unknown> | BulkOptions,
     third?: SubmitOptions & BulkOptions
   ): Promise<ReadonlyArray<T.SubmitManyResult>> {
@@ -399,7 +410,7 @@ export class Queue {
         const bulk = (second ?? {}) as BulkOptions
         return q.submitMany([...first].map((i) => ({ ...i, options: toSubmitOptions(i.options) })), bulk)
       }
-      return q.submitMany(first, (second ?? []) as Iterable<unknown>, third)
+      return q.submitMany(asTaskType(first), (second ?? []) as Iterable<unknown>, third)
     }).then((rs) => rs.map(T.fromSubmitMany))
   }
 
@@ -525,7 +536,7 @@ export class Queue {
    * ```
    */
   worker(options: WorkerOptions = {}): Worker {
-    const worker = new Worker(
+    const worker = Worker.make(
       options,
       (effect) => this.run(effect),
       () => this.#workers.delete(worker)

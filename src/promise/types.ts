@@ -1,7 +1,8 @@
 /**
  * The plain data of the Promise facade: tasks, events, schedules and results as readonly objects
  * with camelCase fields and JS `Date`s (the stored JSON stays snake_case), converted from the
- * Effect core's Schema classes at the edge.
+ * Effect core's Schema classes at the edge. The types here name nothing from Effect (the emitted
+ * declarations of `buquet/promise` must not); the converters are marked internal, left out of them.
  *
  * @module
  */
@@ -9,14 +10,42 @@ import { DateTime, Option } from "effect"
 import type * as Domain from "../domain/Task.js"
 import { lastErrorStack as lastErrorStackOf } from "../domain/Task.js"
 import type * as ScheduleDomain from "../domain/Schedule.js"
+import type { ScheduleSpec } from "../domain/ScheduleSpec.js"
 import type { PauseState as DomainPauseState } from "../domain/Pause.js"
 import type * as QueueService from "../services/Queue.js"
 import type * as SchedulerService from "../services/Scheduler.js"
-import type { TaskStatus } from "../domain/TaskStatus.js"
 import { toBuquetError } from "./errors.js"
 import type { BuquetError } from "./errors.js"
 
-export type { TaskStatus }
+/**
+ * A task's status as stored in its JSON.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled" | "archived" | "expired"
+
+/**
+ * A JSON Schema document (an object, or `true`/`false`), as published for a task type.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JsonSchema = { readonly [key: string]: unknown } | boolean
+
+/**
+ * A typed task type declared with the Effect API's `TaskType.make` (from `buquet`): what the
+ * facade needs of it, its name and the types its Schemas decode to. Inputs given with one are
+ * checked against its Schema on submit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypedTaskType<I, O> {
+  readonly name: string
+  readonly input: { readonly Type: I }
+  readonly output: { readonly Type: O }
+}
 
 /**
  * A task's retry backoff: exponential from `initialIntervalMs` × `multiplier` per retry, capped at `maxIntervalMs`, ± `jitterPercent`.
@@ -142,6 +171,7 @@ const toDateOrUndefined = (dt: DateTime.DateTime | undefined): Date | undefined 
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromTaskEvent = (e: Domain.TaskEvent): TaskEvent => ({
   at: toDate(e.at),
@@ -161,6 +191,7 @@ const origins = new WeakMap<Task, Domain.Task>()
  *
  * @since 0.1.0
  * @category utils
+ * @internal
  */
 export const originOf = (task: Task): Domain.Task | undefined => origins.get(task)
 
@@ -169,6 +200,7 @@ export const originOf = (task: Task): Domain.Task | undefined => origins.get(tas
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromTask = (t: Domain.Task): Task => {
   const task: Task = {
@@ -233,6 +265,7 @@ export interface TaskPage {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromTaskPage = (p: QueueService.TaskPage): TaskPage => ({ tasks: p.tasks.map(fromTask), cursor: p.cursor })
 
@@ -269,6 +302,7 @@ export interface TaskHistory {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromHistory = (h: QueueService.TaskHistory): TaskHistory => ({
   taskId: h.taskId,
@@ -287,7 +321,7 @@ export const fromHistory = (h: QueueService.TaskHistory): TaskHistory => ({
  * @since 0.1.0
  * @category models
  */
-export type CancelOutcome = QueueService.CancelOutcome
+export type CancelOutcome = "cancelled" | "cancel_requested" | "already_terminal" | "not_found"
 
 /**
  * The result of a cancel: the outcome and the task as it is now (absent when not found).
@@ -306,6 +340,7 @@ export interface CancelResult {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromCancelResult = (r: QueueService.CancelResult): CancelResult => ({
   taskId: r.taskId,
@@ -328,6 +363,7 @@ export type CancelManyResult =
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromCancelMany = (r: QueueService.CancelManyResult): CancelManyResult =>
   r._tag === "Done"
@@ -349,6 +385,7 @@ export type SubmitManyResult =
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromSubmitMany = (r: QueueService.SubmitManyResult): SubmitManyResult =>
   r._tag === "Submitted"
@@ -375,6 +412,7 @@ export interface PauseState {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromPauseState = (p: DomainPauseState): PauseState => ({
   global: p.global,
@@ -388,7 +426,7 @@ export const fromPauseState = (p: DomainPauseState): PauseState => ({
  * @since 0.1.0
  * @category models
  */
-export interface Schedule extends Omit<ScheduleDomain.ScheduleSpec, "input" | "enabled"> {
+export interface Schedule extends Omit<ScheduleSpec, "input" | "enabled"> {
   /** Input of every firing's task. */
   readonly input: unknown
   readonly enabled: boolean
@@ -401,6 +439,7 @@ export interface Schedule extends Omit<ScheduleDomain.ScheduleSpec, "input" | "e
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromSchedule = (s: ScheduleDomain.Schedule): Schedule => ({
   id: s.id,
@@ -438,6 +477,7 @@ export interface ScheduleWithRuns {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromScheduleWithRuns = (s: SchedulerService.ScheduleWithRuns): ScheduleWithRuns => ({
   schedule: fromSchedule(s.schedule),
@@ -480,6 +520,7 @@ export interface ScheduleStatus {
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromLastRun = (r: ScheduleDomain.LastRun): LastRun => ({
   scheduleId: r.scheduleId,
@@ -493,6 +534,7 @@ export const fromLastRun = (r: ScheduleDomain.LastRun): LastRun => ({
  *
  * @since 0.1.0
  * @category constructors
+ * @internal
  */
 export const fromScheduleStatus = (s: SchedulerService.ScheduleStatus): ScheduleStatus => ({
   schedule: fromSchedule(s.schedule),

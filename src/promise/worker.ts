@@ -10,7 +10,6 @@
 import { Deferred, Duration, Effect } from "effect"
 import type { BuquetServices as Services } from "../Buquet.js"
 import type { Scope } from "effect"
-import type { TaskType } from "../domain/TaskType.js"
 import type * as Monitor from "../programs/Monitor.js"
 import * as EffectWorker from "../programs/Worker.js"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
@@ -18,10 +17,10 @@ import type { PollingOptions as EffectPolling } from "../programs/worker/Polling
 import { awaitSignal } from "../programs/worker/Shutdown.js"
 import { Queue as QueueTag } from "../services/Queue.js"
 import { BuquetError } from "./errors.js"
-import { handlersFromModule, toHandlerDefinition } from "./handlers.js"
-import type { Handler, HandlerMap, HandlerOptions } from "./handlers.js"
+import { asTaskType, definitionsFromModule, toHandlerDefinition } from "./handlers.js"
+import type { EffectHandler, Handler, HandlerMap, HandlerOptions } from "./handlers.js"
 import { fromTask } from "./types.js"
-import type { Task } from "./types.js"
+import type { Task, TypedTaskType } from "./types.js"
 
 /**
  * How a worker paces its polls of the bucket. `adaptive` (the default: 100 ms after work, doubling
@@ -199,8 +198,17 @@ export class Worker {
   #stop: (() => void) | undefined
   #handle: EffectWorker.Worker | undefined
 
-  /** @internal Use `queue.worker(options)`. */
-  constructor(options: WorkerOptions, runner: Runner, onDone: () => void) {
+  /**
+   * Use `queue.worker(options)`.
+   *
+   * @internal
+   */
+  static make(options: WorkerOptions, runner: Runner, onDone: () => void): Worker {
+    return new Worker(options, runner, onDone)
+  }
+
+  // private, and the factory internal: the declarations name no Effect type
+  private constructor(options: WorkerOptions, runner: Runner, onDone: () => void) {
     this.#options = options
     this.#runner = runner
     this.#onDone = onDone
@@ -221,17 +229,17 @@ export class Worker {
    * })
    * ```
    */
-  task<I, O, II, OI>(type: TaskType<I, O, II, OI>, handler: Handler<I, O>, options?: HandlerOptions): this
+  task<I, O>(type: TypedTaskType<I, O>, handler: Handler<I, O>, options?: HandlerOptions): this
   /**
    * A plain task type. Type parameters describe the stored JSON input and the output, without a
    * Schema (like BullMQ's `Worker<Data, Result>`): `worker.task<{ to: string }>("send_email", …)`.
    * They are not checked at run time; use a `TaskType` contract (or a published JSON Schema) for that.
    */
   task<I = unknown, O = unknown>(taskType: string, handler: Handler<I, O>, options?: HandlerOptions): this
-  task(type: string | TaskType<unknown, unknown, unknown, unknown>, handler: Handler<never, unknown>, options?: HandlerOptions): this {
+  task(type: string | TypedTaskType<unknown, unknown>, handler: Handler<never, unknown>, options?: HandlerOptions): this {
     this.assertNotStarted()
     const h = handler as Handler
-    this.#handlers.push(typeof type === "string" ? toHandlerDefinition(type, h, options) : toHandlerDefinition(type, h, options))
+    this.#handlers.push(typeof type === "string" ? toHandlerDefinition(type, h, options) : toHandlerDefinition(asTaskType(type), h, options))
     return this
   }
 
@@ -239,9 +247,9 @@ export class Worker {
    * Registers every handler of a handlers module's default export: an object mapping task types
    * to Promise handlers, or a list of Effect `Worker.handler(…)` definitions.
    */
-  register(handlers: HandlerMap | ReadonlyArray<HandlerDefinition<never>>): this {
+  register(handlers: HandlerMap | ReadonlyArray<EffectHandler>): this {
     this.assertNotStarted()
-    this.#handlers.push(...handlersFromModule(handlers))
+    this.#handlers.push(...definitionsFromModule(handlers))
     return this
   }
 

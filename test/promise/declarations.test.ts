@@ -1,17 +1,45 @@
 /**
  * Issue 16 item 16: the shipped declaration files compile in a consumer's strict project with
- * `skipLibCheck: false`. The package is built (tsc -p tsconfig.build.json) into a scratch
- * `node_modules/buquet`, then tsc checks a small consumer importing `buquet` and `buquet/promise`.
- * Slow (two compiler runs), so it is the only test of its kind.
+ * `skipLibCheck: false`, and `buquet/promise`'s declarations carry no Effect types. The package is
+ * built (tsc -p tsconfig.build.json) into a scratch `node_modules/buquet`; the .d.ts files reachable
+ * from the `buquet/promise` export (following every import, re-export and `import("…")` type) are
+ * walked for imports of `effect` or `@effect/*`; then tsc checks a small consumer importing `buquet`
+ * and `buquet/promise` through the package's `exports` only. Slow (two compiler runs), so it is the
+ * only test of its kind.
  */
 import { execFile } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join, relative, resolve } from "node:path"
+import ts from "typescript"
 import { describe, expect, it } from "vitest"
 import { root } from "../cli/support.js"
 
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
+
+/**
+ * Every module specifier a .d.ts file imports or re-exports, including `import("…")` types and
+ * triple-slash references, each with the file that names it; relative ones are followed.
+ */
+const reachableImports = (entry: string): ReadonlyArray<{ readonly file: string; readonly specifier: string }> => {
+  const found: Array<{ file: string; specifier: string }> = []
+  const seen = new Set<string>()
+  const queue = [entry]
+  for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+    if (seen.has(file)) continue
+    seen.add(file)
+    const info = ts.preProcessFile(readFileSync(file, "utf8"), true, true)
+    for (const ref of [...info.importedFiles, ...info.referencedFiles, ...info.typeReferenceDirectives]) {
+      found.push({ file, specifier: ref.fileName })
+      if (ref.fileName.startsWith(".")) {
+        const target = resolve(dirname(file), ref.fileName.replace(/\.js$/, ".d.ts"))
+        expect(existsSync(target), `${file} imports ${ref.fileName}, which is not shipped`).toBe(true)
+        queue.push(target)
+      }
+    }
+  }
+  return found
+}
 
 const run = (args: ReadonlyArray<string>, cwd: string): Promise<{ code: number; output: string }> =>
   new Promise((resolve) =>
@@ -29,6 +57,14 @@ describe("the shipped .d.ts files", () => {
     const build = await run(["-p", join(root, "tsconfig.build.json"), "--outDir", join(pkg, "dist")], root)
     expect(build.code, build.output).toBe(0)
 
+    const exportsMap = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).exports as Record<string, { types: string }>
+    const imports = reachableImports(join(pkg, exportsMap["./promise"]!.types))
+    expect(imports.length).toBeGreaterThan(0)
+    const effectImports = imports
+      .filter((i) => !i.specifier.startsWith(".") && !i.specifier.startsWith("node:"))
+      .map((i) => `${relative(pkg, i.file)} -> ${i.specifier}`)
+    expect(effectImports, "buquet/promise's declarations import no package (no effect, no @effect/*)").toEqual([])
+
     writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }))
     writeFileSync(
       join(scratch, "consumer.ts"),
@@ -42,7 +78,11 @@ describe("the shipped .d.ts files", () => {
         `worker.once("progress", (e: WorkerEvent) => console.log(e.progress))`,
         `const task: Task = await queue.submit<{ to: string }>("send_email", { to: "a@example.com" })`,
         `const done = await queue.waitFor(task.id, { timeoutMs: 1000 }).catch((e: unknown) => (e instanceof BuquetError ? undefined : undefined))`,
-        `console.log(done?.status, Queue, TaskType)`
+        // a task type of the Effect API goes where the facade takes one
+        `const plain = TaskType.untyped("plain")`,
+        `worker.task(plain, async (input: unknown) => ({ got: input }))`,
+        `await queue.submit(plain, { any: 1 })`,
+        `console.log(done?.status, Queue)`
       ].join("\n")
     )
     writeFileSync(
