@@ -74,8 +74,14 @@ export const payloadKey = (taskId: string, which: "input" | "output"): string =>
 /** Prefix of a task's offloaded payloads. */
 export const payloadPrefix = (taskId: string): string => `payloads/${taskId}/`
 
-/** `control/…`: our own objects (leader leases, sweep cursors, pause switches, wake-up signals). */
+/** `control/…`: our own objects (leader leases, sweep cursors, pause switches, wake-up and cancel signals). */
 export const controlKey = (name: string): string => `control/${name}`
+
+/**
+ * `control/cancel/{worker_id}`: the worker's cancel signal (protocol/CancelSignal.ts). A cancel of a
+ * running task touches the signal of the worker that runs it; the worker HEADs its own.
+ */
+export const cancelSignalKey = (workerId: string): string => controlKey(`cancel/${workerId}`)
 
 /**
  * Parses `{prefix}{shard}/{bucket}/{id}` index keys (ready and lease markers), and prioritised ready

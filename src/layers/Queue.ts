@@ -60,6 +60,7 @@ import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offload } from "../protocol/Payloads.js"
 import { makeSignal } from "../protocol/WakeUp.js"
+import { touchCancelSignal } from "../protocol/CancelSignal.js"
 import {
   createTask,
   keep,
@@ -608,6 +609,8 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
           return keep("already_terminal")
       }
     }))
+    // Tell the worker running it (again, on a repeated cancel: the first touch may have been lost).
+    if (result === "cancel_requested" && Option.isSome(current)) yield* touchCancelSignal(storage, current.value.task, now)
     return { taskId, outcome: result, task: Option.getOrUndefined(Option.map(current, (vt) => vt.task)) } satisfies CancelResult
   })
 

@@ -20,7 +20,8 @@
  *
  * Fibers under the scope: the main loop (discovery passes paced by the polling Schedule or, when
  * idle, by the wake-up watch), one fiber per running task (with its deadline, cancellation watch,
- * lease renewal and progress fibers), and the heartbeat. Closing the scope is a graceful shutdown:
+ * lease renewal and progress fibers), the heartbeat, and the watch of the worker's cancel signal
+ * (one HEAD per 2 s while tasks run, worker/CancelWatch.ts). Closing the scope is a graceful shutdown:
  * stop claiming, let running handlers finish within `shutdownGracePeriod`, then interrupt them and
  * give their tasks back without consuming a retry, deregister.
  *
@@ -56,6 +57,7 @@ import * as Heartbeat from "./worker/Heartbeat.js"
 import * as Polling from "./worker/Polling.js"
 import { awaitSignal, defaultSignals } from "./worker/Shutdown.js"
 import * as WakeUp from "./worker/WakeUp.js"
+import * as CancelWatch from "./worker/CancelWatch.js"
 
 export { handler } from "./worker/Handler.js"
 export type { HandlerDefinition, HandlerOptions, TaskContext } from "./worker/Handler.js"
@@ -94,8 +96,16 @@ export interface WorkerOptions {
   readonly heartbeat?: { readonly busy?: Duration.DurationInput; readonly idle?: Duration.DurationInput } | undefined
   /** Kept between a handler's local deadline and its lease end, on top of clock uncertainty (default 500 ms). */
   readonly leaseSafetyMargin?: Duration.DurationInput | undefined
-  /** How often a running task is checked for cancellation (default 2 s: noticed within 5 s). */
+  /**
+   * How often the worker's cancel signal (`control/cancel/{id}`) is checked while tasks run: one
+   * HEAD however many run (default 2 s: a cancel is noticed within 5 s).
+   */
   readonly cancelCheckInterval?: Duration.DurationInput | undefined
+  /**
+   * How often each running task is checked on its own (a HEAD), for a cancel whose signal never
+   * landed (a crash between the cancel and the signal, the reference's cancel) (default 5 min).
+   */
+  readonly cancelFallbackInterval?: Duration.DurationInput | undefined
   /** At most one progress write per task per this interval (default 2 s). */
   readonly progressInterval?: Duration.DurationInput | undefined
   /** Outputs larger than this many bytes of JSON go to `payloads/` (default: the `Queue` in context's, else 256 KiB). */
@@ -321,10 +331,16 @@ export const make = <R>(
     const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
     const discovery = Discovery.make({ shards, currentShards: polledShards, pageSize: options.pageSize, startOffset })
 
+    const cancelWatch = yield* CancelWatch.make({
+      workerId,
+      storage,
+      checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
+      busy: Effect.map(Ref.get(running), (m) => m.size > 0)
+    }).pipe(Scope.extend(scope))
     const executeSettings = {
       workerId,
       safetyMargin: leaseSafetyMargin,
-      checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
+      cancelFallbackInterval: Duration.decode(options.cancelFallbackInterval ?? Duration.minutes(5)),
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
       payloadThresholdBytes: options.payloadThresholdBytes ??
         Option.match(queueConfig, { onNone: () => defaultPayloadThresholdBytes, onSome: (c) => c.payloadThresholdBytes }),
@@ -336,7 +352,8 @@ export const make = <R>(
 
     const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)
 
-    const started = (claim: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) =>
+    /** `cancelSeen`: the cancel signal's change count read before the claim was sent (CancelWatch.ts). */
+    const started = (cancelSeen: number) => (claim: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) =>
       Effect.gen(function*() {
         const task = claim.held.task
         const definition = byType.get(task.taskType)!
@@ -346,7 +363,10 @@ export const make = <R>(
         yield* bump((s) => ({ ...s, claimed: s.claimed + 1 }))
         yield* events.publish(Events.WorkerEvent.Claimed({ task }))
         const finished = Effect.gen(function*() {
-          const outcome = yield* execute(claim.held, definition, executeSettings, stop)
+          const outcome = yield* execute(claim.held, definition, {
+            ...executeSettings,
+            cancelSignal: { since: cancelSeen, changedAfter: cancelWatch.changedAfter }
+          }, stop)
           if (outcome === undefined) return
           const r = outcome.result
           if (r._tag === "LeaseLost") {
@@ -419,7 +439,8 @@ export const make = <R>(
           continue
         }
         yield* Ref.set(pauseCache, Option.none())
-        const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started)
+        const cancelSeen = yield* cancelWatch.seen
+        const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started(cancelSeen))
         yield* bump((s) => ({ ...s, passes: s.passes + 1, lists: s.lists + result.lists }))
         // Work found, or a page of skipped markers with more behind it: look again at once.
         if (result.claimed > 0) yield* PubSub.publish(activity, undefined)
@@ -517,6 +538,7 @@ export const make = <R>(
       yield* provideAll(Heartbeat.deregister(workerId)).pipe(
         Effect.catchAll((e) => Effect.logWarning(`could not deregister the worker: ${e.message}`))
       )
+      yield* cancelWatch.remove
       // Its tasks are settled: give the shards, the monitor's and the scheduler's leadership back.
       if (leasing !== undefined) yield* leasing.stop
       if (monitor !== undefined) yield* monitor.stop

@@ -78,7 +78,7 @@ export interface WorkerOptions {
   readonly scheduler?: boolean | undefined
   /** Stop gracefully on these signals (default `["SIGINT", "SIGTERM"]`; `false` for none). */
   readonly signals?: false | ReadonlyArray<NodeJS.Signals> | undefined
-  /** How often a running task is checked for cancellation, in ms (default 2000). */
+  /** How often the worker checks its cancel signal while tasks run, in ms (default 2000; one HEAD however many run). */
   readonly cancelCheckIntervalMs?: number | undefined
 }
 

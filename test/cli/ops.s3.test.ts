@@ -4,6 +4,7 @@
  */
 import { Chunk, Effect, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, expect, it } from "vitest"
 import * as S3Storage from "../../src/layers/S3Storage.js"
@@ -163,5 +164,38 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
 
     const bad = await runCli(["list", "--sort", "sideways"], { env })
     expect(bad.code).toBe(2)
+  }, 180_000)
+
+  it("buquet cancel interrupts a handler running in a spawned worker (through the worker's cancel signal)", async () => {
+    const env = envFor(s)
+    const dir = tempDir()
+    const abortFile = join(dir, "aborted.txt")
+    const id = await submitWith(env)("wait", "{}", ["--timeout", "600"])
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-abortable.mjs"), "--no-monitor", "--id", "w-cancel"], {
+      cwd: dir,
+      env: { ...env, ABORT_FILE: abortFile }
+    })
+    try {
+      // read straight from the bucket: a CLI start per poll would be slow
+      const status = () =>
+        inStorage(s, env, (storage) => storage.get(`tasks/${id[0]}/${id}.json`)).then((found) =>
+          Option.isNone(found) ? undefined : (JSON.parse(new TextDecoder().decode(found.value.body)) as { status: string }).status
+        )
+      await eventually(async () => ((await status()) === "running" ? true : undefined), () => `the task to run (${JSON.stringify(worker.output())})`, 120, 500)
+      const cancel = await runCli(["cancel", id, "--json"], { env })
+      expect(cancel.code, cancel.stderr).toBe(0)
+      expect(JSON.parse(cancel.stdout)).toEqual([{ task_id: id, outcome: "cancel_requested" }])
+      // the cancel touched the worker's signal; the worker notices, aborts the handler, records the cancel
+      const signal = await inStorage(s, env, (storage) => storage.head("control/cancel/w-cancel"))
+      expect(Option.isSome(signal)).toBe(true)
+      await eventually(async () => ((await status()) === "cancelled" ? true : undefined), () => `the task to end cancelled (${JSON.stringify(worker.output())})`, 60, 500)
+      expect(readFileSync(abortFile, "utf8").trim()).toBe(id)
+    } finally {
+      worker.signal("SIGTERM")
+      await worker.exited
+    }
+    // a stopping worker deletes its signal
+    const after = await inStorage(s, env, (storage) => storage.head("control/cancel/w-cancel"))
+    expect(Option.isNone(after)).toBe(true)
   }, 180_000)
 })

@@ -4,9 +4,11 @@
  * Around the handler, in their own fibers (all interrupted when the attempt ends):
  * - the deadline: the handler is interrupted before its lease runs out (lease end minus the
  *   ServerClock's uncertainty and a safety margin, invariant 5); extending the lease moves it;
- * - the watch: every `checkInterval` (2 s) a HEAD of the task; only when its ETag is not the one we
- *   hold, a GET: `cancel_requested` interrupts the handler (its finalizers run) and the task ends
- *   `cancelled`; another `lease_id` means the lease is lost and nothing is written;
+ * - the watch: a check of the task (a HEAD; only when its ETag is not the one we hold, a GET:
+ *   `cancel_requested` interrupts the handler, its finalizers run, and the task ends `cancelled`;
+ *   another `lease_id` means the lease is lost and nothing is written) each time the worker's
+ *   cancel signal changed (worker/CancelWatch.ts), and every `cancelFallbackInterval` (5 min) for
+ *   a cancel whose signal never landed;
  * - automatic lease renewal for handlers that ask for it;
  * - the progress writer (at most one CAS per `progressInterval`, latest value wins).
  * Every write to the task goes through one semaphore, so the held ETag is always the latest.
@@ -59,8 +61,13 @@ export interface ExecuteSettings {
   readonly workerId: string
   /** Kept between the local deadline and the lease end, on top of the clock's uncertainty. */
   readonly safetyMargin: Duration.Duration
-  /** How often a running task is checked for cancellation / a lost lease (a HEAD). */
-  readonly checkInterval: Duration.Duration
+  /** The worker's cancel signal: `since` is its change count read before this task's claim. */
+  readonly cancelSignal: {
+    readonly since: number
+    readonly changedAfter: (seen: number) => Effect.Effect<number>
+  }
+  /** How often a running task checks itself without a signal (a cancel whose touch was lost). */
+  readonly cancelFallbackInterval: Duration.Duration
   /** At most one progress write per this interval. */
   readonly progressInterval: Duration.Duration
   /** Outputs above this many bytes of JSON go to `payloads/`. */
@@ -246,12 +253,12 @@ export const execute = <R>(
       if (head.value.etag === current.etag) return
       yield* refresh
     }))
-    const cancelWatch = Effect.forever(
-      Effect.zipRight(
-        Effect.sleep(settings.checkInterval),
-        check.pipe(Effect.catchAll((e) => Effect.logDebug(`cancellation check failed: ${e.message}`)))
-      )
-    )
+    const checked = check.pipe(Effect.catchAll((e) => Effect.logDebug(`cancellation check failed: ${e.message}`)))
+    const signalWatch = Effect.iterate(settings.cancelSignal.since, {
+      while: () => true,
+      body: (seen) => Effect.tap(settings.cancelSignal.changedAfter(seen), () => checked)
+    })
+    const fallbackWatch = Effect.forever(Effect.zipRight(Effect.sleep(settings.cancelFallbackInterval), checked))
     const autoExtend = Effect.gen(function*() {
       while (true) {
         const current = yield* Ref.get(held)
@@ -315,7 +322,8 @@ export const execute = <R>(
       )
       const stopped = Effect.map(Deferred.await(stop), (reason): Ended => ({ _tag: "Stopped", reason }))
       yield* Effect.forkScoped(deadlineWatch)
-      yield* Effect.forkScoped(cancelWatch)
+      yield* Effect.forkScoped(signalWatch)
+      yield* Effect.forkScoped(fallbackWatch)
       yield* Effect.forkScoped(progressWriter)
       if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
       // The loser is interrupted and awaited: a stopped handler's finalizers have run by now.
