@@ -1,6 +1,7 @@
 /**
  * Published JSON Schemas of a task type (`schemas/{task_type}.json` = `{ input?, output? }`, the
- * reference's shape), validated with JSON Schema draft 2020-12 (ajv) and every error reported.
+ * reference's shape), validated with JSON Schema draft 2020-12 (ajv) and every error reported. A
+ * `pattern` that may take exponential time is refused when a schema is compiled (RegexCost).
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { Ajv2020 } from "ajv/dist/2020.js"
 import type { ErrorObject, ValidateFunction } from "ajv"
 import addFormatsModule from "ajv-formats"
 import { InvalidArgument } from "./QueueError.js"
+import { catastrophicPattern } from "./RegexCost.js"
 import { SchemaValidationFailed } from "./TaskErrors.js"
 
 /**
@@ -52,8 +54,25 @@ export interface CompiledSchemas {
 // ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, whose `.default` is the plugin.
 const addFormats = addFormatsModule.default
 
+/**
+ * The regular expressions of `pattern` and `patternProperties`, refused when they may take
+ * exponential time (RegexCost): they run on every submit, and a match cannot be interrupted.
+ */
+const guardedRegExp = Object.assign(
+  (pattern: string, flags: string) => {
+    const problem = catastrophicPattern(pattern, flags)
+    if (problem !== undefined) {
+      throw new Error(
+        `the pattern ${JSON.stringify(pattern)} ${problem}: its matching time can grow exponentially with the input; rewrite it so each part of the text can match only one way`
+      )
+    }
+    return new RegExp(pattern, flags)
+  },
+  { code: "new RegExp" }
+)
+
 const makeAjv = (): Ajv2020 => {
-  const ajv = new Ajv2020({ allErrors: true, strict: false })
+  const ajv = new Ajv2020({ allErrors: true, strict: false, code: { regExp: guardedRegExp } })
   addFormats(ajv)
   return ajv
 }

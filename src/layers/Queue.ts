@@ -23,7 +23,7 @@ import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
 import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domain/Pause.js"
 import { QueueConfig } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
-import type { MalformedObject } from "../domain/QueueError.js"
+import { MalformedObject } from "../domain/QueueError.js"
 import { isBucketClosed, replayDueAt, submitWindowMillis } from "../domain/Markers.js"
 import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
@@ -129,12 +129,20 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   // --- JSON Schemas, cached briefly so a submit does not always cost a GET -------------------
   const schemaCache = yield* Ref.make(new Map<string, { readonly at: number; readonly compiled: CompiledSchemas }>())
 
+  /** How an operator repairs a stored schema that cannot be used. */
+  const schemaRepair = (taskType: string) =>
+    `publish a fixed one (buquet schema publish ${taskType} FILE) or remove it (buquet schema delete ${taskType})`
+
   const readSchemas = (taskType: string) =>
     Effect.gen(function*() {
       const key = schemaKey(taskType)
       const found = yield* storage.get(key)
       if (Option.isNone(found)) return Option.none<TaskJsonSchemas>()
-      return Option.some(yield* decodeObject(TaskJsonSchemas, key, found.value.body))
+      return Option.some(
+        yield* decodeObject(TaskJsonSchemas, key, found.value.body).pipe(
+          Effect.mapError((e) => new MalformedObject({ key, message: `${e.message}; ${schemaRepair(taskType)}` }))
+        )
+      )
     })
 
   const compiledSchemas = (taskType: string) =>
@@ -143,9 +151,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       const cached = (yield* Ref.get(schemaCache)).get(taskType)
       if (cached !== undefined && now - cached.at < config.schemaCacheSeconds * 1000) return cached.compiled
       const schemas = yield* readSchemas(taskType)
+      const key = schemaKey(taskType)
+      // A stored schema that does not compile (written by hand, by another tool, or with a pattern
+      // that may take exponential time) is the stored object's fault: name its key.
       const compiled: CompiledSchemas = Option.isNone(schemas)
         ? { input: undefined, output: undefined }
-        : yield* compileSchemas(taskType, schemas.value)
+        : yield* compileSchemas(taskType, schemas.value).pipe(
+          Effect.mapError((e) => new MalformedObject({ key, message: `${key} is malformed: ${e.message}; ${schemaRepair(taskType)}` }))
+        )
       yield* Ref.update(schemaCache, (m) => new Map(m).set(taskType, { at: now, compiled }))
       return compiled
     })
