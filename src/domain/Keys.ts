@@ -5,7 +5,7 @@
  * @module
  */
 import { Schema } from "effect"
-import { WorkerId } from "./Names.js"
+import { ScheduleId, WorkerId } from "./Names.js"
 import { formatBucket } from "./Shard.js"
 
 /** `tasks/{shard}/{id}.json`: the task object. */
@@ -64,6 +64,16 @@ export const scheduleKey = (scheduleId: string): string => `schedules/${schedule
 
 /** `schedules/{id}/last_run.json`: the scheduler's record of the last firing. */
 export const scheduleLastRunKey = (scheduleId: string): string => `schedules/${scheduleId}/last_run.json`
+
+/**
+ * The schedule id a schedule record's key names (`schedules/{id}.json`), or undefined when the key
+ * is not one a valid schedule id (domain/Names.ts) makes: such a record is malformed.
+ */
+export const parseScheduleKey = (key: string): string | undefined => {
+  if (!key.startsWith("schedules/") || !key.endsWith(".json")) return undefined
+  const id = key.slice("schedules/".length, -".json".length)
+  return Schema.is(ScheduleId)(id) ? id : undefined
+}
 
 /** `schemas/{task_type}.json`: published JSON Schemas of a task type's input and output. */
 export const schemaKey = (taskType: string): string => `schemas/${taskType}.json`

@@ -27,7 +27,8 @@ import { DateTime, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stre
 import { decodeObject } from "../domain/Codec.js"
 import { nextInstant, parseCron } from "../domain/Schedule.js"
 import { allShards } from "../domain/Shard.js"
-import type { MalformedObject } from "../domain/QueueError.js"
+import { MalformedObject } from "../domain/QueueError.js"
+import { parseScheduleKey } from "../domain/Keys.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
@@ -230,6 +231,20 @@ interface Cached<A> {
 
 const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => (key: string, body: Uint8Array) => decodeObject(schema, key, body)
 
+/** A schedule record checked against its key: a body naming another id is malformed (its actions would act on that id). */
+const decodeScheduleAt = (key: string, body: Uint8Array): Effect.Effect<ScheduleRecordView, MalformedObject> => {
+  const id = parseScheduleKey(key)
+  if (id === undefined) {
+    return Effect.fail(new MalformedObject({ key, message: `${key} is malformed: its key does not name a valid schedule id (schedules/{id}.json)` }))
+  }
+  return Effect.flatMap(decodeObject(ScheduleRecordView, key, body), (record) =>
+    record.id === id
+      ? Effect.succeed(record)
+      : Effect.fail(
+        new MalformedObject({ key, message: `${key} is malformed: its id ${JSON.stringify(record.id.slice(0, 80))} is not the id its key names (${id})` })
+      ))
+}
+
 const taskKeyPattern = /^tasks\/[0-9a-f]{1,4}\/[^/]+\.json$/
 // every .json under workers/, so a record with a hostile key is reported as malformed, not hidden
 const workerKeyPattern = /^workers\/.+\.json$/s
@@ -405,7 +420,7 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       const lastRuns = all.filter((o) => lastRunKeyPattern.test(o.key))
       forget(scheduleCache, records)
       forget(lastRunCache, lastRuns)
-      const a = yield* readChanged(store, records, scheduleCache, decodeWith(ScheduleRecordView), budget)
+      const a = yield* readChanged(store, records, scheduleCache, decodeScheduleAt, budget)
       const b = yield* readChanged(store, lastRuns, lastRunCache, decodeWith(LastRunView), budget)
       return a + b
     })

@@ -130,6 +130,16 @@ describe("buquet dashboard: defence in depth (issue 16 item 12) and the schedule
       updated_at: "2020-01-01T00:00:00.000Z"
     })
     putObject(cwd, "schedules/nightly/last_run.json", { last_run_at: "2020-01-01T00:00:00.000Z", last_task_id: forged })
+    // a schedule whose body names another id than its key: its actions would post elsewhere
+    putObject(cwd, "schedules/decoy.json", {
+      id: "../tasks/x/cancel?",
+      task_type: "report",
+      input: {},
+      cron: "@daily",
+      enabled: true,
+      created_at: "2020-01-01T00:00:00.000Z",
+      updated_at: "2020-01-01T00:00:00.000Z"
+    })
     const started = await startDashboard(cwd, ["--refresh", "1"])
     dashboard = started.dashboard
     base = started.url
@@ -225,6 +235,13 @@ describe("buquet dashboard: defence in depth (issue 16 item 12) and the schedule
       expect([taskId, forged], link).toContain(decodeURIComponent(segments[1]!))
       expect(resolved.search, link).toBe("")
     }
+  })
+
+  it("reads a schedule only as the one its key names; a planted id is reported as malformed", async () => {
+    const schedules = JSON.parse((await send(base, "/api/v1/schedules")).body) as Array<{ id: string }>
+    expect(schedules.map((s) => s.id)).toEqual(["nightly"])
+    const overview = JSON.parse((await send(base, "/api/v1/overview")).body) as { malformed: Array<{ key: string; message: string }> }
+    expect(overview.malformed.find((m) => m.key === "schedules/decoy.json")?.message).toMatch(/is not the id its key names \(decoy\)/)
   })
 
   it("treats prototype keys in queries and bodies as plain text", async () => {
