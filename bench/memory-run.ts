@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/memory-run.ts [tasks]`: the worker-memory scenario of the bench
+ * `node --import tsx bench/memory-run.ts [tasks] [--flags]`: the worker-memory scenario of the bench
  * alone (bench/memory.ts), against the RGW of the environment (or the project's, started by
  * scripts/s3-start.sh), printed as JSON. For working on the worker's memory without the full run.
  *
@@ -13,7 +13,8 @@ const main = async (): Promise<void> => {
   const tasks = Number(process.argv[2] ?? 1000)
   const target = ensureS3()
   log(`worker processes run ${await prepareWorkerEntry()}`)
-  const result = await workerMemory({ kind: "s3", target, keyPrefix: `bench/mem-${Date.now().toString(36)}-${process.pid}/rss/` }, tasks)
+  // --flags: with the buquet executable's heap flags instead of plain node
+  const result = await workerMemory({ kind: "s3", target, keyPrefix: `bench/mem-${Date.now().toString(36)}-${process.pid}/rss/` }, tasks, !process.argv.includes("--flags"))
   console.log(JSON.stringify(result, null, 2))
   process.exit(0)
 }

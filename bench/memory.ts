@@ -23,11 +23,15 @@ export interface MemoryResult {
   readonly finalRssMB: number
   readonly heapUsedMB: number
   readonly tasksPerSec: number
-  /** Node flags the worker process ran with (the `buquet` executable's). */
+  /** Node flags the worker process ran with (none under plain node, else the `buquet` executable's). */
   readonly nodeFlags: ReadonlyArray<string>
 }
 
-export const workerMemory = async (backend: Backend, tasks: number): Promise<MemoryResult> => {
+/**
+ * `plainNode`: the worker process runs under plain `node`, as a worker embedded in a user's
+ * process would (no heap flags); otherwise with the `buquet` executable's flags.
+ */
+export const workerMemory = async (backend: Backend, tasks: number, plainNode = true): Promise<MemoryResult> => {
   const concurrency = 64
   const handlerMillis = 100
   await Effect.runPromise(
@@ -38,7 +42,7 @@ export const workerMemory = async (backend: Backend, tasks: number): Promise<Mem
     )
   )
   const [child] = await spawnAll([
-    { engine: "buquet", backend, concurrency, handlerMillis, reportStarts: false, workerId: `bench-rss-${process.pid}` }
+    { engine: "buquet", backend, concurrency, handlerMillis, reportStarts: false, workerId: `bench-rss-${process.pid}`, plainNode }
   ])
   try {
     const idle = await child!.readCounts()
@@ -58,7 +62,7 @@ export const workerMemory = async (backend: Backend, tasks: number): Promise<Mem
       finalRssMB: round(final!.rss / 1e6),
       heapUsedMB: round(final!.heapUsed / 1e6),
       tasksPerSec: round(final!.completed / seconds),
-      nodeFlags: executableNodeFlags()
+      nodeFlags: plainNode ? [] : executableNodeFlags()
     }
   } finally {
     if (child!.process.exitCode === null) child!.process.kill("SIGKILL")

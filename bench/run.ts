@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every scenario of issue 10 in one run, against the real RGW server (started
+ * `npm run bench`: every scenario of issues 10 and 17 in one run, against the real RGW server (started
  * with scripts/s3-start.sh when S3_ENDPOINT is unset) and, for reference, FileStorage,
  * MemoryStorage and BullMQ on a local Redis; writes BENCHMARKS.md, bench/results/bench-results.json
  * and the SVG charts.
@@ -28,6 +28,8 @@ import { workerMemory } from "./memory.js"
 import type { MemoryResult } from "./memory.js"
 import { writeReport } from "./report.js"
 import type { BenchResults } from "./report.js"
+import { runScaleOut } from "./scaleout.js"
+import type { ScaleOutResult } from "./scaleout.js"
 import { runBuquetGrid, runBullmqGrid } from "./throughput.js"
 import type { ThroughputRow } from "./throughput.js"
 
@@ -63,6 +65,7 @@ const main = async (): Promise<void> => {
   const rgw = await runBuquetGrid("rgw", target, runId, quick)
   const file = await runBuquetGrid("file", target, runId, quick)
   const memory = await runBuquetGrid("memory", target, runId, quick)
+  const scaleOut = await attempt<ScaleOutResult>("scale-out through the delay proxy", () => runScaleOut(target, runId, quick))
 
   const warm: Array<WarmLatencyResult> = []
   const samples = quick ? 15 : 60
@@ -87,7 +90,10 @@ const main = async (): Promise<void> => {
   if (!("error" in warmFile)) warm.splice(1, 0, warmFile)
 
   log("worker memory at concurrency 64")
-  const mem = await attempt<MemoryResult>("memory", () => workerMemory({ kind: "s3", target, keyPrefix: `bench/${runId}/rss/` }, quick ? 300 : 1000))
+  const mem = await attempt<MemoryResult>("memory", () => workerMemory({ kind: "s3", target, keyPrefix: `bench/${runId}/rss/` }, quick ? 300 : 1000, true))
+  log("worker memory at concurrency 64, with the buquet executable's heap flags")
+  const memExecutable = await attempt<MemoryResult>("memory (executable flags)", () =>
+    workerMemory({ kind: "s3", target, keyPrefix: `bench/${runId}/rss-flags/` }, quick ? 300 : 1000, false))
   log("idle worker-hour, simulated on MemoryStorage + TestClock")
   const idleSim = await attempt<IdleSimResult>("idle simulation", () => simulateIdleHour(60))
   const idle = await attempt<IdleResult>("idle", () =>
@@ -121,6 +127,8 @@ const main = async (): Promise<void> => {
     idle,
     idleSim,
     memory: mem,
+    memoryExecutable: memExecutable,
+    scaleOut,
     chaos
   }
   writeReport(results, outDir, markdown)

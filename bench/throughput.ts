@@ -11,12 +11,13 @@ import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
 import { Queue as BullQueue } from "bullmq"
-import { Effect, Layer, Ref } from "effect"
+import { Effect, Layer, Metric, Ref } from "effect"
 import * as CountingStorage from "../src/layers/CountingStorage.js"
 import type { RequestCounts } from "../src/services/RequestCounter.js"
 import * as MemoryStorage from "../src/layers/MemoryStorage.js"
 import * as ServerClockLayer from "../src/layers/ServerClock.js"
 import * as Worker from "../src/programs/Worker.js"
+import { claimsConflict } from "../src/services/Metrics.js"
 import { Queue } from "../src/services/Queue.js"
 import { RequestCounter } from "../src/services/RequestCounter.js"
 import { Storage } from "../src/services/Storage.js"
@@ -42,6 +43,10 @@ export interface ThroughputRow {
   readonly producerRequests: RequestCounts
   readonly workerRequests: RequestCounts
   readonly peakRssMB: number
+  /** Worker CPU time (user + system, all worker processes, start signal → last completion), ms. */
+  readonly workerCpuMs: number
+  /** Claim CAS the workers lost to each other (buquet_claims_conflict_total, summed). */
+  readonly lostClaims: number
   readonly error?: string | undefined
 }
 
@@ -66,6 +71,8 @@ const failedRow = (engine: "buquet" | "bullmq", backend: string, workers: number
   producerRequests: zeroCounts,
   workerRequests: zeroCounts,
   peakRssMB: Number.NaN,
+  workerCpuMs: Number.NaN,
+  lostClaims: Number.NaN,
   error
 })
 
@@ -121,6 +128,8 @@ const processRow = async (backend: Backend, workers: number, concurrency: number
     producerRequests: submitted.counts,
     workerRequests: finals.map((f) => f.counts).reduce(addCounts, zeroCounts),
     peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
+    workerCpuMs: round(finals.reduce((s, f) => s + f.cpuMicros, 0) / 1000),
+    lostClaims: finals.reduce((s, f) => s + f.lostClaims, 0),
     error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
   }
 }
@@ -135,13 +144,23 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
       const counted = yield* CountingStorage.make(memory)
       const completions = yield* Ref.make<Array<number>>([])
       const workerLayer = Layer.provideMerge(layerWorkerServices(), ServerClockLayer.layer.pipe(Layer.provideMerge(Layer.succeed(Storage, counted.storage)))).pipe(Layer.orDie)
+      const lost0 = (yield* Metric.value(claimsConflict)).count
       const t0 = Date.now()
+      const cpu0 = process.cpuUsage()
+      let cpuAtLast = cpu0
       const handles = yield* Effect.forEach(Array.from({ length: workers }, (_, w) => w), (w) =>
         Worker.make(
           {
             id: `bench-mem-w${w}`,
             concurrency,
-            hooks: { Completed: () => Ref.update(completions, (c) => (c.push(Date.now()), c)) }
+            hooks: {
+              Completed: () =>
+                Ref.update(completions, (c) => {
+                  c.push(Date.now())
+                  cpuAtLast = process.cpuUsage(cpu0)
+                  return c
+                })
+            }
           },
           [Worker.handler("noop", () => Effect.void)]
         ).pipe(Effect.provide(workerLayer)))
@@ -166,6 +185,9 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
         producerRequests: submitted.counts,
         workerRequests: yield* counted.counter.snapshot,
         peakRssMB: round(process.memoryUsage().rss / 1e6),
+        // the workers are fibers of this process: its CPU, the bench's own polling included
+        workerCpuMs: round((cpuAtLast.user + cpuAtLast.system) / 1000),
+        lostClaims: (yield* Metric.value(claimsConflict)).count - lost0,
         error: completed >= n ? undefined : `only ${completed} of ${n} completed before the timeout`
       } satisfies ThroughputRow
     }).pipe(Effect.scoped)
@@ -260,6 +282,8 @@ export const runBullmqGrid = async (redisPort: number, quick: boolean): Promise<
         producerRequests: zeroCounts,
         workerRequests: zeroCounts,
         peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
+        workerCpuMs: round(finals.reduce((s, f) => s + f.cpuMicros, 0) / 1000),
+        lostClaims: 0,
         error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
       })
     } catch (e) {

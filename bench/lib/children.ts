@@ -87,7 +87,7 @@ export const spawnWorker = (config: ChildConfig): WorkerChild => {
   // BENCH_CHILD_EXECARGV: extra Node flags for the worker processes (diagnosis, e.g. --heap-prof)
   const extra = (process.env["BENCH_CHILD_EXECARGV"] ?? "").split(" ").filter((a) => a !== "")
   const child = fork(script, [], {
-    execArgv: [...executableNodeFlags(), ...execArgv, ...extra],
+    execArgv: [...(config.plainNode === true ? [] : executableNodeFlags()), ...execArgv, ...extra],
     env: { ...process.env, BENCH_CHILD: JSON.stringify(config) },
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })

@@ -38,7 +38,11 @@ export const ToParent = Schema.Union(
     counts: Counts,
     rss: Schema.Number,
     peakRss: Schema.Number,
-    heapUsed: Schema.Number
+    heapUsed: Schema.Number,
+    /** CPU time (user + system, µs) from `Go` to the last completion. */
+    cpuMicros: Schema.Number,
+    /** Claim CAS this process lost to another worker (buquet_claims_conflict_total). */
+    lostClaims: Schema.Number
   })
 )
 export type ToParent = typeof ToParent.Type
@@ -55,7 +59,9 @@ export const ChildConfig = Schema.Struct({
   handlerMillis: Schema.Number,
   /** Send a `Started` message from every handler (pickup latency). */
   reportStarts: Schema.Boolean,
-  workerId: Schema.String
+  workerId: Schema.String,
+  /** Run under plain `node`, without the `buquet` executable's heap flags (an embedded worker). */
+  plainNode: Schema.optional(Schema.Boolean)
 })
 export type ChildConfig = typeof ChildConfig.Type
 

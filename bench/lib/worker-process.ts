@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Metric, Option, Schema } from "effect"
+import { claimsConflict } from "../../src/services/Metrics.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { RequestCounter } from "../../src/services/RequestCounter.js"
 import type { RequestCounts } from "../../src/services/RequestCounter.js"
@@ -44,6 +45,14 @@ if (process.env["BENCH_MEM_TRACE"] === "1") {
 
 // completion timestamps (local ms), for the steady-state rate
 const completions: Array<number> = []
+// CPU time from Go to the latest completion (the idle time until Stop does not count)
+let cpuAtGo: NodeJS.CpuUsage | undefined
+let cpuMicros = 0
+const completed = (): void => {
+  completions.push(Date.now())
+  const used = process.cpuUsage(cpuAtGo)
+  cpuMicros = used.user + used.system
+}
 const progressTimer = setInterval(() => {
   send({ _tag: "Progress", completed: completions.length, lastAt: completions.at(-1) ?? 0 })
 }, 200)
@@ -65,7 +74,9 @@ const finish = (counts: RequestCounts): void => {
     counts,
     rss: sampleRss(),
     peakRss,
-    heapUsed: process.memoryUsage().heapUsed
+    heapUsed: process.memoryUsage().heapUsed,
+    cpuMicros,
+    lostClaims: Effect.runSync(Metric.value(claimsConflict)).count
   })
   // let the IPC message flush, then leave
   process.disconnect?.()
@@ -80,6 +91,7 @@ const runBuquet = Effect.gen(function*() {
     if (Option.isNone(m)) return
     switch (m.value._tag) {
       case "Go":
+        cpuAtGo = process.cpuUsage()
         return Deferred.unsafeDone(go, Exit.void)
       case "Stop":
         return Deferred.unsafeDone(stop, Exit.void)
@@ -100,7 +112,7 @@ const runBuquet = Effect.gen(function*() {
     {
       id: config.workerId,
       concurrency: config.concurrency,
-      hooks: { Completed: () => Effect.sync(() => void completions.push(Date.now())) }
+      hooks: { Completed: () => Effect.sync(completed) }
     },
     [handler]
   )
@@ -120,14 +132,17 @@ const runBullmq = async (): Promise<void> => {
     },
     { connection: { host: "127.0.0.1", port: config.redisPort ?? 6379, maxRetriesPerRequest: null }, concurrency: config.concurrency, autorun: false }
   )
-  worker.on("completed", () => void completions.push(Date.now()))
+  worker.on("completed", completed)
   await worker.waitUntilReady()
   let running: Promise<void> | undefined
   await new Promise<void>((resolve) => {
     process.on("message", (raw: unknown) => {
       const m = decodeToChild(raw)
       if (Option.isNone(m)) return
-      if (m.value._tag === "Go") running = worker.run()
+      if (m.value._tag === "Go") {
+        cpuAtGo = process.cpuUsage()
+        running = worker.run()
+      }
       if (m.value._tag === "Stop") resolve()
       if (m.value._tag === "ReadCounts") send({ _tag: "CountsNow", counts: zeroCounts, rss: sampleRss() })
     })
