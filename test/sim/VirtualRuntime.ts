@@ -67,25 +67,32 @@ export const runVirtual = <A, E>(program: Effect.Effect<A, E>, startMillis = 0):
   const timers = new TimerHeap()
   const tasks: Array<() => void> = []
 
+  const trace = process.env["SIM_TRACE"] !== undefined
+  const sleep = (duration: Duration.Duration) =>
+    Effect.async<void>((resume) => {
+      const millis = Math.max(0, Duration.toMillis(duration))
+      if (millis === 0) zeroSleeps++
+      // whole milliseconds, like a real clock (fractions would let `due - now` loops spin on rounding)
+      const timer: Timer = { at: Math.ceil(now + (Number.isFinite(millis) ? millis : 1e15)), seq: seq++, wake: () => resume(Effect.void), cancelled: false }
+      timers.push(timer)
+      return Effect.sync(() => {
+        timer.cancelled = true
+      })
+    })
+  // SIM_TRACE: name the span of every 100,000th zero sleep (a loop that never waits)
+  const tracedSleep = (duration: Duration.Duration) =>
+    Duration.toMillis(duration) === 0 && (zeroSleeps + 1) % 100000 === 0
+      ? Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+        Effect.zipRight(Effect.sync(() => console.error("zero sleep in span", span._tag === "Some" ? span.value.name : "-")), sleep(duration)))
+      : sleep(duration)
+
   const clock: Clock.Clock = {
     [Clock.ClockTypeId]: Clock.ClockTypeId,
     unsafeCurrentTimeMillis: () => now,
     currentTimeMillis: Effect.sync(() => now),
     unsafeCurrentTimeNanos: () => BigInt(Math.floor(now * 1_000_000)),
     currentTimeNanos: Effect.sync(() => BigInt(Math.floor(now * 1_000_000))),
-    sleep: (duration: Duration.Duration) =>
-      (process.env["SIM_TRACE"] !== undefined && Duration.toMillis(duration) === 0 && (zeroSleeps + 1) % 100000 === 0
-        ? Effect.flatMap(Effect.option(Effect.currentSpan), (span) => Effect.sync(() => console.error("zero sleep in span", span._tag === "Some" ? span.value.name : "-")))
-        : Effect.void).pipe(Effect.zipRight(Effect.async<void>((resume) => {
-        const millis = Math.max(0, Duration.toMillis(duration))
-        if (millis === 0) zeroSleeps++
-        // whole milliseconds, like a real clock (fractions would let `due - now` loops spin on rounding)
-        const timer: Timer = { at: Math.ceil(now + (Number.isFinite(millis) ? millis : 1e15)), seq: seq++, wake: () => resume(Effect.void), cancelled: false }
-        timers.push(timer)
-        return Effect.sync(() => {
-          timer.cancelled = true
-        })
-      })))
+    sleep: trace ? tracedSleep : sleep
   } as Clock.Clock
 
   const scheduler: Scheduler = {
@@ -104,10 +111,10 @@ export const runVirtual = <A, E>(program: Effect.Effect<A, E>, startMillis = 0):
     let idle = 0
     let events = 0
     let idles = 0
-    const trace = process.env["SIM_TRACE"] !== undefined
     const drive = () => {
       for (let rounds = 0; rounds < 2000 && done === undefined; rounds++) {
-        while (tasks.length > 0) tasks.shift()!()
+        // FIFO; tasks scheduled meanwhile run after this batch
+        while (tasks.length > 0) for (const task of tasks.splice(0)) task()
         if (done !== undefined) break
         let timer = timers.pop()
         while (timer !== undefined && timer.cancelled) timer = timers.pop()

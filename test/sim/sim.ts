@@ -64,6 +64,8 @@ export interface SimResult {
     readonly faults: number
     readonly requests: number
     readonly steps: number
+    /** Simulated time of the whole run (busy phase, drain, shutdown). */
+    readonly simulatedMillis: number
   }
 }
 
@@ -125,8 +127,16 @@ const statusOf = (body: Uint8Array): { status: TaskStatus; attempt: number } | u
   }
 }
 
+const markerIdPattern = /^(?:ready|leases)\/.*\/([0-9a-f-]{36})$/
+
 const makeObserver = (mem: StorageService, violation: (message: string) => void) => {
   const tasks = new Map<string, Seen>()
+  // tasks whose object or markers changed since the last check: the per-step check reads only these
+  const dirty = new Set<string>()
+  const touch = (key: string) => {
+    const id = taskKeyPattern.exec(key)?.[1] ?? markerIdPattern.exec(key)?.[1]
+    if (id !== undefined) dirty.add(id)
+  }
   const seen = (id: string, key: string): Seen => {
     let s = tasks.get(id)
     if (s === undefined) {
@@ -138,6 +148,7 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
   const idOf = (key: string) => taskKeyPattern.exec(key)?.[1]
   const onDelete = (key: string) =>
     Effect.gen(function*() {
+      touch(key)
       const id = idOf(key)
       if (id === undefined) return
       const current = yield* mem.get(key).pipe(Effect.orDie)
@@ -149,6 +160,7 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
     })
   const onPut = (key: string, body: Uint8Array, create: boolean) =>
     Effect.sync(() => {
+      touch(key)
       const id = idOf(key)
       if (id === undefined) return
       const parsed = statusOf(body)
@@ -204,7 +216,7 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
       ),
     deleteMany: (keys) => Effect.zipRight(Effect.forEach(keys, onDelete, { discard: true }), mem.deleteMany(keys))
   }
-  return { storage, tasks }
+  return { storage, tasks, dirty }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,6 +280,15 @@ const simulate = (seed: number, options: SimOptions) =>
     const mem = yield* MemoryStorage.make({ conditionalDelete })
     const observer = makeObserver(mem, violation)
     const faultRate = pick([0, 0.01, 0.03, 0.08])
+    // Swarm testing: each seed draws its own mix (per step of ~1 s), so some seeds are quiet and
+    // some crash, freeze or operate a lot; a short run then still meets every kind of event.
+    const mix = {
+      submit: pick([0.05, 0.1, 0.2]),
+      operate: pick([0.01, 0.03, 0.06]),
+      pauseType: pick([0, 0.005, 0.01]),
+      crash: pick([0, 0.005, 0.015]),
+      freeze: pick([0, 0.005, 0.015])
+    }
     const faulty = yield* FaultyStorage.make(observer.storage, {
       seed,
       rates: {
@@ -280,13 +301,17 @@ const simulate = (seed: number, options: SimOptions) =>
       maxLatency: Duration.seconds(pick([0.2, 2, 8]))
     })
     let requests = 0
+    const count = Effect.sync(() => {
+      requests++
+    })
     const counted: StorageService = {
       ...faulty.storage,
-      get: (k) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.get(k)),
-      put: (k, b, c) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.put(k, b, c)),
-      list: (p, o) => Effect.zipRight(Effect.sync(() => requests++), faulty.storage.list(p, o))
+      get: (k) => Effect.zipRight(count, faulty.storage.get(k)),
+      put: (k, b, c) => Effect.zipRight(count, faulty.storage.put(k, b, c)),
+      list: (p, o) => Effect.zipRight(count, faulty.storage.list(p, o))
     }
     const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
+    const startedAt = yield* clock.currentTimeMillis
     const on = <A, E, R>(storage: StorageService, self: Effect.Effect<A, E, R>) =>
       self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
 
@@ -317,7 +342,9 @@ const simulate = (seed: number, options: SimOptions) =>
       }))
 
     // --- processes -------------------------------------------------------------------------
-    const retention = { olderThan: Duration.minutes(pick([5, 20])), action: pick(["delete", "archive"] as const) }
+    // Short ages and sweep intervals too, so retention meets replays and cancels within a short run.
+    const retention = { olderThan: Duration.seconds(pick([30, 120, 1200])), action: pick(["delete", "archive"] as const) }
+    const sweepInterval = Duration.seconds(pick([30, 120]))
     interface Proc {
       readonly id: string
       readonly scope: Scope.CloseableScope
@@ -340,7 +367,7 @@ const simulate = (seed: number, options: SimOptions) =>
           polling: { _tag: "Adaptive", min: Duration.millis(500), max: Duration.seconds(pick([2, 5])) },
           monitor: {
             checkInterval: Duration.seconds(10),
-            sweepInterval: Duration.minutes(2),
+            sweepInterval,
             retention,
             leader: { ttl: Duration.seconds(30), holderId: id }
           }
@@ -433,7 +460,10 @@ const simulate = (seed: number, options: SimOptions) =>
     const discoverable = (final: boolean) =>
       Effect.gen(function*() {
         const now = yield* clock.currentTimeMillis
-        for (const id of observer.tasks.keys()) {
+        // each step: only the tasks something touched since the last check; at the end: all of them
+        const ids = final ? [...observer.tasks.keys()] : [...observer.dirty].filter((id) => observer.tasks.has(id))
+        observer.dirty.clear()
+        for (const id of ids) {
           const found = yield* readTask(observer.tasks.get(id)!.key).pipe(
             Effect.provideService(Storage, mem),
             Effect.orElseSucceed(() => Option.none())
@@ -456,15 +486,20 @@ const simulate = (seed: number, options: SimOptions) =>
     // --- the busy phase ----------------------------------------------------------------------
     const steps = options.minutes * 60
     let step = 0
+    // operations still under way (submits, operator commands): the drain waits for them
+    let inflight = 0
+    const background = <A, E>(self: Effect.Effect<A, E>) => {
+      inflight++
+      return Effect.fork(Effect.ensuring(self, Effect.sync(() => inflight--)))
+    }
     for (; step < steps && violations.length === 0; step++) {
-      const r = rnd()
-      if (r < 0.08) yield* Effect.fork(submitOne)
-      else if (r < 0.1) yield* Effect.fork(operate)
-      else if (r < 0.101) yield* Effect.fork(pauseType)
-      else if (r < 0.1025) yield* crashOne
-      else if (r < 0.104) yield* freezeOne
+      if (chance(mix.submit)) yield* background(submitOne)
+      if (chance(mix.operate)) yield* background(operate)
+      if (chance(mix.pauseType)) yield* background(pauseType)
+      if (chance(mix.crash)) yield* crashOne
+      if (chance(mix.freeze)) yield* freezeOne
       yield* Effect.sleep(Duration.millis(200 + Math.floor(rnd() * 1600)))
-      if (step % 30 === 0) yield* discoverable(false)
+      yield* discoverable(false)
     }
 
     if (process.env["SIM_DEBUG"] !== undefined) {
@@ -474,7 +509,20 @@ const simulate = (seed: number, options: SimOptions) =>
     yield* faulty.injector.setRandomFaults(false)
     for (const p of procs) if (p.paused) yield* p.view.resume
     yield* ignore(queue.resume("job"))
-    for (let s = 0; s < 60 && violations.length === 0; s++) yield* Effect.sleep(Duration.seconds(30))
+    // Until every task is settled (nothing left for the drain to prove), at most 30 minutes; a task
+    // the bucket never got (a submit that failed before its create) has only reads and does not count.
+    const settled = Effect.gen(function*() {
+      if (inflight > 0) return false
+      for (const t of observer.tasks.values()) {
+        if (!isTerminal(t.status) && Option.isSome(yield* Effect.orDie(mem.head(t.key)))) return false
+      }
+      return true
+    })
+    for (let s = 0; s < 60 && violations.length === 0; s++) {
+      yield* Effect.sleep(Duration.seconds(30))
+      yield* discoverable(false)
+      if (yield* settled) break
+    }
     yield* discoverable(true)
     const submits = new Map<string, number>()
     for (const id of submitted) submits.set(id, (submits.get(id) ?? 0) + 1)
@@ -494,7 +542,8 @@ const simulate = (seed: number, options: SimOptions) =>
         pauses,
         faults: (yield* faulty.injector.injected).length,
         requests,
-        steps: step
+        steps: step,
+        simulatedMillis: (yield* clock.currentTimeMillis) - startedAt
       }
     } satisfies SimResult
   })
@@ -506,6 +555,8 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     simulate(seed, options).pipe(
       Effect.scoped,
       Effect.withRandom(Random.make(seed)),
+      // spans cost CPU and nothing here reads them
+      Effect.withTracerEnabled(false),
       Logger.withMinimumLogLevel(LogLevel.None)
     )
   ).then((exit) => {
@@ -513,7 +564,7 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     return {
       seed,
       violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
-      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, faults: 0, requests: 0, steps: 0 }
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
     } satisfies SimResult
   }).finally(restoreUuids)
 }
