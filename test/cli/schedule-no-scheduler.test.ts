@@ -6,18 +6,7 @@
  * embedded store, whose objects the test writes directly (a lease, a schedule active since 2020).
  */
 import { describe, expect, it } from "vitest"
-import { heldSchedulerLease, putObject, runCli, tempDir } from "./support.js"
-
-const oldSchedule = (id: string) => ({
-  id,
-  task_type: "report",
-  input: {},
-  cron: "@daily",
-  enabled: true,
-  created_at: "2020-01-01T00:00:00.000Z",
-  updated_at: "2020-01-01T00:00:00.000Z",
-  active_since: "2020-01-01T00:00:00.000Z"
-})
+import { dailySchedule, heldSchedulerLease, putObject, runCli, tempDir } from "./support.js"
 
 const noScheduler = /no scheduler is running.*buquet worker --scheduler.*buquet schedule run/s
 
@@ -25,7 +14,7 @@ describe("schedules without a scheduler", () => {
   it("create, list and show say that no scheduler runs; show calls a past next run overdue", async () => {
     const fresh = tempDir()
     const old = tempDir()
-    putObject(old, "schedules/nightly.json", oldSchedule("nightly"))
+    putObject(old, "schedules/nightly.json", dailySchedule("nightly"))
     const [created, shown, shownJson] = await Promise.all([
       runCli(["schedule", "create", "s1", "-t", "report", "-c", "@hourly"], { cwd: fresh }),
       runCli(["schedule", "show", "nightly"], { cwd: old }),
@@ -49,7 +38,7 @@ describe("schedules without a scheduler", () => {
   it("stay quiet while a scheduler holds the lease", async () => {
     const cwd = tempDir()
     putObject(cwd, "control/leader/scheduler.json", heldSchedulerLease())
-    putObject(cwd, "schedules/nightly.json", oldSchedule("nightly"))
+    putObject(cwd, "schedules/nightly.json", dailySchedule("nightly"))
     const [listed, shown] = await Promise.all([
       runCli(["schedule", "list"], { cwd }),
       runCli(["schedule", "show", "nightly", "--json"], { cwd })

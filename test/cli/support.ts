@@ -130,3 +130,15 @@ export const heldSchedulerLease = () => {
     expires_at: new Date(now.getTime() + 3_600_000).toISOString()
   }
 }
+
+/** A schedule record firing `@daily`, active since 2020 (so its next run is long overdue without a scheduler). */
+export const dailySchedule = (id: string) => ({
+  id,
+  task_type: "report",
+  input: {},
+  cron: "@daily",
+  enabled: true,
+  created_at: "2020-01-01T00:00:00.000Z",
+  updated_at: "2020-01-01T00:00:00.000Z",
+  active_since: "2020-01-01T00:00:00.000Z"
+})

@@ -21,7 +21,7 @@
 import { request as httpRequest } from "node:http"
 import { connect } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { eventually, heldSchedulerLease, putObject, runCli, spawnCli, tempDir } from "../cli/support.js"
+import { dailySchedule, eventually, heldSchedulerLease, putObject, runCli, spawnCli, tempDir } from "../cli/support.js"
 import type { RunningCli } from "../cli/support.js"
 
 interface Answer {
@@ -120,26 +120,10 @@ describe("buquet dashboard: defence in depth (issue 16 item 12) and the schedule
       tasks_completed: 0,
       tasks_failed: 0
     })
-    putObject(cwd, "schedules/nightly.json", {
-      id: "nightly",
-      task_type: "report",
-      input: {},
-      cron: "@daily",
-      enabled: true,
-      created_at: "2020-01-01T00:00:00.000Z",
-      updated_at: "2020-01-01T00:00:00.000Z"
-    })
+    putObject(cwd, "schedules/nightly.json", dailySchedule("nightly"))
     putObject(cwd, "schedules/nightly/last_run.json", { last_run_at: "2020-01-01T00:00:00.000Z", last_task_id: forged })
     // a schedule whose body names another id than its key: its actions would post elsewhere
-    putObject(cwd, "schedules/decoy.json", {
-      id: "../tasks/x/cancel?",
-      task_type: "report",
-      input: {},
-      cron: "@daily",
-      enabled: true,
-      created_at: "2020-01-01T00:00:00.000Z",
-      updated_at: "2020-01-01T00:00:00.000Z"
-    })
+    putObject(cwd, "schedules/decoy.json", dailySchedule("../tasks/x/cancel?"))
     const started = await startDashboard(cwd, ["--refresh", "1"])
     dashboard = started.dashboard
     base = started.url
