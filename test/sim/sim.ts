@@ -17,7 +17,7 @@
  *   or running task has the marker that makes it discoverable without a full sweep (ready marker
  *   when pending, lease marker when running); at the end, after a quiet drain, nothing due is stuck;
  * - **one valid lease at a time**: a handler never starts while another run of the same task still
- *   holds an unexpired lease;
+ *   holds an unexpired lease, nor on a lease that has already ended;
  * - **terminal states are stable**: completed/archived never change (but completed → archived),
  *   failed/cancelled/expired become pending only by an operator's replay; no task id is created twice;
  * - **idempotency**: a key maps to one task for its whole TTL, and no task completes twice;
@@ -331,6 +331,9 @@ const simulate = (seed: number, options: SimOptions) =>
           taskId: ctx.taskId,
           leaseId: ctx.task.leaseId,
           leaseExpiresMillis: ctx.task.leaseExpiresAt === null ? 0 : DateTime.toEpochMillis(ctx.task.leaseExpiresAt)
+        }
+        if (me.leaseExpiresMillis <= now) {
+          violation(`late start: a handler of ${ctx.taskId} started at ${now} on lease ${me.leaseId}, which ended at ${me.leaseExpiresMillis}`)
         }
         active.set(ctx.taskId, [...runs, me])
         const spec = input as { readonly ms: number; readonly fail: number }

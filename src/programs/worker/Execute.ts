@@ -311,6 +311,11 @@ export const execute = <R>(
     const attempt: Effect.Effect<Ended, never, R | Storage> = Effect.gen(function*() {
       const input = yield* prepareInput
       if (input._tag === "Left") return { _tag: "Failed", settlement: input.left } satisfies Ended
+      // A claim (or input) answered after the lease's deadline — a pause, a slow response — must not
+      // start the handler: the lease may already be recovered and the task running elsewhere.
+      if ((yield* clock.currentTimeMillis) >= (yield* Ref.get(deadline))) {
+        return { _tag: "Stopped", reason: StopReason.Timeout() } satisfies Ended
+      }
       const handlerRun = definition.run(input.right, ctx).pipe(
         Effect.flatMap((output) =>
           definition.encodeOutput(output).pipe(Effect.mapError((message) => new PermanentError({ message })))
