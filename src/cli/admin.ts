@@ -1,5 +1,6 @@
 /**
- * Operator commands: `pause` / `resume` [type], `schema publish|get|list|delete|validate`, `workers`.
+ * Operator commands: `pause` / `resume` [type], `schema publish|get|list|delete|validate`, `workers`,
+ * `repair KEY`.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import { decodeWorkerRecordAt, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
+import { repair as repairKey, repairableKeys } from "../programs/Repair.js"
 import { Queue } from "../services/Queue.js"
 import { Storage } from "../services/Storage.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, printLine, reportSkipped, toCliError, usageError, withStack } from "./common.js"
@@ -167,3 +169,33 @@ export const workers = Command.make("workers", globalOptions, (o) =>
       ))
     })
   ).pipe(toCliError)).pipe(Command.withDescription("list workers and their health"))
+
+/** `buquet repair KEY`: removes a stored control object that no longer decodes. */
+export const repair = Command.make(
+  "repair",
+  {
+    ...globalOptions,
+    key: Args.text({ name: "key" }).pipe(Args.withDescription(`the object to repair: ${repairableKeys.join(", ")}`))
+  },
+  (o) =>
+    withStack(
+      o,
+      Effect.gen(function*() {
+        const outcome = yield* repairKey(o.key)
+        if (o.json) {
+          return yield* printJson({
+            key: outcome.key,
+            outcome: outcome._tag.toLowerCase(),
+            ...(outcome._tag === "Removed" ? { problem: outcome.problem, meaning: outcome.meaning } : {})
+          })
+        }
+        yield* printLine(
+          outcome._tag === "Missing"
+            ? `${outcome.key} does not exist; nothing to repair`
+            : outcome._tag === "Valid"
+            ? `${outcome.key} is valid; nothing to repair`
+            : `removed ${outcome.key} (${outcome.problem})\n${outcome.meaning}`
+        )
+      })
+    ).pipe(toCliError)
+).pipe(Command.withDescription("remove a control object that no longer decodes (pause switches, a leader lease, a schema)"))

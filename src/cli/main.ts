@@ -10,7 +10,7 @@ import { cleanHelp, helpColor } from "./help.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
-import { pause, resume, schema, workers } from "./admin.js"
+import { pause, repair, resume, schema, workers } from "./admin.js"
 import { config } from "./config.js"
 import { CliError, stderrLine, usageError } from "./common.js"
 import { doctor } from "./doctor.js"
@@ -58,6 +58,7 @@ const topLevel = [
   workers,
   tail,
   doctor,
+  repair,
   migrateShards,
   schedule,
   config,

@@ -741,7 +741,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const readPause = Effect.gen(function*() {
     const found = yield* storage.get(pauseKey)
     if (Option.isNone(found)) return { state: PauseState.none, etag: Option.none<string>() }
-    const state = yield* decodeObject(PauseState, pauseKey, found.value.body)
+    const state = yield* decodeObject(PauseState, pauseKey, found.value.body).pipe(
+      Effect.mapError((e) =>
+        new MalformedObject({
+          key: pauseKey,
+          message: `${e.message}; remove it with \`buquet repair ${pauseKey}\` (nothing is paused then), then pause again what should stay paused`
+        })
+      )
+    )
     return { state, etag: Option.some(found.value.etag) }
   })
 

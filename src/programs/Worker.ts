@@ -282,10 +282,32 @@ export const make = <R>(
 
     // --- pause switches: one GET per pass, only when a candidate is ours --------------------------
     const pauseCache = yield* Ref.make(Option.none<PauseState>())
+    /**
+     * The last switches that decoded. A corrupt `control/pause.json` must not stop the whole queue
+     * (nor silently resume what was paused): the worker goes on with what it last read (nothing
+     * paused if it never read any: whoever can write garbage there could as well write "nothing
+     * paused"), and says so once per bad version, with the repair.
+     */
+    const lastGoodPause = yield* Ref.make(PauseState.none)
+    const warnedBadPause = yield* Ref.make<string | undefined>(undefined)
     const readPause = Effect.gen(function*() {
       const found = yield* storage.get(pauseKey)
-      if (Option.isNone(found)) return PauseState.none
-      return yield* decodeObject(PauseState, pauseKey, found.value.body)
+      if (Option.isNone(found)) return yield* Ref.setAndGet(lastGoodPause, PauseState.none)
+      const etag = found.value.etag
+      return yield* decodeObject(PauseState, pauseKey, found.value.body).pipe(
+        Effect.tap((state) => Ref.set(lastGoodPause, state)),
+        Effect.catchTag("MalformedObject", (e) =>
+          Effect.gen(function*() {
+            const last = yield* Ref.get(lastGoodPause)
+            if ((yield* Ref.getAndSet(warnedBadPause, etag)) !== etag) {
+              const paused = last.global ? "everything" : last.taskTypes.length === 0 ? "nothing" : last.taskTypes.join(", ")
+              yield* Effect.logWarning(
+                `${e.message}; going on with the switches last read (paused: ${paused}); remove it with \`buquet repair ${pauseKey}\`, then pause again what should stay paused`
+              )
+            }
+            return last
+          }))
+      )
     }).pipe(
       Effect.catchAll((e) =>
         Effect.as(Effect.logWarning(`could not read the pause switches; claiming nothing this poll: ${e.message}`), new PauseState({ global: true, taskTypes: [] }))
