@@ -481,7 +481,13 @@ export const allowedValues = (kind: SettingKind): string => {
 /** A raw value from TOML (typed) or from a flag / the environment (text). */
 export type RawValue = string | number | boolean | ReadonlyArray<unknown> | object
 
-const describeRaw = (raw: RawValue): string => (typeof raw === "string" ? JSON.stringify(raw) : JSON.stringify(raw) ?? String(raw))
+/** The refused value as an error shows it: a secret is never echoed (its length is), a URL's credentials are masked. */
+const describeRaw = (spec: SettingSpec, raw: RawValue): string =>
+  spec.secret === true
+    ? `a value of ${typeof raw === "string" ? `${raw.length} characters` : typeof raw}`
+    : typeof raw === "string"
+    ? JSON.stringify(spec.kind._tag === "Url" ? maskUrlCredentials(raw) : raw)
+    : JSON.stringify(raw) ?? String(raw)
 
 /**
  * Checks one value against its setting and reduces it to the string form every source shares
@@ -490,7 +496,7 @@ const describeRaw = (raw: RawValue): string => (typeof raw === "string" ? JSON.s
  * Left: what is allowed, to be prefixed with where the value came from.
  */
 export const normalizeValue = (spec: SettingSpec, raw: RawValue, text: boolean): Either.Either<string, string> => {
-  const bad = () => Either.left(`${describeRaw(raw)} is not allowed: use ${allowedValues(spec.kind)}`)
+  const bad = () => Either.left(`${describeRaw(spec, raw)} is not allowed: use ${allowedValues(spec.kind)}`)
   const kind = spec.kind
   switch (kind._tag) {
     case "String":

@@ -37,6 +37,19 @@ describe("secrets stay out of the CLI's output", () => {
     expect(flag.stdout).toContain("https://ops:***@s3.example:7480/")
   }, 120_000)
 
+  it("a refused secret or endpoint is not echoed back in the error", async () => {
+    const [token, url] = await Promise.all([
+      runCli(["config", "validate"], { env: { BUQUET_DASHBOARD_TOKEN: "tiny-secret" } }),
+      runCli(["config", "validate", "--endpoint", `ftp://user:${password}@s3.example`])
+    ])
+    expect(token.code, token.stderr).toBe(2)
+    expect(token.stderr).toMatch(/BUQUET_DASHBOARD_TOKEN/)
+    expect(token.stderr).not.toContain("tiny-secret")
+    expect(url.code, url.stderr).toBe(2)
+    expect(url.stderr).toContain("ftp://user:***@s3.example")
+    expect(url.stderr).not.toContain(password)
+  }, 120_000)
+
   it("doctor masks it too", async () => {
     const doctor = await runCli(["doctor"], { env: s3Env })
     expect(doctor.stdout + doctor.stderr).toContain(masked)
