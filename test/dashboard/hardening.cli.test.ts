@@ -204,7 +204,7 @@ describe("buquet dashboard: defence in depth (issue 16 item 12) and the schedule
   })
 
   it("URL-encodes ids from the bucket in every link and form action", async () => {
-    const pages = [(await send(base, "/workers")).body, (await send(base, "/schedules")).body, (await send(base, `/tasks/${taskId}`)).body]
+    const pages = await Promise.all(["/workers", "/schedules", `/tasks/${taskId}`, "/", "/tasks"].map(async (path) => (await send(base, path)).body))
     expect(pages[0]).toContain("w-1")
     const all = pages.flatMap(links)
     const toTasks = all.filter((l) => l.startsWith("/tasks/"))
