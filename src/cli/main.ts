@@ -18,6 +18,7 @@ import { tail } from "./tail.js"
 import { migrateShards } from "./migrate.js"
 import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
+import { stats } from "./stats.js"
 import { closest } from "./suggest.js"
 import { referenceRefusal } from "./reference.js"
 import { buquetVersion } from "../domain/Version.js"
@@ -56,6 +57,7 @@ const topLevel = [
   resume,
   schema,
   workers,
+  stats,
   tail,
   doctor,
   repair,

@@ -35,6 +35,7 @@ import { decodeTask, isExpiredAt, Task } from "../domain/Task.js"
 import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound } from "../domain/TaskErrors.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import type { CompiledSchemas } from "../domain/TaskSchemas.js"
+import { comparePositions, compareTasks, sortMillis } from "../domain/TaskOrder.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as Tr from "../domain/Transitions.js"
@@ -438,21 +439,13 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     })
 
   // A sorted list's cursor: the sort and the last task's sort value and id, so the next page starts after it.
-  const sortValue = (sort: ListSort, task: Task): number =>
-    DateTime.toEpochMillis(sort === "updated" ? task.updatedAt : task.createdAt)
-  const compareBy = (sort: ListSort) => (a: { readonly value: number; readonly id: string } | Task, b: { readonly value: number; readonly id: string } | Task): number => {
-    const va = "value" in a ? a.value : sortValue(sort, a)
-    const vb = "value" in b ? b.value : sortValue(sort, b)
-    const byValue = sort === "created-asc" ? va - vb : vb - va
-    return byValue !== 0 ? byValue : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-  }
   const encodeSortCursor = (sort: ListSort, task: Task) =>
-    Buffer.from(`${sort}:${sortValue(sort, task)}:${task.id}`, "utf8").toString("base64url")
+    Buffer.from(`${sort}:${sortMillis(sort, task)}:${task.id}`, "utf8").toString("base64url")
   const decodeSortCursor = (cursor: string, sort: ListSort) =>
     Effect.suspend(() => {
       const m = /^([a-z-]+):(\d+):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"))
       return m !== null && m[1] === sort
-        ? Effect.succeed({ value: Number(m[2]), id: m[3]! })
+        ? Effect.succeed({ millis: Number(m[2]), id: m[3]! })
         : Effect.fail(new InvalidArgument({ argument: "cursor", message: `cursor is not one returned by list with sort ${sort}; start without a cursor` }))
     })
 
@@ -501,8 +494,8 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     if (sort !== "key") {
       // every match is read to sort them: the order is over the whole prefix, not one page
       const after = options.cursor === undefined ? undefined : yield* decodeSortCursor(options.cursor, sort)
-      const all = [...yield* Stream.runCollect(readMatching(undefined))].sort(compareBy(sort))
-      const start = after === undefined ? 0 : all.findIndex((t) => compareBy(sort)(t, after) > 0)
+      const all = [...yield* Stream.runCollect(readMatching(undefined))].sort(compareTasks(sort))
+      const start = after === undefined ? 0 : all.findIndex((t) => comparePositions(sort)({ millis: sortMillis(sort, t), id: t.id }, after) > 0)
       const tasks = start < 0 ? [] : all.slice(start, start + limit)
       const last = tasks.at(-1)
       return {

@@ -5,10 +5,12 @@
  * - Bound to 127.0.0.1 by default; any other address needs an access token, else it refuses to
  *   start with {@link DashboardRefused}. Without a token it answers only requests addressed to a
  *   loopback host name (DNS-rebinding guard).
- * - Pages: overview (counts per status, depth per shard, throughput and failure charts as inline
- *   SVG, the refresh's cost), tasks (status / type / shard / time filters, paging), task detail
- *   (fields, pretty input and output, transition timeline, S3 versions where kept; cancel, replay,
- *   archive), workers (health, current tasks, counters), schedules (next and last run; enable,
+ * - Pages: overview (the per-type table of `buquet stats` first, then counts per status, depth per
+ *   shard, throughput and failure charts as inline SVG), cost (what the refresh costs), tasks
+ *   (status / type / shard / time filters, the orders of `list --sort`, newest created first by
+ *   default, short ids linking the full id, paging), task detail (fields, pretty input and output,
+ *   transition timeline, S3 versions where kept; cancel, replay, archive; `/tasks/<short id>` leads
+ *   to it), workers (health, current tasks, counters), schedules (next and last run; enable,
  *   disable, trigger when the Scheduler service is provided). Inline CSS and script only.
  * - Live updates over SSE (`/events`) from ONE shared refresh (see `QueueSnapshot.ts`): the number
  *   of open tabs does not change the requests made to the bucket; one hub encodes each snapshot
@@ -17,7 +19,7 @@
  * - POST actions need the per-process CSRF token (form field `_csrf` or header `X-CSRF-Token`): 403
  *   without it, and 403 when the browser says the request comes from another site (`Sec-Fetch-Site`
  *   / `Origin`). Every response carries `nosniff` and the Content-Security-Policy.
- * - JSON API under `/api/v1` (overview, tasks, tasks/:id, workers, schedules, csrf, and the POST
+ * - JSON API under `/api/v1` (overview, types, tasks, tasks/:id, workers, schedules, csrf, and the POST
  *   actions); Prometheus text at `/metrics`.
  *
  * ```ts

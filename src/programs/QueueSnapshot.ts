@@ -32,10 +32,13 @@ import { parseScheduleKey } from "../domain/Keys.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { decodeTask, Task, Timestamp } from "../domain/Task.js"
 import { allStatuses } from "../domain/TaskStatus.js"
+import { summarizeTypes } from "../domain/TypeStats.js"
+import type { TypeStats } from "../domain/TypeStats.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import * as CountingStorage from "../layers/CountingStorage.js"
 import type { RequestCounts } from "../services/RequestCounter.js"
 import { compareKeys } from "../domain/KeyOrder.js"
+import { shortIds } from "../protocol/TaskIdPrefix.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import type { ObjectMeta, StorageService } from "../services/Storage.js"
@@ -121,8 +124,12 @@ export interface Snapshot {
   readonly tasks: ReadonlyArray<Task>
   /** Tasks by id. */
   readonly byId: ReadonlyMap<string, Task>
+  /** Each task's short id: its shortest unique prefix of 6+ characters, as `buquet get` takes it. */
+  readonly shortIds: ReadonlyMap<string, string>
   /** Tasks per status. */
   readonly counts: Readonly<Record<TaskStatus, number>>
+  /** The per-type overview (pending, running, failures, rate, oldest wait, run times, workers). */
+  readonly types: ReadonlyArray<TypeStats>
   /** Pending and running tasks per shard. */
   readonly depth: ReadonlyArray<ShardDepth>
   /** The last `chartMinutes` minutes, oldest first. */
@@ -161,6 +168,8 @@ export interface SnapshotOptions {
   readonly chartMinutes?: number | undefined
   /** The queue's shard prefix length, to show every shard's depth (default 1). */
   readonly shardPrefixLen?: number | undefined
+  /** Whether to read `schedules/` (default true; `buquet stats` does not show schedules). */
+  readonly readSchedules?: boolean | undefined
 }
 
 /** The shared snapshot source. */
@@ -210,7 +219,9 @@ const emptySnapshot: Snapshot = {
   refreshMillis: 0,
   tasks: [],
   byId: new Map(),
+  shortIds: new Map(),
   counts: Object.fromEntries(allStatuses.map((s) => [s, 0])) as Record<TaskStatus, number>,
+  types: [],
   depth: [],
   throughput: [],
   workers: [],
@@ -465,7 +476,11 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
     yield* counter.reset
     const budget = yield* Ref.make(maxGets)
     const outcome = yield* Effect.either(
-      Effect.all([syncTasks(storage, budget), syncWorkers(storage, budget), syncSchedules(storage, budget)])
+      Effect.all([
+        syncTasks(storage, budget),
+        syncWorkers(storage, budget),
+        options.readSchedules === false ? Effect.succeed(0) : syncSchedules(storage, budget)
+      ])
     )
     const scheduler = Either.isRight(outcome) ? yield* Effect.either(syncScheduler(storage)) : undefined
     const cost = yield* counter.take
@@ -489,6 +504,8 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       refreshMillis: finishedLocal - startedLocal,
       tasks,
       byId: new Map(tasks.map((t) => [t.id, t])),
+      shortIds: shortIds(tasks.map((t) => t.id)),
+      types: summarizeTypes(tasks, workers.map((w) => ({ workerId: w.record.workerId, healthy: w.healthy, taskTypes: w.record.taskTypes })), now),
       workers,
       schedules: scheduleStates(now),
       schedulerRunning: scheduler === undefined ? previous.schedulerRunning : Either.getOrUndefined(scheduler),

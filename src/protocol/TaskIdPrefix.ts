@@ -69,3 +69,31 @@ export const resolveTaskId = Effect.fn("TaskIdPrefix.resolve")(function*(text: s
     more: ids.length > candidateLimit || page.nextContinuationToken !== undefined
   })
 })
+
+/**
+ * The short form of each id, as people type it back (git's abbreviated hashes): the shortest
+ * prefix of at least {@link minPrefixLength} characters that no other id of `ids` shares. Among
+ * the ids a listing holds, each short form resolves (with {@link resolveTaskId}) to its task; the
+ * dashboard shows them and links the full id.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const shortIds = (ids: Iterable<string>): ReadonlyMap<string, string> => {
+  const sorted = [...new Set(ids)].sort()
+  const common = (a: string | undefined, b: string): number => {
+    if (a === undefined) return 0
+    let n = 0
+    while (n < a.length && n < b.length && a[n] === b[n]) n++
+    return n
+  }
+  const out = new Map<string, string>()
+  sorted.forEach((id, i) => {
+    // in sorted order, the longest prefix shared with any other id is shared with a neighbour
+    const shared = Math.max(common(sorted[i - 1], id), common(sorted[i + 1], id))
+    const length = Math.max(minPrefixLength, shared + 1)
+    // never end on a hyphen: "0123abcd-" reads as cut off; take the next character too
+    out.set(id, id.slice(0, id[length - 1] === "-" ? length + 1 : length))
+  })
+  return out
+}

@@ -13,6 +13,7 @@ import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import type { Task, TaskEvent } from "../domain/Task.js"
+import type { ListSort } from "../domain/TaskOrder.js"
 import type { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
 import type { TaskType } from "../domain/TaskType.js"
@@ -157,12 +158,12 @@ export interface ListTasksOptions {
 }
 
 /**
- * The orders `list` knows.
+ * The orders `list` knows (defined with their comparison in `domain/TaskOrder.ts`).
  *
  * @since 0.1.0
  * @category models
  */
-export const listSorts = ["created", "created-asc", "updated", "key"] as const
+export { listSorts } from "../domain/TaskOrder.js"
 
 /**
  * One of {@link listSorts}.
@@ -170,7 +171,7 @@ export const listSorts = ["created", "created-asc", "updated", "key"] as const
  * @since 0.1.0
  * @category models
  */
-export type ListSort = typeof listSorts[number]
+export type { ListSort } from "../domain/TaskOrder.js"
 
 /**
  * One page of tasks, in key order (shard, then id), or in the order `sort` asked for.

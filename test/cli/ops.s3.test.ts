@@ -2,12 +2,18 @@
  * The operator's view on the real RGW server (issue 20): spawned `buquet` processes, each test
  * under a fresh key prefix of the shared bucket; everything written there is deleted afterwards.
  */
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, DateTime, Effect, Option, Stream } from "effect"
+import type { Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, expect, it } from "vitest"
 import * as S3Storage from "../../src/layers/S3Storage.js"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import type { QueueService } from "../../src/services/Queue.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage as StorageTag } from "../../src/services/Storage.js"
 import type { Storage } from "../../src/services/Storage.js"
 import { describeS3 } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
@@ -30,7 +36,7 @@ const envFor = (s: S3Settings): Record<string, string> => {
 }
 
 /** Runs `body` against the storage under the env's key prefix. */
-const inStorage = <A, E>(s: S3Settings, env: Record<string, string>, body: (storage: Storage["Type"]) => Effect.Effect<A, E>) =>
+const inStorage = <A, E>(s: S3Settings, env: Record<string, string>, body: (storage: Storage["Type"]) => Effect.Effect<A, E, Scope.Scope>) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const storage = yield* S3Storage.make({
       bucket: s.bucket,
@@ -41,6 +47,15 @@ const inStorage = <A, E>(s: S3Settings, env: Record<string, string>, body: (stor
     })
     return yield* body(storage)
   })))
+
+/** Runs `body` with a Queue (and its storage) under the env's key prefix, in this process. */
+const inQueue = <A, E>(s: S3Settings, env: Record<string, string>, body: (queue: QueueService, storage: Storage["Type"]) => Effect.Effect<A, E>) =>
+  inStorage(s, env, (storage) =>
+    Effect.gen(function*() {
+      const clock = yield* ServerClockLayer.make().pipe(Effect.provideService(StorageTag, storage))
+      const queue = yield* QueueLayer.make({ shardPrefixLen: 1 }).pipe(Effect.provideService(StorageTag, storage), Effect.provideService(ServerClock, clock))
+      return yield* body(queue, storage)
+    }))
 
 afterAll(async () => {
   for (const { keyPrefix, settings } of written.splice(0)) {
@@ -197,5 +212,118 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
     // a stopping worker deletes its signal
     const after = await inStorage(s, env, (storage) => storage.head("control/cancel/w-cancel"))
     expect(Option.isNone(after)).toBe(true)
+  }, 180_000)
+
+  it("buquet stats and --json: per type pending, running, failed in the last hour, completions, oldest wait, run times and workers, at a stated cost", async () => {
+    const env = envFor(s)
+    // set up in-process (a spawned CLI costs seconds on a busy machine); only the command under test is spawned
+    const { adds, boom } = await inQueue(s, env, (queue, storage) =>
+      Effect.gen(function*() {
+        const submit = (type: string, input: unknown = {}) => Effect.map(queue.submit(type, input, { maxRetries: 0 }), (t) => t.id)
+        const adds = [yield* submit("add", { a: 1, b: 2 }), yield* submit("add", { a: 3, b: 4 }), yield* submit("add", { a: 5, b: 6 })]
+        const boom = yield* submit("boom")
+        const oldBoom = yield* submit("boom")
+        const idle = [yield* submit("idle"), yield* submit("idle"), yield* submit("idle")]
+        // as other processes left them: one idle task due an hour ago, one running elsewhere, a failure two hours ago
+        const patch = (id: string, f: (task: Record<string, unknown>, created: number) => Record<string, unknown>) =>
+          Effect.gen(function*() {
+            const key = `tasks/${id[0]}/${id}.json`
+            const task = JSON.parse(new TextDecoder().decode(Option.getOrThrow(yield* storage.get(key)).body)) as Record<string, unknown>
+            const created = Date.parse(task["created_at"] as string)
+            yield* storage.put(key, new TextEncoder().encode(JSON.stringify({ ...task, ...f(task, created) })))
+          })
+        const iso = (millis: number) => new Date(millis).toISOString()
+        yield* patch(idle[0]!, (_, created) => ({ available_at: iso(created - 3_600_000) }))
+        yield* patch(idle[1]!, (_, created) => ({
+          status: "running",
+          attempt: 1,
+          lease_id: "elsewhere",
+          lease_expires_at: iso(created + 3_600_000),
+          worker_id: "w-elsewhere"
+        }))
+        yield* patch(oldBoom, (task, created) => ({
+          status: "failed",
+          attempt: 1,
+          updated_at: iso(created - 7_200_000),
+          last_error: "long ago",
+          events: [
+            ...(task["events"] as Array<unknown>),
+            { at: iso(created - 7_201_000), from: "pending", to: "running", attempt: 1, worker_id: "w-old" },
+            { at: iso(created - 7_200_000), from: "running", to: "failed", attempt: 1, worker_id: "w-old", error: "long ago" }
+          ]
+        }))
+        return { adds, boom }
+      }))
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor", "--poll-max-ms", "300", "--id", "w-stats"], {
+      cwd: tempDir(),
+      env
+    })
+    try {
+      // the run times the tasks' own transition logs give: from the last claim to the completion
+      const runs = await eventually(() =>
+        inQueue(s, env, (queue) =>
+          Effect.gen(function*() {
+            const failed = yield* queue.get(boom)
+            if (Option.isNone(failed) || failed.value.status !== "failed") return undefined
+            const out: Array<number> = []
+            for (const id of adds) {
+              const task = yield* queue.get(id)
+              if (Option.isNone(task) || task.value.status !== "completed") return undefined
+              const events = task.value.events ?? []
+              const end = events.findLast((e) => e.to === "completed")!
+              const claim = events.findLast((e) => e.to === "running")!
+              out.push(DateTime.toEpochMillis(end.at) - DateTime.toEpochMillis(claim.at))
+            }
+            return out.sort((a, b) => a - b)
+          })), () => `the adds to complete and the boom to fail (${JSON.stringify(worker.output())})`, 60, 1000)
+
+      const r = await runCli(["stats", "--json"], { env })
+      expect(r.code, r.stderr).toBe(0)
+      const doc = JSON.parse(r.stdout) as {
+        complete: boolean
+        tasks_read: number
+        cost: Record<string, number>
+        types: Array<Record<string, unknown> & { task_type: string; oldest_pending_seconds: number | null }>
+      }
+      expect(doc.complete).toBe(true)
+      expect(doc.tasks_read).toBe(8)
+      const row = (type: string) => doc.types.find((t) => t.task_type === type)
+      expect(doc.types.map((t) => t.task_type)).toEqual(["add", "boom", "idle"])
+      expect(row("add")).toEqual({
+        task_type: "add",
+        pending: 0,
+        running: 0,
+        failed_last_hour: 0,
+        completed_last_10m: 3,
+        completed_per_minute: 0.3,
+        oldest_pending_seconds: null,
+        // nearest rank of three: the middle one and the slowest
+        run_time_p50_ms: runs[1],
+        run_time_p95_ms: runs[2],
+        run_time_samples: 3,
+        workers: ["w-stats"]
+      })
+      expect(row("boom")).toMatchObject({ pending: 0, running: 0, failed_last_hour: 1, completed_last_10m: 0, run_time_samples: 0, workers: ["w-stats"] })
+      expect(row("idle")).toMatchObject({ pending: 2, running: 1, failed_last_hour: 0, workers: [] })
+      // due an hour before it was submitted: it has waited at least that long (and not a day)
+      expect(row("idle")!.oldest_pending_seconds).toBeGreaterThanOrEqual(3600)
+      expect(row("idle")!.oldest_pending_seconds).toBeLessThan(3600 + 900)
+      // the whole cost: one LIST of tasks/ and of workers/, one GET per task and per worker record
+      expect(doc.cost).toMatchObject({ LIST: 2, GET: 9, PUT: 0, HEAD: 0, DELETE: 0, total: 11 })
+
+      const human = await runCli(["stats"], { env })
+      expect(human.code, human.stderr).toBe(0)
+      expect(human.stdout).toMatch(/^add\s+0\s+0\s+0\s+0\.3\s+-\s+\d.*\s+w-stats$/m)
+      expect(human.stdout).toMatch(/^boom\s+0\s+0\s+1\s+0\s+-\s+-\s+-\s+w-stats$/m)
+      expect(human.stdout).toMatch(/^idle\s+2\s+1\s+0\s+0\s+1 h \d+ min\s+-\s+-\s+none$/m)
+      expect(human.stdout).toContain("read 8 task(s) and 1 worker record(s) with LIST 2 · GET 9 (11 requests)")
+
+      const bad = await runCli(["stats", "--max-tasks", "0"], { env })
+      expect(bad.code).toBe(2)
+      expect(bad.stderr).toContain("--max-tasks must be from 1")
+    } finally {
+      worker.signal("SIGTERM")
+      await worker.exited
+    }
   }, 180_000)
 })

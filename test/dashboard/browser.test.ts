@@ -2,7 +2,8 @@
  * Acceptances 1 and 2 in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
  * overview → filter tasks to `failed` → open the task (its hostile input renders as text, no
  * dialog) → replay → a real Worker completes it → the page shows `completed` through the live (SSE)
- * update; screenshots are kept in test-results/. And a page on another origin that holds a leaked
+ * update; issue 20's per-type overview, short ids and sort control. Screenshots are kept in
+ * test-results/ (a CI artifact; the directory is git-ignored). And a page on another origin that holds a leaked
  * CSRF token cannot make Chromium cancel a task (the dashboard reads the browser's Sec-Fetch-Site).
  *
  * Skips when /usr/bin/chromium is absent, except under CI=true, where that is a failure
@@ -15,10 +16,10 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schedule } from "effect"
 import type { BrowserContext, Page } from "playwright-core"
 import * as Worker from "../../src/programs/Worker.js"
-import { makeStack, startDashboard, startWorker, workOnce } from "./support.js"
+import { makeStack, rewriteTask, startDashboard, startWorker, workOnce } from "./support.js"
 
 const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 const available = existsSync(executablePath)
@@ -150,4 +151,62 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       const after = yield* Effect.orDie(stack.producer.get(task.id))
       expect(Option.getOrThrow(after).status).toBe("pending")
     }).pipe(Effect.scoped), 60_000)
+
+  it.live.skipIf(!available)("issue 20: the first page is the per-type overview; ids show short and link the full id; the list sorts newest first and by the control", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const emails = [yield* Effect.orDie(stack.producer.submit("email", { n: 1 })), yield* Effect.orDie(stack.producer.submit("email", { n: 2 }))]
+      const worker = yield* startWorker(stack, [Worker.handler("email", () => Effect.succeed({ sent: true }))], { id: "w-mail" })
+      yield* worker.stats.pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (st) => st.completed >= 2 }))
+      // no worker handles "report": they wait
+      const reports = [yield* Effect.orDie(stack.producer.submit("report", { n: 3 })), yield* Effect.orDie(stack.producer.submit("report", { n: 4 }))]
+      // creation times a second apart, in submission order (a fast machine can submit two in one millisecond)
+      const ids = [...emails, ...reports].map((t) => t.id)
+      const base = Date.now() - 60_000
+      for (const [i, id] of ids.entries()) yield* rewriteTask(stack, id, { created_at: new Date(base + i * 1000).toISOString() })
+      const dash = yield* startDashboard(stack, { refreshInterval: "300 millis" })
+
+      const context = yield* launch
+      const page: Page = yield* step(() => context.newPage())
+      mkdirSync(artifacts, { recursive: true })
+      const text = (selector: string) => step(() => page.locator(selector).first().textContent()).pipe(Effect.map((t) => t?.trim()))
+
+      // the first page: one row per type, first on the page
+      yield* step(() => page.goto(`${dash.url}/`))
+      expect(yield* text("#types tr[data-type=email] [data-col=workers]")).toBe("w-mail")
+      expect(yield* text("#types tr[data-type=email] [data-col=pending]")).toBe("0")
+      expect(yield* text("#types tr[data-type=email] [data-col=p50]")).toMatch(/^\d+ ms$|^\d+\.\d s$/)
+      expect(yield* text("#types tr[data-type=report] [data-col=pending]")).toBe("2")
+      expect(yield* text("#types tr[data-type=report] [data-col=workers]")).toBe("none")
+      // it comes first: the status cards follow it (one evaluation: live updates re-render the region)
+      expect(yield* step(() => page.evaluate("document.querySelector('#types').compareDocumentPosition(document.querySelector('.cards'))"))).toBe(4)
+      yield* step(() => page.screenshot({ path: join(artifacts, "dashboard-types.png"), fullPage: true }))
+
+      // the cost table has its own page
+      yield* step(() => Promise.all([page.waitForURL(/\/cost$/), page.click("header >> text=Cost")]))
+      expect(yield* step(() => page.locator("#cost [data-cost=LIST]").count())).toBe(1)
+
+      // tasks: newest created first, with the count of all matches
+      yield* step(() => Promise.all([page.waitForURL(/\/tasks$/), page.click("header >> text=Tasks")]))
+      const rowIds = () => step(() => page.locator("#task-table tbody tr[data-task-id]").evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-task-id"))))
+      expect(yield* rowIds()).toEqual([...ids].reverse())
+      expect(yield* text("#match-count")).toContain("4 tasks match")
+      // short ids: the link shows a unique prefix and leads to the full id
+      const first = page.locator("#task-table tbody tr[data-task-id] a.task-link").first()
+      const short = (yield* step(() => first.textContent())) ?? ""
+      expect(short.length).toBeGreaterThanOrEqual(6)
+      expect(short.length).toBeLessThan(36)
+      expect(ids[3]!.startsWith(short)).toBe(true)
+      expect(yield* step(() => first.getAttribute("title"))).toBe(ids[3])
+      // the sort control
+      yield* step(() => page.selectOption("#filter-sort", "created-asc"))
+      yield* step(() => Promise.all([page.waitForURL(/sort=created-asc/), page.click("#apply-filters")]))
+      expect(yield* rowIds()).toEqual(ids)
+      yield* step(() => page.screenshot({ path: join(artifacts, "dashboard-tasks-sorted.png"), fullPage: true }))
+      // the short form typed into the address bar opens the task
+      yield* step(() => page.goto(`${dash.url}/tasks/${short}`))
+      expect(page.url()).toBe(`${dash.url}/tasks/${ids[3]}`)
+      expect(yield* text("#task-id")).toBe(ids[3])
+      expect(existsSync(join(artifacts, "dashboard-types.png"))).toBe(true)
+    }).pipe(Effect.scoped), 120_000)
 })

@@ -11,15 +11,18 @@ import { allShards } from "../../domain/Shard.js"
 import type { Task } from "../../domain/Task.js"
 import { allStatuses, isTerminal } from "../../domain/TaskStatus.js"
 import type { TaskStatus } from "../../domain/TaskStatus.js"
+import { compareTasks, listSorts } from "../../domain/TaskOrder.js"
+import type { ListSort } from "../../domain/TaskOrder.js"
 import type { TaskHistory } from "../../services/Queue.js"
 import type { Snapshot } from "../QueueSnapshot.js"
 import * as SchedulerLoop from "../SchedulerLoop.js"
 import { stackedBars } from "./Charts.js"
+import { typeTable } from "./TypeOverview.js"
 import { href, html, prettyJson, raw } from "./Html.js"
 import type { Html } from "./Html.js"
 
 /** Which navigation tab is active. */
-export type Tab = "overview" | "tasks" | "workers" | "schedules"
+export type Tab = "overview" | "tasks" | "workers" | "schedules" | "cost"
 
 const css = raw(`
 :root{--bg:#f7f7f8;--fg:#1d1d1f;--muted:#6b6b73;--card:#fff;--line:#e3e3e8;--accent:#2f6fdf;
@@ -123,7 +126,7 @@ export const layout = (p: {
 <body data-live="${p.live ? "1" : "0"}" data-refreshes="${p.snapshot.refreshes}">
 <header><span class="brand">buquet</span>${nav("overview", "/", "Overview")}${nav("tasks", "/tasks", "Tasks")}${
     nav("workers", "/workers", "Workers")
-  }${nav("schedules", "/schedules", "Schedules")}<a href="/metrics">Metrics</a><a href="/api/v1/overview">API</a></header>
+  }${nav("schedules", "/schedules", "Schedules")}${nav("cost", "/cost", "Cost")}<a href="/metrics">Metrics</a><a href="/api/v1/overview">API</a></header>
 ${p.before === undefined ? "" : html`<div class="bar">${p.before}</div>`}
 <main id="live">${p.body}</main>
 ${p.after ?? ""}
@@ -140,7 +143,7 @@ export const statusLine = (s: Snapshot): string =>
 
 // --- overview --------------------------------------------------------------------------------------
 
-/** The overview: counts per status, charts, workers, and what the refresh costs. */
+/** The overview: the per-type table first, then counts per status and the charts (the refresh cost has its own page, /cost). */
 export const overview = (s: Snapshot): Html => {
   const total = allStatuses.reduce((a, st) => a + s.counts[st], 0)
   const cards = allStatuses.map((st) =>
@@ -159,36 +162,40 @@ export const overview = (s: Snapshot): Html => {
     { title: "Queue depth per shard", series: [{ name: "pending", color: "#8a8a94" }, { name: "running", color: "#2f6fdf" }] }
   )
   const healthy = s.workers.filter((w) => w.healthy).length
-  const costRows = (["LIST", "GET", "HEAD", "PUT", "DELETE", "LIST-VERSIONS"] as const).map((k) =>
-    html`<tr><td>${k}</td><td class="mono" data-cost="${k}">${s.lastCost[k]}</td><td class="mono">${s.totalCost[k]}</td></tr>`
-  )
   return html`<h2>Overview</h2>
 ${Option.isSome(s.error) ? html`<div class="notice error">Last refresh failed: ${s.error.value}</div>` : ""}
+${typeTable(s)}
 <div class="cards">${cards}<div class="card"><div class="n" data-total>${total}</div><div class="l">total</div></div>
 <a class="card" href="/workers"><div class="n">${healthy}/${s.workers.length}</div><div class="l">healthy workers</div></a></div>
 <div class="grid2">${throughput}${depth}</div>
-<h3>Refresh cost</h3>
-<p class="muted">One shared refresh serves every open tab: LIST of tasks/, workers/ and schedules/, and GET only of objects whose ETag changed.
-${s.unread > 0 ? html` ${s.unread} changed object(s) wait for the next refresh (GET budget).` : ""}${
-    s.complete ? "" : " The task walk is bounded per refresh and continues on the next one."
-  }</p>
-<table><thead><tr><th>Request</th><th>Last refresh</th><th>All ${s.refreshes} refreshes</th></tr></thead><tbody>${costRows}
-<tr><td>total</td><td class="mono" data-cost="total">${s.lastCost.total}</td><td class="mono">${s.totalCost.total}</td></tr></tbody></table>
-<p class="muted">Last refresh took ${s.refreshMillis} ms.${
+<p class="muted">What reading the bucket costs: <a href="/cost">refresh cost</a>.${
     s.malformed.length > 0 ? html` ${s.malformed.length} object(s) could not be decoded: ${s.malformed.slice(0, 5).map((m) => m.key).join(", ")}` : ""
   }</p>`
 }
 
 // --- tasks -----------------------------------------------------------------------------------------
 
-/** The task list's filters (already validated). */
+/** The task list's filters and order (already validated). */
 export interface TaskFilters {
   readonly status: TaskStatus | undefined
   readonly taskType: string | undefined
   readonly shard: string | undefined
   /** Only tasks updated within this window (`15m`, `1h`, `6h`, `24h`, `7d`), or all. */
   readonly time: TimeWindow
+  /** The order (`buquet list --sort`'s): newest created first by default. */
+  readonly sort: ListSort
   readonly page: number
+}
+
+/** The task list's default order, as `buquet list`'s: creation time, newest first. */
+export const defaultSort: ListSort = "created"
+
+/** How each order reads in the sort control. */
+const sortLabels: Readonly<Record<ListSort, string>> = {
+  created: "newest created first",
+  "created-asc": "oldest created first",
+  updated: "recently updated first",
+  key: "storage order (shard, id)"
 }
 
 /** The time windows of the task filter. */
@@ -200,7 +207,7 @@ export type TimeWindow = keyof typeof timeWindows
 /** Tasks per page. */
 export const pageSize = 50
 
-/** Applies the filters to the snapshot's tasks (most recently updated first). */
+/** Applies the filters to the snapshot's tasks, in the filters' order. */
 export const filterTasks = (s: Snapshot, f: Omit<TaskFilters, "page">): ReadonlyArray<Task> => {
   const now = Option.getOrUndefined(s.refreshedAt)
   const since = now === undefined || f.time === "all" ? -Infinity : DateTime.toEpochMillis(now) - timeWindows[f.time]
@@ -209,8 +216,15 @@ export const filterTasks = (s: Snapshot, f: Omit<TaskFilters, "page">): Readonly
     (f.taskType === undefined || t.taskType === f.taskType) &&
     (f.shard === undefined || t.shard === f.shard) &&
     DateTime.toEpochMillis(t.updatedAt) >= since
-  )
+  ).sort(compareTasks(f.sort))
 }
+
+/**
+ * A link to a task showing its short id (the unique prefix `buquet get` takes); the full id is
+ * the link's target and its tooltip.
+ */
+export const taskLink = (s: Snapshot, id: string, className = ""): Html =>
+  html`<a class="mono ${className}" href="${href`/tasks/${id}`}" title="${id}" data-full-id="${id}">${s.shortIds.get(id) ?? id}</a>`
 
 const query = (f: TaskFilters, page: number): string => {
   const q = new URLSearchParams()
@@ -218,6 +232,7 @@ const query = (f: TaskFilters, page: number): string => {
   if (f.taskType !== undefined) q.set("type", f.taskType)
   if (f.shard !== undefined) q.set("shard", f.shard)
   if (f.time !== "all") q.set("time", f.time)
+  if (f.sort !== defaultSort) q.set("sort", f.sort)
   if (page > 1) q.set("page", String(page))
   const text = q.toString()
   return text === "" ? "" : `?${text}`
@@ -236,26 +251,31 @@ export const taskFilterForm = (s: Snapshot, f: TaskFilters, shardPrefixLen: numb
 <label>Updated <select name="time" id="filter-time">${
     (Object.keys(timeWindows) as Array<TimeWindow>).map((w) => option(w === "all" ? "" : w, w === "all" ? "any time" : `last ${w}`, f.time === w))
   }</select></label>
+<label>Sort <select name="sort" id="filter-sort">${listSorts.map((o) => option(o, sortLabels[o], f.sort === o))}</select></label>
 <button type="submit" id="apply-filters">Apply</button></form>`
 }
 
-/** The task table (live region of /tasks). */
+/** The task table (live region of /tasks): how many match, then one page in the chosen order. */
 export const taskTable = (s: Snapshot, f: TaskFilters): Html => {
   const all = filterTasks(s, f)
   const pages = Math.max(1, Math.ceil(all.length / pageSize))
   const page = Math.min(Math.max(1, f.page), pages)
-  const rows = all.slice((page - 1) * pageSize, page * pageSize).map((t) =>
-    html`<tr data-task-id="${t.id}"><td class="mono"><a href="${href`/tasks/${t.id}`}" class="task-link">${t.id.slice(0, 8)}</a></td><td>${t.taskType}</td><td>${
-      badge(t.status)
-    }</td><td>${t.shard}</td><td>${t.attempt}</td><td title="${fmtTime(t.updatedAt)}">${ago(t.updatedAt, s.refreshedAt)}</td><td>${
+  const from = (page - 1) * pageSize
+  const shown = all.slice(from, from + pageSize)
+  const rows = shown.map((t) =>
+    html`<tr data-task-id="${t.id}"><td>${taskLink(s, t.id, "task-link")}</td><td>${t.taskType}</td><td>${badge(t.status)}</td><td>${t.shard}</td><td>${t.attempt}</td><td title="${
+      fmtTime(t.createdAt)
+    }">${ago(t.createdAt, s.refreshedAt)}</td><td title="${fmtTime(t.updatedAt)}">${ago(t.updatedAt, s.refreshedAt)}</td><td>${
       t.lastError === null ? "" : t.lastError.slice(0, 120)
     }</td></tr>`
   )
-  return html`<h2>Tasks <span class="muted">${all.length} match${all.length === 1 ? "" : "es"}</span></h2>
-<table id="task-table"><thead><tr><th>Id</th><th>Type</th><th>Status</th><th>Shard</th><th>Attempt</th><th>Updated</th><th>Last error</th></tr></thead>
-<tbody>${rows.length === 0 ? html`<tr><td colspan="7" class="muted">No tasks match.</td></tr>` : rows}</tbody></table>
-<p>${page > 1 ? html`<a href="/tasks${query(f, page - 1)}" rel="prev">← newer</a> ` : ""}page ${page} of ${pages}${
-    page < pages ? html` <a href="/tasks${query(f, page + 1)}" rel="next">older →</a>` : ""
+  return html`<h2>Tasks <span class="muted" id="match-count" data-matched="${all.length}">${all.length} task${all.length === 1 ? "" : "s"} match${
+    all.length === 1 ? "es" : ""
+  }${all.length > shown.length ? ` · showing ${from + 1}–${from + shown.length}` : ""} · ${sortLabels[f.sort]}</span></h2>
+<table id="task-table"><thead><tr><th>Id</th><th>Type</th><th>Status</th><th>Shard</th><th>Attempt</th><th>Created</th><th>Updated</th><th>Last error</th></tr></thead>
+<tbody>${rows.length === 0 ? html`<tr><td colspan="8" class="muted">No tasks match.</td></tr>` : rows}</tbody></table>
+<p>${page > 1 ? html`<a href="/tasks${query(f, page - 1)}" rel="prev">← previous</a> ` : ""}page ${page} of ${pages}${
+    page < pages ? html` <a href="/tasks${query(f, page + 1)}" rel="next">next →</a>` : ""
   }</p>`
 }
 
@@ -332,7 +352,7 @@ export const workers = (s: Snapshot): Html => {
     html`<tr><td class="mono">${w.record.workerId}</td><td>${badge(w.healthy ? "healthy" : "stale")}</td><td title="${fmtTime(w.record.lastHeartbeat)}">${
       ago(w.record.lastHeartbeat, s.refreshedAt)
     }</td><td>${
-      w.currentTasks.length === 0 ? html`<span class="muted">idle</span>` : w.currentTasks.map((id) => html`<a class="mono" href="${href`/tasks/${id}`}">${id.slice(0, 8)}</a> `)
+      w.currentTasks.length === 0 ? html`<span class="muted">idle</span>` : w.currentTasks.map((id) => html`${taskLink(s, id)} `)
     }</td><td>${w.record.tasksCompleted}</td><td>${w.record.tasksFailed}</td><td>${w.record.tasksRetried ?? "—"}</td><td>${
       w.record.shards.length === 0 ? "all" : w.record.shards.join(" ")
     }</td><td>${
@@ -353,7 +373,7 @@ export const schedules = (s: Snapshot, csrf: string, actions: boolean): Html => 
     return html`<tr><td class="mono">${id}</td><td>${sc.record.taskType}</td><td class="mono">${sc.record.cron}</td><td>${sc.record.timezone ?? "UTC"}</td><td>${
       sc.record.enabled ? "enabled" : "disabled"
     }</td><td>${fmtTime(sc.lastRun?.lastRunAt)}${
-      sc.lastRun?.lastTaskId === undefined ? "" : html` <a class="mono" href="${href`/tasks/${sc.lastRun.lastTaskId}`}">${sc.lastRun.lastTaskId.slice(0, 8)}</a>`
+      sc.lastRun?.lastTaskId === undefined ? "" : html` ${taskLink(s, sc.lastRun.lastTaskId)}`
     }</td><td>${sc.problem ?? fmtTime(sc.nextRun)}</td><td>${
       actions ? [sc.record.enabled ? act("disable", "Disable") : act("enable", "Enable"), act("trigger", "Trigger now")] : ""
     }</td></tr>`

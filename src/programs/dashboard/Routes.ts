@@ -22,16 +22,21 @@ import * as UrlParams from "@effect/platform/UrlParams"
 import { Cause, DateTime, Effect, Option, Schema } from "effect"
 import { isShard } from "../../domain/Shard.js"
 import { Task } from "../../domain/Task.js"
+import { isListSort } from "../../domain/TaskOrder.js"
 import { allStatuses } from "../../domain/TaskStatus.js"
 import type { TaskStatus } from "../../domain/TaskStatus.js"
 import { exposition, contentType as prometheusContentType } from "../../layers/Metrics.js"
 import type { QueueService, TaskHistory } from "../../services/Queue.js"
 import type { SchedulerService } from "../../services/Scheduler.js"
+import { Storage } from "../../services/Storage.js"
 import type { StorageService } from "../../services/Storage.js"
+import { resolveTaskId } from "../../protocol/TaskIdPrefix.js"
 import type { QueueSnapshot, Snapshot } from "../QueueSnapshot.js"
 import type { Html } from "./Html.js"
 import * as EventStreams from "./EventStreams.js"
+import { costPage } from "./CostPage.js"
 import * as Pages from "./Pages.js"
+import * as TypeStats from "../TypeStats.js"
 import * as QueueMetrics from "./QueueMetrics.js"
 import type { Secrets } from "./Security.js"
 import { crossSiteReason, hasToken, isLoopbackHostHeader, isTls, sameSecret, sameSiteLocation, tokenCookie } from "./Security.js"
@@ -150,12 +155,14 @@ export const makeApp = (deps: AppDeps) => {
     const status = nonEmpty(q("status"))
     const shard = nonEmpty(q("shard"))
     const time = nonEmpty(q("time"))
+    const sort = nonEmpty(q("sort"))
     const pageNo = Number(q("page") ?? "1")
     return {
       status: status !== undefined && (allStatuses as ReadonlyArray<string>).includes(status) ? (status as TaskStatus) : undefined,
       taskType: nonEmpty(q("type")),
       shard: shard !== undefined && isShard(shard, deps.shardPrefixLen) ? shard : undefined,
       time: time !== undefined && Object.hasOwn(Pages.timeWindows, time) ? (time as Pages.TimeWindow) : "all",
+      sort: sort !== undefined && isListSort(sort) ? sort : Pages.defaultSort,
       page: Number.isInteger(pageNo) && pageNo > 0 ? pageNo : 1
     }
   })
@@ -180,7 +187,23 @@ export const makeApp = (deps: AppDeps) => {
     const q = yield* search
     const fragment = q("fragment") === "1"
     const s = yield* snapshot.current
-    const taskId = id ?? ""
+    // a short id (a unique prefix, as `buquet get` takes it) leads to the task's full-id page
+    const resolved = yield* resolveTaskId(id ?? "", deps.shardPrefixLen).pipe(Effect.provideService(Storage, deps.storage))
+    switch (resolved._tag) {
+      case "NotFound":
+        return yield* errorPage("Not found", `No task ${resolved.prefix}.`, 404)
+      case "Invalid":
+        return yield* errorPage("Not found", `No task: ${resolved.message}.`, 404)
+      case "Ambiguous":
+        return yield* errorPage(
+          "Ambiguous id",
+          `The task id prefix ${resolved.prefix} matches ${resolved.candidates.join(", ")}${resolved.more ? " and more" : ""}: give more characters.`,
+          400
+        )
+      case "Found":
+        if (resolved.id !== id) return HttpServerResponse.redirect(`/tasks/${encodeURIComponent(resolved.id)}`, { status: 303 })
+    }
+    const taskId = resolved.id
     // the live region re-renders from the snapshot; the full page reads the task itself
     const fromSnapshot = fragment ? Option.fromNullable(s.byId.get(taskId)) : Option.none<Task>()
     const found = Option.isSome(fromSnapshot) ? fromSnapshot : yield* queue.get(taskId)
@@ -311,6 +334,9 @@ export const makeApp = (deps: AppDeps) => {
     error: Option.getOrNull(s.error)
   })
 
+  /** The per-type overview: the same document as `buquet stats --json`. */
+  const typesJson = (s: Snapshot) => TypeStats.statsDocument(s)
+
   const workersJson = (s: Snapshot) =>
     s.workers.map((w) => ({
       worker_id: w.record.workerId,
@@ -347,6 +373,10 @@ export const makeApp = (deps: AppDeps) => {
     HttpRouter.get(
       "/",
       Effect.flatMap(snapshot.fresh, (s) => livePage({ title: "Overview", tab: "overview", snapshot: s, body: Pages.overview(s) }))
+    ),
+    HttpRouter.get(
+      "/cost",
+      Effect.flatMap(snapshot.fresh, (s) => livePage({ title: "Refresh cost", tab: "cost", snapshot: s, body: costPage(s) }))
     ),
     HttpRouter.get(
       "/tasks",
@@ -396,6 +426,7 @@ export const makeApp = (deps: AppDeps) => {
   const api = HttpRouter.empty.pipe(
     HttpRouter.get("/api/v1/csrf", Effect.succeed(json({ csrf_token: secrets.csrf }))),
     HttpRouter.get("/api/v1/overview", Effect.map(snapshot.fresh, (s) => json(overviewJson(s)))),
+    HttpRouter.get("/api/v1/types", Effect.map(snapshot.fresh, (s) => json(typesJson(s)))),
     HttpRouter.get(
       "/api/v1/tasks",
       Effect.gen(function*() {
