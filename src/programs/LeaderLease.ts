@@ -36,7 +36,7 @@ import { hostname } from "node:os"
 import { DateTime, Duration, Effect, Fiber, Option, Queue, Ref, Schema, Stream, SubscriptionRef } from "effect"
 import { decodeObject, encodeObject } from "../domain/Codec.js"
 import { controlKey } from "../domain/Keys.js"
-import { InvalidArgument, type MalformedObject } from "../domain/QueueError.js"
+import { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError, StorageWriteError } from "../domain/StorageError.js"
 import { Timestamp } from "../domain/Task.js"
 import { ServerClock } from "../services/ServerClock.js"
@@ -57,6 +57,12 @@ export class LeaderLeaseRecord extends Schema.Class<LeaderLeaseRecord>("LeaderLe
   /** Set by a clean release: free now, whatever `expires_at` says. */
   released: Schema.optionalWith(Schema.Boolean, { default: () => false })
 }) {}
+
+/**
+ * How long a leader lease that does not decode must stay unchanged before an instance takes it
+ * over (or the instance's own ttl, if longer). `buquet repair control/leader/NAME.json` frees it at once.
+ */
+export const unreadableLeaseTakeover: Duration.Duration = Duration.minutes(30)
 
 /** `control/leader/{name}.json`: the lease object of one leader election. */
 export const leaderLeaseKey = (name: string): string => controlKey(`leader/${name}.json`)
@@ -166,15 +172,36 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
     Option.match({ onNone: () => renewInterval, onSome: (d) => Duration.millis(Duration.toMillis(d) / 3) })
   )
 
+  /** A stored lease that does not decode: its version, when it was written, and why. */
+  interface Unreadable {
+    readonly _tag: "Unreadable"
+    readonly etag: string
+    readonly lastModifiedMillis: number
+    readonly message: string
+  }
   const read = storage.get(key).pipe(
     Effect.flatMap(Option.match({
-      onNone: () => Effect.succeed(Option.none<Held & { readonly body: Uint8Array }>()),
+      onNone: () => Effect.succeed(Option.none<(Held & { readonly _tag: "Read"; readonly body: Uint8Array }) | Unreadable>()),
       onSome: (o) =>
         decodeObject(LeaderLeaseRecord, key, o.body).pipe(
-          Effect.map((record) => Option.some({ record, etag: o.etag, body: o.body }))
+          Effect.map((record) => Option.some({ _tag: "Read" as const, record, etag: o.etag, body: o.body })),
+          Effect.catchTag("MalformedObject", (e) =>
+            Effect.succeed(Option.some<Unreadable>({
+              _tag: "Unreadable",
+              etag: o.etag,
+              lastModifiedMillis: DateTime.toEpochMillis(o.lastModified),
+              message: e.message
+            })))
         )
     }))
   )
+  /**
+   * How long a lease that does not decode must stay unchanged before it is taken over: longer than
+   * any lease the fleet writes (a leader whose record was overwritten loses its next renewal and
+   * stops within its own ttl; a quiet monitor's is 15 min by default), and at least our ttl.
+   */
+  const unreadableTakeoverMillis = Math.max(ttlMillis, Duration.toMillis(unreadableLeaseTakeover))
+  const warnedUnreadable = yield* Ref.make<string | undefined>(undefined)
 
   const uncertaintyMillis = Effect.map(clock.estimate, (e) => Duration.toMillis(e.uncertainty))
 
@@ -232,6 +259,25 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
     if (Option.isNone(existing)) {
       const mine = record(now)
       return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifNoneMatch: "*" }))
+    }
+    if (existing.value._tag === "Unreadable") {
+      // Nobody can lead on a lease nobody can read. Once it has stayed unchanged past any lease's
+      // life, take it over by CAS on exactly that version; until then say so once, with the repair.
+      const bad = existing.value
+      const freeAt = bad.lastModifiedMillis + unreadableTakeoverMillis
+      if (DateTime.toEpochMillis(now) - margin > freeAt) {
+        yield* Effect.logWarning(`leader lease ${name}: ${bad.message}; unchanged for ${Duration.format(Duration.millis(unreadableTakeoverMillis))}: taking it over`)
+        const mine = record(now)
+        return yield* won(mine, yield* write(encodeObject(LeaderLeaseRecord, mine), { ifMatch: bad.etag }))
+      }
+      if ((yield* Ref.getAndSet(warnedUnreadable, bad.etag)) !== bad.etag) {
+        yield* Effect.logWarning(
+          `leader lease ${name}: ${bad.message}; no instance can lead while it is unreadable: it is taken over at ${
+            DateTime.formatIso(DateTime.unsafeMake(freeAt))
+          } if it stays unchanged, or remove it now with \`buquet repair ${key}\``
+        )
+      }
+      return Duration.max(Duration.millis(1), Duration.min(pollInterval, Duration.millis(freeAt + margin - DateTime.toEpochMillis(now) + 1)))
     }
     const current = existing.value.record
     if (!current.released && current.holder === holderId && Option.contains(yield* Ref.get(lastLeaseId), current.leaseId)) {
@@ -345,7 +391,12 @@ export const make = Effect.fn("LeaderLease.make")(function*(options: LeaderLease
     Stream.runDrain
   )
 
-  const current = Effect.map(read, Option.map((x) => x.record))
+  const current = Effect.flatMap(read, (found) =>
+    Option.isNone(found)
+      ? Effect.succeed(Option.none<LeaderLeaseRecord>())
+      : found.value._tag === "Unreadable"
+      ? Effect.fail(new MalformedObject({ key, message: found.value.message }))
+      : Effect.succeed(Option.some(found.value.record)))
 
   const setTtl = (next: Duration.DurationInput | undefined) =>
     Effect.gen(function*() {
