@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { Console, Effect, Schema } from "effect"
+import { Console, DateTime, Effect, Schema } from "effect"
 import { Buquet, Queue, TaskType } from "../src/index.js"
 
 /** The contract of `send_email`, shared by producer and worker. */
@@ -21,7 +21,8 @@ export const SendEmail = TaskType.make("send_email", {
 const program = Effect.gen(function*() {
   const queue = yield* Queue
   const task = yield* queue.submit(SendEmail, { to: "ada@example.com", subject: "Welcome" }, { maxRetries: 5, delay: "1 second" })
-  yield* Console.log(`submitted ${task.taskType} ${task.id}, available at ${task.availableAt.toString()}`)
+  // times are Effect DateTimes: format them for people (their toString is a debugging form)
+  yield* Console.log(`submitted ${task.taskType} ${task.id}, available at ${DateTime.formatIso(task.availableAt)}`)
 
   const results = yield* queue.submitMany(SendEmail, [
     { to: "grace@example.com", subject: "Hello" },

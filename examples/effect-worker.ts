@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { Console, Effect, Schema, Stream } from "effect"
+import { Console, Effect, Option, Schema, Stream } from "effect"
 import { Buquet, PermanentError, Queue, RetryableError, TaskType, Worker } from "../src/index.js"
 
 const Resize = TaskType.make("resize", {
@@ -26,6 +26,21 @@ const resize = Worker.handler(Resize, (input, ctx) =>
     return { thumbnail: `${input.image}@${input.width}` }
   }))
 
+/** One line per worker event: what happened to which task. */
+const describe = (e: Worker.WorkerEvent): string => {
+  switch (e._tag) {
+    case "Progress":
+      return `Progress ${e.taskId} ${JSON.stringify(e.progress)}`
+    case "LeaseLost":
+      return `LeaseLost ${e.taskId}: ${e.reason}`
+    case "Retried":
+    case "Failed":
+      return `${e._tag} ${e.task.id}: ${e.error}`
+    default:
+      return `${e._tag} ${e.task.id}`
+  }
+}
+
 const program = Effect.gen(function*() {
   const queue = yield* Queue
   const worker = yield* Worker.make({ concurrency: 2, shardPrefixLen: queue.config.shardPrefixLen }, [resize])
@@ -38,7 +53,7 @@ const program = Effect.gen(function*() {
     yield* queue.submit(Resize, { image: "dog.png", width: 0 }, fast)
   ]
   yield* events.pipe(
-    Stream.tap((e) => Console.log(`${e._tag}${"task" in e ? ` ${e.task.id}` : ""}`)),
+    Stream.tap((e) => Console.log(describe(e))),
     Stream.filter((e) => e._tag === "Completed" || e._tag === "Failed"),
     Stream.take(tasks.length),
     Stream.runDrain
@@ -46,8 +61,12 @@ const program = Effect.gen(function*() {
   yield* worker.stop
 
   for (const t of tasks) {
+    // get returns an Option (the task may have been deleted): unwrap it before printing
     const now = yield* queue.get(t.id)
-    if (now._tag === "Some") yield* Console.log(`${now.value.id}: ${now.value.status}`, now.value.output ?? now.value.lastError)
+    yield* Option.match(now, {
+      onNone: () => Console.log(`${t.id}: gone`),
+      onSome: (task) => Console.log(`${task.id}: ${task.status}`, task.output ?? task.lastError)
+    })
   }
 })
 

@@ -186,19 +186,45 @@ export const settingsFromEnv = (
 }
 
 /**
+ * How the settings given "as flags" are named in messages: where they came from, and each one's
+ * name. The command line's `--flag` by default; the Promise API's `connect()` names its options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlagNaming {
+  readonly source: string
+  readonly name: (path: string) => string
+}
+
+/**
+ * The command line's naming: `--bucket`, `--storage`, ….
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const commandLineNaming: FlagNaming = {
+  source: "command line",
+  name: (path) => `--${settingsByPath.get(path)?.flag ?? path}`
+}
+
+/**
  * Validates values given as command-line flags (`path → text`).
  *
  * @since 0.1.0
  * @category utils
  */
-export const settingsFromFlags = (flags: ReadonlyMap<string, string>): Either.Either<SettingMap, InvalidConfig> => {
+export const settingsFromFlags = (
+  flags: ReadonlyMap<string, string>,
+  naming: FlagNaming = commandLineNaming
+): Either.Either<SettingMap, InvalidConfig> => {
   const out = new Map<string, string>()
   for (const [path, text] of flags) {
     const spec = settingsByPath.get(path)
     if (spec === undefined) continue
     const v = normalizeValue(spec, text, true)
-    const flag = `--${spec.flag ?? path}`
-    if (Either.isLeft(v)) return Either.left(new InvalidConfig({ source: "command line", key: flag, message: `${flag}: ${v.left}` }))
+    const flag = naming.name(path)
+    if (Either.isLeft(v)) return Either.left(new InvalidConfig({ source: naming.source, key: flag, message: `${flag}: ${v.left}` }))
     out.set(path, v.right)
   }
   return Either.right(out)

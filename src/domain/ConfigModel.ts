@@ -554,10 +554,10 @@ export type StorageTarget =
   | { readonly _tag: "File"; readonly directory: string }
   | { readonly _tag: "Memory" }
 
-/** Parses `s3://bucket`, `file://dir` or `memory`; undefined when it is none of them. */
+/** Parses `s3://bucket`, `file://dir` or `memory` (also `memory:`); undefined when it is none of them. */
 export const parseStorage = (text: string): StorageTarget | undefined => {
   const t = text.trim()
-  if (t === "memory" || t === "memory://") return { _tag: "Memory" }
+  if (t === "memory" || t === "memory:" || t === "memory://") return { _tag: "Memory" }
   const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/?$/.exec(t)
   if (s3 !== null) return { _tag: "S3", bucket: s3[1]! }
   const file = /^file:\/\/(.+)$/.exec(t)

@@ -14,7 +14,8 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, ConfigProvider, Effect, Either, Layer, Option, Redacted } from "effect"
 import { isAbsolute, join, resolve } from "node:path"
-import { InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
+import { commandLineNaming, InvalidConfig, parseConfigFile, settingsFromEnv, settingsFromFlags } from "../domain/ConfigFile.js"
+import type { FlagNaming } from "../domain/ConfigFile.js"
 import type { ConfigFileContents, SettingMap } from "../domain/ConfigFile.js"
 import { parseStorage, retiredSettings, settings as allSettings } from "../domain/ConfigModel.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
@@ -35,6 +36,8 @@ import type {
 export interface ConfigInputs {
   /** Settings given as flags: setting path (`bucket`, `storage`, …) → text. Only flags actually given. */
   readonly flags?: ReadonlyMap<string, string> | undefined
+  /** How those are named in messages (default: `--flag`; `connect()` names its options). */
+  readonly flagNaming?: FlagNaming | undefined
   /** `--profile` (else `BUQUET_PROFILE`). */
   readonly profile?: string | undefined
   /** `--config FILE` (else `BUQUET_CONFIG`): read on top of the project and user files. */
@@ -194,7 +197,8 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
     Effect.mapError((e) => new InvalidConfig({ source: "environment", key: "(environment)", message: `the environment cannot be read: ${String(e)}` }))
   )
   const cwd = inputs.cwd ?? process.cwd()
-  const flags = yield* fromEither(settingsFromFlags(inputs.flags ?? new Map()))
+  const flagNaming = inputs.flagNaming ?? commandLineNaming
+  const flags = yield* fromEither(settingsFromFlags(inputs.flags ?? new Map(), flagNaming))
   const envSettings = yield* fromEither(settingsFromEnv(env))
 
   // files, lowest priority first; --config (or BUQUET_CONFIG) on top
@@ -228,7 +232,7 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
   }
 
   const layers: Array<SourceLayer> = [
-    { source: "flag", origin: (p) => `--${allSettings.find((s) => s.path === p)?.flag ?? p}`, map: flags },
+    { source: "flag", origin: flagNaming.name, map: flags },
     {
       source: "environment",
       origin: (p) => {

@@ -6,9 +6,11 @@
  * @module
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
+import { Duration, Effect, Either, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
+import { InvalidConfig } from "../domain/ConfigFile.js"
+import type { FlagNaming } from "../domain/ConfigFile.js"
 import type { ScheduleSpec, ScheduleUpdate } from "../domain/ScheduleSpec.js"
 import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
@@ -60,6 +62,13 @@ export interface ConnectOptions {
     readonly secretAccessKey: string
     readonly sessionToken?: string | undefined
   } | undefined
+  /**
+   * Where tasks live, as the CLI's `--storage` and `BUQUET_STORAGE` say it: `"s3://BUCKET"` (with
+   * `endpoint`, `region`, `credentials` and `keyPrefix` from beside it), `"file:///abs/dir"` or
+   * `"file://rel/dir"` (the embedded file store), or `"memory"` / `"memory:"`. Exclusive with
+   * `bucket`, `directory` and `memory`; a URL of another form rejects with `InvalidConfig`.
+   */
+  readonly storage?: string | undefined
   /** Use the embedded file store in this directory instead of a bucket (safe for several processes on one machine). */
   readonly directory?: string | undefined
   /** Use a fresh in-memory store (tests, demos: nothing is kept, nothing is shared between processes). */
@@ -224,18 +233,42 @@ const logLevels = {
   none: LogLevel.None
 } as const
 
-const connectFlags = (o: ConnectOptions): Map<string, string> => {
+/** The options that name where tasks live besides `storage`, as ConnectOptions spells them. */
+const otherStores = ["bucket", "directory", "memory"] as const
+
+/** The connect options as the configuration's flags (setting path → text), or why they conflict. */
+const connectFlags = (o: ConnectOptions): Either.Either<Map<string, string>, InvalidConfig> => {
+  const clash = o.storage === undefined ? undefined : otherStores.find((k) => k === "memory" ? o.memory === true : o[k] !== undefined)
+  if (clash !== undefined) {
+    return Either.left(new InvalidConfig({
+      source: "connect()",
+      key: "storage",
+      message: `connect(): give storage or ${clash}, not both: each says where tasks live`
+    }))
+  }
   const flags = new Map<string, string>()
   if (o.bucket !== undefined) flags.set("bucket", o.bucket)
   if (o.endpoint !== undefined) flags.set("endpoint", o.endpoint)
   if (o.region !== undefined) flags.set("region", o.region)
   if (o.keyPrefix !== undefined) flags.set("key_prefix", o.keyPrefix)
   if (o.shardPrefixLen !== undefined) flags.set("queue.shard_prefix_len", String(o.shardPrefixLen))
-  if (o.memory === true) flags.set("storage", "memory")
+  if (o.storage !== undefined) flags.set("storage", o.storage)
+  else if (o.memory === true) flags.set("storage", "memory")
   else if (o.directory !== undefined) flags.set("storage", `file://${o.directory}`)
   else if (o.bucket !== undefined) flags.set("storage", `s3://${o.bucket}`)
-  return flags
+  return Either.right(flags)
 }
+
+/** Settings given to connect() are named as its options in messages (`connect({ keyPrefix })`). */
+const connectNaming = (o: ConnectOptions): FlagNaming => ({
+  source: "connect()",
+  name: (path) => {
+    const option = path === "storage"
+      ? (o.storage !== undefined ? "storage" : o.directory !== undefined ? "directory" : "bucket")
+      : ({ key_prefix: "keyPrefix", "queue.shard_prefix_len": "shardPrefixLen" } as Record<string, string>)[path] ?? path
+    return `connect({ ${option} })`
+  }
+})
 
 const withCredentials = (storage: StorageSettings, o: ConnectOptions): StorageSettings =>
   storage._tag === "S3" && o.credentials !== undefined
@@ -247,7 +280,8 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
   const stack = Layer.unwrapEffect(
     Effect.gen(function*() {
       const config = yield* ConfigLayer.resolveConfig({
-        flags: connectFlags(options),
+        flags: yield* connectFlags(options),
+        flagNaming: connectNaming(options),
         profile: options.profile,
         configFile: options.configFile,
         cwd: options.cwd
@@ -284,6 +318,7 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
  * const queue = await connect()                                   // env, config files, else ./.buquet
  * const queue = await connect({ bucket: "jobs", endpoint: "http://127.0.0.1:7480" })
  * const queue = await connect({ directory: "/tmp/my-queue" })     // the embedded file store
+ * const queue = await connect({ storage: "memory:" })             // or "s3://jobs", "file:///tmp/my-queue", as --storage takes
  * ```
  *
  * @since 0.1.0

@@ -47,10 +47,17 @@ const runExample = (name: string, dir: string): Promise<{ code: number | null; k
     })
   })
 
+/** What an example prints is for people: no Effect data types' inner form (`Option` as JSON, `DateTime.Utc(…)`). */
+const expectReadable = (name: string, stdout: string) => {
+  expect(stdout, `${name} prints a DateTime's inspect form`).not.toContain("DateTime.Utc(")
+  expect(stdout, `${name} prints an Effect data type's JSON`).not.toMatch(/"?_id"?\s*:|"?_tag"?\s*:/)
+}
+
 const expectRuns = async (name: string) => {
   const out = await runExample(name, freshDir())
   expect(out.killed, `${name} did not finish by itself; stderr:\n${out.stderr}`).toBe(false)
   expect(out.code, `${name} stderr:\n${out.stderr}`).toBe(0)
+  expectReadable(name, out.stdout)
   return out.stdout
 }
 
@@ -82,13 +89,15 @@ describe("examples", () => {
 
   it("effect-producer submits typed tasks", async () => {
     const stdout = await expectRuns("effect-producer")
-    expect(stdout).toMatch(/submitted send_email [0-9a-f-]{36}/)
+    expect(stdout).toMatch(/submitted send_email [0-9a-f-]{36}, available at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\n/)
     expect(stdout).toContain("bulk: 2 submitted")
     expect(stdout).toContain("pending send_email tasks: 3")
   })
 
   it("effect-worker completes one task after a retry and fails the other for good", async () => {
     const stdout = await expectRuns("effect-worker")
+    expect(stdout).toMatch(/^Progress [0-9a-f-]{36} \{"step":"resizing"\}$/m)
+    expect(stdout).toMatch(/^Retried [0-9a-f-]{36}: image service busy$/m)
     expect(stdout).toMatch(/: completed \{ thumbnail: 'cat\.png@200' \}/)
     expect(stdout).toMatch(/: failed PermanentError: width 0 is not positive/)
   })
