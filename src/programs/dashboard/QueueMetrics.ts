@@ -42,16 +42,13 @@ export const render = (snapshot: Snapshot): string => {
   const now = Option.getOrUndefined(snapshot.refreshedAt)
   const nowMillis = now === undefined ? 0 : DateTime.toEpochMillis(now)
   const byType = new Map<string, Map<string, number>>()
-  const oldest = new Map<string, number>()
   for (const task of snapshot.tasks) {
     const counts = byType.get(task.taskType) ?? new Map<string, number>()
     counts.set(task.status, (counts.get(task.status) ?? 0) + 1)
     byType.set(task.taskType, counts)
-    if (task.status === "pending") {
-      const availableAt = DateTime.toEpochMillis(task.availableAt)
-      if (availableAt <= nowMillis) oldest.set(task.taskType, Math.min(oldest.get(task.taskType) ?? availableAt, availableAt))
-    }
   }
+  // the per-type overview's wait (domain/TypeStats.ts): the page, `buquet stats` and this series agree
+  const oldest = new Map(snapshot.types.map((t) => [t.taskType, t.oldestPendingMillis ?? 0]))
   const types = [...byType.keys()].sort()
   const seconds = (millis: number) => Math.max(0, millis) / 1000
   return [
@@ -65,7 +62,7 @@ export const render = (snapshot: Snapshot): string => {
     family({
       name: "buquet_oldest_pending_age_seconds",
       help: "How long the oldest due pending task of each type has waited to be claimed (0: none waiting).",
-      samples: types.map((type) => [[["task_type", type]], seconds(nowMillis - (oldest.get(type) ?? nowMillis))] as const)
+      samples: types.map((type) => [[["task_type", type]], seconds(oldest.get(type) ?? 0)] as const)
     }),
     family({
       name: "buquet_workers_registered",
