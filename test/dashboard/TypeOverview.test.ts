@@ -160,6 +160,8 @@ describe("the dashboard's task list: short ids, order, match count (issue 20 ite
       const twinLink = new RegExp(`href="/tasks/${twin}"[^>]*>([^<]*)</a>`).exec(list)
       expect(twinLink?.[1]).toBe(twin.slice(0, 12))
 
+      // the task's page names its short id too, to type it into the CLI
+      expect((yield* request(`${dash.url}/tasks/${a.id}`)).text).toContain(`<span class="mono" id="task-short-id">${a.id.slice(0, 12)}</span>`)
       const byPrefix = yield* request(`${dash.url}/tasks/${a.id.slice(0, 12)}`)
       expect(byPrefix.status).toBe(303)
       expect(byPrefix.headers.get("location")).toBe(`/tasks/${a.id}`)

@@ -289,6 +289,8 @@ export interface TaskDetailExtras {
   readonly notice: string | undefined
   readonly csrf: string
   readonly now: Option.Option<DateTime.Utc>
+  /** The task's short id (its unique prefix among the tasks the dashboard has read), if known. */
+  readonly shortId?: string | undefined
 }
 
 /** The task's fields, payloads, transition timeline and actions (live region of /tasks/:id). */
@@ -311,7 +313,9 @@ export const taskDetail = (t: Task, x: TaskDetailExtras): Html => {
       e.stack === undefined ? "" : html`<details class="stack"><summary>stack trace</summary><pre>${e.stack}</pre></details>`
     }</td></tr>`
   )
-  return html`<h2>Task <span class="mono" id="task-id">${t.id}</span> ${badge(t.status)}</h2>
+  return html`<h2>Task <span class="mono" id="task-id">${t.id}</span> ${badge(t.status)}${
+    x.shortId === undefined ? "" : html` <span class="muted">short id <span class="mono" id="task-short-id">${x.shortId}</span></span>`
+  }</h2>
 ${x.notice === undefined ? "" : html`<div class="notice" id="notice">${x.notice}</div>`}
 <p id="actions">${actions}</p>
 <div class="grid2"><dl class="fields">

@@ -217,7 +217,8 @@ export const makeApp = (deps: AppDeps) => {
       history: undefined,
       notice: done === undefined ? undefined : notices.get(done),
       csrf: secrets.csrf,
-      now: s.refreshedAt
+      now: s.refreshedAt,
+      shortId: s.shortIds.get(taskId)
     })
     if (fragment) return page(body)
     const history = yield* versionsOf(taskId)
