@@ -87,7 +87,23 @@ class NodeSha256 {
   }
 }
 
+/**
+ * S3's answers to a signature whose time is too far from the server's.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const CLOCK_SKEW: ReadonlySet<string> = new Set(["RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"])
+
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/**
+ * The host's wall clock, for signatures only: the server compares a signature's time with its own
+ * real time, as it does for the SDK's signer. Effect's Clock would be a TestClock in tests, whose
+ * time the server would refuse.
+ */
+// eslint-disable-next-line no-restricted-properties
+const hostNow = (): number => Date.now()
 
 /** S3's key encoding in a path: every byte but the unreserved ones and `/` (RFC 3986, like the SDK). */
 const encodeKey = (key: string): string =>
@@ -148,6 +164,9 @@ export const make = async (options: {
     : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets })
   const request = secure ? https.request : http.request
   const port = url.port === "" ? undefined : Number(url.port)
+  // what the server's clock is ahead of ours, learnt from a RequestTimeTooSkewed answer, as the SDK
+  // does: signatures carry the host's time, and S3 refuses one more than 15 minutes off
+  let skewMillis = 0
 
   const send = async (req: LeanRequest): Promise<LeanResponse> => {
     const body = req.body
@@ -168,7 +187,7 @@ export const make = async (options: {
       path,
       query: {},
       headers
-    })
+    }, { signingDate: new Date(hostNow() + skewMillis) })
     return new Promise<LeanResponse>((resolve, reject) => {
       const outgoing = request({
         agent,
@@ -186,7 +205,12 @@ export const make = async (options: {
         response.on("end", () => {
           const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
           const status = response.statusCode ?? 0
-          if (status < 200 || status >= 300) return reject(httpError(status, all.toString("utf8")))
+          if (status < 200 || status >= 300) {
+            const error = httpError(status, all.toString("utf8"))
+            const serverDate = Date.parse(response.headers.date ?? "")
+            if (CLOCK_SKEW.has(error.name) && Number.isFinite(serverDate)) skewMillis = serverDate - hostNow()
+            return reject(error)
+          }
           resolve({ status, headers: response.headers, body: new Uint8Array(all.buffer, all.byteOffset, all.length) })
         })
       })

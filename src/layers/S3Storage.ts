@@ -229,6 +229,9 @@ const classify = (error: unknown): Fault => {
     if (name === "NoSuchBucket") return { _tag: "NoBucket", message }
     if (status === 412 || name === "PreconditionFailed") return { _tag: "Precondition", message }
     if (status === 409 && name === "ConditionalRequestConflict") return { _tag: "Precondition", message }
+    // refused for the signature's time (host clock off by 15+ min): both paths learnt the server's
+    // time from this answer, so the request is safe and worth sending again
+    if (S3Http.CLOCK_SKEW.has(name)) return { _tag: "Transient", maybeApplied: false, message: `HTTP ${status} ${message}` }
     if (status === 403 || DENIED.has(name)) return { _tag: "Denied", message }
     if (status === 404) return { _tag: "NotFound", message }
     if (status >= 500) return { _tag: "Transient", maybeApplied: true, message: `HTTP ${status} ${message}` }

@@ -171,6 +171,49 @@ for (const transport of ["lean", "sdk"] as const) {
         expect(tagOf(yield* Effect.either(storage.put("k", bytes("x"), { ifNoneMatch: "*" })))).toBe("StorageUnavailable")
       }))
 
+    it.scopedLive("a host clock 30 min behind the server's: RequestTimeTooSkewed is learnt from and the request sent again", () =>
+      Effect.gen(function*() {
+        // a server whose clock runs 30 min ahead, refusing signatures more than 15 min off it (as S3 does)
+        const seen: Array<number> = []
+        const server = yield* Effect.acquireRelease(
+          Effect.async<{ readonly endpoint: string; readonly close: () => void }>((resume) => {
+            const s = createServer((req, res) => {
+              req.resume()
+              req.on("end", () => {
+                const now = Date.now() + 30 * 60_000
+                const amzDate = String(req.headers["x-amz-date"] ?? "")
+                const signedAt = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z"))
+                seen.push(signedAt)
+                res.setHeader("date", new Date(now).toUTCString())
+                if (!(Math.abs(signedAt - now) <= 15 * 60_000)) {
+                  const reply = s3Error(403, "RequestTimeTooSkewed") as Exclude<Reply, "cut">
+                  res.writeHead(reply.status, reply.headers)
+                  return res.end(reply.body)
+                }
+                res.writeHead(200, { etag: "\"abc\"", "last-modified": new Date(now).toUTCString() })
+                res.end("on time")
+              })
+            })
+            s.listen(0, "127.0.0.1", () => {
+              const { port } = s.address() as AddressInfo
+              resume(Effect.succeed({ endpoint: `http://127.0.0.1:${port}`, close: () => (s.closeAllConnections(), s.close()) }))
+            })
+          }),
+          (s) => Effect.sync(s.close)
+        )
+        const storage = yield* S3Storage.make({
+          bucket: "b",
+          endpoint: server.endpoint,
+          credentials: { accessKeyId: "test", secretAccessKey: "test" },
+          retry: { base: "1 millis", maxRetries: 3 },
+          transport
+        })
+        const got = yield* storage.get("k")
+        expect(Option.map(got, (o) => text(o.body))).toEqual(Option.some("on time"))
+        // refused once, then signed with the server's time
+        expect(seen.length).toBe(2)
+      }))
+
     it.scopedLive("412 and 409 ConditionalRequestConflict are PreconditionFailed; 404 on If-Match too (AWS)", () =>
       Effect.gen(function*() {
         const { storage } = yield* scripted([
