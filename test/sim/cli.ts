@@ -50,7 +50,14 @@ let failed = 0
 let submitted = 0
 let simulatedMillis = 0
 
+let done = 0
 const report = (result: SimResult) => {
+  done++
+  // a long run says how far it got (its summary comes only at the end)
+  if (one === undefined && done % 500 === 0) {
+    const seconds = (Date.now() - started) / 1000
+    console.log(`progress: ${done}/${all.length} seeds, ${failed} failed, ${seconds.toFixed(0)} s, ${(done / seconds).toFixed(2)} seeds/s`)
+  }
   submitted += result.stats.submitted
   simulatedMillis += result.stats.simulatedMillis
   if (one !== undefined) console.log(JSON.stringify(result.stats))
