@@ -6,7 +6,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Option, TestClock } from "effect"
+import * as TypeStats from "../../src/programs/TypeStats.js"
 import { keyOfTaskId } from "../../src/protocol/TaskObjects.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage } from "../../src/services/Storage.js"
 import { makeStack, request, rewriteTask, startDashboard } from "./support.js"
 import type { Stack } from "./support.js"
 
@@ -205,5 +208,25 @@ describe("the dashboard's task list: short ids, order, match count (issue 20 ite
       const api = JSON.parse((yield* request(`${dash.url}/api/v1/tasks?sort=created-asc&limit=3`)).text) as { total: number; tasks: Array<{ id: string }> }
       expect(api.total).toBe(55)
       expect(api.tasks.map((t) => t.id)).toEqual(ids.slice(0, 3))
+    }))
+})
+
+describe("buquet stats' read: bounded by --max-tasks (issue 20 item 2)", () => {
+  it.scoped("reads at most the whole LIST pages --max-tasks allows, one GET per task, and says when the overview is partial", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      yield* Effect.forEach(Array.from({ length: 1001 }, (_, i) => i), (i) => Effect.orDie(stack.producer.submit("bulk", { i })), { discard: true })
+      const read = (maxTasks: number) =>
+        TypeStats.read({ maxTasks, shardPrefixLen: 1 }).pipe(Effect.provideService(Storage, stack.raw), Effect.provideService(ServerClock, stack.clock))
+      const partial = yield* read(1000)
+      expect(partial.complete).toBe(false)
+      expect(partial.tasks.length).toBe(1000)
+      // one LIST page of tasks/ and one of workers/; one GET per task listed; no schedules
+      expect(partial.lastCost).toMatchObject({ LIST: 2, GET: 1000, total: 1002 })
+      expect(partial.types.map((t) => [t.taskType, t.pending])).toEqual([["bulk", 1000]])
+      const whole = yield* read(2000)
+      expect(whole.complete).toBe(true)
+      expect(whole.lastCost).toMatchObject({ LIST: 3, GET: 1001, total: 1004 })
+      expect(whole.types.map((t) => [t.taskType, t.pending])).toEqual([["bulk", 1001]])
     }))
 })
