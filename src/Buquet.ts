@@ -223,7 +223,7 @@ export const layerFromConfig = (
   Layer.unwrapEffect(
     Effect.map(ConfigLayer.resolveConfig(inputs).pipe(Effect.provide(NodeFileSystem.layer)), (config) =>
       Layer.merge(
-        layerFromSettings(config.storage, { shardPrefixLen: config.shardPrefixLen }),
+        layerFromSettings(config.storage, { shardPrefixLen: config.shardPrefixLen, queue: { typeCheck: config.typeCheck } }),
         Layer.succeed(BuquetConfig, config)
       ))
   )

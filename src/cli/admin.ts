@@ -5,15 +5,14 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Effect, Either, Option, Schema, Stream } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as FileSystem from "@effect/platform/FileSystem"
-import type { MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
-import { decodeWorkerRecordAt, isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
+import { isHealthyAt, WorkerView } from "../domain/WorkerRecord.js"
 import { repair as repairKey, repairableKeys } from "../programs/Repair.js"
+import { readWorkerRecords } from "../protocol/WorkerRecords.js"
 import { Queue } from "../services/Queue.js"
-import { Storage } from "../services/Storage.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, printLine, reportSkipped, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
 
@@ -132,24 +131,10 @@ export const workers = Command.make("workers", globalOptions, (o) =>
   withStack(
     o,
     Effect.gen(function*() {
-      const storage = yield* Storage
       const queue = yield* Queue
       const now = yield* queue.now
-      const metas = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll("workers/")))
-      const read = yield* Effect.forEach(
-        metas.filter((m) => m.key.endsWith(".json")),
-        (m) =>
-          storage.get(m.key).pipe(
-            Effect.flatMap(Option.match({
-              onNone: () => Effect.succeed(Option.none<Either.Either<WorkerView, MalformedObject>>()),
-              // only a record that does not decode is skipped (and reported); a failed read fails the command
-              onSome: (obj) => decodeWorkerRecordAt(WorkerView, (w) => w.workerId)(m.key, obj.body).pipe(Effect.either, Effect.map(Option.some))
-            }))
-          ),
-        { concurrency: 8 }
-      ).pipe(Effect.map((xs) => xs.flatMap(Option.toArray)))
-      const records = read.flatMap((r) => (Either.isRight(r) ? [r.right] : []))
-      yield* reportSkipped(read.flatMap((r) => (Either.isLeft(r) ? [r.left] : [])))
+      const { malformed, records } = yield* readWorkerRecords
+      yield* reportSkipped(malformed)
       if (o.json) {
         return yield* printJson(records.map((r) => ({ ...Schema.encodeSync(WorkerView)(r), healthy: isHealthyAt(r, now) })))
       }

@@ -130,6 +130,7 @@ export const withStack = <A, E, R>(
     if (config.storage._tag === "File" && config.storage.implicit) yield* stderrLine(embeddedNotice(config.storage.directory))
     const stack = Buquet.layerFromSettings(config.storage, {
       shardPrefixLen: options.shardPrefixLen ?? config.shardPrefixLen,
+      queue: { typeCheck: config.typeCheck },
       meterStorage: options.meterStorage
     }).pipe(
       Layer.merge(Layer.succeed(BuquetConfig, config)),
@@ -216,6 +217,7 @@ export const exitCodeOf = (e: unknown): 1 | 2 => {
     case "InvalidCron":
     case "UnknownTimezone":
     case "DashboardRefused":
+    case "UnhandledTaskType":
       return 2
     default:
       return 1

@@ -5,16 +5,18 @@
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Logger, Option } from "effect"
 import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import { TaskNotFound } from "../domain/TaskErrors.js"
 import { allStatuses } from "../domain/TaskStatus.js"
 import { Queue } from "../services/Queue.js"
 import { listSorts } from "../services/Queue.js"
 import type { CancelManyResult } from "../services/Queue.js"
-import { globalOptions, operationalError, parseDurationArg, parseInstantArg, parseJsonArg, parseStatusArg, printJson, printLine, reportSkipped, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, operationalError, parseDurationArg, parseInstantArg, parseJsonArg, parseStatusArg, printJson, printLine, reportSkipped, settingFlags, toCliError, usageError, withStack } from "./common.js"
 import type { Globals } from "./common.js"
 import { resolveIdArg } from "./ids.js"
+import { pendingHandling, warningsToStderr, withHandling } from "./handling.js"
+import { describeHandling } from "../domain/TypeCoverage.js"
 import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
 
 const taskId = Args.text({ name: "task-id" }).pipe(Args.withDescription("the task's id (a UUID, or a unique prefix of 6+ characters)"))
@@ -40,7 +42,11 @@ const submitOptions = {
   ttl: optText("ttl", "expire if not started within this long, e.g. 1h"),
   expiresAt: optText("expires-at", "expire if not started by this RFC 3339 time"),
   priority: optInt("priority", "0 (default) to 9999: higher runs first within a shard"),
-  idempotencyKey: optText("idempotency-key", "submits with the same key make one task")
+  idempotencyKey: optText("idempotency-key", "submits with the same key make one task"),
+  typeCheck: Options.choice("type-check", ["warn", "strict", "off"] as const).pipe(
+    Options.withDescription("when no worker has ever registered a handler for the type: warn (default), strict (refuse, exit 2) or off"),
+    Options.optional
+  )
 }
 
 /** `buquet submit -t TYPE -i JSON [options]`. */
@@ -68,12 +74,13 @@ export const submit = Command.make("submit", submitOptions, (o) =>
       o,
       Effect.gen(function*() {
         const queue = yield* Queue
-        const task = yield* queue.submit(o.taskType, input, options)
+        const task = yield* queue.submit(o.taskType, input, options).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, warningsToStderr)))
         if (o.json) return yield* printJson(taskJson(task))
         const when = task.availableAt > task.createdAt ? ` (runs at ${time(task.availableAt)})` : ""
         const expiry = task.expiresAt === undefined ? "" : ` (expires at ${time(task.expiresAt)})`
         yield* printLine(`Task submitted: ${task.id}${when}${expiry}`)
-      })
+      }),
+      { settingFlags: settingFlags([["queue.type_check", o.typeCheck]]) }
     )
   }).pipe(toCliError)).pipe(Command.withDescription("submit a task"))
 
@@ -87,10 +94,13 @@ const getHandler = (o: Globals & { readonly taskId: string }) =>
         onNone: () => Effect.fail(TaskNotFound.of(id)),
         onSome: Effect.succeed
       })))
-      if (o.json) return yield* printJson(taskJson(task))
+      const handling = yield* pendingHandling([task])
+      if (o.json) return yield* printJson(withHandling(taskJson(task), task, handling))
       const input = yield* queue.loadInput(task)
       const output = yield* queue.loadOutput(task)
       yield* printLine(describeTask(task, input, output))
+      const h = handling.get(task.taskType)
+      if (h !== undefined && h !== "handled") yield* printLine(`${h === "unhandled" ? "! " : ""}${describeHandling(h, task.taskType)}`)
     })
   ).pipe(toCliError)
 
@@ -168,9 +178,10 @@ export const list = Command.make(
             cursor: Option.getOrUndefined(o.cursor),
             sort: o.sort
           })
+          const handling = yield* pendingHandling(page.tasks)
           if (o.json) {
             return yield* printJson({
-              tasks: page.tasks.map(taskJson),
+              tasks: page.tasks.map((t) => withHandling(taskJson(t), t, handling)),
               cursor: page.cursor ?? null,
               scanned: page.scanned,
               matched: page.matched ?? null,
@@ -180,11 +191,22 @@ export const list = Command.make(
           yield* printLine(
             table(
               ["ID", "TYPE", "STATUS", "ATTEMPT", "CREATED", "UPDATED"],
-              page.tasks.map((t) => [t.id, t.taskType, t.status, String(t.attempt), time(t.createdAt), time(t.updatedAt)])
+              page.tasks.map((t) => [
+                t.id,
+                t.taskType,
+                t.status === "pending" && handling.get(t.taskType) === "unhandled" ? "pending (no worker)" : t.status,
+                String(t.attempt),
+                time(t.createdAt),
+                time(t.updatedAt)
+              ])
             )
           )
           const of = page.matched === undefined ? "" : ` of ${page.matched} matching`
           yield* printLine(`${page.tasks.length} task(s)${of}${page.cursor === undefined ? "" : `; more with --cursor ${page.cursor}`}`)
+          const unhandled = [...handling].filter(([, h]) => h === "unhandled").map(([t]) => t)
+          if (unhandled.length > 0) {
+            yield* printLine(`! no live worker handles ${unhandled.join(", ")}: those tasks stay pending until one that does starts (check the spelling; see \`buquet workers\`)`)
+          }
           yield* reportSkipped(page.malformed)
         })
       )

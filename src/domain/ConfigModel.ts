@@ -119,6 +119,15 @@ export const settings: ReadonlyArray<SettingSpec> = [
     inProfile: false,
     description: "hex characters of the task id that name its shard: 1–4 = 16…65,536 shards (Queue)"
   },
+  {
+    path: "queue.type_check",
+    env: ["BUQUET_TYPE_CHECK"],
+    flag: "type-check",
+    kind: oneOf("warn", "strict", "off"),
+    default: "warn",
+    inProfile: false,
+    description: "submit of a task type no worker ever registered (control/types/): warn, strict (refuse) or off (no HEAD) (Queue)"
+  },
   // [worker]: `buquet worker` (cli/options.ts workerOptions → Worker.run)
   section({
     path: "worker.id",

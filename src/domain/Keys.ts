@@ -94,6 +94,15 @@ export const controlKey = (name: string): string => `control/${name}`
 export const cancelSignalKey = (workerId: string): string => controlKey(`cancel/${workerId}`)
 
 /**
+ * `control/types/{task_type}.json`: written once, create-only, by the first worker that registers a
+ * handler for the type; what `submit`'s type check HEADs ("has any worker ever handled it?").
+ */
+export const taskTypeMarkerKey = (taskType: string): string => `control/types/${taskType}.json`
+
+/** Prefix of the task type markers. */
+export const taskTypeMarkersPrefix = "control/types/"
+
+/**
  * Parses `{prefix}{shard}/{bucket}/{id}` index keys (ready and lease markers), and prioritised ready
  * markers `ready/{shard}/!{rank}/{bucket}/{id}` (rank = 9999 − priority; see domain/ReadyIndex.ts).
  * `priority` is 0 for plain markers.

@@ -22,6 +22,21 @@ export const defaultPayloadThresholdBytes = 256 * 1024
 export const defaultIdempotencyTtlSeconds = 30 * 24 * 3600
 
 /**
+ * Submit's check that some worker has ever handled the task type (`control/types/{type}.json`):
+ * `warn` (log a warning), `strict` (refuse with `UnhandledTaskType`) or `off`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TypeCheck = Schema.Literal("warn", "strict", "off")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TypeCheck = typeof TypeCheck.Type
+
+/**
  * The Queue's settings; every field has the reference's default.
  *
  * @since 0.1.0
@@ -48,7 +63,9 @@ export class QueueConfig extends Schema.Class<QueueConfig>("QueueConfig")({
   /** How many task GETs `list` runs at once. */
   listConcurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 256)), { default: () => 16 }),
   /** How long a fetched JSON Schema is reused by submit before it is read again (0: read every time). */
-  schemaCacheSeconds: Schema.optionalWith(Schema.NonNegative, { default: () => 5 })
+  schemaCacheSeconds: Schema.optionalWith(Schema.NonNegative, { default: () => 5 }),
+  /** Submit's check that a worker has ever handled the type (`[queue] type_check`); see {@link TypeCheck}. */
+  typeCheck: Schema.optionalWith(TypeCheck, { default: () => "warn" as const })
 }) {
   /** All defaults. */
   static readonly default = new QueueConfig({})

@@ -7,7 +7,7 @@
  */
 import { DateTime, Duration, Effect, Option } from "effect"
 import { InvalidArgument } from "./QueueError.js"
-import type { QueueConfig } from "./QueueConfig.js"
+import type { QueueConfig, TypeCheck } from "./QueueConfig.js"
 import { isValidPriority, maxPriority } from "./ReadyIndex.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 
@@ -77,6 +77,12 @@ export interface SubmitOptions {
   readonly idempotencyTtlSeconds?: number | undefined
   /** W3C trace context to carry to the worker. */
   readonly traceparent?: string | undefined
+  /**
+   * What to do when no worker has ever registered a handler for the type (a misspelled type stays
+   * pending forever): `"warn"` logs a warning, `"strict"` refuses with `UnhandledTaskType`, `"off"`
+   * does not check. Default: the queue's `typeCheck` (`"warn"`).
+   */
+  readonly typeCheck?: TypeCheck | undefined
 }
 
 /**

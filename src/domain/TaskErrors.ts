@@ -38,6 +38,18 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
 }) {}
 
 /**
+ * A strict submit (`typeCheck: "strict"`) of a task type no worker has ever registered a handler
+ * for: most likely a misspelled type, which would stay pending forever.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnhandledTaskType extends Schema.TaggedError<UnhandledTaskType>()("UnhandledTaskType", {
+  taskType: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * An input (or output) does not match the task type's Schema or its published JSON Schema.
  *
  * @since 0.1.0

@@ -141,6 +141,7 @@ const resolvedConfig = Config.all({
   region: Config.string("region").pipe(Config.withDefault("us-east-1")),
   keyPrefix: Config.string("key_prefix").pipe(Config.withDefault("")),
   shardPrefixLen: Config.integer("shard_prefix_len").pipe(Config.nested("queue"), Config.withDefault(1)),
+  typeCheck: Config.literal("warn", "strict", "off")("type_check").pipe(Config.nested("queue"), Config.withDefault("warn" as const)),
   worker: Config.all({
     id: Config.option(Config.string("id")),
     shards: Config.option(Config.string("shards")),
@@ -335,6 +336,7 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
   return {
     storage,
     shardPrefixLen: values.shardPrefixLen,
+    typeCheck: values.typeCheck,
     worker: {
       ...values.worker,
       id: Option.getOrUndefined(values.worker.id),

@@ -18,10 +18,10 @@ import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
 import * as Idem from "../domain/Idempotency.js"
-import { schemaKey, taskKey, taskShardPrefix } from "../domain/Keys.js"
+import { schemaKey, taskKey, taskShardPrefix, taskTypeMarkerKey } from "../domain/Keys.js"
 import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
 import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domain/Pause.js"
-import { QueueConfig } from "../domain/QueueConfig.js"
+import { QueueConfig, TypeCheck } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import { MalformedObject } from "../domain/QueueError.js"
 import { isBucketClosed, replayDueAt, submitWindowMillis } from "../domain/Markers.js"
@@ -32,7 +32,7 @@ import { StorageUnavailable } from "../domain/StorageError.js"
 import { resolveSubmitOptions } from "../domain/SubmitOptions.js"
 import type { ResolvedSubmit, SubmitOptions } from "../domain/SubmitOptions.js"
 import { decodeTask, isExpiredAt, Task } from "../domain/Task.js"
-import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound } from "../domain/TaskErrors.js"
+import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound, UnhandledTaskType } from "../domain/TaskErrors.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
 import type { CompiledSchemas } from "../domain/TaskSchemas.js"
 import { comparePositions, compareTasks, sortMillis } from "../domain/TaskOrder.js"
@@ -62,6 +62,7 @@ import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offload } from "../protocol/Payloads.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import { touchCancelSignal } from "../protocol/CancelSignal.js"
+import { taskTypeRegistered } from "../protocol/TaskTypeMarkers.js"
 import {
   createTask,
   keep,
@@ -91,6 +92,9 @@ const invalid = (argument: string) => (error: ParseResult.ParseError) =>
 const checkTaskId = (taskId: string) => Schema.decodeUnknown(TaskId)(taskId).pipe(Effect.mapError(invalid("task id")))
 const checkTaskType = (taskType: string) =>
   Schema.decodeUnknown(TaskTypeName)(taskType).pipe(Effect.mapError(invalid("task type")))
+
+/** How long submit's type check trusts a missing `control/types/{type}.json` before it HEADs again. */
+const typeMissCacheMillis = 10_000
 
 /** A stored task key the idempotency record may point at (never trust a path from an object body). */
 const taskKeyPattern = /^tasks\/([0-9a-f]{1,4})\/([0-9a-f-]{36})\.json$/
@@ -170,6 +174,45 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       next.delete(taskType)
       return next
     })
+
+  // --- has any worker ever handled the type? (control/types/{type}.json, one HEAD, cached) ----
+  // A marker, once seen, stays (markers are never deleted); a missing one is looked at again after
+  // typeMissCacheMillis, so a worker started meanwhile is noticed. A type warned about is not
+  // checked again: one warning per type per process is enough.
+  const typeSeen = new Set<string>()
+  const typeWarned = new Set<string>()
+  const typeMissedAt = new Map<string, number>()
+
+  const registered = (taskType: string) =>
+    Effect.gen(function*() {
+      if (typeSeen.has(taskType)) return true
+      const now = yield* Clock.currentTimeMillis
+      const missed = typeMissedAt.get(taskType)
+      if (missed !== undefined && now - missed < typeMissCacheMillis) return false
+      const found = yield* provide(taskTypeRegistered(taskType))
+      if (found) typeSeen.add(taskType)
+      else typeMissedAt.set(taskType, now)
+      return found
+    })
+
+  const unhandledMessage = (taskType: string) =>
+    `no worker has ever registered a handler for task type ${JSON.stringify(taskType)} (no ${taskTypeMarkerKey(taskType)}): ` +
+    "its tasks stay pending until a worker that handles it starts; check the type's spelling " +
+    "(workers older than this buquet and the reference's do not register their types: with them, turn the check off: " +
+    "typeCheck \"off\", [queue] type_check or --type-check)"
+
+  const checkHandled = (taskType: string, mode: TypeCheck) =>
+    mode === "off" || (mode === "warn" && (typeSeen.has(taskType) || typeWarned.has(taskType)))
+      ? Effect.void
+      : mode === "strict"
+      ? Effect.flatMap(registered(taskType), (ok) => ok ? Effect.void : Effect.fail(new UnhandledTaskType({ taskType, message: unhandledMessage(taskType) })))
+      : registered(taskType).pipe(
+        Effect.flatMap((ok) =>
+          ok ? Effect.void : Effect.zipRight(Effect.sync(() => typeWarned.add(taskType)), Effect.logWarning(unhandledMessage(taskType)))
+        ),
+        // only a warning: a failed check never fails the submit
+        Effect.catchAll((e) => Effect.logDebug(`submit: could not check whether task type ${taskType} has a worker: ${e.message}`))
+      )
 
   // --- submit -------------------------------------------------------------------------------
 
@@ -353,6 +396,10 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       const resolved = yield* resolveSubmitOptions(options, now, config)
       const schemas = yield* compiledSchemas(taskType)
       yield* validateAgainst(taskType, "input", schemas.input, inputJson)
+      if (options.typeCheck !== undefined && !Schema.is(TypeCheck)(options.typeCheck)) {
+        return yield* new InvalidArgument({ argument: "typeCheck", message: `typeCheck must be "warn", "strict" or "off", got ${JSON.stringify(options.typeCheck)}` })
+      }
+      yield* checkHandled(taskType, options.typeCheck ?? config.typeCheck)
       if (resolved.idempotency !== undefined) {
         return yield* idempotentSubmit(taskType, inputJson, resolved, resolved.idempotency, now)
       }

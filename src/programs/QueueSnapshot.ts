@@ -47,6 +47,9 @@ import { decodeWorkerRecordAt, healthyWithin as defaultHealthyWithin, isHealthyA
 import { leaderLeaseKey } from "./LeaderLease.js"
 import * as SchedulerLoop from "./SchedulerLoop.js"
 
+import { typeCoverage } from "../domain/TypeCoverage.js"
+import type { TypeCoverage } from "../domain/TypeCoverage.js"
+
 export { WorkerView } from "../domain/WorkerRecord.js"
 
 // --- records the snapshot reads besides tasks ------------------------------------------------------
@@ -135,6 +138,8 @@ export interface Snapshot {
   /** The last `chartMinutes` minutes, oldest first. */
   readonly throughput: ReadonlyArray<MinuteCounts>
   readonly workers: ReadonlyArray<WorkerState>
+  /** Which task types the live workers handle (domain/TypeCoverage.ts): pending tasks of others are flagged. */
+  readonly coverage: TypeCoverage
   readonly schedules: ReadonlyArray<ScheduleState>
   /**
    * Whether a scheduler holds its leader lease (`SchedulerLoop.isRunning`): read only while some
@@ -225,6 +230,8 @@ const emptySnapshot: Snapshot = {
   depth: [],
   throughput: [],
   workers: [],
+  // nothing read yet: nothing is known, so nothing is flagged
+  coverage: { live: 0, handlers: new Map(), unlisted: ["(not read yet)"] },
   schedules: [],
   schedulerRunning: undefined,
   lastCost: zeroCounts,
@@ -330,6 +337,8 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
   const malformed = new Map<string, string>()
   let taskCursor: string | undefined = undefined
   let walkedAll = false
+  // worker records listed but not read yet (GET budget): until they are, coverage is not known
+  let workersUnread = 0
 
   /** GETs the changed objects among `listed` (newest first, within `budget`); returns how many waited. */
   const readChanged = <A>(
@@ -421,7 +430,9 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
     Effect.gen(function*() {
       const listed = (yield* listAll(store, "workers/")).filter((o) => workerKeyPattern.test(o.key))
       forget(workerCache, listed)
-      return yield* readChanged(store, listed, workerCache, decodeWorkerRecordAt(WorkerView, (w) => w.workerId), budget)
+      const waiting = yield* readChanged(store, listed, workerCache, decodeWorkerRecordAt(WorkerView, (w) => w.workerId), budget)
+      workersUnread = waiting
+      return waiting
     })
 
   const syncSchedules = (store: StorageService, budget: Ref.Ref<number>) =>
@@ -507,6 +518,9 @@ export const make = Effect.fn("QueueSnapshot.make")(function*(options: SnapshotO
       shortIds: shortIds(tasks.map((t) => t.id)),
       types: summarizeTypes(tasks, workers.map((w) => ({ workerId: w.record.workerId, healthy: w.healthy, taskTypes: w.record.taskTypes })), now),
       workers,
+      coverage: workersUnread > 0 || Either.isLeft(outcome)
+        ? { ...typeCoverage(workers.map((w) => w.record), now, healthyWithin), unlisted: ["(worker records not all read)"] }
+        : typeCoverage(workers.map((w) => w.record), now, healthyWithin),
       schedules: scheduleStates(now),
       schedulerRunning: scheduler === undefined ? previous.schedulerRunning : Either.getOrUndefined(scheduler),
       lastCost: cost,

@@ -516,6 +516,8 @@ export const make = <R>(
       Effect.catchAll((e) => Effect.logWarning(`could not register the worker: ${e.message}`))
     )
     const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot, settled)), scope)
+    // "some worker handles this type", for submit's type check (one PUT per type, ever)
+    yield* Effect.forkIn(provideAll(Heartbeat.registerTypes(heartbeatSettings)), scope)
 
     // --- the embedded monitor (on by default) and scheduler loop (off by default) ----------------
     const monitorOptions = options.monitor === false ? undefined : options.monitor === true || options.monitor === undefined ? {} : options.monitor

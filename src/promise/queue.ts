@@ -83,6 +83,12 @@ export interface ConnectOptions {
   readonly quiet?: boolean | undefined
   /** The least severe log level printed (default `"warning"`; `"none"` prints nothing). */
   readonly logLevel?: "debug" | "info" | "warning" | "error" | "none" | undefined
+  /**
+   * Submit's check that some worker has ever registered a handler for the type (else
+   * `BUQUET_TYPE_CHECK`, `[queue] type_check`): `"warn"` (default) logs a warning once per type,
+   * `"strict"` rejects with a `BuquetError` whose `_tag` is `"UnhandledTaskType"`, `"off"` skips it.
+   */
+  readonly typeCheck?: "warn" | "strict" | "off" | undefined
 }
 
 /**
@@ -118,6 +124,8 @@ export interface SubmitOptions {
   readonly idempotencyScope?: string | undefined
   /** How long the key de-duplicates, in seconds (default 30 days). */
   readonly idempotencyTtlSeconds?: number | undefined
+  /** This submit's type check, overriding the connection's `typeCheck`: `"warn"`, `"strict"` or `"off"`. */
+  readonly typeCheck?: "warn" | "strict" | "off" | undefined
 }
 
 /**
@@ -252,6 +260,7 @@ const connectFlags = (o: ConnectOptions): Either.Either<Map<string, string>, Inv
   if (o.region !== undefined) flags.set("region", o.region)
   if (o.keyPrefix !== undefined) flags.set("key_prefix", o.keyPrefix)
   if (o.shardPrefixLen !== undefined) flags.set("queue.shard_prefix_len", String(o.shardPrefixLen))
+  if (o.typeCheck !== undefined) flags.set("queue.type_check", o.typeCheck)
   if (o.storage !== undefined) flags.set("storage", o.storage)
   else if (o.memory === true) flags.set("storage", "memory")
   else if (o.directory !== undefined) flags.set("storage", `file://${o.directory}`)
@@ -301,9 +310,10 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
           region: storage.region,
           keyPrefix: storage.keyPrefix,
           shardPrefixLen: config.shardPrefixLen,
-          credentials: options.credentials
+          credentials: options.credentials,
+          queue: { typeCheck: config.typeCheck }
         })
-        : Buquet.layerFromSettings(storage, { shardPrefixLen: config.shardPrefixLen })
+        : Buquet.layerFromSettings(storage, { shardPrefixLen: config.shardPrefixLen, queue: { typeCheck: config.typeCheck } })
       return base
     })
   )

@@ -7,6 +7,7 @@
  */
 import { Context } from "effect"
 import type { Redacted } from "effect"
+import type { TypeCheck } from "../domain/QueueConfig.js"
 
 /**
  * Where tasks live.
@@ -167,6 +168,8 @@ export interface ResolvedConfig {
   readonly storage: StorageSettings
   /** `[queue] shard_prefix_len` → the Queue layer. */
   readonly shardPrefixLen: number
+  /** `[queue] type_check` → the Queue layer (submit's check that a worker handles the type). */
+  readonly typeCheck: TypeCheck
   /** `[worker]`, `[worker.polling]` → `buquet worker` (see `workerOptions` in cli/options.ts). */
   readonly worker: WorkerSettings
   /** `[monitor]` → `buquet monitor` and the embedded monitor (`monitorOptions`). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { Context, DateTime, Effect, Option } from "effect"
-import type { IdempotencyConflict, IllegalTransition, PayloadMissing, SchemaValidationFailed, TaskNotFound } from "../domain/TaskErrors.js"
+import type { IdempotencyConflict, IllegalTransition, PayloadMissing, SchemaValidationFailed, TaskNotFound, UnhandledTaskType } from "../domain/TaskErrors.js"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { PauseState } from "../domain/Pause.js"
 import type { QueueConfig } from "../domain/QueueConfig.js"
@@ -41,7 +41,7 @@ export type QueueWriteError = StorageReadError | MalformedObject
  * @since 0.1.0
  * @category errors
  */
-export type SubmitError = InvalidArgument | SchemaValidationFailed | IdempotencyConflict | QueueWriteError
+export type SubmitError = InvalidArgument | SchemaValidationFailed | IdempotencyConflict | UnhandledTaskType | QueueWriteError
 
 /**
  * One item of {@link QueueService.submitMany}.

@@ -18,6 +18,7 @@ import type { Storage } from "../../src/services/Storage.js"
 import { describeS3 } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
+import { BuquetError, connect } from "../../src/promise.js"
 
 const fixtures = join(root, "test", "cli", "fixtures")
 const written: Array<{ readonly settings: S3Settings; readonly keyPrefix: string }> = []
@@ -326,4 +327,98 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
       await worker.exited
     }
   }, 180_000)
+
+  it("a task of a type no live worker handles is flagged by list and get; submit warns, and strict mode refuses (issue 20 item 1)", async () => {
+    const env = envFor(s)
+    // a type no worker ever registered: accepted, with a warning on stderr (stdout stays one JSON document)
+    const warned = await runCli(["submit", "-t", "sned_email", "-i", "{}", "--json"], { env })
+    expect(warned.code, warned.stderr).toBe(0)
+    expect(warned.stderr).toContain("warning: no worker has ever registered a handler for task type \"sned_email\"")
+    const typo = (JSON.parse(warned.stdout) as { id: string }).id
+    // strict (here from the environment; --type-check below): refused as bad input, exit 2
+    const strict = await runCli(["submit", "-t", "sned_email", "-i", "{}"], { env: { ...env, BUQUET_TYPE_CHECK: "strict" } })
+    expect(strict.code).toBe(2)
+    expect(strict.stderr).toMatch(/no worker has ever registered a handler for task type "sned_email"/)
+
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor", "--poll-max-ms", "300", "--id", "w-types"], {
+      cwd: tempDir(),
+      env
+    })
+    try {
+      // the worker registered its types: a strict submit of one of them is accepted
+      const later = await eventually(async () => {
+        const r = await runCli(["submit", "-t", "add", "-i", "{\"a\":1,\"b\":1}", "--delay", "1h", "--type-check", "strict", "--json"], { env })
+        return r.code === 0 ? (JSON.parse(r.stdout) as { id: string }).id : undefined
+      }, () => `a strict submit of add to be accepted (${JSON.stringify(worker.output())})`, 30, 1000)
+      type Row = { id: string; status: string; handling?: string }
+      const listed = await eventually(async () => {
+        const r = await runCli(["list", "--status", "pending", "--json"], { env })
+        const rows = (JSON.parse(r.stdout) as { tasks: Array<Row> }).tasks
+        return rows.some((t) => t.id === typo && t.handling === "unhandled") ? rows : undefined
+      }, "list to flag the misspelled type", 30, 1000)
+      expect(listed.find((t) => t.id === later)?.handling).toBe("handled")
+      const human = await runCli(["list", "--status", "pending"], { env })
+      expect(human.stdout).toMatch(new RegExp(`${typo}\\s+sned_email\\s+pending \\(no worker\\)`))
+      expect(human.stdout).toContain("! no live worker handles sned_email")
+      const got = await runCli(["get", typo, "--json"], { env })
+      expect((JSON.parse(got.stdout) as Row).handling).toBe("unhandled")
+      const shown = await runCli(["get", typo], { env })
+      expect(shown.stdout).toContain("no live worker handles sned_email")
+
+      // a live worker of an older buquet (its record lists no types): unknown, never a false alarm
+      await inStorage(s, env, (storage) =>
+        storage.put("workers/w-legacy.json", new TextEncoder().encode(JSON.stringify({
+          worker_id: "w-legacy",
+          started_at: new Date().toISOString(),
+          last_heartbeat: new Date().toISOString(),
+          shards: [],
+          current_task: null,
+          tasks_completed: 0,
+          tasks_failed: 0
+        }))))
+      const mixed = await runCli(["get", typo, "--json"], { env })
+      expect((JSON.parse(mixed.stdout) as Row).handling).toBe("unknown")
+      expect((await runCli(["list", "--status", "pending"], { env })).stdout).not.toContain("no worker")
+    } finally {
+      worker.signal("SIGTERM")
+      await worker.exited
+    }
+  }, 180_000)
+
+  it("the Promise API: connect({ typeCheck: \"strict\" }) rejects a type no worker registered with UnhandledTaskType; a worker's registration lets it in", async () => {
+    const env = envFor(s)
+    const queue = await connect({
+      bucket: s.bucket,
+      endpoint: s.endpoint,
+      region: s.region,
+      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+      keyPrefix: env["BUQUET_KEY_PREFIX"]!,
+      typeCheck: "strict",
+      quiet: true
+    })
+    try {
+      const refused = await queue.submit("resize_image", { w: 10 }).then(() => undefined, (e: unknown) => e)
+      expect(refused).toBeInstanceOf(BuquetError)
+      expect((refused as BuquetError)._tag).toBe("UnhandledTaskType")
+      expect((refused as BuquetError).code).toBe("UNHANDLED_TASK_TYPE")
+      expect((refused as BuquetError).message).toContain("resize_image")
+      // one submit can turn the check off
+      expect((await queue.submit("resize_image", { w: 1 }, { typeCheck: "off" })).status).toBe("pending")
+      const worker = queue.worker({ concurrency: 1, signals: false, monitor: false })
+      worker.task<{ readonly w: number }, number>("resize_image", async (input) => input.w * 2)
+      const running = worker.run()
+      // the registration lands at start; the queue looks again once its 10 s memory of the miss is over
+      const task = await eventually(
+        () => queue.submit("resize_image", { w: 21 }).then((t) => t, () => undefined),
+        "a strict submit after the worker registered",
+        30,
+        1000
+      )
+      expect((await queue.waitFor(task.id, { timeoutMs: 30_000 })).output).toBe(42)
+      await worker.stop()
+      await running
+    } finally {
+      await queue.close()
+    }
+  }, 120_000)
 })

@@ -16,10 +16,13 @@ import { join } from "node:path"
 import { settings } from "../../src/domain/ConfigModel.js"
 import { resolve_ } from "../../src/layers/Config.js"
 import { dashboardOptions, monitorOptions, workerOptions } from "../../src/cli/options.js"
+import * as Buquet from "../../src/Buquet.js"
+import { Queue } from "../../src/services/Queue.js"
 
 const everyKey = `
 [queue]
 shard_prefix_len = 2
+type_check = "strict"
 
 [worker]
 id = "w-config"
@@ -129,6 +132,14 @@ describe("every parsed setting reaches its component", () => {
       // the embedded monitor is on by default and gets the [monitor] settings
       expect(typeof w.monitor === "object" ? millis(w.monitor.checkInterval) : w.monitor).toBe(30_000)
     }))
+
+  it.effect("[queue] type_check → the Queue of the stack built from the configuration", () =>
+    Effect.gen(function*() {
+      const { config, dir } = yield* resolveText(everyKey)
+      expect(config.typeCheck).toBe("strict")
+      const queue = yield* Effect.provide(Queue, Buquet.layerFromConfig({ cwd: dir, flags: new Map([["storage", "memory"]]) }))
+      expect(queue.config.typeCheck).toBe("strict")
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 
   it.effect("[monitor] → the Monitor's options (retention included)", () =>
     Effect.gen(function*() {

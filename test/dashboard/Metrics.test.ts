@@ -284,3 +284,40 @@ describe("Tracing: the trace context travels in the task", () => {
       expect(untraced.parent._tag).toBe("None")
     }))
 })
+
+describe("the dashboard's /metrics: pending tasks no live worker handles (issue 20 item 1)", () => {
+  it.scoped("buquet_tasks_unhandled counts them by type within one refresh; an older worker's record (no task_types) means unknown, never an alarm", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      yield* TestClock.setTime(Date.parse("2026-01-01T00:00:00Z"))
+      yield* Effect.orDie(stack.producer.submit("send_email", { n: 1 }, { typeCheck: "off" }))
+      yield* Effect.orDie(stack.producer.submit("sned_email", { n: 2 }, { typeCheck: "off" }))
+      yield* Effect.orDie(stack.producer.submit("sned_email", { n: 3 }, { typeCheck: "off" }))
+      const putWorker = (id: string, fields: Record<string, unknown>) =>
+        Effect.flatMap(Effect.clockWith((c) => c.currentTimeMillis), (now) =>
+          Effect.orDie(stack.raw.put(
+            `workers/${id}.json`,
+            new TextEncoder().encode(JSON.stringify({ worker_id: id, started_at: "2026-01-01T00:00:00Z", last_heartbeat: new Date(now).toISOString(), ...fields }))
+          )))
+      const scrape = (url: string) => Effect.map(request(`${url}/metrics`), (r) => parsePrometheus(r.text))
+      // a live worker of an older buquet: its types are unknown, so nothing is flagged
+      yield* putWorker("w-old", {})
+      yield* putWorker("w-mail", { task_types: ["send_email"] })
+      const dash = yield* startDashboard(stack)
+      let samples = yield* scrape(dash.url)
+      expect(samples.filter((x) => x.name === "buquet_tasks_unhandled").map((x) => x.labels["task_type"]).sort()).toEqual(["send_email", "sned_email"])
+      expect(value(samples, "buquet_tasks_unhandled", { task_type: "sned_email" })).toBe(0)
+      expect(value(samples, "buquet_tasks_unhandled", { task_type: "send_email" })).toBe(0)
+      // the old worker stops (its record goes): the misspelled type is flagged at the next refresh
+      yield* Effect.orDie(stack.raw.delete("workers/w-old.json"))
+      yield* TestClock.adjust("6 seconds")
+      yield* putWorker("w-mail", { task_types: ["send_email"] })
+      samples = yield* scrape(dash.url)
+      expect(value(samples, "buquet_tasks_unhandled", { task_type: "sned_email" })).toBe(2)
+      expect(value(samples, "buquet_tasks_unhandled", { task_type: "send_email" })).toBe(0)
+      // the only worker that handles send_email goes stale (no heartbeat for 3 minutes): flagged too
+      yield* TestClock.adjust("4 minutes")
+      samples = yield* scrape(dash.url)
+      expect(value(samples, "buquet_tasks_unhandled", { task_type: "send_email" })).toBe(1)
+    }))
+})

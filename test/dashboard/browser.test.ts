@@ -209,4 +209,32 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       expect(yield* text("#task-id")).toBe(ids[3])
       expect(existsSync(join(artifacts, "dashboard-types.png"))).toBe(true)
     }).pipe(Effect.scoped), 120_000)
+
+  it.live.skipIf(!available)("a pending task of a type no live worker handles is flagged on the task list and its page within one refresh (issue 20 item 1)", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      // a live worker that handles send_email only (its record lists its types)
+      yield* startWorker(stack, [Worker.handler("send_email", () => Effect.succeed("sent"))], { monitor: false })
+      const later = yield* Effect.orDie(stack.producer.submit("send_email", { to: "a@example.com" }, { delay: "1 hour" }))
+      const dash = yield* startDashboard(stack, { refreshInterval: "300 millis" })
+      const context = yield* launch
+      const page: Page = yield* step(() => context.newPage())
+      mkdirSync(artifacts, { recursive: true })
+      yield* step(() => page.goto(`${dash.url}/tasks`))
+      yield* step(() => page.locator(`tr[data-task-id="${later.id}"]`).waitFor({ timeout: 30_000 }))
+      expect(yield* step(() => page.locator("#unhandled-types").count())).toBe(0)
+
+      // a misspelled type, submitted while the page is open: flagged by the next live update
+      const typo = yield* Effect.orDie(stack.producer.submit("sned_email", { to: "b@example.com" }))
+      yield* step(() => page.locator("#unhandled-types").waitFor({ timeout: 30_000 }))
+      expect(yield* step(() => page.locator("#unhandled-types").textContent())).toMatch(/No live worker handles sned_email \(1 pending\)/)
+      expect(yield* step(() => page.locator(`tr[data-task-id="${typo.id}"] .badge.unhandled`).textContent())).toBe("no worker")
+      expect(yield* step(() => page.locator(`tr[data-task-id="${later.id}"] .badge.unhandled`).count())).toBe(0)
+      yield* step(() => page.screenshot({ path: join(artifacts, "dashboard-unhandled-type.png"), fullPage: true }))
+
+      // the task's page says so too
+      yield* step(() => page.goto(`${dash.url}/tasks/${typo.id}`))
+      expect(yield* step(() => page.locator("#unhandled").textContent())).toContain("no live worker handles sned_email")
+      expect(yield* step(() => page.locator("#task-handling").textContent())).toBe("none handles this type")
+    }).pipe(Effect.scoped), 90_000)
 })

@@ -16,6 +16,8 @@ import type { ListSort } from "../../domain/TaskOrder.js"
 import type { TaskHistory } from "../../services/Queue.js"
 import type { Snapshot } from "../QueueSnapshot.js"
 import * as SchedulerLoop from "../SchedulerLoop.js"
+import { describeHandling, handlingOf, unhandledPending } from "../../domain/TypeCoverage.js"
+import type { Handling } from "../../domain/TypeCoverage.js"
 import { stackedBars } from "./Charts.js"
 import { typeTable } from "./TypeOverview.js"
 import { href, html, prettyJson, raw } from "./Html.js"
@@ -40,7 +42,7 @@ pre{background:#0f1115;color:#e6e6e6;padding:10px;border-radius:6px;overflow:aut
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;background:var(--pending)}
 .badge.running{background:var(--running)}.badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}
 .badge.cancelled{background:var(--cancelled)}.badge.archived{background:var(--archived)}.badge.expired{background:var(--expired)}
-.badge.healthy{background:var(--completed)}.badge.stale{background:var(--failed)}
+.badge.healthy{background:var(--completed)}.badge.stale{background:var(--failed)}.badge.unhandled{background:var(--failed)}
 .chart{margin:14px 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}.chart figcaption{font-weight:600;margin-bottom:4px}
 .chart svg{width:100%;height:auto}.axis{font-size:10px;fill:var(--muted)}.grid{stroke:var(--line)}
 form.inline{display:inline}button{font:inherit;padding:4px 12px;border-radius:6px;border:1px solid var(--line);background:#fff;cursor:pointer}
@@ -255,6 +257,19 @@ export const taskFilterForm = (s: Snapshot, f: TaskFilters, shardPrefixLen: numb
 <button type="submit" id="apply-filters">Apply</button></form>`
 }
 
+/** The flag of a pending task whose type no live worker handles (nothing when handled or unknown). */
+const unhandledFlag = (handling: Handling, taskType: string): Html | string =>
+  handling === "unhandled" ? html` <span class="badge unhandled" title="${describeHandling(handling, taskType)}">no worker</span>` : ""
+
+/** Above the task table: the types with pending tasks that no live worker handles. */
+const unhandledNotice = (s: Snapshot): Html | string => {
+  const unhandled = [...unhandledPending(s.coverage, s.tasks)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  if (unhandled.length === 0) return ""
+  return html`<div class="notice error" id="unhandled-types">No live worker handles ${
+    unhandled.map(([type, n], i) => html`${i === 0 ? "" : ", "}<a href="${href`/tasks?status=pending&type=${type}`}" class="mono">${type}</a> (${n} pending)`)
+  }: these tasks stay pending until a worker that handles the type starts. Check the type's spelling and the workers' task types.</div>`
+}
+
 /** The task table (live region of /tasks): how many match, then one page in the chosen order. */
 export const taskTable = (s: Snapshot, f: TaskFilters): Html => {
   const all = filterTasks(s, f)
@@ -263,7 +278,7 @@ export const taskTable = (s: Snapshot, f: TaskFilters): Html => {
   const from = (page - 1) * pageSize
   const shown = all.slice(from, from + pageSize)
   const rows = shown.map((t) =>
-    html`<tr data-task-id="${t.id}"><td>${taskLink(s, t.id, "task-link")}</td><td>${t.taskType}</td><td>${badge(t.status)}</td><td>${t.shard}</td><td>${t.attempt}</td><td title="${
+    html`<tr data-task-id="${t.id}"><td>${taskLink(s, t.id, "task-link")}</td><td>${t.taskType}</td><td>${badge(t.status)}${t.status === "pending" ? unhandledFlag(handlingOf(s.coverage, t.taskType), t.taskType) : ""}</td><td>${t.shard}</td><td>${t.attempt}</td><td title="${
       fmtTime(t.createdAt)
     }">${ago(t.createdAt, s.refreshedAt)}</td><td title="${fmtTime(t.updatedAt)}">${ago(t.updatedAt, s.refreshedAt)}</td><td>${
       t.lastError === null ? "" : t.lastError.slice(0, 120)
@@ -272,6 +287,7 @@ export const taskTable = (s: Snapshot, f: TaskFilters): Html => {
   return html`<h2>Tasks <span class="muted" id="match-count" data-matched="${all.length}">${all.length} task${all.length === 1 ? "" : "s"} match${
     all.length === 1 ? "es" : ""
   }${all.length > shown.length ? ` · showing ${from + 1}–${from + shown.length}` : ""} · ${sortLabels[f.sort]}</span></h2>
+${unhandledNotice(s)}
 <table id="task-table"><thead><tr><th>Id</th><th>Type</th><th>Status</th><th>Shard</th><th>Attempt</th><th>Created</th><th>Updated</th><th>Last error</th></tr></thead>
 <tbody>${rows.length === 0 ? html`<tr><td colspan="8" class="muted">No tasks match.</td></tr>` : rows}</tbody></table>
 <p>${page > 1 ? html`<a href="/tasks${query(f, page - 1)}" rel="prev">← previous</a> ` : ""}page ${page} of ${pages}${
@@ -291,6 +307,14 @@ export interface TaskDetailExtras {
   readonly now: Option.Option<DateTime.Utc>
   /** The task's short id (its unique prefix among the tasks the dashboard has read), if known. */
   readonly shortId?: string | undefined
+  /** Whether a live worker handles the task's type (pending tasks; from the snapshot). */
+  readonly handling?: Handling | undefined
+}
+
+const handlingText: Record<Handling, string> = {
+  handled: "a live worker handles this type",
+  unhandled: "none handles this type",
+  unknown: "unknown (a live worker's record does not list its types)"
 }
 
 /** The task's fields, payloads, transition timeline and actions (live region of /tasks/:id). */
@@ -317,9 +341,15 @@ export const taskDetail = (t: Task, x: TaskDetailExtras): Html => {
     x.shortId === undefined ? "" : html` <span class="muted">short id <span class="mono" id="task-short-id">${x.shortId}</span></span>`
   }</h2>
 ${x.notice === undefined ? "" : html`<div class="notice" id="notice">${x.notice}</div>`}
+${
+    t.status === "pending" && x.handling === "unhandled"
+      ? html`<div class="notice error" id="unhandled">${describeHandling(x.handling, t.taskType)}</div>`
+      : ""
+  }
 <p id="actions">${actions}</p>
 <div class="grid2"><dl class="fields">
 ${field("type", t.taskType)}${field("status", html`<span id="task-status">${t.status}</span>`)}${field("shard", t.shard)}
+${t.status === "pending" && x.handling !== undefined ? field("live worker", html`<span id="task-handling">${handlingText[x.handling]}</span>`) : ""}
 ${field("attempt", t.attempt)}${field("retries", `${t.retryCount} of ${t.maxRetries}`)}${field("reschedules", t.rescheduleCount)}
 ${field("worker", t.workerId)}${field("lease expires", fmtTime(t.leaseExpiresAt))}${field("created", fmtTime(t.createdAt))}
 ${field("updated", `${fmtTime(t.updatedAt)} (${ago(t.updatedAt, x.now)})`)}${field("available", fmtTime(t.availableAt))}

@@ -6,6 +6,8 @@
  *
  * - `buquet_tasks{status,task_type}`: tasks by status and type (every status, zeros included);
  * - `buquet_oldest_pending_age_seconds{task_type}`: how long the oldest due pending task waits;
+ * - `buquet_tasks_unhandled{task_type}`: pending tasks whose type no live worker handles (0 when a
+ *   live worker does, or when that is unknown: an older worker's record does not list its types);
  * - `buquet_workers_registered`, `buquet_workers_alive`: worker records, and those with a recent
  *   heartbeat;
  * - `buquet_schedule_lag_seconds{schedule_id}`: how late an enabled schedule's next firing is
@@ -18,6 +20,7 @@
 import { DateTime, Option } from "effect"
 import { allStatuses } from "../../domain/TaskStatus.js"
 import type { Snapshot } from "../QueueSnapshot.js"
+import { unhandledPending } from "../../domain/TypeCoverage.js"
 
 const escapeLabel = (value: string): string => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, "\\\"")
 
@@ -50,6 +53,7 @@ export const render = (snapshot: Snapshot): string => {
   // the per-type overview's wait (domain/TypeStats.ts): the page, `buquet stats` and this series agree
   const oldest = new Map(snapshot.types.map((t) => [t.taskType, t.oldestPendingMillis ?? 0]))
   const types = [...byType.keys()].sort()
+  const unhandled = unhandledPending(snapshot.coverage, snapshot.tasks)
   const seconds = (millis: number) => Math.max(0, millis) / 1000
   return [
     family({
@@ -63,6 +67,11 @@ export const render = (snapshot: Snapshot): string => {
       name: "buquet_oldest_pending_age_seconds",
       help: "How long the oldest due pending task of each type has waited to be claimed (0: none waiting).",
       samples: types.map((type) => [[["task_type", type]], seconds(oldest.get(type) ?? 0)] as const)
+    }),
+    family({
+      name: "buquet_tasks_unhandled",
+      help: "Pending tasks whose type no live worker handles: they stay pending until one that does starts (0 when handled or unknown).",
+      samples: types.map((type) => [[["task_type", type]], unhandled.get(type) ?? 0] as const)
     }),
     family({
       name: "buquet_workers_registered",

@@ -37,6 +37,7 @@ import * as EventStreams from "./EventStreams.js"
 import { costPage } from "./CostPage.js"
 import * as Pages from "./Pages.js"
 import * as TypeStats from "../TypeStats.js"
+import { handlingOf } from "../../domain/TypeCoverage.js"
 import * as QueueMetrics from "./QueueMetrics.js"
 import type { Secrets } from "./Security.js"
 import { crossSiteReason, hasToken, isLoopbackHostHeader, isTls, sameSecret, sameSiteLocation, tokenCookie } from "./Security.js"
@@ -218,7 +219,8 @@ export const makeApp = (deps: AppDeps) => {
       notice: done === undefined ? undefined : notices.get(done),
       csrf: secrets.csrf,
       now: s.refreshedAt,
-      shortId: s.shortIds.get(taskId)
+      shortId: s.shortIds.get(taskId),
+      handling: handlingOf(s.coverage, task.taskType)
     })
     if (fragment) return page(body)
     const history = yield* versionsOf(taskId)

@@ -9,12 +9,13 @@
  * @module
  */
 import { hostname } from "node:os"
-import { DateTime, Duration, Effect, Queue } from "effect"
+import { DateTime, Duration, Effect, Queue, Schedule } from "effect"
 import { encodeObject } from "../../domain/Codec.js"
 import { workerKey } from "../../domain/Keys.js"
 import { buquetVersion } from "../../domain/Version.js"
 import { WorkerRecord } from "../../domain/WorkerRecord.js"
 import { putPlain } from "../../protocol/TaskObjects.js"
+import { registerTaskTypes } from "../../protocol/TaskTypeMarkers.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 
@@ -104,6 +105,24 @@ export const loop = (
       }
     }
   })
+
+/** Retry of the type registration: from a second, doubling, then every minute, until it succeeds. */
+const registerRetry = Schedule.exponential(Duration.seconds(1), 2).pipe(Schedule.union(Schedule.spaced(Duration.minutes(1))))
+
+/**
+ * Registers the worker's handler types (`control/types/{type}.json`, protocol/TaskTypeMarkers.ts)
+ * so `submit` can tell a type no worker ever handled; retried until it succeeds (a failure is
+ * logged), from its own fiber so it never delays claiming.
+ */
+export const registerTypes = (settings: HeartbeatSettings): Effect.Effect<void, never, Storage | ServerClock> =>
+  Effect.gen(function*() {
+    const clock = yield* ServerClock
+    yield* registerTaskTypes(settings.workerId, settings.taskTypes, yield* clock.now)
+  }).pipe(
+    Effect.tapError((e) => Effect.logWarning(`could not register the task types ${settings.taskTypes.join(", ")}: ${e.message}; retrying`)),
+    Effect.retry(registerRetry),
+    Effect.catchAll(() => Effect.void)
+  )
 
 /** Deletes the worker record (deregistration). */
 export const deregister = Effect.fn("Worker.deregister")(function*(workerId: string) {
