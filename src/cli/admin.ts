@@ -17,7 +17,7 @@ import { globalOptions, operationalError, parseJsonArg, printJson, printLine, re
 import { table, time } from "./format.js"
 
 
-const optionalType = Args.text({ name: "task-type" }).pipe(Args.optional)
+const optionalType = Args.text({ name: "task-type" }).pipe(Args.withDescription("only this task type (default: every type)"), Args.optional)
 
 const describePause = (s: PauseState): string =>
   s.global
@@ -47,7 +47,7 @@ export const pause = pauseCommand("pause")
 /** `buquet resume [TYPE]`. */
 export const resume = pauseCommand("resume")
 
-const typeArg = Args.text({ name: "task-type" })
+const typeArg = Args.text({ name: "task-type" }).pipe(Args.withDescription("the task type the schemas describe"))
 
 const schemaPublish = Command.make(
   "publish",
@@ -123,7 +123,13 @@ const schemaValidate = Command.make(
 /** `buquet schema publish|get|list|delete|validate`. */
 export const schema = Command.make("schema").pipe(
   Command.withDescription("publish and check JSON Schemas of task types"),
-  Command.withSubcommands([schemaPublish, schemaGet, schemaList, schemaDelete, schemaValidate])
+  Command.withSubcommands([
+    schemaPublish.pipe(Command.withDescription("publish the input and output JSON Schemas of a task type (submits are checked against them)")),
+    schemaGet.pipe(Command.withDescription("print the JSON Schemas published for a task type")),
+    schemaList.pipe(Command.withDescription("list the task types with published schemas")),
+    schemaDelete.pipe(Command.withDescription("delete the JSON Schemas of a task type")),
+    schemaValidate.pipe(Command.withDescription("check a JSON input or output against a task type's published schema"))
+  ])
 )
 
 /** `buquet workers`: the registered workers and their health. */

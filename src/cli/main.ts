@@ -6,7 +6,7 @@
  * @module
  */
 import { Args, CliConfig, Command, CommandDescriptor, ValidationError } from "@effect/cli"
-import { cleanHelp, helpColor } from "./help.js"
+import { cleanHelp, commandDescription, helpColor, helpWidth, renderHelp, subcommandNames } from "./help.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
@@ -31,7 +31,11 @@ const completionTarget: { descriptor?: CommandDescriptor.Command<unknown> } = {}
 
 const completions = Command.make(
   "completions",
-  { shell: Args.choice([["bash", "bash"], ["zsh", "zsh"], ["fish", "fish"]] as const, { name: "shell" }) },
+  {
+    shell: Args.choice([["bash", "bash"], ["zsh", "zsh"], ["fish", "fish"]] as const, { name: "shell" }).pipe(
+      Args.withDescription("the shell to complete in: bash, zsh or fish")
+    )
+  },
   ({ shell }) =>
     Effect.suspend(() => {
       const d = completionTarget.descriptor!
@@ -104,6 +108,40 @@ const unknownCommand = (args: ReadonlyArray<string>): { path: string; word: stri
   return undefined
 }
 
+const topDescriptors: ReadonlyArray<CommandDescriptor.Command<unknown>> = topLevel.map((c) => c.descriptor)
+
+/** A command's children (name → descriptor); of the root, the top-level commands. */
+const childrenOf = (descriptor: CommandDescriptor.Command<unknown>, name: string | undefined): ReadonlyMap<string, CommandDescriptor.Command<unknown>> =>
+  name === undefined
+    ? new Map(topDescriptors.map((d) => [[...CommandDescriptor.getNames(d)][0] ?? "", d] as const))
+    // getSubcommands of a top-level command lists its own children; of a nested one, only its name
+    : new Map([...HashMap.entries(CommandDescriptor.getSubcommands(descriptor))].filter(([n]) => n !== name))
+
+/**
+ * The help of the command the words of `args` name (options skipped), laid out by ./help.ts; undefined
+ * when a word names no command (the parser then answers as for any other mistake).
+ */
+const helpFor = (args: ReadonlyArray<string>): string | undefined => {
+  let descriptor: CommandDescriptor.Command<unknown> = root.descriptor
+  let children = childrenOf(descriptor, undefined)
+  const path: Array<string> = []
+  for (const arg of args) {
+    if (arg.startsWith("-")) continue
+    if (children.size === 0) break
+    const child = children.get(arg)
+    if (child === undefined) return undefined
+    path.push(arg)
+    descriptor = child
+    children = childrenOf(child, arg)
+  }
+  const order = path.length === 0 ? [...children.keys()] : subcommandNames(descriptor)
+  const subcommands = order.flatMap((n) => {
+    const child = children.get(n)
+    return child === undefined ? [] : [[n, commandDescription(child)] as const]
+  })
+  return renderHelp(path, descriptor, subcommands, { width: helpWidth(), color: helpColor() })
+}
+
 /**
  * Runs the command line on `argv` (`[node, script, ...args]`) and returns the exit code. The
  * parser's own error text is captured and reprinted as one line with a hint.
@@ -132,6 +170,11 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
       }
     }
     const args = argv.slice(2)
+    const laidOut = help ? helpFor(args) : undefined
+    if (laidOut !== undefined) {
+      yield* console.log(laidOut)
+      return 0
+    }
     // a form of the Rust/Python buquet we do not take: one line with ours, before the parser
     const refusal = referenceRefusal(args)
     const exit = refusal !== undefined

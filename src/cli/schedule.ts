@@ -26,7 +26,7 @@ import {
 import { table, time } from "./format.js"
 import { untilStopRequested } from "./stop.js"
 
-const idArg = Args.text({ name: "schedule-id" })
+const idArg = Args.text({ name: "schedule-id" }).pipe(Args.withDescription("the schedule's id: letters, digits and _ . : @ -"))
 const optInt = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
 const optText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
 
@@ -244,5 +244,15 @@ const run = Command.make(
 /** `buquet schedule …`. */
 export const schedule = Command.make("schedule").pipe(
   Command.withDescription("recurring tasks on a cron"),
-  Command.withSubcommands([create, list, show, update, toggle("enable"), toggle("disable"), remove, trigger, run])
+  Command.withSubcommands([
+    create.pipe(Command.withDescription("create a schedule that submits a task on a cron")),
+    list.pipe(Command.withDescription("list the schedules and when each fires next")),
+    show.pipe(Command.withDescription("show a schedule, its last firing and its next ones")),
+    update.pipe(Command.withDescription("change a schedule (only the options given)")),
+    toggle("enable").pipe(Command.withDescription("resume a schedule's firings")),
+    toggle("disable").pipe(Command.withDescription("stop a schedule's firings, keeping it")),
+    remove.pipe(Command.withDescription("delete a schedule")),
+    trigger.pipe(Command.withDescription("submit a schedule's task now, outside its cron")),
+    run.pipe(Command.withDescription("fire due schedules until SIGINT/SIGTERM (the scheduler, without a worker)"))
+  ])
 )
