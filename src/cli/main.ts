@@ -8,7 +8,7 @@
 import { Args, CliConfig, Command, CommandDescriptor, ValidationError } from "@effect/cli"
 import { cleanHelp, commandDescription, helpColor, helpWidth, renderHelp, subcommandNames } from "./help.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Console, Effect, Exit, HashMap, HashSet, Option } from "effect"
+import { Cause, Console, Effect, Exit, HashMap, HashSet, Logger, Option } from "effect"
 import { archive, cancel, get, history, list, replay, status, submit } from "./tasks.js"
 import { pause, repair, resume, schema, workers } from "./admin.js"
 import { config } from "./config.js"
@@ -20,6 +20,7 @@ import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
 import { stats } from "./stats.js"
 import { closest } from "./suggest.js"
+import { terminalSafe } from "./format.js"
 import { referenceRefusal } from "./reference.js"
 import { buquetVersion } from "../domain/Version.js"
 
@@ -78,6 +79,12 @@ export const root = Command.make("buquet").pipe(
   Command.withSubcommands(topLevel)
 )
 completionTarget.descriptor = root.descriptor
+
+/**
+ * Effect's default logger with every line made {@link terminalSafe}: a log line can carry stored
+ * data (a handler's error message built from the task's input), and the log is a terminal's too.
+ */
+const safeLogger = Logger.withConsoleLog(Logger.map(Logger.stringLogger, terminalSafe))
 
 const cli = (argv: ReadonlyArray<string>) =>
   // no built-in options (--wizard, --completions, --log-level) in every command's help
@@ -179,7 +186,12 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
     const refusal = referenceRefusal(args)
     const exit = refusal !== undefined
       ? Exit.fail(usageError(refusal))
-      : yield* cli(argv).pipe(Effect.withConsole(capturing), Effect.provide(NodeContext.layer), Effect.exit)
+      : yield* cli(argv).pipe(
+        Effect.withConsole(capturing),
+        Effect.provide(Logger.replace(Logger.defaultLogger, safeLogger)),
+        Effect.provide(NodeContext.layer),
+        Effect.exit
+      )
     const json = args.includes("--json")
     const command = args.filter((a) => !a.startsWith("-")).slice(0, 2)
     if (Exit.isSuccess(exit)) {

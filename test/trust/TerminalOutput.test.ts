@@ -2,7 +2,8 @@
  * The CLI never writes raw control characters from stored data to a terminal (issue 16 item 11,
  * security #2 and #10): a stored error, input or worker id holding ESC ] 0 ; … BEL, ESC [ 2 J,
  * CR, NUL, C1 controls or bidi overrides is printed with those characters as visible `\uXXXX`
- * by `get`, `history`, `list`, `workers`; `--json` output stays valid JSON with the same values.
+ * by `get`, `history`, `list`, `workers` and in the worker's log (a handler's error message built
+ * from the task's input); `--json` output stays valid JSON with the same values.
  */
 import { describe, expect, it } from "vitest"
 import { join } from "node:path"
@@ -13,7 +14,8 @@ import { FileStorage } from "../../src/layers/FileStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
-import { runCli, tempDir } from "../cli/support.js"
+import * as Buquet from "../../src/Buquet.js"
+import { eventually, root, runCli, spawnCli, tempDir } from "../cli/support.js"
 
 const evil = "\u001b]0;PWNED\u0007\u001b[2J\u001b[31mfake OK\r\u0000\u009b\u202egnp.exe\u2066x\u2069"
 // every character a terminal would act on; none may appear raw in human output
@@ -79,4 +81,29 @@ describe("human CLI output escapes control and bidi characters from the store", 
     expect(raw.test(r.stderr), JSON.stringify(r.stderr)).toBe(false)
     expect(raw.test(r.stdout)).toBe(false)
   }, 300_000)
+
+  it("the worker's log line for a failed attempt escapes an error message built from the task's input", async () => {
+    const dir = tempDir()
+    const inStore = <A, E>(body: Effect.Effect<A, E, Queue>) =>
+      Effect.runPromise(Effect.scoped(Effect.provide(body, Layer.fresh(Buquet.layerFile(join(dir, ".buquet"))))))
+    const task = await inStore(Effect.flatMap(Queue, (q) => q.submit("echo", { to: evil }, { maxRetries: 0 })))
+    const worker = spawnCli(
+      ["worker", "--handlers", join(root, "test", "cli", "fixtures", "handlers-echo-error.mjs"), "--no-monitor", "--poll-max-ms", "200"],
+      { cwd: dir }
+    )
+    try {
+      await eventually(
+        async () => ((await inStore(Effect.map(Effect.flatMap(Queue, (q) => q.get(task.id)), Option.getOrUndefined)))?.status === "failed" ? true : undefined),
+        () => `the task to fail (${JSON.stringify(worker.output())})`
+      )
+    } finally {
+      worker.signal("SIGTERM")
+      await worker.exited
+    }
+    const { stderr, stdout } = worker.output()
+    const log = `${stdout}\n${stderr}`
+    expect(log).toMatch(new RegExp(`task ${task.id} \\(echo\\) attempt 1 failed: bad address `))
+    expect(raw.test(log), `the worker printed a raw control: ${JSON.stringify(log)}`).toBe(false)
+    expect(log).toContain("bad address \\u001b]0;PWNED\\u0007\\u001b[2J")
+  }, 120_000)
 })
