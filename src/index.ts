@@ -135,5 +135,32 @@ export { InvalidConfig } from "./domain/ConfigFile.js"
  * @category programs
  */
 export * as Worker from "./programs/Worker.js"
+
+/**
+ * Durable workflows (preview): `@effect/workflow`'s `WorkflowEngine` on the bucket
+ * (`BuquetWorkflowEngine.layer`) and the worker handlers that run workflow bodies
+ * (`WorkflowWorker.handlers`). See README "Workflows (preview)".
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export * as BuquetWorkflowEngine from "./layers/BuquetWorkflowEngine.js"
+
+/**
+ * The worker handlers of the registered workflows (task types `workflow:{name}`).
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export * as WorkflowWorker from "./programs/WorkflowWorker.js"
+
+/**
+ * The engine's worker-facing service.
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export { WorkflowRunner } from "./services/WorkflowRunner.js"
+export type * from "./services/WorkflowRunner.js"
 export { PermanentError, RescheduleError, RetryableError } from "./domain/HandlerErrors.js"
 export type { HandlerError } from "./domain/HandlerErrors.js"
