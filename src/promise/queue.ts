@@ -535,7 +535,11 @@ export class Queue {
     return this.withQueue((q) => q.cancelByType(taskType, options)).then((rs) => rs.map(T.fromCancelMany))
   }
 
-  /** Replays a failed, cancelled or expired task with a fresh budget (counters reset), available now. */
+  /**
+   * Replays a failed, cancelled or expired task with a fresh budget (counters reset), available now
+   * (a cancelled or expired task replayed in the minute it was last due: at the next minute, as
+   * the DELETE of its old ready marker may still land and the new marker must not have its key).
+   */
   replay(taskId: string): Promise<T.Task> {
     return this.withQueue((q) => q.replay(taskId)).then(T.fromTask)
   }

@@ -295,7 +295,11 @@ export interface QueueService {
   /** Marks a pending task whose TTL has passed as `expired` (it is never claimed afterwards). */
   readonly markExpired: (taskId: string) => Effect.Effect<ExpireResult, InvalidArgument | QueueWriteError>
 
-  /** Replays a failed, cancelled or expired task with a fresh budget (counters reset), available now. */
+  /**
+   * Replays a failed, cancelled or expired task with a fresh budget (counters reset), available now
+   * (a cancelled or expired task replayed in the minute it was last due: at the next minute, as
+   * the DELETE of its old ready marker may still land and the new marker must not have its key).
+   */
   readonly replay: (
     taskId: string
   ) => Effect.Effect<Task, InvalidArgument | TaskNotFound | IllegalTransition | QueueWriteError>

@@ -8,7 +8,7 @@
  * MemoryStorage + TestClock (time starts at 0: bucket 0 is the first minute).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Duration, Effect, Fiber, Option, TestClock } from "effect"
+import { DateTime, Duration, Effect, Fiber, Option, Ref, TestClock } from "effect"
 import { payloadKey } from "../../src/domain/Keys.js"
 import { leaseMarkerOf } from "../../src/domain/Markers.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
@@ -22,6 +22,7 @@ import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { tryClaim } from "../../src/programs/worker/Claim.js"
+import { settle } from "../../src/programs/worker/Settle.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 
@@ -85,6 +86,31 @@ describe("a late ready-marker DELETE of cancel or expiry, and a replay in the sa
       yield* TestClock.adjust("2 minutes")
       const replayed = yield* queue.replay(task.id)
       expect(DateTime.toEpochMillis(replayed.availableAt)).toBe(120_000)
+      expect(yield* due).toEqual([task.id])
+    }))
+})
+
+describe("a failed task replayed in the minute it was due", () => {
+  it.scoped("is due at once: the marker its claim deleted was gone before it ran", () =>
+    Effect.gen(function*() {
+      const { due, on, queue } = yield* setup
+      const task = yield* queue.submit("job", {}, { maxRetries: 0 })
+      const env = {
+        workerId: "w1",
+        handles: () => true,
+        isPaused: () => Effect.succeed(false),
+        admit: () => Effect.succeed(true as const)
+      }
+      const entry = { key: readyMarkerKey(task), shard: task.shard, taskId: task.id, bucket: bucketOf(0), priority: 0 }
+      const claimed = yield* on(tryClaim(entry, env))
+      expect(claimed._tag).toBe("Claimed")
+      if (claimed._tag !== "Claimed") return
+      const held = yield* Ref.make(claimed.held)
+      yield* TestClock.adjust("1 second")
+      yield* on(settle(held, claimed.held.task.leaseId!, { _tag: "Fail", error: "boom" }))
+      expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("failed")
+      const replayed = yield* queue.replay(task.id)
+      expect(DateTime.toEpochMillis(replayed.availableAt)).toBe(1_000)
       expect(yield* due).toEqual([task.id])
     }))
 })
