@@ -54,6 +54,22 @@ const number = (n: number | bigint): string =>
 const labels = (pairs: ReadonlyArray<readonly [string, string]>): string =>
   pairs.length === 0 ? "" : `{${pairs.map(([k, v]) => `${labelName(k)}="${labelValue(v)}"`).join(",")}}`
 
+/** HELP for Effect's runtime series, which carry no description. */
+const runtimeHelp: Record<string, string> = {
+  effect_fiber_started_total: "Fibers started in this process.",
+  effect_fiber_active: "Fibers running now in this process.",
+  effect_fiber_successes_total: "Fibers that ended with a success.",
+  effect_fiber_failures_total: "Fibers that ended with a failure.",
+  effect_fiber_lifetimes: "How long fibers lived, in milliseconds."
+}
+
+/**
+ * A counter's family by Prometheus conventions: one that can go down (Effect's counters that are not
+ * `incremental`, such as `effect_fiber_active`) is a gauge; a counter's name ends in `_total`.
+ */
+const counterFamily = (name: string, incremental: boolean): readonly [string, "counter" | "gauge"] =>
+  name.endsWith("_total") ? [name, "counter"] : incremental ? [`${name}_total`, "counter"] : [name, "gauge"]
+
 interface Family {
   type: "counter" | "gauge" | "histogram" | "summary"
   help: string | undefined
@@ -82,7 +98,9 @@ export const render = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
     const tags = key.tags.map((t) => [t.key, t.value] as const)
     const state = pair.metricState
     if (MetricState.isCounterState(state)) {
-      family(name, "counter", key.description).lines.push(`${name}${labels(tags)} ${number(state.count)}`)
+      const incremental = "incremental" in key.keyType && key.keyType.incremental === true
+      const [counter, type] = counterFamily(name, incremental)
+      family(counter, type, key.description).lines.push(`${counter}${labels(tags)} ${number(state.count)}`)
     } else if (MetricState.isGaugeState(state)) {
       family(name, "gauge", key.description).lines.push(`${name}${labels(tags)} ${number(state.value)}`)
     } else if (MetricState.isHistogramState(state)) {
@@ -110,7 +128,10 @@ export const render = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
   const out: Array<string> = []
   for (const name of [...families.keys()].sort()) {
     const f = families.get(name)!
-    if (f.help !== undefined) out.push(`# HELP ${name} ${helpText(f.help)}`)
+    // promtool lints a family without HELP: Effect's runtime series get theirs here (buquet's own
+    // carry a description)
+    const help = f.help ?? runtimeHelp[name]
+    if (help !== undefined) out.push(`# HELP ${name} ${helpText(help)}`)
     out.push(`# TYPE ${name} ${f.type}`)
     // histogram lines keep their bucket order; other families sort by labels
     out.push(...(f.type === "histogram" || f.type === "summary" ? f.lines : [...f.lines].sort()))

@@ -179,7 +179,8 @@ describe("/metrics (acceptance 4)", () => {
  * Prometheus naming conventions (https://prometheus.io/docs/practices/naming/) over a whole
  * exposition: every family has HELP and TYPE, counters end in `_total` and nothing else does,
  * time is in seconds (`_seconds`, never `_ms`/`_millis`), names are snake_case with the `buquet_`
- * prefix (Effect's own `effect_` series excepted), and no series appears twice.
+ * prefix (Effect's own `effect_` series excepted from the prefix only), and no series appears twice.
+ * What `promtool check metrics` lints, Effect's runtime series included.
  */
 const checkConventions = (text: string): void => {
   const types = new Map<string, string>()
@@ -198,8 +199,8 @@ const checkConventions = (text: string): void => {
   }
   for (const [name, type] of types) {
     // Effect's own series, and the t_* metrics another test of this file puts in the process registry
-    if (name.startsWith("effect_") || name.startsWith("t_")) continue
-    expect(name, "snake_case with the buquet_ prefix").toMatch(/^buquet_[a-z0-9_]+$/)
+    if (name.startsWith("t_")) continue
+    expect(name, "snake_case with the buquet_ prefix").toMatch(name.startsWith("effect_") ? /^effect_[a-z0-9_]+$/ : /^buquet_[a-z0-9_]+$/)
     expect(helps.has(name), `HELP for ${name}`).toBe(true)
     expect(name.endsWith("_total"), `${name} is a ${type}: only counters end in _total`).toBe(type === "counter")
     expect(name, "time in seconds").not.toMatch(/_(ms|millis|milliseconds|minutes|hours)(_|$)/)
@@ -239,6 +240,10 @@ describe("the dashboard's /metrics: queue-level series (issue 16 item 8)", () =>
       const page = yield* request(`${dash.url}/metrics`)
       expect(page.status).toBe(200)
       checkConventions(page.text)
+      // Effect's runtime series are served too, under the same conventions: the count of live fibers
+      // goes down as well as up, so it is a gauge
+      expect(page.text).toMatch(/^# TYPE effect_fiber_started_total counter$/m)
+      expect(page.text).toMatch(/^# TYPE effect_fiber_active gauge$/m)
       const samples = parsePrometheus(page.text)
       expect(value(samples, "buquet_tasks", { status: "pending", task_type: "email" })).toBe(1)
       expect(value(samples, "buquet_tasks", { status: "failed", task_type: "email" })).toBe(1)
