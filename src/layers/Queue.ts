@@ -847,6 +847,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 
   const service: QueueService = {
     config,
+    noteHandledTypes: (taskTypes) => Effect.sync(() => taskTypes.forEach((t) => typeSeen.add(t))),
     submit: submit as QueueService["submit"],
     submitMany: submitMany as QueueService["submitMany"],
     get,

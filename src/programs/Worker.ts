@@ -242,6 +242,9 @@ export const make = <R>(
       byType.set(h.taskType, h)
     }
     if (byType.size === 0) return yield* invalid("handlers", "a worker needs at least one handler (Worker.handler(type, fn))")
+    // a submit through this process's queue right after this start knows the types are handled
+    const queueService = yield* Effect.serviceOption(QueueService)
+    if (Option.isSome(queueService)) yield* queueService.value.noteHandledTypes([...byType.keys()])
     const maxTasks = options.maxTasks ?? Number.POSITIVE_INFINITY
     const grace = Duration.decode(options.shutdownGracePeriod ?? Duration.seconds(30))
     const wakeOptions = options.wakeUp === false ? undefined : options.wakeUp === true || options.wakeUp === undefined ? {} : options.wakeUp

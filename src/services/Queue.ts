@@ -341,6 +341,12 @@ export interface QueueService {
 
   /** Deletes a task type's published schemas (no-op if none). */
   readonly deleteSchema: (taskType: string) => Effect.Effect<void, InvalidArgument | StorageReadError>
+  /**
+   * Tells submit's type check that a worker of this process handles these types (a worker on this
+   * queue calls it as it starts), so a submit right after starting a worker neither asks the
+   * bucket nor warns before the worker's `control/types/` registration has landed.
+   */
+  readonly noteHandledTypes: (taskTypes: ReadonlyArray<string>) => Effect.Effect<void>
 }
 
 /**

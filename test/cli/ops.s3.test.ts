@@ -407,7 +407,7 @@ describeS3("the operator's view on RGW (issue 20)", (s) => {
       const worker = queue.worker({ concurrency: 1, signals: false, monitor: false })
       worker.task<{ readonly w: number }, number>("resize_image", async (input) => input.w * 2)
       const running = worker.run()
-      // the registration lands at start; the queue looks again once its 10 s memory of the miss is over
+      // a worker of this connection tells its queue as it starts (other processes see control/types/)
       const task = await eventually(
         () => queue.submit("resize_image", { w: 21 }).then((t) => t, () => undefined),
         "a strict submit after the worker registered",

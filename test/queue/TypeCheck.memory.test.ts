@@ -59,7 +59,7 @@ describe("submit's type check", () => {
       const storage = yield* Storage
       yield* TestClock.adjust("1 second")
       expect(Option.isSome(yield* storage.head(taskTypeMarkerKey("send_email")))).toBe(true)
-      // the miss is trusted for 10 s, then the marker is seen
+      // (a worker of this process also tells its queue at once: see the next test)
       yield* TestClock.adjust("10 seconds")
       const task = yield* queue.submit("send_email", {})
       expect(task.taskType).toBe("send_email")
@@ -68,6 +68,17 @@ describe("submit's type check", () => {
       const bad = yield* Effect.flip(queue.submit("other", {}, { typeCheck: "loud" as never }))
       expect(bad._tag).toBe("InvalidArgument")
     }).pipe(Effect.provide(counted({ typeCheck: "strict" }))))
+
+  it.scoped("a submit right after a worker of this process starts neither asks the bucket nor warns (its registration may not have landed)", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const counter = yield* RequestCounter
+      yield* Worker.make({ ...noWake, id: "w-local" }, [Worker.handler("resize", () => Effect.succeed("ok"))])
+      yield* counter.reset
+      const [, warnings] = yield* warningsOf(queue.submit("resize", {}, { typeCheck: "strict" }))
+      expect(warnings).toEqual([])
+      expect((yield* counter.snapshot).HEAD).toBe(0)
+    }).pipe(Effect.provide(counted())))
 
   it.scoped("off: no request, no warning", () =>
     Effect.gen(function*() {
