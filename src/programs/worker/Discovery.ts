@@ -71,6 +71,15 @@ export const missingRecheckMillis = 5_000
 /** The longest wait between two looks at a marker whose task stays missing (the wait grows with its age). */
 export const missingRecheckMaxMillis = 30_000
 
+/**
+ * The longest wait between two looks at a marker whose task stays busy elsewhere (running, or
+ * finished but the marker not provably stale yet). The wait grows with how long it has been seen
+ * busy, from the claim's first answer (Claim.busyMemoryMillis): a marker left beside a task that runs
+ * for an hour would otherwise cost every idle worker a GET every 10 s for that hour. A wake-up
+ * signal and the task turning pending for us still end the wait at once (forgetBusy, forgetTask).
+ */
+export const busyRecheckMaxMillis = 120_000
+
 /** Options of discovery. */
 export interface DiscoveryOptions {
   /** The shards to poll, in key order. */
@@ -191,6 +200,8 @@ interface Remembered {
   readonly missingSince?: number
   /** Seen busy elsewhere: its expiry is not a reason to wake an idle worker. */
   readonly busy?: boolean
+  /** When it was first seen busy elsewhere, of this run of sightings (the wait grows with it). */
+  readonly busySince?: number
 }
 
 /** A discovery loop's state and its pass. */
@@ -316,8 +327,11 @@ export const make = (options: DiscoveryOptions): Discovery => {
               if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
               if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
               if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
-              if (outcome.reason === "busy_elsewhere") remember(key, { until: outcome.until, permanent: false, busy: true })
-              else if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
+              if (outcome.reason === "busy_elsewhere") {
+                const since = known?.busySince ?? nowMillis
+                const wait = Math.min(busyRecheckMaxMillis, Math.max(outcome.until - nowMillis, nowMillis - since))
+                remember(key, { until: nowMillis + wait, permanent: false, busy: true, busySince: since })
+              } else if (outcome.reason !== "paused") remember(key, { until: outcome.until, permanent })
               return permanent
             }
           }
