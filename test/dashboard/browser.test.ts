@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, Schedule } from "effect"
+import { DateTime, Effect, Option, Schedule } from "effect"
 import type { BrowserContext, Page } from "playwright-core"
 import * as Worker from "../../src/programs/Worker.js"
 import { makeStack, rewriteTask, startDashboard, startWorker, workOnce } from "./support.js"
@@ -150,6 +150,48 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       expect(yield* step(() => page.textContent("body"))).toContain("Cross-site request refused")
       const after = yield* Effect.orDie(stack.producer.get(task.id))
       expect(Option.getOrThrow(after).status).toBe("pending")
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live.skipIf(!available)("a failed attempt's stack trace opens on the task page; the schedules page says no scheduler runs (issue 16 items 7 and 5)", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const task = yield* Effect.orDie(stack.producer.submit("boom", {}))
+      const at = DateTime.formatIso(yield* stack.clock.now)
+      const trace = "Error: boom <b>loud</b>\n    at boom (file:///srv/handlers.mjs:4:11)"
+      yield* rewriteTask(stack, task.id, {
+        status: "failed",
+        last_error: "boom <b>loud</b>",
+        events: [
+          { at, from: null, to: "pending", attempt: 0 },
+          { at, from: "pending", to: "running", attempt: 1, worker_id: "w" },
+          { at, from: "running", to: "failed", attempt: 1, worker_id: "w", error: "boom <b>loud</b>", stack: trace }
+        ]
+      })
+      yield* Effect.orDie(stack.raw.put("schedules/nightly.json", new TextEncoder().encode(JSON.stringify({
+        id: "nightly",
+        task_type: "report",
+        input: {},
+        cron: "@daily",
+        enabled: true,
+        created_at: "2020-01-01T00:00:00.000Z",
+        updated_at: "2020-01-01T00:00:00.000Z"
+      }))))
+      const dash = yield* startDashboard(stack)
+      const context = yield* launch
+      const page: Page = yield* step(() => context.newPage())
+
+      yield* step(() => page.goto(`${dash.url}/tasks/${task.id}`))
+      const trace1 = page.locator("details.stack pre")
+      expect(yield* step(() => trace1.isVisible())).toBe(false)
+      yield* step(() => page.click("details.stack summary"))
+      expect(yield* step(() => trace1.isVisible())).toBe(true)
+      expect(yield* step(() => trace1.innerText())).toBe("Error: boom <b>loud</b>\n    at boom (file:///srv/handlers.mjs:4:11)")
+      expect(yield* step(() => page.locator("details.stack b").count())).toBe(0)
+
+      yield* step(() => page.goto(`${dash.url}/schedules`))
+      const notice = page.locator("#no-scheduler")
+      yield* step(() => notice.waitFor({ timeout: 30_000 }))
+      expect(yield* step(() => notice.innerText())).toMatch(/no scheduler is running.*buquet worker --scheduler.*buquet schedule run/is)
     }).pipe(Effect.scoped), 60_000)
 
   it.live.skipIf(!available)("issue 20: the first page is the per-type overview; ids show short and link the full id; the list sorts newest first and by the control", () =>
