@@ -6,6 +6,7 @@
  * @module
  */
 import { terminalSafe } from "./format.js"
+import { dirname, join } from "node:path"
 import { Options } from "@effect/cli"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Console, Effect, Either, Layer, Option, Schema } from "effect"
@@ -123,10 +124,18 @@ export const withStack = <A, E, R>(
     readonly settingFlags?: ReadonlyMap<string, string> | undefined
     /** Count storage requests for the metrics endpoint. */
     readonly meterStorage?: boolean | undefined
+    /**
+     * The embedded store's folder (beside ./.buquet) when no store is configured at all, for a
+     * command whose tasks must stay out of the project's own queue (the demo).
+     */
+    readonly ownDirectory?: string | undefined
   } = {}
 ): Effect.Effect<A, E | CliError, Exclude<R, BuquetServices | BuquetConfig>> =>
   Effect.gen(function*() {
-    const config = yield* resolveConfig(g, options.settingFlags)
+    const resolved = yield* resolveConfig(g, options.settingFlags)
+    const config: ResolvedConfig = resolved.storage._tag === "File" && resolved.storage.implicit && options.ownDirectory !== undefined
+      ? { ...resolved, storage: { ...resolved.storage, directory: join(dirname(resolved.storage.directory), options.ownDirectory) } }
+      : resolved
     if (config.storage._tag === "File" && config.storage.implicit) yield* stderrLine(embeddedNotice(config.storage.directory))
     const stack = Buquet.layerFromSettings(config.storage, {
       shardPrefixLen: options.shardPrefixLen ?? config.shardPrefixLen,

@@ -21,6 +21,9 @@ const statusLine = (byStatus: Readonly<Partial<Record<TaskStatus, number>>>): st
 const progressLine = (p: DemoProgress): string =>
   `${(p.elapsedMillis / 1000).toFixed(0).padStart(3)}s  ${statusLine(p.byStatus)} · attempts ${p.attempts}`
 
+/** The demo's embedded store when none is configured: its tasks stay out of the project's ./.buquet. */
+const demoDirectory = ".buquet-demo"
+
 /** `buquet demo [--workers N] [--concurrency N]`. */
 export const demo = Command.make(
   "demo",
@@ -87,11 +90,13 @@ export const demo = Command.make(
               ["total", "", String(summary.total), Object.entries(summary.byStatus).map(([s, n]) => `${s} ${n}`).join(", "), String(summary.attempts), ""]
             ]
           ))
+          const storage = config.storage._tag === "File" && config.storage.implicit ? ` --storage file://${demoDirectory}` : ""
           yield* Console.log(
             `\nAll ${summary.total} tasks finished in ${(summary.elapsedMillis / 1000).toFixed(1)}s. ` +
-              "Look around with `buquet list`, `buquet history ID` or `buquet dashboard`."
+              `Look around with \`buquet list${storage}\`, \`buquet history${storage} ID\` or \`buquet dashboard${storage}\`.`
           )
-        })
+        }),
+        { ownDirectory: demoDirectory }
       )
     }).pipe(toCliError)
-).pipe(Command.withDescription("run a short end-to-end demo on the configured store (default ./.buquet)"))
+).pipe(Command.withDescription(`run a short end-to-end demo on the configured store (default ./${demoDirectory})`))
