@@ -2,7 +2,7 @@
  * The CLI never writes raw control characters from stored data to a terminal (issue 16 item 11,
  * security #2 and #10): a stored error, input or worker id holding ESC ] 0 ; … BEL, ESC [ 2 J,
  * CR, NUL, C1 controls or bidi overrides is printed with those characters as visible `\uXXXX`
- * by `get`, `history`, `list`, `workers` and in the worker's log (a handler's error message built
+ * by `get`, `history`, `list`, `workers`, `tail` and in the worker's log (a handler's error message built
  * from the task's input); `--json` output stays valid JSON with the same values.
  */
 import { describe, expect, it } from "vitest"
@@ -49,11 +49,11 @@ const seed = async (dir: string) =>
   )
 
 describe("human CLI output escapes control and bidi characters from the store", () => {
-  it("get, history, list: no raw controls, the characters shown as \\uXXXX; --json keeps the values", async () => {
+  it("get, history, list, workers, tail: no raw controls, the characters shown as \\uXXXX; --json keeps the values", async () => {
     const dir = tempDir()
     const id = await seed(dir)
     const outputs = new Map<string, Awaited<ReturnType<typeof runCli>>>()
-    for (const args of [["get", id], ["history", id], ["list"], ["workers"]]) {
+    for (const args of [["get", id], ["history", id], ["list"], ["workers"], ["tail", "--all", "--limit", "1"]]) {
       const r = await runCli(args, { cwd: dir })
       outputs.set(args[0]!, r)
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0)
@@ -63,6 +63,7 @@ describe("human CLI output escapes control and bidi characters from the store", 
     const get = outputs.get("get")!
     expect(get.stdout).toContain("\\u001b]0;PWNED\\u0007\\u001b[2J")
     expect(get.stdout).toContain("\\u202egnp.exe")
+    expect(outputs.get("tail")!.stdout).toContain("\\u001b]0;PWNED\\u0007\\u001b[2J")
     const json = await runCli(["get", id, "--json"], { cwd: dir })
     expect(raw.test(json.stdout)).toBe(false)
     const doc = JSON.parse(json.stdout) as { task?: { last_error: string }; last_error?: string }
