@@ -162,7 +162,19 @@ describe("BuquetWorkflowEngine on MemoryStorage + TestClock", () => {
       error: Schema.String,
       execute: Effect.zipRight(record(name), fail ? Effect.fail(`${name} refused`) : Effect.succeed(name))
     })
-  const undo = (name: string) => Activity.make({ name: `undo-${name}`, execute: record(`undo-${name}`) })
+  // with blockCharge set, the first "undo-flight" blocks (the test stops its worker there)
+  const undo = (name: string) =>
+    Activity.make({
+      name: `undo-${name}`,
+      execute: Effect.gen(function*() {
+        const effects = yield* Effects
+        if (name === "flight" && (yield* Ref.getAndSet(effects.blockCharge, false))) {
+          yield* Deferred.succeed(effects.chargeStarted, void 0)
+          return yield* Effect.never
+        }
+        yield* record(`undo-${name}`)
+      })
+    })
 
   const TripLive = Trip.toLayer(Effect.fn(function*(payload) {
     const flight = yield* step("flight").pipe(Trip.withCompensation(() => undo("flight")))
@@ -184,6 +196,24 @@ describe("BuquetWorkflowEngine on MemoryStorage + TestClock", () => {
       const again = yield* Effect.exit(Trip.execute({ id: "t1", failAt: "pay" }))
       expect(Exit.isFailure(again)).toBe(true)
       expect((yield* log).length).toBe(5)
+    }).pipe(Effect.provide(engineLayer(TripLive))))
+
+  it.scoped("withCompensation: a worker stopped in the middle of the compensations; a fresh one finishes them, each once, in reverse order", () =>
+    Effect.gen(function*() {
+      const effects = yield* Effects
+      yield* Ref.set(effects.blockCharge, true)
+      const first = yield* startWorker
+      const executionId = yield* Trip.executionId({ id: "t3", failAt: "pay" })
+      yield* Trip.execute({ id: "t3", failAt: "pay" }, { discard: true })
+      yield* drive(Effect.map(Deferred.poll(effects.chargeStarted), Option.isSome), "1 second")
+      expect(yield* log).toEqual(["flight", "hotel", "pay", "undo-hotel"])
+      yield* Effect.fork(Scope.close(first, Exit.void))
+      yield* TestClock.adjust("2 seconds")
+      yield* startWorker
+      yield* drive(Effect.map(Trip.poll(executionId), (r) => r !== undefined), "1 second")
+      expect(yield* log).toEqual(["flight", "hotel", "pay", "undo-hotel", "undo-flight"])
+      const polled = yield* Trip.poll(executionId)
+      expect(polled?._tag === "Complete" && Exit.isFailure(polled.exit) ? Cause.failureOption(polled.exit.cause) : undefined).toEqual(Option.some("pay refused"))
     }).pipe(Effect.provide(engineLayer(TripLive))))
 
   it.scoped("interrupt while waiting: compensations run in reverse order and the result is the interruption", () =>
