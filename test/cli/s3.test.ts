@@ -87,7 +87,7 @@ describeS3("buquet CLI on RGW", (s) => {
 
   // issue 16 item 3: a versioned bucket whose server ignores conditional writes is refused when
   // the connection opens, with doctor's sentence, instead of accepting tasks no worker can claim
-  it.skipIf(s.bucketVersioned === undefined)("submit and worker refuse the versioned bucket with doctor's sentence; nothing is written", async () => {
+  it.skipIf(s.bucketVersioned === undefined)("submit, worker and demo refuse the versioned bucket with doctor's sentence; nothing is written", async () => {
     const keyPrefix = freshPrefix(s, s.bucketVersioned!)
     const env = envFor(s, s.bucketVersioned!, keyPrefix)
     const submit = await runCli(["submit", "-t", "alpha", "-i", "{}"], { env })
@@ -97,6 +97,11 @@ describeS3("buquet CLI on RGW", (s) => {
     const worker = await runCli(["worker", "--handlers", join(fixtures, "handlers-map.mjs"), "--no-monitor"], { env, timeoutMs: 60_000 })
     expect(worker.code, worker.stderr).toBe(1)
     expect(worker.stderr).toMatch(/conditional writes are not enforced/)
+    // demo blamed the network; it refuses with the same sentence
+    const demo = await runCli(["demo"], { env, timeoutMs: 60_000 })
+    expect(demo.code, demo.stderr).toBe(1)
+    expect(demo.stderr).toMatch(/versioning is enabled on this bucket, and conditional writes are not enforced in it/)
+    expect(demo.stderr).not.toMatch(/network/i)
     const left = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const storage = yield* S3Storage.make({
         bucket: s.bucketVersioned!,
