@@ -221,6 +221,30 @@ describeS3("buquet CLI on RGW", (s) => {
     expect(human.stdout).toBe("nothing to cancel\n")
   }, 180_000)
 
+  // issue 16 item 1 on the real server: the first SIGTERM lets the running handler go on (the task
+  // stays running, leased), the second forces the stop and gives the task back without a retry
+  it("buquet worker --grace 30: a first SIGTERM keeps the running task, a second forces the stop and releases it without a retry", async () => {
+    const keyPrefix = freshPrefix(s, s.bucket)
+    const env = envFor(s, s.bucket, keyPrefix)
+    const task = await inBucket(s, keyPrefix, 1, Effect.flatMap(Queue, (q) => q.submit("slow", {}, { maxRetries: 3 })))
+    const status = () => inBucket(s, keyPrefix, 1, Effect.flatMap(Queue, (q) => q.get(task.id)))
+    const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-slow.mjs"), "--no-monitor", "--poll-max-ms", "300", "--grace", "30"], {
+      cwd: tempDir(),
+      env: { ...env, SLOW_MS: "60000" }
+    })
+    await eventually(async () => ((await status()).pipe((t) => t._tag === "Some" && t.value.status === "running")) ? true : undefined, () => `the task to run (${JSON.stringify(worker.output())})`, 60, 500)
+    worker.signal("SIGTERM")
+    await eventually(async () => (/stopping gracefully/.test(worker.output().stderr) ? true : undefined), "the graceful-stop line")
+    const during = await status()
+    expect(during._tag === "Some" && during.value.status).toBe("running")
+    worker.signal("SIGTERM")
+    const exit = await worker.exited
+    expect(exit, worker.output().stderr).toEqual({ code: 130, signal: null })
+    expect(worker.output().stderr).toMatch(/forcing the stop/)
+    const after = await status()
+    expect(after._tag === "Some" && [after.value.status, after.value.retryCount, after.value.leaseId]).toEqual(["pending", 0, null])
+  }, 120_000)
+
   it("migrate-shards 1 → 2 on 1,000 tasks (980 pending, 20 running under a killed worker), then workers at prefix 2 finish them all", async () => {
     const keyPrefix = freshPrefix(s, s.bucket)
     const env = { ...envFor(s, s.bucket, keyPrefix), BUQUET_MONITOR_CHECK_INTERVAL: "2" }
