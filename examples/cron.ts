@@ -12,7 +12,7 @@
  */
 import { connect } from "../src/promise.js"
 
-const queue = await connect()
+const queue = await connect({ defaultDirectory: ".buquet-examples" })
 try {
   const id = `heartbeat-${process.pid}`
   const { schedule, nextRuns } = await queue.schedules.create({

@@ -1,7 +1,8 @@
 /**
  * A producer in Effect style: a typed task contract shared with the worker (its input is
  * type-checked and encoded by a Schema), submitted through the `Queue` service on the stack the
- * configuration describes (S3_BUCKET, BUQUET_STORAGE, …; else the embedded file store ./.buquet).
+ * configuration describes (S3_BUCKET, BUQUET_STORAGE, …; else the embedded file store
+ * ./.buquet-examples, kept apart from your project's ./.buquet).
  *
  *   npx tsx examples/effect-producer.ts
  *
@@ -34,7 +35,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(`pending send_email tasks: ${page.tasks.length}`)
 })
 
-program.pipe(Effect.provide(Buquet.layerFromConfig()), Effect.runPromise).catch((error: unknown) => {
+program.pipe(Effect.provide(Buquet.layerFromConfig({ defaultDirectory: ".buquet-examples" })), Effect.runPromise).catch((error: unknown) => {
   console.error(error)
   process.exitCode = 1
 })

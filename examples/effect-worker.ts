@@ -70,7 +70,7 @@ const program = Effect.gen(function*() {
   }
 })
 
-program.pipe(Effect.scoped, Effect.provide(Buquet.layerFromConfig()), Effect.runPromise).catch((error: unknown) => {
+program.pipe(Effect.scoped, Effect.provide(Buquet.layerFromConfig({ defaultDirectory: ".buquet-examples" })), Effect.runPromise).catch((error: unknown) => {
   console.error(error)
   process.exitCode = 1
 })

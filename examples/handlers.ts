@@ -1,7 +1,7 @@
 /**
  * A handlers module for the command line:
  *
- *   buquet worker --handlers examples/handlers.ts
+ *   buquet worker --handlers examples/handlers.ts --storage file://.buquet-examples
  *
  * The default export maps task types to Promise handlers `(input, ctx) => output`. Throw
  * RetryableError (or anything) to retry with backoff, PermanentError to fail now, RescheduleError

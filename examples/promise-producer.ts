@@ -1,7 +1,8 @@
 /**
  * A producer in Promise style: submits tasks with options, in bulk and idempotently, then reads
  * them back. Runs against whatever the configuration says (S3_BUCKET, BUQUET_STORAGE, …; with
- * nothing configured, the embedded file store ./.buquet).
+ * nothing configured, the embedded file store ./.buquet-examples, kept apart from your project's
+ * ./.buquet).
  *
  *   npx tsx examples/promise-producer.ts
  *
@@ -11,7 +12,7 @@
  */
 import { connect } from "../src/promise.js"
 
-const queue = await connect()
+const queue = await connect({ defaultDirectory: ".buquet-examples" })
 try {
   // one task, with a few of the submit options
   const email = await queue.submit("send_email", { to: "ada@example.com", subject: "Welcome" }, {

@@ -13,7 +13,7 @@
  */
 import { connect, PermanentError, RescheduleError, RetryableError } from "../src/promise.js"
 
-const queue = await connect()
+const queue = await connect({ defaultDirectory: ".buquet-examples" })
 try {
   const fast = { retryPolicy: { initialIntervalMs: 100, maxIntervalMs: 500 } }
   const tasks = [

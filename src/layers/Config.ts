@@ -44,6 +44,12 @@ export interface ConfigInputs {
   readonly configFile?: string | undefined
   /** The directory `./.buquet.toml` and `./.buquet` are relative to (default: the process's). */
   readonly cwd?: string | undefined
+  /**
+   * The embedded file store's folder when no store is configured at all (default `.buquet`,
+   * relative to `cwd`): a program whose tasks must stay out of the project's own queue (the demo,
+   * the examples) names its own. Any configured store still wins.
+   */
+  readonly defaultDirectory?: string | undefined
 }
 
 /**
@@ -302,7 +308,7 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
       : { _tag: "Memory" }
     : Option.isSome(values.bucket)
     ? s3(values.bucket.value)
-    : { _tag: "File", directory: resolve(cwd, defaultFileStore), implicit: true }
+    : { _tag: "File", directory: resolve(cwd, inputs.defaultDirectory ?? defaultFileStore), implicit: true }
 
   const shards = Option.getOrUndefined(values.worker.shards)?.split(",")
   const wrongShard = shards?.find((s) => s.length !== values.shardPrefixLen)

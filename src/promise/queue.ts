@@ -79,6 +79,11 @@ export interface ConnectOptions {
   readonly configFile?: string | undefined
   /** The directory `./.buquet.toml` and `./.buquet` are relative to (default: the process's). */
   readonly cwd?: string | undefined
+  /**
+   * The embedded file store's folder when no store is configured at all (default `.buquet`,
+   * relative to `cwd`). Any configured store (options, environment, config files) still wins.
+   */
+  readonly defaultDirectory?: string | undefined
   /** Do not print the one-line notice when the embedded default store is used. */
   readonly quiet?: boolean | undefined
   /** The least severe log level printed (default `"warning"`; `"none"` prints nothing). */
@@ -293,7 +298,8 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
         flagNaming: connectNaming(options),
         profile: options.profile,
         configFile: options.configFile,
-        cwd: options.cwd
+        cwd: options.cwd,
+        defaultDirectory: options.defaultDirectory
       }).pipe(Effect.provide(NodeFileSystem.layer))
       if (config.storage._tag === "File" && config.storage.implicit && options.quiet !== true) {
         yield* Effect.sync(() =>

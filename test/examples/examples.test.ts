@@ -4,9 +4,10 @@
 // loads it and its handlers run in a real worker. Generous limits: the machine is shared, and a
 // worker that went idle may take its time to notice a short retry.
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import { afterAll, describe, expect, it as vitestIt } from "vitest"
 import { connect, handlersFromModule } from "../../src/promise.js"
 import handlers from "../../examples/handlers.js"
@@ -24,11 +25,24 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-const runExample = (name: string, dir: string): Promise<{ code: number | null; killed: boolean; stdout: string; stderr: string }> =>
+/** The environment with no store configured at all: no S3, BUQUET_* or user config file. */
+const unconfigured = (home: string): NodeJS.ProcessEnv => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(S3_|BUQUET_|AWS_)/.test(k))),
+  HOME: home,
+  XDG_CONFIG_HOME: join(home, ".config")
+})
+
+const runExample = (
+  name: string,
+  dir: string,
+  where: { readonly cwd: string; readonly env: NodeJS.ProcessEnv } = { cwd: root, env: { ...process.env, BUQUET_STORAGE: `file://${dir}` } }
+): Promise<{ code: number | null; killed: boolean; stdout: string; stderr: string }> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(root, "examples", `${name}.ts`)], {
-      cwd: root,
-      env: { ...process.env, BUQUET_STORAGE: `file://${dir}` },
+    // tsx by its path, so the example also runs with a working directory outside the project
+    const tsx = pathToFileURL(join(root, "node_modules", "tsx", "dist", "loader.mjs")).href
+    const child = spawn(process.execPath, ["--import", tsx, join(root, "examples", `${name}.ts`)], {
+      cwd: where.cwd,
+      env: where.env,
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
@@ -100,6 +114,18 @@ describe("examples", () => {
     expect(stdout).toMatch(/^Retried [0-9a-f-]{36}: image service busy$/m)
     expect(stdout).toMatch(/: completed \{ thumbnail: 'cat\.png@200' \}/)
     expect(stdout).toMatch(/: failed PermanentError: width 0 is not positive/)
+  })
+
+  // Issue 16 item 17: with nothing configured, an example must not put its tasks into the
+  // project's own ./.buquet (a worker there would run them, or they would linger in its listings).
+  it("with nothing configured, the Promise and Effect examples keep their tasks in ./.buquet-examples", async () => {
+    for (const name of ["promise-producer", "effect-producer"]) {
+      const cwd = freshDir()
+      const out = await runExample(name, cwd, { cwd, env: unconfigured(cwd) })
+      expect(out.code, `${name} stderr:\n${out.stderr}`).toBe(0)
+      expect(existsSync(join(cwd, ".buquet-examples", "tasks")), `${name} wrote no tasks to ./.buquet-examples`).toBe(true)
+      expect(existsSync(join(cwd, ".buquet")), `${name} wrote into the project's ./.buquet`).toBe(false)
+    }
   })
 
   it("handlers.ts: its default export loads as handler definitions, and a worker runs them", async () => {
