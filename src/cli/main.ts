@@ -81,10 +81,11 @@ export const root = Command.make("buquet").pipe(
 completionTarget.descriptor = root.descriptor
 
 /**
- * Effect's default logger with every line made {@link terminalSafe}: a log line can carry stored
- * data (a handler's error message built from the task's input), and the log is a terminal's too.
+ * Effect's default logger with every line made {@link terminalSafe} (a log line can carry stored
+ * data: a handler's error message built from the task's input), written to stderr: stdout is the
+ * command's output, and with `--json` it must be one JSON document.
  */
-const safeLogger = Logger.withConsoleLog(Logger.map(Logger.stringLogger, terminalSafe))
+const safeLogger = Logger.withConsoleError(Logger.map(Logger.stringLogger, terminalSafe))
 
 const cli = (argv: ReadonlyArray<string>) =>
   // no built-in options (--wizard, --completions, --log-level) in every command's help

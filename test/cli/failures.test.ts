@@ -57,4 +57,12 @@ describe("a failing handler is visible", () => {
       await queue.close()
     }
   }, 90_000)
+
+  it("log lines go to stderr: submit --json of a type no worker registered prints only its JSON on stdout", async () => {
+    const dir = tempDir("buquet-logs-")
+    const r = await runCli(["submit", "-t", "never_handled", "-i", "{}", "--json"], { cwd: dir })
+    expect(r.code, r.stderr).toBe(0)
+    expect((JSON.parse(r.stdout) as { task_type: string }).task_type).toBe("never_handled")
+    expect(r.stderr).toMatch(/level=WARN .*no worker has ever registered a handler for task type/)
+  }, 60_000)
 })
