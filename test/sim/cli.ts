@@ -34,7 +34,14 @@ const defaultMinutes = 2
 const hours = flag("hours")
 const options: SimOptions = {
   minutes: hours !== undefined ? num("hours", 1) * 60 : num("minutes", defaultMinutes),
-  ...(flag("workers") !== undefined ? { workers: num("workers", 3) } : {})
+  ...(flag("workers") !== undefined ? { workers: num("workers", 3) } : {}),
+  ...(flag("seam") === "unconditionalDelete" || flag("seam") === "settleDeletesLeaseMarker"
+    ? { seam: flag("seam") as "unconditionalDelete" | "settleDeletesLeaseMarker" }
+    : {})
+}
+if (flag("seam") !== undefined && options.seam === undefined) {
+  console.error(`--seam must be unconditionalDelete or settleDeletesLeaseMarker, got ${flag("seam")}`)
+  process.exit(2)
 }
 const one = flag("seed")
 const all = one !== undefined ? [num("seed", 0)] : Array.from({ length: num("seeds", 20) }, (_, i) => num("start", 1) + i)

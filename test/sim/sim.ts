@@ -30,7 +30,9 @@ import crypto from "node:crypto"
 import { syncBuiltinESMExports } from "node:module"
 import { Cause, DateTime, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Random, Scope } from "effect"
 import { RetryableError } from "../../src/domain/HandlerErrors.js"
+import { leaseKey } from "../../src/domain/Keys.js"
 import { neededMarker } from "../../src/domain/Markers.js"
+import { bucketOf } from "../../src/domain/Shard.js"
 import { isTerminal, type TaskStatus } from "../../src/domain/TaskStatus.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
@@ -50,6 +52,15 @@ export interface SimOptions {
   readonly minutes: number
   /** Worker processes alive at once (default 3). */
   readonly workers?: number | undefined
+  /**
+   * Test-only: re-creates a defect that was fixed, to prove a seed catches it.
+   * `unconditionalDelete`: the bucket claims conditional DELETEs but ignores `If-Match` (what
+   * retention did before issue 15 fix 1: it deleted a task a replay had just made pending).
+   * `settleDeletesLeaseMarker`: once a task leaves `running`, its old lease marker is deleted a
+   * little later even in an open bucket (what Settle did before issue 15 fix 6: the late DELETE
+   * could remove the same key a new claim had just written).
+   */
+  readonly seam?: "unconditionalDelete" | "settleDeletesLeaseMarker" | undefined
 }
 
 /** The outcome of one seed. */
@@ -276,8 +287,11 @@ const simulate = (seed: number, options: SimOptions) =>
       if (violations.length < 20) violations.push(message)
     }
 
-    const conditionalDelete = chance(0.5)
-    const mem = yield* MemoryStorage.make({ conditionalDelete })
+    const conditionalDelete = chance(0.5) || options.seam === "unconditionalDelete"
+    const memory = yield* MemoryStorage.make({ conditionalDelete })
+    const mem: StorageService = options.seam === "unconditionalDelete"
+      ? { ...memory, deleteIfMatch: (key) => memory.delete(key) }
+      : memory
     const observer = makeObserver(mem, violation)
     const faultRate = pick([0, 0.01, 0.03, 0.08])
     // Swarm testing: each seed draws its own mix (per step of ~1 s), so some seeds are quiet and
@@ -304,10 +318,26 @@ const simulate = (seed: number, options: SimOptions) =>
     const count = Effect.sync(() => {
       requests++
     })
+    // the settleDeletesLeaseMarker seam: each running task's lease marker, as its last CAS wrote it
+    const leaseMarkers = new Map<string, string>()
+    const oldSettle = (key: string, body: Uint8Array) =>
+      Effect.gen(function*() {
+        const id = taskKeyPattern.exec(key)?.[1]
+        if (options.seam !== "settleDeletesLeaseMarker" || id === undefined) return
+        const json = JSON.parse(decoder.decode(body)) as { status: string; shard: string; lease_expires_at: string | null }
+        if (json.status === "running" && json.lease_expires_at !== null) {
+          leaseMarkers.set(id, leaseKey(json.shard, bucketOf(Date.parse(json.lease_expires_at)), id))
+          return
+        }
+        const marker = leaseMarkers.get(id)
+        if (marker === undefined) return
+        leaseMarkers.delete(id)
+        yield* Effect.forkDaemon(Effect.ignore(Effect.zipRight(Effect.sleep(Duration.millis(Math.floor(rnd() * 5000))), faulty.storage.delete(marker))))
+      })
     const counted: StorageService = {
       ...faulty.storage,
       get: (k) => Effect.zipRight(count, faulty.storage.get(k)),
-      put: (k, b, c) => Effect.zipRight(count, faulty.storage.put(k, b, c)),
+      put: (k, b, c) => Effect.zipRight(count, Effect.tap(faulty.storage.put(k, b, c), () => oldSettle(k, b))),
       list: (p, o) => Effect.zipRight(count, faulty.storage.list(p, o))
     }
     const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
@@ -574,5 +604,6 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
 
 /** The command that replays a seed exactly. */
 export const replayCommand = (seed: number, options: SimOptions): string =>
-  `npm run sim -- --seed ${seed} --minutes ${options.minutes}${options.workers === undefined ? "" : ` --workers ${options.workers}`}`
+  `npm run sim -- --seed ${seed} --minutes ${options.minutes}${options.workers === undefined ? "" : ` --workers ${options.workers}`}` +
+  (options.seam === undefined ? "" : ` --seam ${options.seam}`)
 
