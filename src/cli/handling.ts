@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Effect, Logger, LogLevel } from "effect"
+import { Effect } from "effect"
 import type { Task } from "../domain/Task.js"
 import { handlingOf, typeCoverage } from "../domain/TypeCoverage.js"
 import type { Handling } from "../domain/TypeCoverage.js"
@@ -14,7 +14,6 @@ import { readWorkerRecords } from "../protocol/WorkerRecords.js"
 import { Queue } from "../services/Queue.js"
 import type { Storage } from "../services/Storage.js"
 import { stderrLine } from "./common.js"
-import { terminalSafe } from "./format.js"
 
 /** The handling of each type of the pending tasks among `tasks` (empty when none is pending). */
 export const pendingHandling = (tasks: ReadonlyArray<Task>): Effect.Effect<ReadonlyMap<string, Handling>, never, Queue | Storage> =>
@@ -36,13 +35,3 @@ export const withHandling = (json: unknown, task: Task, handling: ReadonlyMap<st
   const h = task.status === "pending" ? handling.get(task.taskType) : undefined
   return h === undefined ? json : { ...(json as Record<string, unknown>), handling: h }
 }
-
-/**
- * A logger for commands whose stdout is their result (`submit --json`): warnings and errors go to
- * stderr as `buquet: warning: …` lines, the rest is dropped.
- */
-export const warningsToStderr: Logger.Logger<unknown, void> = Logger.make(({ logLevel, message }) => {
-  if (!LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) return
-  const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
-  process.stderr.write(`buquet: ${logLevel._tag === "Warning" ? "warning" : "error"}: ${terminalSafe(text)}\n`)
-})

@@ -20,7 +20,7 @@ import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
 import { stats } from "./stats.js"
 import { closest } from "./suggest.js"
-import { terminalSafe } from "./format.js"
+import { safeLogger } from "./logging.js"
 import { referenceRefusal } from "./reference.js"
 import { buquetVersion } from "../domain/Version.js"
 
@@ -80,12 +80,6 @@ export const root = Command.make("buquet").pipe(
 )
 completionTarget.descriptor = root.descriptor
 
-/**
- * Effect's default logger with every line made {@link terminalSafe} (a log line can carry stored
- * data: a handler's error message built from the task's input), written to stderr: stdout is the
- * command's output, and with `--json` it must be one JSON document.
- */
-const safeLogger = Logger.withConsoleError(Logger.map(Logger.stringLogger, terminalSafe))
 
 const cli = (argv: ReadonlyArray<string>) =>
   // no built-in options (--wizard, --completions, --log-level) in every command's help

@@ -15,7 +15,8 @@ import type { CancelManyResult } from "../services/Queue.js"
 import { globalOptions, operationalError, parseDurationArg, parseInstantArg, parseJsonArg, parseStatusArg, printJson, printLine, reportSkipped, settingFlags, toCliError, usageError, withStack } from "./common.js"
 import type { Globals } from "./common.js"
 import { resolveIdArg } from "./ids.js"
-import { pendingHandling, warningsToStderr, withHandling } from "./handling.js"
+import { pendingHandling, withHandling } from "./handling.js"
+import { safeLogger, warningsToStderr } from "./logging.js"
 import { describeHandling } from "../domain/TypeCoverage.js"
 import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
 
@@ -74,7 +75,7 @@ export const submit = Command.make("submit", submitOptions, (o) =>
       o,
       Effect.gen(function*() {
         const queue = yield* Queue
-        const task = yield* queue.submit(o.taskType, input, options).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, warningsToStderr)))
+        const task = yield* queue.submit(o.taskType, input, options).pipe(Effect.provide(Logger.replace(safeLogger, warningsToStderr)))
         if (o.json) return yield* printJson(taskJson(task))
         const when = task.availableAt > task.createdAt ? ` (runs at ${time(task.availableAt)})` : ""
         const expiry = task.expiresAt === undefined ? "" : ` (expires at ${time(task.expiresAt)})`

@@ -63,6 +63,6 @@ describe("a failing handler is visible", () => {
     const r = await runCli(["submit", "-t", "never_handled", "-i", "{}", "--json"], { cwd: dir })
     expect(r.code, r.stderr).toBe(0)
     expect((JSON.parse(r.stdout) as { task_type: string }).task_type).toBe("never_handled")
-    expect(r.stderr).toMatch(/level=WARN .*no worker has ever registered a handler for task type/)
+    expect(r.stderr).toMatch(/^buquet: warning: no worker has ever registered a handler for task type/m)
   }, 60_000)
 })
