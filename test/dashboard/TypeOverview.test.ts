@@ -172,7 +172,7 @@ describe("the dashboard's task list: short ids, order, match count (issue 20 ite
       expect(ambiguous.status).toBe(400)
       expect(ambiguous.text).toContain(a.id)
       expect(ambiguous.text).toContain(twin)
-      expect((yield* request(`${dash.url}/tasks/not-an-id`)).status).toBe(404)
+      expect((yield* request(`${dash.url}/tasks/not-an-id`)).status).toBe(400) // not an id's form: a bad request
     }))
 
   it.scoped("newest created first by default; the sort control offers the CLI's other orders; the count is of all matches", () =>

@@ -194,7 +194,8 @@ export const makeApp = (deps: AppDeps) => {
       case "NotFound":
         return yield* errorPage("Not found", `No task ${resolved.prefix}.`, 404)
       case "Invalid":
-        return yield* errorPage("Not found", `No task: ${resolved.message}.`, 404)
+        // not the form of an id at all: the request is wrong, not the bucket (the hardening suite's rule)
+        return yield* errorPage("Bad request", `${resolved.message}.`, 400)
       case "Ambiguous":
         return yield* errorPage(
           "Ambiguous id",
