@@ -81,6 +81,27 @@ export const schemaKey = (taskType: string): string => `schemas/${taskType}.json
 /** `payloads/{id}/input.json` or `…/output.json`: an offloaded payload. */
 export const payloadKey = (taskId: string, which: "input" | "output"): string => `payloads/${taskId}/${which}.json`
 
+/**
+ * `payloads/{id}/output-{leaseId}.json`: the output one attempt (one claim, named by its lease id)
+ * offloads. Every run writes its own key, so a payload collector's late DELETE of an older run's
+ * output can never land on a newer run's (S3 has no conditional DELETE to fence it with).
+ */
+export const attemptOutputKey = (taskId: string, leaseId: string): string => `payloads/${taskId}/output-${leaseId}.json`
+
+const attemptOutputPattern = /^payloads\/([0-9a-f-]{36})\/output-([0-9a-f-]{36})\.json$/
+
+/**
+ * Whether `ref` may be task `taskId`'s `input_ref` / `output_ref`: its own `input.json`, or for an
+ * output its own `output.json` (the reference's layout, and ours before per-attempt keys) or one of
+ * its attempts' `output-{leaseId}.json`. Nothing else under the prefix.
+ */
+export const isOwnPayloadRef = (taskId: string, which: "input" | "output", ref: string): boolean => {
+  if (ref === payloadKey(taskId, which)) return true
+  if (which === "input") return false
+  const m = attemptOutputPattern.exec(ref)
+  return m !== null && m[1] === taskId
+}
+
 /** Prefix of a task's offloaded payloads. */
 export const payloadPrefix = (taskId: string): string => `payloads/${taskId}/`
 

@@ -8,7 +8,7 @@
  */
 import { DateTime, Effect, Schema } from "effect"
 import { decodeObject } from "./Codec.js"
-import { parseTaskKey, payloadKey } from "./Keys.js"
+import { isOwnPayloadRef, parseTaskKey, payloadKey, payloadPrefix } from "./Keys.js"
 import { MalformedObject } from "./QueueError.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 import { TaskStatus } from "./TaskStatus.js"
@@ -123,11 +123,11 @@ export const taskKeyProblem = (task: Task, key: string): string | undefined => {
   if (named === undefined) return `${key} is not a task key (tasks/{shard}/{uuid}.json)`
   if (task.id !== named.taskId) return `its id ${shown(task.id)} is not the id its key names (${named.taskId})`
   if (task.shard !== named.shard && !isShardOfId(task.shard, task.id)) return `its shard ${shown(task.shard)} is not the shard its key names (${named.shard})`
-  if (task.inputRef !== undefined && task.inputRef !== payloadKey(task.id, "input")) {
+  if (task.inputRef !== undefined && !isOwnPayloadRef(task.id, "input", task.inputRef)) {
     return `its input_ref ${shown(task.inputRef)} is not this task's input payload (${payloadKey(task.id, "input")})`
   }
-  if (task.outputRef !== undefined && task.outputRef !== payloadKey(task.id, "output")) {
-    return `its output_ref ${shown(task.outputRef)} is not this task's output payload (${payloadKey(task.id, "output")})`
+  if (task.outputRef !== undefined && !isOwnPayloadRef(task.id, "output", task.outputRef)) {
+    return `its output_ref ${shown(task.outputRef)} is not one of this task's output payloads (${payloadKey(task.id, "output")} or ${payloadPrefix(task.id)}output-{lease id}.json)`
   }
   return undefined
 }

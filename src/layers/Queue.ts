@@ -59,7 +59,7 @@ import { Storage } from "../services/Storage.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
-import { deletePayloads, loadInput, loadOutput, offload } from "../protocol/Payloads.js"
+import { deletePayloads, loadInput, loadOutput, offloadInput } from "../protocol/Payloads.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import { touchCancelSignal } from "../protocol/CancelSignal.js"
 import { taskTypeRegistered } from "../protocol/TaskTypeMarkers.js"
@@ -247,7 +247,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   /** Writes a new task: payload → ready marker → create-only PUT. Fails with PreconditionFailed if the id exists. */
   const createObjects = (task: Task, inputJson: unknown) =>
     provide(Effect.gen(function*() {
-      const placed = yield* offload(task.id, "input", inputJson, config.payloadThresholdBytes)
+      const placed = yield* offloadInput(task.id, inputJson, config.payloadThresholdBytes)
       const stored = placed.ref === undefined ? task : Tr.withInputRef(task, placed.ref)
       yield* writeMarker(readyMarkerKey(stored))
       yield* createTask(stored)
@@ -772,7 +772,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     const exists = Option.isSome(found) || Option.isSome(yield* storage.head(key))
     // Task and markers first, payloads last: a crash in between leaves only an orphan payload, never a task without its input.
     yield* storage.deleteMany([key, ...markers])
-    yield* provide(deletePayloads(taskId))
+    yield* provide(deletePayloads(taskId, Option.getOrUndefined(Option.map(found, (f) => f.task))))
     return exists
   })
 

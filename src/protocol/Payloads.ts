@@ -1,6 +1,8 @@
 /**
  * Payload references: inputs and outputs whose JSON is larger than a threshold (256 KiB by
- * default) live in `payloads/{id}/input.json|output.json`; the task keeps `input_ref` /
+ * default) live in `payloads/{id}/input.json` and `payloads/{id}/output-{leaseId}.json` (one key
+ * per attempt, so the payload collector's late DELETE of an older run's output never removes a
+ * newer run's; outputs at the reference's `output.json` are still read); the task keeps `input_ref` /
  * `output_ref` and `null` in place. Handlers and readers see the real value ({@link loadInput},
  * {@link loadOutput}); the worker offloads outputs with {@link offloadOutput}; payloads are deleted
  * with their task ({@link deletePayloads}).
@@ -8,7 +10,7 @@
  * @module
  */
 import { Effect, Option } from "effect"
-import { payloadKey } from "../domain/Keys.js"
+import { attemptOutputKey, isOwnPayloadRef, payloadKey, payloadPrefix } from "../domain/Keys.js"
 import { MalformedObject } from "../domain/QueueError.js"
 import type { Task } from "../domain/Task.js"
 import { PayloadMissing } from "../domain/TaskErrors.js"
@@ -24,37 +26,37 @@ export interface PayloadPlacement {
 
 const decoder = new TextDecoder()
 
-/**
- * Writes `value` (already JSON) to `payloads/{taskId}/{which}.json` if its compact JSON is larger
- * than `thresholdBytes`, else keeps it inline.
- */
-export const offload = Effect.fn("Payloads.offload")(function*(
-  taskId: string,
-  which: "input" | "output",
-  value: unknown,
-  thresholdBytes: number
-) {
+const place = Effect.fn("Payloads.place")(function*(key: string, value: unknown, thresholdBytes: number) {
   const body = utf8(JSON.stringify(value ?? null))
   if (body.length <= thresholdBytes) return { value, ref: undefined } satisfies PayloadPlacement
-  const key = payloadKey(taskId, which)
   yield* putPlain(key, body)
   return { value: null, ref: key } satisfies PayloadPlacement
 })
 
-/** Offloads a handler's output when large: pass the result to `Transitions.complete` as `{ output: value, outputRef: ref }`. */
-export const offloadOutput = (taskId: string, output: unknown, thresholdBytes: number) =>
-  offload(taskId, "output", output, thresholdBytes)
+/**
+ * Writes a submit's input (already JSON) to `payloads/{taskId}/input.json` if its compact JSON is
+ * larger than `thresholdBytes`, else keeps it inline.
+ */
+export const offloadInput = (taskId: string, input: unknown, thresholdBytes: number) =>
+  place(payloadKey(taskId, "input"), input, thresholdBytes)
+
+/**
+ * Offloads the output of the attempt holding `leaseId` when large, to that attempt's own key: pass
+ * the result to `Transitions.complete` as `{ output: value, outputRef: ref }`.
+ */
+export const offloadOutput = (taskId: string, leaseId: string, output: unknown, thresholdBytes: number) =>
+  place(attemptOutputKey(taskId, leaseId), output, thresholdBytes)
 
 const load = (task: Task, which: "input" | "output") =>
   Effect.gen(function*() {
     const ref = which === "input" ? task.inputRef : task.outputRef
     if (ref === undefined) return which === "input" ? task.input : task.output
     // a task may only point at its own payload (the read path checks this too; loaders are reachable with any Task)
-    if (ref !== payloadKey(task.id, which)) {
+    if (!isOwnPayloadRef(task.id, which, ref)) {
       const key = keyOfTask(task)
       return yield* new MalformedObject({
         key,
-        message: `${key} is malformed: its ${which}_ref ${JSON.stringify(ref)} is not this task's ${which} payload (${payloadKey(task.id, which)})`
+        message: `${key} is malformed: its ${which}_ref ${JSON.stringify(ref)} is not one of this task's ${which} payloads (${payloadKey(task.id, which)}${which === "output" ? ` or ${payloadPrefix(task.id)}output-{lease id}.json` : ""})`
       })
     }
     const storage = yield* Storage
@@ -78,8 +80,15 @@ export const loadInput = Effect.fn("Payloads.loadInput")((task: Task) => load(ta
 /** The task's output: inline, or loaded from its payload reference. */
 export const loadOutput = Effect.fn("Payloads.loadOutput")((task: Task) => load(task, "output"))
 
-/** Deletes a task's payload objects (missing ones are fine). */
-export const deletePayloads = Effect.fn("Payloads.deletePayloads")(function*(taskId: string) {
+/**
+ * Deletes a deleted task's payload objects (missing ones are fine): the fixed keys and the ones its
+ * last version referenced. Outputs of attempts it never referenced are left to the sweeper's
+ * payload collection (listing every task's payloads here would cost a LIST per retention delete).
+ */
+export const deletePayloads = Effect.fn("Payloads.deletePayloads")(function*(taskId: string, last?: Task) {
   const storage = yield* Storage
-  yield* storage.deleteMany([payloadKey(taskId, "input"), payloadKey(taskId, "output")])
+  const keys = new Set([payloadKey(taskId, "input"), payloadKey(taskId, "output")])
+  if (last?.inputRef !== undefined && isOwnPayloadRef(taskId, "input", last.inputRef)) keys.add(last.inputRef)
+  if (last?.outputRef !== undefined && isOwnPayloadRef(taskId, "output", last.outputRef)) keys.add(last.outputRef)
+  yield* storage.deleteMany([...keys])
 })

@@ -38,15 +38,19 @@ const hangingTaskCreates = (gate: { hang: boolean; reached: Deferred.Deferred<vo
     }))
   )
 
+/** A queue (100-byte offload threshold) and worker services over `storage`. */
+const workerLayer = (storage: Layer.Layer<Storage>) =>
+  Layer.merge(QueueLayer.layer({ payloadThresholdBytes: 100 }), layerWorkerServices()).pipe(
+    Layer.provideMerge(ServerClockLayer.layer),
+    Layer.provideMerge(storage)
+  )
+
 describe("Sweeper collects orphaned payloads", () => {
   it.scoped("a submit killed between payload and task, an unreferenced output: collected after the grace; referenced ones survive", () =>
     Effect.gen(function*() {
       const reached = yield* Deferred.make<void>()
       const gate = { hang: false, reached }
-      const layer = Layer.merge(QueueLayer.layer({ payloadThresholdBytes: 100 }), layerWorkerServices()).pipe(
-        Layer.provideMerge(ServerClockLayer.layer),
-        Layer.provideMerge(hangingTaskCreates(gate))
-      )
+      const layer = workerLayer(hangingTaskCreates(gate))
       yield* Effect.gen(function*() {
         const queue = yield* Queue
         const storage = yield* Storage
@@ -73,7 +77,10 @@ describe("Sweeper collects orphaned payloads", () => {
         const before = yield* payloadKeys
         expect(before).toHaveLength(4)
         const orphanInput = before.find((k) => k.endsWith("/input.json") && !k.includes(kept.id))!
-        const expectKept = [payloadKey(kept.id, "input"), payloadKey(done.id, "output")].sort()
+        // each attempt offloads its output to its own key, which the task names
+        const doneOutput = (yield* Effect.flatten(queue.get(done.id))).outputRef!
+        expect(doneOutput).toMatch(new RegExp(`^payloads/${done.id}/output-[0-9a-f-]{36}\\.json$`))
+        const expectKept = [payloadKey(kept.id, "input"), doneOutput].sort()
 
         const sweeper = yield* Sweeper.make()
         // within the grace nothing is collected: an in-flight submit's task may not exist yet
@@ -93,10 +100,7 @@ describe("Sweeper collects orphaned payloads", () => {
 
   it.scoped("the output payload of a running task is kept (its attempt may still settle with it)", () =>
     Effect.gen(function*() {
-      const layer = Layer.merge(QueueLayer.layer({ payloadThresholdBytes: 100 }), layerWorkerServices()).pipe(
-        Layer.provideMerge(ServerClockLayer.layer),
-        Layer.provideMerge(MemoryStorage.layer())
-      )
+      const layer = workerLayer(MemoryStorage.layer())
       yield* Effect.gen(function*() {
         const queue = yield* Queue
         const storage = yield* Storage
@@ -112,6 +116,85 @@ describe("Sweeper collects orphaned payloads", () => {
         // let the attempt finish, so the worker stops without waiting out its grace on TestClock
         yield* Deferred.succeed(release, undefined)
         yield* drive(hasStatus(task.id, "completed"))
+      }).pipe(Effect.provide(layer))
+    }), 60_000)
+})
+
+describe("a late DELETE of the payload collector", () => {
+  it.scoped("never removes the output a replayed run offloaded after the collector judged the old one an orphan", () =>
+    Effect.gen(function*() {
+      // The sweeper's storage holds its payload DELETEs until `release` (S3 retries, a paused monitor).
+      const reached = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const layer = workerLayer(MemoryStorage.layer())
+      yield* Effect.gen(function*() {
+        const queue = yield* Queue
+        const storage = yield* Storage
+        const holding = {
+          ...storage,
+          delete: (key: string) =>
+            Effect.zipRight(Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(release)), storage.delete(key)),
+          deleteMany: (keys: ReadonlyArray<string>) =>
+            Effect.zipRight(Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(release)), storage.deleteMany(keys))
+        }
+        const task = yield* queue.submit("echo", {})
+        const run = Effect.scoped(Effect.gen(function*() {
+          yield* Worker.make({ wakeUp: false, payloadThresholdBytes: 100 }, [Worker.handler("echo", () => Effect.succeed(big))])
+          yield* drive(hasStatus(task.id, "completed"))
+        }))
+        // an attempt offloaded its output, then lost its lease; the task was cancelled without it
+        yield* storage.put(payloadKey(task.id, "output"), new TextEncoder().encode(JSON.stringify({ lost: true })))
+        yield* queue.cancel(task.id)
+        // the collector judges run 1's output an orphan; its DELETE is held up
+        const sweeper = yield* Sweeper.make({ payloadGrace: 0 }).pipe(Effect.provideService(Storage, holding))
+        const sweeping = yield* Effect.fork(sweeper.fullSweep)
+        yield* Deferred.await(reached)
+        // meanwhile a replay and a new run that offloads its output and completes
+        yield* queue.replay(task.id)
+        yield* TestClock.adjust("1 minute")
+        yield* run
+        // the held DELETE lands
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(sweeping)
+        const finished = yield* Effect.flatten(queue.get(task.id))
+        expect(finished.status).toBe("completed")
+        expect(yield* queue.loadOutput(finished)).toEqual(big)
+        // the orphan it judged is gone; the new run's output is at its own key
+        expect(yield* payloadKeys).toEqual([finished.outputRef])
+        // and it goes with its task
+        yield* queue.delete(task.id)
+        expect(yield* payloadKeys).toEqual([])
+      }).pipe(Effect.provide(layer))
+    }), 60_000)
+})
+
+describe("an output at the reference's layout (payloads/{id}/output.json)", () => {
+  it.scoped("still loads, is kept by the collector while referenced, and goes with its task", () =>
+    Effect.gen(function*() {
+      const layer = QueueLayer.layer({ payloadThresholdBytes: 100 }).pipe(
+        Layer.provideMerge(ServerClockLayer.layer),
+        Layer.provideMerge(MemoryStorage.layer())
+      )
+      yield* Effect.gen(function*() {
+        const queue = yield* Queue
+        const storage = yield* Storage
+        const task = yield* queue.submit("echo", {})
+        yield* queue.cancel(task.id)
+        // a task finished by the reference's worker: its output_ref names output.json
+        const legacy = payloadKey(task.id, "output")
+        const key = `tasks/${task.shard}/${task.id}.json`
+        const stored = yield* Effect.flatten(storage.get(key))
+        const doc = JSON.parse(new TextDecoder().decode(stored.body)) as Record<string, unknown>
+        yield* storage.put(legacy, new TextEncoder().encode(JSON.stringify(big)))
+        yield* storage.put(key, new TextEncoder().encode(JSON.stringify({ ...doc, status: "completed", output: null, output_ref: legacy })))
+        const read = yield* Effect.flatten(queue.get(task.id))
+        expect(read.outputRef).toBe(legacy)
+        expect(yield* queue.loadOutput(read)).toEqual(big)
+        yield* TestClock.adjust("2 hours")
+        yield* (yield* Sweeper.make()).fullSweep
+        expect(yield* payloadKeys).toEqual([legacy])
+        yield* queue.delete(task.id)
+        expect(yield* payloadKeys).toEqual([])
       }).pipe(Effect.provide(layer))
     }), 60_000)
 })

@@ -87,6 +87,24 @@ describe("a stored task body is checked against its key", () => {
         d["shard"] = decoyOut[0]
         d["output_ref"] = `payloads/${real.id}/output.json`
       })
+      // another task's per-attempt output, and a lease id that is not one
+      const decoyAttempt = decoyIn.replace(/beef$/, "f00d")
+      const keyAttempt = yield* plant(real.id, decoyAttempt, (d) => {
+        d["id"] = decoyAttempt
+        d["shard"] = decoyAttempt[0]
+        d["output_ref"] = `payloads/${real.id}/output-${real.id}.json`
+      })
+      const decoyPath = decoyIn.replace(/beef$/, "d00d")
+      const keyPath = yield* plant(real.id, decoyPath, (d) => {
+        d["id"] = decoyPath
+        d["shard"] = decoyPath[0]
+        d["output_ref"] = `payloads/${decoyPath}/output-../../schedules/secret.json`
+      })
+      for (const [id, key] of [[decoyAttempt, keyAttempt], [decoyPath, keyPath]] as const) {
+        const error = yield* Effect.flip(queue.get(id))
+        expect(error.message).toContain(key)
+        expect(error.message).toContain("output_ref")
+      }
       const inError = yield* Effect.flip(queue.get(decoyIn))
       expect(inError.message).toContain(keyIn)
       expect(inError.message).toContain(`input_ref "schedules/secret.json"`)

@@ -85,7 +85,7 @@ export const deleteTerminal = Effect.fn("Retention.delete")(function*(read: Vers
   const markers = [readyMarkerKey(read.task), leaseMarkerOf(read.task)].filter((k): k is string => k !== undefined)
   // The task first: a crash after it leaves only orphans the sweeper removes, never a task without its payload.
   yield* storage.deleteMany(markers)
-  yield* deletePayloads(read.task.id)
+  yield* deletePayloads(read.task.id, read.task)
   return true
 })
 

@@ -342,7 +342,7 @@ export const execute = <R>(
         case "Failed":
           return ended.settlement
         case "Done": {
-          const placed = yield* offloadOutput(taskId, ended.output, settings.payloadThresholdBytes)
+          const placed = yield* offloadOutput(taskId, leaseId, ended.output, settings.payloadThresholdBytes)
           return { _tag: "Complete", output: placed.value, outputRef: placed.ref } satisfies Settlement
         }
         case "Stopped":
