@@ -2,7 +2,7 @@
  * The operator's view on the real RGW server (issue 20): spawned `buquet` processes, each test
  * under a fresh key prefix of the shared bucket; everything written there is deleted afterwards.
  */
-import { Chunk, DateTime, Effect, Option, Stream } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import type { Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
@@ -15,7 +15,7 @@ import type { QueueService } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage as StorageTag } from "../../src/services/Storage.js"
 import type { Storage } from "../../src/services/Storage.js"
-import { describeS3 } from "../support/s3.js"
+import { describeS3, emptyKeyPrefix } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
 import { BuquetError, connect } from "../../src/promise.js"
@@ -59,19 +59,7 @@ const inQueue = <A, E>(s: S3Settings, env: Record<string, string>, body: (queue:
     }))
 
 afterAll(async () => {
-  for (const { keyPrefix, settings } of written.splice(0)) {
-    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const storage = yield* S3Storage.make({
-        bucket: settings.bucket,
-        endpoint: settings.endpoint,
-        region: settings.region,
-        credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-        keyPrefix
-      })
-      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll(""))).map((o) => o.key)
-      yield* storage.deleteMany(keys)
-    })).pipe(Effect.ignore))
-  }
+  for (const { keyPrefix, settings } of written.splice(0)) await emptyKeyPrefix(settings, settings.bucket, keyPrefix)
 }, 120_000)
 
 const submitWith = (env: Record<string, string>) => async (type: string, input: string, extra: ReadonlyArray<string> = []) => {

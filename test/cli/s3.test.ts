@@ -11,7 +11,7 @@ import * as Buquet from "../../src/Buquet.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
-import { describeS3 } from "../support/s3.js"
+import { describeS3, emptyKeyPrefix } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
 
@@ -28,19 +28,7 @@ const freshPrefix = (s: S3Settings, bucket: string): string => {
 }
 
 afterAll(async () => {
-  for (const { bucket, keyPrefix, settings } of written.splice(0)) {
-    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const storage = yield* S3Storage.make({
-        bucket,
-        endpoint: settings.endpoint,
-        region: settings.region,
-        credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-        keyPrefix
-      })
-      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(storage.listAll(""))).map((o) => o.key)
-      yield* storage.deleteMany(keys)
-    })).pipe(Effect.ignore))
-  }
+  for (const { bucket, keyPrefix, settings } of written.splice(0)) await emptyKeyPrefix(settings, bucket, keyPrefix)
 }, 120_000)
 
 /** Runs `body` on the queue under `keyPrefix` of the unversioned bucket. */

@@ -73,16 +73,34 @@ export const s3Layer = (options: S3TestOptions = {}): Layer.Layer<Storage> => {
     Storage,
     Effect.gen(function*() {
       const storage = yield* S3Storage.make(config)
-      yield* Effect.addFinalizer(() =>
-        Stream.runCollect(storage.listAll("")).pipe(
-          Effect.flatMap((objects) => storage.deleteMany(Chunk.toReadonlyArray(objects).map((o) => o.key))),
-          Effect.ignore
-        )
-      )
+      yield* Effect.addFinalizer(() => deleteAllUnder(storage))
       return storage
     })
   )
 }
+
+/** Deletes every object the storage sees (under its key prefix); failures are ignored. */
+const deleteAllUnder = (storage: Storage["Type"]): Effect.Effect<void> =>
+  Stream.runCollect(storage.listAll("")).pipe(
+    Effect.flatMap((objects) => storage.deleteMany(Chunk.toReadonlyArray(objects).map((o) => o.key))),
+    Effect.ignore
+  )
+
+/**
+ * Deletes every object under `keyPrefix` of `bucket` (the clean-up of suites whose spawned CLIs
+ * wrote there; RGW keeps them in RAM). Failures are ignored.
+ */
+export const emptyKeyPrefix = (settings: S3Settings, bucket: string, keyPrefix: string): Promise<void> =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(
+    S3Storage.make({
+      bucket,
+      endpoint: settings.endpoint,
+      region: settings.region,
+      credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+      keyPrefix
+    }),
+    deleteAllUnder
+  )).pipe(Effect.ignore))
 
 const inCI = (): boolean => process.env["CI"] === "true" || process.env["CI"] === "1"
 
