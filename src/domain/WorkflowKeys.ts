@@ -8,6 +8,7 @@
  * workflows/{workflow}/{executionId}/execution.json                     payload (write-once)
  * workflows/{workflow}/{executionId}/result.json                        final Exit (write-once)
  * workflows/{workflow}/{executionId}/interrupt.json                     interrupt requested
+ * workflows/{workflow}/{executionId}/lease.json                         the run that holds it (CAS)
  * workflows/{workflow}/{executionId}/activities/{activity}/{attempt}.json  activity Exit (write-once)
  * workflows/{workflow}/{executionId}/deferred/{deferred}.json          DurableDeferred Exit (write-once)
  * ```
@@ -43,6 +44,10 @@ export const resultKey = (workflow: string, executionId: string): string =>
 /** Present once someone asked to interrupt the execution. */
 export const interruptKey = (workflow: string, executionId: string): string =>
   `${executionPrefix(workflow, executionId)}interrupt.json`
+
+/** Which run holds the execution now (`protocol/WorkflowLease.ts`): one body at a time. */
+export const leaseKey = (workflow: string, executionId: string): string =>
+  `${executionPrefix(workflow, executionId)}lease.json`
 
 /** One activity attempt's result. */
 export const activityKey = (workflow: string, executionId: string, activity: string, attempt: number): string =>

@@ -12,8 +12,7 @@
  * @module
  */
 import { Workflow, WorkflowEngine } from "@effect/workflow"
-import { Context, Effect, Either, Exit, Fiber, Layer, Option, ParseResult, Schema } from "effect"
-import type { Duration } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, ParseResult, Ref, Schema } from "effect"
 import { PermanentError } from "../domain/HandlerErrors.js"
 import { TaskTypeName } from "../domain/Names.js"
 import {
@@ -21,15 +20,18 @@ import {
   deferredKey,
   executionKey,
   interruptKey,
+  leaseKey,
   resultKey,
   workflowTaskType
 } from "../domain/WorkflowKeys.js"
 import { ExecutionRecord, OutcomeRecord, readExecution, readOutcome, storedExit, writeOnce } from "../protocol/WorkflowObjects.js"
 import { putPlain } from "../protocol/TaskObjects.js"
+import * as WorkflowLease from "../protocol/WorkflowLease.js"
 import { Queue } from "../services/Queue.js"
+import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import { WorkflowRunner } from "../services/WorkflowRunner.js"
-import type { WorkflowRunOutcome } from "../services/WorkflowRunner.js"
+import type { RunLease, WorkflowRunOutcome } from "../services/WorkflowRunner.js"
 
 type Execute = (payload: object, executionId: string) => Effect.Effect<unknown, unknown, WorkflowEngine.WorkflowInstance | WorkflowEngine.WorkflowEngine>
 
@@ -44,12 +46,15 @@ const encodeJson = <A>(schema: Schema.Schema<A, unknown>, value: A) => Effect.or
 // What a value looks like once its own schema encoded it: how activity and deferred exits are stored.
 const encodedOf = (schema: Schema.Schema.All): Schema.Schema.All => Schema.encodedSchema(schema as unknown as Schema.Schema<unknown>)
 
+// Kept between the execution lease's end and the moment its body is cut off, on top of the clock's uncertainty.
+const leaseSafetyMarginMillis = 500
+
 // A Void exit, encoded: what a DurableClock's deferred is completed with.
 const voidExit = Schema.encodeSync(storedExit(Schema.Unknown, Schema.Unknown))(Exit.void)
 
 const make = Effect.gen(function*() {
-  const context = yield* Effect.context<Queue | Storage>()
-  const provide = <A, E>(effect: Effect.Effect<A, E, Queue | Storage>) => Effect.provide(effect, context)
+  const context = yield* Effect.context<Queue | Storage | ServerClock>()
+  const provide = <A, E>(effect: Effect.Effect<A, E, Queue | Storage | ServerClock>) => Effect.provide(effect, context)
 
   const registry = new Map<string, { readonly workflow: Workflow.Any; readonly execute: Execute }>()
   // Bucket failures met inside a running body, by execution: the run suspends and its task is retried,
@@ -192,7 +197,84 @@ const make = Effect.gen(function*() {
       )
   })
 
-  const run = (name: string, rawInput: unknown): Effect.Effect<WorkflowRunOutcome, unknown> =>
+  /** One pass of the body under `instance`, cut off (suspended, nothing compensated) when `stop` fails first. */
+  const runBody = <E, R>(
+    entry: { readonly workflow: Workflow.Any; readonly execute: Execute },
+    payload: object,
+    executionId: string,
+    interrupted: boolean,
+    stop: Effect.Effect<never, E, R>
+  ) =>
+    Effect.gen(function*() {
+      const instance = WorkflowEngine.WorkflowInstance.initial(entry.workflow, executionId)
+      instance.interrupted = interrupted
+      let cut = false
+      const fiber = yield* entry.execute(payload, executionId).pipe(
+        // An interrupted execution ends at its next suspension point instead of suspending, so
+        // intoResult closes its scope (the compensations) with the interrupt (as the in-memory engine).
+        Effect.onExit(() => {
+          if (!instance.interrupted || cut) return Effect.void
+          instance.suspended = false
+          return Effect.withFiberRuntime<void>((fiber) => Effect.interruptible(Fiber.interrupt(fiber)))
+        }),
+        Workflow.intoResult,
+        Effect.provideService(WorkflowEngine.WorkflowInstance, instance),
+        Effect.provideService(WorkflowEngine.WorkflowEngine, engine),
+        Effect.fork
+      )
+      // Cut off (the execution's lease is ending, or the worker stops the task): the body is
+      // interrupted as a suspension, so its scope stays open and no compensation runs; the next
+      // run replays it.
+      const cutOff = Effect.suspend(() => {
+        cut = true
+        instance.suspended = true
+        return Fiber.interrupt(fiber)
+      })
+      return yield* Effect.raceFirst(Fiber.join(fiber), stop).pipe(
+        Effect.onInterrupt(() => cutOff),
+        Effect.tapError(() => cutOff)
+      )
+    })
+
+  /** Renews the execution's lease every half lease; signals `lost` when someone else holds it now. */
+  const keepLease = (request: WorkflowLease.LeaseRequest, held: Ref.Ref<WorkflowLease.HeldLease>, writes: Effect.Semaphore, lost: Deferred.Deferred<void>) =>
+    Effect.gen(function*() {
+      while (true) {
+        const { now } = yield* WorkflowLease.serverNow
+        const current = yield* Ref.get(held)
+        yield* Effect.sleep(Duration.millis(Math.max(100, (current.expiresAt - now) / 2)))
+        const kept = yield* writes.withPermits(1)(
+          Effect.flatMap(Ref.get(held), (h) => WorkflowLease.extend(request, h)).pipe(
+            Effect.tap(Option.match({ onNone: () => Effect.void, onSome: (next) => Ref.set(held, next) }))
+          )
+        ).pipe(
+          // a failed renewal is tried again at the next half; the deadline below still holds
+          Effect.catchAll((e) => Effect.as(Effect.logWarning(`could not renew ${request.executionId}'s lease: ${describe(e)}`), Option.some(current)))
+        )
+        if (Option.isNone(kept)) return yield* Deferred.succeed(lost, void 0)
+      }
+    })
+
+  /** Fails when the held lease is about to run out (its uncertainty and a margin kept) or was lost. */
+  const leaseDeadline = (request: WorkflowLease.LeaseRequest, held: Ref.Ref<WorkflowLease.HeldLease>, lost: Deferred.Deferred<void>) =>
+    Effect.raceFirst(
+      Effect.gen(function*() {
+        while (true) {
+          const { now, uncertainty } = yield* WorkflowLease.serverNow
+          const due = (yield* Ref.get(held)).expiresAt - uncertainty - leaseSafetyMarginMillis
+          if (now >= due) break
+          yield* Effect.sleep(Duration.millis(due - now))
+        }
+      }),
+      Deferred.await(lost)
+    ).pipe(
+      Effect.zipRight(Effect.fail(new WorkflowLease.WorkflowLeaseLost({
+        key: leaseKey(request.workflow, request.executionId),
+        message: `the lease of ${request.workflow}/${request.executionId} ran out or was taken over: the run stopped; the next one replays it`
+      })))
+    )
+
+  const run = (name: string, rawInput: unknown, lease: RunLease): Effect.Effect<WorkflowRunOutcome, unknown> =>
     provide(Effect.gen(function*() {
       const entry = registry.get(name)
       if (entry === undefined) return yield* new PermanentError({ message: `workflow ${JSON.stringify(name)} is not registered in this process` })
@@ -209,32 +291,39 @@ const make = Effect.gen(function*() {
       const payload = yield* Schema.decodeUnknown(workflow.payloadSchema as unknown as Schema.Schema<object, unknown>)(record.value.payload).pipe(
         Effect.mapError((e) => new PermanentError({ message: `${executionKey(name, executionId)} holds a payload its workflow refuses: ${e.message}` }))
       )
+      // Recorded before the lease is asked for: a holder that replays on this run's behalf sees it.
       if (input.clock !== undefined) {
         yield* writeOnce(deferredKey(name, executionId, input.clock), OutcomeRecord, { workflow: name, executionId, name: input.clock, exit: voidExit })
       }
+      const request = { workflow: name, executionId, holder: lease.holder, leaseMillis: Math.max(1, lease.leaseSeconds) * 1000 }
+      const taken = yield* WorkflowLease.acquire(request)
+      if (taken._tag === "HandedOver") return { executionId, state: "handed-over" as const }
       const storage = yield* Storage
-      const instance = WorkflowEngine.WorkflowInstance.initial(workflow, executionId)
-      instance.interrupted = Option.isSome(yield* storage.head(interruptKey(name, executionId)))
-      infraFailures.delete(executionId)
-      const result = yield* entry.execute(payload, executionId).pipe(
-        // An interrupted execution ends at its next suspension point instead of suspending, so
-        // intoResult closes its scope (the compensations) with the interrupt (as the in-memory engine).
-        Effect.onExit(() => {
-          if (!instance.interrupted) return Effect.void
-          instance.suspended = false
-          return Effect.withFiberRuntime<void>((fiber) => Effect.interruptible(Fiber.interrupt(fiber)))
-        }),
-        Workflow.intoResult,
-        Effect.provideService(WorkflowEngine.WorkflowInstance, instance),
-        Effect.provideService(WorkflowEngine.WorkflowEngine, engine)
-      )
-      const failure = infraFailures.get(executionId)
-      infraFailures.delete(executionId)
-      if (failure !== undefined) return yield* Effect.fail(failure)
-      if (result._tag === "Suspended") return { executionId, state: "suspended" as const }
-      const exit = yield* encodeJson(storedExit(workflow.successSchema, workflow.errorSchema), result.exit)
-      yield* writeOnce(resultKey(name, executionId), OutcomeRecord, { workflow: name, executionId, name: "result", exit })
-      return { executionId, state: "complete" as const }
+      return yield* Effect.scoped(Effect.gen(function*() {
+        const held = yield* Ref.make<WorkflowLease.HeldLease>(taken.lease)
+        const writes = yield* Effect.makeSemaphore(1)
+        const lost = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(keepLease(request, held, writes, lost))
+        for (let pass = 1; ; pass++) {
+          // a replay on another run's behalf: that run may have completed it meanwhile
+          if (pass > 1 && Option.isSome(yield* readResult(workflow, executionId))) return { executionId, state: "complete" as const }
+          const interrupted = Option.isSome(yield* storage.head(interruptKey(name, executionId)))
+          infraFailures.delete(executionId)
+          const result = yield* runBody(entry, payload, executionId, interrupted, leaseDeadline(request, held, lost))
+          const failure = infraFailures.get(executionId)
+          infraFailures.delete(executionId)
+          if (failure !== undefined) return yield* Effect.fail(failure)
+          if (result._tag === "Complete") {
+            const exit = yield* encodeJson(storedExit(workflow.successSchema, workflow.errorSchema), result.exit)
+            yield* writeOnce(resultKey(name, executionId), OutcomeRecord, { workflow: name, executionId, name: "result", exit })
+          }
+          const released = yield* writes.withPermits(1)(Effect.flatMap(Ref.get(held), (h) => WorkflowLease.release(request, h)))
+          if (released._tag !== "Rerun") {
+            return { executionId, state: result._tag === "Complete" ? "complete" as const : "suspended" as const }
+          }
+          yield* Ref.set(held, released.lease)
+        }
+      }))
     }))
 
   return { engine, runner: WorkflowRunner.of({ workflows: Effect.sync(() => [...registry.keys()].sort()), run }) }
@@ -246,12 +335,12 @@ const describe = (error: unknown): string =>
 /**
  * The engine: provides `@effect/workflow`'s `WorkflowEngine` (for `Workflow.toLayer`, `execute`,
  * `poll`, `interrupt`, `DurableDeferred.done`) and the `WorkflowRunner` the worker's handlers use.
- * Needs a `Queue` and its `Storage` (the `Buquet` layers provide both).
+ * Needs a `Queue`, its `Storage` and the `ServerClock` (the `Buquet` layers provide them).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<WorkflowEngine.WorkflowEngine | WorkflowRunner, never, Queue | Storage> = Layer.effectContext(
+export const layer: Layer.Layer<WorkflowEngine.WorkflowEngine | WorkflowRunner, never, Queue | Storage | ServerClock> = Layer.effectContext(
   Effect.map(make, ({ engine, runner }) =>
     Context.make(WorkflowEngine.WorkflowEngine, engine).pipe(Context.add(WorkflowRunner, runner)))
 )

@@ -25,5 +25,13 @@ import type { HandlerDefinition } from "./worker/Handler.js"
 export const handlers: Effect.Effect<ReadonlyArray<HandlerDefinition>, never, WorkflowRunner> = Effect.gen(function*() {
   const runner = yield* WorkflowRunner
   const names = yield* runner.workflows
-  return names.map((name) => handler(workflowTaskType(name), (input) => runner.run(name, input)))
+  // The task's lease is renewed while the body runs (a body may wait on long activities); the
+  // execution's lease follows the task's id and length.
+  return names.map((name) =>
+    handler(
+      workflowTaskType(name),
+      (input, ctx) => runner.run(name, input, { holder: ctx.taskId, leaseSeconds: ctx.task.timeoutSeconds }),
+      { autoExtendLease: true }
+    )
+  )
 })

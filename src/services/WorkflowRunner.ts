@@ -10,15 +10,30 @@ import { Context } from "effect"
 import type { Effect } from "effect"
 
 /**
- * How a run of a workflow body ended: `complete` (the result is recorded) or `suspended` (it waits
- * for a DurableDeferred or a DurableClock; a later task resumes it).
+ * How a run of a workflow body ended: `complete` (the result is recorded), `suspended` (it waits
+ * for a DurableDeferred or a DurableClock; a later task resumes it) or `handed-over` (another run
+ * of the execution was in its body; that one replays it once more instead, see
+ * `protocol/WorkflowLease.ts`).
  *
  * @since 0.1.0
  * @category workflows
  */
 export interface WorkflowRunOutcome {
   readonly executionId: string
-  readonly state: "complete" | "suspended"
+  readonly state: "complete" | "suspended" | "handed-over"
+}
+
+/**
+ * Who runs the body, for how long at a time: the execution's lease is taken in the holder's name
+ * and renewed every half `leaseSeconds` while the body runs (the worker passes the task's id and
+ * timeout, so a task's own retry takes it back at once).
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export interface RunLease {
+  readonly holder: string
+  readonly leaseSeconds: number
 }
 
 /**
@@ -30,10 +45,11 @@ export interface WorkflowRunnerService {
   readonly workflows: Effect.Effect<ReadonlyArray<string>>
   /**
    * Runs (or replays) the body of an execution of workflow `name` for a task whose input is
-   * `input`. Fails (so the task is retried) when the bucket could not be read or written; fails with
-   * a `PermanentError` when the task or the execution record is unusable.
+   * `input`, holding the execution's lease meanwhile. Fails (so the task is retried) when the bucket
+   * could not be read or written or the lease was lost; fails with a `PermanentError` when the task
+   * or the execution record is unusable.
    */
-  readonly run: (name: string, input: unknown) => Effect.Effect<WorkflowRunOutcome, unknown>
+  readonly run: (name: string, input: unknown, lease: RunLease) => Effect.Effect<WorkflowRunOutcome, unknown>
 }
 
 /**
