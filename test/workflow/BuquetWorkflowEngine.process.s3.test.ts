@@ -1,9 +1,11 @@
 /**
- * The buquet workflow engine on the real RGW server across worker processes (issue 18 acceptance 1,
- * real-server half): the `order` workflow (three activities, a DurableClock on the delayed-task
- * path, a DurableDeferred completed from this process) finishes although the process running
- * "charge" is SIGKILLed mid-activity; every activity completes once, and `execute`/`poll` return
- * the result. Real time; only outcomes are asserted.
+ * The buquet workflow engine on the real RGW server across worker processes (issue 18 acceptances 1
+ * and 2, real-server halves): the `order` workflow (three activities, a DurableClock on the
+ * delayed-task path, a DurableDeferred completed from this process) finishes although the process
+ * running "charge" is SIGKILLed mid-activity; every activity completes once, and `execute`/`poll`
+ * return the result. The `trip` workflow's failing "pay" runs both compensations in reverse order,
+ * once each, although the process running the first of them is SIGKILLed. Real time; only
+ * outcomes are asserted.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
@@ -11,11 +13,12 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
 import { DurableDeferred } from "@effect/workflow"
-import { Chunk, Effect, Exit, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Option, Stream } from "effect"
 import { Storage } from "../../src/services/Storage.js"
 import { describeS3, s3Config } from "../support/s3.js"
 import { layerFor } from "./fixtures/layer.js"
 import { Approval, Order } from "./fixtures/order.js"
+import { Trip } from "./fixtures/trip.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "worker.ts")
 
@@ -83,4 +86,38 @@ describeS3("BuquetWorkflowEngine across worker processes on RGW", () => {
       if (survivor !== undefined) expect(yield* Effect.promise(() => survivor!.exit)).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(layerFor(config, 6)))
   }, 180_000)
+
+  it.live("withCompensation: the process running the compensations is SIGKILLed; another runs both, in reverse order, once each", () => {
+    const config = s3Config()
+    const log = join(mkdtempSync(join(tmpdir(), "buquet-wf-")), "effects.log")
+    const base = { BUQUET_TEST_S3: JSON.stringify(config), EFFECT_LOG: log }
+    return Effect.gen(function*() {
+      yield* cleanupAtEnd
+      const doomed = spawnWorker({ ...base, WORKER_ID: "doomed", BLOCK_UNDO: "1" })
+      let survivor: Spawned | undefined
+      try {
+        const executionId = yield* Trip.executionId({ id: "k1" })
+        yield* Trip.execute({ id: "k1" }, { discard: true })
+        yield* waitUntil("the first compensation started in the doomed process", Effect.sync(() => count(log, "undo-hotel-start") >= 1))
+        doomed.child.kill("SIGKILL")
+        yield* Effect.promise(() => doomed.exit)
+        survivor = spawnWorker({ ...base, WORKER_ID: "survivor" })
+        yield* waitUntil("the result is recorded", Effect.map(Trip.poll(executionId), (r) => r !== undefined), 60_000, 500)
+        const polled = yield* Trip.poll(executionId)
+        expect(polled?._tag === "Complete" && Exit.isFailure(polled.exit) ? Cause.failureOption(polled.exit.cause) : polled)
+          .toEqual(Option.some("pay refused"))
+        expect(lines(log).filter((l) => l.includes("-done"))).toEqual([
+          "flight-done doomed",
+          "hotel-done doomed",
+          "pay-done doomed",
+          "undo-hotel-done survivor",
+          "undo-flight-done survivor"
+        ])
+      } finally {
+        doomed.child.kill("SIGKILL")
+        survivor?.child.kill("SIGTERM")
+      }
+      if (survivor !== undefined) expect(yield* Effect.promise(() => survivor!.exit)).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layerFor(config, 6)))
+  }, 120_000)
 })
