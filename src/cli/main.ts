@@ -18,6 +18,7 @@ import { tail } from "./tail.js"
 import { migrateShards } from "./migrate.js"
 import { extraCommands } from "./extra.js"
 import { schedule } from "./schedule.js"
+import { workflow } from "./workflow.js"
 import { stats } from "./stats.js"
 import { closest } from "./suggest.js"
 import { safeLogger } from "./logging.js"
@@ -68,6 +69,7 @@ const topLevel = [
   repair,
   migrateShards,
   schedule,
+  workflow,
   config,
   completions,
   ...extraCommands

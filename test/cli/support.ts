@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { encodeSegment } from "../../src/layers/FileStorage.js"
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 export const bin = join(root, "bin", "buquet.js")
@@ -107,9 +108,12 @@ export const eventually = async <A>(
   throw new Error(`gave up waiting for ${typeof what === "string" ? what : what()}`)
 }
 
-/** Writes one object into the embedded file store under `cwd` (its `BQ1` header line, then the body). */
+/**
+ * Writes one object into the embedded file store under `cwd` (its `BQ1` header line, then the
+ * body), each key segment encoded as the store encodes it.
+ */
 export const putObject = (cwd: string, key: string, value: unknown): void => {
-  const segments = key.split("/").map((s) => s.replaceAll(".", "%2E"))
+  const segments = key.split("/").map(encodeSegment)
   const dir = join(cwd, ".buquet", ...segments.slice(0, -1))
   mkdirSync(dir, { recursive: true })
   const body = Buffer.from(JSON.stringify(value))

@@ -9,52 +9,17 @@
  * Skips when /usr/bin/chromium is absent, except under CI=true, where that is a failure
  * (.ci/run installs it: `apt-get install -y chromium`).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync } from "node:fs"
 import { createServer } from "node:http"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Option, Schedule } from "effect"
-import type { BrowserContext, Page } from "playwright-core"
+import type { Page } from "playwright-core"
 import * as Worker from "../../src/programs/Worker.js"
+import { artifacts, available, executablePath, inCI, launch, step } from "./chromium.js"
 import { makeStack, rewriteTask, startDashboard, startWorker, workOnce } from "./support.js"
-
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const available = existsSync(executablePath)
-const inCI = process.env["CI"] === "true"
-const artifacts = resolve("test-results")
-
-const launch = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const { chromium } = await import("playwright-core")
-    const userDataDir = mkdtempSync(join(tmpdir(), "buquet-chromium-"))
-    const context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync"
-      ],
-      viewport: { width: 1280, height: 900 }
-    })
-    return { context, userDataDir }
-  }),
-  ({ context, userDataDir }) =>
-    Effect.promise(async () => {
-      await context.close()
-      rmSync(userDataDir, { recursive: true, force: true })
-    })
-).pipe(Effect.map(({ context }): BrowserContext => context))
-
-const step = <A>(f: () => Promise<A>) => Effect.promise(f)
 
 describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
   if (!available && inCI) {

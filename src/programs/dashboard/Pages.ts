@@ -22,9 +22,10 @@ import { stackedBars } from "./Charts.js"
 import { typeTable } from "./TypeOverview.js"
 import { href, html, prettyJson, raw } from "./Html.js"
 import type { Html } from "./Html.js"
+import { workflowCss } from "./WorkflowPages.js"
 
 /** Which navigation tab is active. */
-export type Tab = "overview" | "tasks" | "workers" | "schedules" | "cost"
+export type Tab = "overview" | "tasks" | "workers" | "schedules" | "workflows" | "cost"
 
 const css = raw(`
 :root{--bg:#f7f7f8;--fg:#1d1d1f;--muted:#6b6b73;--card:#fff;--line:#e3e3e8;--accent:#2f6fdf;
@@ -52,7 +53,7 @@ button.danger{color:var(--failed)}select,input{font:inherit;padding:3px 6px}
 footer{padding:8px 20px;color:var(--muted);font-size:12px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}@media(max-width:900px){.grid2{grid-template-columns:1fr}}
 dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;background:var(--card);border:1px solid var(--line);padding:10px;border-radius:8px}dl.fields dt{color:var(--muted)}dl.fields dd{margin:0}
-`)
+${workflowCss}`)
 
 /**
  * The page script (constant; the Content-Security-Policy allows exactly it by hash). Live updates:
@@ -128,7 +129,7 @@ export const layout = (p: {
 <body data-live="${p.live ? "1" : "0"}" data-refreshes="${p.snapshot.refreshes}">
 <header><span class="brand">buquet</span>${nav("overview", "/", "Overview")}${nav("tasks", "/tasks", "Tasks")}${
     nav("workers", "/workers", "Workers")
-  }${nav("schedules", "/schedules", "Schedules")}${nav("cost", "/cost", "Cost")}<a href="/metrics">Metrics</a><a href="/api/v1/overview">API</a></header>
+  }${nav("schedules", "/schedules", "Schedules")}${nav("workflows", "/workflows", "Workflows")}${nav("cost", "/cost", "Cost")}<a href="/metrics">Metrics</a><a href="/api/v1/overview">API</a></header>
 ${p.before === undefined ? "" : html`<div class="bar">${p.before}</div>`}
 <main id="live">${p.body}</main>
 ${p.after ?? ""}

@@ -36,6 +36,11 @@ import type { Html } from "./Html.js"
 import * as EventStreams from "./EventStreams.js"
 import { costPage } from "./CostPage.js"
 import * as Pages from "./Pages.js"
+import * as WorkflowPages from "./WorkflowPages.js"
+import { WorkflowRunId } from "../../domain/workflow/RunKeys.js"
+import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../../domain/workflow/RunView.js"
+import { WorkflowState } from "../../domain/workflow/WorkflowState.js"
+import { listRuns, listSignals, readRun } from "../../protocol/WorkflowRunListing.js"
 import * as TypeStats from "../TypeStats.js"
 import { handlingOf } from "../../domain/TypeCoverage.js"
 import * as QueueMetrics from "./QueueMetrics.js"
@@ -96,6 +101,9 @@ const failure = (error: { readonly _tag: string; readonly message: string }): { 
 }
 
 const encodeTask = Schema.encodeSync(Task)
+
+/** The workflow pages read at most this many runs per request (one GET each). */
+const runPageLimit = 500
 
 /** Builds the dashboard's HTTP app. */
 export const makeApp = (deps: AppDeps) => {
@@ -371,6 +379,82 @@ export const makeApp = (deps: AppDeps) => {
       problem: sc.problem ?? null
     }))
 
+  // --- workflow runs (read on request: a run changes without the snapshot knowing) ----------------
+
+  const withStorage = <A, E>(self: Effect.Effect<A, E, Storage>) => Effect.provideService(self, Storage, deps.storage)
+
+  const runStatusFilter = Effect.map(search, (q) => {
+    const status = nonEmpty(q("status"))
+    return status !== undefined && WorkflowPages.runStatuses.includes(status) ? status : undefined
+  })
+
+  const workflowListPage = Effect.gen(function*() {
+    const status = yield* runStatusFilter
+    const listing = yield* withStorage(listRuns({ limit: runPageLimit }))
+    const s = yield* snapshot.current
+    const body = WorkflowPages.runList({
+      states: listing.runs.map((r) => r.state),
+      malformed: listing.malformed,
+      status,
+      truncated: listing.truncated,
+      limit: runPageLimit
+    })
+    return full({ title: "Workflow runs", tab: "workflows", snapshot: s, live: false, body })
+  }).pipe(Effect.catchAll((e) => errorPage("Error", failure(e).message, failure(e).status)))
+
+  /** The run an `:id` path names: 400 when it is not a run id's form, 404 when there is none. */
+  const runOfPath = Effect.gen(function*() {
+    const { id } = yield* HttpRouter.params
+    const runId = Schema.decodeUnknownOption(WorkflowRunId)(id ?? "")
+    if (Option.isNone(runId)) return { _tag: "Invalid", id: id ?? "" } as const
+    const found = yield* withStorage(readRun(runId.value))
+    if (Option.isNone(found)) return { _tag: "NotFound", id: runId.value } as const
+    const inbox = yield* withStorage(listSignals(runId.value))
+    const state = found.value.state
+    const signals = inbox.signals.map((x) => ({ name: x.name, signalId: x.signalId, sentAt: x.ts, consumed: signalConsumed(state, x.name, x.suffix) }))
+    return { _tag: "Found", state, signals, malformedSignals: inbox.malformed } as const
+  })
+
+  const workflowDetailPage = Effect.gen(function*() {
+    const fragment = yield* isFragment
+    const run = yield* runOfPath
+    if (run._tag === "Invalid") return yield* errorPage("Bad request", `${run.id.slice(0, 80)} is not a workflow run id.`, 400)
+    if (run._tag === "NotFound") return yield* errorPage("Not found", `No workflow run ${run.id}.`, 404)
+    const body = WorkflowPages.runDetail({ state: run.state, definition: undefined, signals: run.signals, malformedSignals: run.malformedSignals })
+    if (fragment) return page(body)
+    const s = yield* snapshot.current
+    return full({ title: `Workflow run ${run.state.id}`, tab: "workflows", snapshot: s, live: true, body })
+  }).pipe(Effect.catchAll((e) =>
+    e._tag === "MalformedObject" ? errorPage("Unreadable run", e.message, 500) : errorPage("Error", failure(e).message, failure(e).status)
+  ))
+
+  const encodeRunState = Schema.encodeSync(WorkflowState)
+
+  const workflowListApi = Effect.gen(function*() {
+    const status = yield* runStatusFilter
+    const listing = yield* withStorage(listRuns({ limit: runPageLimit }))
+    return json({
+      runs: listing.runs.map((r) => r.state).filter((st) => status === undefined || st.status === status).map(runSummaryJson),
+      malformed: listing.malformed.map((m) => ({ key: m.key, message: m.message })),
+      truncated: listing.truncated
+    })
+  }).pipe(Effect.catchAll((e) => Effect.succeed(json({ error: e._tag, message: failure(e).message }, failure(e).status))))
+
+  const workflowDetailApi = Effect.gen(function*() {
+    const run = yield* runOfPath
+    if (run._tag === "Invalid") return json({ error: "InvalidArgument", message: `${run.id.slice(0, 80)} is not a workflow run id` }, 400)
+    if (run._tag === "NotFound") return json({ error: "WorkflowRunNotFound", message: `no workflow run ${run.id}` }, 404)
+    return json({
+      state: encodeRunState(run.state),
+      progress: runProgress(run.state),
+      steps: stepRows(run.state).map(stepRowJson),
+      signals: run.signals.map((x) => ({ name: x.name, id: x.signalId, sent_at: x.sentAt, consumed: x.consumed })),
+      malformed_signals: run.malformedSignals.map((m) => ({ key: m.key, message: m.message }))
+    })
+  }).pipe(Effect.catchAll((e) =>
+    Effect.succeed(json({ error: e._tag, message: e.message }, e._tag === "MalformedObject" ? 500 : failure(e).status))
+  ))
+
   // --- the router --------------------------------------------------------------------------------------
 
   const router = HttpRouter.empty.pipe(
@@ -417,6 +501,8 @@ export const makeApp = (deps: AppDeps) => {
     HttpRouter.post("/schedules/:id/enable", scheduleActionHtml("enable")),
     HttpRouter.post("/schedules/:id/disable", scheduleActionHtml("disable")),
     HttpRouter.post("/schedules/:id/trigger", scheduleActionHtml("trigger")),
+    HttpRouter.get("/workflows", workflowListPage),
+    HttpRouter.get("/workflows/:id", workflowDetailPage),
     HttpRouter.get("/events", deps.events.respond),
     HttpRouter.get(
       "/metrics",
@@ -477,7 +563,9 @@ export const makeApp = (deps: AppDeps) => {
     HttpRouter.get("/api/v1/schedules", Effect.map(snapshot.fresh, (s) => json(schedulesJson(s)))),
     HttpRouter.post("/api/v1/schedules/:id/enable", scheduleActionApi("enable")),
     HttpRouter.post("/api/v1/schedules/:id/disable", scheduleActionApi("disable")),
-    HttpRouter.post("/api/v1/schedules/:id/trigger", scheduleActionApi("trigger"))
+    HttpRouter.post("/api/v1/schedules/:id/trigger", scheduleActionApi("trigger")),
+    HttpRouter.get("/api/v1/workflows", workflowListApi),
+    HttpRouter.get("/api/v1/workflows/:id", workflowDetailApi)
   )
   const routes = HttpRouter.concat(router, api)
 

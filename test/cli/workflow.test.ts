@@ -1,0 +1,152 @@
+/**
+ * `buquet workflow list|show` (issue 18, the CLI's read side), spawned on the embedded store with
+ * runs stored in the reference's shape (`workflow/{id}/state.json`, `signals/{name}/{ts}_{uuid}.json`):
+ * status, progress and age in the list, `--status` and `--json`; each step's status, attempts and
+ * error and the signals pending/consumed in `show`; a malformed state is named on stderr while the
+ * rest of the list still prints; bad input exits 2, an unknown run 1.
+ */
+import { describe, expect, it } from "vitest"
+import { putObject, runCli, tempDir } from "./support.js"
+
+const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString()
+
+/** A run of the reference's shape: `steps` maps names to their stored state. */
+export const storedRun = (id: string, status: string, steps: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  id,
+  type: "order",
+  definition_hash: "sha256:0123456789abcdef",
+  status,
+  current_steps: [],
+  data: { order: 7 },
+  steps,
+  signals: {},
+  created_at: at(90),
+  updated_at: at(1),
+  ...extra
+})
+
+const step = (status: string, extra: Record<string, unknown> = {}) => ({
+  status,
+  started_at: at(60),
+  completed_at: status === "completed" || status === "failed" ? at(30) : null,
+  result: null,
+  error: null,
+  attempt: 1,
+  task_id: null,
+  ...extra
+})
+
+const sig1 = "2026-12-06T10:00:00.000Z_0b7e4a4e-8f59-4a11-9a8a-3d3f1d1e0001"
+const sig2 = "2026-12-06T10:05:00.000Z_0b7e4a4e-8f59-4a11-9a8a-3d3f1d1e0002"
+
+/** A store with three runs (one failed, one running waiting on a signal, one completed) and a malformed one. */
+const seeded = (): string => {
+  const cwd = tempDir()
+  putObject(cwd, "workflow/run-a/state.json", storedRun("run-a", "failed", {
+    reserve: step("completed"),
+    charge: step("failed", { attempt: 3, error: "card declined\nby the bank", task_id: "11111111-1111-4111-8111-111111111111" })
+  }, { error: { type: "StepFailed", message: "step charge failed", step: "charge", attempt: 3, at: at(30) } }))
+  putObject(cwd, "workflow/run-b/state.json", storedRun("run-b", "waiting_signal", {
+    approve: step("running", { started_at: at(20) }),
+    reserve: step("completed")
+  }, { signals: { approval: { cursor: `${sig1}.json` } } }))
+  putObject(cwd, `workflow/run-b/signals/approval/${sig1}.json`, { id: sig1.slice(25), name: "approval", payload: { ok: false }, created_at: at(20) })
+  putObject(cwd, `workflow/run-b/signals/approval/${sig2}.json`, { id: sig2.slice(25), name: "approval", payload: { ok: true }, created_at: at(15) })
+  putObject(cwd, "workflow/run-c/state.json", storedRun("run-c", "completed", { only: step("completed") }))
+  // a state whose body names another run: malformed, named by its key
+  putObject(cwd, "workflow/run-x/state.json", storedRun("run-elsewhere", "running", {}))
+  return cwd
+}
+
+describe("buquet workflow list / show (embedded store)", () => {
+  it("lists the runs with status, workflow, progress and age; names the malformed one and goes on", async () => {
+    const cwd = seeded()
+    const r = await runCli(["workflow", "list"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    const lines = r.stdout.trim().split("\n")
+    expect(lines[0]).toMatch(/^ID\s+WORKFLOW\s+STATUS\s+STEPS DONE\s+AGE\s+UPDATED$/)
+    expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 5))).toEqual([
+      ["run-a", "order", "failed", "1/2", "90"],
+      ["run-b", "order", "waiting_signal", "1/2", "90"],
+      ["run-c", "order", "completed", "1/1", "90"]
+    ])
+    expect(r.stderr).toContain("skipped 1 malformed object(s)")
+    expect(r.stderr).toMatch(/workflow\/run-x\/state\.json: .*run-elsewhere.*run-x/)
+  }, 60_000)
+
+  it("--status filters, --json is one document; a bad --status or --limit exits 2", async () => {
+    const cwd = seeded()
+    const [failed, json, bad, badLimit] = await Promise.all([
+      runCli(["workflow", "list", "--status", "failed"], { cwd }),
+      runCli(["workflow", "list", "--json", "--status", "waiting_signal"], { cwd }),
+      runCli(["workflow", "list", "--status", "done"], { cwd }),
+      runCli(["workflow", "list", "--limit", "0"], { cwd })
+    ])
+    expect(failed.code, failed.stderr).toBe(0)
+    expect(failed.stdout).toContain("run-a")
+    expect(failed.stdout).not.toContain("run-b")
+    expect(json.code, json.stderr).toBe(0)
+    const doc = JSON.parse(json.stdout) as ReadonlyArray<Record<string, unknown>>
+    expect(doc).toEqual([expect.objectContaining({
+      id: "run-b",
+      type: "order",
+      status: "waiting_signal",
+      definition_hash: "sha256:0123456789abcdef",
+      progress: { completed: 1, total: 2 },
+      error: null
+    })])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--status: "done" is not a workflow status; use one of pending, running, waiting_signal/)
+    expect(badLimit.code).toBe(2)
+    expect(badLimit.stderr).toContain("--limit must be from 1 to 100000")
+  }, 60_000)
+
+  it("show: each step's status, attempts and error, the run's error, signals pending and consumed", async () => {
+    const cwd = seeded()
+    const [a, b] = await Promise.all([runCli(["workflow", "show", "run-a"], { cwd }), runCli(["workflow", "show", "run-b"], { cwd })])
+    expect(a.code, a.stderr).toBe(0)
+    expect(a.stdout).toMatch(/^status\s+failed$/m)
+    expect(a.stdout).toMatch(/^error\s+StepFailed: step charge failed \(step charge\)$/m)
+    expect(a.stdout).toMatch(/^reserve\s+completed\s+1\s+-\s+-$/m)
+    // a stored error's line break stays on one table line
+    expect(a.stdout).toMatch(/^charge\s+failed\s+3\s+11111111-1111-4111-8111-111111111111\s+card declined by the bank$/m)
+    expect(b.code, b.stderr).toBe(0)
+    expect(b.stdout).toMatch(/^signals\s+1 pending, 1 consumed$/m)
+    expect(b.stdout).toMatch(new RegExp(`^  pending\\s+approval\\s+2026-12-06T10:05:00.000Z\\s+${sig2.slice(25)}$`, "m"))
+    expect(b.stdout).toMatch(new RegExp(`^  consumed\\s+approval\\s+2026-12-06T10:00:00.000Z\\s+${sig1.slice(25)}$`, "m"))
+  }, 60_000)
+
+  it("show --json: the stored state, the step rows and the signals", async () => {
+    const cwd = seeded()
+    const r = await runCli(["workflow", "show", "run-b", "--json"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout) as {
+      state: { id: string; status: string; signals: unknown }
+      progress: unknown
+      steps: ReadonlyArray<{ name: string; status: string; attempt: number }>
+      signals: { pending: ReadonlyArray<{ id: string }>; consumed: ReadonlyArray<{ id: string }> }
+    }
+    expect(doc.state.id).toBe("run-b")
+    expect(doc.state.status).toBe("waiting_signal")
+    expect(doc.state.signals).toEqual({ approval: { cursor: `${sig1}.json` } })
+    expect(doc.progress).toEqual({ completed: 1, total: 2 })
+    expect(doc.steps.map((s) => [s.name, s.status, s.attempt])).toEqual([["reserve", "completed", 1], ["approve", "running", 1]])
+    expect(doc.signals.pending.map((s) => s.id)).toEqual([sig2.slice(25)])
+    expect(doc.signals.consumed.map((s) => s.id)).toEqual([sig1.slice(25)])
+  }, 60_000)
+
+  it("an unknown run exits 1, a bad id and a malformed state say what is wrong", async () => {
+    const cwd = seeded()
+    const [unknown, badId, malformed] = await Promise.all([
+      runCli(["workflow", "show", "run-zzz"], { cwd }),
+      runCli(["workflow", "show", "../etc"], { cwd }),
+      runCli(["workflow", "show", "run-x"], { cwd })
+    ])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("workflow run run-zzz does not exist; list the runs with `buquet workflow list`")
+    expect(badId.code).toBe(2)
+    expect(badId.stderr).toContain("\"../etc\" is not a workflow run id")
+    expect(malformed.code).toBe(1)
+    expect(malformed.stderr).toMatch(/workflow\/run-x\/state\.json is malformed/)
+  }, 60_000)
+})
