@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/cpu.ts [tasks=500] [concurrency=8]
  *   BENCH_CPU_PROFILE=1 → also writes a .cpuprofile of the drain (node:inspector)
+ *   BENCH_CPU_BACKEND=memory → the same on an in-memory store (no HTTP: buquet's and Effect's share)
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { Deferred, Effect, Layer } from "effect"
 import { randomUUID } from "node:crypto"
 import { writeFileSync } from "node:fs"
 import { layerWorkerServices } from "../src/Buquet.js"
+import * as MemoryStorage from "../src/layers/MemoryStorage.js"
 import { RequestCounter } from "../src/services/RequestCounter.js"
 import * as Worker from "../src/programs/Worker.js"
 import { Queue } from "../src/services/Queue.js"
@@ -21,8 +23,10 @@ import { countedOn, producerOn, storageLayer, wipe } from "./lib/stack.js"
 
 const n = Number(process.argv[2] ?? 500)
 const concurrency = Number(process.argv[3] ?? 8)
-const target = ensureS3()
-const backend = { kind: "s3" as const, target, keyPrefix: `bench-cpu-${randomUUID()}/` }
+// BENCH_CPU_BACKEND=memory: the same drain on one in-memory store, to tell the cost of buquet's
+// own code and Effect's runtime apart from HTTP, signing and the kernel's socket work
+const inMemory = process.env["BENCH_CPU_BACKEND"] === "memory"
+const backend = inMemory ? undefined : { kind: "s3" as const, target: ensureS3(), keyPrefix: `bench-cpu-${randomUUID()}/` }
 
 const submit = Effect.gen(function*() {
   const queue = yield* Queue
@@ -96,11 +100,15 @@ const drain = Effect.gen(function*() {
 })
 
 const program = Effect.gen(function*() {
-  yield* Effect.scoped(submit).pipe(Effect.provide(producerOn(storageLayer(backend))))
-  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(storageLayer(backend, 64)))
+  // one store for the submit, the drain and the wipe: a memory store lives as long as its layer
+  const store = backend === undefined
+    ? Layer.succeedContext(yield* Layer.build(MemoryStorage.layer()))
+    : storageLayer(backend)
+  yield* Effect.scoped(submit).pipe(Effect.provide(producerOn(store)))
+  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(backend === undefined ? store : storageLayer(backend, 64)))
   yield* Effect.scoped(drain).pipe(Effect.provide(Layer.fresh(layer)))
-  yield* wipe.pipe(Effect.provide(storageLayer(backend)))
-})
+  if (backend !== undefined) yield* wipe.pipe(Effect.provide(store))
+}).pipe(Effect.scoped)
 
 Effect.runPromise(program).then(() => process.exit(0), (e: unknown) => {
   console.error(e)
