@@ -42,6 +42,7 @@
 import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
+import type { Task } from "../domain/Task.js"
 import { makeSignal, wakeUpKey, watchedEtag } from "../protocol/WakeUp.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
@@ -137,6 +138,11 @@ export interface MonitorHandle {
   readonly reports: Stream.Stream<MonitorReport>
   /** The stored monitor leader lease, whoever holds it. */
   readonly leader: Effect.Effect<Option.Option<LeaderLease.LeaderLeaseRecord>, StorageReadError | MalformedObject>
+  /**
+   * A task this process just wrote (key, the ETag its PUT returned, the body): while this instance
+   * leads, its sweeper does not GET a finished one again (an embedded monitor's worker calls it).
+   */
+  readonly learnSettled: (key: string, etag: string, task: Task) => void
   /** Steps down and stops (also done when the Scope closes). */
   readonly stop: Effect.Effect<void>
 }
@@ -174,7 +180,8 @@ const sweepLoop = (
   periods: Periods,
   quiet: QuietState,
   publish: (r: MonitorReport) => Effect.Effect<void>,
-  onClaimable: Effect.Effect<void>
+  onClaimable: Effect.Effect<void>,
+  live: { sweeper: Sweeper.Sweeper | undefined }
 ) =>
   Effect.gen(function*() {
     const clock = yield* ServerClock
@@ -185,6 +192,7 @@ const sweepLoop = (
       concurrency: options.sweepConcurrency,
       retention: options.retention
     })
+    live.sweeper = sweeper
     // The pass this tenure last saw (no GET of the cursor per step once known).
     let last: { readonly startedAt: DateTime.Utc; readonly finished: boolean } | undefined
     /** Waits until a new pass is due: `sweepInterval` (quiet: the maintenance interval) after the last finished pass began. */
@@ -248,7 +256,9 @@ const sweepLoop = (
       Effect.catchAll((e) => Effect.logWarning(`sweeper failed (it resumes from its cursor next time): ${e.message}`))
     )
     return yield* Effect.repeat(once, Schedule.spaced(period)).pipe(Effect.zipRight(Effect.never))
-  })
+  }).pipe(Effect.ensuring(Effect.sync(() => {
+    live.sweeper = undefined
+  })))
 
 /**
  * Runs `step` every `interval` (0 = never), logging failures: the next period tries again. Each
@@ -341,6 +351,8 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
   const publish = (r: MonitorReport) => Effect.asVoid(PubSub.publish(pubsub, r))
   const wakeUp = yield* makeSignal(yield* Storage)
   const quietRef = yield* SubscriptionRef.make(false)
+  /** The sweeper of this instance's tenure, while it leads. */
+  const live: { sweeper: Sweeper.Sweeper | undefined } = { sweeper: undefined }
   const work = Effect.gen(function*() {
     // a fresh tenure starts active, with the configured leader ttl
     const quiet = yield* Quiet.make(quietRef)
@@ -381,7 +393,7 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
     ]
     return yield* Effect.all([
       LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, onRecovery, recoveryGate),
-      sweepLoop(options, periods, quiet, publish, wakeUp.touch),
+      sweepLoop(options, periods, quiet, publish, wakeUp.touch, live),
       idempotencyLoop(options, gate((q) => q.maintenance), publish),
       workersLoop(options, gate((q) => q.maintenance), publish),
       ...quietJobs
@@ -394,6 +406,7 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
     quiet: quietRef,
     reports: Stream.fromPubSub(pubsub),
     leader: lease.current,
+    learnSettled: (key, etag, task) => live.sweeper?.learn(key, etag, task),
     stop: Effect.zipRight(Fiber.interrupt(fiber), lease.release)
   } satisfies MonitorHandle
 })

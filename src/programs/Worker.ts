@@ -34,6 +34,7 @@ import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
+import { keyOfTask } from "../protocol/TaskObjects.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import type { Task } from "../domain/Task.js"
 import type { LeaseManager } from "../services/LeaseManager.js"
@@ -398,6 +399,8 @@ export const make = <R>(
             yield* bump((s) => ({ ...s, leaseLost: s.leaseLost + 1 }))
             return yield* events.publish(Events.WorkerEvent.LeaseLost({ taskId: task.id, reason: r.reason }))
           }
+          // our embedded monitor's sweeper need not read a task we just finished (it has its ETag)
+          monitor?.learnSettled(keyOfTask(r.task), r.etag, r.task)
           const error = r.error ?? r.task.lastError ?? ""
           switch (r.kind) {
             case "completed":

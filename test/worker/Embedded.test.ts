@@ -6,6 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Layer, Option, Ref, TestClock } from "effect"
 import { readyMarkerKey, scanReadyKey } from "../../src/domain/ReadyIndex.js"
+import { sweepCursorKey } from "../../src/domain/SweepCursor.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import { bucketOf } from "../../src/domain/Shard.js"
 import { makeSignal } from "../../src/protocol/WakeUp.js"
 import * as SchedulerLayer from "../../src/layers/Scheduler.js"
@@ -75,6 +77,30 @@ describe("Embedded monitor and scheduler", () => {
       const done = yield* getTask(task.id)
       expect(done.attempt).toBe(2)
     }).pipe(Effect.provide(queueLayer())))
+
+  it.scoped("the embedded monitor's sweeper does not read again the tasks its own worker finished (it knows their ETags)", () => {
+    const taskGets = new Map<string, number>()
+    const counted = Layer.effect(Storage, Effect.map(MemoryStorage.make(), (mem) => ({
+      ...mem,
+      get: (key: string) =>
+        Effect.zipRight(Effect.sync(() => {
+          if (key.startsWith("tasks/")) taskGets.set(key, (taskGets.get(key) ?? 0) + 1)
+        }), mem.get(key))
+    })))
+    return Effect.gen(function*() {
+      const queue = yield* Queue
+      const storage = yield* Storage
+      const cursor = Effect.map(storage.get(sweepCursorKey), Option.map((o) => JSON.parse(new TextDecoder().decode(o.body)) as { started_at: string; finished_at?: string }))
+      yield* Worker.make({ id: "sweeping", monitor: { checkInterval: "5 seconds", sweepInterval: "10 seconds" } }, [ok("job")])
+      const tasks = yield* Effect.forEach(Array.from({ length: 6 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (done) => done.every(Boolean)), "100 millis", 600)
+      const finishedAt = yield* queue.now
+      taskGets.clear()
+      // a whole sweep pass that began after the tasks finished
+      yield* drive(Effect.map(cursor, (c) => Option.isSome(c) && c.value.finished_at !== undefined && Date.parse(c.value.started_at) >= DateTime.toEpochMillis(finishedAt)), "1 second", 120)
+      expect([...taskGets.entries()]).toEqual([])
+    }).pipe(Effect.provide(queueLayer(counted)))
+  })
 
   it.scoped("scheduler: true fires cron schedules from the worker (off by default)", () =>
     Effect.gen(function*() {

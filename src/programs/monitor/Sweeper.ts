@@ -12,8 +12,9 @@
  *    written (pending without a ready marker, running without a lease marker), stale ones deleted
  *    by the rule in `Markers.ts` (never a marker a new attempt may have just re-created). No GET
  *    per marker: the tasks were read in step 1.
- * A terminal task whose ETag is unchanged since this process last read it is not read again
- * (a bounded in-memory cache), so repeated passes mostly cost LISTs. Behind that cache, each shard's
+ * A terminal task whose ETag is unchanged since this process last read it — or wrote it: an
+ * embedded monitor learns the tasks its worker finished (`learn`) — is not read again (a bounded
+ * in-memory cache), so repeated passes mostly cost LISTs. Behind that cache, each shard's
  * finished tasks are checkpointed in the bucket (`domain/TerminalCheckpoint.ts`, written only when
  * they changed), so a new leader or a bucket with more finished tasks than the cache holds costs
  * one GET per shard, not one per task.
@@ -90,6 +91,11 @@ export interface Sweeper {
   readonly fullSweep: Effect.Effect<SweepReport, StorageReadError | MalformedObject>
   /** The persisted cursor, if any. */
   readonly cursor: Effect.Effect<Option.Option<SweepCursor>, StorageReadError | MalformedObject>
+  /**
+   * Tells the sweeper a task this process wrote, with the ETag the write returned: a finished one
+   * is remembered as if it had been read, so a pass does not GET it again while that ETag lists.
+   */
+  readonly learn: (key: string, etag: string, task: Task) => void
 }
 
 const shardOfKey = (key: string, prefix: string): string => {
@@ -595,5 +601,11 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
     }
   })
 
-  return { step, fullSweep, cursor: readCursor } satisfies Sweeper
+  // The body behind an ETag is fixed, so what the writer knew is what a GET would answer.
+  const learn = (key: string, etag: string, task: Task) => {
+    if (!isTerminal(task.status)) return
+    remember(key, { etag, status: task.status, updatedAt: DateTime.toEpochMillis(task.updatedAt), heldUntil: heldUntilOf(task), refs: payloadRefs(task) })
+  }
+
+  return { step, fullSweep, cursor: readCursor, learn } satisfies Sweeper
 })

@@ -54,6 +54,8 @@ export type SettleResult =
     readonly _tag: "Settled"
     readonly kind: SettleKind
     readonly task: Task
+    /** The ETag of `task` as written (what a GET of it would answer while it is unchanged). */
+    readonly etag: string
     readonly error?: string | undefined
     readonly reason?: FailureReason | undefined
   }
@@ -151,7 +153,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
           Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
         )
         if (next.status === "pending") yield* onPending(next)
-        return { _tag: "Settled", kind, task: next, error, reason } satisfies SettleResult
+        return { _tag: "Settled", kind, task: next, etag: written.value, error, reason } satisfies SettleResult
       }
       // Lost the CAS: fence by lease_id on a fresh read.
       const fresh = yield* readTask(keyOfTask(current.task))
