@@ -314,6 +314,9 @@ const make = Effect.gen(function*() {
           infraFailures.delete(executionId)
           if (failure !== undefined) return yield* Effect.fail(failure)
           if (result._tag === "Complete") {
+            // An interrupt asked for while this pass ran ends the execution as interrupted (and
+            // compensated), as in the in-memory engine: replay it so before recording anything.
+            if (!interrupted && Option.isSome(yield* storage.head(interruptKey(name, executionId)))) continue
             const exit = yield* encodeJson(storedExit(workflow.successSchema, workflow.errorSchema), result.exit)
             yield* writeOnce(resultKey(name, executionId), OutcomeRecord, { workflow: name, executionId, name: "result", exit })
           }

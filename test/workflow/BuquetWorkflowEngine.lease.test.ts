@@ -8,15 +8,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Activity, Workflow } from "@effect/workflow"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Scope, Schema, TestClock } from "effect"
-import * as BuquetWorkflowEngine from "../../src/layers/BuquetWorkflowEngine.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
-import { layerWorkerServices } from "../../src/Buquet.js"
-import * as Worker from "../../src/programs/Worker.js"
-import * as WorkflowWorker from "../../src/programs/WorkflowWorker.js"
 import { WorkflowRunner } from "../../src/services/WorkflowRunner.js"
 import { drive } from "../worker/support.js"
+import { memoryEngine, startWorker } from "./support.js"
 
 /** Side effects, and the gate the "slow" activities wait at. */
 class Effects extends Effect.Service<Effects>()("test/LeaseEffects", {
@@ -72,29 +66,7 @@ const BookLive = Book.toLayer(Effect.fn(function*() {
 }))
 
 /** Workflow tasks get a 30 s lease: every body here that waits longer must keep it. */
-const layer = Layer.provideMerge(
-  Layer.mergeAll(GateLive, LongLive, BookLive),
-  Layer.provideMerge(
-    BuquetWorkflowEngine.layer,
-    Layer.provideMerge(
-      Layer.mergeAll(QueueLayer.layer({ defaultTimeoutSeconds: 30 }), layerWorkerServices(), Effects.Default),
-      Layer.provideMerge(ServerClockLayer.layer, MemoryStorage.layer())
-    )
-  )
-)
-
-const startWorker = Effect.gen(function*() {
-  const scope = yield* Scope.make()
-  yield* Worker.make({
-    wakeUp: false,
-    monitor: false,
-    polling: { _tag: "Adaptive", max: "5 seconds" },
-    cancelCheckInterval: "10 minutes",
-    heartbeat: { idle: "10 minutes", busy: "10 minutes" },
-    shutdownGracePeriod: "1 second"
-  }, yield* WorkflowWorker.handlers).pipe(Scope.extend(scope))
-  return scope
-})
+const layer = memoryEngine(Layer.mergeAll(GateLive, LongLive, BookLive), Effects.Default, 30)
 
 const run = (holder: string, executionId: string) =>
   Effect.flatMap(WorkflowRunner, (runner) => runner.run("gate", { executionId }, { holder, leaseSeconds: 30 }))
