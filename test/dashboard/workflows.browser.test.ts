@@ -95,7 +95,7 @@ describe("Dashboard workflow pages in headless Chromium", () => {
       yield* step(() => Promise.all([page.waitForURL(/\/workflows\/run-a$/), page.click(".run-link")]))
       expect(yield* step(() => page.locator("#run-status").textContent())).toBe("failed")
       const nodes = () =>
-        page.locator("#dag g.node").evaluateAll((gs) => gs.map((g) => [g.getAttribute("data-step"), g.getAttribute("data-status")]))
+        page.locator("#dag g.node").evaluateAll((gs) => gs.map((g): [string | null, string | null] => [g.getAttribute("data-step"), g.getAttribute("data-status")]))
       expect(new Map(yield* step(nodes))).toEqual(new Map([["reserve", "completed"], ["charge", "failed"], [hostileStep, "pending"]]))
       expect(yield* step(() => page.locator("tr[data-step-row=charge]").textContent())).toContain("<script>alert(2)</script> declined")
       expect(yield* step(() => page.locator("#run-error").textContent())).toBe("StepFailed: step charge failed (step charge)")
