@@ -73,6 +73,7 @@ import {
   type StoredObject
 } from "../services/Storage.js"
 import * as S3Http from "./S3Http.js"
+import { localMillis } from "./ServerClock.js"
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -269,7 +270,7 @@ const attempts = new AsyncLocalStorage<Attempt>()
 
 /** Records the answer's `Date` header (whole seconds) with the local time it arrived. */
 const received = (attempt: Attempt, header: string | undefined): void => {
-  const receivedAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+  const receivedAtMillis = localMillis(attempt.clock)
   const serverDateMillis = header === undefined ? Number.NaN : Date.parse(header)
   if (Number.isFinite(serverDateMillis)) {
     attempt.sample = { sentAtMillis: attempt.sentAtMillis, receivedAtMillis, serverDateMillis }
@@ -285,7 +286,7 @@ const attachDateProbe = <I extends object, O extends object>(stack: MiddlewareSt
   const middleware: DeserializeMiddleware<I, O> = (next) => (args) => {
     const attempt = attempts.getStore()
     if (attempt === undefined) return next(args)
-    attempt.sentAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+    attempt.sentAtMillis = localMillis(attempt.clock)
     return next(args).then((result) => {
       received(attempt, str(field(field(result.response, "headers"), "date")))
       return result
@@ -414,7 +415,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     (attempt: Attempt): Promise<A> =>
       lean().then((http) => {
         if (http === undefined) return orSdk(attempt)
-        attempt.sentAtMillis = attempt.clock.unsafeCurrentTimeMillis()
+        attempt.sentAtMillis = localMillis(attempt.clock)
         return http.send({
           ...request,
           signal: attempt.signal,

@@ -64,6 +64,20 @@ const isServerTimeClock = (clock: Clock.Clock): clock is ServerTimeClock => Host
 export const hostClockOf = (clock: Clock.Clock): Clock.Clock => (isServerTimeClock(clock) ? clock[HostClock] : clock)
 
 /**
+ * The host's local time in milliseconds as Date samples are measured against it: the storage
+ * layer stamps `sentAtMillis`/`receivedAtMillis` with it, and the remote ServerClock adds its
+ * offset to it. It is the clock's MONOTONIC reading (`currentTimeNanos`: `performance.now` from
+ * the time of day at start-up in Effect's default clock), not its time of day: a host clock
+ * stepped by NTP, a restored VM or `date -s` must not move the server time (it would, by the whole
+ * step and with the old small uncertainty, until two answers had contradicted it).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const localMillis = (clock: Clock.Clock): number =>
+  Number(hostClockOf(clock).unsafeCurrentTimeNanos() / 1_000_000n)
+
+/**
  * Builds a ServerClock whose server time is `local` itself (offset 0, no uncertainty).
  *
  * @since 0.1.0
@@ -141,12 +155,15 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
     isKnown() ? Effect.void : probeLock.withPermits(1)(Effect.suspend(() => (isKnown() ? Effect.void : probe)))
   )
 
+  // The host's monotonic time (see localMillis): its time of day may be stepped.
+  const localNow = Effect.sync(() => localMillis(local))
+
   const currentTimeMillis: Effect.Effect<number> = Effect.zipRight(
     ensureKnown,
-    Effect.map(local.currentTimeMillis, (millis) => millis + offsetAt(millis))
+    Effect.map(localNow, (millis) => millis + offsetAt(millis))
   )
 
-  const estimate: Effect.Effect<ServerTimeEstimate> = Effect.map(local.currentTimeMillis, (millis) => {
+  const estimate: Effect.Effect<ServerTimeEstimate> = Effect.map(localNow, (millis) => {
     const bounds = MutableRef.get(state)
     const est = ClockBounds.estimateAt(bounds, millis, config)
     return est === undefined
@@ -159,18 +176,17 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
     [HostClock]: local,
     // Synchronous reads cannot probe: before the first sample they return local time.
     unsafeCurrentTimeMillis: () => {
-      const millis = local.unsafeCurrentTimeMillis()
+      const millis = localMillis(local)
       return millis + offsetAt(millis)
     },
     currentTimeMillis,
     unsafeCurrentTimeNanos: () => {
-      const millis = local.unsafeCurrentTimeMillis()
-      return local.unsafeCurrentTimeNanos() + BigInt(offsetAt(millis)) * 1_000_000n
+      const nanos = local.unsafeCurrentTimeNanos()
+      return nanos + BigInt(offsetAt(Number(nanos / 1_000_000n))) * 1_000_000n
     },
     currentTimeNanos: Effect.zipRight(
       ensureKnown,
-      Effect.flatMap(local.currentTimeMillis, (millis) =>
-        Effect.map(local.currentTimeNanos, (nanos) => nanos + BigInt(offsetAt(millis)) * 1_000_000n))
+      Effect.map(local.currentTimeNanos, (nanos) => nanos + BigInt(offsetAt(Number(nanos / 1_000_000n))) * 1_000_000n)
     ),
     // Durations are the same on both clocks; only the origin differs.
     sleep: (duration) => local.sleep(duration)

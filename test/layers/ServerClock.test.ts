@@ -193,3 +193,72 @@ describe("ServerClock (local)", () => {
       expect((yield* serverClock.now).epochMillis).toBe(base)
     }).pipe(Effect.provide(ServerClockLayer.layerLocal)))
 })
+
+/**
+ * A host clock whose time of day (millis) can be stepped — NTP stepping, a VM restored, `date -s`
+ * — while its monotonic reading (nanos, `performance.now` in Effect's default clock) runs on. Both
+ * follow TestClock otherwise.
+ */
+const steppableHost = (test: Clock.Clock) => {
+  const state = { stepMillis: 0 }
+  const clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => test.unsafeCurrentTimeMillis() + state.stepMillis,
+    currentTimeMillis: Effect.sync(() => test.unsafeCurrentTimeMillis() + state.stepMillis),
+    unsafeCurrentTimeNanos: () => test.unsafeCurrentTimeNanos(),
+    currentTimeNanos: Effect.sync(() => test.unsafeCurrentTimeNanos()),
+    sleep: (duration: Duration.Duration) => test.sleep(duration)
+  } as Clock.Clock
+  return { clock, state }
+}
+
+describe("ServerClock (remote) and a stepped host clock", () => {
+  // Found by the simulation (test/sim, seeds 1, 4, 5, 6 with per-process clocks): a host clock
+  // stepped by minutes moved the learnt server time by the same minutes, with an uncertainty of
+  // ~100 ms, until two answers had contradicted it — long enough for a monitor to take a lease
+  // that had minutes left, or a worker to run past its lease.
+  for (const step of [10 * 60_000, -10 * 60_000]) {
+    it.scoped(`a step of ${step / 60_000} min leaves the server time within its uncertainty, before and after the next answers`, () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(base)
+        const test = yield* Effect.clock
+        const host = steppableHost(test)
+        const samples = yield* PubSub.unbounded<DateSample>()
+        const serverSkew = 3_000
+        const request = Effect.gen(function*() {
+          const sentAtMillis = ServerClockLayer.localMillis(host.clock)
+          yield* TestClock.adjust(Duration.millis(20))
+          const serverNow = test.unsafeCurrentTimeMillis() + serverSkew
+          yield* TestClock.adjust(Duration.millis(20))
+          yield* PubSub.publish(samples, {
+            sentAtMillis,
+            receivedAtMillis: ServerClockLayer.localMillis(host.clock),
+            serverDateMillis: Math.floor(serverNow / 1000) * 1000
+          })
+          // let the clock's fiber fold it
+          for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        })
+        const memory = yield* MemoryStorage.make()
+        const serverClock = yield* ServerClockLayer.makeRemote({ ...memory, dateSamples: Stream.fromPubSub(samples) }, host.clock)
+        yield* Effect.yieldNow()
+        const honest = Effect.gen(function*() {
+          const truth = test.unsafeCurrentTimeMillis() + serverSkew
+          const estimate = yield* serverClock.estimate
+          expectWithin(yield* serverClock.currentTimeMillis, truth, Duration.toMillis(estimate.uncertainty))
+          expectWithin(serverClock.clock.unsafeCurrentTimeMillis(), truth, Duration.toMillis(estimate.uncertainty) + 1)
+          expect(Duration.toMillis(estimate.uncertainty)).toBeLessThan(1000)
+        })
+        for (let i = 0; i < 10; i++) {
+          yield* request
+          yield* TestClock.adjust(Duration.millis(333))
+        }
+        yield* honest
+        host.state.stepMillis += step
+        yield* honest
+        for (let i = 0; i < 3; i++) {
+          yield* request
+          yield* honest
+        }
+      }))
+  }
+})

@@ -11,6 +11,9 @@
  * 500 to CAS losers, slow requests. Crashes: a process's view of the bucket dies between two
  * requests (nothing it still tries lands), and a fresh process replaces it. Pauses: a process's
  * requests hang (a GC or VM pause) for up to a few minutes, past its leases, then go on.
+ * Clocks: each process has its own host clock, off the bucket's by up to 10 minutes and stepped
+ * forward or backward by up to 10 minutes at random moments; it learns the bucket's time from the
+ * Date header of its own answers through the real remote ServerClock, as on S3.
  *
  * Invariants, checked on the bucket itself (below the faults) after every step, and at the end:
  * - **no lost task**: no task object is ever deleted while pending or running, and every pending
@@ -22,13 +25,14 @@
  *   failed/cancelled/expired become pending only by an operator's replay; no task id is created twice;
  * - **idempotency**: a key maps to one task for its whole TTL, and no task completes twice;
  * - **request budget**: GETs, PUTs and DELETEs of a task's own object stay within a budget per
- *   attempt (HEADs, the cancellation checks of a running attempt, scale with its running time).
+ *   attempt (HEADs, the cancellation checks of a running attempt, scale with its running time);
+ * - **honest clocks**: every process's server time is within the uncertainty it claims.
  *
  * @module
  */
 import crypto from "node:crypto"
 import { syncBuiltinESMExports } from "node:module"
-import { Cause, DateTime, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Random, Scope } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, PubSub, Random, Scope, Stream } from "effect"
 import { RetryableError } from "../../src/domain/HandlerErrors.js"
 import { leaseKey } from "../../src/domain/Keys.js"
 import { neededMarker } from "../../src/domain/Markers.js"
@@ -43,8 +47,8 @@ import * as Worker from "../../src/programs/Worker.js"
 import { readTask } from "../../src/protocol/TaskObjects.js"
 import { runVirtual } from "./VirtualRuntime.js"
 import type { QueueService } from "../../src/services/Queue.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage, type StorageService } from "../../src/services/Storage.js"
+import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
+import { type DateSample, Storage, type StorageService } from "../../src/services/Storage.js"
 
 /** Options of one simulated run. */
 export interface SimOptions {
@@ -72,6 +76,8 @@ export interface SimResult {
     readonly completed: number
     readonly crashes: number
     readonly pauses: number
+    /** Steps of a process's host clock (forward or backward, up to 10 minutes). */
+    readonly clockSteps: number
     readonly faults: number
     readonly requests: number
     readonly steps: number
@@ -140,7 +146,7 @@ const statusOf = (body: Uint8Array): { status: TaskStatus; attempt: number } | u
 
 const markerIdPattern = /^(?:ready|leases)\/.*\/([0-9a-f-]{36})$/
 
-const makeObserver = (mem: StorageService, violation: (message: string) => void) => {
+const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (message: string) => void) => {
   const tasks = new Map<string, Seen>()
   // tasks whose object or markers changed since the last check: the per-step check reads only these
   const dirty = new Set<string>()
@@ -203,6 +209,21 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
       const id = idOf(key)
       if (id !== undefined) seen(id, key).requests++
     })
+  // SIM_WATCH=<part of a key>: prints every write and delete of matching keys (debugging a seed)
+  const watch = process.env["SIM_WATCH"]
+  const log = (op: string, key: string, body?: Uint8Array) =>
+    watch !== undefined && key.includes(watch)
+      ? Effect.flatMap(Effect.clock, (host) =>
+        Effect.sync(() => {
+          let json: Record<string, unknown> = {}
+          try {
+            if (body !== undefined && body.length > 0) json = JSON.parse(decoder.decode(body)) as Record<string, unknown>
+          } catch {
+            // not a JSON body
+          }
+          console.log(`${truth.unsafeCurrentTimeMillis()} (host ${host.unsafeCurrentTimeMillis()}) ${op} ${key} ${json["status"] ?? ""} ${json["retry_count"] ?? ""} ${json["lease_id"] ?? ""} upd=${json["updated_at"] ?? ""} exp=${json["lease_expires_at"] ?? ""}`)
+        }))
+      : Effect.void
   const storage: StorageService = {
     ...mem,
     get: (key) => Effect.zipRight(count(key), mem.get(key)),
@@ -210,12 +231,12 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
     head: (key) => mem.head(key),
     put: (key, body, condition) =>
       Effect.zipRight(
-        count(key),
+        Effect.zipRight(log(`put ${JSON.stringify(condition ?? {})}`, key, body), count(key)),
         mem.put(key, body, condition).pipe(
           Effect.tap(() => onPut(key, body, condition !== undefined && "ifNoneMatch" in condition))
         )
       ),
-    delete: (key) => Effect.zipRight(Effect.zipRight(count(key), onDelete(key)), mem.delete(key)),
+    delete: (key) => Effect.zipRight(Effect.zipRight(Effect.zipRight(log("delete", key), count(key)), onDelete(key)), mem.delete(key)),
     deleteIfMatch: (key, etag) =>
       Effect.zipRight(
         count(key),
@@ -225,7 +246,8 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
           Effect.zipRight(mem.deleteIfMatch(key, etag))
         )
       ),
-    deleteMany: (keys) => Effect.zipRight(Effect.forEach(keys, onDelete, { discard: true }), mem.deleteMany(keys))
+    deleteMany: (keys) =>
+      Effect.zipRight(Effect.forEach(keys, (key) => Effect.zipRight(log("deleteMany", key), onDelete(key)), { discard: true }), mem.deleteMany(keys))
   }
   return { storage, tasks, dirty }
 }
@@ -234,16 +256,56 @@ const makeObserver = (mem: StorageService, violation: (message: string) => void)
 // Processes: a view of the bucket that can die or freeze
 // ---------------------------------------------------------------------------------------------
 
-const processView = (underlying: StorageService) =>
+/**
+ * A process's host clock: the true (virtual) time plus this host's offset, which a step can move
+ * forward or backward at any moment (NTP stepping, a VM restored, an operator's `date -s`). Like
+ * Effect's default clock, the wall-clock millis step and the nanos (performance.now) do not.
+ */
+const hostClock = (truth: Clock.Clock, initialOffsetMillis: number) => {
+  const state = { offset: initialOffsetMillis }
+  const millis = () => truth.unsafeCurrentTimeMillis() + state.offset
+  const nanos = () => BigInt(Math.floor((truth.unsafeCurrentTimeMillis() + initialOffsetMillis) * 1_000_000))
+  const clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: millis,
+    currentTimeMillis: Effect.sync(millis),
+    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanos: Effect.sync(nanos),
+    sleep: (duration: Duration.Duration) => truth.sleep(duration)
+  } as Clock.Clock
+  return {
+    clock,
+    step: (byMillis: number) => {
+      state.offset += byMillis
+    }
+  }
+}
+
+const processView = (underlying: StorageService, truth: Clock.Clock, host: Clock.Clock) =>
   Effect.gen(function*() {
     let dead = false
     const running = yield* Effect.makeLatch(true)
+    // every answer carries the bucket's Date header (whole seconds of the true time), which the
+    // process's ServerClock measures against its own host clock, as S3Storage does
+    const samples = yield* PubSub.unbounded<DateSample>()
+    const dated = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        const sentAtMillis = ServerClockLayer.localMillis(host)
+        return Effect.onExit(self, (exit) =>
+          Exit.isInterrupted(exit)
+            ? Effect.void
+            : PubSub.publish(samples, {
+              sentAtMillis,
+              receivedAtMillis: ServerClockLayer.localMillis(host),
+              serverDateMillis: Math.floor(truth.unsafeCurrentTimeMillis() / 1000) * 1000
+            }))
+      })
     const guard = <A, E>(_op: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       Effect.zipRight(
         running.await,
         Effect.suspend((): Effect.Effect<A, E> =>
           // a crashed process observes nothing more: its requests never answer (its scope interrupts them)
-          dead ? Effect.never : self
+          dead ? Effect.never : dated(self)
         )
       )
     const storage: StorageService = {
@@ -255,7 +317,8 @@ const processView = (underlying: StorageService) =>
       deleteIfMatch: (key, etag) => guard("deleteIfMatch", underlying.deleteIfMatch(key, etag)),
       deleteMany: (keys) => guard("deleteMany", underlying.deleteMany(keys)),
       list: (prefix, options) => guard("list", underlying.list(prefix, options)),
-      listAll: (prefix, options) => underlying.listAll(prefix, options)
+      listAll: (prefix, options) => underlying.listAll(prefix, options),
+      dateSamples: Stream.fromPubSub(samples)
     }
     return {
       storage,
@@ -288,11 +351,26 @@ const simulate = (seed: number, options: SimOptions) =>
     }
 
     const conditionalDelete = chance(0.5) || options.seam === "unconditionalDelete"
+    // the bucket stamps objects (LastModified) with its own clock, the true time, whatever the
+    // clock of the process that sent the request
+    const truth = yield* Effect.clock
+    const onTruth = <A, E>(self: Effect.Effect<A, E>) => Effect.withClock(self, truth)
     const memory = yield* MemoryStorage.make({ conditionalDelete })
+    const bucket: StorageService = {
+      ...memory,
+      get: (key) => onTruth(memory.get(key)),
+      head: (key) => onTruth(memory.head(key)),
+      put: (key, body, condition) => onTruth(memory.put(key, body, condition)),
+      delete: (key) => onTruth(memory.delete(key)),
+      deleteIfMatch: (key, etag) => onTruth(memory.deleteIfMatch(key, etag)),
+      deleteMany: (keys) => onTruth(memory.deleteMany(keys)),
+      list: (prefix, options) => onTruth(memory.list(prefix, options)),
+      listAll: (prefix, options) => memory.listAll(prefix, options)
+    }
     const mem: StorageService = options.seam === "unconditionalDelete"
-      ? { ...memory, deleteIfMatch: (key) => memory.delete(key) }
-      : memory
-    const observer = makeObserver(mem, violation)
+      ? { ...bucket, deleteIfMatch: (key) => bucket.delete(key) }
+      : bucket
+    const observer = makeObserver(mem, truth, violation)
     const faultRate = pick([0, 0.01, 0.03, 0.08])
     // Swarm testing: each seed draws its own mix (per step of ~1 s), so some seeds are quiet and
     // some crash, freeze or operate a lot; a short run then still meets every kind of event.
@@ -301,8 +379,11 @@ const simulate = (seed: number, options: SimOptions) =>
       operate: pick([0.01, 0.03, 0.06]),
       pauseType: pick([0, 0.005, 0.01]),
       crash: pick([0, 0.005, 0.015]),
-      freeze: pick([0, 0.005, 0.015])
+      freeze: pick([0, 0.005, 0.015]),
+      clockStep: pick([0, 0.005, 0.02])
     }
+    // how far apart the processes' host clocks start: agreeing, NTP-close, or minutes off
+    const clockSpread = pick([0, 2_000, 600_000])
     const faulty = yield* FaultyStorage.make(observer.storage, {
       seed,
       rates: {
@@ -340,10 +421,28 @@ const simulate = (seed: number, options: SimOptions) =>
       put: (k, b, c) => Effect.zipRight(count, Effect.tap(faulty.storage.put(k, b, c), () => oldSettle(k, b))),
       list: (p, o) => Effect.zipRight(count, faulty.storage.list(p, o))
     }
-    const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
+    // the true time is also the one the invariants are judged by
+    const clock = ServerClockLayer.fromLocalClock(truth)
     const startedAt = yield* clock.currentTimeMillis
-    const on = <A, E, R>(storage: StorageService, self: Effect.Effect<A, E, R>) =>
-      self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
+    const on = <A, E, R>(storage: StorageService, serverClock: ServerClockService, host: Clock.Clock, self: Effect.Effect<A, E, R>) =>
+      self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, serverClock), Effect.withClock(host))
+    // A simulated process: its own host clock (offset, steps), its own view of the bucket (which can
+    // die or freeze), and a ServerClock that learns the bucket's time from its answers' Date headers.
+    const hostClocks: Array<ReturnType<typeof hostClock>> = []
+    const makeProcess = (scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const host = hostClock(truth, Math.round((rnd() * 2 - 1) * clockSpread))
+        hostClocks.push(host)
+        const view = yield* processView(counted, truth, host.clock)
+        const serverClock = yield* ServerClockLayer.makeRemote(view.storage, host.clock).pipe(Scope.extend(scope))
+        return { host, view, serverClock }
+      })
+    let clockSteps = 0
+    const stepClock = Effect.sync(() => {
+      const host = pick(hostClocks)
+      clockSteps++
+      host.step(Math.round((rnd() * 2 - 1) * 600_000))
+    })
 
     // --- handlers: every run is recorded, so overlapping valid leases are caught ---------------
     const active = new Map<string, Array<Run>>()
@@ -382,6 +481,8 @@ const simulate = (seed: number, options: SimOptions) =>
       readonly id: string
       readonly scope: Scope.CloseableScope
       readonly view: Effect.Effect.Success<ReturnType<typeof processView>>
+      readonly host: ReturnType<typeof hostClock>
+      readonly serverClock: ServerClockService
       readonly worker: Worker.Worker
       paused: boolean
     }
@@ -390,9 +491,11 @@ const simulate = (seed: number, options: SimOptions) =>
     const startProc = Effect.gen(function*() {
       const id = `w${++started}`
       const scope = yield* Scope.make()
-      const view = yield* processView(counted)
+      const { host, serverClock, view } = yield* makeProcess(scope)
       const worker = yield* on(
         view.storage,
+        serverClock,
+        host.clock,
         Worker.make({
           id,
           concurrency: pick([1, 2, 4]),
@@ -406,11 +509,13 @@ const simulate = (seed: number, options: SimOptions) =>
           }
         }, [job]).pipe(Effect.provide(Layer.orDie(layerWorkerServices())))
       ).pipe(Scope.extend(scope))
-      procs.push({ id, scope, view, paused: false, worker })
+      procs.push({ id, scope, view, host, serverClock, paused: false, worker })
     })
     for (let i = 0; i < (options.workers ?? 3); i++) yield* startProc
 
-    const queue: QueueService = yield* on(counted, QueueLayer.make())
+    // the producers and operators: one more process (a view that never dies nor freezes)
+    const client = yield* makeProcess(yield* Effect.scope)
+    const queue: QueueService = yield* on(client.view.storage, client.serverClock, client.host.clock, QueueLayer.make())
 
     // --- the model of what producers and operators were told -------------------------------
     const submitted: Array<string> = []
@@ -469,6 +574,7 @@ const simulate = (seed: number, options: SimOptions) =>
       if (alive.length === 0) return
       const victim = pick(alive)
       procs.splice(procs.indexOf(victim), 1)
+      hostClocks.splice(hostClocks.indexOf(victim.host), 1)
       crashes++
       yield* victim.view.crash
       // its fibers are interrupted between requests; nothing it tries afterwards lands
@@ -490,22 +596,37 @@ const simulate = (seed: number, options: SimOptions) =>
     })
 
     // --- invariants on the bucket ----------------------------------------------------------
+    const readyMissingSince = new Map<string, number>()
+    const readyGraceMillis = 30_000
     const discoverable = (final: boolean) =>
       Effect.gen(function*() {
         const now = yield* clock.currentTimeMillis
         // each step: only the tasks something touched since the last check; at the end: all of them
-        const ids = final ? [...observer.tasks.keys()] : [...observer.dirty].filter((id) => observer.tasks.has(id))
+        const ids = final ? [...observer.tasks.keys()] : [...new Set([...observer.dirty, ...readyMissingSince.keys()])].filter((id) => observer.tasks.has(id))
         observer.dirty.clear()
         for (const id of ids) {
           const found = yield* readTask(observer.tasks.get(id)!.key).pipe(
             Effect.provideService(Storage, mem),
             Effect.orElseSucceed(() => Option.none())
           )
-          if (Option.isNone(found)) continue
+          if (Option.isNone(found)) {
+            readyMissingSince.delete(id)
+            continue
+          }
           const t = found.value.task
           const needed = neededMarker(t)
-          if (needed !== undefined && Option.isNone(yield* Effect.orDie(mem.head(needed)))) {
+          const missing = needed !== undefined && Option.isNone(yield* Effect.orDie(mem.head(needed)))
+          // A claim's ready-marker DELETE answered after its lease ended may have removed the marker
+          // lease recovery had just rewritten at the same key; the claimer writes it again at once
+          // (Claim.ts takeLease). So a missing READY marker is allowed a short grace while steps run.
+          if (missing && !final && needed.startsWith("ready/")) {
+            const since = readyMissingSince.get(id) ?? now
+            readyMissingSince.set(id, since)
+            if (now - since > readyGraceMillis) violation(`undiscoverable: ${t.status} task ${id} has had no ${needed} for ${now - since} ms`)
+          } else if (missing) {
             violation(`undiscoverable: ${t.status} task ${id} has no ${needed}`)
+          } else {
+            readyMissingSince.delete(id)
           }
           if (final && t.status === "pending" && DateTime.toEpochMillis(t.availableAt) < now - 10 * 60_000) {
             violation(`stuck: task ${id} is pending and due since ${DateTime.formatIso(t.availableAt)}`)
@@ -515,6 +636,20 @@ const simulate = (seed: number, options: SimOptions) =>
           }
         }
       })
+
+    // Each process's idea of the bucket's time is within the uncertainty it claims (every lease
+    // and deadline subtracts that uncertainty), whatever its host clock did.
+    const serverTimes = Effect.gen(function*() {
+      const now = truth.unsafeCurrentTimeMillis()
+      for (const p of [...procs, { id: "client", ...client }]) {
+        const est = yield* p.serverClock.estimate
+        if (est.samples === 0) continue
+        const error = ServerClockLayer.localMillis(p.host.clock) + est.offsetMillis - now
+        if (Math.abs(error) > Duration.toMillis(est.uncertainty) + 1) {
+          violation(`server time: process ${p.id} is ${error} ms off the bucket's time, but claims ±${Duration.toMillis(est.uncertainty)} ms`)
+        }
+      }
+    })
 
     // --- the busy phase ----------------------------------------------------------------------
     const steps = options.minutes * 60
@@ -531,12 +666,18 @@ const simulate = (seed: number, options: SimOptions) =>
       if (chance(mix.pauseType)) yield* background(pauseType)
       if (chance(mix.crash)) yield* crashOne
       if (chance(mix.freeze)) yield* freezeOne
+      if (chance(mix.clockStep)) yield* stepClock
       yield* Effect.sleep(Duration.millis(200 + Math.floor(rnd() * 1600)))
       yield* discoverable(false)
+      yield* serverTimes
     }
 
     if (process.env["SIM_DEBUG"] !== undefined) {
       for (const p of procs) console.log(p.id, JSON.stringify(yield* p.worker.stats))
+      for (const p of procs) {
+        const est = yield* p.serverClock.estimate
+        console.log(p.id, "server time error (ms):", (yield* p.serverClock.currentTimeMillis) - (yield* clock.currentTimeMillis), "host offset:", p.host.clock.unsafeCurrentTimeMillis() - truth.unsafeCurrentTimeMillis(), JSON.stringify(est))
+      }
     }
     // --- drain: no faults, every process running, work resumed --------------------------------
     yield* faulty.injector.setRandomFaults(false)
@@ -573,6 +714,7 @@ const simulate = (seed: number, options: SimOptions) =>
         completed,
         crashes,
         pauses,
+        clockSteps,
         faults: (yield* faulty.injector.injected).length,
         requests,
         steps: step,
@@ -597,7 +739,7 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     return {
       seed,
       violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
-      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
     } satisfies SimResult
   }).finally(restoreUuids)
 }
