@@ -97,7 +97,12 @@ const make = Effect.gen(function*() {
 
     // Records the payload (once), submits the first run (idempotent on the execution id), and
     // reports the result if one is recorded: `execute` repeats this on its suspendedRetrySchedule.
-    execute: ((workflow: Workflow.Any, options: { readonly executionId: string; readonly payload: object; readonly discard: boolean }) =>
+    execute: ((workflow: Workflow.Any, options: {
+      readonly executionId: string
+      readonly payload: object
+      readonly discard: boolean
+      readonly parent?: WorkflowEngine.WorkflowInstance["Type"] | undefined
+    }) =>
       provide(Effect.gen(function*() {
         const done = yield* readResult(workflow, options.executionId)
         if (Option.isSome(done)) return options.discard ? undefined : new Workflow.Complete({ exit: done.value })
@@ -105,7 +110,9 @@ const make = Effect.gen(function*() {
         yield* writeOnce(executionKey(workflow.name, options.executionId), ExecutionRecord, {
           workflow: workflow.name,
           executionId: options.executionId,
-          payload
+          payload,
+          // a child: the run that records its result wakes the parent (nothing polls)
+          ...(options.parent === undefined ? {} : { parent: { workflow: options.parent.workflow.name, executionId: options.parent.executionId } })
         })
         yield* submitRun(workflow.name, { executionId: options.executionId }, options.executionId)
         return options.discard ? undefined : new Workflow.Suspended({})
@@ -283,11 +290,18 @@ const make = Effect.gen(function*() {
         Effect.mapError((e) => new PermanentError({ message: `the input of a ${workflowTaskType(name)} task is malformed: ${e.message}` }))
       )
       const executionId = input.executionId
-      if (Option.isSome(yield* readResult(workflow, executionId))) return { executionId, state: "complete" as const }
+      const completed = Option.isSome(yield* readResult(workflow, executionId))
       const record = yield* readExecution(executionKey(name, executionId), { workflow: name, executionId })
       if (Option.isNone(record)) {
         return yield* new PermanentError({ message: `${executionKey(name, executionId)} is missing: the execution was never started` })
       }
+      // A child's completion wakes its parent; idempotent per child, so a run that recorded the
+      // result and died before this is made good by its retry (which finds the result).
+      const parent = record.value.parent
+      const wakeParent = parent === undefined
+        ? Effect.void
+        : Effect.asVoid(submitRun(parent.workflow, { executionId: parent.executionId }, `${parent.executionId}:child:${name}:${executionId}`))
+      if (completed) return yield* Effect.as(wakeParent, { executionId, state: "complete" as const })
       const payload = yield* Schema.decodeUnknown(workflow.payloadSchema as unknown as Schema.Schema<object, unknown>)(record.value.payload).pipe(
         Effect.mapError((e) => new PermanentError({ message: `${executionKey(name, executionId)} holds a payload its workflow refuses: ${e.message}` }))
       )
@@ -319,6 +333,7 @@ const make = Effect.gen(function*() {
             if (!interrupted && Option.isSome(yield* storage.head(interruptKey(name, executionId)))) continue
             const exit = yield* encodeJson(storedExit(workflow.successSchema, workflow.errorSchema), result.exit)
             yield* writeOnce(resultKey(name, executionId), OutcomeRecord, { workflow: name, executionId, name: "result", exit })
+            yield* wakeParent
           }
           const released = yield* writes.withPermits(1)(Effect.flatMap(Ref.get(held), (h) => WorkflowLease.release(request, h)))
           if (released._tag !== "Rerun") {

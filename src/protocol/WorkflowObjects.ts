@@ -17,11 +17,15 @@ import { putConditional } from "./TaskObjects.js"
 export const storedExit = (success: Schema.Schema.All, failure: Schema.Schema.All): Schema.Schema<Exit.Exit<unknown, unknown>, unknown> =>
   Schema.Exit({ success: success as Schema.Schema<unknown>, failure: failure as Schema.Schema<unknown>, defect: Schema.Defect }) as unknown as Schema.Schema<Exit.Exit<unknown, unknown>, unknown>
 
-/** The record of an execution: which workflow, which id, its payload (encoded by the workflow's schema). */
+/**
+ * The record of an execution: which workflow, which id, its payload (encoded by the workflow's
+ * schema) and, for a child workflow, the execution that started it (woken when the child completes).
+ */
 export const ExecutionRecord = Schema.Struct({
   workflow: Schema.String,
   executionId: Schema.String,
-  payload: Schema.Unknown
+  payload: Schema.Unknown,
+  parent: Schema.optional(Schema.Struct({ workflow: Schema.String, executionId: Schema.String }))
 })
 
 /** Any recorded outcome: the ids it belongs to and its Exit (validated by the reader's schema). */
