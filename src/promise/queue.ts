@@ -86,7 +86,7 @@ export interface ConnectOptions {
   readonly defaultDirectory?: string | undefined
   /** Do not print the one-line notice when the embedded default store is used. */
   readonly quiet?: boolean | undefined
-  /** The least severe log level printed (default `"warning"`; `"none"` prints nothing). */
+  /** The least severe log level printed, on stderr (default `"warning"`; `"none"` prints nothing). */
   readonly logLevel?: "debug" | "info" | "warning" | "error" | "none" | undefined
   /**
    * Submit's check that some worker has ever registered a handler for the type (else
@@ -238,6 +238,8 @@ export interface Schemas {
 
 const toSubmitOptions = (o: SubmitOptions | undefined): DomainSubmitOptions | undefined => o
 
+const stderrLogger = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger))
+
 const logLevels = {
   debug: LogLevel.Debug,
   info: LogLevel.Info,
@@ -323,7 +325,8 @@ const connectionLayer = (options: ConnectOptions): Layer.Layer<Services, unknown
       return base
     })
   )
-  return Layer.provide(stack, Logger.minimumLogLevel(logLevels[options.logLevel ?? "warning"]))
+  // a library logs to stderr: the program's stdout is its own (`node export.js | jq`)
+  return Layer.provide(stack, Layer.merge(Logger.minimumLogLevel(logLevels[options.logLevel ?? "warning"]), stderrLogger))
 }
 
 /**
