@@ -13,6 +13,7 @@ import { Console, Effect, Either, Layer, Option, Schema } from "effect"
 import * as Buquet from "../Buquet.js"
 import type { BuquetServices } from "../Buquet.js"
 import { parseDuration } from "../domain/ConfigDuration.js"
+import { maskCredentialsInText } from "../domain/ConfigModel.js"
 import * as ConfigLayer from "../layers/Config.js"
 import { BuquetConfig } from "../services/BuquetConfig.js"
 import type { ResolvedConfig } from "../services/BuquetConfig.js"
@@ -88,7 +89,7 @@ export const resolveConfig = (
 
 /** Writes one line to stderr (notices that must not mix with `--json` on stdout). */
 export const stderrLine = (line: string): Effect.Effect<void> =>
-  Effect.sync(() => void process.stderr.write(`${terminalSafe(line)}\n`))
+  Effect.sync(() => void process.stderr.write(`${terminalSafe(maskCredentialsInText(line))}\n`))
 
 /** Writes one line (or several) to stdout, escaped with {@link terminalSafe}: the only way commands print. */
 export const printLine = (text: string): Effect.Effect<void> => Console.log(terminalSafe(text))

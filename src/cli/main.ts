@@ -24,6 +24,7 @@ import { closest } from "./suggest.js"
 import { safeLogger } from "./logging.js"
 import { referenceRefusal } from "./reference.js"
 import { buquetVersion } from "../domain/Version.js"
+import { maskCredentialsInText } from "../domain/ConfigModel.js"
 
 /** The version printed by `--version`. */
 export const version = buquetVersion
@@ -201,7 +202,7 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
       const e = failure.value
       if (e instanceof CliError) {
         // one JSON document on stdout: the command's own (which says what failed), else the error
-        if (json && !printed) yield* Console.log(JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } }))
+        if (json && !printed) yield* Console.log(JSON.stringify({ error: { message: maskCredentialsInText(e.message), exit_code: e.exitCode } }))
         yield* stderrLine(`buquet: ${e.message}`)
         return e.exitCode
       }

@@ -430,6 +430,14 @@ export const maskUrlCredentials = (url: string): string =>
   })
 
 /**
+ * A text with the credentials of every URL in it masked as {@link maskUrlCredentials} does: for
+ * lines that echo what the user typed (an endpoint URL given where a command or a value was
+ * expected must not reach a terminal, a log or CI output with its password).
+ */
+export const maskCredentialsInText = (text: string): string =>
+  text.replace(/\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\s"'`]*@/g, (url) => maskUrlCredentials(url))
+
+/**
  * A setting's value as printed (`config show`, `doctor`): a secret only says that it is set, a URL
  * has its credentials masked ({@link maskUrlCredentials}).
  */

@@ -50,6 +50,22 @@ describe("secrets stay out of the CLI's output", () => {
     expect(url.stderr).not.toContain(password)
   }, 120_000)
 
+  it("an endpoint URL in the wrong place is not echoed back by the usage errors", async () => {
+    const url = `https://AKIDEXAMPLE:${password}@s3.example:7480`
+    // a URL where a command is expected, where a shard is expected, and as a stray option value
+    const runs = await Promise.all([
+      runCli([url, "list"]),
+      runCli(["list", url]),
+      runCli(["list", "--status", url]),
+      runCli(["submit", "t", "--input", "{}", "--delay", url])
+    ])
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stdout + r.stderr).not.toContain(password)
+    }
+    expect(runs[0]!.stderr).toContain("https://AKIDEXAMPLE:***@s3.example:7480")
+  }, 120_000)
+
   it("doctor masks it too", async () => {
     const doctor = await runCli(["doctor"], { env: s3Env })
     expect(doctor.stdout + doctor.stderr).toContain(masked)
