@@ -163,7 +163,7 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     const found = yield* Effect.forEach(ids, (id) =>
       readSchedule(id).pipe(
         Effect.map(Option.map((v): Either.Either<Schedule, MalformedObject> => Either.right(v.value))),
-        Effect.catchTag("MalformedObject", (e) => Effect.as(Effect.logWarning(e.message), Option.some(Either.left<MalformedObject>(e))))
+        Effect.catchTag("MalformedObject", (e) => Effect.succeed(Option.some(Either.left<MalformedObject>(e))))
       ), { concurrency })
     const present = found.flatMap((o) => (Option.isSome(o) ? [o.value] : []))
     return {
@@ -172,7 +172,11 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     } satisfies ScheduleListing
   }).pipe(Effect.withSpan("Scheduler.list"))
 
-  const list: Effect.Effect<ReadonlyArray<Schedule>, StorageReadError> = Effect.map(listDetailed, (l) => l.schedules)
+  // the caller of listDetailed reports what it skipped (the CLI names it once); here nobody else would
+  const list: Effect.Effect<ReadonlyArray<Schedule>, StorageReadError> = Effect.flatMap(
+    listDetailed,
+    (l) => Effect.as(Effect.forEach(l.malformed, (e) => Effect.logWarning(e.message), { discard: true }), l.schedules)
+  )
 
   const update = Effect.fn("Scheduler.update")(function*(id: string, change: ScheduleUpdate) {
     yield* checkScheduleId(id)

@@ -18,6 +18,9 @@ const inStore = <A, E>(dir: string, body: Effect.Effect<A, E, Queue | Storage>) 
 
 const garbage = new TextEncoder().encode("{ not json")
 
+/** How many lines of a command's output name the key. */
+const linesNaming = (text: string, key: string): number => text.split("\n").filter((l) => l.includes(key)).length
+
 describe("malformed objects are reported, not silently left out", () => {
   it("list, schedule list and workers count and name what they skipped; schedule show survives a bad last_run.json", async () => {
     const dir = tempDir("buquet-malformed-")
@@ -40,6 +43,7 @@ describe("malformed objects are reported, not silently left out", () => {
     expect(list.stdout).toContain(good.task.id)
     expect(list.stderr).toMatch(/skipped 1 malformed object/)
     expect(list.stderr).toContain(good.badTaskKey)
+    expect(linesNaming(list.stdout + list.stderr, good.badTaskKey)).toBe(1)
     const listJson = JSON.parse((await runCli(["list", "--json"], { cwd: dir })).stdout) as { malformed: Array<{ key: string }> }
     expect(listJson.malformed.map((m) => m.key)).toEqual([good.badTaskKey])
 
@@ -48,11 +52,14 @@ describe("malformed objects are reported, not silently left out", () => {
     expect(schedules.stdout).toContain("nightly")
     expect(schedules.stderr).toMatch(/skipped 1 malformed object/)
     expect(schedules.stderr).toContain("schedules/broken.json")
+    // named once: not again by a library warning after the table
+    expect(linesNaming(schedules.stdout + schedules.stderr, "schedules/broken.json")).toBe(1)
 
     const workers = await runCli(["workers"], { cwd: dir })
     expect(workers.code, workers.stderr).toBe(0)
     expect(workers.stderr).toMatch(/skipped 1 malformed object/)
     expect(workers.stderr).toContain("workers/w-broken.json")
+    expect(linesNaming(workers.stdout + workers.stderr, "workers/w-broken.json")).toBe(1)
 
     const show = await runCli(["schedule", "show", "nightly"], { cwd: dir })
     expect(show.code, show.stderr).toBe(0)
