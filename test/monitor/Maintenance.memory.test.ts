@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Option, TestClock } from "effect"
 import { PermanentError } from "../../src/domain/HandlerErrors.js"
 import { recordKey } from "../../src/domain/Idempotency.js"
-import { taskKey } from "../../src/domain/Keys.js"
+import { cancelSignalKey, taskKey } from "../../src/domain/Keys.js"
 import type { Task } from "../../src/domain/Task.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
@@ -209,6 +209,8 @@ describe("Worker health (MemoryStorage + TestClock)", () => {
       const health = yield* s.on(WorkerHealth.make({ staleAfter: "3 minutes", deleteAfter: "15 minutes" }))
       const first = yield* s.on(health.check)
       expect([first.total, first.healthy, first.stale.length]).toEqual([2, 2, 0])
+      // a cancel touched the dead worker's signal before it died: it goes with the record
+      yield* s.mem.put(cancelSignalKey("w-dead"), new TextEncoder().encode("{}"))
       yield* dead.die
       yield* TestClock.adjust("2 minutes")
       expect((yield* s.on(health.check)).stale).toEqual([])
@@ -226,6 +228,7 @@ describe("Worker health (MemoryStorage + TestClock)", () => {
       expect(gone.deleted).toEqual(["w-dead"])
       expect(gone.stale).toEqual([])
       expect(yield* keysUnder(s.mem, "workers/")).toEqual(["workers/w-live.json"])
+      expect(yield* keysUnder(s.mem, "control/cancel/")).toEqual([])
     }), 60_000)
 })
 

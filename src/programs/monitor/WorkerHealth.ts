@@ -9,15 +9,16 @@
  * - gone: no heartbeat for `deleteAfter` (default 1 day): the record is deleted, after a HEAD
  *   right before the DELETE shows it unchanged (a worker that came back has a newer record).
  *   A worker that stops gracefully deletes its own record; these are the ones that crashed.
+ *   Their cancel signal (`control/cancel/{worker_id}`) is deleted with them.
  * - malformed: a record whose key names no valid worker id (domain/Names.ts) is no worker; it is
  *   logged once (its key JSON-escaped) and deleted by the same age rule.
  *
- * Cost per check: ⌈workers/1000⌉ LIST + one HEAD and one DELETE per record deleted.
+ * Cost per check: ⌈workers/1000⌉ LIST + one HEAD and two DELETEs per record deleted.
  *
  * @module
  */
 import { DateTime, Duration, Effect, Option } from "effect"
-import { parseWorkerKey, workersPrefix } from "../../domain/Keys.js"
+import { cancelSignalKey, parseWorkerKey, workersPrefix } from "../../domain/Keys.js"
 import type { StorageReadError } from "../../domain/StorageError.js"
 import { healthyWithin } from "../../domain/WorkerRecord.js"
 import * as CountingStorage from "../../layers/CountingStorage.js"
@@ -116,6 +117,8 @@ export const make = Effect.fn("WorkerHealth.make")(function*(options: WorkerHeal
           const again = yield* storage.head(meta.key)
           if (Option.isSome(again) && again.value.etag === meta.etag) {
             yield* storage.delete(meta.key)
+            // a cancel may have touched the crashed worker's signal; nobody else would remove it
+            if (parsed !== undefined) yield* storage.delete(cancelSignalKey(parsed))
             deleted.push(workerId)
             known.delete(workerId)
             continue
