@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 const root = join(import.meta.dirname, "..", "..")
 const readme = readFileSync(join(root, "README.md"), "utf8")
@@ -64,7 +64,9 @@ describe("README", () => {
     expect(tour.some((b) => b.includes(`from "buquet"`))).toBe(true)
   })
 
-  it("every ts block type-checks as written", async () => {
+  // the blocks and the tsconfig every test below uses (to type-check, and as tsx's for the runs),
+  // written before any of them, so each test also runs alone (`-t`)
+  beforeAll(() => {
     mkdirSync(work, { recursive: true })
     tour.forEach((code, i) => writeFileSync(join(work, `block${i}.ts`), code))
     writeFileSync(
@@ -80,6 +82,9 @@ describe("README", () => {
         include: ["block*.ts"]
       })
     )
+  })
+
+  it("every ts block type-checks as written", async () => {
     const tsc = await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], work)
     expect(tsc.stdout + tsc.stderr).toBe("")
     expect(tsc.code).toBe(0)
