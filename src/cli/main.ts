@@ -148,11 +148,33 @@ const helpFor = (args: ReadonlyArray<string>): string | undefined => {
 }
 
 /**
+ * The arguments with `--log-level X` (or `--log-level=X`) moved to the front: @effect/cli takes its
+ * built-in options only before a command's own, and users type it anywhere (`list --limit 1
+ * --log-level debug` was "unknown argument"). Nothing after a `--` is touched.
+ */
+export const hoistLogLevel = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const hoisted: Array<string> = []
+  const rest: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (a === "--") {
+      rest.push(...args.slice(i))
+      break
+    }
+    if (a.startsWith("--log-level=")) hoisted.push("--log-level", a.slice("--log-level=".length))
+    else if (a === "--log-level" && i + 1 < args.length) hoisted.push(a, args[++i]!)
+    else rest.push(a)
+  }
+  return [...hoisted, ...rest]
+}
+
+/**
  * Runs the command line on `argv` (`[node, script, ...args]`) and returns the exit code. The
  * parser's own error text is captured and reprinted as one line with a hint.
  */
-export const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
+export const main = (rawArgv: ReadonlyArray<string>): Effect.Effect<number> =>
   Effect.gen(function*() {
+    const argv = [...rawArgv.slice(0, 2), ...hoistLogLevel(rawArgv.slice(2))]
     const captured: Array<string> = []
     // whether the command already printed on stdout: with --json, its document is then the only one
     let printed = false

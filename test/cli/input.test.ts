@@ -41,3 +41,26 @@ describe("invalid input exits 2 with one line", () => {
     })
   }
 })
+
+// `--log-level` (Effect's built-in option) goes wherever a user types it: the parser took it only
+// before the command's own options, and `list --limit 1 --log-level debug` was "unknown argument 'debug'"
+describe("--log-level anywhere on the command line", () => {
+  for (const args of [
+    ["--log-level", "debug", "list", "--limit", "1"],
+    ["list", "--log-level", "debug", "--limit", "1"],
+    ["list", "--limit", "1", "--log-level", "debug"],
+    ["list", "--limit", "1", "--log-level=debug"]
+  ]) {
+    it(`buquet ${args.join(" ")}`, async () => {
+      const r = await runCli(args, { cwd: tempDir() })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/^ID\s+TYPE\s+STATUS/)
+    })
+  }
+
+  it("a bad level still exits 2, naming the levels", async () => {
+    const r = await runCli(["list", "--limit", "1", "--log-level", "loud"], { cwd: tempDir() })
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/loud/)
+  })
+})
