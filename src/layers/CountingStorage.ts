@@ -56,33 +56,33 @@ export const make = (
     })
     const snapshot = Effect.sync(read)
 
-    const list = Effect.fn("CountingStorage.list")(function*(prefix: string, options?: ListOptions) {
+    const list = Effect.fnUntraced(function*(prefix: string, options?: ListOptions) {
       yield* count("LIST")
       return yield* underlying.list(prefix, options)
     })
 
     const storage: StorageService = {
-      get: Effect.fn("CountingStorage.get")(function*(key: string) {
+      get: Effect.fnUntraced(function*(key: string) {
         yield* count("GET")
         return yield* underlying.get(key)
       }),
-      head: Effect.fn("CountingStorage.head")(function*(key: string) {
+      head: Effect.fnUntraced(function*(key: string) {
         yield* count("HEAD")
         return yield* underlying.head(key)
       }),
-      put: Effect.fn("CountingStorage.put")(function*(key: string, body: Uint8Array, condition?: PutCondition) {
+      put: Effect.fnUntraced(function*(key: string, body: Uint8Array, condition?: PutCondition) {
         yield* count("PUT")
         return yield* underlying.put(key, body, condition)
       }),
-      delete: Effect.fn("CountingStorage.delete")(function*(key: string) {
+      delete: Effect.fnUntraced(function*(key: string) {
         yield* count("DELETE")
         return yield* underlying.delete(key)
       }),
-      deleteIfMatch: Effect.fn("CountingStorage.deleteIfMatch")(function*(key: string, etag: string) {
+      deleteIfMatch: Effect.fnUntraced(function*(key: string, etag: string) {
         yield* count("DELETE")
         return yield* underlying.deleteIfMatch(key, etag)
       }),
-      deleteMany: Effect.fn("CountingStorage.deleteMany")(function*(keys: ReadonlyArray<string>) {
+      deleteMany: Effect.fnUntraced(function*(keys: ReadonlyArray<string>) {
         yield* Effect.sync(() => {
           counts.DELETE += Math.ceil(keys.length / DELETE_BATCH)
           counts.deletedKeys += keys.length
@@ -91,11 +91,11 @@ export const make = (
       }),
       list,
       listAll: listAllFromList<StorageReadError>(list),
-      listVersions: Effect.fn("CountingStorage.listVersions")(function*(key: string) {
+      listVersions: Effect.fnUntraced(function*(key: string) {
         yield* count("LIST-VERSIONS")
         return yield* underlying.listVersions(key)
       }),
-      getVersion: Effect.fn("CountingStorage.getVersion")(function*(key: string, versionId: string) {
+      getVersion: Effect.fnUntraced(function*(key: string, versionId: string) {
         yield* count("GET")
         return yield* underlying.getVersion(key, versionId)
       }),

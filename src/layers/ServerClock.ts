@@ -193,7 +193,7 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
   }
 
   const service: ServerClockService = {
-    now: Effect.map(currentTimeMillis, (millis) => DateTime.unsafeMake(millis)).pipe(Effect.withSpan("ServerClock.now")),
+    now: Effect.map(currentTimeMillis, (millis) => DateTime.unsafeMake(millis)),
     currentTimeMillis,
     estimate,
     clock

@@ -26,7 +26,7 @@ export interface PayloadPlacement {
 
 const decoder = new TextDecoder()
 
-const place = Effect.fn("Payloads.place")(function*(key: string, value: unknown, thresholdBytes: number) {
+const place = Effect.fnUntraced(function*(key: string, value: unknown, thresholdBytes: number) {
   const body = utf8(JSON.stringify(value ?? null))
   if (body.length <= thresholdBytes) return { value, ref: undefined } satisfies PayloadPlacement
   yield* putPlain(key, body)
@@ -75,10 +75,10 @@ const load = (task: Task, which: "input" | "output") =>
   })
 
 /** The task's input: inline, or loaded from its payload reference. */
-export const loadInput = Effect.fn("Payloads.loadInput")((task: Task) => load(task, "input"))
+export const loadInput = (task: Task) => load(task, "input")
 
 /** The task's output: inline, or loaded from its payload reference. */
-export const loadOutput = Effect.fn("Payloads.loadOutput")((task: Task) => load(task, "output"))
+export const loadOutput = (task: Task) => load(task, "output")
 
 /**
  * Deletes a deleted task's payload objects (missing ones are fine): the fixed keys and the ones its

@@ -53,7 +53,7 @@ export const encodeTask = (task: Task): Uint8Array => encodeObject(Task, task)
  * Reads and decodes the task at `key`; none if missing, `MalformedObject` (naming the key) if it
  * does not decode or its body does not belong to the key (another id or shard, foreign payload refs).
  */
-export const readTask = Effect.fn("TaskObjects.readTask")(function*(key: string) {
+export const readTask = Effect.fnUntraced(function*(key: string) {
   const storage = yield* Storage
   const found = yield* storage.get(key)
   if (Option.isNone(found)) return Option.none<VersionedTask>()
@@ -88,7 +88,7 @@ const resolveAmbiguous = (key: string, body: Uint8Array, retry: Schedule.Schedul
  * A conditional PUT whose ambiguous outcome (`OutcomeUnknown`) is resolved by re-reading: the
  * result is the new ETag, or `PreconditionFailed` if the condition lost.
  */
-export const putConditional = Effect.fn("TaskObjects.putConditional")(function*(
+export const putConditional = Effect.fnUntraced(function*(
   key: string,
   body: Uint8Array,
   condition: { readonly ifNoneMatch: "*" } | { readonly ifMatch: string },
@@ -111,7 +111,7 @@ export const casTask = (task: Task, etag: string, options?: ConditionalWriteOpti
  * An unconditional PUT (markers, payloads, schemas): repeating it is harmless, so an ambiguous
  * outcome is simply retried; a backend that keeps answering that way is unavailable.
  */
-export const putPlain = Effect.fn("TaskObjects.putPlain")(function*(key: string, body: Uint8Array) {
+export const putPlain = Effect.fnUntraced(function*(key: string, body: Uint8Array) {
   const storage = yield* Storage
   return yield* storage.put(key, body).pipe(
     Effect.retry({ times: 3, while: (e) => e._tag === "OutcomeUnknown" }),
@@ -126,7 +126,7 @@ export const putPlain = Effect.fn("TaskObjects.putPlain")(function*(key: string,
 export const writeMarker = (key: string) => putPlain(key, empty)
 
 /** Deletes index markers (missing ones are fine). */
-export const deleteMarkers = Effect.fn("TaskObjects.deleteMarkers")(function*(keys: ReadonlyArray<string>) {
+export const deleteMarkers = Effect.fnUntraced(function*(keys: ReadonlyArray<string>) {
   const unique = [...new Set(keys)]
   if (unique.length === 0) return
   const storage = yield* Storage
