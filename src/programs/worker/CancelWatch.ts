@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { Duration, Effect, Option, Ref, Stream, SubscriptionRef } from "effect"
+import { Deferred, Duration, Effect, Option, Ref } from "effect"
 import type { Scope } from "effect"
 import { cancelSignalKey } from "../../protocol/CancelSignal.js"
 import { watchedEtag } from "../../protocol/WakeUp.js"
@@ -41,7 +41,14 @@ export interface CancelWatchSettings {
 export const make = (settings: CancelWatchSettings): Effect.Effect<CancelWatch, never, Scope.Scope> =>
   Effect.gen(function*() {
     const key = cancelSignalKey(settings.workerId)
-    const count = yield* SubscriptionRef.make(0)
+    // The count and the Deferred its next change completes: every running task waits on it, so a
+    // wait costs a Deferred, not a Stream over a SubscriptionRef (~1,000 fiber-runtime steps per task).
+    const state = yield* Ref.make({ count: 0, next: yield* Deferred.make<number>() })
+    const bump = Effect.flatMap(Deferred.make<number>(), (fresh) =>
+      Effect.flatMap(
+        Ref.modify(state, (s) => [s, { count: s.count + 1, next: fresh }] as const),
+        (old) => Deferred.succeed(old.next, old.count + 1)
+      ))
     const head = watchedEtag(settings.storage, key).pipe(
       Effect.tapError((e) => Effect.logDebug(`cancel signal check failed: ${e.message}`)),
       Effect.option
@@ -53,18 +60,13 @@ export const make = (settings: CancelWatchSettings): Effect.Effect<CancelWatch, 
       const etag = yield* head
       if (Option.isNone(etag)) return
       const before = yield* Ref.getAndSet(last, etag)
-      if (Option.isNone(before) || before.value !== etag.value) yield* SubscriptionRef.update(count, (n) => n + 1)
+      if (Option.isNone(before) || before.value !== etag.value) yield* bump
     })
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(settings.checkInterval), check)))
 
     return {
-      seen: SubscriptionRef.get(count),
-      changedAfter: (seen) =>
-        count.changes.pipe(
-          Stream.filter((n) => n > seen),
-          Stream.runHead,
-          Effect.map(Option.getOrElse(() => seen))
-        ),
+      seen: Effect.map(Ref.get(state), (s) => s.count),
+      changedAfter: (seen) => Effect.flatMap(Ref.get(state), (s) => (s.count > seen ? Effect.succeed(s.count) : Deferred.await(s.next))),
       remove: Effect.gen(function*() {
         const etag = yield* Ref.get(last)
         if (Option.isSome(etag) && etag.value !== "absent") {
