@@ -6,7 +6,10 @@
  * rest of the list still prints; bad input exits 2, an unknown run 1.
  */
 import { describe, expect, it } from "vitest"
-import { putObject, runCli, tempDir } from "./support.js"
+import { putObject, runCli as spawnCli, tempDir } from "./support.js"
+
+/** The CLI with a long guard: on a loaded machine one spawn can take minutes (no timing is asserted). */
+const runCli = (args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}) => spawnCli(args, { ...options, timeoutMs: 230_000 })
 
 const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString()
 
@@ -20,7 +23,7 @@ export const storedRun = (id: string, status: string, steps: Record<string, unkn
   data: { order: 7 },
   steps,
   signals: {},
-  created_at: at(90),
+  created_at: at(3 * 1440),
   updated_at: at(1),
   ...extra
 })
@@ -39,7 +42,7 @@ const step = (status: string, extra: Record<string, unknown> = {}) => ({
 const sig1 = "2026-12-06T10:00:00.000Z_0b7e4a4e-8f59-4a11-9a8a-3d3f1d1e0001"
 const sig2 = "2026-12-06T10:05:00.000Z_0b7e4a4e-8f59-4a11-9a8a-3d3f1d1e0002"
 
-/** A store with three runs (one failed, one running waiting on a signal, one completed) and a malformed one. */
+/** A store with five runs (failed, waiting on a signal, completed, with a recorded definition, with a bad one) and a malformed one. */
 const seeded = (): string => {
   const cwd = tempDir()
   putObject(cwd, "workflow/run-a/state.json", storedRun("run-a", "failed", {
@@ -53,6 +56,20 @@ const seeded = (): string => {
   putObject(cwd, `workflow/run-b/signals/approval/${sig1}.json`, { id: sig1.slice(25), name: "approval", payload: { ok: false }, created_at: at(20) })
   putObject(cwd, `workflow/run-b/signals/approval/${sig2}.json`, { id: sig2.slice(25), name: "approval", payload: { ok: true }, created_at: at(15) })
   putObject(cwd, "workflow/run-c/state.json", storedRun("run-c", "completed", { only: step("completed") }))
+  // a recorded definition: c waits on b, which failed (continue), so c is skipped; d has no state yet
+  putObject(cwd, "workflow/run-d/state.json", storedRun("run-d", "running", {
+    a: step("completed"),
+    b: step("failed", { error: "tolerated" })
+  }, {
+    definition: {
+      name: "order",
+      steps: [{ name: "a" }, { name: "b", depends_on: ["a"], on_failure: "continue" }, { name: "c", depends_on: ["b"] }, { name: "d", depends_on: ["a"] }]
+    }
+  }))
+  // a recorded definition that is not a DAG is not trusted: the stored steps are shown
+  putObject(cwd, "workflow/run-e/state.json", storedRun("run-e", "running", { a: step("running") }, {
+    definition: { name: "order", steps: [{ name: "a", depends_on: ["b"] }, { name: "b", depends_on: ["a"] }] }
+  }))
   // a state whose body names another run: malformed, named by its key
   putObject(cwd, "workflow/run-x/state.json", storedRun("run-elsewhere", "running", {}))
   return cwd
@@ -66,13 +83,15 @@ describe("buquet workflow list / show (embedded store)", () => {
     const lines = r.stdout.trim().split("\n")
     expect(lines[0]).toMatch(/^ID\s+WORKFLOW\s+STATUS\s+STEPS DONE\s+AGE\s+UPDATED$/)
     expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 5))).toEqual([
-      ["run-a", "order", "failed", "1/2", "90"],
-      ["run-b", "order", "waiting_signal", "1/2", "90"],
-      ["run-c", "order", "completed", "1/1", "90"]
+      ["run-a", "order", "failed", "1/2", "3"],
+      ["run-b", "order", "waiting_signal", "1/2", "3"],
+      ["run-c", "order", "completed", "1/1", "3"],
+      ["run-d", "order", "running", "1/4", "3"],
+      ["run-e", "order", "running", "0/1", "3"]
     ])
     expect(r.stderr).toContain("skipped 1 malformed object(s)")
     expect(r.stderr).toMatch(/workflow\/run-x\/state\.json: .*run-elsewhere.*run-x/)
-  }, 60_000)
+  }, 240_000)
 
   it("--status filters, --json is one document; a bad --status or --limit exits 2", async () => {
     const cwd = seeded()
@@ -99,22 +118,31 @@ describe("buquet workflow list / show (embedded store)", () => {
     expect(bad.stderr).toMatch(/--status: "done" is not a workflow status; use one of pending, running, waiting_signal/)
     expect(badLimit.code).toBe(2)
     expect(badLimit.stderr).toContain("--limit must be from 1 to 100000")
-  }, 60_000)
+  }, 240_000)
 
   it("show: each step's status, attempts and error, the run's error, signals pending and consumed", async () => {
     const cwd = seeded()
-    const [a, b] = await Promise.all([runCli(["workflow", "show", "run-a"], { cwd }), runCli(["workflow", "show", "run-b"], { cwd })])
-    expect(a.code, a.stderr).toBe(0)
-    expect(a.stdout).toMatch(/^status\s+failed$/m)
-    expect(a.stdout).toMatch(/^error\s+StepFailed: step charge failed \(step charge\)$/m)
-    expect(a.stdout).toMatch(/^reserve\s+completed\s+1\s+-\s+-$/m)
+    const [a, b, d] = await Promise.all(["run-a", "run-b", "run-d"].map((id) => runCli(["workflow", "show", id], { cwd })))
+    // with the recorded definition: every step in dependency order, the skipped one named so
+    expect(d!.code, d!.stderr).toBe(0)
+    expect(d!.stdout).toMatch(/^steps done\s+1\/4$/m)
+    expect(d!.stdout.split("\n").filter((l) => /^[a-d]\s/.test(l)).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
+      ["a", "completed"],
+      ["b", "failed"],
+      ["d", "pending"],
+      ["c", "skipped"]
+    ])
+    expect(a!.code, a!.stderr).toBe(0)
+    expect(a!.stdout).toMatch(/^status\s+failed$/m)
+    expect(a!.stdout).toMatch(/^error\s+StepFailed: step charge failed \(step charge\)$/m)
+    expect(a!.stdout).toMatch(/^reserve\s+completed\s+1\s+-\s+-$/m)
     // a stored error's line break stays on one table line
-    expect(a.stdout).toMatch(/^charge\s+failed\s+3\s+11111111-1111-4111-8111-111111111111\s+card declined by the bank$/m)
-    expect(b.code, b.stderr).toBe(0)
-    expect(b.stdout).toMatch(/^signals\s+1 pending, 1 consumed$/m)
-    expect(b.stdout).toMatch(new RegExp(`^  pending\\s+approval\\s+2026-12-06T10:05:00.000Z\\s+${sig2.slice(25)}$`, "m"))
-    expect(b.stdout).toMatch(new RegExp(`^  consumed\\s+approval\\s+2026-12-06T10:00:00.000Z\\s+${sig1.slice(25)}$`, "m"))
-  }, 60_000)
+    expect(a!.stdout).toMatch(/^charge\s+failed\s+3\s+11111111-1111-4111-8111-111111111111\s+card declined by the bank$/m)
+    expect(b!.code, b!.stderr).toBe(0)
+    expect(b!.stdout).toMatch(/^signals\s+1 pending, 1 consumed$/m)
+    expect(b!.stdout).toMatch(new RegExp(`^  pending\\s+approval\\s+2026-12-06T10:05:00.000Z\\s+${sig2.slice(25)}$`, "m"))
+    expect(b!.stdout).toMatch(new RegExp(`^  consumed\\s+approval\\s+2026-12-06T10:00:00.000Z\\s+${sig1.slice(25)}$`, "m"))
+  }, 240_000)
 
   it("show --json: the stored state, the step rows and the signals", async () => {
     const cwd = seeded()
@@ -133,7 +161,7 @@ describe("buquet workflow list / show (embedded store)", () => {
     expect(doc.steps.map((s) => [s.name, s.status, s.attempt])).toEqual([["reserve", "completed", 1], ["approve", "running", 1]])
     expect(doc.signals.pending.map((s) => s.id)).toEqual([sig2.slice(25)])
     expect(doc.signals.consumed.map((s) => s.id)).toEqual([sig1.slice(25)])
-  }, 60_000)
+  }, 240_000)
 
   it("an unknown run exits 1, a bad id and a malformed state say what is wrong", async () => {
     const cwd = seeded()
@@ -148,5 +176,5 @@ describe("buquet workflow list / show (embedded store)", () => {
     expect(badId.stderr).toContain("\"../etc\" is not a workflow run id")
     expect(malformed.code).toBe(1)
     expect(malformed.stderr).toMatch(/workflow\/run-x\/state\.json is malformed/)
-  }, 60_000)
+  }, 240_000)
 })

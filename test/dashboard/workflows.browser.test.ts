@@ -1,8 +1,8 @@
 /**
  * The dashboard's workflow pages in headless Chromium (issue 18): the list of runs with status
  * and progress (a malformed state named, the rest listed), the status filter, and one run drawn as
- * its DAG — each step a node with its state — that follows the run live (over SSE) as a step
- * completes. Hostile text in a stored run (a step name, an error) renders as text; the page loads
+ * its DAG — each step a node with its state, each dependency of its recorded definition an edge —
+ * that follows the run live (over SSE) as its steps complete. Hostile text in a stored run (a step name, an error) renders as text; the page loads
  * nothing from elsewhere. Screenshots in test-results/.
  */
 import { mkdirSync } from "node:fs"
@@ -45,6 +45,17 @@ const storeRun = (stack: Stack, id: string, status: string, steps: Record<string
 
 const hostileStep = "<img src=x onerror=alert(1)>"
 
+/** A recorded definition: reserve fans out to ship and notify, which fan in to close. */
+const fanOutIn = {
+  name: "order",
+  steps: [
+    { name: "reserve" },
+    { name: "ship", depends_on: ["reserve"] },
+    { name: "notify", depends_on: ["reserve"] },
+    { name: "close", depends_on: ["ship", "notify"] }
+  ]
+}
+
 describe("Dashboard workflow pages in headless Chromium", () => {
   if (!available && inCI) {
     it("has Chromium (required in CI)", () => {
@@ -60,7 +71,8 @@ describe("Dashboard workflow pages in headless Chromium", () => {
         charge: stepState("failed", { error: "<script>alert(2)</script> declined", attempt: 3 }),
         [hostileStep]: stepState("pending")
       }, { error: { type: "StepFailed", message: "step charge failed", step: "charge" } })
-      yield* storeRun(stack, "run-b", "running", { reserve: stepState("completed"), ship: stepState("running") })
+      const bSteps = { reserve: stepState("completed"), ship: stepState("running"), notify: stepState("completed"), close: stepState("pending") }
+      yield* storeRun(stack, "run-b", "running", bSteps, { definition: fanOutIn })
       yield* storeRun(stack, "run-x", "running", {}, { id: "run-elsewhere" })
       const dash = yield* startDashboard(stack, { refreshInterval: "300 millis" })
 
@@ -105,10 +117,14 @@ describe("Dashboard workflow pages in headless Chromium", () => {
       yield* step(() => page.goto(`${dash.url}/workflows/run-b`))
       const ship = page.locator("#dag g.node[data-step=ship]")
       expect(yield* step(() => ship.getAttribute("data-status"))).toBe("running")
-      yield* storeRun(stack, "run-b", "completed", { reserve: stepState("completed"), ship: stepState("completed") })
-      yield* step(() => page.locator("#dag g.node[data-step=ship][data-status=completed]").waitFor({ timeout: 30_000 }))
+      // the recorded definition's dependencies are the edges
+      const edges = () => page.locator("#dag path.edge").evaluateAll((ps) => ps.map((p) => `${p.getAttribute("data-from")}->${p.getAttribute("data-to")}`).sort())
+      expect(yield* step(edges)).toEqual(["notify->close", "reserve->notify", "reserve->ship", "ship->close"])
+      expect(yield* step(() => page.locator("#dag-note").count())).toBe(0)
+      yield* storeRun(stack, "run-b", "completed", { ...bSteps, ship: stepState("completed"), close: stepState("completed") }, { definition: fanOutIn })
+      yield* step(() => page.locator("#dag g.node[data-step=close][data-status=completed]").waitFor({ timeout: 30_000 }))
       expect(yield* step(() => page.locator("#run-status").textContent())).toBe("completed")
-      expect(yield* step(() => page.locator("#run-progress").textContent())).toBe("2/2")
+      expect(yield* step(() => page.locator("#run-progress").textContent())).toBe("4/4")
       yield* step(() => page.screenshot({ path: join(artifacts, "dashboard-workflow-run.png"), fullPage: true }))
 
       expect(dialogs).toEqual([])

@@ -8,8 +8,9 @@
  * @since 0.1.0
  * @module
  */
-import { DateTime } from "effect"
+import { DateTime, Either } from "effect"
 import { blockedSteps, topologicalOrder } from "./Dag.js"
+import { validateDefinition } from "./WorkflowDefinition.js"
 import type { WorkflowDefinition } from "./WorkflowDefinition.js"
 import type { StepStatus, WorkflowState } from "./WorkflowState.js"
 
@@ -43,14 +44,28 @@ export interface StepRow {
 }
 
 /**
- * Each step's row: with the definition, every step of it in topological order (steps the run has
+ * The definition a run recorded (`state.definition`), when it is one a run can have (a stored one
+ * is not trusted: a cycle or an unknown dependency would make it undrawable); else undefined, and
+ * the views fall back to the stored steps.
+ *
+ * @since 0.1.0
+ * @category views
+ */
+export const recordedDefinition = (state: WorkflowState): WorkflowDefinition | undefined =>
+  state.definition === undefined ? undefined : Either.getOrUndefined(validateDefinition(state.definition))
+
+/**
+ * Each step's row: with the definition (by default the one the run recorded), every step of it in topological order (steps the run has
  * not reached are `pending`), then any stored step the definition does not name; without it, the
  * stored steps in the order they started (never-started ones last, by name).
  *
  * @since 0.1.0
  * @category views
  */
-export const stepRows = (state: WorkflowState, definition?: WorkflowDefinition): ReadonlyArray<StepRow> => {
+export const stepRows = (
+  state: WorkflowState,
+  definition: WorkflowDefinition | undefined = recordedDefinition(state)
+): ReadonlyArray<StepRow> => {
   const deps = new Map(definition?.steps.map((s) => [s.name, s.dependsOn]) ?? [])
   const skipped = new Set(definition === undefined ? [] : blockedSteps(definition, state))
   const row = (name: string): StepRow => {
@@ -86,15 +101,15 @@ export const stepRows = (state: WorkflowState, definition?: WorkflowDefinition):
 }
 
 /**
- * How far a run is: its completed steps out of all of them (the definition's steps when known,
- * else the steps its state records).
+ * How far a run is: its completed steps out of all of them (the definition's steps when known —
+ * by default the one the run recorded — else the steps its state records).
  *
  * @since 0.1.0
  * @category views
  */
 export const runProgress = (
   state: WorkflowState,
-  definition?: WorkflowDefinition
+  definition: WorkflowDefinition | undefined = recordedDefinition(state)
 ): { readonly completed: number; readonly total: number } => {
   const rows = stepRows(state, definition)
   return { completed: rows.filter((r) => r.status === "completed").length, total: rows.length }

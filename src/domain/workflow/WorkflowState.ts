@@ -14,6 +14,7 @@ import { MalformedObject } from "../QueueError.js"
 import { field, nullableField } from "../SnakeCase.js"
 import { Timestamp } from "../Task.js"
 import { parseSignalKey, parseWorkflowStateKey } from "./RunKeys.js"
+import { WorkflowDefinition } from "./WorkflowDefinition.js"
 
 /**
  * A run's status (the reference's set).
@@ -128,7 +129,13 @@ export class WorkflowState extends Schema.Class<WorkflowState>("WorkflowState")(
   error: nullableField(WorkflowErrorInfo, "error"),
   createdAt: field(Timestamp, "created_at"),
   updatedAt: field(Timestamp, "updated_at"),
-  orchestratorTaskId: nullableField(Schema.String, "orchestrator_task_id")
+  orchestratorTaskId: nullableField(Schema.String, "orchestrator_task_id"),
+  /**
+   * Ours: the definition the run was started with (its steps' `depends_on`, policies and
+   * compensations), so a reader without the workflow's code — `buquet workflow show`, the
+   * dashboard's DAG — can draw its dependencies and tell skipped steps from pending ones.
+   */
+  definition: nullableField(WorkflowDefinition, "definition")
 }) {}
 
 /**

@@ -38,7 +38,7 @@ import { costPage } from "./CostPage.js"
 import * as Pages from "./Pages.js"
 import * as WorkflowPages from "./WorkflowPages.js"
 import { WorkflowRunId } from "../../domain/workflow/RunKeys.js"
-import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../../domain/workflow/RunView.js"
+import { recordedDefinition, runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../../domain/workflow/RunView.js"
 import { WorkflowState } from "../../domain/workflow/WorkflowState.js"
 import { listRuns, listSignals, readRun } from "../../protocol/WorkflowRunListing.js"
 import * as TypeStats from "../TypeStats.js"
@@ -420,7 +420,7 @@ export const makeApp = (deps: AppDeps) => {
     const run = yield* runOfPath
     if (run._tag === "Invalid") return yield* errorPage("Bad request", `${run.id.slice(0, 80)} is not a workflow run id.`, 400)
     if (run._tag === "NotFound") return yield* errorPage("Not found", `No workflow run ${run.id}.`, 404)
-    const body = WorkflowPages.runDetail({ state: run.state, definition: undefined, signals: run.signals, malformedSignals: run.malformedSignals })
+    const body = WorkflowPages.runDetail({ state: run.state, definition: recordedDefinition(run.state), signals: run.signals, malformedSignals: run.malformedSignals })
     if (fragment) return page(body)
     const s = yield* snapshot.current
     return full({ title: `Workflow run ${run.state.id}`, tab: "workflows", snapshot: s, live: true, body })
