@@ -67,9 +67,21 @@ export const describeTask = (task: Task, input: unknown, output: unknown): strin
     ["completed", time(task.completedAt)]
   ]
   if (task.progress !== undefined) rows.splice(11, 0, ["progress", compact(task.progress)])
+  if (task.parentId !== undefined) rows.splice(2, 0, ["parent", task.parentId])
+  if (task.followUps !== undefined) {
+    const created = task.followUps.materializedAt === undefined
+      ? "not created yet (lease recovery creates them)"
+      : `created ${time(task.followUps.materializedAt)}`
+    rows.push([`follow-ups (${task.followUps.tasks.length})`, `${created}
+${followUpLines(task)}`])
+  }
   const w = Math.max(...rows.map(([k]) => k.length))
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n")
 }
+
+/** One indented `id  type` line per follow-up, under its row. */
+const followUpLines = (task: Task): string =>
+  (task.followUps?.tasks ?? []).map((f) => `    ${f.id}  ${f.taskType}`).join("\n")
 
 /** A stack trace's lines after the first, indented under a row or an event. */
 const indentStack = (stack: string, indent = "    "): string => stack.split("\n").map((l, i) => (i === 0 ? l : `${indent}${l.trim()}`)).join("\n")

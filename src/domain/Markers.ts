@@ -22,6 +22,7 @@
  * @module
  */
 import { DateTime } from "effect"
+import { unmaterialized } from "./FollowUps.js"
 import { leaseKey, parseIndexKey } from "./Keys.js"
 import { readyMarkerKey, readyMarkerKeyFor } from "./ReadyIndex.js"
 import { bucketOf, bucketSeconds, bucketStartMillis } from "./Shard.js"
@@ -46,9 +47,17 @@ export const leaseMarkerOf = (task: Task): string | undefined =>
     ? undefined
     : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(task.leaseExpiresAt)), task.id)
 
-/** The one marker a task needs: its ready marker when pending, its lease marker when running, else none. */
-export const neededMarker = (task: Task): string | undefined =>
-  task.status === "pending" ? readyMarkerKey(task) : task.status === "running" ? leaseMarkerOf(task) : undefined
+/**
+ * The one marker a task needs: its ready marker when pending, its lease marker when running, the
+ * lease marker of its last attempt when it completed with follow-ups not yet created (so lease
+ * recovery finds it: domain/FollowUps.ts), else none.
+ */
+export const neededMarker = (task: Task): string | undefined => {
+  if (task.status === "pending") return readyMarkerKey(task)
+  if (task.status === "running") return leaseMarkerOf(task)
+  const outbox = unmaterialized(task)
+  return outbox === undefined ? undefined : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(outbox.recoverAt)), task.id)
+}
 
 /** The first instant after a bucket (epoch ms). */
 export const bucketEndMillis = (bucket: number): number => bucketStartMillis(bucket) + bucketSeconds * 1000

@@ -29,6 +29,8 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
   malformed: Schema.NonNegativeInt,
   /** Tasks whose read or repair kept failing (after retries): left untouched, with their markers, until the next pass. */
   skipped: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
+  /** Completed tasks whose follow-ups were not all created (their worker died first): created now. */
+  followUpsCreated: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("follow_ups_created")),
   /** Orphaned payloads deleted at the end of the pass (see `PayloadCollection.ts`). */
   payloadsDeleted: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("payloads_deleted")),
   /** Requests by kind (PUT, GET, LIST, DELETE, HEAD) the pass made so far, cursor writes included. */
@@ -47,6 +49,7 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
     retentionArchived: 0,
     malformed: 0,
     skipped: 0,
+    followUpsCreated: 0,
     payloadsDeleted: 0,
     requests: {}
   })

@@ -1,7 +1,7 @@
 /**
  * The task object: the source of truth, stored at `tasks/{shard}/{id}.json` in the reference's
  * snake_case JSON (design.md §5.2). In TypeScript the fields are camelCase; the Schema maps them.
- * Our additions (`priority`, `progress`, `tags`, `events`, `traceparent`) are optional fields the
+ * Our additions (`priority`, `progress`, `tags`, `events`, `traceparent`, `follow_ups`) are optional fields the
  * reference ignores.
  *
  * @module
@@ -9,6 +9,8 @@
 import { DateTime, Effect, Schema } from "effect"
 import { decodeObject } from "./Codec.js"
 import { isOwnPayloadRef, parseTaskKey, payloadKey, payloadPrefix } from "./Keys.js"
+import { FollowUps } from "./FollowUps.js"
+import { TaskId } from "./Names.js"
 import { MalformedObject } from "./QueueError.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 import { TaskStatus } from "./TaskStatus.js"
@@ -97,7 +99,11 @@ export class Task extends Schema.Class<Task>("Task")({
    * Submitted with an idempotency key: when that key's record expires. Until then a same-key
    * resubmit must find this task (and its outcome), so retention keeps it at least that long.
    */
-  idempotencyExpiresAt: optionalField(Timestamp, "idempotency_expires_at")
+  idempotencyExpiresAt: optionalField(Timestamp, "idempotency_expires_at"),
+  /** The task whose completion enqueued this one (a follow-up), or whose flow it is a child of. */
+  parentId: optionalField(TaskId, "parent_id"),
+  /** The follow-up tasks its completion enqueues, and whether they exist yet (domain/FollowUps.ts). */
+  followUps: optionalField(FollowUps, "follow_ups")
 }) {}
 
 /**

@@ -14,7 +14,9 @@
  * @module
  */
 import { DateTime, Duration } from "effect"
+import { FollowUps, type FollowUp } from "./FollowUps.js"
 import { delayMs, RetryPolicy } from "./RetryPolicy.js"
+import { shardOf } from "./Shard.js"
 import { isAvailableAt, isExpiredAt, isLeaseExpiredAt, maxTaskEvents, Task, TaskEvent } from "./Task.js"
 import type { TaskStatus } from "./TaskStatus.js"
 import { isTerminal } from "./TaskStatus.js"
@@ -285,6 +287,52 @@ export const release = (task: Task, p: { readonly now: DateTime.Utc; readonly re
  */
 export const dueNow = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
   new Task({ ...task, availableAt: p.now, updatedAt: p.now })
+
+/**
+ * Complete with follow-ups: as {@link complete}, with the outbox of the follow-ups to create
+ * (domain/FollowUps.ts). `recoverAt` is the end of the completing attempt's lease.
+ */
+export const completeWithFollowUps = (
+  task: Task,
+  p: {
+    readonly now: DateTime.Utc
+    readonly output: unknown
+    readonly outputRef?: string | undefined
+    readonly followUps: ReadonlyArray<FollowUp>
+  }
+): Task => {
+  const done = complete(task, p)
+  if (p.followUps.length === 0) return done
+  return new Task({ ...done, followUps: new FollowUps({ tasks: p.followUps, recoverAt: task.leaseExpiresAt ?? p.now }) })
+}
+
+/** The follow-ups of a completed task all exist: stamp `materialized_at` (no event, no status change). */
+export const followUpsCreated = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
+  task.followUps === undefined || task.followUps.materializedAt !== undefined
+    ? task
+    : new Task({ ...task, followUps: new FollowUps({ ...task.followUps, materializedAt: p.now }) })
+
+/** A follow-up of `parent`, as a new pending task created at `now` (in the parent's shard layout). */
+export const followUpTask = (parent: Task, f: FollowUp, now: DateTime.Utc): Task => {
+  const availableAt = f.delayMs === undefined ? now : DateTime.add(now, { millis: f.delayMs })
+  const base = newTask({
+    id: f.id,
+    shard: shardOf(f.id, parent.shard.length),
+    taskType: f.taskType,
+    input: f.input,
+    now,
+    availableAt,
+    timeoutSeconds: f.timeoutSeconds,
+    maxRetries: f.maxRetries,
+    retryPolicy: f.retryPolicy,
+    maxReschedules: f.maxReschedules,
+    expiresAt: f.ttlMs === undefined ? undefined : DateTime.add(now, { millis: f.ttlMs }),
+    priority: f.priority,
+    tags: f.tags,
+    traceparent: f.traceparent
+  })
+  return new Task({ ...base, parentId: parent.id })
+}
 
 /** The error recorded when a lease ran out. */
 export const leaseExpiredError = "lease expired: the worker did not finish or extend its lease in time"

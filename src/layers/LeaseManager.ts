@@ -39,6 +39,9 @@ import * as Metrics from "../services/Metrics.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import { retryTransient } from "../protocol/TransientRetry.js"
+import { isRecoverableAt, unmaterialized } from "../domain/FollowUps.js"
+import { materialize } from "../protocol/FollowUps.js"
+import { touchOnce } from "../protocol/WakeUp.js"
 import {
   casTask,
   deleteMarkers,
@@ -80,6 +83,12 @@ export const make = Effect.gen(function*() {
   const clock = yield* ServerClock
   const provide = <A, E>(self: Effect.Effect<A, E, Storage>) => Effect.provideService(self, Storage, storage)
   const uncertaintyMillis = Effect.map(clock.estimate, (e) => Duration.toMillis(e.uncertainty))
+  // Follow-ups created by recovery wake idle workers, as a submit does.
+  const wakeUp = { touch: touchOnce(storage) }
+
+  /** The earliest the server's time can be, given the estimate `now` and its uncertainty. */
+  const earliest = (now: DateTime.Utc, marginMillis: number): DateTime.Utc =>
+    DateTime.unsafeMake(DateTime.toEpochMillis(now) - Math.max(0, marginMillis))
 
   // --- task leases ----------------------------------------------------------------------------
 
@@ -182,6 +191,7 @@ export const make = Effect.gen(function*() {
       retried: 0,
       failed: 0,
       cancelled: 0,
+      followUpsCreated: 0,
       staleDeleted: 0,
       notYetExpired: 0,
       malformed: 0,
@@ -228,6 +238,17 @@ export const make = Effect.gen(function*() {
             return
           }
           const task = Option.getOrUndefined(found)
+          const outbox = task === undefined ? undefined : unmaterialized(task.task)
+          if (task !== undefined && outbox !== undefined && neededMarker(task.task) === marker.key) {
+            // Completed, but its worker died before creating the follow-ups: create them (once by their ids).
+            if (!isRecoverableAt(outbox, earliest(readAt, margin))) {
+              counts.notYetExpired++
+              return
+            }
+            yield* provide(Effect.provideService(materialize(task, wakeUp.touch), ServerClock, clock))
+            counts.followUpsCreated++
+            return
+          }
           if (task !== undefined && neededMarker(task.task) === marker.key) {
             if (!surelyExpired(task.task, readAt, margin)) {
               counts.notYetExpired++

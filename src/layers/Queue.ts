@@ -24,7 +24,7 @@ import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domai
 import { QueueConfig, TypeCheck } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import { MalformedObject } from "../domain/QueueError.js"
-import { isBucketClosed, replayDueAt, submitWindowMillis } from "../domain/Markers.js"
+import { replayDueAt } from "../domain/Markers.js"
 import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
@@ -61,18 +61,17 @@ import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offloadInput } from "../protocol/Payloads.js"
 import { makeSignal } from "../protocol/WakeUp.js"
+import { createPending } from "../protocol/NewTask.js"
 import { touchCancelSignal } from "../protocol/CancelSignal.js"
 import { taskTypeRegistered } from "../protocol/TaskTypeMarkers.js"
 import {
-  createTask,
   keep,
   keyOfTask,
   putConditional,
   putPlain,
   readTask,
   updateTask,
-  write,
-  writeMarker
+  write
 } from "../protocol/TaskObjects.js"
 import type { VersionedTask } from "../protocol/TaskObjects.js"
 import * as Tracing from "../protocol/Tracing.js"
@@ -216,42 +215,12 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 
   // --- submit -------------------------------------------------------------------------------
 
-  /**
-   * After a create that landed late (the producer stalled between building the task and its create:
-   * GC, a VM pause, a slow request), a worker or the sweeper may have deleted the ready marker as an
-   * orphan once its bucket was over. Then the pending task moves to a fresh marker in the current
-   * bucket (written before the CAS), so a delayed DELETE of the old key cannot touch it.
-   */
-  const refreshLateMarker = (stored: Task) =>
-    Effect.gen(function*() {
-      const landedAt = yield* clock.now
-      const marker = readyMarkerKey(stored)
-      const landed = DateTime.toEpochMillis(landedAt)
-      const late = landed - DateTime.toEpochMillis(stored.createdAt) >= submitWindowMillis
-      if (!late || !isBucketClosed(bucketOf(DateTime.toEpochMillis(stored.availableAt)), landed)) return stored
-      // Only a task still pending on that marker (a worker may have found it through it meanwhile).
-      const { current, result: moved } = yield* updateTask<boolean>(keyOfTask(stored), (found) => {
-        if (Option.isNone(found) || found.value.task.status !== "pending" || readyMarkerKey(found.value.task) !== marker) {
-          return keep(false)
-        }
-        const next = Tr.dueNow(found.value.task, { now: landedAt })
-        return write(next, true, { before: [readyMarkerKey(next)], after: [marker] })
-      })
-      if (moved) {
-        const lateBy = landed - DateTime.toEpochMillis(stored.createdAt)
-        yield* Effect.logWarning(`submit: task ${stored.id} was created ${lateBy} ms after it was built; moved it to a fresh ready marker`)
-      }
-      return Option.match(current, { onNone: () => stored, onSome: (v) => v.task })
-    })
-
   /** Writes a new task: payload → ready marker → create-only PUT. Fails with PreconditionFailed if the id exists. */
   const createObjects = (task: Task, inputJson: unknown) =>
     provide(Effect.gen(function*() {
       const placed = yield* offloadInput(task.id, inputJson, config.payloadThresholdBytes)
       const stored = placed.ref === undefined ? task : Tr.withInputRef(task, placed.ref)
-      yield* writeMarker(readyMarkerKey(stored))
-      yield* createTask(stored)
-      const final = yield* refreshLateMarker(stored)
+      const final = yield* Effect.provideService(createPending(stored), ServerClock, clock)
       yield* wakeUp.touch
       return final
     }))

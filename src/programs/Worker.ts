@@ -373,7 +373,10 @@ export const make = <R>(
       // Our own task is claimable again: forget what discovery remembered about its marker (a pass
       // may have read it mid-settle, still running) and tell idle workers.
       onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch),
-      onProgress: (taskId: string, progress: unknown) => events.publish(Events.WorkerEvent.Progress({ taskId, progress }))
+      onProgress: (taskId: string, progress: unknown) => events.publish(Events.WorkerEvent.Progress({ taskId, progress })),
+      // a handler's follow-ups resolve their options with the queue's defaults, and wake idle workers once created
+      queueConfig: Option.getOrUndefined(queueConfig),
+      onFollowUps: wakeSignal.touch
     }
 
     const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)

@@ -13,7 +13,7 @@ import * as WorkerHandler from "../programs/worker/Handler.js"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
 import { fromExit, toHandlerFailure } from "./errors.js"
 import { fromTask } from "./types.js"
-import type { Task, TypedTaskType } from "./types.js"
+import type { RetryPolicy, Task, TypedTaskType } from "./types.js"
 
 /**
  * What a Promise handler can see and do about the task it runs.
@@ -45,6 +45,46 @@ export interface TaskContext {
   readonly progress: (value: unknown) => void
   /** Whether cancellation of this task has been requested (the signal is also aborted). */
   readonly isCancelRequested: () => boolean
+  /**
+   * Enqueues a follow-up task, created exactly once if (and only if) this attempt completes, even
+   * when the worker dies right after recording the completion. Resolves with the follow-up's id
+   * (fixed before it exists); a failed or retried attempt enqueues nothing. At most 100 per
+   * completion. Rejects with a `BuquetError` (`"InvalidArgument"`) on a bad type name or option.
+   */
+  readonly enqueue: {
+    <I, O>(type: TypedTaskType<I, O>, input: I, options?: FollowUpOptions): Promise<string>
+    (taskType: string, input: unknown, options?: FollowUpOptions): Promise<string>
+  }
+}
+
+/**
+ * Options of a follow-up (`ctx.enqueue`): a submit's, less idempotency (a follow-up is created
+ * once by construction) and the type check.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FollowUpOptions {
+  /** Lease length of one attempt, in seconds (default 300). */
+  readonly timeoutSeconds?: number | undefined
+  /** Retries after the first attempt (default 3). */
+  readonly maxRetries?: number | undefined
+  /** How many times a handler may reschedule it (unlimited when unset). */
+  readonly maxReschedules?: number | undefined
+  /** 0 (default) to 9999: within a shard, higher priorities are claimed first. */
+  readonly priority?: number | undefined
+  /** Free-form labels stored with the task. */
+  readonly tags?: ReadonlyArray<string> | undefined
+  /** Retry backoff; unset fields keep the defaults. */
+  readonly retryPolicy?: Partial<RetryPolicy> | undefined
+  /** Not before this instant (kept as a delay from the enqueue). Exclusive with `delayMs`. */
+  readonly scheduleAt?: Date | undefined
+  /** Not before this many milliseconds after it is created. */
+  readonly delayMs?: number | undefined
+  /** Expire (never run) if not claimed within this many seconds of being created. Exclusive with `expiresAt`. */
+  readonly ttlSeconds?: number | undefined
+  /** Expire if not claimed by this instant (kept as a TTL from the enqueue). */
+  readonly expiresAt?: Date | undefined
 }
 
 /**
@@ -97,7 +137,11 @@ const toEffect = <I, O>(run: Handler<I, O>) => (input: I, ctx: WorkerHandler.Tas
           extendLease: (seconds) =>
             Runtime.runPromiseExit(runtime)(ctx.extendLease(Duration.seconds(seconds))).then(fromExit),
           progress: (value) => Runtime.runSync(runtime)(ctx.progress(value)),
-          isCancelRequested: () => Runtime.runSync(runtime)(ctx.isCancelRequested)
+          isCancelRequested: () => Runtime.runSync(runtime)(ctx.isCancelRequested),
+          enqueue: (type: string | TypedTaskType<unknown, unknown>, input: unknown, options?: FollowUpOptions) =>
+            Runtime.runPromiseExit(runtime)(
+              typeof type === "string" ? ctx.enqueue(type, input, options) : ctx.enqueue(asTaskType(type), input, options)
+            ).then(fromExit)
         }
         return await run(input, context)
       },

@@ -158,6 +158,10 @@ export interface Task {
   readonly progress?: unknown
   /** Free-form labels. */
   readonly tags?: ReadonlyArray<string> | undefined
+  /** The task whose handler enqueued this one (`ctx.enqueue`). */
+  readonly parentId?: string | undefined
+  /** The follow-ups its completion enqueued: their ids, and when they were all created (absent until then). */
+  readonly followUps?: { readonly ids: ReadonlyArray<string>; readonly createdAt?: Date | undefined } | undefined
   /** The bounded transition log, oldest first. */
   readonly events: ReadonlyArray<TaskEvent>
 }
@@ -241,6 +245,13 @@ export const fromTask = (t: Domain.Task): Task => {
     ...(t.priority === undefined ? {} : { priority: t.priority }),
     ...(t.progress === undefined ? {} : { progress: t.progress }),
     ...(t.tags === undefined ? {} : { tags: t.tags }),
+    ...(t.parentId === undefined ? {} : { parentId: t.parentId }),
+    ...(t.followUps === undefined ? {} : {
+      followUps: {
+        ids: t.followUps.tasks.map((f) => f.id),
+        ...(t.followUps.materializedAt === undefined ? {} : { createdAt: toDate(t.followUps.materializedAt) })
+      }
+    }),
     events: (t.events ?? []).map(fromTaskEvent)
   }
   origins.set(task, t)

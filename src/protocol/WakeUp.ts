@@ -39,6 +39,17 @@ export interface WakeUpSignal {
   readonly touch: Effect.Effect<void>
 }
 
+/** One write of the wake-up object (a new body, so its ETag changes); never fails. */
+const putTouch = (storage: StorageService, at: number): Effect.Effect<void> =>
+  storage.put(wakeUpKey, utf8(JSON.stringify({ touched_at_local_ms: at }))).pipe(
+    Effect.tapError((e) => Effect.logDebug(`wake-up touch failed (pickup falls back to polling): ${e.message}`)),
+    Effect.ignore
+  )
+
+/** One touch, not throttled: for a rare writer with no Scope (lease recovery creating follow-ups). */
+export const touchOnce = (storage: StorageService): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (at) => putTouch(storage, at))
+
 /** Options of {@link makeSignal}. */
 export interface WakeUpSignalOptions {
   /** At most one PUT per this interval per process (default 1 s). */
@@ -62,11 +73,7 @@ export const makeSignal = (
       readonly trailing: boolean
     }
     const state = yield* Ref.make<TouchState>({ lastAt: Number.NEGATIVE_INFINITY, trailing: false })
-    const put = (at: number) =>
-      storage.put(wakeUpKey, utf8(JSON.stringify({ touched_at_local_ms: at }))).pipe(
-        Effect.tapError((e) => Effect.logDebug(`wake-up touch failed (pickup falls back to polling): ${e.message}`)),
-        Effect.ignore
-      )
+    const put = (at: number) => putTouch(storage, at)
     /** Writes the pending trailing touch, if there still is one (the timer and the flush race for it). */
     const trail = Effect.gen(function*() {
       const at = yield* Clock.currentTimeMillis

@@ -37,6 +37,8 @@ export interface RecoveryReport {
   readonly failed: number
   /** … cancelled because cancellation had been requested. */
   readonly cancelled: number
+  /** Completed tasks whose follow-ups were not all created (their worker died after completing): created now. */
+  readonly followUpsCreated: number
   /** Stale markers deleted (finished, missing, or moved on). */
   readonly staleDeleted: number
   /** Checked markers whose task still holds a valid lease (current bucket). */

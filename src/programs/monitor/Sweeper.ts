@@ -54,6 +54,8 @@ import { isDeletable, type MarkerOwner, neededMarker } from "../../domain/Marker
 import { defaultPayloadGrace, isOrphanPayload, parsePayloadKey } from "../../domain/PayloadCollection.js"
 import { fingerprint, TerminalCheckpoint, terminalCheckpointKey, TerminalEntry } from "../../domain/TerminalCheckpoint.js"
 import { taskKey } from "../../domain/Keys.js"
+import { isRecoverableAt, unmaterialized } from "../../domain/FollowUps.js"
+import { materialize } from "../../protocol/FollowUps.js"
 import { shardOf } from "../../domain/Shard.js"
 import type { Task } from "../../domain/Task.js"
 import { archiveTerminal, deleteTerminal, heldUntilOf, retentionDecision, type RetentionOptions } from "./Retention.js"
@@ -386,6 +388,14 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const refs = payloadRefs(task)
       for (const ref of refs ?? []) p.referenced.add(ref)
       const now = DateTime.unsafeMake(readAt)
+      const outbox = unmaterialized(task)
+      if (outbox !== undefined && isRecoverableAt(outbox, now)) {
+        // completed, but its worker died before creating the follow-ups (before retention may remove it)
+        yield* provide(Effect.provideService(materialize(found.value), ServerClock, clock))
+        p.totals.followUpsCreated++
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
       if (options.retention !== undefined) {
         const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention, heldUntilOf(task))
         if (action === "delete" && (yield* provide(deleteTerminal(found.value, now)))) {

@@ -23,7 +23,13 @@
  *
  * @module
  */
-import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref } from "effect"
+import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref, Schema } from "effect"
+import { describeParseError } from "../../domain/Codec.js"
+import type { FollowUp } from "../../domain/FollowUps.js"
+import { type FollowUpOptions, makeFollowUp } from "../../domain/FollowUpRequest.js"
+import { QueueConfig } from "../../domain/QueueConfig.js"
+import { InvalidArgument } from "../../domain/QueueError.js"
+import type { TaskType } from "../../domain/TaskType.js"
 import { PermanentError, RescheduleError } from "../../domain/HandlerErrors.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
@@ -72,6 +78,10 @@ export interface ExecuteSettings {
   readonly progressInterval: Duration.Duration
   /** Outputs above this many bytes of JSON go to `payloads/`. */
   readonly payloadThresholdBytes: number
+  /** The defaults a follow-up's options are resolved with (the queue's; all defaults without one). */
+  readonly queueConfig?: QueueConfig | undefined
+  /** Run once a completion's follow-ups exist (touches the wake-up signal). */
+  readonly onFollowUps?: Effect.Effect<void> | undefined
   /** Run after a transition back to pending, with the task as written (touches the wake-up signal). */
   readonly onPending: (task: Task) => Effect.Effect<void>
   /** Run on every progress report of the handler (the worker publishes a Progress event). */
@@ -269,6 +279,32 @@ export const execute = <R>(
       }
     }).pipe(Effect.ignore)
 
+    // --- follow-ups: kept here, written with the completion only ----------------------------------
+    const followUps = yield* Ref.make<ReadonlyArray<FollowUp>>([])
+    const enqueueLock = yield* Effect.makeSemaphore(1)
+    const enqueue = (type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options: FollowUpOptions = {}) =>
+      enqueueLock.withPermits(1)(Effect.gen(function*() {
+        const encoded = typeof type === "string"
+          ? input
+          : yield* Schema.encodeUnknown(type.input)(input).pipe(
+            Effect.mapError((e) =>
+              new InvalidArgument({ argument: "input", message: `follow-up input of ${type.name} does not match its Schema: ${describeParseError(e)}` })
+            )
+          )
+        const index = (yield* Ref.get(followUps)).length
+        const followUp = yield* makeFollowUp({
+          parentId: taskId,
+          index,
+          taskType: typeof type === "string" ? type : type.name,
+          input: encoded,
+          options,
+          now: yield* clock.now,
+          config: settings.queueConfig ?? QueueConfig.default
+        })
+        yield* Ref.update(followUps, (all) => [...all, followUp])
+        return followUp.id
+      }))
+
     const ctx: TaskContext = {
       taskId,
       attempt: claimed.task.attempt,
@@ -280,7 +316,8 @@ export const execute = <R>(
           Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)),
           settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
         ),
-      isCancelRequested: Ref.get(cancelRequested)
+      isCancelRequested: Ref.get(cancelRequested),
+      enqueue
     }
 
     // --- the attempt ----------------------------------------------------------------------------
@@ -343,7 +380,7 @@ export const execute = <R>(
           return ended.settlement
         case "Done": {
           const placed = yield* offloadOutput(taskId, leaseId, ended.output, settings.payloadThresholdBytes)
-          return { _tag: "Complete", output: placed.value, outputRef: placed.ref } satisfies Settlement
+          return { _tag: "Complete", output: placed.value, outputRef: placed.ref, followUps: yield* Ref.get(followUps) } satisfies Settlement
         }
         case "Stopped":
           return StopReason.$match(ended.reason, {
@@ -369,7 +406,7 @@ export const execute = <R>(
     const settleUntil = yield* Effect.map(clock.currentTimeMillis, (now) =>
       Math.max(now + minSettleWindowMillis, leaseEnd === null ? now : DateTime.toEpochMillis(leaseEnd)))
     const untilSettled = transientWithin(Effect.map(clock.currentTimeMillis, (now) => settleUntil - now))
-    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending, { retry: untilSettled })).pipe(
+    const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending, { retry: untilSettled, onFollowUps: settings.onFollowUps })).pipe(
       Tracing.taskSpan("buquet.complete", claimed.task)
     )
     return { result, durationMillis } satisfies ExecuteResult

@@ -13,6 +13,8 @@ import type { Duration } from "effect"
 import { describeParseError } from "../../domain/Codec.js"
 import type { Task } from "../../domain/Task.js"
 import type { TaskType } from "../../domain/TaskType.js"
+import type { FollowUpOptions } from "../../domain/FollowUpRequest.js"
+import type { InvalidArgument } from "../../domain/QueueError.js"
 import type { LeaseLost } from "./Errors.js"
 
 /** What a handler can see and do about the task it runs. */
@@ -34,6 +36,16 @@ export interface TaskContext {
   readonly progress: (value: unknown) => Effect.Effect<void>
   /** Whether cancellation of this task has been requested (the worker also interrupts the handler). */
   readonly isCancelRequested: Effect.Effect<boolean>
+  /**
+   * Enqueues a follow-up task, created exactly once if (and only if) this attempt completes — even
+   * when the worker dies right after the completion is written (domain/FollowUps.ts). Succeeds with
+   * the follow-up's id, fixed before it exists; a failed or retried attempt enqueues nothing. A
+   * typed contract encodes the input with its Schema. Bad options fail with InvalidArgument.
+   */
+  readonly enqueue: {
+    <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
+    (taskType: string, input: unknown, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
+  }
 }
 
 /** Options of one handler. */

@@ -11,6 +11,10 @@
  * the CAS; the lease marker is deleted after it, only if its minute bucket has closed (else a new
  * claim may have written the same key; lease recovery removes it once the bucket closes).
  *
+ * Follow-ups (domain/FollowUps.ts): a completion that enqueues tasks writes them into the task
+ * with the completing CAS and keeps the lease marker; they are created right after it, and lease
+ * recovery creates them if this worker dies in between.
+ *
  * Transient errors (with `retry`): a request that did not get through is tried again, and an
  * ambiguous CAS is resolved by re-reading until it is known whether it landed — a finished
  * handler's result is never dropped for one bad answer.
@@ -27,11 +31,19 @@ import { isTransient } from "../../protocol/TransientRetry.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
-import { closedMarkers, leaseMarkerOf } from "../../domain/Markers.js"
+import { closedMarkers, leaseMarkerOf, neededMarker } from "../../domain/Markers.js"
+import { type FollowUp, unmaterialized } from "../../domain/FollowUps.js"
+import { materialize } from "../../protocol/FollowUps.js"
 
 /** What to do with a task whose attempt ended. */
 export type Settlement =
-  | { readonly _tag: "Complete"; readonly output: unknown; readonly outputRef?: string | undefined }
+  /** `followUps`: tasks to create with the completion, exactly once (domain/FollowUps.ts). */
+  | {
+    readonly _tag: "Complete"
+    readonly output: unknown
+    readonly outputRef?: string | undefined
+    readonly followUps?: ReadonlyArray<FollowUp> | undefined
+  }
   /** `stack`: the handler error's stack trace, stored with the failed attempt. */
   | { readonly _tag: "Fail"; readonly error: string; readonly stack?: string | undefined }
   /** Retry with backoff while retries remain, else fail. `timeout`: the attempt ran out of time. */
@@ -75,7 +87,12 @@ export const decide = (
   }
   switch (settlement._tag) {
     case "Complete":
-      return { kind: "completed", next: Tr.complete(task, { now, output: settlement.output, outputRef: settlement.outputRef }) }
+      return {
+        kind: "completed",
+        next: settlement.followUps === undefined || settlement.followUps.length === 0
+          ? Tr.complete(task, { now, output: settlement.output, outputRef: settlement.outputRef })
+          : Tr.completeWithFollowUps(task, { now, output: settlement.output, outputRef: settlement.outputRef, followUps: settlement.followUps })
+      }
     case "Fail":
       return {
         kind: "failed",
@@ -116,6 +133,8 @@ export const decide = (
 export interface SettleOptions {
   /** Retries of transient errors (and of the re-read resolving an ambiguous CAS); default none. */
   readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Run once a completion's follow-ups exist (the worker touches the wake-up signal). */
+  readonly onFollowUps?: Effect.Effect<void> | undefined
 }
 
 /**
@@ -146,7 +165,8 @@ export const settle = Effect.fn("Worker.settle")(function*(
       )
       if (Option.isSome(written)) {
         yield* Ref.set(held, { task: next, etag: written.value })
-        const lease = leaseMarkerOf(current.task)
+        // Kept while it is still needed: a completion whose follow-ups are not created yet.
+        const lease = neededMarker(next) === undefined ? leaseMarkerOf(current.task) : undefined
         // Only from a closed bucket: a claim right after ours may have written this very key.
         const landedAt = yield* clock.currentTimeMillis
         yield* deleteMarkers(closedMarkers(lease === undefined ? [] : [lease], landedAt)).pipe(
@@ -170,9 +190,24 @@ export const settle = Effect.fn("Worker.settle")(function*(
   let current = yield* Ref.get(held)
   for (let attempt = 0; attempt < 20; attempt++) {
     const outcome = yield* (retry === undefined ? round(current) : Effect.retry(round(current), { schedule: retry, while: isTransient }))
-    if ("_tag" in outcome) return outcome
-    current = outcome
-    yield* Ref.set(held, current)
+    if (!("_tag" in outcome)) {
+      current = outcome
+      yield* Ref.set(held, current)
+      continue
+    }
+    if (outcome._tag === "Settled" && unmaterialized(outcome.task) !== undefined) {
+      // The completion is written: its follow-ups are created now, or by recovery if this fails.
+      const written = yield* Ref.get(held)
+      const create = materialize(written, options?.onFollowUps)
+      const stored = yield* (retry === undefined ? create : Effect.retry(create, { schedule: retry, while: isTransient })).pipe(
+        Effect.catchAll((e) =>
+          Effect.as(Effect.logWarning(`task ${written.task.id}: follow-ups not created yet (lease recovery will): ${e.message}`), written)
+        )
+      )
+      yield* Ref.set(held, stored)
+      return { ...outcome, task: stored.task } satisfies SettleResult
+    }
+    return outcome
   }
   return { _tag: "LeaseLost", reason: "the task kept changing under us" } satisfies SettleResult
 })
