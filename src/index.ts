@@ -162,5 +162,32 @@ export * as WorkflowWorker from "./programs/WorkflowWorker.js"
  */
 export { WorkflowRunner } from "./services/WorkflowRunner.js"
 export type * from "./services/WorkflowRunner.js"
+
+/**
+ * DAG workflows (the reference's `Workflow(name).step(...)` model): build one with
+ * `DagWorkflow.make(name, { data }).step(...)`, run it with `DagWorkflow.handlers`, drive it with
+ * `start/get/signal/pause/resume/cancel/sweep`. See README "DAG workflows".
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export * as DagWorkflow from "./programs/DagWorkflow.js"
+
+/**
+ * The bucket protocol of DAG workflow runs (`workflow/{id}/state.json`, `steps/`, `signals/`):
+ * read, CAS, signal, pause/resume/cancel intents and wake-ups, for tools built on the runs.
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export * as WorkflowRuns from "./protocol/WorkflowRuns.js"
+
+/**
+ * The reconciliation sweeper of DAG workflow runs (recovers stuck runs, says which).
+ *
+ * @since 0.1.0
+ * @category workflows
+ */
+export * as DagSweeper from "./programs/DagSweeper.js"
 export { PermanentError, RescheduleError, RetryableError } from "./domain/HandlerErrors.js"
 export type { HandlerError } from "./domain/HandlerErrors.js"

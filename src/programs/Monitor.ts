@@ -17,6 +17,9 @@
  *   `control/sweep/idempotency.json`);
  * - worker health, every `workers.interval` (default 5 min): one LIST of `workers/`, stale workers
  *   reported, records silent for `workers.deleteAfter` (default 1 day) deleted.
+ * - the DAG workflow sweeper, every `workflows.interval` (default 1 min): recovers stuck workflow
+ *   runs (`DagSweeper.ts`; one LIST page of runs and one GET per run). It needs the `Queue` in
+ *   context (a worker's, or the `Buquet` layers'); without one it is off and says so once.
  * Quiet bucket (on by default, see `monitor/Quiet.ts`): when a lease walk finds nothing running
  * anywhere, every loop stretches its period (recovery and continuous sweep steps every
  * `quiet.checkInterval`, 10 min; sweep passes, idempotency and health checks at most every
@@ -56,6 +59,8 @@ import type { RecoveryPeriodReport } from "./monitor/LeaseRecovery.js"
 import type { RetentionOptions } from "./monitor/Retention.js"
 import * as Sweeper from "./monitor/Sweeper.js"
 import type { SweepReport } from "./monitor/Sweeper.js"
+import { Queue } from "../services/Queue.js"
+import * as DagSweeper from "./DagSweeper.js"
 import * as WorkerHealth from "./monitor/WorkerHealth.js"
 import type { WorkerHealthReport } from "./monitor/WorkerHealth.js"
 
@@ -88,6 +93,13 @@ export interface MonitorOptions {
     readonly pageSize?: number | undefined
     /** How long past `expires_at` before a record is deleted (default 1 min). */
     readonly grace?: Duration.DurationInput | undefined
+  } | undefined
+  /** The DAG workflow sweeper (on by default when a `Queue` is in context). */
+  readonly workflows?: {
+    /** Time between two passes (default 1 min; 0 turns it off). */
+    readonly interval?: Duration.DurationInput | undefined
+    /** Runs changed less than this long ago are left alone (default 30 s). */
+    readonly minAge?: Duration.DurationInput | undefined
   } | undefined
   /** Worker health (on by default). */
   readonly workers?: {
@@ -125,6 +137,7 @@ export type MonitorReport =
   | { readonly _tag: "Sweep"; readonly report: SweepReport }
   | IdempotencyStepReport
   | WorkerHealthReport
+  | { readonly _tag: "WorkflowSweep"; readonly report: DagSweeper.SweepReport }
 
 /** A running monitor instance. */
 export interface MonitorHandle {
@@ -313,6 +326,30 @@ const workersLoop = (
       })
   )
 
+const workflowsLoop = (
+  options: MonitorOptions,
+  gate: (active: Duration.Duration) => Effect.Effect<void>,
+  publish: (r: MonitorReport) => Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    const queue = yield* Effect.serviceOption(Queue)
+    if (Option.isNone(queue)) {
+      yield* Effect.logInfo("monitor: the workflow sweeper is off: no Queue in context (run the monitor on the Buquet layers or inside a worker)")
+      return yield* Effect.never
+    }
+    const sweep = DagSweeper.sweep({ minAge: options.workflows?.minAge }).pipe(
+      Effect.provideService(Queue, queue.value),
+      Effect.map((report) => ({ _tag: "WorkflowSweep" as const, report }))
+    )
+    return yield* every("workflow sweeper", options.workflows?.interval ?? Duration.minutes(1), gate, sweep, {
+      describe: (r) => `workflow sweeper: ${r.report.scanned} run(s) read, ${r.report.recovered.length} recovered` +
+        r.report.recovered.map((x) => `; ${x.workflowId}: ${x.reason}`).join("") +
+        (r.report.malformed.length > 0 ? `; malformed: ${r.report.malformed.map((m) => m.key).join(", ")}` : ""),
+      notable: (r) => r.report.recovered.length + r.report.malformed.length > 0,
+      publish
+    })
+  })
+
 /** Watches the wake-up object itself (a HEAD per `every`): the activity source of a monitor that runs without a worker. */
 const watchWakeUp = (every: Duration.Duration, onChange: Effect.Effect<void>) =>
   Effect.gen(function*() {
@@ -396,6 +433,7 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
       sweepLoop(options, periods, quiet, publish, wakeUp.touch, live),
       idempotencyLoop(options, gate((q) => q.maintenance), publish),
       workersLoop(options, gate((q) => q.maintenance), publish),
+      workflowsLoop(options, gate((q) => q.maintenance), publish),
       ...quietJobs
     ], { concurrency: "unbounded", discard: true })
   })

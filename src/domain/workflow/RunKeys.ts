@@ -64,3 +64,15 @@ export const parseSignalKey = (
   if (m === null || m[1]!.includes("..") || m[2]!.includes("..")) return undefined
   return { workflowId: m[1]!, name: m[2]!, ts: m[3]!, signalId: m[4]! }
 }
+
+/**
+ * The reserved task type of a run's orchestrator, one per workflow name (the reference's single
+ * `workflow.orchestrate` made every worker claim every workflow's runs, trap 17).
+ */
+export const orchestrateTaskType = (workflow: string): string => `workflow.orchestrate:${workflow}`
+
+/** The reserved task type of one step's (or compensation's) handler: the reference's `workflow.step:{wf}:{step}`. */
+export const stepTaskType = (workflow: string, step: string): string => `workflow.step:${workflow}:${step}`
+
+/** The suffix of a signal key after its name's prefix (`{ts}_{uuid}.json`): what a cursor stores. */
+export const signalCursorOf = (key: string, prefix: string): string => key.slice(prefix.length)

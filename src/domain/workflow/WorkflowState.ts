@@ -83,7 +83,19 @@ export class StepState extends Schema.Class<StepState>("StepState")({
   error: nullableField(Schema.String, "error"),
   attempt: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
   taskId: nullableField(Schema.String, "task_id"),
-  compensation: nullableField(StepCompensation, "compensation")
+  compensation: nullableField(StepCompensation, "compensation"),
+  /**
+   * Ours: the signal this running step waits for. Its task ended (it holds no worker); the
+   * orchestrator submits its next run (`resumes` + 1) once a signal of that name is in the inbox.
+   */
+  waitingSignal: nullableField(Schema.String, "waiting_signal"),
+  /** Ours: how many times this attempt was resumed after waiting for a signal (names its task). */
+  resumes: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
+  /**
+   * Ours: the signals this step consumed, by name (the key suffix `{ts}_{uuid}.json`): a retry of
+   * the step gets the same signal back instead of waiting for another one.
+   */
+  received: nullableField(Schema.Record({ key: Schema.String, value: Schema.String }), "received")
 }) {}
 
 /**
@@ -185,3 +197,32 @@ export const decodeSignal = (key: string, body: Uint8Array): Effect.Effect<Signa
       ? Effect.fail(malformed(key, `its id ${JSON.stringify(signal.id.slice(0, 80))} is not the id its key names (${named.signalId})`))
       : Effect.succeed(signal))
 }
+
+/** `fields` without the keys whose value is `undefined` (the stored shape leaves them out). */
+const defined = <A extends object>(fields: A): A =>
+  Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as A
+
+/**
+ * A {@link StepState} from fields where `undefined` means "absent" (so `{ ...step, error: undefined }` clears it).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStepState = (fields: ConstructorParameters<typeof StepState>[0]): StepState => new StepState(defined(fields))
+
+/**
+ * A {@link WorkflowState} from fields where `undefined` means "absent".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWorkflowState = (fields: ConstructorParameters<typeof WorkflowState>[0]): WorkflowState => new WorkflowState(defined(fields))
+
+/**
+ * A {@link StepCompensation} from fields where `undefined` means "absent".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStepCompensation = (fields: ConstructorParameters<typeof StepCompensation>[0]): StepCompensation =>
+  new StepCompensation(defined(fields))

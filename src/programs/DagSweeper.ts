@@ -1,0 +1,145 @@
+/**
+ * The reconciliation sweeper of DAG workflow runs: finds runs that nothing will move any more and
+ * recovers them by submitting an orchestrator task that reconciles their running steps with the
+ * steps' tasks (the reference's sweeper only reported, trap 17). A run is stuck when, and only when:
+ *
+ * - a running step's (or compensation's) task has ended (completed, failed, cancelled, expired)
+ *   or is gone, but the run still shows it running: the step finished while nothing woke the run
+ *   (a crash between the step's record and its wake-up, or a lease that ran out on the last attempt);
+ * - a step waits for a signal that is already in the inbox (a wake-up lost after the send);
+ * - nothing is in flight (no running step or compensation) and the run is neither ended nor paused:
+ *   an orchestrator task was lost between two writes (e.g. a crash right after `start` created the
+ *   state, or after a step recorded its outcome and before it woke the run).
+ *
+ * Runs changed less than `minAge` ago are left alone (their own wake-up is probably on its way).
+ * Cost per pass: one LIST page of run ids, one GET per run, one GET per running step's task.
+ *
+ * @since 0.1.0
+ * @module
+ */
+import { DateTime, Duration, Effect, Option } from "effect"
+import type { MalformedObject } from "../domain/QueueError.js"
+import { isTerminal } from "../domain/TaskStatus.js"
+import { orchestrateTaskType } from "../domain/workflow/RunKeys.js"
+import type { WorkflowState } from "../domain/workflow/WorkflowState.js"
+import { hasPendingSignal, isActiveStatus, listRuns } from "../protocol/WorkflowRuns.js"
+import { Queue } from "../services/Queue.js"
+
+/**
+ * Options of {@link sweep}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SweepOptions {
+  /** Leave runs changed less than this long ago alone (default 30 s). */
+  readonly minAge?: Duration.DurationInput | undefined
+  /** Runs read per LIST page (default 500). */
+  readonly pageSize?: number | undefined
+}
+
+/**
+ * A run the sweeper recovered, and why it was stuck.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecoveredRun {
+  readonly workflowId: string
+  readonly workflow: string
+  readonly reason: string
+}
+
+/**
+ * What a sweep did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SweepReport {
+  /** Runs read. */
+  readonly scanned: number
+  /** Runs found stuck and woken, with why. */
+  readonly recovered: ReadonlyArray<RecoveredRun>
+  /** State objects that did not decode (named by key). */
+  readonly malformed: ReadonlyArray<MalformedObject>
+}
+
+/** Why `state` is stuck, or none. */
+const stuckReason = (state: WorkflowState) =>
+  Effect.gen(function*() {
+    const queue = yield* Queue
+    let inFlight = false
+    for (const [name, s] of Object.entries(state.steps)) {
+      if (s.status === "running") {
+        inFlight = true
+        if (s.waitingSignal !== undefined) {
+          if (yield* hasPendingSignal(state, s.waitingSignal)) return Option.some(`step "${name}" waits for signal "${s.waitingSignal}", which has arrived`)
+          continue
+        }
+        if (s.taskId === undefined) return Option.some(`step "${name}" is running without a task`)
+        const task = yield* queue.get(s.taskId)
+        if (Option.isNone(task)) return Option.some(`step "${name}"'s task ${s.taskId} is gone`)
+        if (isTerminal(task.value.status) && !(task.value.status === "completed" && isWaitMarker(task.value.output))) {
+          return Option.some(`step "${name}"'s task ${s.taskId} is ${task.value.status} but the run still shows it running`)
+        }
+      }
+      const c = s.compensation
+      if (c?.status === "running") {
+        inFlight = true
+        if (c.taskId === undefined) continue
+        const task = yield* queue.get(c.taskId)
+        if (Option.isNone(task) || isTerminal(task.value.status)) {
+          return Option.some(`the compensation of step "${name}" (task ${c.taskId}) ended but the run still shows it running`)
+        }
+      }
+    }
+    if (!inFlight) return Option.some(`nothing is in flight and the run is ${state.status}: its orchestrator task was lost`)
+    return Option.none<string>()
+  })
+
+const isWaitMarker = (output: unknown) => typeof output === "object" && output !== null && "waiting_signal" in output
+
+/**
+ * One pass over every run: wakes each stuck one with a reconciling orchestrator task and reports
+ * which (see the module doc for "stuck"). Safe to run anywhere and at the same time as the
+ * orchestrators: the wake-up of an unchanged stuck run is idempotent within a 5-minute window.
+ *
+ * @since 0.1.0
+ * @category sweeper
+ */
+export const sweep = (options: SweepOptions = {}) =>
+  Effect.gen(function*() {
+    const queue = yield* Queue
+    const minAgeMillis = Duration.toMillis(options.minAge ?? Duration.seconds(30))
+    const now = yield* queue.now
+    const recovered: Array<RecoveredRun> = []
+    const malformed: Array<MalformedObject> = []
+    let scanned = 0
+    let cursor: string | undefined = undefined
+    do {
+      const page: Effect.Effect.Success<ReturnType<typeof listRuns>> = yield* listRuns({ limit: options.pageSize ?? 500, cursor })
+      malformed.push(...page.malformed)
+      for (const run of page.runs) {
+        scanned++
+        const state = run.state
+        if (!isActiveStatus(state.status)) continue
+        if (DateTime.toEpochMillis(now) - DateTime.toEpochMillis(state.updatedAt) < minAgeMillis) continue
+        const reason = yield* stuckReason(state)
+        if (Option.isNone(reason)) continue
+        const window = Math.floor(DateTime.toEpochMillis(now) / 300_000)
+        yield* queue.submit(orchestrateTaskType(state.type), { workflow_id: state.id, reconcile: true }, {
+          typeCheck: "off",
+          maxRetries: 10,
+          timeoutSeconds: 120,
+          idempotencyKey: `${state.id}:sweep:${DateTime.formatIso(state.updatedAt)}:${window}`
+        })
+        recovered.push({ workflowId: state.id, workflow: state.type, reason: reason.value })
+      }
+      cursor = page.cursor
+    } while (cursor !== undefined)
+    if (recovered.length > 0) {
+      yield* Effect.logInfo(`workflow sweeper recovered ${recovered.length} run(s): ${recovered.map((r) => `${r.workflowId} (${r.reason})`).join("; ")}`)
+    }
+    return { scanned, recovered, malformed } satisfies SweepReport
+  }).pipe(Effect.withSpan("DagSweeper.sweep"))
