@@ -136,7 +136,8 @@ const startWorker = Effect.gen(function*() {
     wakeUp: false,
     monitor: false,
     concurrency: 4,
-    polling: { _tag: "Fixed", interval: "200 millis" },
+    // idle passes back off to 2 s: a TestClock minute costs a few dozen LISTs, not 300
+    polling: { _tag: "Adaptive", max: "2 seconds" },
     cancelCheckInterval: "2 seconds",
     heartbeat: { idle: "10 minutes", busy: "10 minutes" },
     shutdownGracePeriod: "1 second"
@@ -242,7 +243,7 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       const listsOfInbox = Effect.map(Ref.get(lists), (l) => l.filter((p) => p.startsWith(inbox)).length)
       const before = yield* listsOfInbox
       // a minute of waiting: nothing looks at the inbox
-      yield* drive(Effect.succeed(false), "1 second", 60).pipe(Effect.catchAllDefect(() => Effect.void))
+      yield* drive(Effect.succeed(false), "5 seconds", 12).pipe(Effect.catchAllDefect(() => Effect.void))
       expect(yield* listsOfInbox).toBe(before)
       expect(yield* statusOf("sig-1")).toBe("waiting_signal")
       yield* DagWorkflow.signal("sig-1", "approval", { by: "alice" })
