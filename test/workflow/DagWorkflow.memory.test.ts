@@ -6,7 +6,7 @@
  * one LIST per wake-up, not one per second.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer, Option, Ref, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Ref, Schema, Scope, TestClock } from "effect"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import { RetryableError } from "../../src/domain/HandlerErrors.js"
 import * as DagWorkflow from "../../src/programs/DagWorkflow.js"
@@ -247,6 +247,9 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       expect(yield* listsOfInbox).toBe(before)
       expect(yield* statusOf("sig-1")).toBe("waiting_signal")
       yield* DagWorkflow.signal("sig-1", "approval", { by: "alice" })
+      // signals are ordered by their time (the key's timestamp, then a random id): two sent in the
+      // same millisecond have no order, so bob's comes a millisecond later
+      yield* TestClock.adjust("1 millis")
       yield* DagWorkflow.signal("sig-1", "approval", { by: "bob" })
       yield* drive(reaches("sig-1", "completed", "failed"), "200 millis")
       expect(yield* statusOf("sig-1")).toBe("completed")
