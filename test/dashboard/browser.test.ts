@@ -18,7 +18,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Option, Schedule } from "effect"
 import type { Page } from "playwright-core"
 import * as Worker from "../../src/programs/Worker.js"
-import { artifacts, available, executablePath, inCI, launch, step } from "./chromium.js"
+import { artifacts, available, executablePath, inCI, launch, step, watchedPage } from "./chromium.js"
 import { makeStack, rewriteTask, startDashboard, startWorker, workOnce } from "./support.js"
 
 describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
@@ -38,18 +38,7 @@ describe("Dashboard in headless Chromium (acceptances 1 and 2)", () => {
       yield* Effect.orDie(stack.producer.submit("email", { to: "b@example.com" }))
       const dash = yield* startDashboard(stack, { refreshInterval: "300 millis" })
 
-      const context = yield* launch
-      const page: Page = yield* step(() => context.newPage())
-      const dialogs: Array<string> = []
-      page.on("dialog", (dialog) => {
-        dialogs.push(dialog.message())
-        void dialog.dismiss()
-      })
-      const external: Array<string> = []
-      page.on("request", (r) => {
-        if (!r.url().startsWith(dash.url)) external.push(r.url())
-      })
-      mkdirSync(artifacts, { recursive: true })
+      const { page, dialogs, external } = yield* watchedPage(dash.url)
 
       // overview
       yield* step(() => page.goto(`${dash.url}/`))

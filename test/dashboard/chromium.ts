@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Effect } from "effect"
-import type { BrowserContext } from "playwright-core"
+import type { BrowserContext, Page } from "playwright-core"
 
 export const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 export const available = existsSync(executablePath)
@@ -48,3 +48,24 @@ export const launch = Effect.acquireRelease(
 
 /** A step of a browser script, as an Effect. */
 export const step = <A>(f: () => Promise<A>) => Effect.promise(f)
+
+/**
+ * A new page of a fresh context that records what a suite checks on every page: the dialogs it
+ * opened (dismissed) and every request that left `origin`. Makes the screenshot directory.
+ */
+export const watchedPage = (origin: string) =>
+  Effect.gen(function*() {
+    const context = yield* launch
+    const page: Page = yield* step(() => context.newPage())
+    const dialogs: Array<string> = []
+    page.on("dialog", (dialog) => {
+      dialogs.push(dialog.message())
+      void dialog.dismiss()
+    })
+    const external: Array<string> = []
+    page.on("request", (r) => {
+      if (!r.url().startsWith(origin)) external.push(r.url())
+    })
+    mkdirSync(artifacts, { recursive: true })
+    return { context, page, dialogs, external }
+  })

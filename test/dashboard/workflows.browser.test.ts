@@ -5,12 +5,10 @@
  * that follows the run live (over SSE) as its steps complete. Hostile text in a stored run (a step name, an error) renders as text; the page loads
  * nothing from elsewhere. Screenshots in test-results/.
  */
-import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { Page } from "playwright-core"
-import { artifacts, available, executablePath, inCI, launch, step } from "./chromium.js"
+import { artifacts, available, executablePath, inCI, step, watchedPage } from "./chromium.js"
 import { makeStack, startDashboard } from "./support.js"
 import type { Stack } from "./support.js"
 
@@ -76,18 +74,7 @@ describe("Dashboard workflow pages in headless Chromium", () => {
       yield* storeRun(stack, "run-x", "running", {}, { id: "run-elsewhere" })
       const dash = yield* startDashboard(stack, { refreshInterval: "300 millis" })
 
-      const context = yield* launch
-      const page: Page = yield* step(() => context.newPage())
-      const dialogs: Array<string> = []
-      page.on("dialog", (dialog) => {
-        dialogs.push(dialog.message())
-        void dialog.dismiss()
-      })
-      const external: Array<string> = []
-      page.on("request", (r) => {
-        if (!r.url().startsWith(dash.url)) external.push(r.url())
-      })
-      mkdirSync(artifacts, { recursive: true })
+      const { page, dialogs, external } = yield* watchedPage(dash.url)
 
       // the list, reached from the navigation
       yield* step(() => page.goto(`${dash.url}/`))
