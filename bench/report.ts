@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import type { RequestCounts } from "../src/services/RequestCounter.js"
 import type { CapacityResult } from "./capacity.js"
@@ -435,6 +435,46 @@ const throughputTable = (rows: ReadonlyArray<ThroughputRow>, withRequests: boole
     })
   )
 
+/**
+ * The `## ` sections of a BENCHMARKS.md that the generator does not write (targeted re-runs, the
+ * simulation, the workflow engine's request table): a full run keeps them, so that regenerating the
+ * measured sections never erases numbers measured by other means.
+ */
+export const handWrittenSections = (previous: string, generatedHeadings: ReadonlyArray<string>): ReadonlyArray<{ readonly heading: string; readonly text: string }> => {
+  const generated = new Set(generatedHeadings)
+  const sections: Array<{ heading: string; text: string }> = []
+  let current: { heading: string; lines: Array<string> } | undefined
+  const close = () => {
+    if (current !== undefined && !generated.has(current.heading)) {
+      sections.push({ heading: current.heading, text: current.lines.join("\n").trimEnd() })
+    }
+  }
+  let fenced = false
+  for (const line of previous.split("\n")) {
+    if (line.startsWith("```")) fenced = !fenced
+    if (!fenced && line.startsWith("## ")) {
+      close()
+      current = { heading: line.slice(3).trim(), lines: [line] }
+    } else if (current !== undefined) current.lines.push(line)
+  }
+  close()
+  return sections
+}
+
+/** Puts the kept sections back in front of "How to reproduce", and names them in the preamble. */
+export const withHandWrittenSections = (generated: string, kept: ReadonlyArray<{ readonly heading: string; readonly text: string }>): string => {
+  if (kept.length === 0) return generated
+  const anchor = "\n## How to reproduce\n"
+  const at = generated.indexOf(anchor)
+  const body = kept.map((k) => k.text).join("\n\n") + "\n"
+  const merged = at < 0 ? generated.trimEnd() + "\n\n" + body : generated.slice(0, at + 1) + body + generated.slice(at)
+  const names = kept.map((k) => `"${k.heading}"`).join(", ")
+  return merged.replace(
+    "Every number below was measured in that run;",
+    `Every number below was measured in that run, except in the sections ${names}, which were measured separately, say how and when, and are kept from the previous BENCHMARKS.md;`
+  )
+}
+
 export const writeReport = (r: BenchResults, outDir: string, markdownPath: string): void => {
   mkdirSync(outDir, { recursive: true })
   const rel = (p: string) => relative(join(markdownPath, ".."), p)
@@ -728,5 +768,8 @@ export const writeReport = (r: BenchResults, outDir: string, markdownPath: strin
   md.push("")
   md.push("BullMQ needs Debian's `redis-server` (installed by the bench when missing and run as root); it is started on a free loopback port and stopped by the bench. Every object the bench writes lives under `bench/<run id>/` in the bucket and is deleted after each scenario.")
   md.push("")
-  writeFileSync(markdownPath, md.join("\n"))
+  const generated = md.join("\n")
+  const headings = md.filter((line) => line.startsWith("## ")).map((line) => line.slice(3).trim())
+  const kept = existsSync(markdownPath) ? handWrittenSections(readFileSync(markdownPath, "utf8"), headings) : []
+  writeFileSync(markdownPath, withHandWrittenSections(generated, kept))
 }
