@@ -201,7 +201,9 @@ export const createRun = Effect.fn("WorkflowRuns.createRun")(function*(options: 
     steps,
     signals: {},
     createdAt: now,
-    updatedAt: now
+    updatedAt: now,
+    // ours: readers without the workflow's code (CLI, dashboard) draw the DAG from it
+    definition: options.definition
   })
   const created = yield* putConditional(workflowStateKey(id), encodeObject(WorkflowState, state), { ifNoneMatch: "*" }).pipe(
     Effect.map((etag) => Option.some<VersionedRun>({ state, etag })),

@@ -156,6 +156,12 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       yield* startWorker
       const run = yield* DagWorkflow.start(Wide, { n: 7 }, { id: "wide-1" })
       expect(run.status).toBe("pending")
+      // the run records its definition, so readers without the code (CLI, dashboard) draw its DAG
+      const stored = yield* Effect.flatMap(Storage, (s) => s.get("workflow/wide-1/state.json"))
+      const body = JSON.parse(new TextDecoder().decode(Option.getOrThrow(stored).body)) as { definition?: { steps: ReadonlyArray<{ name: string; depends_on?: ReadonlyArray<string> }> } }
+      expect(body.definition?.steps.map((s) => [s.name, s.depends_on ?? []])).toEqual(
+        DagWorkflow.definitionOf(Wide).steps.map((s) => [s.name, s.dependsOn])
+      )
       yield* drive(reaches("wide-1", "completed", "failed"), "200 millis")
       const state = Option.getOrThrow(yield* DagWorkflow.get("wide-1"))
       expect(state.status).toBe("completed")
