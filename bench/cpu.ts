@@ -7,10 +7,13 @@
  *   npx tsx bench/cpu.ts [tasks=500] [concurrency=8]
  *   BENCH_CPU_PROFILE=1 → also writes a .cpuprofile of the drain (node:inspector)
  *   BENCH_CPU_BACKEND=memory → the same on an in-memory store (no HTTP: buquet's and Effect's share)
+ *   BENCH_CPU_STEPS=1 → also counts fibers started and fiber-runtime steps per task, by span
+ *     (an op-supervising Supervisor: slower, so its CPU figures are not comparable)
  *
  * @module
  */
-import { Deferred, Effect, Layer } from "effect"
+import { Deferred, Effect, Layer, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import type { Fiber } from "effect"
 import { randomUUID } from "node:crypto"
 import { writeFileSync } from "node:fs"
 import { layerWorkerServices } from "../src/Buquet.js"
@@ -27,6 +30,26 @@ const concurrency = Number(process.argv[3] ?? 8)
 // own code and Effect's runtime apart from HTTP, signing and the kernel's socket work
 const inMemory = process.env["BENCH_CPU_BACKEND"] === "memory"
 const backend = inMemory ? undefined : { kind: "s3" as const, target: ensureS3(), keyPrefix: `bench-cpu-${randomUUID()}/` }
+
+/** Counts fibers started and runtime steps (grouped by the innermost span's name). */
+class StepCounter extends Supervisor.AbstractSupervisor<void> {
+  fibers = 0
+  steps = 0
+  readonly bySpan = new Map<string, number>()
+  get value() {
+    return Effect.void
+  }
+  override onStart() {
+    this.fibers++
+  }
+  override onEffect<A, E>(fiber: Fiber.RuntimeFiber<A, E>) {
+    this.steps++
+    const span = fiber.currentSpan
+    const name = span === undefined ? "(no span)" : span._tag === "Span" ? span.name : "(external)"
+    this.bySpan.set(name, (this.bySpan.get(name) ?? 0) + 1)
+  }
+}
+const steps = process.env["BENCH_CPU_STEPS"] === "1" ? new StepCounter() : undefined
 
 const submit = Effect.gen(function*() {
   const queue = yield* Queue
@@ -95,7 +118,12 @@ const drain = Effect.gen(function*() {
     userMsPerTask: Number((cpu.user / 1000 / n).toFixed(2)),
     systemMsPerTask: Number((cpu.system / 1000 / n).toFixed(2)),
     requestsPerTask: { PUT: per(counts.PUT), GET: per(counts.GET), HEAD: per(counts.HEAD), LIST: per(counts.LIST), DELETE: per(counts.DELETE), total: per(counts.total) },
-    wallSeconds: Number((wall / 1000).toFixed(1))
+    wallSeconds: Number((wall / 1000).toFixed(1)),
+    ...(steps === undefined ? {} : {
+      fibersPerTask: Number((steps.fibers / n).toFixed(1)),
+      stepsPerTask: Number((steps.steps / n).toFixed(0)),
+      stepsPerTaskBySpan: Object.fromEntries([...steps.bySpan].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => [k, Number((v / n).toFixed(0))]))
+    })
   }))
 })
 
@@ -106,7 +134,10 @@ const program = Effect.gen(function*() {
     : storageLayer(backend)
   yield* Effect.scoped(submit).pipe(Effect.provide(producerOn(store)))
   const layer = Layer.provideMerge(layerWorkerServices(), countedOn(backend === undefined ? store : storageLayer(backend, 64)))
-  yield* Effect.scoped(drain).pipe(Effect.provide(Layer.fresh(layer)))
+  const measured = steps === undefined
+    ? drain
+    : drain.pipe(Effect.supervised(steps), Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)))
+  yield* Effect.scoped(measured).pipe(Effect.provide(Layer.fresh(layer)))
   if (backend !== undefined) yield* wipe.pipe(Effect.provide(store))
 }).pipe(Effect.scoped)
 
