@@ -6,14 +6,14 @@
  * one LIST per wake-up, not one per second.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer, Option, Ref, Schema, Scope, TestClock } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Ref, Scope, TestClock } from "effect"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import { RetryableError } from "../../src/domain/HandlerErrors.js"
 import * as DagWorkflow from "../../src/programs/DagWorkflow.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { drive, queueLayer } from "../worker/support.js"
 import type { WorkflowStatus } from "../../src/domain/workflow/WorkflowState.js"
 import { Storage } from "../../src/services/Storage.js"
+import { all, Compensating, Continuing, entries, failNext, Gate, Log, Pausing, Received, Signalled, Slow, Wide } from "./fixtures/dag.js"
 
 /** The prefixes of every LIST under workflow/ (the signal inboxes), in order. */
 class InboxLists extends Context.Tag("test/InboxLists")<InboxLists, Ref.Ref<ReadonlyArray<string>>>() {}
@@ -30,106 +30,6 @@ const countingInboxes = Layer.effectContext(Effect.gen(function*() {
   return Context.make(Storage, storage).pipe(Context.add(InboxLists, lists))
 })).pipe(Layer.provide(MemoryStorage.layer()))
 
-class Log extends Effect.Service<Log>()("test/DagLog", {
-  effect: Effect.gen(function*() {
-    const entries = yield* Ref.make<ReadonlyArray<string>>([])
-    const failures = yield* Ref.make<Record<string, number>>({})
-    return { entries, failures }
-  })
-}) {}
-
-const record = (entry: string) => Effect.flatMap(Log, (l) => Ref.update(l.entries, (e) => [...e, entry]))
-const entries = Effect.flatMap(Log, (l) => Ref.get(l.entries))
-/** Fails the next `n` runs of `step`. */
-const failNext = (step: string, n: number) => Effect.flatMap(Log, (l) => Ref.update(l.failures, (f) => ({ ...f, [step]: n })))
-const maybeFail = (step: string) =>
-  Effect.flatMap(Log, (l) =>
-    Effect.flatMap(Ref.modify(l.failures, (f) => [(f[step] ?? 0) > 0, { ...f, [step]: Math.max(0, (f[step] ?? 0) - 1) }]), (fail) =>
-      fail ? Effect.zipRight(record(`${step}!`), Effect.fail(new RetryableError({ message: `${step} broke` }))) : Effect.void))
-
-const Data = Schema.Struct({ n: Schema.Number })
-
-const plain = (name: string) => ({
-  output: Schema.String,
-  retries: 0,
-  run: (ctx: { readonly data: { readonly n: number } }) => Effect.as(Effect.zipRight(maybeFail(name), record(name)), `${name}-${ctx.data.n}`)
-})
-
-/** 10 steps: a -> b1..b4 (fan-out 4) -> c (fan-in) -> d1, d2 -> e -> f */
-const Wide = DagWorkflow.make("wide", { data: Data })
-  .step("a", plain("a"))
-  .step("b1", { ...plain("b1"), dependsOn: ["a"] })
-  .step("b2", { ...plain("b2"), dependsOn: ["a"] })
-  .step("b3", { ...plain("b3"), dependsOn: ["a"] })
-  .step("b4", { ...plain("b4"), dependsOn: ["a"] })
-  .step("c", {
-    dependsOn: ["b1", "b2", "b3", "b4"],
-    output: Schema.String,
-    run: (ctx) =>
-      Effect.gen(function*() {
-        const parts = [yield* ctx.result("b1"), yield* ctx.result("b2"), yield* ctx.result("b3"), yield* ctx.result("b4")]
-        yield* record("c")
-        return parts.join("+")
-      })
-  })
-  .step("d1", { ...plain("d1"), dependsOn: ["c"] })
-  .step("d2", { ...plain("d2"), dependsOn: ["c"] })
-  .step("e", { ...plain("e"), dependsOn: ["d1", "d2"] })
-  .step("f", { ...plain("f"), dependsOn: ["e"] })
-
-const Pausing = DagWorkflow.make("pausing", { data: Data })
-  .step("a", plain("a"))
-  .step("b", { ...plain("b"), dependsOn: ["a"], onFailure: "pause_workflow" })
-  .step("c", { ...plain("c"), dependsOn: ["b"] })
-
-const Continuing = DagWorkflow.make("continuing", { data: Data })
-  .step("a", plain("a"))
-  .step("b", { ...plain("b"), dependsOn: ["a"], onFailure: "continue" })
-  .step("c", { ...plain("c"), dependsOn: ["b"] })
-  .step("d", { ...plain("d"), dependsOn: ["a"] })
-
-const Compensating = DagWorkflow.make("compensating", { data: Data })
-  .step("reserve", { ...plain("reserve"), compensation: "unreserve" })
-  .step("charge", { ...plain("charge"), dependsOn: ["reserve"], compensation: "refund" })
-  .step("ship", { ...plain("ship"), dependsOn: ["charge"], onFailure: "compensate" })
-  .compensation("unreserve", { run: () => record("unreserve") })
-  .compensation("refund", { run: () => record("refund") })
-
-class Gate extends Effect.Service<Gate>()("test/DagGate", {
-  effect: Effect.gen(function*() {
-    const started = yield* Deferred.make<void>()
-    const interrupted = yield* Deferred.make<void>()
-    return { started, interrupted }
-  })
-}) {}
-
-const Slow = DagWorkflow.make("slow", { data: Data })
-  .step("long", {
-    output: Schema.String,
-    run: () =>
-      Effect.gen(function*() {
-        const gate = yield* Gate
-        yield* Deferred.succeed(gate.started, void 0)
-        return yield* Effect.never
-      }).pipe(Effect.onInterrupt(() => Effect.flatMap(Gate, (g) => Deferred.succeed(g.interrupted, void 0))))
-  })
-  .step("after", { ...plain("after"), dependsOn: ["long"] })
-
-const Approval = Schema.Struct({ by: Schema.String })
-const Signalled = DagWorkflow.make("signalled", { data: Data })
-  .step("prepare", plain("prepare"))
-  .step("approve", {
-    dependsOn: ["prepare"],
-    output: Schema.String,
-    run: (ctx) =>
-      Effect.gen(function*() {
-        const approval = yield* ctx.waitForSignal("approval", Approval)
-        yield* record(`approved by ${approval.by}`)
-        return approval.by
-      })
-  })
-  .step("finish", { ...plain("finish"), dependsOn: ["approve"] })
-
 const startWorker = Effect.gen(function*() {
   const scope = yield* Scope.make()
   yield* Worker.make({
@@ -141,14 +41,14 @@ const startWorker = Effect.gen(function*() {
     cancelCheckInterval: "2 seconds",
     heartbeat: { idle: "10 minutes", busy: "10 minutes" },
     shutdownGracePeriod: "1 second"
-  }, DagWorkflow.handlers(Wide, Pausing, Continuing, Compensating, Slow, Signalled)).pipe(Scope.extend(scope))
+  }, DagWorkflow.handlers(...all)).pipe(Scope.extend(scope))
   return scope
 })
 
 const statusOf = (id: string) => Effect.map(DagWorkflow.get(id), (s) => Option.getOrThrow(s).status)
 const reaches = (id: string, ...statuses: ReadonlyArray<WorkflowStatus>) => Effect.map(statusOf(id), (s) => statuses.includes(s))
 
-const testLayer = (storage: Layer.Layer<Storage> = MemoryStorage.layer()) => Layer.mergeAll(queueLayer(storage), Log.Default, Gate.Default)
+const testLayer = (storage: Layer.Layer<Storage> = MemoryStorage.layer()) => Layer.mergeAll(queueLayer(storage), Log.Default, Gate.Default, Received.Default)
 
 describe("DAG workflows on MemoryStorage + TestClock", () => {
   it.scoped("10 steps with fan-out 4 and fan-in complete, each step once, the fan-in after all four", () =>
@@ -165,7 +65,7 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       yield* drive(reaches("wide-1", "completed", "failed"), "200 millis")
       const state = Option.getOrThrow(yield* DagWorkflow.get("wide-1"))
       expect(state.status).toBe("completed")
-      const log = yield* entries
+      const log = yield* entries("wide-1")
       expect([...log].sort()).toEqual(["a", "b1", "b2", "b3", "b4", "c", "d1", "d2", "e", "f"])
       expect(log.indexOf("c")).toBeGreaterThan(Math.max(...["b1", "b2", "b3", "b4"].map((b) => log.indexOf(b))))
       expect(Option.getOrThrow(yield* DagWorkflow.stepResult(Wide, "wide-1", "c"))).toBe("b1-7+b2-7+b3-7+b4-7")
@@ -177,18 +77,18 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
   it.scoped("pause_workflow pauses the run at the failed step; resume retries it and the run completes", () =>
     Effect.gen(function*() {
       yield* startWorker
-      yield* failNext("b", 1)
+      yield* failNext("pause-1", "b", 1)
       yield* DagWorkflow.start(Pausing, { n: 1 }, { id: "pause-1" })
       yield* drive(reaches("pause-1", "paused", "failed", "completed"), "200 millis")
       const paused = Option.getOrThrow(yield* DagWorkflow.get("pause-1"))
       expect(paused.status).toBe("paused")
       expect(paused.error?.step).toBe("b")
       expect(paused.currentSteps).toEqual(["b"])
-      expect(yield* entries).toEqual(["a", "b!"])
+      expect(yield* entries("pause-1")).toEqual(["a", "b!"])
       yield* DagWorkflow.resume("pause-1")
       yield* drive(reaches("pause-1", "completed", "failed", "paused"), "200 millis")
       expect(yield* statusOf("pause-1")).toBe("completed")
-      expect(yield* entries).toEqual(["a", "b!", "b", "c"])
+      expect(yield* entries("pause-1")).toEqual(["a", "b!", "b", "c"])
       const state = Option.getOrThrow(yield* DagWorkflow.get("pause-1"))
       expect(state.steps["b"]?.attempt).toBe(2)
     }).pipe(Effect.provide(testLayer())))
@@ -196,25 +96,25 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
   it.scoped("continue: the failure is tolerated, its dependents are skipped, the others run, and the run gets a verdict", () =>
     Effect.gen(function*() {
       yield* startWorker
-      yield* failNext("b", 1)
+      yield* failNext("cont-1", "b", 1)
       yield* DagWorkflow.start(Continuing, { n: 1 }, { id: "cont-1" })
       yield* drive(reaches("cont-1", "completed", "failed"), "200 millis")
       const state = Option.getOrThrow(yield* DagWorkflow.get("cont-1"))
       expect(state.status).toBe("failed")
       expect(state.error?.type).toBe("DependentsSkipped")
-      expect([...(yield* entries)].sort()).toEqual(["a", "b!", "d"])
+      expect([...(yield* entries("cont-1"))].sort()).toEqual(["a", "b!", "d"])
     }).pipe(Effect.provide(testLayer())))
 
   it.scoped("compensate: the completed steps' compensations run in reverse order, once each, then the run fails", () =>
     Effect.gen(function*() {
       yield* startWorker
-      yield* failNext("ship", 1)
+      yield* failNext("comp-1", "ship", 1)
       yield* DagWorkflow.start(Compensating, { n: 1 }, { id: "comp-1" })
       yield* drive(reaches("comp-1", "completed", "failed"), "200 millis")
       const state = Option.getOrThrow(yield* DagWorkflow.get("comp-1"))
       expect(state.status).toBe("failed")
       expect(state.error?.type).toBe("Compensated")
-      expect(yield* entries).toEqual(["reserve", "charge", "ship!", "refund", "unreserve"])
+      expect(yield* entries("comp-1")).toEqual(["reserve", "charge", "ship!", "refund", "unreserve"])
       expect(state.steps["charge"]?.compensation?.status).toBe("completed")
       expect(state.steps["reserve"]?.compensation?.status).toBe("completed")
     }).pipe(Effect.provide(testLayer())))
@@ -235,7 +135,7 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       expect(state.status).toBe("cancelled")
       expect(state.steps["long"]?.status).toBe("cancelled")
       expect(state.steps["after"]?.status).toBe("pending")
-      expect(yield* entries).toEqual([])
+      expect(yield* entries("slow-1")).toEqual([])
     }).pipe(Effect.provide(testLayer())))
 
   it.scoped("a signal sent while the run waits is consumed once and wakes it; waiting costs no LIST per second", () =>
@@ -259,7 +159,7 @@ describe("DAG workflows on MemoryStorage + TestClock", () => {
       yield* DagWorkflow.signal("sig-1", "approval", { by: "bob" })
       yield* drive(reaches("sig-1", "completed", "failed"), "200 millis")
       expect(yield* statusOf("sig-1")).toBe("completed")
-      expect(yield* entries).toEqual(["prepare", "approved by alice", "finish"])
+      expect(yield* entries("sig-1")).toEqual(["prepare", "approved by alice", "finish"])
       // the wake-ups cost a handful of LISTs of the inbox, not one per second
       expect((yield* listsOfInbox) - before).toBeLessThanOrEqual(6)
       const state = Option.getOrThrow(yield* DagWorkflow.get("sig-1"))
