@@ -2,15 +2,17 @@
  * Running one claimed task: load and decode its input, run the handler as a fiber, and settle.
  *
  * Around the handler, in their own fibers (all interrupted when the attempt ends):
- * - the deadline: the handler is interrupted before its lease runs out (lease end minus the
- *   ServerClock's uncertainty and a safety margin, invariant 5); extending the lease moves it;
- * - the watch: a check of the task (a HEAD; only when its ETag is not the one we hold, a GET:
- *   `cancel_requested` interrupts the handler, its finalizers run, and the task ends `cancelled`;
- *   another `lease_id` means the lease is lost and nothing is written) each time the worker's
- *   cancel signal changed (worker/CancelWatch.ts), and every `cancelFallbackInterval` (5 min) for
- *   a cancel whose signal never landed;
+ * - the timer: the handler is interrupted before its lease runs out (lease end minus the
+ *   ServerClock's uncertainty and a safety margin, invariant 5; extending the lease moves it),
+ *   and every `cancelFallbackInterval` (5 min) it checks the task for a cancel whose signal never
+ *   landed — one fiber for both, the check forked so a slow request never delays the deadline;
+ * - the signal watch: a check of the task (a HEAD; only when its ETag is not the one we hold, a
+ *   GET: `cancel_requested` interrupts the handler, its finalizers run, and the task ends
+ *   `cancelled`; another `lease_id` means the lease is lost and nothing is written) each time the
+ *   worker's cancel signal changed (worker/CancelWatch.ts);
  * - automatic lease renewal for handlers that ask for it;
- * - the progress writer (at most one CAS per `progressInterval`, latest value wins).
+ * - the progress writer (at most one CAS per `progressInterval`, latest value wins), started at
+ *   the handler's first progress report (most handlers never report any).
  * Every write to the task goes through one semaphore, so the held ETag is always the latest.
  *
  * A transient storage error costs neither a retry nor a finished result: extending the lease is
@@ -24,6 +26,7 @@
  * @module
  */
 import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref, Schema } from "effect"
+import type { Scope } from "effect"
 import { describeParseError } from "../../domain/Codec.js"
 import type { FollowUp } from "../../domain/FollowUps.js"
 import { type FollowUpOptions, makeFollowUp } from "../../domain/FollowUpRequest.js"
@@ -216,6 +219,8 @@ export const execute = <R>(
         Effect.withSpan("Worker.extendLease")
       )
 
+    const storage = yield* Storage
+
     // --- progress: latest value wins, written at most once per interval ----------------------
     const pendingProgress = yield* Ref.make(Option.none<unknown>())
     const progressSignal = yield* Queue.sliding<void>(1)
@@ -233,7 +238,7 @@ export const execute = <R>(
           if (!(yield* refresh)) return
         }
       }))
-    const progressWriter = Effect.forever(
+    const progressLoop = Effect.forever(
       Effect.gen(function*() {
         yield* Queue.take(progressSignal)
         const value = yield* Ref.getAndSet(pendingProgress, Option.none())
@@ -245,17 +250,16 @@ export const execute = <R>(
         yield* Effect.sleep(settings.progressInterval)
       })
     )
+    /** The attempt's scope, once it runs: the progress writer is forked into it at the first report. */
+    const attemptScope = yield* Ref.make(Option.none<Scope.Scope>())
+    const writerStarted = yield* Ref.make(false)
+    const startProgressWriter = Effect.flatMap(Ref.getAndSet(writerStarted, true), (started) =>
+      started ? Effect.void : Effect.flatMap(Ref.get(attemptScope), (scope) =>
+        Option.isNone(scope)
+          ? Ref.set(writerStarted, false)
+          : Effect.asVoid(Effect.forkIn(Effect.provideService(progressLoop, Storage, storage), scope.value))))
 
     // --- watchers ------------------------------------------------------------------------------
-    const storage = yield* Storage
-    const deadlineWatch = Effect.gen(function*() {
-      while (true) {
-        const due = yield* Ref.get(deadline)
-        const now = yield* clock.currentTimeMillis
-        if (now >= due) return yield* Deferred.succeed(stop, StopReason.Timeout())
-        yield* Effect.sleep(Duration.millis(due - now))
-      }
-    })
     const check = writes.withPermits(1)(Effect.gen(function*() {
       const head = yield* storage.head(keyOfTask(claimed.task))
       if (Option.isNone(head)) return yield* loseLease("the task was deleted")
@@ -268,7 +272,22 @@ export const execute = <R>(
       while: () => true,
       body: (seen) => Effect.tap(settings.cancelSignal.changedAfter(seen), () => checked)
     })
-    const fallbackWatch = Effect.forever(Effect.zipRight(Effect.sleep(settings.cancelFallbackInterval), checked))
+    const fallbackMillis = Duration.toMillis(settings.cancelFallbackInterval)
+    /** The deadline and the fallback check in one fiber (a fiber per running task is not free). */
+    const timer = Effect.gen(function*() {
+      let nextCheck = (yield* clock.currentTimeMillis) + fallbackMillis
+      while (true) {
+        const due = yield* Ref.get(deadline)
+        const now = yield* clock.currentTimeMillis
+        if (now >= due) return yield* Deferred.succeed(stop, StopReason.Timeout())
+        if (now >= nextCheck) {
+          // forked (and interrupted with the timer): a slow check must not hold the deadline up
+          yield* Effect.fork(checked)
+          nextCheck = now + fallbackMillis
+        }
+        yield* Effect.sleep(Duration.millis(Math.min(due, nextCheck) - now))
+      }
+    })
     const autoExtend = Effect.gen(function*() {
       while (true) {
         const current = yield* Ref.get(held)
@@ -313,7 +332,7 @@ export const execute = <R>(
       extendLease: (by) => Effect.provideService(extendLease(by), Storage, storage),
       progress: (value) =>
         Effect.zipRight(
-          Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)),
+          Effect.zipRight(Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)), startProgressWriter),
           settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
         ),
       isCancelRequested: Ref.get(cancelRequested),
@@ -363,10 +382,9 @@ export const execute = <R>(
         )
       )
       const stopped = Effect.map(Deferred.await(stop), (reason): Ended => ({ _tag: "Stopped", reason }))
-      yield* Effect.forkScoped(deadlineWatch)
+      yield* Ref.set(attemptScope, Option.some(yield* Effect.scope))
+      yield* Effect.forkScoped(timer)
       yield* Effect.forkScoped(signalWatch)
-      yield* Effect.forkScoped(fallbackWatch)
-      yield* Effect.forkScoped(progressWriter)
       if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
       // The loser is interrupted and awaited: a stopped handler's finalizers have run by now.
       return yield* Effect.raceFirst(handlerRun, stopped)
