@@ -23,7 +23,7 @@
  * @since 0.1.0
  * @module
  */
-import { Cause, Duration, Effect, Either, Option, Schema } from "effect"
+import { Cause, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import { PermanentError } from "../domain/HandlerErrors.js"
 import { MalformedObject } from "../domain/QueueError.js"
 import type { Task } from "../domain/Task.js"
@@ -116,6 +116,55 @@ export interface RegisteredWorkflow<R = never> {
   readonly runCompensation: (name: string, step: string, run: StepRun) => Effect.Effect<void, unknown, R>
   /** The names of its compensation handlers. */
   readonly compensations: ReadonlyArray<string>
+}
+
+/**
+ * The wake-up key (see `WorkflowRuns.wakeRun`) of a step task's outcome: one orchestrator task per
+ * run, step, attempt, resume and outcome (`completed`, `failed`, `waiting:{signal}`).
+ *
+ * @since 0.1.0
+ * @category wake-ups
+ */
+export const stepWakeKey = (step: string, attempt: number, resumes: number, outcome: string): string => `step:${step}:${attempt}:${resumes}:${outcome}`
+
+/**
+ * The wake-up key of a compensation's outcome (`completed`, `failed`).
+ *
+ * @since 0.1.0
+ * @category wake-ups
+ */
+export const compensationWakeKey = (step: string, outcome: string): string => `compensate:${step}:${outcome}`
+
+/**
+ * The wake-up key of a run's start.
+ *
+ * @since 0.1.0
+ * @category wake-ups
+ */
+export const startWakeKey = "start"
+
+/**
+ * The key of the wake-up that should have moved a run which shows nothing in flight: its start
+ * when nothing has run yet, else the outcome of the step (or compensation) that settled last.
+ * Undefined when the state does not tell (e.g. a resumed run).
+ *
+ * @since 0.1.0
+ * @category wake-ups
+ */
+export const lastWakeKey = (state: WorkflowState): string | undefined => {
+  let last: { readonly key: string; readonly at: number } | undefined
+  const consider = (key: string, at: WorkflowState["updatedAt"] | undefined) => {
+    if (at === undefined) return
+    const ms = DateTime.toEpochMillis(at)
+    if (last === undefined || ms > last.at) last = { key, at: ms }
+  }
+  for (const [name, s] of Object.entries(state.steps)) {
+    if (s.status === "completed" || s.status === "failed") consider(stepWakeKey(name, s.attempt, s.resumes, s.status), s.completedAt)
+    const c = s.compensation
+    if (c !== undefined && (c.status === "completed" || c.status === "failed")) consider(compensationWakeKey(name, c.status), c.completedAt)
+  }
+  if (last !== undefined) return last.key
+  return Object.values(state.steps).every((s) => s.status === "pending" && s.attempt === 0 && s.compensation === undefined) ? startWakeKey : undefined
 }
 
 /** Step tasks get this long on top of the step's own timeout to record the outcome before their lease ends. */
@@ -500,7 +549,7 @@ const runStepTask = <R>(workflow: RegisteredWorkflow<R>, stepName: string) => (j
     const definition = workflow.definition
     const step = stepOf(definition, stepName)
     if (step === undefined || input.step !== stepName) return yield* new PermanentError({ message: `task of step "${stepName}" names step "${input.step}"` })
-    const wake = (outcome: string) => wakeRun(definition.name, input.workflow_id, `step:${stepName}:${input.attempt}:${input.resumes}:${outcome}`)
+    const wake = (outcome: string) => wakeRun(definition.name, input.workflow_id, stepWakeKey(stepName, input.attempt, input.resumes, outcome))
     const run = yield* readForStep(input.workflow_id)
     if (!stepIsCurrent(run.state, input)) {
       // the run moved on (cancelled, failed, or this attempt was already settled): nothing to do
@@ -549,7 +598,7 @@ const runCompensationTask = <R>(workflow: RegisteredWorkflow<R>, compensation: s
     const input = yield* decodeInput(json)
     if (input.compensation !== compensation) return yield* new PermanentError({ message: `task of compensation "${compensation}" names "${input.compensation}"` })
     const definition = workflow.definition
-    const wake = (outcome: string) => wakeRun(definition.name, input.workflow_id, `compensate:${input.step}:${outcome}`)
+    const wake = (outcome: string) => wakeRun(definition.name, input.workflow_id, compensationWakeKey(input.step, outcome))
     const run = yield* readForStep(input.workflow_id)
     const current = (state: WorkflowState) => {
       const c = state.steps[input.step]?.compensation

@@ -7,12 +7,16 @@
  *   or is gone, but the run still shows it running: the step finished while nothing woke the run
  *   (a crash between the step's record and its wake-up, or a lease that ran out on the last attempt);
  * - a step waits for a signal that is already in the inbox (a wake-up lost after the send);
- * - nothing is in flight (no running step or compensation) and the run is neither ended nor paused:
- *   an orchestrator task was lost between two writes (e.g. a crash right after `start` created the
- *   state, or after a step recorded its outcome and before it woke the run).
+ * - nothing is in flight (no running step or compensation) and the run is neither ended nor paused,
+ *   and the wake-up that should move it is not on its way: an orchestrator task was lost between two
+ *   writes (e.g. a crash right after `start` created the state, or after a step recorded its outcome
+ *   and before it woke the run). The sweeper repeats that wake-up (`DagOrchestrator.lastWakeKey`;
+ *   idempotent, so it gets the task if there is one): a pending or running one means the run is
+ *   merely waiting for a worker, and is left alone; one it had to create again recovers the run.
  *
  * Runs changed less than `minAge` ago are left alone (their own wake-up is probably on its way).
- * Cost per pass: one LIST page of run ids, one GET per run, one GET per running step's task.
+ * Cost per pass: one LIST page of run ids, one GET per run, one GET per running step's task, and
+ * an idempotent submit per old run with nothing in flight.
  *
  * @since 0.1.0
  * @module
@@ -22,7 +26,8 @@ import type { MalformedObject } from "../domain/QueueError.js"
 import { isTerminal } from "../domain/TaskStatus.js"
 import { orchestrateTaskType } from "../domain/workflow/RunKeys.js"
 import type { WorkflowState } from "../domain/workflow/WorkflowState.js"
-import { hasPendingSignal, isActiveStatus, listRuns } from "../protocol/WorkflowRuns.js"
+import { hasPendingSignal, isActiveStatus, listRuns, wakeRun } from "../protocol/WorkflowRuns.js"
+import { lastWakeKey } from "./DagOrchestrator.js"
 import { Queue } from "../services/Queue.js"
 
 /**
@@ -59,29 +64,32 @@ export interface RecoveredRun {
 export interface SweepReport {
   /** Runs read. */
   readonly scanned: number
+  /** Active runs changed less than `minAge` ago: not judged this pass (the next one looks again). */
+  readonly young: number
   /** Runs found stuck and woken, with why. */
   readonly recovered: ReadonlyArray<RecoveredRun>
   /** State objects that did not decode (named by key). */
   readonly malformed: ReadonlyArray<MalformedObject>
 }
 
-/** Why `state` is stuck, or none. */
+/** Why `state` is stuck, and whether finding it out already woke it (its lost wake-up submitted again); none if it is not. */
 const stuckReason = (state: WorkflowState) =>
   Effect.gen(function*() {
     const queue = yield* Queue
+    const stuck = (reason: string, woken = false) => Option.some({ reason, woken })
     let inFlight = false
     for (const [name, s] of Object.entries(state.steps)) {
       if (s.status === "running") {
         inFlight = true
         if (s.waitingSignal !== undefined) {
-          if (yield* hasPendingSignal(state, s.waitingSignal)) return Option.some(`step "${name}" waits for signal "${s.waitingSignal}", which has arrived`)
+          if (yield* hasPendingSignal(state, s.waitingSignal)) return stuck(`step "${name}" waits for signal "${s.waitingSignal}", which has arrived`)
           continue
         }
-        if (s.taskId === undefined) return Option.some(`step "${name}" is running without a task`)
+        if (s.taskId === undefined) return stuck(`step "${name}" is running without a task`)
         const task = yield* queue.get(s.taskId)
-        if (Option.isNone(task)) return Option.some(`step "${name}"'s task ${s.taskId} is gone`)
+        if (Option.isNone(task)) return stuck(`step "${name}"'s task ${s.taskId} is gone`)
         if (isTerminal(task.value.status) && !(task.value.status === "completed" && isWaitMarker(task.value.output))) {
-          return Option.some(`step "${name}"'s task ${s.taskId} is ${task.value.status} but the run still shows it running`)
+          return stuck(`step "${name}"'s task ${s.taskId} is ${task.value.status} but the run still shows it running`)
         }
       }
       const c = s.compensation
@@ -90,12 +98,20 @@ const stuckReason = (state: WorkflowState) =>
         if (c.taskId === undefined) continue
         const task = yield* queue.get(c.taskId)
         if (Option.isNone(task) || isTerminal(task.value.status)) {
-          return Option.some(`the compensation of step "${name}" (task ${c.taskId}) ended but the run still shows it running`)
+          return stuck(`the compensation of step "${name}" (task ${c.taskId}) ended but the run still shows it running`)
         }
       }
     }
-    if (!inFlight) return Option.some(`nothing is in flight and the run is ${state.status}: its orchestrator task was lost`)
-    return Option.none<string>()
+    if (inFlight) return Option.none<{ readonly reason: string; readonly woken: boolean }>()
+    const key = lastWakeKey(state)
+    if (key === undefined) return stuck(`nothing is in flight and the run is ${state.status}: its orchestrator task was lost`)
+    const before = yield* queue.now
+    const wake = yield* wakeRun(state.type, state.id, key)
+    if (DateTime.greaterThanOrEqualTo(wake.createdAt, before)) {
+      return stuck(`nothing is in flight and the run is ${state.status}: its orchestrator task was lost (wake-up "${key}", submitted again as ${wake.id})`, true)
+    }
+    if (!isTerminal(wake.status)) return Option.none<{ readonly reason: string; readonly woken: boolean }>() // its wake-up waits for a worker
+    return stuck(`nothing is in flight and the run is ${state.status}, but its orchestrator task ${wake.id} (wake-up "${key}") ended ${wake.status}`)
   })
 
 const isWaitMarker = (output: unknown) => typeof output === "object" && output !== null && "waiting_signal" in output
@@ -116,6 +132,7 @@ export const sweep = (options: SweepOptions = {}) =>
     const recovered: Array<RecoveredRun> = []
     const malformed: Array<MalformedObject> = []
     let scanned = 0
+    let young = 0
     let cursor: string | undefined = undefined
     do {
       const page: Effect.Effect.Success<ReturnType<typeof listRuns>> = yield* listRuns({ limit: options.pageSize ?? 500, cursor })
@@ -124,22 +141,27 @@ export const sweep = (options: SweepOptions = {}) =>
         scanned++
         const state = run.state
         if (!isActiveStatus(state.status)) continue
-        if (DateTime.toEpochMillis(now) - DateTime.toEpochMillis(state.updatedAt) < minAgeMillis) continue
-        const reason = yield* stuckReason(state)
-        if (Option.isNone(reason)) continue
-        const window = Math.floor(DateTime.toEpochMillis(now) / 300_000)
-        yield* queue.submit(orchestrateTaskType(state.type), { workflow_id: state.id, reconcile: true }, {
-          typeCheck: "off",
-          maxRetries: 10,
-          timeoutSeconds: 120,
-          idempotencyKey: `${state.id}:sweep:${DateTime.formatIso(state.updatedAt)}:${window}`
-        })
-        recovered.push({ workflowId: state.id, workflow: state.type, reason: reason.value })
+        if (DateTime.toEpochMillis(now) - DateTime.toEpochMillis(state.updatedAt) < minAgeMillis) {
+          young++
+          continue
+        }
+        const stuck = yield* stuckReason(state)
+        if (Option.isNone(stuck)) continue
+        if (!stuck.value.woken) {
+          const window = Math.floor(DateTime.toEpochMillis(now) / 300_000)
+          yield* queue.submit(orchestrateTaskType(state.type), { workflow_id: state.id, reconcile: true }, {
+            typeCheck: "off",
+            maxRetries: 10,
+            timeoutSeconds: 120,
+            idempotencyKey: `${state.id}:sweep:${DateTime.formatIso(state.updatedAt)}:${window}`
+          })
+        }
+        recovered.push({ workflowId: state.id, workflow: state.type, reason: stuck.value.reason })
       }
       cursor = page.cursor
     } while (cursor !== undefined)
     if (recovered.length > 0) {
       yield* Effect.logInfo(`workflow sweeper recovered ${recovered.length} run(s): ${recovered.map((r) => `${r.workflowId} (${r.reason})`).join("; ")}`)
     }
-    return { scanned, recovered, malformed } satisfies SweepReport
+    return { scanned, young, recovered, malformed } satisfies SweepReport
   }).pipe(Effect.withSpan("DagSweeper.sweep"))

@@ -33,7 +33,7 @@ import type { WorkflowState } from "../domain/workflow/WorkflowState.js"
 import * as Runs from "../protocol/WorkflowRuns.js"
 import type { Queue } from "../services/Queue.js"
 import type { Storage } from "../services/Storage.js"
-import { handlersOf, WaitingForSignal } from "./DagOrchestrator.js"
+import { handlersOf, startWakeKey, WaitingForSignal } from "./DagOrchestrator.js"
 import type { RegisteredWorkflow, StepRun } from "./DagOrchestrator.js"
 import type { HandlerDefinition, TaskContext } from "./worker/Handler.js"
 import * as DagSweeper from "./DagSweeper.js"
@@ -337,7 +337,7 @@ export const start = <Data, DataEncoded, Results extends Record<string, unknown>
     )
     const id = options.id ?? randomUUID()
     const { run } = yield* Runs.createRun({ id, definition, definitionHash: definitionHash(definition), data: encoded })
-    yield* Runs.wakeRun(workflow.name, id, "start")
+    yield* Runs.wakeRun(workflow.name, id, startWakeKey)
     return run.state
   }).pipe(Effect.withSpan("DagWorkflow.start"))
 

@@ -18,7 +18,8 @@
  * - worker health, every `workers.interval` (default 5 min): one LIST of `workers/`, stale workers
  *   reported, records silent for `workers.deleteAfter` (default 1 day) deleted.
  * - the DAG workflow sweeper, every `workflows.interval` (default 1 min): recovers stuck workflow
- *   runs (`DagSweeper.ts`; one LIST page of runs and one GET per run). It needs the `Queue` in
+ *   runs (`DagSweeper.ts`; one LIST page of runs and one GET per run); the quiet bucket does not
+ *   stretch its period while its last pass saw runs too young to judge or recovered some. It needs the `Queue` in
  *   context (a worker's, or the `Buquet` layers'); without one it is off and says so once.
  * Quiet bucket (on by default, see `monitor/Quiet.ts`): when a lease walk finds nothing running
  * anywhere, every loop stretches its period (recovery and continuous sweep steps every
@@ -42,7 +43,7 @@
  *
  * @module
  */
-import { DateTime, Duration, Effect, Fiber, Option, PubSub, Schedule, Stream, SubscriptionRef } from "effect"
+import { DateTime, Duration, Effect, Fiber, Option, PubSub, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import type { Task } from "../domain/Task.js"
@@ -337,11 +338,16 @@ const workflowsLoop = (
       yield* Effect.logInfo("monitor: the workflow sweeper is off: no Queue in context (run the monitor on the Buquet layers or inside a worker)")
       return yield* Effect.never
     }
+    // A stuck run makes the bucket look quiet (nothing runs): while the last pass saw runs too young
+    // to judge, or recovered some, the next pass comes after the normal interval, not the quiet one.
+    const watching = yield* Ref.make(false)
     const sweep = DagSweeper.sweep({ minAge: options.workflows?.minAge }).pipe(
       Effect.provideService(Queue, queue.value),
+      Effect.tap((report) => Ref.set(watching, report.young + report.recovered.length > 0)),
       Effect.map((report) => ({ _tag: "WorkflowSweep" as const, report }))
     )
-    return yield* every("workflow sweeper", options.workflows?.interval ?? Duration.minutes(1), gate, sweep, {
+    const workflowGate = (active: Duration.Duration) => Effect.flatMap(Ref.get(watching), (w) => (w ? Effect.void : gate(active)))
+    return yield* every("workflow sweeper", options.workflows?.interval ?? Duration.minutes(1), workflowGate, sweep, {
       describe: (r) => `workflow sweeper: ${r.report.scanned} run(s) read, ${r.report.recovered.length} recovered` +
         r.report.recovered.map((x) => `; ${x.workflowId}: ${x.reason}`).join("") +
         (r.report.malformed.length > 0 ? `; malformed: ${r.report.malformed.map((m) => m.key).join(", ")}` : ""),

@@ -26,6 +26,7 @@ import { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { field } from "../domain/SnakeCase.js"
 import { Timestamp } from "../domain/Task.js"
+import type { Task } from "../domain/Task.js"
 import type { WorkflowDefinition } from "../domain/workflow/WorkflowDefinition.js"
 import { WorkflowName } from "../domain/workflow/WorkflowDefinition.js"
 import {
@@ -376,9 +377,9 @@ export const recordStepResult = Effect.fn("WorkflowRuns.recordStepResult")(funct
 
 /**
  * Submits an orchestrator task for run `id` of workflow `workflow` (`workflow.orchestrate:{name}`,
- * input `{ workflow_id }`). With `idempotencyKey` (an event's name, e.g. a step task settling),
- * repeating the wake-up for one event submits one task. A run is never polled: every change to it
- * ends with one of these.
+ * input `{ workflow_id }`) and returns it. With `idempotencyKey` (an event's name, e.g. a step
+ * task settling), repeating the wake-up for one event submits one task (the first one is
+ * returned, whatever its status now). A run is never polled: every change to it ends with one of these.
  *
  * @since 0.1.0
  * @category wake-ups
@@ -387,7 +388,7 @@ export const wakeRun = (
   workflow: string,
   id: string,
   idempotencyKey?: string
-): Effect.Effect<void, SubmitError, Queue> =>
+): Effect.Effect<Task, SubmitError, Queue> =>
   Effect.flatMap(Queue, (queue) =>
     queue.submit(orchestrateTaskType(workflow), { workflow_id: id }, {
       // the orchestrator is ours: the type check's "no worker has ever handled" warning is noise here
@@ -395,7 +396,7 @@ export const wakeRun = (
       maxRetries: 10,
       timeoutSeconds: 120,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey: `${id}:${idempotencyKey}` })
-    })).pipe(Effect.asVoid, Effect.withSpan("WorkflowRuns.wakeRun"))
+    })).pipe(Effect.withSpan("WorkflowRuns.wakeRun"))
 
 /**
  * The input of an orchestrator task.
