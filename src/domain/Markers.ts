@@ -99,6 +99,24 @@ export const replayDueAt = (task: Task, now: DateTime.Utc): DateTime.Utc => {
     : now
 }
 
+/**
+ * When a task that lease recovery retries at `now` becomes due at the earliest. After its CAS a
+ * claim deletes the task's ready markers, all in buckets up to the one it claimed in; a DELETE that
+ * lands late (S3 retries, a paused process) — after the lease ran out and recovery wrote the
+ * retried task's marker at the same key — would remove it, and if the claimer died before writing
+ * it again (Claim's `rewriteIfLate`) the pending task had no marker until a sweep. So the retried
+ * task is due no earlier than the end of the bucket of the running task's last change (at or
+ * after its claim): its marker's key is never one the claim deletes. At most a minute later, and
+ * only for a lease that ended in the minute it was taken or extended.
+ *
+ * @since 0.1.0
+ * @category rules
+ */
+export const recoveryDueAt = (running: Task, due: DateTime.Utc): DateTime.Utc => {
+  const earliest = bucketEndMillis(bucketOf(DateTime.toEpochMillis(running.updatedAt)))
+  return DateTime.toEpochMillis(due) >= earliest ? due : DateTime.unsafeMake(earliest)
+}
+
 /** A listed marker. */
 export interface ListedMarker {
   readonly key: string

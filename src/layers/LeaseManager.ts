@@ -21,9 +21,9 @@ import { controlKey, leasesPrefix, parseIndexKey, shardLeaseKey, taskKey } from 
 import { InvalidArgument } from "../domain/QueueError.js"
 import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { isShardLeaseExpired, isValidWorkerId, ShardLease } from "../domain/ShardLease.js"
-import { Timestamp, type Task } from "../domain/Task.js"
+import { Task, Timestamp } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
-import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../domain/Markers.js"
+import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf, recoveryDueAt } from "../domain/Markers.js"
 import {
   type AcquireResult,
   type HeldShardLease,
@@ -113,7 +113,10 @@ export const make = Effect.gen(function*() {
     const task = current.task
     if (task.status !== "running") return keep<TaskRecoveryOutcome>("not_running")
     if (!surelyExpired(task, now, marginMillis)) return keep<TaskRecoveryOutcome>("not_expired")
-    const next = Tr.recoverExpiredLease(task, { now, random })
+    const recovered = Tr.recoverExpiredLease(task, { now, random })
+    const next = recovered.status === "pending"
+      ? new Task({ ...recovered, availableAt: recoveryDueAt(task, recovered.availableAt) })
+      : recovered
     const old = leaseMarkerOf(task)
     const oldBucket = old === undefined ? undefined : parseIndexKey(old)?.bucket
     const after = old !== undefined && oldBucket !== undefined && isBucketClosed(oldBucket, DateTime.toEpochMillis(now))

@@ -116,32 +116,58 @@ describe("a failed task replayed in the minute it was due", () => {
 })
 
 describe("a claim whose ready-marker DELETE lands after its lease ran out", () => {
-  it.scoped("lease recovery's new marker (same key, same minute) survives: the claim writes it again", () =>
+  const env = {
+    workerId: "w1",
+    handles: () => true,
+    isPaused: () => Effect.succeed(false),
+    admit: () => Effect.succeed(true as const)
+  }
+
+  // W1 claims at 0 s; its DELETE of the ready marker is held up (a GC pause, S3 retries) for 20 s.
+  // Its lease (5 s) runs out and the monitor retries the task at 10 s, 1 s backoff: the same minute.
+  const claimLateAndRecover = Effect.gen(function*() {
+    const { due, holdDelete, injector, lm, mem, on, queue } = yield* setup
+    const task = yield* queue.submit("job", {}, { timeoutSeconds: 5, retryPolicy: { initialIntervalMs: 1000, jitterPercent: 0 } })
+    const marker = readyMarkerKey(task)
+    yield* holdDelete(marker, "20 seconds")
+    const entry = { key: marker, shard: task.shard, taskId: task.id, bucket: bucketOf(0), priority: 0 }
+    const claiming = yield* Effect.fork(on(tryClaim(entry, env)))
+    yield* TestClock.adjust("1 second")
+    expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("running")
+    yield* TestClock.adjust("9 seconds")
+    expect((yield* on(lm.recoverExpired())).retried).toBe(1)
+    const retried = Option.getOrThrow(yield* queue.get(task.id))
+    return { due, injector, mem, marker, claiming, queue, retried, task }
+  })
+
+  it.scoped("lease recovery retries the task at a key the claim is not deleting: the next minute", () =>
     Effect.gen(function*() {
-      const { due, holdDelete, lm, mem, on, queue } = yield* setup
-      const task = yield* queue.submit("job", {}, { timeoutSeconds: 5, retryPolicy: { initialIntervalMs: 1000, jitterPercent: 0 } })
-      const marker = readyMarkerKey(task)
-      // W1 claims; its DELETE of the ready marker is held up (a GC pause, S3 retries) for 20 s
-      yield* holdDelete(marker, "20 seconds")
-      const env = {
-        workerId: "w1",
-        handles: () => true,
-        isPaused: () => Effect.succeed(false),
-        admit: () => Effect.succeed(true as const)
-      }
-      const entry = { key: marker, shard: task.shard, taskId: task.id, bucket: bucketOf(0), priority: 0 }
-      const claiming = yield* Effect.fork(on(tryClaim(entry, env)))
-      yield* TestClock.adjust("1 second")
-      expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("running")
-      // its lease (5 s) runs out; the monitor retries the task 1 s later: the same minute, the same key
-      yield* TestClock.adjust("9 seconds")
-      expect((yield* on(lm.recoverExpired())).retried).toBe(1)
-      const retried = Option.getOrThrow(yield* queue.get(task.id))
-      expect(readyMarkerKey(retried)).toBe(marker)
+      const { claiming, due, marker, mem, retried, task } = yield* claimLateAndRecover
+      expect(retried.status).toBe("pending")
+      expect(readyMarkerKey(retried)).not.toBe(marker)
+      expect(DateTime.toEpochMillis(retried.availableAt)).toBe(60_000)
       yield* TestClock.adjust("20 seconds")
       yield* Fiber.join(claiming)
-      // the retried task is findable without a sweep
-      expect(Option.isSome(yield* mem.head(marker))).toBe(true)
+      expect(Option.isSome(yield* mem.head(readyMarkerKey(retried)))).toBe(true)
+      yield* TestClock.adjust("1 minute")
+      // the claim also wrote its old key again (a harmless stale hint): both name the task
+      expect([...new Set(yield* due)]).toEqual([task.id])
+    }))
+
+  // Simulation seed 1517 (at 5005455): the late DELETE removed the marker lease recovery had just
+  // written at the same key, and only the claimer's re-write brought it back, 7 s later. Had the
+  // claimer died in between, the pending task would have had no marker until a sweep.
+  it.scoped("the retried task keeps its marker though the claimer dies between its late DELETE and its re-write", () =>
+    Effect.gen(function*() {
+      const { claiming, due, injector, marker, mem, queue, retried, task } = yield* claimLateAndRecover
+      // W1's DELETE lands at 20 s; the process dies before the re-write of the marker
+      yield* injector.addRule({ operation: "put", key: marker, fault: Fault.interrupt, times: 1 })
+      yield* TestClock.adjust("20 seconds")
+      yield* Fiber.await(claiming)
+      expect(Option.isNone(yield* mem.head(marker))).toBe(true)
+      expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("pending")
+      expect(Option.isSome(yield* mem.head(readyMarkerKey(retried)))).toBe(true)
+      yield* TestClock.adjust("1 minute")
       expect(yield* due).toEqual([task.id])
     }))
 })

@@ -150,8 +150,9 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
  * The ready markers are deleted after the CAS. Until our lease ends nobody else can make the task
  * pending again, so a DELETE answered before the lease's local deadline landed before any newer
  * ready marker at the same key. One answered later (we were paused, S3 retried) may have removed
- * the marker lease recovery wrote for the retried task in the same minute: we write them again
- * (a stale one is a harmless hint the sweeper drops).
+ * a newer marker at that key — a replay's of the task failed in that minute (lease recovery's is
+ * in a later bucket: Markers.recoveryDueAt) — so we write them again (a stale one is a harmless
+ * hint the sweeper drops).
  */
 const takeLease = (
   clock: ServerClockService,
