@@ -81,20 +81,21 @@ export const closedMarkers = (keys: ReadonlyArray<string>, atMillis: number): Re
 
 /**
  * When a task made pending again by a replay at `now` becomes due. Within one minute bucket a
- * task's ready marker has one key, and a cancel or an expiry of a pending task deletes that
- * version's marker after its CAS: a DELETE that lands late (S3 retries, a paused process) would
- * remove a replay's marker written at the same key, leaving a pending task no worker finds. So
- * the replay of a cancelled or expired task whose marker would have that key is due at the start
+ * task's ready marker has one key, and a cancel or an expiry of a pending task, or the claim of a
+ * task that then failed, deletes that version's marker after its CAS: a DELETE that lands late (S3
+ * retries, a paused process) would remove a replay's marker written at the same key, leaving a
+ * pending task no worker finds. So a replay whose marker would have that key is due at the start
  * of the next bucket instead (at most a minute later, only in the minute the task was last due);
- * otherwise it is due at `now`. A failed task ended running: the marker its claim deleted was
- * gone before its handler started (or the claim wrote it again: Claim's `rewriteIfLate`).
+ * otherwise it is due at `now`. A failed task too: lease recovery fails a task whose claimer may be
+ * paused inside its DELETE, and if it dies before its re-write (Claim's `rewriteIfLate`) nothing
+ * else brings the marker back.
  *
  * @since 0.1.0
  * @category rules
  */
 export const replayDueAt = (task: Task, now: DateTime.Utc): DateTime.Utc => {
   const nowMillis = DateTime.toEpochMillis(now)
-  return task.status !== "failed" && readyMarkerKeyFor(task.shard, task.id, now, task.priority) === readyMarkerKey(task)
+  return readyMarkerKeyFor(task.shard, task.id, now, task.priority) === readyMarkerKey(task)
     ? DateTime.unsafeMake(bucketEndMillis(bucketOf(nowMillis)))
     : now
 }

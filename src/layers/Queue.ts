@@ -9,8 +9,8 @@
  *   marker's bucket is over, may find that marker deleted as an orphan: the task is then moved to
  *   a fresh marker (ready marker, then CAS to due-now, then the old marker deleted).
  * - replay: ready marker → CAS. cancel / expire / archive: CAS → delete the marker they no longer need.
- *   That DELETE may land late, so a replay never writes the key a cancel or expiry removes: one in
- *   the same minute is due at the next (`Markers.replayDueAt`).
+ *   That DELETE (and a claim's) may land late, so a replay never writes the key a cancel, expiry or
+ *   claim removes: one in the same minute is due at the next (`Markers.replayDueAt`).
  *
  * @module
  */

@@ -91,7 +91,38 @@ describe("a late ready-marker DELETE of cancel or expiry, and a replay in the sa
 })
 
 describe("a failed task replayed in the minute it was due", () => {
-  it.scoped("is due at once: the marker its claim deleted was gone before it ran", () =>
+  // The claim's DELETE of the ready marker is held up past its lease; the monitor fails the task
+  // (no retries left) in the same minute and an operator replays it at once: the replay's marker
+  // would have the key the claim is still deleting. The claimer dies before its re-write.
+  it.scoped("the replayed task keeps its marker though the claimer dies between its late DELETE and its re-write", () =>
+    Effect.gen(function*() {
+      const { due, holdDelete, injector, lm, mem, on, queue } = yield* setup
+      const task = yield* queue.submit("job", {}, { timeoutSeconds: 5, maxRetries: 0 })
+      const marker = readyMarkerKey(task)
+      yield* holdDelete(marker, "20 seconds")
+      const env = {
+        workerId: "w1",
+        handles: () => true,
+        isPaused: () => Effect.succeed(false),
+        admit: () => Effect.succeed(true as const)
+      }
+      const entry = { key: marker, shard: task.shard, taskId: task.id, bucket: bucketOf(0), priority: 0 }
+      const claiming = yield* Effect.fork(on(tryClaim(entry, env)))
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* on(lm.recoverExpired())).failed).toBe(1)
+      const replayed = yield* queue.replay(task.id)
+      expect(replayed.status).toBe("pending")
+      // W1's DELETE lands at 20 s; the process dies before the re-write of the marker
+      yield* injector.addRule({ operation: "put", key: marker, fault: Fault.interrupt, times: 1 })
+      yield* TestClock.adjust("20 seconds")
+      yield* Fiber.await(claiming)
+      expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("pending")
+      expect(Option.isSome(yield* mem.head(readyMarkerKey(replayed)))).toBe(true)
+      yield* TestClock.adjust("1 minute")
+      expect(yield* due).toEqual([task.id])
+    }))
+
+  it.scoped("a replay in the minute the failed run's marker was in is due at the next minute", () =>
     Effect.gen(function*() {
       const { due, on, queue } = yield* setup
       const task = yield* queue.submit("job", {}, { maxRetries: 0 })
@@ -110,7 +141,9 @@ describe("a failed task replayed in the minute it was due", () => {
       yield* on(settle(held, claimed.held.task.leaseId!, { _tag: "Fail", error: "boom" }))
       expect(Option.getOrThrow(yield* queue.get(task.id)).status).toBe("failed")
       const replayed = yield* queue.replay(task.id)
-      expect(DateTime.toEpochMillis(replayed.availableAt)).toBe(1_000)
+      expect(DateTime.toEpochMillis(replayed.availableAt)).toBe(60_000)
+      expect(yield* due).toEqual([])
+      yield* TestClock.adjust("1 minute")
       expect(yield* due).toEqual([task.id])
     }))
 })

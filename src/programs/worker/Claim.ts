@@ -149,10 +149,10 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
  *
  * The ready markers are deleted after the CAS. Until our lease ends nobody else can make the task
  * pending again, so a DELETE answered before the lease's local deadline landed before any newer
- * ready marker at the same key. One answered later (we were paused, S3 retried) may have removed
- * a newer marker at that key — a replay's of the task failed in that minute (lease recovery's is
- * in a later bucket: Markers.recoveryDueAt) — so we write them again (a stale one is a harmless
- * hint the sweeper drops).
+ * ready marker at the same key. Lease recovery's retry and a replay never write that key in the
+ * minute we may still be deleting it (Markers.recoveryDueAt, Markers.replayDueAt); still, one
+ * answered later (we were paused, S3 retried) is followed by writing them again, cheaply (a stale
+ * one is a harmless hint the sweeper drops).
  */
 const takeLease = (
   clock: ServerClockService,
