@@ -34,6 +34,21 @@ export type {
   SubmitItem,
   SubmitOptions
 } from "./promise/queue.js"
+export { Workflow } from "./promise/workflows.js"
+export type {
+  OnFailure,
+  WorkflowCompensationContext,
+  WorkflowRun,
+  WorkflowRunPage,
+  WorkflowSignal,
+  WorkflowStatus,
+  WorkflowStep,
+  WorkflowStepContext,
+  WorkflowStepOptions,
+  WorkflowStepStatus,
+  WorkflowSweepReport,
+  Workflows
+} from "./promise/workflows.js"
 export { Worker } from "./promise/worker.js"
 export type { PollingOptions, WorkerEvent, WorkerEventType, WorkerOptions, WorkerStats } from "./promise/worker.js"
 export { handlersFromModule } from "./promise/handlers.js"

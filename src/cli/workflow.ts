@@ -1,20 +1,22 @@
 /**
- * `buquet workflow list|show`: the DAG workflow runs in the bucket (`workflow/{id}/state.json`),
- * read through the validated reader of protocol/WorkflowRunListing.ts. A run whose state cannot be
- * read is named on stderr and the rest of the listing goes on.
+ * `buquet workflow list|show|signal|cancel|pause|resume|sweep`: the DAG workflow runs in the bucket
+ * (`workflow/{id}/state.json`). Reads go through the validated reader of
+ * protocol/WorkflowRunListing.ts (a run whose state cannot be read is named on stderr and the rest
+ * of the listing goes on); the intents through the Effect API (`DagWorkflow`).
  *
  * @module
  */
 import { Args, Command, Options } from "@effect/cli"
-import { DateTime, Effect, Either, Option, Schema } from "effect"
+import { DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import { describeParseError } from "../domain/Codec.js"
 import { WorkflowRunId } from "../domain/workflow/RunKeys.js"
 import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../domain/workflow/RunView.js"
 import { WorkflowState, WorkflowStatus } from "../domain/workflow/WorkflowState.js"
 import { listRuns, listSignals, readRun } from "../protocol/WorkflowRunListing.js"
 import type { SignalEntry } from "../protocol/WorkflowRunListing.js"
+import * as DagWorkflow from "../programs/DagWorkflow.js"
 import { ServerClock } from "../services/ServerClock.js"
-import { globalOptions, operationalError, printJson, printLine, reportSkipped, stderrLine, toCliError, usageError, withStack } from "./common.js"
+import { globalOptions, operationalError, parseJsonArg, printJson, printLine, reportSkipped, stderrLine, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
 
 const statuses = WorkflowStatus.literals
@@ -141,11 +143,98 @@ const show = Command.make("show", { ...globalOptions, id: runIdArg }, (o) =>
     )
   }).pipe(toCliError))
 
+const reasonOption = Options.text("reason").pipe(Options.withAlias("r"), Options.withDescription("why (kept as the run's error)"), Options.optional)
+
+/** An intent on a run: a run that does not exist is said as `show` says it (exit 1). */
+const onRun = <A, E, R>(id: string, intent: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(intent, (e) => typeof e === "object" && e !== null && "_tag" in e && e._tag === "WorkflowRunNotFound", () => unknownRun(id))
+
+/** A run after an intent: its summary (`--json`) or one line. */
+const intentDone = (json: boolean, verb: string, state: WorkflowState) =>
+  json ? printJson(runSummaryJson(state)) : printLine(`Workflow run ${state.id} ${verb} (status ${state.status})`)
+
+const signal = Command.make(
+  "signal",
+  {
+    ...globalOptions,
+    id: runIdArg,
+    name: Args.text({ name: "signal-name" }).pipe(Args.withDescription("the signal's name: letters, digits, _ . -")),
+    payload: Options.text("payload").pipe(Options.withAlias("p"), Options.withDescription("the signal's payload as JSON (default null)"), Options.optional)
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const id = yield* checkRunId(o.id)
+      const payload = Option.isSome(o.payload) ? yield* parseJsonArg("--payload", o.payload.value) : null
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const sent = yield* onRun(id, DagWorkflow.signal(id, o.name, payload))
+          if (o.json) return yield* printJson({ run_id: id, name: sent.name, id: sent.id, created_at: time(sent.createdAt) })
+          yield* printLine(`Signal ${sent.name} sent to workflow run ${id} (signal ${sent.id})`)
+        })
+      )
+    }).pipe(toCliError)
+)
+
+const intent = (name: "cancel" | "pause", verb: string) =>
+  Command.make(name, { ...globalOptions, id: runIdArg, reason: reasonOption }, (o) =>
+    Effect.gen(function*() {
+      const id = yield* checkRunId(o.id)
+      const reason = Option.getOrUndefined(o.reason)
+      yield* withStack(
+        o,
+        Effect.flatMap(onRun(id, name === "cancel" ? DagWorkflow.cancel(id, reason) : DagWorkflow.pause(id, reason)), (state) => intentDone(o.json, verb, state))
+      )
+    }).pipe(toCliError))
+
+const resume = Command.make("resume", { ...globalOptions, id: runIdArg }, (o) =>
+  Effect.gen(function*() {
+    const id = yield* checkRunId(o.id)
+    yield* withStack(o, Effect.flatMap(onRun(id, DagWorkflow.resume(id)), (state) => intentDone(o.json, "resumed", state)))
+  }).pipe(toCliError))
+
+const sweep = Command.make(
+  "sweep",
+  {
+    ...globalOptions,
+    minAge: Options.integer("min-age").pipe(Options.withDescription("leave runs changed less than this many seconds ago alone (default 30)"), Options.optional)
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const minAge = Option.getOrUndefined(o.minAge)
+      if (minAge !== undefined && (minAge < 0 || minAge > 86_400)) return yield* usageError(`--min-age must be from 0 to 86400 seconds, got ${minAge}`)
+      yield* withStack(
+        o,
+        Effect.gen(function*() {
+          const report = yield* DagWorkflow.sweep(minAge === undefined ? {} : { minAge: Duration.seconds(minAge) })
+          yield* reportSkipped(report.malformed)
+          if (o.json) {
+            return yield* printJson({
+              scanned: report.scanned,
+              young: report.young,
+              recovered: report.recovered.map((r) => ({ run_id: r.workflowId, workflow: r.workflow, reason: r.reason }))
+            })
+          }
+          yield* printLine([
+            `Scanned ${report.scanned} run(s); recovered ${report.recovered.length}` +
+              (report.young === 0 ? "" : `; ${report.young} active run(s) changed less than ${minAge ?? 30} s ago, left for the next pass`),
+            ...report.recovered.map((r) => `  ${r.workflowId}  ${r.workflow}: ${r.reason}`)
+          ].join("\n"))
+        })
+      )
+    }).pipe(toCliError)
+)
+
 /** `buquet workflow …`. */
 export const workflow = Command.make("workflow").pipe(
-  Command.withDescription("DAG workflow runs (workflow/{id}/): list them, show one"),
+  Command.withDescription("DAG workflow runs (workflow/{id}/): list, show, signal, cancel, pause, resume, sweep"),
   Command.withSubcommands([
     list.pipe(Command.withDescription("list the workflow runs with their status and progress")),
-    show.pipe(Command.withDescription("show a run: its state, each step and its signals"))
+    show.pipe(Command.withDescription("show a run: its state, each step and its signals")),
+    signal.pipe(Command.withDescription("send a signal to a run; a step waiting for it resumes")),
+    intent("cancel", "cancelled").pipe(Command.withDescription("cancel a run and interrupt its running step tasks")),
+    intent("pause", "paused").pipe(Command.withDescription("pause a run: nothing new is scheduled until resume")),
+    resume.pipe(Command.withDescription("resume a paused run from the step it failed at")),
+    sweep.pipe(Command.withDescription("one reconciliation pass: wake stuck runs and say which"))
   ])
 )

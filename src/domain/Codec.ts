@@ -6,7 +6,7 @@
  * @module
  */
 import { Effect, ParseResult, Schema } from "effect"
-import { MalformedObject } from "./QueueError.js"
+import { InvalidArgument, MalformedObject } from "./QueueError.js"
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
 const textEncoder = new TextEncoder()
@@ -44,6 +44,18 @@ export const decodeObject = <A, I>(schema: Schema.Schema<A, I>, key: string, bod
 /** Encodes a value with `schema` as compact UTF-8 JSON. Encoding our own models cannot fail; a failure is a defect. */
 export const encodeObject = <A, I>(schema: Schema.Schema<A, I>, value: A): Uint8Array =>
   textEncoder.encode(JSON.stringify(Schema.encodeSync(schema)(value)))
+
+/**
+ * A value as plain JSON: what storing it and reading it back gives (`undefined` becomes `null`, a
+ * Date its ISO string). A value with no JSON form (a BigInt, a cycle, a function) is an `InvalidArgument`
+ * naming `argument`, with `what` (default: `argument`) in its message.
+ */
+export const toPlainJson = (argument: string, value: unknown, what: string = argument): Effect.Effect<unknown, InvalidArgument> =>
+  Effect.try({
+    // a function (no JSON form) stringifies to undefined, which JSON.parse refuses
+    try: () => JSON.parse(JSON.stringify(value === undefined ? null : value) as string) as unknown,
+    catch: (e) => new InvalidArgument({ argument, message: `${what} must be JSON-serialisable: ${(e as Error).message}` })
+  })
 
 /** UTF-8 bytes of a string. */
 export const utf8 = (text: string): Uint8Array => textEncoder.encode(text)

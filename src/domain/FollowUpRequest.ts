@@ -6,7 +6,7 @@
  * @module
  */
 import { DateTime, Effect, Schema } from "effect"
-import { describeParseError } from "./Codec.js"
+import { describeParseError, toPlainJson } from "./Codec.js"
 import { FollowUp, followUpId, maxFollowUps } from "./FollowUps.js"
 import { TaskTypeName } from "./Names.js"
 import type { QueueConfig } from "./QueueConfig.js"
@@ -58,10 +58,7 @@ export const makeFollowUp = (p: {
         message: `${refused} does not apply to a follow-up: it is created exactly once with its parent's completion`
       })
     }
-    const input = yield* Effect.try({
-      try: () => JSON.parse(JSON.stringify(p.input === undefined ? null : p.input)) as unknown,
-      catch: (e) => new InvalidArgument({ argument: "input", message: `follow-up input must be JSON-serialisable: ${(e as Error).message}` })
-    })
+    const input = yield* toPlainJson("input", p.input, "follow-up input")
     const r = yield* resolveSubmitOptions(p.options, p.now, p.config)
     const nowMillis = DateTime.toEpochMillis(p.now)
     const delayMs = DateTime.toEpochMillis(r.availableAt) - nowMillis

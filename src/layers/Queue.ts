@@ -16,7 +16,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
-import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
+import { decodeObject, describeParseError, encodeObject, toPlainJson } from "../domain/Codec.js"
 import * as Idem from "../domain/Idempotency.js"
 import { schemaKey, taskKey, taskShardPrefix, taskTypeMarkerKey } from "../domain/Keys.js"
 import { IdempotencyScope, TaskId, TaskTypeName } from "../domain/Names.js"
@@ -99,14 +99,7 @@ const typeMissCacheMillis = 10_000
 const taskKeyPattern = /^tasks\/([0-9a-f]{1,4})\/([0-9a-f-]{36})\.json$/
 
 /** Normalises an input to plain JSON (what will be stored and what the worker will see). */
-const toJson = (input: unknown) =>
-  Effect.try({
-    try: () => {
-      const text = JSON.stringify(input === undefined ? null : input)
-      return JSON.parse(text) as unknown
-    },
-    catch: (e) => new InvalidArgument({ argument: "input", message: `input must be JSON-serialisable: ${(e as Error).message}` })
-  })
+const toJson = (input: unknown) => toPlainJson("input", input)
 
 interface AnyTaskType {
   readonly name: string

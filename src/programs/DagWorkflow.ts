@@ -24,7 +24,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Either, Option, Schema } from "effect"
-import { describeParseError } from "../domain/Codec.js"
+import { describeParseError, toPlainJson } from "../domain/Codec.js"
 import { PermanentError } from "../domain/HandlerErrors.js"
 import { definitionHash } from "../domain/workflow/DefinitionHash.js"
 import { InvalidWorkflowDefinition, StepDefinition, validateDefinition, WorkflowDefinition } from "../domain/workflow/WorkflowDefinition.js"
@@ -288,8 +288,12 @@ const toRegistered = (workflow: Any, definition: WorkflowDefinition): Registered
           ) as Effect.Effect<never, WaitingForSignal | StoredValueMismatch>
       }
       const value = yield* impl.run(ctx)
-      return yield* Schema.encodeUnknown(impl.output)(value).pipe(
+      const encoded = yield* Schema.encodeUnknown(impl.output)(value).pipe(
         Effect.mapError((e) => new PermanentError({ message: `the result of step "${name}" does not match its output Schema: ${describeParseError(e)}` }))
+      )
+      // it is stored as JSON: a value without a JSON form fails the step for good, not the worker
+      return yield* toPlainJson("result", encoded, `the result of step "${name}"`).pipe(
+        Effect.mapError((e) => new PermanentError({ message: e.message }))
       )
     }).pipe(permanentOnMismatch),
   runCompensation: (name, step, run) =>

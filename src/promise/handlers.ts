@@ -123,28 +123,35 @@ const toEffectOptions = (options: HandlerOptions = {}): WorkerHandler.HandlerOpt
     : { rateLimit: { limit: options.rateLimit.limit, interval: Duration.millis(options.rateLimit.intervalMs) } })
 })
 
+/**
+ * The Promise {@link TaskContext} of a task the worker runs, on the handler's runtime, with the
+ * abort signal of its `tryPromise`.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @internal
+ */
+export const promiseTaskContext = (ctx: WorkerHandler.TaskContext, runtime: Runtime.Runtime<never>, signal: AbortSignal): TaskContext => ({
+  taskId: ctx.taskId,
+  attempt: ctx.attempt,
+  task: fromTask(ctx.task),
+  workerId: ctx.workerId,
+  signal,
+  extendLease: (seconds) =>
+    Runtime.runPromiseExit(runtime)(ctx.extendLease(Duration.seconds(seconds))).then(fromExit),
+  progress: (value) => Runtime.runSync(runtime)(ctx.progress(value)),
+  isCancelRequested: () => Runtime.runSync(runtime)(ctx.isCancelRequested),
+  enqueue: (type: string | TypedTaskType<unknown, unknown>, input: unknown, options?: FollowUpOptions) =>
+    Runtime.runPromiseExit(runtime)(
+      typeof type === "string" ? ctx.enqueue(type, input, options) : ctx.enqueue(asTaskType(type), input, options)
+    ).then(fromExit)
+})
+
 /** Runs a Promise handler as the Effect the worker expects. */
 const toEffect = <I, O>(run: Handler<I, O>) => (input: I, ctx: WorkerHandler.TaskContext): Effect.Effect<O, unknown> =>
   Effect.flatMap(Effect.runtime<never>(), (runtime) =>
     Effect.tryPromise({
-      try: async (signal) => {
-        const context: TaskContext = {
-          taskId: ctx.taskId,
-          attempt: ctx.attempt,
-          task: fromTask(ctx.task),
-          workerId: ctx.workerId,
-          signal,
-          extendLease: (seconds) =>
-            Runtime.runPromiseExit(runtime)(ctx.extendLease(Duration.seconds(seconds))).then(fromExit),
-          progress: (value) => Runtime.runSync(runtime)(ctx.progress(value)),
-          isCancelRequested: () => Runtime.runSync(runtime)(ctx.isCancelRequested),
-          enqueue: (type: string | TypedTaskType<unknown, unknown>, input: unknown, options?: FollowUpOptions) =>
-            Runtime.runPromiseExit(runtime)(
-              typeof type === "string" ? ctx.enqueue(type, input, options) : ctx.enqueue(asTaskType(type), input, options)
-            ).then(fromExit)
-        }
-        return await run(input, context)
-      },
+      try: async (signal) => await run(input, promiseTaskContext(ctx, runtime, signal)),
       catch: toHandlerFailure
     }))
 

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { makeWorkflows } from "./workflows.js"
+import type { Workflows } from "./workflows.js"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Duration, Effect, Either, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import * as Buquet from "../Buquet.js"
@@ -365,6 +367,8 @@ export class Queue {
   readonly schedules: Schedules
   /** The published JSON Schemas of task types. */
   readonly schemas: Schemas
+  /** The DAG workflow runs: start, get, list, signal, cancel, pause, resume, sweep. */
+  readonly workflows: Workflows
   readonly #runtime: ManagedRuntime.ManagedRuntime<Services, unknown>
   readonly #workers = new Set<Worker>()
   #closed: Promise<void> | undefined
@@ -394,6 +398,7 @@ export class Queue {
       trigger: (id) => withScheduler((s) => s.triggerNow(id)).then(T.fromTask),
       lastRun: (id) => withScheduler((s) => s.lastRun(id)).then((o) => Option.getOrUndefined(Option.map(o, T.fromLastRun)))
     }
+    this.workflows = makeWorkflows((effect) => this.run(effect))
     this.schemas = {
       publish: (taskType, schemas) => this.withQueue((q) => q.publishSchema(taskType, new TaskJsonSchemas(schemas))),
       get: (taskType) =>

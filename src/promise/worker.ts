@@ -20,6 +20,8 @@ import { BuquetError } from "./errors.js"
 import { asTaskType, definitionsFromModule, toHandlerDefinition } from "./handlers.js"
 import type { EffectHandler, Handler, HandlerMap, HandlerOptions } from "./handlers.js"
 import { fromTask } from "./types.js"
+import { workflowHandlers } from "./workflows.js"
+import type { Workflow } from "./workflows.js"
 import type { Task, TypedTaskType } from "./types.js"
 
 /**
@@ -250,6 +252,22 @@ export class Worker {
   register(handlers: HandlerMap | ReadonlyArray<EffectHandler>): this {
     this.assertNotStarted()
     this.#handlers.push(...definitionsFromModule(handlers))
+    return this
+  }
+
+  /**
+   * Registers DAG workflows built with `Workflow.define`: this worker runs their orchestrators,
+   * steps and compensations. Throws a `BuquetError` (`InvalidWorkflowDefinition`) for a workflow
+   * that cannot run (a cycle, an unknown dependency, …), saying what to fix.
+   */
+  workflow(...workflows: ReadonlyArray<Workflow<any>>): this { // eslint-disable-line @typescript-eslint/no-explicit-any
+    this.assertNotStarted()
+    try {
+      this.#handlers.push(...workflowHandlers(workflows))
+    } catch (e) {
+      if (e instanceof BuquetError) throw e
+      throw new BuquetError("InvalidWorkflowDefinition", e instanceof Error ? e.message.replace(/^DagWorkflow\.handlers: /, "") : String(e))
+    }
     return this
   }
 

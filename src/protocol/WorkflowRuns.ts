@@ -21,7 +21,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Chunk, DateTime, Duration, Effect, Either, Option, Schedule, Schema, Stream } from "effect"
-import { decodeObject, describeParseError, encodeObject } from "../domain/Codec.js"
+import { decodeObject, describeParseError, encodeObject, toPlainJson } from "../domain/Codec.js"
 import { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import { field } from "../domain/SnakeCase.js"
@@ -188,6 +188,7 @@ export interface CreateRunOptions {
  */
 export const createRun = Effect.fn("WorkflowRuns.createRun")(function*(options: CreateRunOptions) {
   const id = yield* checkRunId(options.id)
+  const data = yield* toPlainJson("data", options.data, "a run's data")
   const queue = yield* Queue
   const now = yield* queue.now
   const steps: Record<string, StepState> = {}
@@ -198,7 +199,7 @@ export const createRun = Effect.fn("WorkflowRuns.createRun")(function*(options: 
     definitionHash: options.definitionHash,
     status: "pending",
     currentSteps: [],
-    data: options.data,
+    data,
     steps,
     signals: {},
     createdAt: now,
@@ -421,11 +422,12 @@ export const OrchestrateInput = Schema.Struct({ workflow_id: WorkflowRunId })
 export const sendSignal = Effect.fn("WorkflowRuns.sendSignal")(function*(id: string, name: string, payload: unknown) {
   yield* checkRunId(id)
   yield* checkName("signal name", name)
+  const json = yield* toPlainJson("payload", payload, "a signal's payload")
   const run = yield* getRun(id)
   const queue = yield* Queue
   const now = yield* queue.now
   const signalId = randomUUID()
-  const record = new SignalRecord({ id: signalId, name, payload: payload === undefined ? null : payload, createdAt: now })
+  const record = new SignalRecord({ id: signalId, name, payload: json, createdAt: now })
   const key = signalKey(id, name, DateTime.formatIso(now), signalId)
   yield* putConditional(key, encodeObject(SignalRecord, record), { ifNoneMatch: "*" })
   if (!isTerminalWorkflowStatus(run.state.status)) yield* wakeRun(run.state.type, id, `signal:${signalId}`)
