@@ -28,7 +28,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
@@ -200,6 +200,9 @@ const emptyStats: WorkerStats = {
   lists: 0
 }
 
+/** How long a busy worker goes on with the pause switches it read (see `typePaused`). */
+const pauseMaxAgeMillis = 1_000
+
 const invalid = (option: string, message: string) => new InvalidWorkerOptions({ option, message })
 
 /**
@@ -284,8 +287,14 @@ export const make = <R>(
         return true as const
       })
 
-    // --- pause switches: one GET per pass, only when a candidate is ours --------------------------
-    const pauseCache = yield* Ref.make(Option.none<PauseState>())
+    // --- pause switches: one GET per second at most, only when a candidate is ours ---------------
+    /**
+     * The switches last read and when (Clock millis). A busy worker runs a pass for every freed
+     * slot; reading the switches on each cost a GET per pass (~0.15–0.25 per task). Kept at most
+     * {@link pauseMaxAgeMillis}: a pause still stops claiming within a second (within one poll
+     * at the idle cap), and an idle worker woken by a change of the switches reads them afresh.
+     */
+    const pauseCache = yield* Ref.make(Option.none<{ readonly state: PauseState; readonly readAt: number }>())
     /**
      * The last switches that decoded. A corrupt `control/pause.json` must not stop the whole queue
      * (nor silently resume what was paused): the worker goes on with what it last read (nothing
@@ -319,9 +328,11 @@ export const make = <R>(
     )
     const typePaused = (taskType: string) =>
       Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
         const cached = yield* Ref.get(pauseCache)
-        const state = Option.isSome(cached) ? cached.value : yield* readPause
-        if (Option.isNone(cached)) yield* Ref.set(pauseCache, Option.some(state))
+        if (Option.isSome(cached) && now - cached.value.readAt < pauseMaxAgeMillis) return isPaused(cached.value.state, taskType)
+        const state = yield* readPause
+        yield* Ref.set(pauseCache, Option.some({ state, readAt: now }))
         return isPaused(state, taskType)
       })
 
@@ -469,7 +480,6 @@ export const make = <R>(
           yield* untilStopping(Queue.take(slotFreed))
           continue
         }
-        yield* Ref.set(pauseCache, Option.none())
         const cancelSeen = yield* cancelWatch.seen
         const result = yield* discovery.pass(free, (entry) => tryClaim(entry, claimEnv), started(cancelSeen))
         yield* bump((s) => ({ ...s, passes: s.passes + 1, lists: s.lists + result.lists }))
@@ -489,6 +499,8 @@ export const make = <R>(
           ])
           // A signal means someone changed the queue: markers seen busy elsewhere may be pending now.
           if (Option.isSome(woke) && woke.value === "signal") yield* discovery.forgetBusy
+          // the switches changed (or may have: a resume touches the signal): read them afresh
+          if (Option.isSome(woke) && (woke.value === "pause" || woke.value === "signal")) yield* Ref.set(pauseCache, Option.none())
           if (Option.isSome(woke) && (woke.value === "signal" || woke.value === "due")) yield* PubSub.publish(activity, undefined)
           yield* driver.reset
         } else {

@@ -1,0 +1,66 @@
+/**
+ * A busy worker's reads of the pause switches (`control/pause.json`): at most about one per
+ * second, not one per discovery pass (a busy worker runs a pass for every freed slot), while a
+ * pause still stops its claiming within a second. MemoryStorage + TestClock; GETs counted.
+ *
+ * @module
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, type Duration, Effect, Layer, Ref, TestClock } from "effect"
+import { pauseKey } from "../../src/domain/Pause.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as Worker from "../../src/programs/Worker.js"
+import { Queue } from "../../src/services/Queue.js"
+import { Storage } from "../../src/services/Storage.js"
+import { drive, hasStatus, queueLayer } from "./support.js"
+
+/** MemoryStorage whose GETs of the pause switches are counted. */
+const countingPauseReads = (reads: { n: number }) =>
+  Layer.effect(Storage, Effect.map(MemoryStorage.make(), (mem) => ({
+    ...mem,
+    get: (key: string) =>
+      Effect.zipRight(Effect.sync(() => {
+        if (key === pauseKey) reads.n++
+      }), mem.get(key))
+  })))
+
+/** Moves TestClock forward `times` steps of `step`, letting the worker run between them. */
+const advance = (step: Duration.DurationInput, times: number) => Effect.repeatN(TestClock.adjust(step), times - 1)
+
+describe("pause switches on a busy worker", () => {
+  it.scoped("are read at most about once a second, not once per discovery pass", () => {
+    const reads = { n: 0 }
+    return Effect.gen(function*() {
+      const queue = yield* Queue
+      const passes = yield* Ref.make(0)
+      const tasks = yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      const worker = yield* Worker.make({ wakeUp: false, concurrency: 4 }, [
+        Worker.handler("job", () => Effect.as(Effect.sleep("50 millis"), "ok"))
+      ])
+      const start = yield* Clock.currentTimeMillis
+      yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (all) => all.every(Boolean)), "50 millis")
+      const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+      yield* Ref.set(passes, (yield* worker.stats).passes)
+      // many more passes than seconds: one read per pass would exceed the bound below
+      expect(yield* Ref.get(passes)).toBeGreaterThan(2 * (seconds + 2))
+      expect(reads.n).toBeGreaterThan(0)
+      expect(reads.n).toBeLessThanOrEqual(Math.ceil(seconds) + 2)
+    }).pipe(Effect.provide(queueLayer(countingPauseReads(reads))))
+  })
+
+  it.scoped("a pause still stops a busy worker's claiming within a second", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      const worker = yield* Worker.make({ wakeUp: false, concurrency: 2 }, [
+        Worker.handler("job", () => Effect.as(Effect.sleep("100 millis"), "ok"))
+      ])
+      yield* drive(Effect.map(worker.stats, (s) => s.completed >= 10), "50 millis")
+      yield* queue.pause("job")
+      yield* advance("50 millis", 22) // 1.1 s
+      const claimedAfterASecond = (yield* worker.stats).claimed
+      yield* advance("100 millis", 50) // 5 s more
+      expect((yield* worker.stats).claimed).toBe(claimedAfterASecond)
+      expect(claimedAfterASecond).toBeLessThan(200)
+    }).pipe(Effect.provide(queueLayer())))
+})
