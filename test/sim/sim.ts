@@ -596,37 +596,22 @@ const simulate = (seed: number, options: SimOptions) =>
     })
 
     // --- invariants on the bucket ----------------------------------------------------------
-    const readyMissingSince = new Map<string, number>()
-    const readyGraceMillis = 30_000
     const discoverable = (final: boolean) =>
       Effect.gen(function*() {
         const now = yield* clock.currentTimeMillis
         // each step: only the tasks something touched since the last check; at the end: all of them
-        const ids = final ? [...observer.tasks.keys()] : [...new Set([...observer.dirty, ...readyMissingSince.keys()])].filter((id) => observer.tasks.has(id))
+        const ids = final ? [...observer.tasks.keys()] : [...observer.dirty].filter((id) => observer.tasks.has(id))
         observer.dirty.clear()
         for (const id of ids) {
           const found = yield* readTask(observer.tasks.get(id)!.key).pipe(
             Effect.provideService(Storage, mem),
             Effect.orElseSucceed(() => Option.none())
           )
-          if (Option.isNone(found)) {
-            readyMissingSince.delete(id)
-            continue
-          }
+          if (Option.isNone(found)) continue
           const t = found.value.task
           const needed = neededMarker(t)
-          const missing = needed !== undefined && Option.isNone(yield* Effect.orDie(mem.head(needed)))
-          // A claim's ready-marker DELETE answered after its lease ended may have removed the marker
-          // lease recovery had just rewritten at the same key; the claimer writes it again at once
-          // (Claim.ts takeLease). So a missing READY marker is allowed a short grace while steps run.
-          if (missing && !final && needed.startsWith("ready/")) {
-            const since = readyMissingSince.get(id) ?? now
-            readyMissingSince.set(id, since)
-            if (now - since > readyGraceMillis) violation(`undiscoverable: ${t.status} task ${id} has had no ${needed} for ${now - since} ms`)
-          } else if (missing) {
+          if (needed !== undefined && Option.isNone(yield* Effect.orDie(mem.head(needed)))) {
             violation(`undiscoverable: ${t.status} task ${id} has no ${needed}`)
-          } else {
-            readyMissingSince.delete(id)
           }
           if (final && t.status === "pending" && DateTime.toEpochMillis(t.availableAt) < now - 10 * 60_000) {
             violation(`stuck: task ${id} is pending and due since ${DateTime.formatIso(t.availableAt)}`)
