@@ -96,6 +96,9 @@ export { Task, TaskEvent } from "./domain/Task.js"
 export { allStatuses, isTerminal, TaskStatus } from "./domain/TaskStatus.js"
 /** Typed task contracts shared by producers and workers. */
 export { TaskType } from "./domain/TaskType.js"
+/** Flows: a parent task that waits for its children (`Queue.flow`, `flowNode`, `ctx.childrenResults`). */
+export { flowNode } from "./domain/FlowRequest.js"
+export type { ChildResult, FlowIds, FlowNodeOptions, FlowSpec } from "./domain/FlowRequest.js"
 /** Retry backoff of a task. */
 export { RetryPolicy } from "./domain/RetryPolicy.js"
 /** Options of a submit. */

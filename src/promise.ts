@@ -26,6 +26,9 @@ export type {
   BulkOptions,
   CancelOptions,
   ConnectOptions,
+  FlowCreated,
+  FlowJob,
+  FlowNodeIds,
   ListOptions,
   ScheduleSpec,
   ScheduleUpdate,
@@ -52,7 +55,7 @@ export type {
 export { Worker } from "./promise/worker.js"
 export type { PollingOptions, WorkerEvent, WorkerEventType, WorkerOptions, WorkerStats } from "./promise/worker.js"
 export { handlersFromModule } from "./promise/handlers.js"
-export type { EffectHandler, Handler, HandlerMap, HandlerOptions, TaskContext } from "./promise/handlers.js"
+export type { ChildResult, EffectHandler, Handler, HandlerMap, HandlerOptions, TaskContext } from "./promise/handlers.js"
 export { BuquetError, PermanentError, RescheduleError, RetryableError } from "./promise/errors.js"
 export type { LeaseLostError, RescheduleOptions } from "./promise/errors.js"
 export type {

@@ -6,6 +6,7 @@
 import { DateTime, Schema } from "effect"
 import { lastErrorStack, Task } from "../domain/Task.js"
 import type { TaskEvent } from "../domain/Task.js"
+import { isWaitingParent } from "../domain/Flows.js"
 
 /**
  * Characters that must never reach a terminal raw from stored data: C0 controls but tab and line
@@ -45,16 +46,22 @@ const compact = (value: unknown, max = 200): string => {
 }
 
 /** A task as `key: value` lines, for `buquet get`. */
-export const describeTask = (task: Task, input: unknown, output: unknown): string => {
+export const describeTask = (task: Task, input: unknown, output: unknown, children?: ReadonlyArray<ChildState>): string => {
   const stackOfTask = lastErrorStack(task)
+  const waiting = isWaitingParent(task)
+  const ended = (task.flow?.children ?? []).filter((c) => c.outcome !== undefined).length
   const rows: Array<[string, string]> = [
     ["id", task.id],
     ["type", task.taskType],
-    ["status", task.status + (task.cancelRequested && task.status === "running" ? " (cancel requested)" : "")],
+    [
+      "status",
+      task.status + (task.cancelRequested && task.status === "running" ? " (cancel requested)" : "") +
+        (waiting ? ` (waiting for its children: ${ended} of ${task.flow!.children.length} ended)` : "")
+    ],
     ["shard", task.shard],
     ["attempt", `${task.attempt} (retries ${task.retryCount}/${task.maxRetries}, reschedules ${task.rescheduleCount}${task.maxReschedules === undefined ? "" : `/${task.maxReschedules}`})`],
     ["priority", String(task.priority ?? 0)],
-    ["available at", time(task.availableAt)],
+    ["available at", waiting ? "when its children have ended" : time(task.availableAt)],
     ["lease expires", time(task.leaseExpiresAt)],
     ["expires at", time(task.expiresAt)],
     ["worker", task.workerId ?? "-"],
@@ -75,8 +82,21 @@ export const describeTask = (task: Task, input: unknown, output: unknown): strin
     rows.push([`follow-ups (${task.followUps.tasks.length})`, `${created}
 ${followUpLines(task)}`])
   }
+  if (task.flow !== undefined) {
+    const states = children ?? task.flow.children.map((c) => ({ id: c.id, taskType: c.taskType, status: c.outcome ?? "?" }))
+    const note = task.flow.outbox !== undefined ? " — not all created yet (lease recovery creates them)" : ""
+    rows.push([`children (${task.flow.children.length})`, `${ended} ended${note}
+${states.map((c) => `    ${c.id}  ${c.taskType}  ${c.status}`).join("\n")}`])
+  }
   const w = Math.max(...rows.map(([k]) => k.length))
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n")
+}
+
+/** A flow's child as `buquet get` of its parent shows it: its current status (`missing` once deleted). */
+export interface ChildState {
+  readonly id: string
+  readonly taskType: string
+  readonly status: string
 }
 
 /** One indented `id  type` line per follow-up, under its row. */

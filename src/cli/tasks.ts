@@ -18,7 +18,7 @@ import { resolveIdArg } from "./ids.js"
 import { pendingHandling, withHandling } from "./handling.js"
 import { safeLogger, warningsToStderr } from "./logging.js"
 import { describeHandling } from "../domain/TypeCoverage.js"
-import { describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
+import { type ChildState, describeEvent, describeTask, eventJson, table, taskJson, time } from "./format.js"
 
 const taskId = Args.text({ name: "task-id" }).pipe(Args.withDescription("the task's id (a UUID, or a unique prefix of 6+ characters)"))
 
@@ -96,10 +96,16 @@ const getHandler = (o: Globals & { readonly taskId: string }) =>
         onSome: Effect.succeed
       })))
       const handling = yield* pendingHandling([task])
-      if (o.json) return yield* printJson(withHandling(taskJson(task), task, handling))
+      // a flow's parent: each child's current state (one GET per child)
+      const children = task.flow === undefined ? undefined : yield* Effect.forEach(task.flow.children, (c) =>
+        Effect.map(queue.get(c.id), (found): ChildState => ({ id: c.id, taskType: c.taskType, status: Option.match(found, { onNone: () => "missing", onSome: (t) => t.status }) })), { concurrency: 8 })
+      if (o.json) {
+        const json = withHandling(taskJson(task), task, handling)
+        return yield* printJson(children === undefined ? json : { ...(json as Record<string, unknown>), children: children.map((c) => ({ id: c.id, task_type: c.taskType, status: c.status })) })
+      }
       const input = yield* queue.loadInput(task)
       const output = yield* queue.loadOutput(task)
-      yield* printLine(describeTask(task, input, output))
+      yield* printLine(describeTask(task, input, output, children))
       const h = handling.get(task.taskType)
       if (h !== undefined && h !== "handled") yield* printLine(`${h === "unhandled" ? "! " : ""}${describeHandling(h, task.taskType)}`)
     })

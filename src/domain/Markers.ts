@@ -22,6 +22,7 @@
  * @module
  */
 import { DateTime } from "effect"
+import { flowRecoverAt, isWaitingParent } from "./Flows.js"
 import { unmaterialized } from "./FollowUps.js"
 import { leaseKey, parseIndexKey } from "./Keys.js"
 import { readyMarkerKey, readyMarkerKeyFor } from "./ReadyIndex.js"
@@ -53,8 +54,18 @@ export const leaseMarkerOf = (task: Task): string | undefined =>
  * recovery finds it: domain/FollowUps.ts), else none.
  */
 export const neededMarker = (task: Task): string | undefined => {
-  if (task.status === "pending") return readyMarkerKey(task)
   if (task.status === "running") return leaseMarkerOf(task)
+  // A flow's parent waiting for its children has no ready marker; while its children are not all
+  // created, and a flow's child until its parent knows it ended, a lease-bucket marker at the
+  // instant recovery may step in (domain/Flows.ts).
+  const flowAt = flowRecoverAt(task)
+  if (flowAt !== undefined && task.status !== "pending") {
+    // ended: the follow-ups' marker and this one are both the ending lease's (one key)
+    const outbox = unmaterialized(task)
+    return leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(outbox?.recoverAt ?? flowAt)), task.id)
+  }
+  if (flowAt !== undefined) return leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(flowAt)), task.id)
+  if (task.status === "pending") return isWaitingParent(task) ? undefined : readyMarkerKey(task)
   const outbox = unmaterialized(task)
   return outbox === undefined ? undefined : leaseKey(task.shard, bucketOf(DateTime.toEpochMillis(outbox.recoverAt)), task.id)
 }

@@ -31,6 +31,8 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
   skipped: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
   /** Completed tasks whose follow-ups were not all created (their worker died first): created now. */
   followUpsCreated: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("follow_ups_created")),
+  /** Flows whose work a crashed process left (children to create, a parent to tell): done now (domain/Flows.ts). */
+  flowsRecovered: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("flows_recovered")),
   /** Orphaned payloads deleted at the end of the pass (see `PayloadCollection.ts`). */
   payloadsDeleted: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("payloads_deleted")),
   /** Requests by kind (PUT, GET, LIST, DELETE, HEAD) the pass made so far, cursor writes included. */
@@ -50,6 +52,7 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
     malformed: 0,
     skipped: 0,
     followUpsCreated: 0,
+    flowsRecovered: 0,
     payloadsDeleted: 0,
     requests: {}
   })

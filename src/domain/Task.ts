@@ -1,7 +1,7 @@
 /**
  * The task object: the source of truth, stored at `tasks/{shard}/{id}.json` in the reference's
  * snake_case JSON (design.md §5.2). In TypeScript the fields are camelCase; the Schema maps them.
- * Our additions (`priority`, `progress`, `tags`, `events`, `traceparent`, `follow_ups`) are optional fields the
+ * Our additions (`priority`, `progress`, `tags`, `events`, `traceparent`, `follow_ups`, `flow`, `parent_waits`) are optional fields the
  * reference ignores.
  *
  * @module
@@ -9,6 +9,7 @@
 import { DateTime, Effect, Schema } from "effect"
 import { decodeObject } from "./Codec.js"
 import { isOwnPayloadRef, parseTaskKey, payloadKey, payloadPrefix } from "./Keys.js"
+import { Flow, ParentWaits } from "./Flows.js"
 import { FollowUps } from "./FollowUps.js"
 import { TaskId } from "./Names.js"
 import { MalformedObject } from "./QueueError.js"
@@ -103,7 +104,11 @@ export class Task extends Schema.Class<Task>("Task")({
   /** The task whose completion enqueued this one (a follow-up), or whose flow it is a child of. */
   parentId: optionalField(TaskId, "parent_id"),
   /** The follow-up tasks its completion enqueues, and whether they exist yet (domain/FollowUps.ts). */
-  followUps: optionalField(FollowUps, "follow_ups")
+  followUps: optionalField(FollowUps, "follow_ups"),
+  /** A flow's parent: its children, their outcomes, and those not created yet (domain/Flows.ts). */
+  flow: optionalField(Flow, "flow"),
+  /** A flow's child: its parent waits for it; when its end was (or may be) reported (domain/Flows.ts). */
+  parentWaits: optionalField(ParentWaits, "parent_waits")
 }) {}
 
 /**

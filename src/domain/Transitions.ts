@@ -14,6 +14,7 @@
  * @module
  */
 import { DateTime, Duration } from "effect"
+import { Flow, FlowChild, type FlowNode, noticeAfter, ParentWaits, waitingAvailableAt, creationWindowMillis } from "./Flows.js"
 import { FollowUps, type FollowUp } from "./FollowUps.js"
 import { delayMs, RetryPolicy } from "./RetryPolicy.js"
 import { shardOf } from "./Shard.js"
@@ -63,7 +64,9 @@ const step = (
   changes: Partial<ConstructorParameters<typeof Task>[0]>,
   info: EventInfo = {}
 ): Task => {
-  const next = { ...task, ...changes, updatedAt: now }
+  // A flow's child that ends (or is replayed) records when its parent must hear of it (domain/Flows.ts).
+  const parentWaits = noticeAfter(task, changes.status ?? task.status, now)
+  const next = { ...task, ...changes, updatedAt: now, ...(parentWaits !== undefined ? { parentWaits } : {}) }
   const event = new TaskEvent({
     at: now,
     from: task.status,
@@ -341,6 +344,48 @@ export const followUpTask = (parent: Task, f: FollowUp, now: DateTime.Utc): Task
   })
   return new Task({ ...base, parentId: parent.id })
 }
+
+/**
+ * A flow's node as a new pending task created at `now` under `parent` (or as the root when
+ * `parent` is undefined: `base` is then the root task as a submit builds it): a parent waits
+ * ({@link Flows.waitingAvailableAt}, no ready marker) with its children's specifications in its
+ * outbox; a child records that its parent waits for it.
+ */
+export const flowTask = (
+  base: Task,
+  node: { readonly failParent?: boolean | undefined; readonly children?: ReadonlyArray<FlowNode> | undefined },
+  p: { readonly now: DateTime.Utc; readonly child: boolean }
+): Task => {
+  const children = node.children ?? []
+  return new Task({
+    ...base,
+    ...(p.child ? { parentWaits: new ParentWaits({}) } : {}),
+    ...(children.length === 0 ? {} : {
+      availableAt: waitingAvailableAt,
+      flow: new Flow({
+        children: children.map((c) => new FlowChild({ id: c.task.id, taskType: c.task.taskType, ...(c.failParent === true ? { failParent: true } : {}) })),
+        outbox: children,
+        recoverAt: DateTime.add(p.now, { millis: creationWindowMillis })
+      })
+    })
+  })
+}
+
+/** A waiting parent with `flow` as its new flow state (children recorded, outbox dropped); no event. */
+export const withFlow = (task: Task, p: { readonly now: DateTime.Utc; readonly flow: Flow }): Task =>
+  new Task({ ...task, flow: p.flow, updatedAt: p.now })
+
+/** A waiting parent whose children have all ended: due now, `released_at` stamped (its ready marker is written first). */
+export const releaseParent = (task: Task, p: { readonly now: DateTime.Utc; readonly flow: Flow }): Task =>
+  new Task({ ...task, flow: new Flow({ ...p.flow, releasedAt: p.now }), availableAt: p.now, updatedAt: p.now })
+
+/** A waiting parent failed by a child added with `failParentOnFailure` (it never runs). */
+export const failParent = (task: Task, p: { readonly now: DateTime.Utc; readonly flow: Flow; readonly error: string }): Task =>
+  fail(new Task({ ...task, flow: new Flow({ ...p.flow, releasedAt: p.now }), availableAt: p.now }), { now: p.now, error: p.error })
+
+/** A child whose parent has been told it ended: stamp `parent_waits.notified_at` (no event). */
+export const parentNotified = (task: Task, p: { readonly now: DateTime.Utc }): Task =>
+  task.parentWaits === undefined ? task : new Task({ ...task, parentWaits: new ParentWaits({ ...task.parentWaits, notifiedAt: p.now }) })
 
 /** The error recorded when a lease ran out. */
 export const leaseExpiredError = "lease expired: the worker did not finish or extend its lease in time"

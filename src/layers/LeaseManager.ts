@@ -41,6 +41,8 @@ import { Storage } from "../services/Storage.js"
 import { retryTransient } from "../protocol/TransientRetry.js"
 import { isRecoverableAt, unmaterialized } from "../domain/FollowUps.js"
 import { materialize } from "../protocol/FollowUps.js"
+import { flowRecoverAt } from "../domain/Flows.js"
+import { runFlowWork } from "../protocol/Flows.js"
 import { touchOnce } from "../protocol/WakeUp.js"
 import {
   casTask,
@@ -119,7 +121,9 @@ export const make = Effect.gen(function*() {
       : recovered
     const old = leaseMarkerOf(task)
     const oldBucket = old === undefined ? undefined : parseIndexKey(old)?.bucket
-    const after = old !== undefined && oldBucket !== undefined && isBucketClosed(oldBucket, DateTime.toEpochMillis(now))
+    // (kept when the ended task still needs it: a flow's child whose parent is not told yet)
+    const after = old !== undefined && oldBucket !== undefined && isBucketClosed(oldBucket, DateTime.toEpochMillis(now)) &&
+        old !== neededMarker(next)
       ? [old]
       : []
     return write<TaskRecoveryOutcome>(next, outcomeOf(next), {
@@ -147,6 +151,16 @@ export const make = Effect.gen(function*() {
     }
   }
 
+  /**
+   * A recovered task that ended a flow's child tells its parent now (domain/Flows.ts); if this
+   * fails, the lease marker it still needs brings the next walk back to it.
+   */
+  const tellParent = (held: VersionedTask) =>
+    flowRecoverAt(held.task) === undefined ? Effect.void : provide(Effect.provideService(runFlowWork(held, wakeUp.touch), ServerClock, clock)).pipe(
+      Effect.asVoid,
+      Effect.catchAll((e) => Effect.logWarning(`lease recovery: flow parent of ${held.task.id} not told yet (the next walk will): ${e.message}`))
+    )
+
   const recoverTask = Effect.fn("LeaseManager.recoverTask")(function*(
     key: string,
     options?: { readonly random?: Effect.Effect<number> | undefined }
@@ -156,7 +170,10 @@ export const make = Effect.gen(function*() {
     const r = yield* drawRandom(options?.random)
     const { current, result } = yield* provide(updateTask<TaskRecoveryOutcome>(key, (found) =>
       Option.isNone(found) ? keep<TaskRecoveryOutcome>("missing") : decideRecovery(found.value, now, margin, r)))
-    if (Option.isSome(current)) yield* recordRecovery(current.value.task.taskType, result)
+    if (Option.isSome(current)) {
+      yield* recordRecovery(current.value.task.taskType, result)
+      yield* tellParent(current.value)
+    }
     return result
   })
 
@@ -173,12 +190,12 @@ export const make = Effect.gen(function*() {
       if (decision._tag === "Keep") return decision.result
       for (const marker of decision.before) yield* provide(writeMarker(marker))
       const landed = yield* provide(casTask(decision.task, current.etag)).pipe(
-        Effect.as(true),
-        Effect.catchTag("PreconditionFailed", () => Effect.succeed(false))
+        Effect.catchTag("PreconditionFailed", () => Effect.succeed(undefined))
       )
-      if (!landed) return yield* recoverTask(`tasks/${current.task.shard}/${current.task.id}.json`, { random })
+      if (landed === undefined) return yield* recoverTask(`tasks/${current.task.shard}/${current.task.id}.json`, { random })
       yield* provide(deleteMarkers(decision.after))
       yield* recordRecovery(current.task.taskType, decision.result)
+      yield* tellParent({ task: decision.task, etag: landed })
       return decision.result
     })
 
@@ -195,6 +212,7 @@ export const make = Effect.gen(function*() {
       failed: 0,
       cancelled: 0,
       followUpsCreated: 0,
+      flowsRecovered: 0,
       staleDeleted: 0,
       notYetExpired: 0,
       malformed: 0,
@@ -248,8 +266,23 @@ export const make = Effect.gen(function*() {
               counts.notYetExpired++
               return
             }
-            yield* provide(Effect.provideService(materialize(task, wakeUp.touch), ServerClock, clock))
+            const stored = yield* provide(Effect.provideService(materialize(task, wakeUp.touch), ServerClock, clock))
             counts.followUpsCreated++
+            if (flowRecoverAt(stored.task) !== undefined) {
+              yield* provide(Effect.provideService(runFlowWork(stored, wakeUp.touch), ServerClock, clock))
+              counts.flowsRecovered++
+            }
+            return
+          }
+          const flowAt = task === undefined ? undefined : flowRecoverAt(task.task)
+          if (task !== undefined && flowAt !== undefined && neededMarker(task.task) === marker.key) {
+            // A flow's work its process did not finish: children to create, or a parent to tell.
+            if (!DateTime.greaterThan(earliest(readAt, margin), flowAt)) {
+              counts.notYetExpired++
+              return
+            }
+            yield* provide(Effect.provideService(runFlowWork(task, wakeUp.touch), ServerClock, clock))
+            counts.flowsRecovered++
             return
           }
           if (task !== undefined && neededMarker(task.task) === marker.key) {

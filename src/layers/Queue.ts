@@ -24,7 +24,11 @@ import { isPaused as _isPaused, pauseKey, PauseState, withPause } from "../domai
 import { QueueConfig, TypeCheck } from "../domain/QueueConfig.js"
 import { InvalidArgument } from "../domain/QueueError.js"
 import { MalformedObject } from "../domain/QueueError.js"
-import { replayDueAt } from "../domain/Markers.js"
+import { neededMarker, replayDueAt } from "../domain/Markers.js"
+import { flowRecoverAt, type FlowNode, maxFlowChildren, maxFlowTasks } from "../domain/Flows.js"
+import type { FlowIds, FlowSpec } from "../domain/FlowRequest.js"
+import { makeFollowUp } from "../domain/FollowUpRequest.js"
+import { createChildren, runFlowWork } from "../protocol/Flows.js"
 import { leaseMarkerKey, readyMarkerKey, scanReadyKey } from "../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import { bucketOf, isShard, shardOf } from "../domain/Shard.js"
@@ -47,6 +51,7 @@ import type {
   CancelOutcome,
   CancelResult,
   ExpireResult,
+  FlowCreated,
   ListTasksOptions,
   QueueService,
   SubmitItem,
@@ -65,13 +70,15 @@ import { createPending } from "../protocol/NewTask.js"
 import { touchCancelSignal } from "../protocol/CancelSignal.js"
 import { taskTypeRegistered } from "../protocol/TaskTypeMarkers.js"
 import {
+  createTask,
   keep,
   keyOfTask,
   putConditional,
   putPlain,
   readTask,
   updateTask,
-  write
+  write,
+  writeMarker
 } from "../protocol/TaskObjects.js"
 import type { VersionedTask } from "../protocol/TaskObjects.js"
 import * as Tracing from "../protocol/Tracing.js"
@@ -430,6 +437,98 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     )
   })
 
+  // --- flows (domain/Flows.ts) -------------------------------------------------------------------
+
+  /** A node's input as JSON: a typed contract's encoded by its Schema. */
+  const nodeInput = (spec: FlowSpec) =>
+    typeof spec.type === "string" ? toJson(spec.input) : Effect.flatMap(encodeTyped(spec.type, spec.input), toJson)
+
+  const nodeType = (spec: FlowSpec): string => typeof spec.type === "string" ? spec.type : spec.type.name
+
+  /** Checks and resolves the children of `parentId` (ids fixed by position), depth first, counting every node. */
+  const flowChildren = (
+    specs: ReadonlyArray<FlowSpec> | undefined,
+    parentId: string,
+    now: DateTime.Utc,
+    count: { n: number }
+  ): Effect.Effect<ReadonlyArray<FlowNode>, InvalidArgument | SchemaValidationFailed> =>
+    Effect.gen(function*() {
+      const list = specs ?? []
+      if (!Array.isArray(list)) return yield* new InvalidArgument({ argument: "children", message: "children must be an array of flow nodes" })
+      if (list.length > maxFlowChildren) {
+        return yield* new InvalidArgument({
+          argument: "children",
+          message: `a flow's task may have at most ${maxFlowChildren} children (it lists them in its body); nest flows for more`
+        })
+      }
+      return yield* Effect.forEach(list, (spec, index) =>
+        Effect.gen(function*() {
+          if (++count.n > maxFlowTasks) {
+            return yield* new InvalidArgument({ argument: "children", message: `a flow may create at most ${maxFlowTasks} tasks in all` })
+          }
+          const taskType = nodeType(spec)
+          yield* checkTaskType(taskType)
+          const input = yield* nodeInput(spec)
+          const task = yield* makeFollowUp({ parentId, index, taskType, input, options: spec.options ?? {}, now, config })
+          const children = yield* flowChildren(spec.children, task.id, now, count)
+          return {
+            task,
+            ...(spec.failParentOnFailure === true ? { failParent: true } : {}),
+            ...(children.length > 0 ? { children } : {})
+          } satisfies FlowNode
+        }))
+    })
+
+  const idsOf = (node: FlowNode): FlowIds => ({ id: node.task.id, taskType: node.task.taskType, children: (node.children ?? []).map(idsOf) })
+
+  const flow = Effect.fn("Queue.flow")(function*(spec: FlowSpec) {
+    const taskType = nodeType(spec)
+    yield* checkTaskType(taskType)
+    const refused = (["idempotencyKey", "idempotencyScope", "idempotencyTtlSeconds"] as const)
+      .find((k) => (spec.options as Record<string, unknown> | undefined)?.[k] !== undefined)
+    if (refused !== undefined) {
+      return yield* new InvalidArgument({ argument: refused, message: `${refused} does not apply to a flow: each of its tasks is created exactly once by construction` })
+    }
+    const inputJson = yield* nodeInput(spec)
+    const options = yield* Tracing.withTraceparent(spec.options ?? {})
+    const now = yield* clock.now
+    const resolved = yield* resolveSubmitOptions(options, now, config)
+    const schemas = yield* compiledSchemas(taskType)
+    yield* validateAgainst(taskType, "input", schemas.input, inputJson)
+    const id = randomUUID()
+    const children = yield* flowChildren(spec.children, id, now, { n: 1 })
+    const root = Tr.flowTask(buildTask(id, shardOf(id, config.shardPrefixLen), taskType, inputJson, resolved, now), { children }, { now, child: false })
+    const ids: FlowIds = { id, taskType, children: children.map(idsOf) }
+    // A fresh random UUID cannot exist unless our own ambiguous create landed: go on with what is stored.
+    const readBack = (key: string) =>
+      provide(readTask(key)).pipe(Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: `${key}: the create was refused but nothing is there; try again` })),
+        onSome: (vt) => Effect.succeed(vt)
+      })))
+    if (root.flow === undefined) {
+      const task = yield* createObjects(root, inputJson).pipe(
+        Effect.catchTag("PreconditionFailed", (e) => Effect.map(readBack(e.key), (vt) => vt.task))
+      )
+      yield* Metrics.recordSubmitted(taskType)
+      return { ...ids, task } satisfies FlowCreated
+    }
+    const task = yield* provide(Effect.gen(function*() {
+      const placed = yield* offloadInput(root.id, inputJson, config.payloadThresholdBytes)
+      const stored = placed.ref === undefined ? root : Tr.withInputRef(root, placed.ref)
+      // the recovery marker first: a creator that dies before the children exist leaves it for lease recovery
+      yield* writeMarker(neededMarker(stored)!)
+      const held = yield* createTask(stored).pipe(
+        Effect.map((etag): VersionedTask => ({ task: stored, etag })),
+        Effect.catchTag("PreconditionFailed", (e) => readBack(e.key))
+      )
+      const done = yield* Effect.provideService(createChildren(held, wakeUp.touch), ServerClock, clock)
+      yield* wakeUp.touch
+      return done.task
+    }))
+    yield* Metrics.recordSubmitted(taskType)
+    return { ...ids, task } satisfies FlowCreated
+  })
+
   // --- reads --------------------------------------------------------------------------------
 
   const get = Effect.fn("Queue.get")(function*(taskId: string) {
@@ -608,7 +707,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
 
   // --- lifecycle ----------------------------------------------------------------------------
 
-  const cancelOne = Effect.fn("Queue.cancel")(function*(taskId: string, options: CancelOptions = {}) {
+  const cancelOne: (taskId: string, options?: CancelOptions) => Effect.Effect<CancelResult, InvalidArgument | StorageReadError | MalformedObject> = Effect.fn("Queue.cancel")(function*(taskId: string, options: CancelOptions = {}) {
     yield* checkTaskId(taskId)
     const now = yield* clock.now
     const params = { now, reason: options.reason, cancelledBy: options.cancelledBy }
@@ -626,7 +725,21 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     }))
     // Tell the worker running it (again, on a repeated cancel: the first touch may have been lost).
     if (result === "cancel_requested" && Option.isSome(current)) yield* touchCancelSignal(storage, current.value.task, now)
-    return { taskId, outcome: result, task: Option.getOrUndefined(Option.map(current, (vt) => vt.task)) } satisfies CancelResult
+    let task = Option.getOrUndefined(Option.map(current, (vt) => vt.task))
+    if (Option.isSome(current) && current.value.task.status === "cancelled") {
+      // a flow's child tells its parent; a flow's parent cancels its children (again on a repeated cancel)
+      if (flowRecoverAt(current.value.task) !== undefined) {
+        task = (yield* provide(Effect.provideService(runFlowWork(current.value, wakeUp.touch), ServerClock, clock))).task
+      }
+      const children = current.value.task.flow?.children ?? []
+      if (children.length > 0 && (result === "cancelled" || result === "already_terminal")) {
+        yield* Effect.forEach(children, (c) =>
+          cancelOne(c.id, { ...options, reason: options.reason ?? `its flow's parent ${taskId} was cancelled` }).pipe(
+            Effect.catchAll((e) => Effect.logWarning(`cancel of flow ${taskId}: child ${c.id} not cancelled: ${e.message}`))
+          ), { concurrency: 8, discard: true })
+      }
+    }
+    return { taskId, outcome: result, task } satisfies CancelResult
   })
 
   const cancelEach = (taskIds: Iterable<string>, options: CancelOptions & { readonly concurrency?: number | undefined }) =>
@@ -674,6 +787,9 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       if (!isExpiredAt(task, now)) return keep("not_due")
       return write(Tr.expire(task, { now }), "expired", { after: [readyMarkerKey(task)] })
     }))
+    if (result === "expired" && Option.isSome(current) && flowRecoverAt(current.value.task) !== undefined) {
+      yield* provide(Effect.provideService(runFlowWork(current.value, wakeUp.touch), ServerClock, clock))
+    }
     return { taskId, outcome: result, task: Option.getOrUndefined(Option.map(current, (vt) => vt.task)) } satisfies ExpireResult
   })
 
@@ -812,6 +928,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
     noteHandledTypes: (taskTypes) => Effect.sync(() => taskTypes.forEach((t) => typeSeen.add(t))),
     submit: submit as QueueService["submit"],
     submitMany: submitMany as QueueService["submitMany"],
+    flow,
     get,
     list,
     listReady,

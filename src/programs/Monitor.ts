@@ -166,7 +166,7 @@ export const describeSweep = (r: SweepReport): string =>
   `sweep pass ${r.passId}${r.finishedAt !== undefined ? " finished" : " in progress"}${r.resumed ? " (resumed)" : ""}: ` +
   `${r.totals.tasks} tasks in ${r.totals.shards} shards; ${r.totals.readyMarkersWritten} ready and ` +
   `${r.totals.leaseMarkersWritten} lease markers written, ${r.totals.staleMarkersDeleted} stale deleted, ` +
-  `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, ${r.totals.followUpsCreated} given their follow-ups, retention ${r.totals.retentionDeleted} deleted / ` +
+  `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, ${r.totals.followUpsCreated} given their follow-ups, ${r.totals.flowsRecovered} flow step(s) recovered, retention ${r.totals.retentionDeleted} deleted / ` +
   `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
 
 /** The periods of one monitor, normal and quiet (`quiet` undefined: never quiet). */
@@ -231,7 +231,7 @@ const sweepLoop = (
     let seen = { passId: "", claimable: 0 }
     const afterStep = (report: SweepReport) => {
       last = { startedAt: report.startedAt, finished: report.finishedAt !== undefined }
-      const claimable = report.totals.readyMarkersWritten + report.totals.leasesRecovered + report.totals.followUpsCreated
+      const claimable = report.totals.readyMarkersWritten + report.totals.leasesRecovered + report.totals.followUpsCreated + report.totals.flowsRecovered
       const more = claimable > (seen.passId === report.passId ? seen.claimable : 0)
       seen = { passId: report.passId, claimable }
       return more ? Effect.zipRight(quiet.activity, onClaimable) : Effect.void
@@ -239,7 +239,7 @@ const sweepLoop = (
     // a pass that repaired nothing is routine: debug; one that changed the bucket is worth a line
     const logSweep = (report: SweepReport) => {
       const t = report.totals
-      const changed = t.readyMarkersWritten + t.leaseMarkersWritten + t.staleMarkersDeleted + t.expired + t.leasesRecovered + t.followUpsCreated +
+      const changed = t.readyMarkersWritten + t.leaseMarkersWritten + t.staleMarkersDeleted + t.expired + t.leasesRecovered + t.followUpsCreated + t.flowsRecovered +
           t.retentionDeleted + t.retentionArchived + t.malformed + t.skipped + t.payloadsDeleted > 0
       return changed ? Effect.logInfo(describeSweep(report)) : Effect.logDebug(describeSweep(report))
     }

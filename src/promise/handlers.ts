@@ -55,6 +55,27 @@ export interface TaskContext {
     <I, O>(type: TypedTaskType<I, O>, input: I, options?: FollowUpOptions): Promise<string>
     (taskType: string, input: unknown, options?: FollowUpOptions): Promise<string>
   }
+  /**
+   * A flow's parent (`queue.flow`): what each child ended with, in the order they were added —
+   * `{ id, taskType, status, output, error }` (`output` when it completed, `error` its last error).
+   * Empty for a task that is not a flow's parent.
+   */
+  readonly childrenResults: () => Promise<ReadonlyArray<ChildResult>>
+}
+
+/**
+ * What a child of a flow ended with (`ctx.childrenResults()`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChildResult {
+  readonly id: string
+  readonly taskType: string
+  /** `"completed"`, `"failed"`, `"cancelled"`, `"expired"`, `"archived"`, or `"missing"` (deleted since). */
+  readonly status: string
+  readonly output: unknown
+  readonly error: string | undefined
 }
 
 /**
@@ -144,7 +165,8 @@ export const promiseTaskContext = (ctx: WorkerHandler.TaskContext, runtime: Runt
   enqueue: (type: string | TypedTaskType<unknown, unknown>, input: unknown, options?: FollowUpOptions) =>
     Runtime.runPromiseExit(runtime)(
       typeof type === "string" ? ctx.enqueue(type, input, options) : ctx.enqueue(asTaskType(type), input, options)
-    ).then(fromExit)
+    ).then(fromExit),
+  childrenResults: () => Runtime.runPromiseExit(runtime)(ctx.childrenResults).then(fromExit)
 })
 
 /** Runs a Promise handler as the Effect the worker expects. */

@@ -15,6 +15,8 @@ import { InvalidConfig } from "../domain/ConfigFile.js"
 import type { FlagNaming } from "../domain/ConfigFile.js"
 import type { ScheduleSpec, ScheduleUpdate } from "../domain/ScheduleSpec.js"
 import type { SubmitOptions as DomainSubmitOptions } from "../domain/SubmitOptions.js"
+import type { FlowSpec } from "../domain/FlowRequest.js"
+import { InvalidArgument } from "../domain/QueueError.js"
 import { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import * as ConfigLayer from "../layers/Config.js"
 import * as WaitFor from "../programs/WaitFor.js"
@@ -25,6 +27,7 @@ import { Scheduler as SchedulerTag } from "../services/Scheduler.js"
 import { BuquetError, fromExit } from "./errors.js"
 import * as T from "./types.js"
 import { asTaskType } from "./handlers.js"
+import type { FollowUpOptions } from "./handlers.js"
 import { Worker } from "./worker.js"
 import type { WorkerOptions } from "./worker.js"
 
@@ -240,6 +243,73 @@ export interface Schemas {
 
 const toSubmitOptions = (o: SubmitOptions | undefined): DomainSubmitOptions | undefined => o
 
+/**
+ * One node of a flow (`queue.flow`): its task type as `name` (BullMQ's spelling) or `type` (a
+ * plain name or a typed contract), its input and options (a follow-up's: no idempotency),
+ * whether its failure fails its parent at once, and its children.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowJob {
+  /** The task type (BullMQ's `name`). Give this or `type`. */
+  readonly name?: string | undefined
+  /** The task type, or a typed contract whose Schema encodes the input. Give this or `name`. */
+  readonly type?: string | T.TypedTaskType<unknown, unknown> | undefined
+  readonly input?: unknown
+  readonly options?: FollowUpOptions | undefined
+  /**
+   * When this child ends failed, cancelled or expired, its parent fails at once (it never runs).
+   * Default: the parent runs once every child has ended and sees the failure in its results.
+   */
+  readonly failParentOnFailure?: boolean | undefined
+  readonly children?: ReadonlyArray<FlowJob> | undefined
+}
+
+/**
+ * The ids of a created flow's nodes (the shape of the request).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowNodeIds {
+  readonly id: string
+  readonly taskType: string
+  readonly children: ReadonlyArray<FlowNodeIds>
+}
+
+/**
+ * A created flow: the root task as stored, and the ids of every node.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowCreated extends FlowNodeIds {
+  readonly task: T.Task
+}
+
+const toFlowSpec = (node: FlowJob, path: string): Effect.Effect<FlowSpec, InvalidArgument> =>
+  Effect.gen(function*() {
+    if (node === null || typeof node !== "object") {
+      return yield* new InvalidArgument({ argument: path, message: `${path} must be an object { name, input, children }` })
+    }
+    const given = [node.name, node.type].filter((t) => t !== undefined)
+    if (given.length !== 1) {
+      return yield* new InvalidArgument({ argument: path, message: `${path} needs its task type as exactly one of name or type` })
+    }
+    const type = node.name ?? node.type!
+    const children = node.children === undefined ? [] : node.children
+    if (!Array.isArray(children)) return yield* new InvalidArgument({ argument: `${path}.children`, message: `${path}.children must be an array` })
+    const specs = yield* Effect.forEach(children as ReadonlyArray<FlowJob>, (c, i) => toFlowSpec(c, `${path}.children[${i}]`))
+    return {
+      type: typeof type === "string" ? type : asTaskType(type),
+      input: node.input,
+      ...(node.options !== undefined ? { options: node.options } : {}),
+      ...(node.failParentOnFailure !== undefined ? { failParentOnFailure: node.failParentOnFailure } : {}),
+      ...(specs.length > 0 ? { children: specs } : {})
+    } satisfies FlowSpec
+  })
+
 const stderrLogger = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger))
 
 const logLevels = {
@@ -442,6 +512,30 @@ export class Queue {
     return this.withQueue((q) =>
       typeof type === "string" ? q.submit(type, input, toSubmitOptions(options)) : q.submit(asTaskType(type), input, toSubmitOptions(options))
     ).then(T.fromTask)
+  }
+
+  /**
+   * Creates a flow (BullMQ's `FlowProducer.add`): the root task waits — not claimable — until its
+   * children have all ended (completed, failed, cancelled or expired), then runs and reads their
+   * results with `ctx.childrenResults()`. Children may have children. Each node names its task
+   * type with `name` (BullMQ's spelling) or `type` (also a typed contract). Resolves with the root
+   * task and the ids of every node once the root and its children are stored.
+   *
+   * ```ts
+   * const flow = await queue.flow({
+   *   name: "report", input: { month: 5 },
+   *   children: [{ name: "fetch", input: { part: 1 } }, { name: "fetch", input: { part: 2 }, failParentOnFailure: true }]
+   * })
+   * flow.id; flow.children[0].id
+   * ```
+   */
+  flow(node: FlowJob): Promise<FlowCreated> {
+    return this.withQueue((q) => Effect.flatMap(toFlowSpec(node, "flow"), (spec) => q.flow(spec))).then((created) => ({
+      id: created.id,
+      taskType: created.taskType,
+      children: created.children,
+      task: T.fromTask(created.task)
+    }))
   }
 
   /**

@@ -158,10 +158,18 @@ export interface Task {
   readonly progress?: unknown
   /** Free-form labels. */
   readonly tags?: ReadonlyArray<string> | undefined
-  /** The task whose handler enqueued this one (`ctx.enqueue`). */
+  /** The task whose handler enqueued this one (`ctx.enqueue`), or whose flow it is a child of (`queue.flow`). */
   readonly parentId?: string | undefined
   /** The follow-ups its completion enqueued: their ids, and when they were all created (absent until then). */
   readonly followUps?: { readonly ids: ReadonlyArray<string>; readonly createdAt?: Date | undefined } | undefined
+  /**
+   * A flow's parent (`queue.flow`): its children (id, type, and the status each reported when it
+   * ended) and when it was released (made due, or failed by a child). Absent on other tasks.
+   */
+  readonly flow?: {
+    readonly children: ReadonlyArray<{ readonly id: string; readonly taskType: string; readonly outcome?: TaskStatus | undefined }>
+    readonly releasedAt?: Date | undefined
+  } | undefined
   /** The bounded transition log, oldest first. */
   readonly events: ReadonlyArray<TaskEvent>
 }
@@ -246,6 +254,12 @@ export const fromTask = (t: Domain.Task): Task => {
     ...(t.progress === undefined ? {} : { progress: t.progress }),
     ...(t.tags === undefined ? {} : { tags: t.tags }),
     ...(t.parentId === undefined ? {} : { parentId: t.parentId }),
+    ...(t.flow === undefined ? {} : {
+      flow: {
+        children: t.flow.children.map((c) => ({ id: c.id, taskType: c.taskType, ...(c.outcome === undefined ? {} : { outcome: c.outcome }) })),
+        ...(t.flow.releasedAt === undefined ? {} : { releasedAt: toDate(t.flow.releasedAt) })
+      }
+    }),
     ...(t.followUps === undefined ? {} : {
       followUps: {
         ids: t.followUps.tasks.map((f) => f.id),

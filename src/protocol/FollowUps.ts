@@ -52,7 +52,8 @@ export const materialize = Effect.fn("FollowUps.materialize")(function*(
       ? write(stamp(found.value), true)
       : keep(false))).current
   const landedAt = yield* clock.currentTimeMillis
-  if (marker !== undefined) {
+  // (kept while the task still needs it: a flow's child whose parent is not told yet)
+  if (marker !== undefined && (Option.isNone(stored) || neededMarker(stored.value.task) !== marker)) {
     yield* deleteMarkers(closedMarkers([marker], landedAt)).pipe(
       Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker ${marker} (the monitor will): ${e.message}`))
     )

@@ -22,6 +22,8 @@ import type { MalformedObject } from "../domain/QueueError.js"
 import { shardOf } from "../domain/Shard.js"
 import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../domain/StorageError.js"
 import type { StorageReadError } from "../domain/StorageError.js"
+import { flowRecoverAt } from "../domain/Flows.js"
+import { neededMarker } from "../domain/Markers.js"
 import { decodeTask, Task } from "../domain/Task.js"
 import { Storage } from "../services/Storage.js"
 
@@ -183,13 +185,20 @@ export const updateTask = <A, E = never>(
       if (Option.isNone(current)) {
         return yield* Effect.dieMessage(`updateTask(${key}): a decision wrote a task that does not exist; use createTask`)
       }
-      for (const marker of decision.before) yield* writeMarker(marker)
+      // A transition that leaves a flow's work owed (a child ended; domain/Flows.ts) writes the
+      // recovery marker that work now needs first, whichever protocol made it (invariant 2).
+      const flowMarker = flowRecoverAt(decision.task) !== undefined ? neededMarker(decision.task) : undefined
+      const before = flowMarker === undefined || flowMarker === neededMarker(current.value.task) || decision.before.includes(flowMarker)
+        ? decision.before
+        : [...decision.before, flowMarker]
+      for (const marker of before) yield* writeMarker(marker)
       const etag = yield* casTask(decision.task, current.value.etag).pipe(
         Effect.map(Option.some),
         Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>()))
       )
       if (Option.isNone(etag)) continue
-      const stale = decision.after.filter((m) => !decision.before.includes(m))
+      const stillNeeded = neededMarker(decision.task)
+      const stale = decision.after.filter((m) => !before.includes(m) && m !== stillNeeded)
       yield* deleteMarkers(stale)
       return { result: decision.result, current: Option.some<VersionedTask>({ task: decision.task, etag: etag.value }) }
     }

@@ -39,6 +39,8 @@ export interface RecoveryReport {
   readonly cancelled: number
   /** Completed tasks whose follow-ups were not all created (their worker died after completing): created now. */
   readonly followUpsCreated: number
+  /** Flows whose work a crashed process left: children created, or a parent told a child ended (domain/Flows.ts). */
+  readonly flowsRecovered: number
   /** Stale markers deleted (finished, missing, or moved on). */
   readonly staleDeleted: number
   /** Checked markers whose task still holds a valid lease (current bucket). */

@@ -13,6 +13,7 @@ import type { ReadyEntry } from "../domain/ReadyIndex.js"
 import type { StorageReadError } from "../domain/StorageError.js"
 import type { SubmitOptions } from "../domain/SubmitOptions.js"
 import type { Task, TaskEvent } from "../domain/Task.js"
+import type { FlowIds, FlowSpec } from "../domain/FlowRequest.js"
 import type { ListSort } from "../domain/TaskOrder.js"
 import type { TaskJsonSchemas } from "../domain/TaskSchemas.js"
 import type { TaskStatus } from "../domain/TaskStatus.js"
@@ -220,6 +221,16 @@ export interface TaskHistory {
 }
 
 /**
+ * A created flow: the root task as stored, and the ids of every node.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowCreated extends FlowIds {
+  readonly task: Task
+}
+
+/**
  * The Queue service's interface.
  *
  * @since 0.1.0
@@ -252,6 +263,14 @@ export interface QueueService {
     ): Effect.Effect<ReadonlyArray<SubmitManyResult>>
     (items: Iterable<SubmitItem>, options?: BulkOptions): Effect.Effect<ReadonlyArray<SubmitManyResult>>
   }
+
+  /**
+   * Creates a flow (BullMQ's FlowProducer): the root task waits, not claimable, until its
+   * children have all ended, then runs and reads their results (`ctx.childrenResults`); children
+   * may have children. Created top-down exactly once (a crash mid-way is finished by recovery);
+   * see domain/Flows.ts. Returns the root as stored and the ids of every node.
+   */
+  readonly flow: (spec: FlowSpec) => Effect.Effect<FlowCreated, SubmitError>
 
   /** Reads a task by id; none if it does not exist. A hostile id fails with InvalidArgument. */
   readonly get: (taskId: string) => Effect.Effect<Option.Option<Task>, InvalidArgument | QueueReadError>

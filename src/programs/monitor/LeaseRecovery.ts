@@ -31,7 +31,7 @@ export interface LeaseRecoveryOptions {
 export const describeRecovery = (r: RecoveryPeriodReport): string =>
   `lease recovery: ${r.report.markersListed} marker(s) listed, ${r.report.markersChecked} checked, ` +
   `${r.report.retried} retried, ${r.report.failed} failed, ${r.report.cancelled} cancelled, ` +
-  `${r.report.followUpsCreated} completion(s) given their follow-ups, ` +
+  `${r.report.followUpsCreated} completion(s) given their follow-ups, ${r.report.flowsRecovered} flow step(s) recovered, ` +
   `${r.report.staleDeleted} stale deleted; requests LIST ${r.requests.LIST} GET ${r.requests.GET} ` +
   `PUT ${r.requests.PUT} DELETE ${r.requests.DELETE}`
 
@@ -54,7 +54,7 @@ export const run = Effect.fn("Monitor.leaseRecovery")(function*(
       Effect.flatMap(counter.take, (requests) => {
         const r: RecoveryPeriodReport = { _tag: "Recovery", report, requests }
         const line = describeRecovery(r)
-        const uneventful = report.retried + report.failed + report.cancelled + report.followUpsCreated + report.staleDeleted === 0
+        const uneventful = report.retried + report.failed + report.cancelled + report.followUpsCreated + report.flowsRecovered + report.staleDeleted === 0
         return Effect.zipRight(uneventful ? Effect.logDebug(line) : Effect.logInfo(line), publish(r))
       })),
     Effect.catchAll((e) => Effect.logWarning(`lease recovery failed (retrying next period): ${e.message}`))

@@ -12,7 +12,7 @@ import type { TaskStatus } from "../../domain/TaskStatus.js"
 import { isTerminal } from "../../domain/TaskStatus.js"
 import * as Tr from "../../domain/Transitions.js"
 import { deletePayloads } from "../../protocol/Payloads.js"
-import { casTask, keep, keyOfTask, updateTask, write } from "../../protocol/TaskObjects.js"
+import { casTask, keep, keyOfTask, keyOfTaskId, readTask, updateTask, write } from "../../protocol/TaskObjects.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import { Storage } from "../../services/Storage.js"
 import { leaseMarkerOf } from "../../domain/Markers.js"
@@ -55,6 +55,16 @@ export const retentionDecision = (
 /** The `heldUntilMillis` of {@link retentionDecision} for a task. */
 export const heldUntilOf = (task: Task): number | undefined =>
   task.idempotencyExpiresAt === undefined ? undefined : DateTime.toEpochMillis(task.idempotencyExpiresAt)
+
+/**
+ * Whether a flow's child must outlive retention for now: its parent exists and has not ended (it
+ * waits for it, or its handler has yet to read its result). One GET, for flow children only.
+ */
+export const parentStillNeeds = (task: Task) =>
+  task.parentWaits === undefined || task.parentId === undefined
+    ? Effect.succeed(false)
+    : Effect.map(readTask(keyOfTaskId(task.parentId, task.shard.length)), (found) =>
+      Option.isSome(found) && !isTerminal(found.value.task.status))
 
 /**
  * Deletes a terminal task we have just read, with its markers and payloads — only if it is still

@@ -56,9 +56,11 @@ import { fingerprint, TerminalCheckpoint, terminalCheckpointKey, TerminalEntry }
 import { taskKey } from "../../domain/Keys.js"
 import { isRecoverableAt, unmaterialized } from "../../domain/FollowUps.js"
 import { materialize } from "../../protocol/FollowUps.js"
+import { flowRecoverAt } from "../../domain/Flows.js"
+import { runFlowWork } from "../../protocol/Flows.js"
 import { shardOf } from "../../domain/Shard.js"
 import type { Task } from "../../domain/Task.js"
-import { archiveTerminal, deleteTerminal, heldUntilOf, retentionDecision, type RetentionOptions } from "./Retention.js"
+import { archiveTerminal, deleteTerminal, heldUntilOf, parentStillNeeds, retentionDecision, type RetentionOptions } from "./Retention.js"
 
 /** Options of the sweeper (the CLI maps `[monitor] max_objects_per_sweep` to `pageSize`). */
 export interface SweeperOptions {
@@ -391,13 +393,27 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const outbox = unmaterialized(task)
       if (outbox !== undefined && isRecoverableAt(outbox, now)) {
         // completed, but its worker died before creating the follow-ups (before retention may remove it)
-        yield* provide(Effect.provideService(materialize(found.value), ServerClock, clock))
+        const stored = yield* provide(Effect.provideService(materialize(found.value), ServerClock, clock))
         p.totals.followUpsCreated++
+        if (flowRecoverAt(stored.task) !== undefined) {
+          yield* provide(Effect.provideService(runFlowWork(stored), ServerClock, clock))
+          p.totals.flowsRecovered++
+        }
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
+      const flowAt = flowRecoverAt(task)
+      if (outbox === undefined && flowAt !== undefined && DateTime.greaterThan(now, flowAt)) {
+        // a flow's work its process left: children to create, or a parent to tell (domain/Flows.ts)
+        yield* provide(Effect.provideService(runFlowWork(found.value), ServerClock, clock))
+        p.totals.flowsRecovered++
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
         return
       }
       if (options.retention !== undefined) {
-        const action = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention, heldUntilOf(task))
+        const decided = retentionDecision(task.status, DateTime.toEpochMillis(task.updatedAt), readAt, options.retention, heldUntilOf(task))
+        // a flow's child is kept while its parent has not ended: the parent's handler reads it
+        const action = decided === "delete" && (yield* provide(parentStillNeeds(task))) ? "keep" : decided
         if (action === "delete" && (yield* provide(deleteTerminal(found.value, now)))) {
           p.totals.retentionDeleted++
           terminalCache.delete(key)

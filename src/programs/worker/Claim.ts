@@ -21,7 +21,9 @@
 import { randomUUID } from "node:crypto"
 import { DateTime, type Duration, Effect, Option, type Schedule } from "effect"
 import { taskKey } from "../../domain/Keys.js"
-import { bucketEndMillis, closedMarkers, leaseMarkerOf } from "../../domain/Markers.js"
+import { flowRecoverAt } from "../../domain/Flows.js"
+import { bucketEndMillis, closedMarkers, leaseMarkerOf, neededMarker } from "../../domain/Markers.js"
+import { notifyParent } from "../../protocol/Flows.js"
 import { readyMarkerKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
 import { isAvailableAt } from "../../domain/Task.js"
@@ -80,6 +82,25 @@ export type SkipReason = "unhandled" | "not_due" | "paused" | "rate_limited" | "
 export const isProvablyStale = (bucket: number, task: Task): boolean =>
   bucketEndMillis(bucket) + staleMarkerMarginMillis <= DateTime.toEpochMillis(task.updatedAt)
 
+/**
+ * Ends a pending task found expired or cancelled (CAS with the ETag read), then deletes its
+ * markers. A flow's child gets the marker its parent's notice needs first, and tells its parent
+ * right after (domain/Flows.ts; recovery does it if this process dies in between).
+ */
+const endPending = (next: Task, etag: string, endedMarkers: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const flowMarker = flowRecoverAt(next) === undefined ? undefined : neededMarker(next)
+    if (flowMarker !== undefined) yield* writeMarker(flowMarker)
+    const written = yield* casTask(next, etag).pipe(Effect.map(Option.some), Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<string>())))
+    if (Option.isNone(written)) return
+    yield* deleteMarkers(endedMarkers.filter((m) => m !== flowMarker))
+    if (flowMarker !== undefined) {
+      yield* notifyParent({ task: next, etag: written.value }).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`flow parent of ${next.id} not told yet (recovery will): ${e.message}`))
+      )
+    }
+  })
+
 /** Tries to claim the task behind one due ready marker. */
 export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, env: ClaimEnv) {
   const clock = yield* ServerClock
@@ -112,14 +133,11 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
   const own = readyMarkerKey(task)
   const endedMarkers = entry.key === own ? [own] : [own, ...closedMarkers([entry.key], nowMillis)]
   if (Tr.canExpire(task, now)) {
-    const done = yield* casTask(Tr.expire(task, { now }), etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
-    if (done) yield* deleteMarkers(endedMarkers)
+    yield* endPending(Tr.expire(task, { now }), etag, endedMarkers)
     return { _tag: "Consumed", reason: "expired" } satisfies ClaimOutcome
   }
   if (task.cancelRequested) {
-    const next = Tr.cancel(task, { now, reason: "cancelled: cancellation was requested before it ran" })
-    const done = yield* casTask(next, etag).pipe(Effect.as(true), Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)))
-    if (done) yield* deleteMarkers(endedMarkers)
+    yield* endPending(Tr.cancel(task, { now, reason: "cancelled: cancellation was requested before it ran" }), etag, endedMarkers)
     return { _tag: "Consumed", reason: "cancelled" } satisfies ClaimOutcome
   }
   if (!isAvailableAt(task, now)) {

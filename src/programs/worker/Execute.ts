@@ -31,13 +31,15 @@ import { describeParseError } from "../../domain/Codec.js"
 import type { FollowUp } from "../../domain/FollowUps.js"
 import { type FollowUpOptions, makeFollowUp } from "../../domain/FollowUpRequest.js"
 import { QueueConfig } from "../../domain/QueueConfig.js"
-import { InvalidArgument } from "../../domain/QueueError.js"
+import { InvalidArgument, MalformedObject } from "../../domain/QueueError.js"
+import type { ChildResult } from "../../domain/FlowRequest.js"
+import { readChildren } from "../../protocol/Flows.js"
 import type { TaskType } from "../../domain/TaskType.js"
 import { PermanentError, RescheduleError } from "../../domain/HandlerErrors.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { loadInput, offloadOutput } from "../../protocol/Payloads.js"
-import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../protocol/TaskObjects.js"
+import { casTask, deleteMarkers, keyOfTask, keyOfTaskId, readTask, writeMarker } from "../../protocol/TaskObjects.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
@@ -336,7 +338,21 @@ export const execute = <R>(
           settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
         ),
       isCancelRequested: Ref.get(cancelRequested),
-      enqueue
+      enqueue,
+      childrenResults: Effect.provideService(readChildren(claimed.task), Storage, storage),
+      childResults: <I, O, II, OI>(type: TaskType<I, O, II, OI>) =>
+        Effect.provideService(readChildren(claimed.task), Storage, storage).pipe(
+          Effect.flatMap((all) =>
+            Effect.forEach(all.filter((c) => c.taskType === type.name), (c) =>
+              c.output === undefined
+                ? Effect.succeed({ ...c, output: undefined } as ChildResult<O>)
+                : Schema.decodeUnknown(type.output)(c.output).pipe(
+                  Effect.map((output): ChildResult<O> => ({ ...c, output })),
+                  Effect.mapError((e) =>
+                    new MalformedObject({ key: keyOfTaskId(c.id, claimed.task.shard.length), message: `output of child ${c.id} does not match ${type.name}'s Schema: ${describeParseError(e)}` })
+                  )
+                )))
+        )
     }
 
     // --- the attempt ----------------------------------------------------------------------------

@@ -14,7 +14,10 @@ import { describeParseError } from "../../domain/Codec.js"
 import type { Task } from "../../domain/Task.js"
 import type { TaskType } from "../../domain/TaskType.js"
 import type { FollowUpOptions } from "../../domain/FollowUpRequest.js"
-import type { InvalidArgument } from "../../domain/QueueError.js"
+import type { InvalidArgument, MalformedObject } from "../../domain/QueueError.js"
+import type { ChildResult } from "../../domain/FlowRequest.js"
+import type { StorageReadError } from "../../domain/StorageError.js"
+import type { PayloadMissing } from "../../domain/TaskErrors.js"
 import type { LeaseLost } from "./Errors.js"
 
 /** What a handler can see and do about the task it runs. */
@@ -46,7 +49,20 @@ export interface TaskContext {
     <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
     (taskType: string, input: unknown, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
   }
+  /**
+   * A flow's parent (Queue.flow): what each of its children ended with — status, output (JSON),
+   * last error — in the order they were added. Empty for a task that is not a flow's parent.
+   */
+  readonly childrenResults: Effect.Effect<ReadonlyArray<ChildResult>, ChildrenReadError>
+  /**
+   * The results of the children of one typed contract, with each completed child's output decoded
+   * by its output Schema (a child whose stored output does not match fails with MalformedObject).
+   */
+  readonly childResults: <I, O, II, OI>(type: TaskType<I, O, II, OI>) => Effect.Effect<ReadonlyArray<ChildResult<O>>, ChildrenReadError>
 }
+
+/** Why a parent's handler could not read its children's results (storage, a malformed object, a lost payload). */
+export type ChildrenReadError = StorageReadError | MalformedObject | PayloadMissing
 
 /** Options of one handler. */
 export interface HandlerOptions {

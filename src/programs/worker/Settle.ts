@@ -34,6 +34,8 @@ import { ServerClock } from "../../services/ServerClock.js"
 import { closedMarkers, leaseMarkerOf, neededMarker } from "../../domain/Markers.js"
 import { type FollowUp, unmaterialized } from "../../domain/FollowUps.js"
 import { materialize } from "../../protocol/FollowUps.js"
+import { owedNotice } from "../../domain/Flows.js"
+import { notifyParent } from "../../protocol/Flows.js"
 
 /** What to do with a task whose attempt ended. */
 export type Settlement =
@@ -195,13 +197,14 @@ export const settle = Effect.fn("Worker.settle")(function*(
       yield* Ref.set(held, current)
       continue
     }
-    if (outcome._tag === "Settled" && unmaterialized(outcome.task) !== undefined) {
-      // The completion is written: its follow-ups are created now, or by recovery if this fails.
+    if (outcome._tag === "Settled" && (unmaterialized(outcome.task) !== undefined || owedNotice(outcome.task) !== undefined)) {
+      // The completion is written: its follow-ups are created now, and a flow's parent told that
+      // this child ended (domain/Flows.ts) — or by recovery, through the kept lease marker, if this fails.
       const written = yield* Ref.get(held)
-      const create = materialize(written, options?.onFollowUps)
-      const stored = yield* (retry === undefined ? create : Effect.retry(create, { schedule: retry, while: isTransient })).pipe(
+      const effects = Effect.flatMap(materialize(written, options?.onFollowUps), (v) => notifyParent(v, options?.onFollowUps))
+      const stored = yield* (retry === undefined ? effects : Effect.retry(effects, { schedule: retry, while: isTransient })).pipe(
         Effect.catchAll((e) =>
-          Effect.as(Effect.logWarning(`task ${written.task.id}: follow-ups not created yet (lease recovery will): ${e.message}`), written)
+          Effect.as(Effect.logWarning(`task ${written.task.id}: follow-ups or flow parent not done yet (lease recovery will): ${e.message}`), written)
         )
       )
       yield* Ref.set(held, stored)
