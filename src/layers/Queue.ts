@@ -38,6 +38,7 @@ import type { ResolvedSubmit, SubmitOptions } from "../domain/SubmitOptions.js"
 import { decodeTask, isExpiredAt, Task } from "../domain/Task.js"
 import { IdempotencyConflict, IllegalTransition, SchemaValidationFailed, TaskNotFound, UnhandledTaskType } from "../domain/TaskErrors.js"
 import { compileSchemas, TaskJsonSchemas, validateAgainst } from "../domain/TaskSchemas.js"
+import * as PublishedSchemas from "../protocol/PublishedSchemas.js"
 import type { CompiledSchemas } from "../domain/TaskSchemas.js"
 import { comparePositions, compareTasks, sortMillis } from "../domain/TaskOrder.js"
 import { allStatuses } from "../domain/TaskStatus.js"
@@ -134,35 +135,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const schemaCache = yield* Ref.make(new Map<string, { readonly at: number; readonly compiled: CompiledSchemas }>())
 
   /** How an operator repairs a stored schema that cannot be used. */
-  const schemaRepair = (taskType: string) =>
-    `publish a fixed one (buquet schema publish ${taskType} FILE) or remove it (buquet schema delete ${taskType})`
-
-  const readSchemas = (taskType: string) =>
-    Effect.gen(function*() {
-      const key = schemaKey(taskType)
-      const found = yield* storage.get(key)
-      if (Option.isNone(found)) return Option.none<TaskJsonSchemas>()
-      return Option.some(
-        yield* decodeObject(TaskJsonSchemas, key, found.value.body).pipe(
-          Effect.mapError((e) => new MalformedObject({ key, message: `${e.message}; ${schemaRepair(taskType)}` }))
-        )
-      )
-    })
+  const readSchemas = (taskType: string) => provide(PublishedSchemas.readSchemas(taskType))
 
   const compiledSchemas = (taskType: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const cached = (yield* Ref.get(schemaCache)).get(taskType)
       if (cached !== undefined && now - cached.at < config.schemaCacheSeconds * 1000) return cached.compiled
-      const schemas = yield* readSchemas(taskType)
-      const key = schemaKey(taskType)
-      // A stored schema that does not compile (written by hand, by another tool, or with a pattern
-      // that may take exponential time) is the stored object's fault: name its key.
-      const compiled: CompiledSchemas = Option.isNone(schemas)
-        ? { input: undefined, output: undefined }
-        : yield* compileSchemas(taskType, schemas.value).pipe(
-          Effect.mapError((e) => new MalformedObject({ key, message: `${key} is malformed: ${e.message}; ${schemaRepair(taskType)}` }))
-        )
+      const compiled = yield* provide(PublishedSchemas.readCompiledSchemas(taskType))
       yield* Ref.update(schemaCache, (m) => new Map(m).set(taskType, { at: now, compiled }))
       return compiled
     })

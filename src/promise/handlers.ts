@@ -49,7 +49,9 @@ export interface TaskContext {
    * Enqueues a follow-up task, created exactly once if (and only if) this attempt completes, even
    * when the worker dies right after recording the completion. Resolves with the follow-up's id
    * (fixed before it exists); a failed or retried attempt enqueues nothing. At most 100 per
-   * completion. Rejects with a `BuquetError` (`"InvalidArgument"`) on a bad type name or option.
+   * completion. Checked as `queue.submit` checks: rejects with a `BuquetError` (`"InvalidArgument"`)
+   * on a bad type name or option or an input with no JSON form, `"SchemaValidationFailed"` on an
+   * input its typed contract or its type's published JSON Schema refuses.
    */
   readonly enqueue: {
     <I, O>(type: TypedTaskType<I, O>, input: I, options?: FollowUpOptions): Promise<string>

@@ -31,15 +31,19 @@ import { describeParseError } from "../../domain/Codec.js"
 import type { FollowUp } from "../../domain/FollowUps.js"
 import { type FollowUpOptions, makeFollowUp } from "../../domain/FollowUpRequest.js"
 import { QueueConfig } from "../../domain/QueueConfig.js"
-import { InvalidArgument, MalformedObject } from "../../domain/QueueError.js"
+import { MalformedObject } from "../../domain/QueueError.js"
 import type { ChildResult } from "../../domain/FlowRequest.js"
 import { readChildren } from "../../protocol/Flows.js"
+import { SchemaValidationFailed } from "../../domain/TaskErrors.js"
+import { validateAgainst } from "../../domain/TaskSchemas.js"
+import type { CompiledSchemas } from "../../domain/TaskSchemas.js"
 import type { TaskType } from "../../domain/TaskType.js"
 import { PermanentError, RescheduleError } from "../../domain/HandlerErrors.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { loadInput, offloadOutput } from "../../protocol/Payloads.js"
 import { casTask, deleteMarkers, keyOfTask, keyOfTaskId, readTask, writeMarker } from "../../protocol/TaskObjects.js"
+import { readCompiledSchemas } from "../../protocol/PublishedSchemas.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
@@ -303,13 +307,21 @@ export const execute = <R>(
     // --- follow-ups: kept here, written with the completion only ----------------------------------
     const followUps = yield* Ref.make<ReadonlyArray<FollowUp>>([])
     const enqueueLock = yield* Effect.makeSemaphore(1)
+    // a follow-up is checked as a submit is: the published JSON Schemas of its type, read once per attempt
+    const publishedSchemas = new Map<string, CompiledSchemas>()
+    const checkPublished = (taskType: string, input: unknown) =>
+      Effect.gen(function*() {
+        const compiled = publishedSchemas.get(taskType) ?? (yield* Effect.provideService(readCompiledSchemas(taskType), Storage, storage))
+        publishedSchemas.set(taskType, compiled)
+        yield* validateAgainst(taskType, "input", compiled.input, input)
+      })
     const enqueue = (type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options: FollowUpOptions = {}) =>
       enqueueLock.withPermits(1)(Effect.gen(function*() {
         const encoded = typeof type === "string"
           ? input
           : yield* Schema.encodeUnknown(type.input)(input).pipe(
             Effect.mapError((e) =>
-              new InvalidArgument({ argument: "input", message: `follow-up input of ${type.name} does not match its Schema: ${describeParseError(e)}` })
+              new SchemaValidationFailed({ taskType: type.name, which: "input", message: `follow-up input of ${type.name} is invalid: ${describeParseError(e)}` })
             )
           )
         const index = (yield* Ref.get(followUps)).length
@@ -322,6 +334,7 @@ export const execute = <R>(
           now: yield* clock.now,
           config: settings.queueConfig ?? QueueConfig.default
         })
+        yield* checkPublished(followUp.taskType, followUp.input)
         yield* Ref.update(followUps, (all) => [...all, followUp])
         return followUp.id
       }))

@@ -17,7 +17,7 @@ import type { FollowUpOptions } from "../../domain/FollowUpRequest.js"
 import type { InvalidArgument, MalformedObject } from "../../domain/QueueError.js"
 import type { ChildResult } from "../../domain/FlowRequest.js"
 import type { StorageReadError } from "../../domain/StorageError.js"
-import type { PayloadMissing } from "../../domain/TaskErrors.js"
+import type { PayloadMissing, SchemaValidationFailed } from "../../domain/TaskErrors.js"
 import type { LeaseLost } from "./Errors.js"
 
 /** What a handler can see and do about the task it runs. */
@@ -43,11 +43,14 @@ export interface TaskContext {
    * Enqueues a follow-up task, created exactly once if (and only if) this attempt completes — even
    * when the worker dies right after the completion is written (domain/FollowUps.ts). Succeeds with
    * the follow-up's id, fixed before it exists; a failed or retried attempt enqueues nothing. A
-   * typed contract encodes the input with its Schema. Bad options fail with InvalidArgument.
+   * typed contract encodes the input with its Schema. Checked as a submit is: bad options or an
+   * input with no JSON form fail with InvalidArgument, an input its contract's Schema or its type's
+   * published JSON Schema refuses with SchemaValidationFailed (a stored schema that does not
+   * compile is a MalformedObject naming its key).
    */
   readonly enqueue: {
-    <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
-    (taskType: string, input: unknown, options?: FollowUpOptions): Effect.Effect<string, InvalidArgument>
+    <I, O, II, OI>(type: TaskType<I, O, II, OI>, input: I, options?: FollowUpOptions): Effect.Effect<string, FollowUpError>
+    (taskType: string, input: unknown, options?: FollowUpOptions): Effect.Effect<string, FollowUpError>
   }
   /**
    * A flow's parent (Queue.flow): what each of its children ended with — status, output (JSON),
@@ -63,6 +66,14 @@ export interface TaskContext {
 
 /** Why a parent's handler could not read its children's results (storage, a malformed object, a lost payload). */
 export type ChildrenReadError = StorageReadError | MalformedObject | PayloadMissing
+
+/**
+ * Why `ctx.enqueue` refused a follow-up (or could not read its type's published schema).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type FollowUpError = InvalidArgument | SchemaValidationFailed | MalformedObject | StorageReadError
 
 /** Options of one handler. */
 export interface HandlerOptions {
