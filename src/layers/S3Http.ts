@@ -1,6 +1,6 @@
 /**
  * The lean request path of {@link S3Storage} for single-object requests (GET, HEAD, PUT, DELETE):
- * `node:http(s)` with a keep-alive agent, signed with AWS Signature V4 by `@smithy/signature-v4`.
+ * `node:http(s)` with a keep-alive agent, signed with AWS Signature V4 (SigV4.ts).
  *
  * Why: the AWS SDK spends ~1.25 ms of CPU per request on its middleware, serde and endpoint
  * rules (measured on RGW, `bench/cpu.ts`), this path ~0.3 ms, and a worker makes ~6.5 requests
@@ -14,11 +14,11 @@
  */
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3"
 import { getEndpointFromInstructions } from "@smithy/core/endpoints"
-import { SignatureV4 } from "@smithy/signature-v4"
-import type { AwsCredentialIdentity, Provider, SourceData } from "@smithy/types"
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto"
+import type { AwsCredentialIdentity, Provider } from "@smithy/types"
+import { createHash } from "node:crypto"
 import * as http from "node:http"
 import * as https from "node:https"
+import { makeSigner } from "./SigV4.js"
 
 /**
  * One request of the lean path.
@@ -58,33 +58,6 @@ export interface LeanResponse {
 export interface LeanClient {
   readonly send: (request: LeanRequest) => Promise<LeanResponse>
   readonly destroy: () => void
-}
-
-const bytesOf = (data: SourceData): string | Uint8Array =>
-  typeof data === "string"
-    ? data
-    : ArrayBuffer.isView(data)
-    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    : new Uint8Array(data)
-
-/** SHA-256 for the signer, on node:crypto (an HMAC when given a secret). */
-class NodeSha256 {
-  private hash: Hash | Hmac
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.fresh()
-  }
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash("sha256") : createHmac("sha256", bytesOf(this.secret))
-  }
-  update(data: SourceData): void {
-    this.hash.update(bytesOf(data))
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.hash.digest()))
-  }
-  reset(): void {
-    this.hash = this.fresh()
-  }
 }
 
 /**
@@ -151,14 +124,9 @@ export const make = async (options: {
   const secure = url.protocol === "https:"
   const base = url.pathname.replace(/\/$/, "")
   const region = typeof scheme?.["signingRegion"] === "string" ? scheme["signingRegion"] : await client.config.region()
-  const signer = new SignatureV4({
-    service: typeof scheme?.["signingName"] === "string" ? scheme["signingName"] : "s3",
-    region,
-    credentials: client.config.credentials as Provider<AwsCredentialIdentity>,
-    sha256: NodeSha256,
-    uriEscapePath: false,
-    applyChecksum: true
-  })
+  const sign = makeSigner(region, typeof scheme?.["signingName"] === "string" ? scheme["signingName"] : "s3")
+  // the SDK's provider chain (cached, refreshed before expiry)
+  const credentials = client.config.credentials as Provider<AwsCredentialIdentity>
   const agent = secure
     ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets })
     : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets })
@@ -179,15 +147,7 @@ export const make = async (options: {
     }
     if (body !== undefined) headers["content-length"] = String(body.length)
     const path = `${base}/${encodeKey(req.key)}`
-    const signed = await signer.sign({
-      method: req.method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      ...(port === undefined ? {} : { port }),
-      path,
-      query: {},
-      headers
-    }, { signingDate: new Date(hostNow() + skewMillis) })
+    const signed = sign({ method: req.method, path, headers }, await credentials(), hostNow() + skewMillis)
     return new Promise<LeanResponse>((resolve, reject) => {
       const outgoing = request({
         agent,
@@ -195,7 +155,7 @@ export const make = async (options: {
         hostname: url.hostname,
         ...(port === undefined ? {} : { port }),
         path,
-        headers: signed.headers,
+        headers: signed,
         ...(req.signal === undefined ? {} : { signal: req.signal })
       }, (response) => {
         req.onResponse?.(response.headers)
