@@ -1,9 +1,10 @@
 /**
  * The deterministic simulation of the whole queue (issue 15), in the spirit of FoundationDB's
  * simulator and TigerBeetle's VOPR: one seeded run drives the REAL code — producers, several
- * worker processes with their embedded monitors (leader-elected, with retention), operators
- * (cancel, replay, archive, pause/resume) — as fibers over MemoryStorage wrapped in FaultyStorage,
- * on TestClock. Every random choice comes from the seed: the simulation's own PRNG, the fault
+ * worker processes with their embedded monitors (leader-elected, with retention) and cron loops
+ * (three schedules), operators (cancel, replay, archive, pause/resume, and in some seeds a
+ * migrate-shards window: fleet stopped, shards migrated 1 → 2, fleet restarted) — as fibers over
+ * MemoryStorage wrapped in FaultyStorage, on TestClock. Every random choice comes from the seed: the simulation's own PRNG, the fault
  * generator, Effect's `Random`, and `crypto.randomUUID` (task ids, lease ids), which is replaced
  * by a seeded generator for the run.
  *
@@ -24,6 +25,7 @@
  * - **terminal states are stable**: completed/archived never change (but completed → archived),
  *   failed/cancelled/expired become pending only by an operator's replay; no task id is created twice;
  * - **idempotency**: a key maps to one task for its whole TTL, and no task completes twice;
+ * - **cron**: each (schedule, instant) makes at most one task;
  * - **request budget**: GETs, PUTs and DELETEs of a task's own object stay within a budget per
  *   attempt (HEADs, the cancellation checks of a running attempt, scale with its running time);
  * - **honest clocks**: every process's server time is within the uncertainty it claims.
@@ -42,11 +44,13 @@ import { layerWorkerServices } from "../../src/Buquet.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
+import * as SchedulerLayer from "../../src/layers/Scheduler.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import * as MigrateShards from "../../src/programs/MigrateShards.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { readTask } from "../../src/protocol/TaskObjects.js"
 import { runVirtual } from "./VirtualRuntime.js"
-import type { QueueService } from "../../src/services/Queue.js"
+import { Queue, type QueueService } from "../../src/services/Queue.js"
 import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
 import { type DateSample, Storage, type StorageService } from "../../src/services/Storage.js"
 
@@ -78,6 +82,10 @@ export interface SimResult {
     readonly pauses: number
     /** Steps of a process's host clock (forward or backward, up to 10 minutes). */
     readonly clockSteps: number
+    /** Cron instants that made a task. */
+    readonly cronFirings: number
+    /** migrate-shards runs (the fleet stopped, migrated, restarted). */
+    readonly migrations: number
     readonly faults: number
     readonly requests: number
     readonly steps: number
@@ -146,8 +154,28 @@ const statusOf = (body: Uint8Array): { status: TaskStatus; attempt: number } | u
 
 const markerIdPattern = /^(?:ready|leases)\/.*\/([0-9a-f-]{36})$/
 
+const firingTag = /^firing:(\d+)$/
+const scheduleTag = /^schedule:(.+)$/
+
 const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (message: string) => void) => {
   const tasks = new Map<string, Seen>()
+  // cron firings: the task created for each (schedule, instant), from the tags every firing carries
+  const firings = new Map<string, string>()
+  const onFiring = (id: string, body: Uint8Array) => {
+    let tags: ReadonlyArray<string> = []
+    try {
+      tags = (JSON.parse(decoder.decode(body)) as { tags?: ReadonlyArray<string> }).tags ?? []
+    } catch {
+      return
+    }
+    const schedule = tags.map((t) => scheduleTag.exec(t)?.[1]).find((x) => x !== undefined)
+    const instant = tags.map((t) => firingTag.exec(t)?.[1]).find((x) => x !== undefined)
+    if (schedule === undefined || instant === undefined) return
+    const firing = `${schedule} @ ${new Date(Number(instant) * 1000).toISOString()}`
+    const other = firings.get(firing)
+    if (other !== undefined && other !== id) violation(`cron instant fired twice: ${firing} made tasks ${other} and ${id}`)
+    firings.set(firing, id)
+  }
   // tasks whose object or markers changed since the last check: the per-step check reads only these
   const dirty = new Set<string>()
   const touch = (key: string) => {
@@ -163,11 +191,15 @@ const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (messa
     return s
   }
   const idOf = (key: string) => taskKeyPattern.exec(key)?.[1]
+  // while migrate-shards runs, a task is copied to its new key, then its old copy deleted
+  const moving = { on: false }
   const onDelete = (key: string) =>
     Effect.gen(function*() {
       touch(key)
       const id = idOf(key)
       if (id === undefined) return
+      const s = tasks.get(id)
+      if (moving.on && s !== undefined && s.key !== key && Option.isSome(yield* mem.head(s.key).pipe(Effect.orDie))) return
       const current = yield* mem.get(key).pipe(Effect.orDie)
       if (Option.isNone(current)) return
       const parsed = statusOf(current.value.body)
@@ -183,9 +215,15 @@ const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (messa
       const parsed = statusOf(body)
       if (parsed === undefined) return
       const s = seen(id, key)
+      if (create && moving.on && s.key !== key) {
+        // migrate-shards' copy at the new key: the same task, now living there
+        s.key = key
+        return
+      }
       if (create) {
         s.created++
         if (s.created > 1) violation(`task ${id} was created twice (a finished task re-created?)`)
+        onFiring(id, body)
         s.status = parsed.status
         return
       }
@@ -249,7 +287,7 @@ const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (messa
     deleteMany: (keys) =>
       Effect.zipRight(Effect.forEach(keys, (key) => Effect.zipRight(log("deleteMany", key), onDelete(key)), { discard: true }), mem.deleteMany(keys))
   }
-  return { storage, tasks, dirty }
+  return { storage, tasks, dirty, firings, moving }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,6 +515,7 @@ const simulate = (seed: number, options: SimOptions) =>
     // Short ages and sweep intervals too, so retention meets replays and cancels within a short run.
     const retention = { olderThan: Duration.seconds(pick([30, 120, 1200])), action: pick(["delete", "archive"] as const) }
     const sweepInterval = Duration.seconds(pick([30, 120]))
+    const cronLeader = chance(0.7)
     interface Proc {
       readonly id: string
       readonly scope: Scope.CloseableScope
@@ -488,6 +527,8 @@ const simulate = (seed: number, options: SimOptions) =>
     }
     const procs: Array<Proc> = []
     let started = 0
+    // the fleet's shard prefix length (migrate-shards changes it)
+    let prefixLen = 1
     const startProc = Effect.gen(function*() {
       const id = `w${++started}`
       const scope = yield* Scope.make()
@@ -498,16 +539,20 @@ const simulate = (seed: number, options: SimOptions) =>
         host.clock,
         Worker.make({
           id,
+          // layerWorkerServices gives the worker no Queue to read the setting from: say it here too
+          shardPrefixLen: prefixLen,
           concurrency: pick([1, 2, 4]),
           wakeUp: false,
           polling: { _tag: "Adaptive", min: Duration.millis(500), max: Duration.seconds(pick([2, 5])) },
+          // the cron loop in every worker: leader-elected, or (as `leader: false` allows) in all at once
+          scheduler: cronLeader ? { leader: { ttl: Duration.seconds(30), holderId: id } } : { leader: false },
           monitor: {
             checkInterval: Duration.seconds(10),
             sweepInterval,
             retention,
             leader: { ttl: Duration.seconds(30), holderId: id }
           }
-        }, [job]).pipe(Effect.provide(Layer.orDie(layerWorkerServices())))
+        }, [job]).pipe(Effect.provide(Layer.orDie(layerWorkerServices({ shardPrefixLen: prefixLen }))))
       ).pipe(Scope.extend(scope))
       procs.push({ id, scope, view, host, serverClock, paused: false, worker })
     })
@@ -515,7 +560,29 @@ const simulate = (seed: number, options: SimOptions) =>
 
     // the producers and operators: one more process (a view that never dies nor freezes)
     const client = yield* makeProcess(yield* Effect.scope)
-    const queue: QueueService = yield* on(client.view.storage, client.serverClock, client.host.clock, QueueLayer.make())
+    const clientServices = Effect.gen(function*() {
+      const q: QueueService = yield* on(client.view.storage, client.serverClock, client.host.clock, QueueLayer.make({ shardPrefixLen: prefixLen }))
+      const sch = yield* on(client.view.storage, client.serverClock, client.host.clock, SchedulerLayer.make().pipe(Effect.provideService(Queue, q)))
+      return { q, sch }
+    })
+    let { q: queue, sch: schedules } = yield* clientServices
+    // cron schedules, created before the workers' loops first look: an interval (every 20 s, with
+    // seconds), every minute with a catch-up policy, and one read in a zone 5 h 45 min off UTC
+    const cronInput = { ms: 1000, fail: 0 }
+    for (
+      const spec of [
+        { id: "every-20s", cron: "*/20 * * * * *", missed: pick(["skip", "once", "all"] as const) },
+        { id: "minutely", cron: "* * * * *", missed: pick(["skip", "once", "all"] as const), jitterSeconds: pick([0, 20]) },
+        { id: "kathmandu", cron: "*/2 * * * *", timezone: "Asia/Kathmandu" }
+      ]
+    ) {
+      yield* schedules.create({ taskType: "job", input: cronInput, timeoutSeconds: 30, ...spec }).pipe(
+        // an ambiguous answer that had landed
+        Effect.catchTag("ScheduleExists", () => Effect.void),
+        Effect.retry({ times: 10 }),
+        Effect.orDie
+      )
+    }
 
     // --- the model of what producers and operators were told -------------------------------
     const submitted: Array<string> = []
@@ -524,7 +591,10 @@ const simulate = (seed: number, options: SimOptions) =>
     let pauses = 0
 
     const ignore = <A, E>(self: Effect.Effect<A, E>) => Effect.ignore(self)
+    // the operator's maintenance window: producers and operators hold off (README: stop them first)
+    let maintenance = false
     const submitOne = Effect.gen(function*() {
+      if (maintenance) return
       const input = { ms: Math.floor(rnd() * 20_000), fail: chance(0.2) ? 1 + Math.floor(rnd() * 3) : 0 }
       const opts = {
         timeoutSeconds: pick([5, 30, 60]),
@@ -552,7 +622,7 @@ const simulate = (seed: number, options: SimOptions) =>
     })
 
     const operate = Effect.gen(function*() {
-      if (submitted.length === 0) return
+      if (submitted.length === 0 || maintenance) return
       const id = pick(submitted)
       const r = rnd()
       if (r < 0.4) yield* ignore(queue.cancel(id))
@@ -571,7 +641,7 @@ const simulate = (seed: number, options: SimOptions) =>
 
     const crashOne = Effect.gen(function*() {
       const alive = procs.filter((p) => !p.paused)
-      if (alive.length === 0) return
+      if (alive.length === 0 || maintenance) return
       const victim = pick(alive)
       procs.splice(procs.indexOf(victim), 1)
       hostClocks.splice(hostClocks.indexOf(victim.host), 1)
@@ -584,7 +654,7 @@ const simulate = (seed: number, options: SimOptions) =>
 
     const freezeOne = Effect.gen(function*() {
       const candidates = procs.filter((p) => !p.paused)
-      if (candidates.length === 0) return
+      if (candidates.length === 0 || maintenance) return
       const p = pick(candidates)
       p.paused = true
       pauses++
@@ -594,6 +664,50 @@ const simulate = (seed: number, options: SimOptions) =>
         p.paused = false
       }))))
     })
+
+    // migrate-shards as the README tells the operator: stop the fleet and the producers, migrate
+    // (it refuses while worker heartbeats or leader leases look alive: wait, and after a while pass
+    // --force for the dead ones), restart the fleet with the new prefix length, resume producing.
+    let migrations = 0
+    const migrate = (to: number) =>
+      Effect.gen(function*() {
+        maintenance = true
+        while (inflight > 0) yield* Effect.sleep(Duration.seconds(1))
+        const fleet = procs.splice(0)
+        yield* Effect.forEach(fleet, (p) =>
+          Effect.gen(function*() {
+            hostClocks.splice(hostClocks.indexOf(p.host), 1)
+            // SIGTERM: a graceful stop; a frozen process does not answer it in time and is killed
+            if (!p.paused) yield* Effect.timeout(Scope.close(p.scope, Exit.void), Duration.minutes(2)).pipe(Effect.ignore)
+            yield* p.view.crash
+            yield* Effect.forkDaemon(Scope.close(p.scope, Exit.void))
+          }), { concurrency: "unbounded", discard: true })
+        const scope = yield* Scope.make()
+        const operator = yield* makeProcess(scope)
+        observer.moving.on = true
+        const run = <A, E>(self: Effect.Effect<A, E, Storage | ServerClock>) =>
+          on(operator.view.storage, operator.serverClock, operator.host.clock, self)
+        for (let attempt = 0; attempt < 60; attempt++) {
+          const outcome = yield* Effect.either(run(Effect.flatMap(
+            MigrateShards.plan(prefixLen, to),
+            (plan) => MigrateShards.execute(plan, { force: attempt >= 40 })
+          )))
+          if (outcome._tag === "Right" && outcome.right.failed.length === 0) {
+            const left = yield* Effect.either(run(MigrateShards.plan(prefixLen, to)))
+            if (left._tag === "Right" && left.right.moves.length === 0) break
+          }
+          if (attempt === 59) violation(`migrate-shards ${prefixLen} → ${to} never finished: ${outcome._tag === "Left" ? outcome.left.message : JSON.stringify(outcome.right.failed[0])}`)
+          // refused (the fleet's heartbeats and leases age out) or a request failed: run it again
+          yield* Effect.sleep(Duration.seconds(30))
+        }
+        yield* Scope.close(scope, Exit.void)
+        observer.moving.on = false
+        migrations++
+        prefixLen = to
+        ;({ q: queue, sch: schedules } = yield* clientServices)
+        for (let i = 0; i < fleet.length; i++) yield* startProc
+        maintenance = false
+      })
 
     // --- invariants on the bucket ----------------------------------------------------------
     const discoverable = (final: boolean) =>
@@ -639,6 +753,8 @@ const simulate = (seed: number, options: SimOptions) =>
     // --- the busy phase ----------------------------------------------------------------------
     const steps = options.minutes * 60
     let step = 0
+    // some seeds have the operator migrate the shards (1 → 2 hex characters) in the busy phase
+    const migrateAt = chance(0.3) ? Math.floor(steps * (0.2 + rnd() * 0.5)) : -1
     // operations still under way (submits, operator commands): the drain waits for them
     let inflight = 0
     const background = <A, E>(self: Effect.Effect<A, E>) => {
@@ -652,6 +768,7 @@ const simulate = (seed: number, options: SimOptions) =>
       if (chance(mix.crash)) yield* crashOne
       if (chance(mix.freeze)) yield* freezeOne
       if (chance(mix.clockStep)) yield* stepClock
+      if (step === migrateAt) yield* migrate(2)
       yield* Effect.sleep(Duration.millis(200 + Math.floor(rnd() * 1600)))
       yield* discoverable(false)
       yield* serverTimes
@@ -668,6 +785,8 @@ const simulate = (seed: number, options: SimOptions) =>
     yield* faulty.injector.setRandomFaults(false)
     for (const p of procs) if (p.paused) yield* p.view.resume
     yield* ignore(queue.resume("job"))
+    // the crons stop firing, so the drain can settle (a loop's pass under way may still fire once)
+    for (const id of ["every-20s", "minutely", "kathmandu"]) yield* ignore(Effect.retry(schedules.disable(id), { times: 10 }))
     // Until every task is settled (nothing left for the drain to prove), at most 30 minutes; a task
     // the bucket never got (a submit that failed before its create) has only reads and does not count.
     const settled = Effect.gen(function*() {
@@ -700,6 +819,8 @@ const simulate = (seed: number, options: SimOptions) =>
         crashes,
         pauses,
         clockSteps,
+        cronFirings: observer.firings.size,
+        migrations,
         faults: (yield* faulty.injector.injected).length,
         requests,
         steps: step,
@@ -724,7 +845,7 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     return {
       seed,
       violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
-      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, cronFirings: 0, migrations: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
     } satisfies SimResult
   }).finally(restoreUuids)
 }
