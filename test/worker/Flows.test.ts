@@ -5,7 +5,7 @@
  * one of its writes hangs (FaultyStorage), as in FollowUps.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import { DateTime, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
 import { flowNode } from "../../src/domain/FlowRequest.js"
 import { creationWindowMillis, maxFlowChildren, waitingAvailableAt } from "../../src/domain/Flows.js"
 import { followUpId } from "../../src/domain/FollowUps.js"
@@ -279,6 +279,47 @@ describe("a process killed between a child's end and its report to the parent", 
       expect(kids.map((k) => Option.getOrThrow(k).status)).toEqual(["pending", "pending", "pending"])
       expect((yield* queue.list()).tasks.length).toBe(4)
       expect((yield* on(lm.recoverExpired())).flowsRecovered).toBe(0)
+    }))
+})
+
+describe("a child that expires", () => {
+  it.scoped("the sweeper that expires it tells the parent, which becomes due", () =>
+    Effect.gen(function*() {
+      const { on, queue, task } = yield* setup
+      const created = yield* queue.flow(flowNode("p", {}, { children: [flowNode("c", {}, { options: { ttlSeconds: 60 } })] }))
+      yield* TestClock.adjust("2 minutes")
+      const sweeper = yield* on(Sweeper.make({}))
+      const report = yield* on(sweeper.fullSweep)
+      expect(report.totals.expired).toBe(1)
+      const child = yield* task(created.children[0]!.id)
+      expect(child.status).toBe("expired")
+      expect(child.parentWaits?.notifiedAt).toBeDefined()
+      const parent = yield* task(created.id)
+      expect(parent.flow?.children[0]?.outcome).toBe("expired")
+      expect(parent.flow?.releasedAt).toBeDefined()
+      expect(DateTime.lessThanOrEqualTo(parent.availableAt, yield* queue.now)).toBe(true)
+    }))
+})
+
+describe("retention", () => {
+  it.scoped("keeps a child while its parent has not ended, and deletes it once the parent has", () =>
+    Effect.gen(function*() {
+      const { on, queue, task } = yield* setup
+      const created = yield* queue.flow(flowNode("p", {}, { children: [flowNode("a", {}), flowNode("b", {})] }))
+      const [a, b] = created.children
+      yield* queue.cancel(a!.id)
+      yield* TestClock.adjust("2 hours")
+      const sweeper = yield* on(Sweeper.make({ retention: { olderThan: "1 hour", action: "delete" } }))
+      yield* on(sweeper.fullSweep)
+      // the parent waits for b: a is kept although it is old enough
+      expect((yield* task(a!.id)).status).toBe("cancelled")
+      expect((yield* task(created.id)).status).toBe("pending")
+      yield* queue.cancel(created.id)
+      expect((yield* task(b!.id)).status).toBe("cancelled")
+      yield* TestClock.adjust("2 hours")
+      yield* on(sweeper.fullSweep)
+      expect(Option.isNone(yield* queue.get(a!.id))).toBe(true)
+      expect(Option.isNone(yield* queue.get(b!.id))).toBe(true)
     }))
 })
 

@@ -426,13 +426,17 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         }
       }
       if (Tr.canExpire(task, now)) {
-        const { result } = yield* provide(updateTask<boolean>(key, (current) =>
+        const { current: expired, result } = yield* provide(updateTask<boolean>(key, (current) =>
           Option.isSome(current) && Tr.canExpire(current.value.task, now)
             ? write(Tr.expire(current.value.task, { now }), true, { after: [readyMarkerKey(current.value.task)] })
             : keep(false)))
         if (result) {
           p.totals.expired++
           yield* Metrics.recordExpired(task.taskType)
+          // a flow's child tells its parent now (else lease recovery does, through the marker just written)
+          if (Option.isSome(expired) && flowRecoverAt(expired.value.task) !== undefined) {
+            yield* provide(Effect.provideService(runFlowWork(expired.value), ServerClock, clock))
+          }
         }
         p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
         return
