@@ -202,17 +202,22 @@ const reconcileFacts = (state: WorkflowState) =>
       if (s.status === "running" && s.taskId !== undefined && s.waitingSignal === undefined) {
         const taskId = s.taskId
         const found = yield* queue.get(taskId)
-        if (Option.isNone(found)) {
+        if (Option.isSome(found) && !isTerminal(found.value.status)) continue
+        const task = Option.getOrUndefined(found)
+        if (task?.status === "completed" && typeof task.output === "object" && task.output !== null && "waiting_signal" in task.output) continue
+        // a recorded result is the step's outcome, whatever became of its task since: retention may
+        // have archived (or deleted) the completed task before anyone reconciled the run
+        const recorded = yield* readStepResult(state.id, step)
+        if (Option.isSome(recorded)) {
+          facts.push({ _tag: "Completed", step, taskId, result: recorded.value.result, at: recorded.value.completedAt })
+          continue
+        }
+        if (task === undefined) {
           facts.push({ _tag: "Lost", step, taskId })
           continue
         }
-        const task = found.value
-        if (!isTerminal(task.status)) continue
         if (task.status === "completed") {
-          if (typeof task.output === "object" && task.output !== null && "waiting_signal" in task.output) continue
-          const recorded = yield* readStepResult(state.id, step)
-          const result = Option.isSome(recorded) ? recorded.value.result : yield* queue.loadOutput(task)
-          facts.push({ _tag: "Completed", step, taskId, result, at: task.updatedAt })
+          facts.push({ _tag: "Completed", step, taskId, result: yield* queue.loadOutput(task), at: task.updatedAt })
         } else if (task.status === "cancelled") {
           facts.push({ _tag: "Cancelled", step, taskId, at: task.updatedAt })
         } else {
