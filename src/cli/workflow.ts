@@ -10,11 +10,12 @@ import { Args, Command, Options } from "@effect/cli"
 import { DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import { describeParseError } from "../domain/Codec.js"
 import { WorkflowRunId } from "../domain/workflow/RunKeys.js"
-import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../domain/workflow/RunView.js"
+import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows, stepsHeldByPause } from "../domain/workflow/RunView.js"
 import { WorkflowState, WorkflowStatus } from "../domain/workflow/WorkflowState.js"
 import { listRuns, listSignals, readRun } from "../protocol/WorkflowRunListing.js"
 import type { SignalEntry } from "../protocol/WorkflowRunListing.js"
 import * as DagWorkflow from "../programs/DagWorkflow.js"
+import { Queue } from "../services/Queue.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { globalOptions, operationalError, parseJsonArg, printJson, printLine, reportSkipped, stderrLine, toCliError, usageError, withStack } from "./common.js"
 import { table, time } from "./format.js"
@@ -106,10 +107,13 @@ const show = Command.make("show", { ...globalOptions, id: runIdArg }, (o) =>
         const done = inbox.signals.filter(consumed)
         const rows = stepRows(state)
         const progress = runProgress(state)
+        const pause = yield* (yield* Queue).pauseState
+        const held = stepsHeldByPause(state, pause)
         if (o.json) {
           return yield* printJson({
             state: encodeState(state),
             progress,
+            held_by_pause: held.map((h) => ({ step: h.step, task_type: h.taskType })),
             steps: rows.map(stepRowJson),
             signals: { pending: pending.map(signalJson), consumed: done.map(signalJson) }
           })
@@ -123,6 +127,8 @@ const show = Command.make("show", { ...globalOptions, id: runIdArg }, (o) =>
           `created     ${time(state.createdAt)}`,
           `updated     ${time(state.updatedAt)}`,
           ...(e === undefined ? [] : [`error       ${e.type}: ${e.message}${e.step === undefined ? "" : ` (step ${e.step})`}`]),
+          ...held.map((h) =>
+            `held        step ${h.step} waits: ${pause.global ? "the queue is paused (buquet resume)" : `its task type ${h.taskType} is paused (buquet resume ${h.taskType})`}`),
           "",
           rows.length === 0 ? "no steps started yet" : table(
             ["STEP", "STATUS", "ATTEMPT", "TASK", "ERROR"],

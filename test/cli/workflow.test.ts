@@ -3,7 +3,8 @@
  * runs stored in the reference's shape (`workflow/{id}/state.json`, `signals/{name}/{ts}_{uuid}.json`):
  * status, progress and age in the list, `--status` and `--json`; each step's status, attempts and
  * error and the signals pending/consumed in `show`; a malformed state is named on stderr while the
- * rest of the list still prints; bad input exits 2, an unknown run 1.
+ * rest of the list still prints; bad input exits 2, an unknown run 1; a running step whose task
+ * type is paused is named with the command that resumes it.
  */
 import { describe, expect, it } from "vitest"
 import { runCli as spawnCli } from "./support.js"
@@ -113,5 +114,27 @@ describe("buquet workflow list / show (embedded store)", () => {
     expect(badId.stderr).toContain("\"../etc\" is not a workflow run id")
     expect(malformed.code).toBe(1)
     expect(malformed.stderr).toMatch(/workflow\/run-x\/state\.json is malformed/)
+  }, 240_000)
+
+  it("show says which running step a pause switch holds, and how to resume it", async () => {
+    const cwd = seeded()
+    const paused = await runCli(["pause", "workflow.step:order:approve"], { cwd })
+    expect(paused.code, paused.stderr).toBe(0)
+    const [b, bJson, e] = await Promise.all([
+      runCli(["workflow", "show", "run-b"], { cwd }),
+      runCli(["workflow", "show", "run-b", "--json"], { cwd }),
+      runCli(["workflow", "show", "run-e"], { cwd })
+    ])
+    expect(b.code, b.stderr).toBe(0)
+    expect(b.stdout).toMatch(/^held\s+step approve waits: its task type workflow\.step:order:approve is paused \(buquet resume workflow\.step:order:approve\)$/m)
+    expect(bJson.code, bJson.stderr).toBe(0)
+    expect((JSON.parse(bJson.stdout) as { held_by_pause: unknown }).held_by_pause).toEqual([{ step: "approve", task_type: "workflow.step:order:approve" }])
+    // a step of another task type is not held by that switch
+    expect(e.code, e.stderr).toBe(0)
+    expect(e.stdout).not.toMatch(/^held/m)
+    const all = await runCli(["pause"], { cwd })
+    expect(all.code, all.stderr).toBe(0)
+    const eAll = await runCli(["workflow", "show", "run-e"], { cwd })
+    expect(eAll.stdout).toMatch(/^held\s+step a waits: the queue is paused \(buquet resume\)$/m)
   }, 240_000)
 })

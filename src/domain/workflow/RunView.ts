@@ -9,7 +9,10 @@
  * @module
  */
 import { DateTime, Either } from "effect"
+import { isPaused } from "../Pause.js"
+import type { PauseState } from "../Pause.js"
 import { blockedSteps, topologicalOrder } from "./Dag.js"
+import { stepTaskType } from "./RunKeys.js"
 import { validateDefinition } from "./WorkflowDefinition.js"
 import type { WorkflowDefinition } from "./WorkflowDefinition.js"
 import type { StepStatus, WorkflowState } from "./WorkflowState.js"
@@ -53,6 +56,19 @@ export interface StepRow {
  */
 export const recordedDefinition = (state: WorkflowState): WorkflowDefinition | undefined =>
   state.definition === undefined ? undefined : Either.getOrUndefined(validateDefinition(state.definition))
+
+/**
+ * The running steps a pause switch holds (`buquet pause TYPE`, or everything paused): their task
+ * waits, unclaimed, until the resume. Steps waiting for a signal are not held by it.
+ *
+ * @since 0.1.0
+ * @category views
+ */
+export const stepsHeldByPause = (state: WorkflowState, pause: PauseState): ReadonlyArray<{ readonly step: string; readonly taskType: string }> =>
+  Object.entries(state.steps)
+    .filter(([, s]) => s.status === "running" && s.waitingSignal === undefined)
+    .map(([step]) => ({ step, taskType: stepTaskType(state.type, step) }))
+    .filter((h) => isPaused(pause, h.taskType))
 
 /**
  * Each step's row: with the definition (by default the one the run recorded), every step of it in topological order (steps the run has
