@@ -87,8 +87,20 @@ describe("queue.workflows (Promise API)", () => {
       expect(page.runs.map((r) => r.id)).toEqual(["run-1"])
       expect(page.malformed).toEqual([])
 
+      // pages of one run: limit and cursor apply
+      const first = await queue.workflows.list({ limit: 1 })
+      expect(first.runs.map((r) => r.id)).toEqual(["run-1"])
+      expect(first.cursor).toBeDefined()
+      const second = await queue.workflows.list({ limit: 1, cursor: first.cursor })
+      expect(second.runs.map((r) => r.id)).toEqual(["run-2"])
+      // minAgeMs applies: the live run changed just now is too young to judge
+      const early = await queue.workflows.sweep({ minAgeMs: 3_600_000 })
+      expect(early).toMatchObject({ scanned: 2, young: 1, recovered: [] })
+
       // pause and cancel of a live run; cancel of an ended one is refused
-      expect((await queue.workflows.pause(other.id, { reason: "maintenance" })).status).toBe("paused")
+      const pausedOther = await queue.workflows.pause(other.id, { reason: "maintenance" })
+      expect(pausedOther.status).toBe("paused")
+      expect(pausedOther.error).toMatchObject({ type: "Paused", message: "maintenance" })
       const cancelled = await queue.workflows.cancel(other.id, { reason: "not needed" })
       expect(cancelled.status).toBe("cancelled")
       expect((await rejection(queue.workflows.cancel("run-1")))._tag).toBe("IllegalWorkflowTransition")
