@@ -3,11 +3,14 @@
  * and `queue.workflows.start/get/list/signal/pause/resume/cancel/sweep`, with plain JS values only.
  * A run fans out and in, one step waits for a signal sent through the API; a `pause_workflow`
  * failure pauses the run and `resume` continues from it; cancel ends a run; bad input and unknown
- * runs reject with typed errors. In memory, real time, real Workers.
+ * runs reject with typed errors. On the embedded file store (and memory for the JSON checks), one
+ * case on RGW; real time, real Workers.
  */
 import { randomUUID } from "node:crypto"
+import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BuquetError, connect, PermanentError, Workflow } from "../../src/promise.js"
+import { tempDir } from "../cli/support.js"
 import { describeS3, emptyKeyPrefix } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import type { Queue, WorkflowRun } from "../../src/promise.js"
@@ -32,8 +35,8 @@ const rejection = async (p: Promise<unknown>): Promise<BuquetError> => {
 }
 
 describe("queue.workflows (Promise API)", () => {
-  it("start → fan-out/fan-in with a signal → completed; pause_workflow → resume; cancel; typed errors", async () => {
-    const queue = await connect({ memory: true, quiet: true })
+  it("start → fan-out/fan-in with a signal → completed; pause_workflow → resume; cancel; typed errors (embedded store)", async () => {
+    const queue = await connect({ directory: join(tempDir(), ".buquet"), quiet: true })
     try {
       let flaky = 0
       const order = Workflow.define<{ readonly id: string }>("order")
