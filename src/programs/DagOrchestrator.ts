@@ -144,27 +144,27 @@ export const compensationWakeKey = (step: string, outcome: string): string => `c
 export const startWakeKey = "start"
 
 /**
- * The key of the wake-up that should have moved a run which shows nothing in flight: its start
- * when nothing has run yet, else the outcome of the step (or compensation) that settled last.
- * Undefined when the state does not tell (e.g. a resumed run).
+ * The keys of the wake-ups that may still move a run which shows nothing in flight, latest first:
+ * the outcome of every settled step and compensation (by when it settled: two steps settling at
+ * once may wake the run in either order), or its start when nothing has run yet. Empty when the
+ * state does not tell (e.g. a resumed run).
  *
  * @since 0.1.0
  * @category wake-ups
  */
-export const lastWakeKey = (state: WorkflowState): string | undefined => {
-  let last: { readonly key: string; readonly at: number } | undefined
-  const consider = (key: string, at: WorkflowState["updatedAt"] | undefined) => {
-    if (at === undefined) return
-    const ms = DateTime.toEpochMillis(at)
-    if (last === undefined || ms > last.at) last = { key, at: ms }
-  }
+export const wakeKeys = (state: WorkflowState): ReadonlyArray<string> => {
+  const settled: Array<{ readonly key: string; readonly at: number }> = []
   for (const [name, s] of Object.entries(state.steps)) {
-    if (s.status === "completed" || s.status === "failed") consider(stepWakeKey(name, s.attempt, s.resumes, s.status), s.completedAt)
+    if ((s.status === "completed" || s.status === "failed") && s.completedAt !== undefined) {
+      settled.push({ key: stepWakeKey(name, s.attempt, s.resumes, s.status), at: DateTime.toEpochMillis(s.completedAt) })
+    }
     const c = s.compensation
-    if (c !== undefined && (c.status === "completed" || c.status === "failed")) consider(compensationWakeKey(name, c.status), c.completedAt)
+    if (c !== undefined && (c.status === "completed" || c.status === "failed") && c.completedAt !== undefined) {
+      settled.push({ key: compensationWakeKey(name, c.status), at: DateTime.toEpochMillis(c.completedAt) })
+    }
   }
-  if (last !== undefined) return last.key
-  return Object.values(state.steps).every((s) => s.status === "pending" && s.attempt === 0 && s.compensation === undefined) ? startWakeKey : undefined
+  if (settled.length > 0) return settled.sort((a, b) => b.at - a.at).map((x) => x.key)
+  return Object.values(state.steps).every((s) => s.status === "pending" && s.attempt === 0 && s.compensation === undefined) ? [startWakeKey] : []
 }
 
 /** Step tasks get this long on top of the step's own timeout to record the outcome before their lease ends. */
