@@ -1,0 +1,114 @@
+/**
+ * Issue 18 acceptance 4 on RGW: 100 runs of a 5-step DAG (`five`: a -> b, c -> d -> e) with 4
+ * worker processes started as a user would, 3 of them SIGKILLed at random moments while steps
+ * run. All 100 complete; no step's handler starts once its result is recorded (each handler
+ * HEADs its step's result object when it starts and logs what it found); a step whose handler
+ * finished more than once did so only in processes that were killed before the result was
+ * recorded; and the DAG sweeper (run by this process every 2 s, as `buquet workflow sweep` would
+ * be) reports which runs it recovered, each with the task that showed it stuck, which was last
+ * run by a killed process. The workers' embedded monitors recover the killed processes' leases.
+ * Real time; only outcomes are asserted.
+ */
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { expect, it } from "@effect/vitest"
+import { Chunk, Effect, Layer, Option, Random, Ref, Schedule, Stream } from "effect"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as S3Storage from "../../src/layers/S3Storage.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import type { RecoveredRun } from "../../src/programs/DagSweeper.js"
+import * as DagWorkflow from "../../src/programs/DagWorkflow.js"
+import { Storage } from "../../src/services/Storage.js"
+import { logLines, spawnFixture, waitUntil } from "../support/processes.js"
+import type { Spawned } from "../support/processes.js"
+import { describeS3, s3Config } from "../support/s3.js"
+import { Five } from "./fixtures/dag-worker.js"
+
+const fixture = join(import.meta.dirname, "fixtures", "dag-worker.ts")
+
+const layerFor = (config: S3Storage.S3StorageConfig) => {
+  const storage = Layer.scoped(
+    Storage,
+    Effect.gen(function*() {
+      const s = yield* S3Storage.make(config)
+      yield* Effect.addFinalizer(() =>
+        Stream.runCollect(s.listAll("")).pipe(
+          Effect.flatMap((all) => s.deleteMany(Chunk.toReadonlyArray(all).map((o) => o.key))),
+          Effect.ignore
+        ))
+      return s
+    })
+  )
+  return Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, storage))
+}
+
+const RUNS = 100
+const STEPS = ["a", "b", "c", "d", "e"]
+
+describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)", () => {
+  it.live("100 runs × 5 steps, 4 worker processes, 3 SIGKILLed at random: all complete, no step runs after its result is recorded, the sweeper says which runs it recovered", () => {
+    const config = s3Config()
+    const log = join(mkdtempSync(join(tmpdir(), "buquet-dag-")), "effects.log")
+    const lines = () => logLines(log)
+    return Effect.gen(function*() {
+      const workers: Array<Spawned> = [0, 1, 2, 3].map((i) =>
+        spawnFixture(fixture, { DAG_WORKER: "1", BUQUET_TEST_S3: JSON.stringify(config), WORKER_ID: `w${i}`, EFFECT_LOG: log }))
+      const killed = new Set<string>()
+      const recovered = yield* Ref.make<ReadonlyArray<RecoveredRun>>([])
+      try {
+        const ids = Array.from({ length: RUNS }, (_, i) => `five-${i}`)
+        yield* Effect.forEach(ids, (id, i) => DagWorkflow.start(Five, { n: i }, { id }), { concurrency: 16, discard: true })
+        // the sweeper, beside the workers (their monitors leave it to us)
+        yield* DagWorkflow.sweep({ minAge: "8 seconds" }).pipe(
+          Effect.flatMap((r) => Ref.update(recovered, (l) => [...l, ...r.recovered])),
+          Effect.catchAll((e) => Effect.logWarning(`sweep failed: ${e.message}`)),
+          Effect.repeat(Schedule.spaced("2 seconds")),
+          Effect.forkScoped
+        )
+        // three SIGKILLs, each once a random number of step handlers has started, of a random live worker
+        const moments = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(20, 300))).sort((a, b) => a - b)
+        for (const moment of moments) {
+          yield* waitUntil(`${moment} step handlers started`, Effect.sync(() => lines().filter((l) => l[0] === "start").length >= moment), 90_000, 50)
+          const alive = [0, 1, 2, 3].filter((i) => !killed.has(`w${i}`))
+          const victim = alive[yield* Random.nextIntBetween(0, alive.length)]!
+          workers[victim]!.child.kill("SIGKILL")
+          yield* Effect.promise(() => workers[victim]!.exit)
+          killed.add(`w${victim}`)
+        }
+        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 120_000, 2000)
+      } finally {
+        for (const w of workers) w.child.kill("SIGTERM")
+      }
+      const page = yield* DagWorkflow.list({ limit: 1000 })
+      expect(page.runs.filter((r) => r.state.status !== "completed").map((r) => `${r.state.id} ${r.state.status}`)).toEqual([])
+      expect(page.runs.length).toBe(RUNS)
+      const all = lines()
+      // no handler started when its step's result was already recorded
+      expect(all.filter((l) => l[0] === "start" && l[6] === "true").map((l) => l.join(" "))).toEqual([])
+      for (const run of page.runs) {
+        for (const step of STEPS) {
+          const result = Option.getOrThrow(yield* DagWorkflow.stepResult(Five, run.state.id, step as "a"))
+          const dones = all.filter((l) => l[0] === "done" && l[1] === run.state.id && l[2] === step)
+          expect(dones.length, `${run.state.id} ${step}`).toBeGreaterThanOrEqual(1)
+          // more than one finished run of a step: all but the recorded one were in processes killed before recording it
+          const recordedBy = result.split("@")[1]!
+          const others = dones.filter((l) => l[5] !== recordedBy || dones.filter((d) => d[5] === recordedBy).length > 1)
+          expect(others.filter((l) => !killed.has(l[5]!)).map((l) => l.join(" ")), `${run.state.id} ${step}`).toEqual([])
+        }
+      }
+      // the sweeper's report: each recovered run is named with the task that showed it stuck, which a
+      // killed process had claimed (a later line of that task may be its retry, once its lease ended)
+      const report = yield* Ref.get(recovered)
+      const runsRecovered = [...new Set(report.map((r) => r.workflowId))].sort()
+      yield* Effect.log(`killed ${[...killed].join(", ")}; the sweeper recovered ${runsRecovered.length} run(s): ` +
+        [...new Map(report.map((r) => [r.workflowId, r.reason])).entries()].map(([id, reason]) => `${id} (${reason})`).join("; "))
+      for (const r of report) {
+        const touched = all.filter((l) => l[1] === r.workflowId)
+        const evidence = r.taskId === undefined ? touched : touched.filter((l) => (l[0] === "orch" ? l[2] : l[4]) === r.taskId)
+        const by = evidence.map((l) => (l[0] === "orch" ? l[3]! : l[5]!))
+        expect(by.some((w) => killed.has(w)), `${r.workflowId}: ${r.reason}; its task ran in ${by.join(", ") || "no process"}`).toBe(true)
+      }
+    }).pipe(Effect.scoped, Effect.provide(layerFor(config)))
+  }, 300_000)
+})
