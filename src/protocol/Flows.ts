@@ -88,6 +88,18 @@ const createChild = (parent: Task, node: FlowNode, now: DateTime.Utc) =>
     )
   })
 
+/** Cancels a child that is still pending because its flow's parent was cancelled; tells the parent (a no-op, stamped). */
+const cancelPending = (key: string, parentId: string, now: DateTime.Utc) =>
+  Effect.gen(function*() {
+    const { current, result } = yield* updateTask(key, (found) =>
+      Option.isSome(found) && found.value.task.status === "pending"
+        ? write(Tr.cancel(found.value.task, { now, reason: `cancelled: its flow's parent ${parentId} was cancelled` }), true, {
+          after: [readyMarkerKey(found.value.task)]
+        })
+        : keep(false))
+    if (result && Option.isSome(current)) yield* notifyParent(current.value)
+  })
+
 /**
  * Creates the children of a waiting parent (`held`, as read or written, with its ETag) that do
  * not exist yet, drops its outbox (one CAS, which also makes it due if its children have all
@@ -125,6 +137,16 @@ export const createChildren = (held: VersionedTask, onDue: Effect.Effect<void> =
       yield* deleteMarkers(closedMarkers([marker], landedAt)).pipe(
         Effect.catchAll((e) => Effect.logDebug(`could not delete flow marker ${marker} (the monitor will): ${e.message}`))
       )
+    }
+    if (Option.isSome(stored) && stored.value.task.status === "cancelled") {
+      // Cancelled while we created its children: the cancel's cascade missed the ones created after
+      // it. Cancel those still pending (their grandchildren are then never created).
+      const parentId = stored.value.task.id
+      yield* Effect.forEach(outbox, (node) => cancelPending(keyOfTaskId(node.task.id, held.task.shard.length), parentId, now), {
+        concurrency: createConcurrency,
+        discard: true
+      })
+      return stored.value
     }
     // children that are parents: their own children, now (or by recovery through their marker)
     for (const child of created) {

@@ -282,6 +282,26 @@ describe("a process killed between a child's end and its report to the parent", 
     }))
 })
 
+describe("a parent cancelled while its children are being created", () => {
+  it.scoped("the creator cancels the children the cancel's cascade could not reach yet", () =>
+    Effect.gen(function*() {
+      const { injector, queue, task } = yield* setup
+      // one child's create is slow: the cancel lands while it is in flight
+      yield* injector.addRule({ operation: "put", condition: "ifNoneMatch", key: /^tasks\//, fault: Fault.delay("5 seconds"), skip: 2 })
+      const creating = yield* Effect.fork(queue.flow(flowNode("parent", {}, { children: [flowNode("a", {}), flowNode("b", {}), flowNode("c", {})] })))
+      let rootId: string | undefined
+      yield* drive(Effect.map(queue.list(), (page) => {
+        rootId = page.tasks.find((t) => t.taskType === "parent")?.id
+        return rootId !== undefined && page.tasks.length >= 3
+      }), "10 millis")
+      expect((yield* queue.cancel(rootId!)).outcome).toBe("cancelled")
+      yield* TestClock.adjust("6 seconds")
+      const created = yield* Fiber.join(creating)
+      expect(created.task.status).toBe("cancelled")
+      for (const c of created.children) expect((yield* task(c.id)).status).toBe("cancelled")
+    }))
+})
+
 describe("a child that expires", () => {
   it.scoped("the sweeper that expires it tells the parent, which becomes due", () =>
     Effect.gen(function*() {
