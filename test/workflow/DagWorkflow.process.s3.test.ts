@@ -76,7 +76,7 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
           yield* Effect.promise(() => workers[victim]!.exit)
           killed.add(`w${victim}`)
         }
-        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 120_000, 2000)
+        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 240_000, 2000)
       } finally {
         for (const w of workers) w.child.kill("SIGTERM")
       }
@@ -110,5 +110,5 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
         expect(by.some((w) => killed.has(w)), `${r.workflowId}: ${r.reason}; its task ran in ${by.join(", ") || "no process"}`).toBe(true)
       }
     }).pipe(Effect.scoped, Effect.provide(layerFor(config)))
-  }, 300_000)
+  }, 420_000)
 })
