@@ -29,7 +29,7 @@ import { Chunk, DateTime, Duration, Effect, Either, Option, Schema, Stream } fro
 import { decodeObject, encodeObject } from "../domain/Codec.js"
 import { IdempotencyRecord } from "../domain/Idempotency.js"
 import { taskKey } from "../domain/Keys.js"
-import { leaseMarkerKey, readyMarkerKey } from "../domain/ReadyIndex.js"
+import { neededMarker } from "../domain/Markers.js"
 import { shardOf } from "../domain/Shard.js"
 import { decodeTask, Task } from "../domain/Task.js"
 import { healthyWithin } from "../domain/WorkerRecord.js"
@@ -149,8 +149,10 @@ const moveOne = (move: ShardMove, to: number, oldMarkers: ReadonlyArray<string>)
       if (Option.isNone(current)) return Either.right(false)
       const task = yield* decodeTask(move.fromKey, current.value.body)
       const moved = new Task({ ...task, shard: shardOf(task.id, to) })
-      // findable first: the marker the task's status needs at its new shard
-      const marker = moved.status === "pending" ? readyMarkerKey(moved) : moved.status === "running" ? leaseMarkerKey(moved) : undefined
+      // findable first: the one marker the task needs at its new shard (a pending task's ready marker,
+      // a running one's lease marker, and the lease-bucket marker recovery needs for an ended task's
+      // follow-ups or flow report; none for a flow's waiting parent)
+      const marker = neededMarker(moved)
       if (marker !== undefined) yield* storage.put(marker, new Uint8Array(0))
       const body = encodeObject(Task, moved)
       const created = yield* Effect.either(storage.put(move.toKey, body, { ifNoneMatch: "*" }))

@@ -5,7 +5,7 @@
  * one of its writes hangs (FaultyStorage), as in FollowUps.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import { Chunk, DateTime, Effect, Fiber, Option, Ref, Schema, Stream, TestClock } from "effect"
 import { flowNode } from "../../src/domain/FlowRequest.js"
 import { creationWindowMillis, maxFlowChildren, waitingAvailableAt } from "../../src/domain/Flows.js"
 import { followUpId } from "../../src/domain/FollowUps.js"
@@ -21,6 +21,7 @@ import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import * as Migrate from "../../src/programs/MigrateShards.js"
 import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { settle } from "../../src/programs/worker/Settle.js"
@@ -340,6 +341,33 @@ describe("retention", () => {
       yield* on(sweeper.fullSweep)
       expect(Option.isNone(yield* queue.get(a!.id))).toBe(true)
       expect(Option.isNone(yield* queue.get(b!.id))).toBe(true)
+    }))
+})
+
+describe("a flow in flight across migrate-shards (the fleet stopped, as the README says)", () => {
+  it.scoped("the moved tasks keep exactly the markers they need: none for the waiting parent, the lease-bucket one for a child whose report was cut off, which recovery then delivers at the new layout", () =>
+    Effect.gen(function*() {
+      const { claim, completeAndDie, lm, mem, on, queue } = yield* setup
+      const created = yield* queue.flow(flowNode("parent", {}, {
+        children: [flowNode("done", {}, { options: { timeoutSeconds: 30 } }), flowNode("waiting", {})]
+      }))
+      const [done, waiting] = created.children
+      // the fleet was killed between a child's end and its report to the parent
+      yield* completeAndDie(yield* claim(done!.id), created.id)
+      const result = yield* on(Migrate.execute(yield* on(Migrate.plan(1, 2))))
+      expect(result.moved).toBe(3)
+      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(mem.listAll(""))).map((m) => m.key)
+      const markers = keys.filter((k) => k.startsWith("ready/") || k.startsWith("leases/"))
+      const moved = yield* Effect.forEach([created.id, done!.id, waiting!.id], (id) =>
+        on(Effect.map(readTask(keyOfTaskId(id, 2)), (t) => Option.getOrThrow(t).task)))
+      // each marker is one some moved task needs, and each needed one is there
+      expect(markers.sort()).toEqual(moved.flatMap((t) => neededMarker(t) ?? []).sort())
+      expect(neededMarker(moved[0]!)).toBeUndefined()
+      // recovery, at the new layout, tells the parent, which becomes due
+      yield* TestClock.adjust("31 seconds")
+      expect((yield* on(lm.recoverExpired())).flowsRecovered).toBe(1)
+      const parent = Option.getOrThrow(yield* on(readTask(keyOfTaskId(created.id, 2)))).task
+      expect(parent.flow?.children.find((c) => c.id === done!.id)?.outcome).toBe("completed")
     }))
 })
 
