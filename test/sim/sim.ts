@@ -275,14 +275,21 @@ const makeObserver = (mem: StorageService, truth: Clock.Clock, violation: (messa
         )
       ),
     delete: (key) => Effect.zipRight(Effect.zipRight(Effect.zipRight(log("delete", key), count(key)), onDelete(key)), mem.delete(key)),
+    // judged by what the bucket did, not by the ETag: a bucket that ignores If-Match (the
+    // unconditionalDelete seam) deletes whatever is there
     deleteIfMatch: (key, etag) =>
       Effect.zipRight(
         count(key),
-        mem.head(key).pipe(
-          Effect.orDie,
-          Effect.flatMap((h) => (Option.isSome(h) && h.value.etag === etag ? onDelete(key) : Effect.void)),
-          Effect.zipRight(mem.deleteIfMatch(key, etag))
-        )
+        Effect.gen(function*() {
+          const before = yield* Effect.orDie(mem.get(key))
+          const result = yield* mem.deleteIfMatch(key, etag)
+          touch(key)
+          if (Option.isSome(before) && idOf(key) !== undefined && Option.isNone(yield* Effect.orDie(mem.head(key)))) {
+            const parsed = statusOf(before.value.body)
+            if (parsed !== undefined && !isTerminal(parsed.status)) violation(`lost task: ${key} was deleted while ${parsed.status}`)
+          }
+          return result
+        })
       ),
     deleteMany: (keys) =>
       Effect.zipRight(Effect.forEach(keys, (key) => Effect.zipRight(log("deleteMany", key), onDelete(key)), { discard: true }), mem.deleteMany(keys))
@@ -433,6 +440,40 @@ const simulate = (seed: number, options: SimOptions) =>
       },
       maxLatency: Duration.seconds(pick([0.2, 2, 8]))
     })
+    // Retention meets replays (issue 15 fix 1): in some seeds retention's conditional DELETE of a
+    // task is slow (S3 retrying it, a congested bucket), and an operator replays the task while it
+    // is on its way (it has just seen it failed in the dashboard). Drawn from a second stream, so the
+    // rest of a seed's mix stays what it was.
+    const rnd2 = prng(seed ^ 0x7e7e)
+    const slowRetentionMillis = [0, 5_000, 15_000][Math.floor(rnd2() * 3)]!
+    const replayWhileDeleting = slowRetentionMillis > 0 ? [0.3, 0.8][Math.floor(rnd2() * 2)]! : 0
+    const doomedRate = replayWhileDeleting > 0 ? [0.2, 0.5][Math.floor(rnd2() * 2)]! : 0
+    // the operator's replay (set once the client's queue exists) and operations still under way
+    // (submits, operator commands): the drain waits for them
+    const operator: { replay?: (id: string) => Effect.Effect<unknown, unknown> } = {}
+    let inflight = 0
+    const background = <A, E>(self: Effect.Effect<A, E>) => {
+      inflight++
+      return Effect.fork(Effect.ensuring(self, Effect.sync(() => inflight--)))
+    }
+    const replayDuring = (key: string) =>
+      Effect.gen(function*() {
+        const id = taskKeyPattern.exec(key)?.[1]
+        if (id === undefined || operator.replay === undefined || !(rnd2() < replayWhileDeleting)) return
+        const replay = operator.replay
+        const after = Duration.millis(Math.floor(rnd2() * slowRetentionMillis))
+        // not a child of the retention fiber that called: it lives on if that process dies
+        inflight++
+        yield* Effect.forkDaemon(Effect.zipRight(Effect.sleep(after), Effect.ignore(replay(id))).pipe(Effect.ensuring(Effect.sync(() => inflight--))))
+      })
+    if (slowRetentionMillis > 0) {
+      yield* faulty.injector.addRule({
+        operation: "deleteIfMatch",
+        key: taskKeyPattern,
+        fault: FaultyStorage.Fault.delay(Duration.millis(slowRetentionMillis)),
+        times: Number.POSITIVE_INFINITY
+      })
+    }
     let requests = 0
     const count = Effect.sync(() => {
       requests++
@@ -457,6 +498,7 @@ const simulate = (seed: number, options: SimOptions) =>
       ...faulty.storage,
       get: (k) => Effect.zipRight(count, faulty.storage.get(k)),
       put: (k, b, c) => Effect.zipRight(count, Effect.tap(faulty.storage.put(k, b, c), () => oldSettle(k, b))),
+      deleteIfMatch: (k, e) => Effect.zipRight(replayDuring(k), faulty.storage.deleteIfMatch(k, e)),
       list: (p, o) => Effect.zipRight(count, faulty.storage.list(p, o))
     }
     // the true time is also the one the invariants are judged by
@@ -566,6 +608,12 @@ const simulate = (seed: number, options: SimOptions) =>
       return { q, sch }
     })
     let { q: queue, sch: schedules } = yield* clientServices
+    operator.replay = (id) =>
+      Effect.suspend(() => {
+        const s = observer.tasks.get(id)
+        if (s !== undefined) s.replayRequested = true
+        return queue.replay(id)
+      })
     // cron schedules, created before the workers' loops first look: an interval (every 20 s, with
     // seconds), every minute with a catch-up policy, and one read in a zone 5 h 45 min off UTC
     const cronInput = { ms: 1000, fail: 0 }
@@ -595,13 +643,17 @@ const simulate = (seed: number, options: SimOptions) =>
     let maintenance = false
     const submitOne = Effect.gen(function*() {
       if (maintenance) return
-      const input = { ms: Math.floor(rnd() * 20_000), fail: chance(0.2) ? 1 + Math.floor(rnd() * 3) : 0 }
-      const opts = {
+      const drawn = { ms: Math.floor(rnd() * 20_000), fail: chance(0.2) ? 1 + Math.floor(rnd() * 3) : 0 }
+      const drawnOpts = {
         timeoutSeconds: pick([5, 30, 60]),
         maxRetries: pick([0, 1, 3]),
         ...(chance(0.2) ? { delay: Duration.seconds(Math.floor(rnd() * 120)) } : {}),
         ...(chance(0.1) ? { priority: 1 + Math.floor(rnd() * 5) } : {})
       }
+      // a task doomed to fail: something for the operator to replay
+      const doomed = rnd2() < doomedRate
+      const input = doomed ? { ...drawn, fail: 9 } : drawn
+      const opts = doomed ? { ...drawnOpts, maxRetries: 0 } : drawnOpts
       if (chance(0.3)) {
         const key = `k${Math.floor(rnd() * 8)}`
         const keyed = { ...opts, idempotencyKey: key, idempotencyTtlSeconds: 3600 }
@@ -756,11 +808,6 @@ const simulate = (seed: number, options: SimOptions) =>
     // some seeds have the operator migrate the shards (1 → 2 hex characters) in the busy phase
     const migrateAt = chance(0.3) ? Math.floor(steps * (0.2 + rnd() * 0.5)) : -1
     // operations still under way (submits, operator commands): the drain waits for them
-    let inflight = 0
-    const background = <A, E>(self: Effect.Effect<A, E>) => {
-      inflight++
-      return Effect.fork(Effect.ensuring(self, Effect.sync(() => inflight--)))
-    }
     for (; step < steps && violations.length === 0; step++) {
       if (chance(mix.submit)) yield* background(submitOne)
       if (chance(mix.operate)) yield* background(operate)
