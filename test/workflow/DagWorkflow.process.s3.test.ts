@@ -4,7 +4,7 @@
  * run. All 100 complete; no step's handler starts once its result is recorded (each handler
  * HEADs its step's result object when it starts and logs what it found); a step whose handler
  * finished more than once did so only in processes that were killed before the result was
- * recorded; and the DAG sweeper (run by this process every 2 s, as `buquet workflow sweep` would
+ * recorded; and the DAG sweeper (run by this process every 5 s, as `buquet workflow sweep` would
  * be) reports which runs it recovered, each with the task that showed it stuck, which was last
  * run by a killed process. The workers' embedded monitors recover the killed processes' leases.
  * Real time; only outcomes are asserted.
@@ -63,7 +63,8 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
         yield* DagWorkflow.sweep({ minAge: "8 seconds" }).pipe(
           Effect.flatMap((r) => Ref.update(recovered, (l) => [...l, ...r.recovered])),
           Effect.catchAll((e) => Effect.logWarning(`sweep failed: ${e.message}`)),
-          Effect.repeat(Schedule.spaced("2 seconds")),
+          // every 5 s: each pass reads every run (1 LIST + 100 GET), load the workers compete with
+          Effect.repeat(Schedule.spaced("5 seconds")),
           Effect.forkScoped
         )
         // three SIGKILLs, each once a random number of step handlers has started, of a random live worker
@@ -76,7 +77,7 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
           yield* Effect.promise(() => workers[victim]!.exit)
           killed.add(`w${victim}`)
         }
-        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 240_000, 2000)
+        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 240_000, 5000)
       } finally {
         for (const w of workers) w.child.kill("SIGTERM")
       }
