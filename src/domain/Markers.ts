@@ -8,7 +8,9 @@
  * reschedule: `now + delay`; replay, release: `now`). So a marker whose bucket ended (plus a
  * clock margin) before we read its task can never be written again by anyone; if the task as
  * read does not need it, it is stale for good and deleting it is safe, whatever the task does
- * next. A marker in the current (or a future) bucket is only deleted when its task does not exist
+ * next — provided that no transition written before the read still lands after it. One that does
+ * (a writer stalled between its marker and its CAS past the bucket's end) moves its task to a
+ * fresh marker once the CAS landed (protocol/NewTask.ts: a late submit, a worker's late settle). A marker in the current (or a future) bucket is only deleted when its task does not exist
  * (and only once it is older than a grace period: a submit writes the ready marker before the
  * task, and a task submitted after the sweeper's LIST may already be claimed). Anything else waits for its bucket to pass.
  *

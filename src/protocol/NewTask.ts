@@ -6,18 +6,35 @@
  * After a create that landed late (the writer stalled between building the task and its create:
  * GC, a VM pause, a slow request), a worker or the sweeper may have deleted the ready marker as an
  * orphan once its bucket was over. Then the pending task moves to a fresh marker in the current
- * bucket (written before the CAS), so a delayed DELETE of the old key cannot touch it.
+ * bucket (written before the CAS), so a delayed DELETE of the old key cannot touch it. A worker's
+ * settle back to pending whose CAS landed after its marker's bucket closed moves the same way
+ * ({@link refreshClosedMarker}).
  *
  * @module
  */
 import { DateTime, Effect, Option } from "effect"
-import { isBucketClosed, submitWindowMillis } from "../domain/Markers.js"
+import { bucketEndMillis, isBucketClosed, submitWindowMillis } from "../domain/Markers.js"
 import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { bucketOf } from "../domain/Shard.js"
 import type { Task } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
 import { ServerClock } from "../services/ServerClock.js"
+import type { VersionedTask } from "./TaskObjects.js"
 import { createTask, keep, keyOfTask, updateTask, write, writeMarker } from "./TaskObjects.js"
+
+/**
+ * Moves a pending task still on `marker` to a fresh ready marker in the current bucket (written
+ * before the CAS); returns whether it moved and the task as stored afterwards.
+ */
+const moveToFreshMarker = (key: string, marker: string, landedAt: DateTime.Utc) =>
+  updateTask<boolean>(key, (found) => {
+    // Only a task still pending on that marker (a worker may have found it through it meanwhile).
+    if (Option.isNone(found) || found.value.task.status !== "pending" || readyMarkerKey(found.value.task) !== marker) {
+      return keep(false)
+    }
+    const next = Tr.dueNow(found.value.task, { now: landedAt })
+    return write(next, true, { before: [readyMarkerKey(next)], after: [marker] })
+  })
 
 /**
  * Moves a task whose create landed late (and whose marker's bucket is over) to a fresh ready
@@ -30,19 +47,34 @@ export const refreshLateMarker = Effect.fn("NewTask.refreshLateMarker")(function
   const landed = DateTime.toEpochMillis(landedAt)
   const late = landed - DateTime.toEpochMillis(stored.createdAt) >= submitWindowMillis
   if (!late || !isBucketClosed(bucketOf(DateTime.toEpochMillis(stored.availableAt)), landed)) return stored
-  // Only a task still pending on that marker (a worker may have found it through it meanwhile).
-  const { current, result: moved } = yield* updateTask<boolean>(keyOfTask(stored), (found) => {
-    if (Option.isNone(found) || found.value.task.status !== "pending" || readyMarkerKey(found.value.task) !== marker) {
-      return keep(false)
-    }
-    const next = Tr.dueNow(found.value.task, { now: landedAt })
-    return write(next, true, { before: [readyMarkerKey(next)], after: [marker] })
-  })
+  const { current, result: moved } = yield* moveToFreshMarker(keyOfTask(stored), marker, landedAt)
   if (moved) {
     const lateBy = landed - DateTime.toEpochMillis(stored.createdAt)
     yield* Effect.logWarning(`submit: task ${stored.id} was created ${lateBy} ms after it was built; moved it to a fresh ready marker`)
   }
   return Option.match(current, { onNone: () => stored, onSome: (v) => v.task })
+})
+
+/**
+ * After a CAS that made a task pending on a ready marker written before it (a worker's retry,
+ * reschedule or release): if the CAS may have landed after that marker's bucket closed, a sweeper
+ * that read the task before the CAS (still running, so not needing the marker) may judge the
+ * marker stale for good and delete it (Markers.isDeletable). Then the task moves to a fresh marker
+ * in the current bucket, which no such sweeper deletes. "May have landed after": the bucket is over
+ * by our clock when the CAS was answered (writers' clocks differ by at most the bucket margin the
+ * sweeper waits). Returns the task as stored, when it moved.
+ */
+export const refreshClosedMarker = Effect.fn("NewTask.refreshClosedMarker")(function*(stored: Task) {
+  const clock = yield* ServerClock
+  const landedAt = yield* clock.now
+  const marker = readyMarkerKey(stored)
+  if (bucketEndMillis(bucketOf(DateTime.toEpochMillis(stored.availableAt))) > DateTime.toEpochMillis(landedAt)) {
+    return Option.none<VersionedTask>()
+  }
+  const { current, result: moved } = yield* moveToFreshMarker(keyOfTask(stored), marker, landedAt)
+  if (!moved) return Option.none<VersionedTask>()
+  yield* Effect.logWarning(`task ${stored.id} became pending after its ready marker's minute was over; moved it to a fresh ready marker`)
+  return current
 })
 
 /**

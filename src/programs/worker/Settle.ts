@@ -34,6 +34,7 @@ import { ServerClock } from "../../services/ServerClock.js"
 import { closedMarkers, leaseMarkerOf, neededMarker } from "../../domain/Markers.js"
 import { type FollowUp, unmaterialized } from "../../domain/FollowUps.js"
 import { materialize } from "../../protocol/FollowUps.js"
+import { refreshClosedMarker } from "../../protocol/NewTask.js"
 import { owedNotice } from "../../domain/Flows.js"
 import { notifyParent } from "../../protocol/Flows.js"
 
@@ -174,8 +175,18 @@ export const settle = Effect.fn("Worker.settle")(function*(
         yield* deleteMarkers(closedMarkers(lease === undefined ? [] : [lease], landedAt)).pipe(
           Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
         )
-        if (next.status === "pending") yield* onPending(next)
-        return { _tag: "Settled", kind, task: next, etag: written.value, error, reason } satisfies SettleResult
+        // A CAS that landed after its ready marker's minute was over: a sweeper may be deleting that marker.
+        const moved = next.status === "pending"
+          ? yield* refreshClosedMarker(next).pipe(
+            Effect.catchAll((e) =>
+              Effect.as(Effect.logWarning(`task ${next.id}: could not move it to a fresh ready marker (the sweeper will write one): ${e.message}`), Option.none<VersionedTask>())
+            )
+          )
+          : Option.none<VersionedTask>()
+        const settled = Option.getOrElse(moved, () => ({ task: next, etag: written.value }))
+        if (Option.isSome(moved)) yield* Ref.set(held, settled)
+        if (next.status === "pending") yield* onPending(settled.task)
+        return { _tag: "Settled", kind, task: settled.task, etag: settled.etag, error, reason } satisfies SettleResult
       }
       // Lost the CAS: fence by lease_id on a fresh read.
       const fresh = yield* readTask(keyOfTask(current.task))
