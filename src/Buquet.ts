@@ -105,20 +105,17 @@ const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; re
 })
 
 /**
- * What a worker needs besides `Storage` and `ServerClock` — the `LeaseManager`, the `Scheduler` and
- * the `Queue` it submits cron firings with, whose settings (the shard prefix length) the worker
- * follows — on the Storage and ServerClock in context: for stacks built by hand (tests, embedding)
- * rather than with {@link layer}.
+ * What a worker needs besides `Storage` and `ServerClock` — the `LeaseManager` and the `Scheduler`
+ * (with a Queue of its own to submit cron firings) — on the Storage and ServerClock in context: for
+ * stacks built by hand (tests, embedding) rather than with {@link layer}.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerWorkerServices = (
   config: QueueConfigInput = {}
-): Layer.Layer<LeaseManager | Scheduler | Queue, InvalidArgument, Storage | ServerClock> =>
-  // the Queue is given out too: a worker reads its shard prefix length from it, so it polls the
-  // shards this config's scheduler and producers write to
-  Layer.merge(SchedulerLayer.layer(), LeaseManagerLayer.layer).pipe(Layer.provideMerge(QueueLayer.layer(config)))
+): Layer.Layer<LeaseManager | Scheduler, InvalidArgument, Storage | ServerClock> =>
+  Layer.merge(SchedulerLayer.layer().pipe(Layer.provide(QueueLayer.layer(config))), LeaseManagerLayer.layer)
 
 /**
  * The stack on an S3 bucket.

@@ -581,7 +581,7 @@ const simulate = (seed: number, options: SimOptions) =>
         host.clock,
         Worker.make({
           id,
-          // the same as layerWorkerServices' Queue gives it; said here too so the restarted fleet's is explicit
+          // layerWorkerServices gives the worker no Queue to read the setting from: say it here too
           shardPrefixLen: prefixLen,
           concurrency: pick([1, 2, 4]),
           wakeUp: false,
