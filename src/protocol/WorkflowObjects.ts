@@ -10,6 +10,7 @@ import { Effect, Option, Schema } from "effect"
 import type { Exit } from "effect"
 import { decodeObject, encodeObject } from "../domain/Codec.js"
 import { MalformedObject } from "../domain/QueueError.js"
+import { StorageUnavailable } from "../domain/StorageError.js"
 import { Storage } from "../services/Storage.js"
 import { putConditional } from "./TaskObjects.js"
 
@@ -88,11 +89,20 @@ export const readOutcome = <A>(
 
 /**
  * Writes a record once. True if this call wrote it, false if one was there already (the first
- * writer won; the caller reads that one).
+ * writer won; the caller reads that one). A write whose answer was lost and which did not land
+ * (re-read, nothing there) is `StorageUnavailable`, not a lost race: no one recorded anything,
+ * and a caller that went on to read "the winner's" record would find none.
  */
 export const writeOnce = <A, I>(key: string, schema: Schema.Schema<A, I>, value: A) =>
   putConditional(key, encodeObject(schema, value), { ifNoneMatch: "*" }).pipe(
     Effect.as(true),
-    Effect.catchTag("PreconditionFailed", () => Effect.succeed(false)),
+    Effect.catchTag("PreconditionFailed", () =>
+      Effect.flatMap(Storage, (storage) => storage.head(key)).pipe(
+        Effect.flatMap(Option.match({
+          onSome: () => Effect.succeed(false),
+          onNone: () =>
+            Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: `${key}: a write whose answer was lost did not land; try again` }))
+        }))
+      )),
     Effect.withSpan("WorkflowObjects.writeOnce")
   )
