@@ -1,5 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Exit, Option, TestClock } from "effect"
+import { DateTime, Effect, Exit, Option, Schema, TestClock } from "effect"
+import { flowNode } from "../../src/domain/FlowRequest.js"
+import { followUpId } from "../../src/domain/FollowUps.js"
+import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import * as SchedulerLayer from "../../src/layers/Scheduler.js"
 import * as Dashboard from "../../src/programs/Dashboard.js"
 import { Queue } from "../../src/services/Queue.js"
@@ -80,6 +83,43 @@ describe("Dashboard pages", () => {
       expect(detail.status).toBe(200)
       expect(detail.text).toContain("<summary>stack trace</summary><pre>Error: boom &lt;img src=x&gt;\n    at boom (file:///srv/handlers.mjs:4:11)</pre>")
       expect(detail.text).not.toContain("<img src=x")
+    }))
+
+  it.scoped("the task page links a flow's parent and children with their states, and a task's follow-ups", () =>
+    Effect.gen(function*() {
+      const stack = yield* makeStack()
+      const created = yield* Effect.orDie(stack.producer.flow(flowNode("report", { month: 5 }, {
+        children: [flowNode("fetch", { part: 1 }), flowNode("fetch", { part: 2 })]
+      })))
+      const [first, second] = created.children
+      yield* workOnce(stack, first!.id, { output: { rows: 3 } })
+      const dash = yield* startDashboard(stack)
+      // the waiting parent: why it is not claimable, and each child with its live state and a link
+      const parent = yield* request(`${dash.url}/tasks/${created.id}`)
+      expect(parent.status).toBe(200)
+      expect(parent.text).toContain("waiting for its children: 0 of 2 ended")
+      expect(parent.text).toContain("when its children have ended")
+      const children = parent.text.slice(parent.text.indexOf(`id="task-children"`))
+      expect(children).toMatch(new RegExp(`href="/tasks/${first!.id}"[^]*?completed`))
+      expect(children).toMatch(new RegExp(`href="/tasks/${second!.id}"[^]*?pending`))
+      // a child links back to the parent that waits for it
+      const child = yield* request(`${dash.url}/tasks/${second!.id}`)
+      expect(child.text).toMatch(new RegExp(`id="task-parent"[^]*?href="/tasks/${created.id}"`))
+      // follow-ups: listed with their ids and types, and whether they exist yet
+      const done = yield* Effect.orDie(stack.producer.submit("email", {}))
+      const finished = yield* workOnce(stack, done.id, { output: null })
+      const followUp = followUpId(done.id, 0)
+      yield* rewriteTask(stack, done.id, {
+        follow_ups: {
+          tasks: [{ id: followUp, task_type: "audit<b>", input: {}, timeout_seconds: 30, max_retries: 0, retry_policy: Schema.encodeSync(RetryPolicy)(finished.retryPolicy) }],
+          recover_at: DateTime.formatIso(yield* stack.clock.now)
+        }
+      })
+      const withFollowUps = yield* request(`${dash.url}/tasks/${done.id}`)
+      const section = withFollowUps.text.slice(withFollowUps.text.indexOf(`id="task-follow-ups"`))
+      expect(section).toContain("not created yet")
+      expect(section).toContain(`href="/tasks/${followUp}"`)
+      expect(section).toContain("audit&lt;b&gt;")
     }))
 
   it.scoped("task filters: status, type, shard, and paging", () =>

@@ -7,6 +7,7 @@
  * @module
  */
 import { DateTime, Option } from "effect"
+import { isWaitingParent } from "../../domain/Flows.js"
 import { allShards } from "../../domain/Shard.js"
 import type { Task } from "../../domain/Task.js"
 import { allStatuses, isTerminal } from "../../domain/TaskStatus.js"
@@ -310,6 +311,48 @@ export interface TaskDetailExtras {
   readonly shortId?: string | undefined
   /** Whether a live worker handles the task's type (pending tasks; from the snapshot). */
   readonly handling?: Handling | undefined
+  /** A flow parent's children as they are now (`missing` once deleted, `unknown` if unread). */
+  readonly children?: ReadonlyArray<ChildState> | undefined
+}
+
+/**
+ * A flow's child as its parent's page shows it: its current status (`missing` once deleted, or the
+ * outcome it reported when the page did not read it).
+ */
+export interface ChildState {
+  readonly id: string
+  readonly taskType: string
+  readonly status: string
+}
+
+const link = (id: string): Html => html`<a class="mono" href="${href`/tasks/${id}`}" title="${id}">${id}</a>`
+
+/** A flow parent's children, with what each reported to the parent and its state now. */
+const flowChildren = (t: Task, x: TaskDetailExtras): Html => {
+  if (t.flow === undefined) return html``
+  const live = new Map((x.children ?? []).map((c) => [c.id, c.status]))
+  const rows = t.flow.children.map((c) =>
+    html`<tr><td>${link(c.id)}</td><td>${c.taskType}</td><td>${badge(live.get(c.id) ?? "unknown")}</td><td>${
+      c.outcome === undefined ? html`<span class="muted">not yet</span>` : badge(c.outcome)
+    }</td><td>${c.failParent === true ? "fails the parent" : ""}</td></tr>`
+  )
+  const ended = t.flow.children.filter((c) => c.outcome !== undefined).length
+  return html`<section id="task-children"><h3>Children <span class="muted">${ended} of ${t.flow.children.length} reported their end${
+    t.flow.outbox === undefined ? "" : " — not all created yet (lease recovery creates them)"
+  }</span></h3>
+<table><thead><tr><th>Child</th><th>Type</th><th>Status now</th><th>Reported</th><th></th></tr></thead><tbody>${rows}</tbody></table></section>`
+}
+
+/** The tasks a completion enqueues, and whether they exist yet. */
+const followUps = (t: Task): Html => {
+  if (t.followUps === undefined) return html``
+  const rows = t.followUps.tasks.map((f) => html`<tr><td>${link(f.id)}</td><td>${f.taskType}</td></tr>`)
+  return html`<section id="task-follow-ups"><h3>Follow-ups <span class="muted">${
+    t.followUps.materializedAt === undefined
+      ? "not created yet (lease recovery creates them)"
+      : html`created ${fmtTime(t.followUps.materializedAt)}`
+  }</span></h3>
+<table><thead><tr><th>Task</th><th>Type</th></tr></thead><tbody>${rows}</tbody></table></section>`
 }
 
 const handlingText: Record<Handling, string> = {
@@ -331,6 +374,7 @@ export const taskDetail = (t: Task, x: TaskDetailExtras): Html => {
   ]
   const field = (label: string, value: Html | string | number | null | undefined) => html`<dt>${label}</dt><dd>${value ?? "—"}</dd>`
   const events = t.events ?? []
+  const waiting = isWaitingParent(t)
   const timeline = events.map((e) =>
     html`<tr><td title="${fmtTime(e.at)}">${fmtTime(e.at)}</td><td>${e.from === null ? "∅" : badge(e.from)} → ${badge(e.to)}</td><td>${e.attempt}</td><td class="mono">${
       e.workerId ?? ""
@@ -349,17 +393,21 @@ ${
   }
 <p id="actions">${actions}</p>
 <div class="grid2"><dl class="fields">
-${field("type", t.taskType)}${field("status", html`<span id="task-status">${t.status}</span>`)}${field("shard", t.shard)}
+${field("type", t.taskType)}${field("status", html`<span id="task-status">${t.status}</span>${
+    waiting ? ` (waiting for its children: ${t.flow!.children.filter((c) => c.outcome !== undefined).length} of ${t.flow!.children.length} ended)` : ""
+  }`)}${field("shard", t.shard)}
+${t.parentId === undefined ? "" : field("parent", html`<span id="task-parent">${link(t.parentId)}</span>`)}
 ${t.status === "pending" && x.handling !== undefined ? field("live worker", html`<span id="task-handling">${handlingText[x.handling]}</span>`) : ""}
 ${field("attempt", t.attempt)}${field("retries", `${t.retryCount} of ${t.maxRetries}`)}${field("reschedules", t.rescheduleCount)}
 ${field("worker", t.workerId)}${field("lease expires", fmtTime(t.leaseExpiresAt))}${field("created", fmtTime(t.createdAt))}
-${field("updated", `${fmtTime(t.updatedAt)} (${ago(t.updatedAt, x.now)})`)}${field("available", fmtTime(t.availableAt))}
+${field("updated", `${fmtTime(t.updatedAt)} (${ago(t.updatedAt, x.now)})`)}${field("available", waiting ? "when its children have ended" : fmtTime(t.availableAt))}
 ${field("completed", fmtTime(t.completedAt))}${field("timeout", `${t.timeoutSeconds} s`)}${field("priority", t.priority ?? 0)}
 ${field("tags", (t.tags ?? []).join(", "))}${field("expires", fmtTime(t.expiresAt))}${field("cancel requested", t.cancelRequested ? "yes" : "no")}
 ${field("trace", t.traceparent)}${field("last error", t.lastError)}
 </dl><div><h3>Input${t.inputRef === undefined ? "" : html` <span class="muted">(${t.inputRef})</span>`}</h3><pre id="task-input">${prettyJson(x.input)}</pre>
 <h3>Output${t.outputRef === undefined ? "" : html` <span class="muted">(${t.outputRef})</span>`}</h3><pre id="task-output">${prettyJson(x.output)}</pre>
 ${t.progress === undefined ? "" : html`<h3>Progress</h3><pre>${prettyJson(t.progress)}</pre>`}</div></div>
+${flowChildren(t, x)}${followUps(t)}
 <h3>Transitions</h3>
 <table id="timeline"><thead><tr><th>At</th><th>Change</th><th>Attempt</th><th>Worker</th><th>Error</th></tr></thead><tbody>${
     timeline.length === 0 ? html`<tr><td colspan="5" class="muted">No transition log (written by an older producer).</td></tr>` : timeline

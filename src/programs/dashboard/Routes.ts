@@ -220,6 +220,16 @@ export const makeApp = (deps: AppDeps) => {
     if (Option.isNone(found)) return yield* errorPage("Not found", `No task ${taskId}.`, 404)
     const task = found.value
     const { input, output } = yield* payloads(task)
+    // a flow parent's children as they are now: from the snapshot on a live refresh (no request),
+    // one GET each on the full page, as `buquet get` does
+    const children = task.flow === undefined ? undefined : yield* Effect.forEach(task.flow.children, (c) =>
+      Effect.map(
+        fragment ? Effect.succeed(Option.fromNullable(s.byId.get(c.id))) : queue.get(c.id),
+        Option.match({
+          onNone: () => ({ id: c.id, taskType: c.taskType, status: fragment ? (c.outcome ?? "unknown") : "missing" }),
+          onSome: (found) => ({ id: c.id, taskType: c.taskType, status: found.status })
+        })
+      ), { concurrency: 8 })
     const done = q("done")
     const body = Pages.taskDetail(task, {
       input,
@@ -229,7 +239,8 @@ export const makeApp = (deps: AppDeps) => {
       csrf: secrets.csrf,
       now: s.refreshedAt,
       shortId: s.shortIds.get(taskId),
-      handling: handlingOf(s.coverage, task.taskType)
+      handling: handlingOf(s.coverage, task.taskType),
+      children
     })
     if (fragment) return page(body)
     const history = yield* versionsOf(taskId)
