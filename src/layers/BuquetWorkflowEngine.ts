@@ -49,6 +49,12 @@ const encodedOf = (schema: Schema.Schema.All): Schema.Schema.All => Schema.encod
 // Kept between the execution lease's end and the moment its body is cut off, on top of the clock's uncertainty.
 const leaseSafetyMarginMillis = 500
 
+// A run task's failure is never the workflow's (a body's failure is recorded as its result; a run
+// that cannot work is a PermanentError, failed at once): it is the bucket failing, or a lease lost.
+// So it is retried as long as that lasts — the most retries a task may have, the backoff capped at
+// a minute (about a week) — not the queue's default 3, after which the execution was stranded.
+const runMaxRetries = 10_000
+
 // A Void exit, encoded: what a DurableClock's deferred is completed with.
 const voidExit = Schema.encodeSync(storedExit(Schema.Unknown, Schema.Unknown))(Exit.void)
 
@@ -76,6 +82,7 @@ const make = Effect.gen(function*() {
   const submitRun = (workflow: string, input: typeof RunInput.Type, idempotencyKey: string | undefined, delay?: Duration.Duration) =>
     Effect.flatMap(Queue, (queue) =>
       queue.submit(workflowTaskType(workflow), Schema.encodeSync(RunInput)(input), {
+        maxRetries: runMaxRetries,
         ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
         ...(delay === undefined ? {} : { delay })
       }))

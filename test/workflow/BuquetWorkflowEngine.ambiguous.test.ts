@@ -5,12 +5,17 @@
  * first". Finding no such record, the run suspended with nothing left to wake it: its task
  * completed and the execution was stranded for good. Such a write must count as a failed request
  * (the run is retried and replays), on MemoryStorage + FaultyStorage + TestClock.
+ *
+ * And a run task is retried for as long as the bucket keeps failing (found by the simulation,
+ * seed 28): its failure is never the workflow's own (a body's failure is recorded as its result), so
+ * a run task that used up the queue's default 3 retries on 5xx answers failed for good, leaving the
+ * execution with no result and nothing to run it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Activity, DurableDeferred, Workflow } from "@effect/workflow"
 import { Effect, Exit, Fiber, Layer, Option, Ref, Schema } from "effect"
 import { layerWorkerServices } from "../../src/Buquet.js"
-import { activityKey, deferredKey, resultKey } from "../../src/domain/WorkflowKeys.js"
+import { activityKey, deferredKey, executionKey, resultKey } from "../../src/domain/WorkflowKeys.js"
 import * as BuquetWorkflowEngine from "../../src/layers/BuquetWorkflowEngine.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
@@ -103,5 +108,20 @@ describe("BuquetWorkflowEngine: a write-once record whose lost write did not lan
       yield* DurableDeferred.succeed(Approval, { token, value: "bob" })
       yield* completes(execution)
       expect(yield* Fiber.join(execution)).toBe("x3|a|bob")
+    }).pipe(Effect.provide(layer)))
+})
+
+describe("BuquetWorkflowEngine: a run task on a failing bucket", () => {
+  it.scoped("is retried until the bucket answers (here 6 runs in a row fail), and the execution completes", () =>
+    Effect.gen(function*() {
+      const executionId = yield* Flow.executionId({ id: "x4", approval: false })
+      const injector = yield* FaultyStorage.FaultInjector
+      // every run reads the execution record first: the first 6 reads get a 5xx
+      yield* injector.addRule({ operation: "get", key: executionKey("lostanswer", executionId), fault: FaultyStorage.Fault.unavailable, times: 6 })
+      yield* startWorker
+      const execution = yield* Effect.fork(Flow.execute({ id: "x4", approval: false }))
+      yield* completes(execution)
+      expect(yield* Fiber.join(execution)).toBe("x4|a|auto")
+      expect((yield* injector.injected).length).toBe(6)
     }).pipe(Effect.provide(layer)))
 })
