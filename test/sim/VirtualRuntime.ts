@@ -111,18 +111,23 @@ export const runVirtual = <A, E>(program: Effect.Effect<A, E>, startMillis = 0):
     let idle = 0
     let events = 0
     let idles = 0
-    const drive = () => {
+    const drive = async () => {
       for (let rounds = 0; rounds < 2000 && done === undefined; rounds++) {
         // FIFO; tasks scheduled meanwhile run after this batch
         while (tasks.length > 0) for (const task of tasks.splice(0)) task()
         if (done !== undefined) break
+        // A promise that has already settled (an `Effect.promise` over work that finished, such
+        // as @effect/workflow's SHA-256 of an execution id, see sim.ts) resumes its fiber from a
+        // microtask: let those run before time moves on, or the fiber would wake minutes later.
+        await undefined
+        if (tasks.length > 0) continue
         let timer = timers.pop()
         while (timer !== undefined && timer.cancelled) timer = timers.pop()
         if (timer === undefined) {
           // nothing runnable and nothing due: wait for outside work (a real promise), then look again
           if (trace && ++idles % 1000 === 0) console.error(`virtual: idle ${idles} at t=${(now / 1000).toFixed(1)} s`)
           if (++idle > 10_000) return resolve(Exit.die(new Error("virtual runtime: deadlock (no fiber can run, no timer is set)")))
-          setImmediate(drive)
+          setImmediate(start)
           return
         }
         idle = 0
@@ -132,8 +137,9 @@ export const runVirtual = <A, E>(program: Effect.Effect<A, E>, startMillis = 0):
       }
       if (done !== undefined) resolve(done)
       // let real promises (if any) settle between batches
-      else setImmediate(drive)
+      else setImmediate(start)
     }
-    drive()
+    const start = () => void drive()
+    start()
   })
 }

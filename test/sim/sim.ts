@@ -28,7 +28,11 @@
  * - **cron**: each (schedule, instant) makes at most one task;
  * - **request budget**: GETs, PUTs and DELETEs of a task's own object stay within a budget per
  *   attempt (HEADs, the cancellation checks of a running attempt, scale with its running time);
- * - **honest clocks**: every process's server time is within the uncertainty it claims.
+ * - **honest clocks**: every process's server time is within the uncertainty it claims;
+ * - **durable workflows** (test/sim/workflows.ts: an `@effect/workflow` run by every worker):
+ *   each activity result (and deferred, and execution result) is written once and keeps its first
+ *   ETag and body; a completed workflow stays completed; at the end every started execution has
+ *   completed or is still resumable (its run task pending or running).
  *
  * @module
  */
@@ -50,6 +54,7 @@ import * as MigrateShards from "../../src/programs/MigrateShards.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { readTask } from "../../src/protocol/TaskObjects.js"
 import { runVirtual } from "./VirtualRuntime.js"
+import * as Workflows from "./workflows.js"
 import { Queue, type QueueService } from "../../src/services/Queue.js"
 import { ServerClock, type ServerClockService } from "../../src/services/ServerClock.js"
 import { type DateSample, Storage, type StorageService } from "../../src/services/Storage.js"
@@ -86,6 +91,9 @@ export interface SimResult {
     readonly cronFirings: number
     /** migrate-shards runs (the fleet stopped, migrated, restarted). */
     readonly migrations: number
+    /** `@effect/workflow` executions started, and completed (test/sim/workflows.ts). */
+    readonly workflows: number
+    readonly workflowsCompleted: number
     readonly faults: number
     readonly requests: number
     readonly steps: number
@@ -124,6 +132,27 @@ const seedUuids = (seed: number) => {
 const restoreUuids = () => {
   ;(crypto as { randomUUID: typeof crypto.randomUUID }).randomUUID = originalRandomUUID
   syncBuiltinESMExports()
+}
+
+/**
+ * WebCrypto's `digest` (with which @effect/workflow hashes an execution id in `execute`) answers
+ * from the thread pool, so on virtual time the fiber waiting for it woke whenever the real answer
+ * came, after any amount of simulated time (10 minutes, in a starved process) — and a seed was no
+ * longer deterministic. For the run, it is computed at once (the same bytes): the virtual runtime
+ * lets a settled promise resume its fiber before time moves on.
+ */
+const instantDigests = () => {
+  const subtle = globalThis.crypto.subtle
+  const digest = (algorithm: string | { readonly name: string }, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer> => {
+    const name = (typeof algorithm === "string" ? algorithm : algorithm.name).toLowerCase().replace("-", "")
+    const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data)
+    const hash = crypto.createHash(name).update(bytes).digest()
+    return Promise.resolve(hash.buffer.slice(hash.byteOffset, hash.byteOffset + hash.byteLength) as ArrayBuffer)
+  }
+  Object.defineProperty(subtle, "digest", { value: digest, configurable: true, writable: true })
+  return () => {
+    delete (subtle as { digest?: unknown }).digest
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +445,7 @@ const simulate = (seed: number, options: SimOptions) =>
       ? { ...bucket, deleteIfMatch: (key) => bucket.delete(key) }
       : bucket
     const observer = makeObserver(mem, truth, violation)
+    const wf = Workflows.make(seed, violation)
     const faultRate = pick([0, 0.01, 0.03, 0.08])
     // Swarm testing: each seed draws its own mix (per step of ~1 s), so some seeds are quiet and
     // some crash, freeze or operate a lot; a short run then still meets every kind of event.
@@ -429,7 +459,7 @@ const simulate = (seed: number, options: SimOptions) =>
     }
     // how far apart the processes' host clocks start: agreeing, NTP-close, or minutes off
     const clockSpread = pick([0, 2_000, 600_000])
-    const faulty = yield* FaultyStorage.make(observer.storage, {
+    const faulty = yield* FaultyStorage.make(wf.watch(observer.storage), {
       seed,
       rates: {
         unavailable: faultRate,
@@ -575,6 +605,7 @@ const simulate = (seed: number, options: SimOptions) =>
       const id = `w${++started}`
       const scope = yield* Scope.make()
       const { host, serverClock, view } = yield* makeProcess(scope)
+      const workflowHandlers = yield* on(view.storage, serverClock, host.clock, wf.handlers(prefixLen)).pipe(Scope.extend(scope))
       const worker = yield* on(
         view.storage,
         serverClock,
@@ -594,7 +625,7 @@ const simulate = (seed: number, options: SimOptions) =>
             retention,
             leader: { ttl: Duration.seconds(30), holderId: id }
           }
-        }, [job]).pipe(Effect.provide(Layer.orDie(layerWorkerServices({ shardPrefixLen: prefixLen }))))
+        }, [job, ...workflowHandlers]).pipe(Effect.provide(Layer.orDie(layerWorkerServices({ shardPrefixLen: prefixLen }))))
       ).pipe(Scope.extend(scope))
       procs.push({ id, scope, view, host, serverClock, paused: false, worker })
     })
@@ -816,9 +847,11 @@ const simulate = (seed: number, options: SimOptions) =>
       if (chance(mix.freeze)) yield* freezeOne
       if (chance(mix.clockStep)) yield* stepClock
       if (step === migrateAt) yield* migrate(2)
+      if (!maintenance) yield* Effect.fork(on(client.view.storage, client.serverClock, client.host.clock, Effect.provideService(wf.step, Queue, queue)))
       yield* Effect.sleep(Duration.millis(200 + Math.floor(rnd() * 1600)))
       yield* discoverable(false)
       yield* serverTimes
+      yield* wf.check(mem)
     }
 
     if (process.env["SIM_DEBUG"] !== undefined) {
@@ -837,7 +870,7 @@ const simulate = (seed: number, options: SimOptions) =>
     // Until every task is settled (nothing left for the drain to prove), at most 30 minutes; a task
     // the bucket never got (a submit that failed before its create) has only reads and does not count.
     const settled = Effect.gen(function*() {
-      if (inflight > 0) return false
+      if (inflight > 0 || wf.busy() > 0) return false
       for (const t of observer.tasks.values()) {
         if (!isTerminal(t.status) && Option.isSome(yield* Effect.orDie(mem.head(t.key)))) return false
       }
@@ -845,10 +878,13 @@ const simulate = (seed: number, options: SimOptions) =>
     })
     for (let s = 0; s < 60 && violations.length === 0; s++) {
       yield* Effect.sleep(Duration.seconds(30))
+      // every execution still waiting for its approval gets it (also those a late producer started)
+      yield* on(client.view.storage, client.serverClock, client.host.clock, Effect.provideService(wf.approve(true), Queue, queue))
       yield* discoverable(false)
       if (yield* settled) break
     }
     yield* discoverable(true)
+    yield* wf.final(mem)
     const submits = new Map<string, number>()
     for (const id of submitted) submits.set(id, (submits.get(id) ?? 0) + 1)
     for (const [id, s] of observer.tasks) {
@@ -868,6 +904,7 @@ const simulate = (seed: number, options: SimOptions) =>
         clockSteps,
         cronFirings: observer.firings.size,
         migrations,
+        ...wf.stats(),
         faults: (yield* faulty.injector.injected).length,
         requests,
         steps: step,
@@ -879,6 +916,7 @@ const simulate = (seed: number, options: SimOptions) =>
 /** Runs one seed to its end (deterministic: same seed and options, same run). */
 export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> => {
   seedUuids(seed)
+  const restoreDigests = instantDigests()
   return runVirtual(
     simulate(seed, options).pipe(
       Effect.scoped,
@@ -892,9 +930,12 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     return {
       seed,
       violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
-      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, cronFirings: 0, migrations: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, cronFirings: 0, migrations: 0, workflows: 0, workflowsCompleted: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
     } satisfies SimResult
-  }).finally(restoreUuids)
+  }).finally(() => {
+    restoreUuids()
+    restoreDigests()
+  })
 }
 
 /** The command that replays a seed exactly. */
