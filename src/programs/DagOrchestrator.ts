@@ -388,6 +388,8 @@ const apply = <R>(workflow: RegisteredWorkflow<R>, state: WorkflowState, decisio
           submitted.set(name, { taskId: yield* submitStep(definition, state, stepOf(definition, name)!, s.attempt, resumes), attempt: s.attempt, resumes })
         }
         yield* updateRun(runId, (s) => {
+          // a run another pass ended meanwhile (this decision was taken on an older state) stays ended
+          if (isTerminalWorkflowStatus(s.status)) return Effect.succeed(undefined)
           const steps = { ...s.steps }
           let changed = false
           for (const [name, sub] of submitted) {
@@ -459,6 +461,7 @@ const apply = <R>(workflow: RegisteredWorkflow<R>, state: WorkflowState, decisio
         if (decision.cancel.length > 0) {
           const message = `step "${decision.step}" failed (on_failure: compensate): unwinding the run`
           const { run } = yield* updateRun(runId, (s) => {
+            if (isTerminalWorkflowStatus(s.status)) return Effect.succeed(undefined)
             const steps = { ...s.steps }
             for (const name of decision.cancel) {
               const cur = steps[name]
@@ -472,7 +475,7 @@ const apply = <R>(workflow: RegisteredWorkflow<R>, state: WorkflowState, decisio
         const next = decision.next
         if (next === undefined) {
           yield* updateRun(runId, (s) =>
-            Effect.succeed(s.status === "compensating" ? undefined : makeWorkflowState({ ...s, status: "compensating" })))
+            Effect.succeed(s.status === "compensating" || isTerminalWorkflowStatus(s.status) ? undefined : makeWorkflowState({ ...s, status: "compensating" })))
           return false
         }
         const compensation = stepOf(definition, next)!.compensation!
@@ -483,7 +486,7 @@ const apply = <R>(workflow: RegisteredWorkflow<R>, state: WorkflowState, decisio
         )
         yield* updateRun(runId, (s) => {
           const cur = s.steps[next]
-          if (cur === undefined || cur.compensation !== undefined) return Effect.succeed(undefined)
+          if (cur === undefined || cur.compensation !== undefined || isTerminalWorkflowStatus(s.status)) return Effect.succeed(undefined)
           const steps = {
             ...s.steps,
             [next]: makeStepState({ ...cur, compensation: makeStepCompensation({ status: "running", taskId: task.id, startedAt: now }) })
