@@ -32,7 +32,8 @@
  * - **durable workflows** (test/sim/workflows.ts: an `@effect/workflow` run by every worker):
  *   each activity result (and deferred, and execution result) is written once and keeps its first
  *   ETag and body; a completed workflow stays completed; at the end every started execution has
- *   completed or is still resumable (its run task pending or running).
+ *   completed or is still resumable (its run task pending or running); and a DAG run
+ *   (src/programs/DagWorkflow.ts): each step result is written once, a completed run stays completed.
  *
  * @module
  */
@@ -94,6 +95,9 @@ export interface SimResult {
     /** `@effect/workflow` executions started, and completed (test/sim/workflows.ts). */
     readonly workflows: number
     readonly workflowsCompleted: number
+    /** DAG runs (src/programs/DagWorkflow.ts) started, and completed. */
+    readonly dagRuns: number
+    readonly dagRunsCompleted: number
     readonly faults: number
     readonly requests: number
     readonly steps: number
@@ -930,7 +934,7 @@ export const runSeed = (seed: number, options: SimOptions): Promise<SimResult> =
     return {
       seed,
       violations: [`the simulation itself failed: ${Cause.pretty(exit.cause).split("\n").slice(0, 3).join(" ")}`],
-      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, cronFirings: 0, migrations: 0, workflows: 0, workflowsCompleted: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
+      stats: { submitted: 0, completed: 0, crashes: 0, pauses: 0, clockSteps: 0, cronFirings: 0, migrations: 0, workflows: 0, workflowsCompleted: 0, dagRuns: 0, dagRunsCompleted: 0, faults: 0, requests: 0, steps: 0, simulatedMillis: 0 }
     } satisfies SimResult
   }).finally(() => {
     restoreUuids()

@@ -13,6 +13,11 @@
  * - at the end (after the drain, every waiting execution approved): every started execution has
  *   completed, or its run task is still pending or running (resumable).
  *
+ * In a quarter of the seeds, producers also start DAG runs (`DagWorkflow`, steps a → (b, c) → d)
+ * that the same workers run: each step result (`workflow/{id}/steps/{step}.json`) is written once
+ * and keeps its first body, and a run whose state said `completed` stays completed (never
+ * rewritten otherwise, never deleted).
+ *
  * `sim.ts` wraps the observed bucket with `watch`, gives each worker process `handlers`, and calls
  * `start`/`approve` as producer and operator steps, `check` after every step and `final` at the end.
  *
@@ -24,11 +29,12 @@ import { Duration, Effect, Layer, Option, Schema, type Scope, Stream } from "eff
 import { workflowTaskType } from "../../src/domain/WorkflowKeys.js"
 import * as BuquetWorkflowEngine from "../../src/layers/BuquetWorkflowEngine.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
+import * as DagWorkflow from "../../src/programs/DagWorkflow.js"
 import * as WorkflowWorker from "../../src/programs/WorkflowWorker.js"
 import type { HandlerDefinition } from "../../src/programs/worker/Handler.js"
 import { Queue } from "../../src/services/Queue.js"
 import type { ServerClock } from "../../src/services/ServerClock.js"
-import type { Storage, StorageService } from "../../src/services/Storage.js"
+import { Storage, type StorageService } from "../../src/services/Storage.js"
 
 const Approval = DurableDeferred.make("approval", { success: Schema.String })
 
@@ -52,6 +58,25 @@ const FlowLive = Flow.toLayer(Effect.fn(function*(payload) {
   return [payload.id, a, b, approver, c].join("|")
 }))
 
+// A DAG run (src/programs/DagWorkflow.ts): a → (b, c) → d, each step some (virtual) time long.
+const sleepy = (name: string) => ({
+  output: Schema.String,
+  run: (ctx: { readonly data: { readonly work: number } }) => Effect.as(Effect.sleep(Duration.millis(ctx.data.work)), name)
+})
+const Dag = DagWorkflow.make("simdag", { data: Schema.Struct({ work: Schema.Number }) })
+  .step("a", sleepy("a"))
+  .step("b", { ...sleepy("b"), dependsOn: ["a"] })
+  .step("c", { ...sleepy("c"), dependsOn: ["a"] })
+  .step("d", {
+    dependsOn: ["b", "c"],
+    output: Schema.String,
+    run: (ctx) => Effect.map(Effect.all([ctx.result("b"), ctx.result("c")]), (parts) => parts.join("+"))
+  })
+
+// a DAG run's step results (write-once) and its state
+const stepResultPattern = /^workflow\/[^/]+\/steps\/[^/]+\.json$/
+const dagStatePattern = /^workflow\/([^/]+)\/state\.json$/
+
 // the write-once objects of an execution: activities/…, deferred/…, result.json
 const writeOncePattern = /^workflows\/[^/]+\/([^/]+)\/(?:activities\/[^/]+\/\d+\.json|deferred\/[^/]+\.json|result\.json)$/
 const resultPattern = /^workflows\/simflow\/([^/]+)\/result\.json$/
@@ -68,10 +93,16 @@ export const make = (seed: number, violation: (message: string) => void) => {
     x >>>= 0
     return x / 4294967296
   }
+  // DAG runs in a quarter of the seeds, a few per seed (each is 4 step tasks and ~5 orchestrator
+  // tasks: at the @effect/workflow's rate in every seed, a seed's CPU doubled)
+  const dagRate = rnd() < 0.25 ? 0.02 : 0
   // every write-once object that landed: its first ETag and body
   const written = new Map<string, { readonly etag: string; readonly body: string }>()
   const started = new Map<string, { readonly approval: boolean; approved: boolean }>()
   let completed = 0
+  // DAG runs started (told so by start), and those whose state said "completed"
+  const dagStarted = new Set<string>()
+  const dagCompleted = new Set<string>()
   // steps under way (the drain waits for them)
   let busy = 0
 
@@ -79,7 +110,14 @@ export const make = (seed: number, violation: (message: string) => void) => {
   const watch = (mem: StorageService): StorageService => {
     const onWrite = (key: string, body: Uint8Array, etag: string, ifNoneMatch: boolean) =>
       Effect.sync(() => {
-        if (!writeOncePattern.test(key)) return
+        const run = dagStatePattern.exec(key)?.[1]
+        if (run !== undefined) {
+          const status = (JSON.parse(decoder.decode(body)) as { status?: string }).status
+          if (dagCompleted.has(run) && status !== "completed") violation(`DAG run ${run} was completed and is now ${status}`)
+          if (status === "completed") dagCompleted.add(run)
+          return
+        }
+        if (!writeOncePattern.test(key) && !stepResultPattern.test(key)) return
         if (!ifNoneMatch) violation(`write-once: ${key} was written without If-None-Match`)
         const first = written.get(key)
         if (first !== undefined) {
@@ -96,6 +134,8 @@ export const make = (seed: number, violation: (message: string) => void) => {
     const onDelete = (key: string) =>
       Effect.sync(() => {
         if (written.has(key)) violation(`write-once: ${key} was deleted`)
+        const run = dagStatePattern.exec(key)?.[1]
+        if (run !== undefined && dagCompleted.has(run)) violation(`DAG run ${run} was completed and its state was deleted`)
       })
     return {
       ...mem,
@@ -115,7 +155,14 @@ export const make = (seed: number, violation: (message: string) => void) => {
         Layer.provideMerge(FlowLive, BuquetWorkflowEngine.layer),
         yield* Effect.scope
       ).pipe(Effect.provideService(Queue, queue))
-      return yield* Effect.provide(WorkflowWorker.handlers, context)
+      const handlers = yield* Effect.provide(WorkflowWorker.handlers, context)
+      // the DAG's handlers use this process's queue and view of the bucket
+      const storage = yield* Storage
+      const dag = DagWorkflow.handlers(Dag).map((h): HandlerDefinition => ({
+        ...h,
+        run: (input, ctx) => h.run(input, ctx).pipe(Effect.provideService(Queue, queue), Effect.provideService(Storage, storage))
+      }))
+      return [...handlers, ...dag]
     })
 
   // the client's engine (execute, DurableDeferred.succeed): nothing registered, nothing run
@@ -128,6 +175,13 @@ export const make = (seed: number, violation: (message: string) => void) => {
     const executionId = yield* Flow.executionId(payload)
     const ok = yield* asClient(Flow.execute(payload, { discard: true })).pipe(Effect.as(true), Effect.catchAllCause(() => Effect.succeed(false)))
     if (ok) started.set(executionId, { approval: payload.approval, approved: false })
+  })
+
+  /** A producer step: starts a DAG run (recorded once `start` said so). */
+  const startDag = Effect.gen(function*() {
+    const id = `d${dagStarted.size}-${Math.floor(rnd() * 1e6)}`
+    const ok = yield* DagWorkflow.start(Dag, { work: Math.floor(rnd() * 5_000) }, { id }).pipe(Effect.as(true), Effect.catchAllCause(() => Effect.succeed(false)))
+    if (ok) dagStarted.add(id)
   })
 
   /** An operator step: approves one waiting execution (all of them when `all`). */
@@ -149,8 +203,9 @@ export const make = (seed: number, violation: (message: string) => void) => {
   /** One busy-phase step of the producers and operators (needs the client's Queue, Storage, ServerClock). */
   const step = Effect.gen(function*() {
     busy++
-    if (rnd() < 0.06) yield* start
+    if (rnd() < 0.04) yield* start
     if (rnd() < 0.04) yield* approve(false)
+    if (rnd() < dagRate) yield* startDag
   }).pipe(Effect.ensuring(Effect.sync(() => busy--)))
 
   /** After every step: each write-once object still holds its first body (a completed execution stays completed). */
@@ -183,5 +238,5 @@ export const make = (seed: number, violation: (message: string) => void) => {
       }
     })
 
-  return { watch, handlers, step, approve, check, final, busy: () => busy, stats: () => ({ workflows: started.size, workflowsCompleted: completed }) }
+  return { watch, handlers, step, approve, check, final, busy: () => busy, stats: () => ({ workflows: started.size, workflowsCompleted: completed, dagRuns: dagStarted.size, dagRunsCompleted: dagCompleted.size }) }
 }
