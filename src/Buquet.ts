@@ -107,7 +107,10 @@ const queueConfig = (options: { readonly shardPrefixLen?: number | undefined; re
 /**
  * What a worker needs besides `Storage` and `ServerClock` — the `LeaseManager` and the `Scheduler`
  * (with a Queue of its own to submit cron firings) — on the Storage and ServerClock in context: for
- * stacks built by hand (tests, embedding) rather than with {@link layer}.
+ * stacks built by hand (tests, embedding) rather than with {@link layer}. A worker on it follows
+ * `config` (its shard prefix length above all) when no `Queue` is in context; beside a Queue of the
+ * stack's own, give both the same config: a worker whose parts disagree on the shard prefix length
+ * is refused (`InvalidWorkerOptions`) rather than left polling shards nobody writes to.
  *
  * @since 0.1.0
  * @category layers

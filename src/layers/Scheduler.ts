@@ -401,7 +401,8 @@ export const make = Effect.fn("Scheduler.make")(function*(config: SchedulerConfi
     lastRun,
     nextRun,
     status,
-    runDue
+    runDue,
+    queueConfig: queue.config
   } satisfies SchedulerService
 })
 

@@ -32,14 +32,13 @@ import { Clock, DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy,
 import { decodeObject } from "../domain/Codec.js"
 import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
-import { defaultPayloadThresholdBytes } from "../domain/QueueConfig.js"
 import { allShards, isShard } from "../domain/Shard.js"
 import { keyOfTask } from "../protocol/TaskObjects.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import type { Task } from "../domain/Task.js"
 import type { LeaseManager } from "../services/LeaseManager.js"
 import { Queue as QueueService } from "../services/Queue.js"
-import type { Scheduler } from "../services/Scheduler.js"
+import { Scheduler as SchedulerService } from "../services/Scheduler.js"
 import { ServerClock } from "../services/ServerClock.js"
 import { Storage } from "../services/Storage.js"
 import * as Monitor from "./Monitor.js"
@@ -50,6 +49,7 @@ import { defaultSafetyMargin } from "./worker/Deadline.js"
 import type { ClaimEnv, ClaimOutcome } from "./worker/Claim.js"
 import * as Discovery from "./worker/Discovery.js"
 import { InvalidWorkerOptions } from "./worker/Errors.js"
+import { resolveLayout } from "./worker/Layout.js"
 import * as Events from "./worker/Events.js"
 import type { WorkerEvent, WorkerHooks } from "./worker/Events.js"
 import { execute, StopReason } from "./worker/Execute.js"
@@ -79,7 +79,11 @@ export interface WorkerOptions {
   readonly id?: string | undefined
   /** How many tasks run at once (default 1). */
   readonly concurrency?: number | undefined
-  /** The queue's shard prefix length (1–4; default: the `Queue` in context's, else 1 = 16 shards). */
+  /**
+   * The queue's shard prefix length (1–4). Default: the `Queue` in context's, else that of the
+   * queue the `Scheduler` submits with (`layerWorkerServices(config)`). The option, the Queue and
+   * the Scheduler's queue must agree: a worker whose parts disagree is refused (InvalidWorkerOptions).
+   */
   readonly shardPrefixLen?: number | undefined
   /** The shards to poll (default all). */
   readonly shards?: ReadonlyArray<string> | undefined
@@ -109,7 +113,7 @@ export interface WorkerOptions {
   readonly cancelFallbackInterval?: Duration.DurationInput | undefined
   /** At most one progress write per task per this interval (default 2 s). */
   readonly progressInterval?: Duration.DurationInput | undefined
-  /** Outputs larger than this many bytes of JSON go to `payloads/` (default: the `Queue` in context's, else 256 KiB). */
+  /** Outputs larger than this many bytes of JSON go to `payloads/` (default: the queue's, as for `shardPrefixLen`). */
   readonly payloadThresholdBytes?: number | undefined
   /** Keys per discovery LIST (default 1000). */
   readonly pageSize?: number | undefined
@@ -139,12 +143,13 @@ export interface WorkerOptions {
 
 /**
  * The services a worker runs on: the store and its clock, the `LeaseManager` (shard leasing) and
- * the `Scheduler` (the embedded cron loop). The `Buquet` layers provide them all.
+ * the `Scheduler` (the embedded cron loop; the worker follows the settings of the queue it submits
+ * with when no `Queue` is in context). The `Buquet` layers provide them all.
  *
  * @since 0.1.0
  * @category models
  */
-export type WorkerServices = Storage | ServerClock | LeaseManager | Scheduler
+export type WorkerServices = Storage | ServerClock | LeaseManager | SchedulerService
 
 /**
  * Counters of a worker.
@@ -228,13 +233,16 @@ export const make = <R>(
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       return yield* invalid("concurrency", `concurrency must be a positive integer, got ${concurrency}`)
     }
-    // The connection's settings apply unless the options say otherwise: a worker on a Buquet layer
-    // polls the shards its queue writes to.
-    const queueConfig = Option.map(yield* Effect.serviceOption(QueueService), (q) => q.config)
-    const prefixLen = options.shardPrefixLen ?? Option.match(queueConfig, { onNone: () => 1, onSome: (c) => c.shardPrefixLen })
-    if (!Number.isInteger(prefixLen) || prefixLen < 1 || prefixLen > 4) {
+    if (options.shardPrefixLen !== undefined && !(Number.isInteger(options.shardPrefixLen) && options.shardPrefixLen >= 1 && options.shardPrefixLen <= 4)) {
       return yield* invalid("shardPrefixLen", "shardPrefixLen must be an integer from 1 to 4 (the queue's setting)")
     }
+    // The queue's settings apply (the Queue in context's, else the one the Scheduler submits with):
+    // the worker polls the shards its queue writes to, and parts that disagree are refused.
+    const { config: queueConfig, shardPrefixLen: prefixLen } = yield* resolveLayout({
+      option: options.shardPrefixLen,
+      queue: Option.map(yield* Effect.serviceOption(QueueService), (q) => q.config),
+      scheduler: (yield* SchedulerService).queueConfig
+    })
     const shards = [...(options.shards ?? allShards(prefixLen))].sort()
     const badShard = shards.find((s) => !isShard(s, prefixLen))
     if (badShard !== undefined) {
@@ -379,14 +387,13 @@ export const make = <R>(
       safetyMargin: leaseSafetyMargin,
       cancelFallbackInterval: Duration.decode(options.cancelFallbackInterval ?? Duration.minutes(5)),
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
-      payloadThresholdBytes: options.payloadThresholdBytes ??
-        Option.match(queueConfig, { onNone: () => defaultPayloadThresholdBytes, onSome: (c) => c.payloadThresholdBytes }),
+      payloadThresholdBytes: options.payloadThresholdBytes ?? queueConfig.payloadThresholdBytes,
       // Our own task is claimable again: forget what discovery remembered about its marker (a pass
       // may have read it mid-settle, still running) and tell idle workers.
       onPending: (task: Task) => Effect.zipRight(discovery.forgetTask(task.id), wakeSignal.touch),
       onProgress: (taskId: string, progress: unknown) => events.publish(Events.WorkerEvent.Progress({ taskId, progress })),
       // a handler's follow-ups resolve their options with the queue's defaults, and wake idle workers once created
-      queueConfig: Option.getOrUndefined(queueConfig),
+      queueConfig,
       onFollowUps: wakeSignal.touch
     }
 

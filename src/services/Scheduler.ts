@@ -7,6 +7,7 @@
  * @module
  */
 import { Context, DateTime, Effect, Option } from "effect"
+import type { QueueConfig } from "../domain/QueueConfig.js"
 import type { InvalidArgument, MalformedObject } from "../domain/QueueError.js"
 import type {
   InvalidCron,
@@ -201,6 +202,12 @@ export interface SchedulerService {
    * makes one task. Per-schedule failures are reported, not raised; only a failure to list fails.
    */
   readonly runDue: (options?: RunDueOptions) => Effect.Effect<RunDueReport, StorageReadError>
+
+  /**
+   * The settings of the queue the firings are submitted to. A worker follows them (its shard
+   * prefix length above all: it polls the shards the firings and this config's producers write to).
+   */
+  readonly queueConfig: QueueConfig
 }
 
 /**

@@ -121,7 +121,7 @@ export const startWorker = (
   options: Worker.WorkerOptions = {}
 ) =>
   Worker.make({ shardPrefixLen: stack.producer.config.shardPrefixLen, ...options }, handlers).pipe(
-    Effect.provide(layerWorkerServices()),
+    Effect.provide(layerWorkerServices({ shardPrefixLen: stack.producer.config.shardPrefixLen })),
     Effect.provideService(Storage, stack.raw),
     Effect.provideService(ServerClock, stack.clock),
     Effect.orDie

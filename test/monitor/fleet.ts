@@ -94,7 +94,7 @@ export const startProcess = (
     const monitor = options.monitor === undefined ? undefined : yield* inProcess(Monitor.make(options.monitor))
     // the suites run their own monitor beside the worker (options.monitor), so the embedded one is off unless asked for
     const worker = yield* inProcess(
-      Worker.make({ monitor: false, ...options.worker, id: options.id }, options.handlers).pipe(Effect.provide(Layer.orDie(layerWorkerServices())))
+      Worker.make({ monitor: false, ...options.worker, id: options.id }, options.handlers).pipe(Effect.provide(Layer.orDie(layerWorkerServices({ shardPrefixLen: options.worker.shardPrefixLen }))))
     )
     return {
       id: options.id,

@@ -616,7 +616,7 @@ const simulate = (seed: number, options: SimOptions) =>
         host.clock,
         Worker.make({
           id,
-          // layerWorkerServices gives the worker no Queue to read the setting from: say it here too
+          // the same as layerWorkerServices' (the worker would follow it; a different one is refused): said here too so the restarted fleet's is explicit
           shardPrefixLen: prefixLen,
           concurrency: pick([1, 2, 4]),
           wakeUp: false,

@@ -23,7 +23,7 @@ import { drive, hasStatus } from "../worker/support.js"
 
 /** A store at shard prefix length 2, as after `migrate-shards --from 1 --to 2`. */
 const layer = Layer.provideMerge(
-  Layer.merge(QueueLayer.layer({ shardPrefixLen: 2 }), layerWorkerServices()),
+  Layer.merge(QueueLayer.layer({ shardPrefixLen: 2 }), layerWorkerServices({ shardPrefixLen: 2 })),
   Layer.provideMerge(ServerClockLayer.layer, MemoryStorage.layer())
 )
 

@@ -24,9 +24,9 @@ import { layerWorkerServices } from "../../src/Buquet.js"
 const sixteen = [..."0123456789abcdef"]
 
 /** Counting store (over `storage`) with its ServerClock and a Queue (to read tasks back). */
-const env = <Out>(storage: Layer.Layer<Out | Storage>) =>
+const env = <Out>(storage: Layer.Layer<Out | Storage>, shardPrefixLen = 1) =>
   Layer.provideMerge(
-    Layer.merge(QueueLayer.layer(), layerWorkerServices()),
+    Layer.merge(QueueLayer.layer({ shardPrefixLen }), layerWorkerServices({ shardPrefixLen })),
     Layer.provideMerge(ServerClockLayer.layer, Layer.provideMerge(CountingStorage.layer, storage))
   )
 
@@ -183,7 +183,7 @@ describe("Discovery probe", () => {
   it.scoped("an idle worker over 4,096 shards (prefix length 3): 1 LIST per pass, 3 per hour (safety net), not 3 × 4,096", () =>
     Effect.gen(function*() {
       const counter = yield* RequestCounter
-      yield* Worker.make({ shardPrefixLen: 3, monitor: false }, [Worker.handler("job", () => Effect.succeed("ok"))])
+      yield* Worker.make({ monitor: false }, [Worker.handler("job", () => Effect.succeed("ok"))])
       yield* TestClock.adjust("1 minute")
       yield* counter.reset
       for (let minute = 0; minute < 60; minute++) yield* TestClock.adjust("1 minute")
@@ -191,7 +191,7 @@ describe("Discovery probe", () => {
       yield* Effect.sync(() => console.info(`idle worker, 4,096 shards, 1 h: ${JSON.stringify(c)}`))
       expect(c.LIST).toBe(3)
       expect(c.PUT + c.LIST).toBeLessThanOrEqual(120)
-    }).pipe(Effect.provide(env(MemoryStorage.layer()))))
+    }).pipe(Effect.provide(env(MemoryStorage.layer(), 3))))
 
   it("shardsLeftAfterProbe: complete, truncated, other prefix lengths", () => {
     const left = (shards: ReadonlyArray<string>, keys: ReadonlyArray<string>, truncated: boolean) =>
