@@ -14,7 +14,9 @@ import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { inject } from "vitest"
+import * as QueueLayer from "../../src/layers/Queue.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import { type S3Availability, type S3Settings, settingsFromEnv } from "./s3env.js"
 
@@ -67,9 +69,11 @@ export const s3Config = (options: S3TestOptions = {}): S3Storage.S3StorageConfig
  * An S3Storage layer on the real server under a fresh random `keyPrefix`. When the layer is
  * released, the objects left under that prefix are deleted (RGW keeps them in RAM).
  */
-export const s3Layer = (options: S3TestOptions = {}): Layer.Layer<Storage> => {
-  const config = s3Config(options)
-  return Layer.scoped(
+export const s3Layer = (options: S3TestOptions = {}): Layer.Layer<Storage> => s3StorageLayer(s3Config(options))
+
+/** An S3Storage layer on `config` (e.g. one {@link s3Config} shared with spawned processes); the objects under its prefix are deleted on release. */
+export const s3StorageLayer = (config: S3Storage.S3StorageConfig): Layer.Layer<Storage> =>
+  Layer.scoped(
     Storage,
     Effect.gen(function*() {
       const storage = yield* S3Storage.make(config)
@@ -77,7 +81,10 @@ export const s3Layer = (options: S3TestOptions = {}): Layer.Layer<Storage> => {
       return storage
     })
   )
-}
+
+/** {@link s3StorageLayer} with the server clock and a Queue (`queueOptions`) on top: what a test beside spawned workers uses. */
+export const s3QueueLayer = (config: S3Storage.S3StorageConfig, queueOptions?: QueueLayer.QueueConfigInput) =>
+  Layer.provideMerge(QueueLayer.layer(queueOptions), Layer.provideMerge(ServerClockLayer.layer, s3StorageLayer(config)))
 
 /** Deletes every object the storage sees (under its key prefix); failures are ignored. */
 const deleteAllUnder = (storage: Storage["Type"]): Effect.Effect<void> =>

@@ -5,77 +5,30 @@
  * Lease recovery after a SIGKILL is done by a minimal loop in this test (the monitor is another
  * issue's): it walks `leases/`, and applies Transitions.recoverExpiredLease to tasks whose lease ran out.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, existsSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import { parseIndexKey, taskKey, workerKey } from "../../src/domain/Keys.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import { keep, updateTask, write } from "../../src/protocol/TaskObjects.js"
 import { makeSignal } from "../../src/protocol/WakeUp.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as S3Storage from "../../src/layers/S3Storage.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
-import { describeS3, s3Config } from "../support/s3.js"
+import { logLines, spawnScoped, terminateEffect, waitUntil } from "../support/processes.js"
+import { describeS3, s3Config, s3QueueLayer } from "../support/s3.js"
 import type { S3StorageConfig } from "../../src/layers/S3Storage.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "worker.ts")
 
-const layerFor = (config: S3StorageConfig) => {
-  const storage = Layer.scoped(
-    Storage,
-    Effect.gen(function*() {
-      const s = yield* S3Storage.make(config)
-      yield* Effect.addFinalizer(() =>
-        Stream.runCollect(s.listAll("")).pipe(
-          Effect.flatMap((all) => s.deleteMany(Chunk.toReadonlyArray(all).map((o) => o.key))),
-          Effect.ignore
-        ))
-      return s
-    })
-  )
-  const base = Layer.provideMerge(ServerClockLayer.layer, storage)
-  return Layer.provideMerge(QueueLayer.layer(), base)
-}
-
-interface Spawned {
-  readonly child: ChildProcess
-  readonly exit: Promise<number | null>
-}
-
-const spawnWorker = (config: S3StorageConfig, env: Record<string, string>): Spawned => {
-  const child = spawn(process.execPath, ["--import", "tsx", fixture], {
-    env: { ...process.env, BUQUET_TEST_S3: JSON.stringify(config), ...env },
-    stdio: ["ignore", "ignore", "inherit"]
-  })
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, exit }
-}
+/** A worker process, stopped (SIGTERM, then SIGKILL after a grace) when the test's scope closes. */
+const spawnWorker = (config: S3StorageConfig, env: Record<string, string>) => spawnScoped(fixture, { BUQUET_TEST_S3: JSON.stringify(config), ...env })
 
 const lines = (file: string): ReadonlyArray<{ id: string; attempt: number; worker: string }> =>
-  existsSync(file)
-    ? readFileSync(file, "utf8").split("\n").filter((l) => l.length > 0).map((l) => {
-      const [id, attempt, worker] = l.split(" ")
-      return { id: id!, attempt: Number(attempt), worker: worker! }
-    })
-    : []
-
-/** Polls `check` every `everyMs` (real time) until true; fails after `maxMs`. */
-const waitUntil = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, maxMs = 120_000, everyMs = 500) =>
-  Effect.gen(function*() {
-    const rounds = Math.ceil(maxMs / everyMs)
-    for (let i = 0; i < rounds; i++) {
-      if (yield* check) return
-      yield* Effect.sleep(everyMs)
-    }
-    return yield* Effect.dieMessage(`timed out waiting until ${what}`)
-  })
+  logLines(file).map(([id, attempt, worker]) => ({ id: id!, attempt: Number(attempt), worker: worker! }))
 
 const statusOf = (id: string) =>
   Effect.flatMap(Queue, (q) => q.get(id)).pipe(Effect.map((t) => Option.getOrThrow(t)))
@@ -109,18 +62,14 @@ describeS3("Worker processes on RGW", () => {
       const results = yield* queue.submitMany(Array.from({ length: 2000 }, (_, i) => ({ taskType: "job", input: { i } })), { concurrency: 24 })
       const ids = results.map((r) => (r._tag === "Submitted" ? r.task.id : "failed"))
       expect(ids.filter((id) => id === "failed")).toEqual([])
-      const workers = [0, 1, 2, 3].map((i) => spawnWorker(config, { WORKER_ID: `load-${i}`, CONCURRENCY: "8", HANDLER_LOG: log }))
-      try {
-        yield* waitUntil("2,000 handler runs are logged", Effect.sync(() => lines(log).length >= 2000), 240_000, 1000)
-        yield* waitUntil("every task is completed", Effect.gen(function*() {
-          const all = yield* Effect.forEach(ids, statusOf, { concurrency: 32 })
-          return all.every((t) => t.status === "completed")
-        }), 120_000, 3000)
-      } finally {
-        for (const w of workers) w.child.kill("SIGTERM")
-      }
-      const codes = yield* Effect.promise(() => Promise.all(workers.map((w) => w.exit)))
-      expect(codes).toEqual([0, 0, 0, 0])
+      const workers = yield* Effect.forEach([0, 1, 2, 3], (i) => spawnWorker(config, { WORKER_ID: `load-${i}`, CONCURRENCY: "8", HANDLER_LOG: log }))
+      yield* waitUntil("2,000 handler runs are logged", Effect.sync(() => lines(log).length >= 2000), 240_000, 1000)
+      yield* waitUntil("every task is completed", Effect.gen(function*() {
+        const all = yield* Effect.forEach(ids, statusOf, { concurrency: 32 })
+        return all.every((t) => t.status === "completed")
+      }), 120_000, 3000)
+      const codes = yield* Effect.forEach(workers, (w) => terminateEffect(w), { concurrency: "unbounded" })
+      expect(codes.map((c) => c.code)).toEqual([0, 0, 0, 0])
       const tasks = yield* Effect.forEach(ids, statusOf, { concurrency: 32 })
       expect(tasks.filter((t) => t.status !== "completed").map((t) => `${t.id} ${t.status}`)).toEqual([])
       const runs = lines(log)
@@ -133,7 +82,7 @@ describeS3("Worker processes on RGW", () => {
         for (let a = 1; a <= t.attempt; a++) expect(perAttempt.get(`${t.id}#${a}`), `${t.id} attempt ${a}`).toBe(1)
       }
       expect(new Set(runs.map((r) => r.worker)).size).toBeGreaterThan(1)
-    }).pipe(Effect.provide(layerFor(config)))
+    }).pipe(Effect.scoped, Effect.provide(s3QueueLayer(config)))
   }, 400_000)
 
   it.live("a worker killed with SIGKILL while 8 handlers run loses nothing: another worker completes all 8 after their leases expire", () => {
@@ -143,21 +92,17 @@ describeS3("Worker processes on RGW", () => {
       const queue = yield* Queue
       const tasks = yield* Effect.forEach(Array.from({ length: 8 }, (_, i) => i), (i) =>
         queue.submit("job", { i, sleepFirstAttemptMs: 600_000 }, { timeoutSeconds: 4 }))
-      const a = spawnWorker(config, { WORKER_ID: "doomed", CONCURRENCY: "8", HANDLER_LOG: log })
+      const a = yield* spawnWorker(config, { WORKER_ID: "doomed", CONCURRENCY: "8", HANDLER_LOG: log })
       yield* waitUntil("8 handlers run", Effect.sync(() => lines(log).length >= 8), 60_000, 200)
       a.child.kill("SIGKILL")
       yield* Effect.promise(() => a.exit)
-      const b = spawnWorker(config, { WORKER_ID: "survivor", CONCURRENCY: "8", HANDLER_LOG: log })
-      try {
-        yield* waitUntil("all 8 completed", Effect.gen(function*() {
-          yield* recoverExpiredLeases
-          const all = yield* Effect.forEach(tasks, (t) => statusOf(t.id))
-          return all.every((t) => t.status === "completed")
-        }), 90_000, 1000)
-      } finally {
-        b.child.kill("SIGTERM")
-      }
-      expect(yield* Effect.promise(() => b.exit)).toBe(0)
+      const b = yield* spawnWorker(config, { WORKER_ID: "survivor", CONCURRENCY: "8", HANDLER_LOG: log })
+      yield* waitUntil("all 8 completed", Effect.gen(function*() {
+        yield* recoverExpiredLeases
+        const all = yield* Effect.forEach(tasks, (t) => statusOf(t.id))
+        return all.every((t) => t.status === "completed")
+      }), 90_000, 1000)
+      expect((yield* terminateEffect(b)).code).toBe(0)
       const runs = lines(log)
       for (const t of tasks) {
         const mine = runs.filter((r) => r.id === t.id)
@@ -165,7 +110,7 @@ describeS3("Worker processes on RGW", () => {
         const final = yield* statusOf(t.id)
         expect(final.attempt).toBe(2)
       }
-    }).pipe(Effect.provide(layerFor(config)))
+    }).pipe(Effect.scoped, Effect.provide(s3QueueLayer(config)))
   }, 200_000)
 
   it.live("SIGTERM with a running 3 s handler: it finishes, the worker deregisters, exit code 0", () => {
@@ -174,14 +119,13 @@ describeS3("Worker processes on RGW", () => {
     return Effect.gen(function*() {
       const queue = yield* Queue
       const task = yield* queue.submit("job", { sleepMs: 3000 })
-      const w = spawnWorker(config, { WORKER_ID: "term-short", CONCURRENCY: "2", HANDLER_LOG: log })
+      const w = yield* spawnWorker(config, { WORKER_ID: "term-short", CONCURRENCY: "2", HANDLER_LOG: log })
       yield* waitUntil("the handler runs", Effect.sync(() => lines(log).length >= 1), 60_000, 100)
       expect(Option.isSome(yield* Effect.flatMap(Storage, (s) => s.head(workerKey("term-short"))))).toBe(true)
-      w.child.kill("SIGTERM")
-      expect(yield* Effect.promise(() => w.exit)).toBe(0)
+      expect((yield* terminateEffect(w)).code).toBe(0)
       expect((yield* statusOf(task.id)).status).toBe("completed")
       expect(Option.isNone(yield* Effect.flatMap(Storage, (s) => s.head(workerKey("term-short"))))).toBe(true)
-    }).pipe(Effect.provide(layerFor(config)))
+    }).pipe(Effect.scoped, Effect.provide(s3QueueLayer(config)))
   }, 120_000)
 
   it.live("SIGTERM with a 60 s handler and a 2 s grace: the task goes back to pending with retry_count unchanged, exit code 0", () => {
@@ -190,16 +134,15 @@ describeS3("Worker processes on RGW", () => {
     return Effect.gen(function*() {
       const queue = yield* Queue
       const task = yield* queue.submit("job", { sleepMs: 60_000 }, { timeoutSeconds: 300 })
-      const w = spawnWorker(config, { WORKER_ID: "term-long", CONCURRENCY: "2", GRACE_MS: "2000", HANDLER_LOG: log })
+      const w = yield* spawnWorker(config, { WORKER_ID: "term-long", CONCURRENCY: "2", GRACE_MS: "2000", HANDLER_LOG: log })
       yield* waitUntil("the handler runs", Effect.sync(() => lines(log).length >= 1), 60_000, 100)
-      w.child.kill("SIGTERM")
-      expect(yield* Effect.promise(() => w.exit)).toBe(0)
+      expect((yield* terminateEffect(w)).code).toBe(0)
       const after = yield* statusOf(task.id)
       expect(after.status).toBe("pending")
       expect(after.retryCount).toBe(0)
       expect(after.leaseId).toBeNull()
       expect(Option.isSome(yield* Effect.flatMap(Storage, (s) => s.head(readyMarkerKey(after))))).toBe(true)
       expect(Option.isNone(yield* Effect.flatMap(Storage, (s) => s.head(workerKey("term-long"))))).toBe(true)
-    }).pipe(Effect.provide(layerFor(config)))
+    }).pipe(Effect.scoped, Effect.provide(s3QueueLayer(config)))
   }, 120_000)
 })

@@ -7,14 +7,14 @@
  * once each, although the process running the first of them is SIGKILLed. Real time; only
  * outcomes are asserted.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
 import { DurableDeferred } from "@effect/workflow"
 import { Cause, Chunk, Effect, Exit, Option, Stream } from "effect"
 import { Storage } from "../../src/services/Storage.js"
+import { logLines, spawnScoped, terminateEffect, waitUntil } from "../support/processes.js"
 import { describeS3, s3Config } from "../support/s3.js"
 import { layerFor } from "./fixtures/layer.js"
 import { Approval, Order } from "./fixtures/order.js"
@@ -22,30 +22,9 @@ import { Trip } from "./fixtures/trip.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "worker.ts")
 
-interface Spawned {
-  readonly child: ChildProcess
-  readonly exit: Promise<number | null>
-}
+const lines = (file: string): ReadonlyArray<string> => logLines(file).map((l) => l.join(" "))
 
-const spawnWorker = (env: Record<string, string>): Spawned => {
-  const child = spawn(process.execPath, ["--import", "tsx", fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] })
-  return { child, exit: new Promise((resolve) => child.on("exit", (code) => resolve(code))) }
-}
-
-const lines = (file: string): ReadonlyArray<string> =>
-  existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l.length > 0) : []
-
-const count = (file: string, event: string) => lines(file).filter((l) => l.split(" ")[0] === event).length
-
-/** Polls `check` every `everyMs` (real time) until true; fails after `maxMs`. */
-const waitUntil = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, maxMs = 90_000, everyMs = 200) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < Math.ceil(maxMs / everyMs); i++) {
-      if (yield* check) return
-      yield* Effect.sleep(everyMs)
-    }
-    return yield* Effect.dieMessage(`timed out waiting until ${what}`)
-  })
+const count = (file: string, event: string) => logLines(file).filter((l) => l[0] === event).length
 
 /** Deletes the suite's objects when its scope closes. */
 const cleanupAtEnd = Effect.addFinalizer(() =>
@@ -59,31 +38,26 @@ describeS3("BuquetWorkflowEngine across worker processes on RGW", () => {
     const base = { BUQUET_TEST_S3: JSON.stringify(config), EFFECT_LOG: log }
     return Effect.gen(function*() {
       yield* cleanupAtEnd
-      const doomed = spawnWorker({ ...base, WORKER_ID: "doomed", BLOCK_CHARGE: "1" })
-      let survivor: Spawned | undefined
-      try {
-        const executionId = yield* Order.executionId({ id: "p1" })
-        yield* Order.execute({ id: "p1" }, { discard: true })
-        yield* waitUntil("charge started in the doomed process", Effect.sync(() => count(log, "charge-start") >= 1))
-        doomed.child.kill("SIGKILL")
-        yield* Effect.promise(() => doomed.exit)
-        survivor = spawnWorker({ ...base, WORKER_ID: "survivor" })
-        yield* waitUntil("charge done after the lease ran out", Effect.sync(() => count(log, "charge-done") >= 1))
-        // the approval comes from this process, which runs no worker
-        yield* DurableDeferred.succeed(Approval, { token: DurableDeferred.tokenFromExecutionId(Approval, { workflow: Order, executionId }), value: "erin" })
-        yield* waitUntil("the result is recorded", Effect.map(Order.poll(executionId), (r) => r !== undefined), 60_000, 500)
-        const polled = yield* Order.poll(executionId)
-        expect(polled?._tag === "Complete" && Exit.isSuccess(polled.exit) ? polled.exit.value : polled).toBe("reserve-p1|charge-p1|erin|ship-p1")
-        expect(yield* Order.execute({ id: "p1" })).toBe("reserve-p1|charge-p1|erin|ship-p1")
-        expect({ reserve: count(log, "reserve-done"), charge: count(log, "charge-done"), ship: count(log, "ship-done") })
-          .toEqual({ reserve: 1, charge: 1, ship: 1 })
-        expect(lines(log).filter((l) => l.endsWith("-done doomed"))).toEqual(["reserve-done doomed"])
-        expect(lines(log)).toContain("charge-done survivor")
-      } finally {
-        doomed.child.kill("SIGKILL")
-        survivor?.child.kill("SIGTERM")
-      }
-      if (survivor !== undefined) expect(yield* Effect.promise(() => survivor!.exit)).toBe(0)
+      // both processes are stopped when the scope closes, however the test ends (SIGKILL after a grace)
+      const doomed = yield* spawnScoped(fixture, { ...base, WORKER_ID: "doomed", BLOCK_CHARGE: "1" })
+      const executionId = yield* Order.executionId({ id: "p1" })
+      yield* Order.execute({ id: "p1" }, { discard: true })
+      yield* waitUntil("charge started in the doomed process", Effect.sync(() => count(log, "charge-start") >= 1), 90_000, 200)
+      doomed.child.kill("SIGKILL")
+      yield* Effect.promise(() => doomed.exit)
+      const survivor = yield* spawnScoped(fixture, { ...base, WORKER_ID: "survivor" })
+      yield* waitUntil("charge done after the lease ran out", Effect.sync(() => count(log, "charge-done") >= 1), 90_000, 200)
+      // the approval comes from this process, which runs no worker
+      yield* DurableDeferred.succeed(Approval, { token: DurableDeferred.tokenFromExecutionId(Approval, { workflow: Order, executionId }), value: "erin" })
+      yield* waitUntil("the result is recorded", Effect.map(Order.poll(executionId), (r) => r !== undefined), 60_000, 500)
+      const polled = yield* Order.poll(executionId)
+      expect(polled?._tag === "Complete" && Exit.isSuccess(polled.exit) ? polled.exit.value : polled).toBe("reserve-p1|charge-p1|erin|ship-p1")
+      expect(yield* Order.execute({ id: "p1" })).toBe("reserve-p1|charge-p1|erin|ship-p1")
+      expect({ reserve: count(log, "reserve-done"), charge: count(log, "charge-done"), ship: count(log, "ship-done") })
+        .toEqual({ reserve: 1, charge: 1, ship: 1 })
+      expect(lines(log).filter((l) => l.endsWith("-done doomed"))).toEqual(["reserve-done doomed"])
+      expect(lines(log)).toContain("charge-done survivor")
+      expect((yield* terminateEffect(survivor)).code).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(layerFor(config, 6)))
   }, 180_000)
 
@@ -93,31 +67,25 @@ describeS3("BuquetWorkflowEngine across worker processes on RGW", () => {
     const base = { BUQUET_TEST_S3: JSON.stringify(config), EFFECT_LOG: log }
     return Effect.gen(function*() {
       yield* cleanupAtEnd
-      const doomed = spawnWorker({ ...base, WORKER_ID: "doomed", BLOCK_UNDO: "1" })
-      let survivor: Spawned | undefined
-      try {
-        const executionId = yield* Trip.executionId({ id: "k1" })
-        yield* Trip.execute({ id: "k1" }, { discard: true })
-        yield* waitUntil("the first compensation started in the doomed process", Effect.sync(() => count(log, "undo-hotel-start") >= 1))
-        doomed.child.kill("SIGKILL")
-        yield* Effect.promise(() => doomed.exit)
-        survivor = spawnWorker({ ...base, WORKER_ID: "survivor" })
-        yield* waitUntil("the result is recorded", Effect.map(Trip.poll(executionId), (r) => r !== undefined), 60_000, 500)
-        const polled = yield* Trip.poll(executionId)
-        expect(polled?._tag === "Complete" && Exit.isFailure(polled.exit) ? Cause.failureOption(polled.exit.cause) : polled)
-          .toEqual(Option.some("pay refused"))
-        expect(lines(log).filter((l) => l.includes("-done"))).toEqual([
-          "flight-done doomed",
-          "hotel-done doomed",
-          "pay-done doomed",
-          "undo-hotel-done survivor",
-          "undo-flight-done survivor"
-        ])
-      } finally {
-        doomed.child.kill("SIGKILL")
-        survivor?.child.kill("SIGTERM")
-      }
-      if (survivor !== undefined) expect(yield* Effect.promise(() => survivor!.exit)).toBe(0)
+      const doomed = yield* spawnScoped(fixture, { ...base, WORKER_ID: "doomed", BLOCK_UNDO: "1" })
+      const executionId = yield* Trip.executionId({ id: "k1" })
+      yield* Trip.execute({ id: "k1" }, { discard: true })
+      yield* waitUntil("the first compensation started in the doomed process", Effect.sync(() => count(log, "undo-hotel-start") >= 1), 90_000, 200)
+      doomed.child.kill("SIGKILL")
+      yield* Effect.promise(() => doomed.exit)
+      const survivor = yield* spawnScoped(fixture, { ...base, WORKER_ID: "survivor" })
+      yield* waitUntil("the result is recorded", Effect.map(Trip.poll(executionId), (r) => r !== undefined), 60_000, 500)
+      const polled = yield* Trip.poll(executionId)
+      expect(polled?._tag === "Complete" && Exit.isFailure(polled.exit) ? Cause.failureOption(polled.exit.cause) : polled)
+        .toEqual(Option.some("pay refused"))
+      expect(lines(log).filter((l) => l.includes("-done"))).toEqual([
+        "flight-done doomed",
+        "hotel-done doomed",
+        "pay-done doomed",
+        "undo-hotel-done survivor",
+        "undo-flight-done survivor"
+      ])
+      expect((yield* terminateEffect(survivor)).code).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(layerFor(config, 6)))
   }, 120_000)
 })

@@ -13,35 +13,14 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Option, Random, Ref, Schedule, Stream } from "effect"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as S3Storage from "../../src/layers/S3Storage.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import { Effect, Option, Random, Ref, Schedule } from "effect"
 import type { RecoveredRun } from "../../src/programs/DagSweeper.js"
 import * as DagWorkflow from "../../src/programs/DagWorkflow.js"
-import { Storage } from "../../src/services/Storage.js"
-import { logLines, spawnFixture, waitUntil } from "../support/processes.js"
-import type { Spawned } from "../support/processes.js"
-import { describeS3, s3Config } from "../support/s3.js"
+import { logLines, spawnScoped, terminateEffect, waitUntil } from "../support/processes.js"
+import { describeS3, s3Config, s3QueueLayer } from "../support/s3.js"
 import { Five } from "./fixtures/dag-worker.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "dag-worker.ts")
-
-const layerFor = (config: S3Storage.S3StorageConfig) => {
-  const storage = Layer.scoped(
-    Storage,
-    Effect.gen(function*() {
-      const s = yield* S3Storage.make(config)
-      yield* Effect.addFinalizer(() =>
-        Stream.runCollect(s.listAll("")).pipe(
-          Effect.flatMap((all) => s.deleteMany(Chunk.toReadonlyArray(all).map((o) => o.key))),
-          Effect.ignore
-        ))
-      return s
-    })
-  )
-  return Layer.provideMerge(QueueLayer.layer(), Layer.provideMerge(ServerClockLayer.layer, storage))
-}
 
 const RUNS = 100
 const STEPS = ["a", "b", "c", "d", "e"]
@@ -52,35 +31,33 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
     const log = join(mkdtempSync(join(tmpdir(), "buquet-dag-")), "effects.log")
     const lines = () => logLines(log)
     return Effect.gen(function*() {
-      const workers: Array<Spawned> = [0, 1, 2, 3].map((i) =>
-        spawnFixture(fixture, { DAG_WORKER: "1", BUQUET_TEST_S3: JSON.stringify(config), WORKER_ID: `w${i}`, EFFECT_LOG: log }))
+      // stopped when the scope closes, however the test ends (SIGTERM, then SIGKILL after a grace)
+      const workers = yield* Effect.forEach([0, 1, 2, 3], (i) =>
+        spawnScoped(fixture, { DAG_WORKER: "1", BUQUET_TEST_S3: JSON.stringify(config), WORKER_ID: `w${i}`, EFFECT_LOG: log }))
       const killed = new Set<string>()
       const recovered = yield* Ref.make<ReadonlyArray<RecoveredRun>>([])
-      try {
-        const ids = Array.from({ length: RUNS }, (_, i) => `five-${i}`)
-        yield* Effect.forEach(ids, (id, i) => DagWorkflow.start(Five, { n: i }, { id }), { concurrency: 16, discard: true })
-        // the sweeper, beside the workers (their monitors leave it to us)
-        yield* DagWorkflow.sweep({ minAge: "8 seconds" }).pipe(
-          Effect.flatMap((r) => Ref.update(recovered, (l) => [...l, ...r.recovered])),
-          Effect.catchAll((e) => Effect.logWarning(`sweep failed: ${e.message}`)),
-          // every 5 s: each pass reads every run (1 LIST + 100 GET), load the workers compete with
-          Effect.repeat(Schedule.spaced("5 seconds")),
-          Effect.forkScoped
-        )
-        // three SIGKILLs, each once a random number of step handlers has started, of a random live worker
-        const moments = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(20, 300))).sort((a, b) => a - b)
-        for (const moment of moments) {
-          yield* waitUntil(`${moment} step handlers started`, Effect.sync(() => lines().filter((l) => l[0] === "start").length >= moment), 90_000, 50)
-          const alive = [0, 1, 2, 3].filter((i) => !killed.has(`w${i}`))
-          const victim = alive[yield* Random.nextIntBetween(0, alive.length)]!
-          workers[victim]!.child.kill("SIGKILL")
-          yield* Effect.promise(() => workers[victim]!.exit)
-          killed.add(`w${victim}`)
-        }
-        yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 240_000, 5000)
-      } finally {
-        for (const w of workers) w.child.kill("SIGTERM")
+      const ids = Array.from({ length: RUNS }, (_, i) => `five-${i}`)
+      yield* Effect.forEach(ids, (id, i) => DagWorkflow.start(Five, { n: i }, { id }), { concurrency: 16, discard: true })
+      // the sweeper, beside the workers (their monitors leave it to us)
+      yield* DagWorkflow.sweep({ minAge: "8 seconds" }).pipe(
+        Effect.flatMap((r) => Ref.update(recovered, (l) => [...l, ...r.recovered])),
+        Effect.catchAll((e) => Effect.logWarning(`sweep failed: ${e.message}`)),
+        // every 5 s: each pass reads every run (1 LIST + 100 GET), load the workers compete with
+        Effect.repeat(Schedule.spaced("5 seconds")),
+        Effect.forkScoped
+      )
+      // three SIGKILLs, each once a random number of step handlers has started, of a random live worker
+      const moments = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(20, 300))).sort((a, b) => a - b)
+      for (const moment of moments) {
+        yield* waitUntil(`${moment} step handlers started`, Effect.sync(() => lines().filter((l) => l[0] === "start").length >= moment), 90_000, 50)
+        const alive = [0, 1, 2, 3].filter((i) => !killed.has(`w${i}`))
+        const victim = alive[yield* Random.nextIntBetween(0, alive.length)]!
+        workers[victim]!.child.kill("SIGKILL")
+        yield* Effect.promise(() => workers[victim]!.exit)
+        killed.add(`w${victim}`)
       }
+      yield* waitUntil("every run is completed", Effect.map(DagWorkflow.list({ limit: 1000 }), (p) => p.runs.length === RUNS && p.runs.every((r) => r.state.status === "completed")), 240_000, 5000)
+      yield* Effect.forEach(workers, (w) => terminateEffect(w), { concurrency: "unbounded", discard: true })
       const page = yield* DagWorkflow.list({ limit: 1000 })
       expect(page.runs.filter((r) => r.state.status !== "completed").map((r) => `${r.state.id} ${r.state.status}`)).toEqual([])
       expect(page.runs.length).toBe(RUNS)
@@ -113,6 +90,6 @@ describeS3("DAG workflows across worker processes on RGW (issue 18 acceptance 4)
         // killed processes die (the others log at once and run to the end)
         expect(by.length === 0 || by.some((w) => killed.has(w)), `${r.workflowId}: ${r.reason}; its task ran in ${by.join(", ")}`).toBe(true)
       }
-    }).pipe(Effect.scoped, Effect.provide(layerFor(config)))
+    }).pipe(Effect.scoped, Effect.provide(s3QueueLayer(config)))
   }, 420_000)
 })
