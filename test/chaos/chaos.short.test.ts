@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
 import type { ChaosResult } from "../../bench/chaos.js"
 import { describeS3 } from "../support/s3.js"
+import { track } from "../support/processes.js"
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
@@ -34,6 +35,8 @@ describeS3("chaos short form on RGW", (s3) => {
             AWS_SECRET_ACCESS_KEY: s3.secretAccessKey
           }
         })
+        // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+        track(child)
         let stdout = ""
         let stderr = ""
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { encodeSegment } from "../../src/layers/FileStorage.js"
+import { track } from "../support/processes.js"
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 export const bin = join(root, "bin", "buquet.js")
@@ -83,6 +84,8 @@ export const spawnCli = (
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
+  // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+  track(child)
   let stdout = ""
   let stderr = ""
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))

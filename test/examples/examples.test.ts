@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url"
 import { afterAll, describe, expect, it as vitestIt } from "vitest"
 import { connect, handlersFromModule } from "../../src/promise.js"
 import handlers from "../../examples/handlers.js"
+import { track } from "../support/processes.js"
 
 const it = (name: string, fn: () => Promise<void>) => vitestIt(name, fn, 200_000)
 
@@ -45,6 +46,8 @@ const runExample = (
       env: where.env,
       stdio: ["ignore", "pipe", "pipe"]
     })
+    // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+    track(child)
     let stdout = ""
     let stderr = ""
     let killed = false

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { track } from "../support/processes.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "hundred.ts")
 const dirs: Array<string> = []
@@ -26,6 +27,8 @@ interface Outcome {
 const runFixture = (env: Record<string, string>, limitMs: number): Promise<Outcome> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+    track(child)
     let stdout = ""
     let stderr = ""
     let killedByTest = false

@@ -4,7 +4,6 @@
  * parents run once each, after all their children ended, and read their results; a failed child
  * (default policy) is seen by its parent. Real time; only outcomes are asserted.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,6 +11,8 @@ import { expect, it } from "vitest"
 import { Chunk, Effect, Stream } from "effect"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import { connect } from "../../src/promise.js"
+import { spawnFixture } from "../support/processes.js"
+import type { Spawned } from "../support/processes.js"
 import { describeS3, s3Config } from "../support/s3.js"
 
 const fixture = join(import.meta.dirname, "fixtures", "flow-worker.ts")
@@ -47,7 +48,7 @@ describeS3("Flows on RGW through the Promise API", (settings) => {
     }
     const log = join(mkdtempSync(join(tmpdir(), "buquet-flow-")), "handlers.log")
     const queue = await connect({ ...s3, quiet: true, typeCheck: "off" })
-    const workers: Array<{ child: ChildProcess; exit: Promise<number | null> }> = []
+    const workers: Array<Spawned> = []
     try {
       const flow = await queue.flow({
         name: "report",
@@ -65,11 +66,8 @@ describeS3("Flows on RGW through the Promise API", (settings) => {
       expect((await queue.get(merge.children[0]!.id))?.parentId).toBe(merge.id)
 
       for (const id of ["one", "two"]) {
-        const child = spawn(process.execPath, ["--import", "tsx", fixture], {
-          env: { ...process.env, BUQUET_TEST_S3: JSON.stringify(s3), WORKER_ID: id, HANDLER_LOG: log },
-          stdio: ["ignore", "ignore", "inherit"]
-        })
-        workers.push({ child, exit: new Promise((resolve) => child.on("exit", (code) => resolve(code))) })
+        // tracked: stopped after the test (SIGTERM, then SIGKILL) if it is still running then
+        workers.push(spawnFixture(fixture, { BUQUET_TEST_S3: JSON.stringify(s3), WORKER_ID: id, HANDLER_LOG: log }))
       }
       const done = await queue.waitFor(flow.id, { timeoutMs: 150_000 })
       expect(done.status).toBe("completed")
@@ -98,7 +96,7 @@ describeS3("Flows on RGW through the Promise API", (settings) => {
       expect(report.children![2]!.error).toContain("part 0 is broken")
     } finally {
       for (const w of workers) w.child.kill("SIGTERM")
-      for (const w of workers) expect(await w.exit).toBe(0)
+      for (const w of workers) expect((await w.exit).code).toBe(0)
       await queue.close()
       await cleanUp(config)
     }

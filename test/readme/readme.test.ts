@@ -6,6 +6,7 @@ import { spawn } from "node:child_process"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { track } from "../support/processes.js"
 
 const root = join(import.meta.dirname, "..", "..")
 const readme = readFileSync(join(root, "README.md"), "utf8")
@@ -31,6 +32,8 @@ const run = (
     const fullEnv: Record<string, string | undefined> = { ...process.env, ...env }
     for (const name of unset) delete fullEnv[name]
     const child = spawn(command, args, { cwd, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] })
+    // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+    track(child)
     let stdout = ""
     let stderr = ""
     let killed = false

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Option, Stream } from "effect"
 import * as FileStorage from "../../src/layers/FileStorage.js"
+import { track } from "../support/processes.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const workerScript = path.join(here, "support", "fileStorageWorker.ts")
@@ -31,6 +32,8 @@ const spawnWorker = (args: ReadonlyArray<string>): Effect.Effect<Spawned> =>
       cwd: repoRoot,
       stdio: ["ignore", "pipe", "inherit"]
     })
+    // stopped after the test (SIGTERM, then SIGKILL) if it is still running then: test/support/setup.ts
+    track(child)
     const lines = Stream.async<string, Error>((emit) => {
       let buffer = ""
       child.stdout!.on("data", (chunk: Buffer) => {

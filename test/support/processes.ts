@@ -9,6 +9,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 
 /** A spawned process and its exit. */
@@ -33,7 +35,6 @@ export const track = (child: ChildProcess): Spawned => {
     // already gone (a spawn that failed, or a very short process)
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
     child.on("exit", (code, signal) => resolve({ code, signal }))
-    child.on("error", () => resolve({ code: child.exitCode, signal: child.signalCode }))
   })
   const spawned: Spawned = { child, exit }
   tracked.set(spawned, owner)
@@ -41,9 +42,14 @@ export const track = (child: ChildProcess): Spawned => {
   return spawned
 }
 
-/** Runs `fixture` in a node process with tsx, `env` on top of this process's; stderr is passed through. */
+const dieWithParent = join(dirname(fileURLToPath(import.meta.url)), "die-with-parent.mjs")
+
+/**
+ * Runs `fixture` in a node process with tsx, `env` on top of this process's; stderr is passed
+ * through. The process ends itself if this one is killed (die-with-parent.mjs).
+ */
 export const spawnFixture = (fixture: string, env: Record<string, string>): Spawned =>
-  track(spawn(process.execPath, ["--import", "tsx", fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] }))
+  track(spawn(process.execPath, ["--import", dieWithParent, "--import", "tsx", fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] }))
 
 const isRunning = (child: ChildProcess) => child.exitCode === null && child.signalCode === null
 
@@ -53,16 +59,22 @@ const isRunning = (child: ChildProcess) => child.exitCode === null && child.sign
  */
 export const terminate = async (s: Spawned, graceMs = 30_000): Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }> => {
   if (isRunning(s.child)) s.child.kill("SIGTERM")
+  const stopped = await within(s.exit, graceMs)
+  if (stopped !== undefined) return stopped
+  if (isRunning(s.child)) s.child.kill("SIGKILL")
+  // a process that never started has no exit to wait for
+  return (await within(s.exit, 5_000)) ?? { code: s.child.exitCode, signal: s.child.signalCode }
+}
+
+/** `p`'s value, or undefined once `ms` have passed. */
+const within = async <A>(p: Promise<A>, ms: number): Promise<A | undefined> => {
   let timer: NodeJS.Timeout | undefined
-  const killed = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      if (isRunning(s.child)) s.child.kill("SIGKILL")
-      resolve()
-    }, graceMs)
-  })
-  await Promise.race([s.exit, killed])
-  clearTimeout(timer)
-  return s.exit
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** {@link terminate} as an Effect. */
