@@ -5,12 +5,10 @@
  * prints one document; bad input exits 2 with what to write, an unknown run 1, an intent the run's
  * status does not allow 1 with why.
  */
-import { randomUUID } from "node:crypto"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { orchestrateTaskType } from "../../src/domain/workflow/RunKeys.js"
 import { connect, Workflow } from "../../src/promise.js"
-import { describeS3, emptyKeyPrefix } from "../support/s3.js"
-import type { S3Settings } from "../support/s3.js"
+import { cliEnv, connectOptions, describeS3, prefixesEmptiedAfterAll } from "../support/s3.js"
 import { runCli as spawnCli } from "./support.js"
 import { seeded } from "./workflow-fixtures.js"
 
@@ -119,31 +117,13 @@ describe("buquet workflow signal / cancel / pause / resume / sweep (embedded sto
   }, 240_000)
 })
 
-const written: Array<{ readonly settings: S3Settings; readonly keyPrefix: string }> = []
-afterAll(async () => {
-  for (const { keyPrefix, settings } of written.splice(0)) await emptyKeyPrefix(settings, settings.bucket, keyPrefix)
-}, 120_000)
+const freshPrefix = prefixesEmptiedAfterAll()
 
 describeS3("buquet workflow intents on RGW", (s) => {
   it("signal, pause, resume and cancel a run started by a connection; sweep reads the runs", async () => {
-    const keyPrefix = `test/${randomUUID()}/`
-    written.push({ settings: s, keyPrefix })
-    const env = {
-      S3_ENDPOINT: s.endpoint,
-      S3_BUCKET: s.bucket,
-      AWS_REGION: s.region,
-      AWS_ACCESS_KEY_ID: s.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
-      BUQUET_KEY_PREFIX: keyPrefix
-    }
-    const queue = await connect({
-      bucket: s.bucket,
-      endpoint: s.endpoint,
-      region: s.region,
-      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
-      keyPrefix,
-      quiet: true
-    })
+    const keyPrefix = freshPrefix(s)
+    const env = cliEnv(s, keyPrefix)
+    const queue = await connect({ ...connectOptions(s, keyPrefix), quiet: true })
     let id: string
     try {
       // no worker runs it: the run stays pending, so every intent applies

@@ -6,13 +6,11 @@
  * runs reject with typed errors. On the embedded file store (and memory for the JSON checks), one
  * case on RGW; real time, real Workers.
  */
-import { randomUUID } from "node:crypto"
 import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { BuquetError, connect, PermanentError, Workflow } from "../../src/promise.js"
 import { tempDir } from "../cli/support.js"
-import { describeS3, emptyKeyPrefix } from "../support/s3.js"
-import type { S3Settings } from "../support/s3.js"
+import { connectOptions, describeS3, prefixesEmptiedAfterAll } from "../support/s3.js"
 import type { Queue, WorkflowRun } from "../../src/promise.js"
 
 const until = async (queue: Queue, id: string, done: (run: WorkflowRun) => boolean): Promise<WorkflowRun> => {
@@ -167,23 +165,11 @@ describe("queue.workflows (Promise API)", () => {
   }, 120_000)
 })
 
-const written: Array<{ readonly settings: S3Settings; readonly keyPrefix: string }> = []
-afterAll(async () => {
-  for (const { keyPrefix, settings } of written.splice(0)) await emptyKeyPrefix(settings, settings.bucket, keyPrefix)
-}, 120_000)
+const freshPrefix = prefixesEmptiedAfterAll()
 
 describeS3("queue.workflows on RGW", (s) => {
   it("start, a step waiting for a signal sent through the API, completion; cancel of another run", async () => {
-    const keyPrefix = `test/${randomUUID()}/`
-    written.push({ settings: s, keyPrefix })
-    const queue = await connect({
-      bucket: s.bucket,
-      endpoint: s.endpoint,
-      region: s.region,
-      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
-      keyPrefix,
-      quiet: true
-    })
+    const queue = await connect({ ...connectOptions(s, freshPrefix(s)), quiet: true })
     try {
       const greet = Workflow.define<{ readonly name: string }>("greet")
         .step("hello", { run: (ctx) => `hello ${ctx.data.name}` })

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { inject } from "vitest"
 import * as QueueLayer from "../../src/layers/Queue.js"
@@ -131,3 +132,39 @@ export const describeS3 = (name: string, fn: (settings: S3Settings) => void): vo
     })
   }
 }
+
+/**
+ * Fresh key prefixes for a file whose spawned CLIs or connections write on the real server: call
+ * once at the file's top level; each prefix the returned function hands out (in `bucket`, default
+ * the queue's) is emptied once the file's tests are done.
+ */
+export const prefixesEmptiedAfterAll = (): (settings: S3Settings, bucket?: string) => string => {
+  const written: Array<{ readonly settings: S3Settings; readonly bucket: string; readonly keyPrefix: string }> = []
+  afterAll(async () => {
+    for (const { bucket, keyPrefix, settings } of written.splice(0)) await emptyKeyPrefix(settings, bucket, keyPrefix)
+  }, 120_000)
+  return (settings, bucket = settings.bucket) => {
+    const keyPrefix = `test/${randomUUID()}/`
+    written.push({ settings, bucket, keyPrefix })
+    return keyPrefix
+  }
+}
+
+/** The storage options of `connect()` / `Buquet.layer` for `keyPrefix` of `bucket` (default the queue's) on the server. */
+export const connectOptions = (s: S3Settings, keyPrefix: string, bucket: string = s.bucket) => ({
+  bucket,
+  endpoint: s.endpoint,
+  region: s.region,
+  credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+  keyPrefix
+})
+
+/** The environment a spawned `buquet` reads for `keyPrefix` of `bucket` (default the queue's) on the server. */
+export const cliEnv = (s: S3Settings, keyPrefix: string, bucket: string = s.bucket): Record<string, string> => ({
+  S3_ENDPOINT: s.endpoint,
+  S3_BUCKET: bucket,
+  AWS_REGION: s.region,
+  AWS_ACCESS_KEY_ID: s.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
+  BUQUET_KEY_PREFIX: keyPrefix
+})
