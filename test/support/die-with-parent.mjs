@@ -3,6 +3,7 @@
 // no test worker outlives its test run as an orphan. Node 20's `process.ppid` is read once at
 // start-up, so the current parent is read from /proc (Linux; elsewhere this does nothing).
 import { readFileSync } from "node:fs"
+import { setInterval } from "node:timers"
 
 const currentParent = () => {
   try {
