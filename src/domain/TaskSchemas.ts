@@ -6,9 +6,8 @@
  * @module
  */
 import { Effect, Schema } from "effect"
-import { Ajv2020 } from "ajv/dist/2020.js"
+import type { Ajv2020 } from "ajv/dist/2020.js"
 import type { ErrorObject, ValidateFunction } from "ajv"
-import addFormatsModule from "ajv-formats"
 import { InvalidArgument } from "./QueueError.js"
 import { catastrophicPattern } from "./RegexCost.js"
 import { SchemaValidationFailed } from "./TaskErrors.js"
@@ -51,9 +50,6 @@ export interface CompiledSchemas {
   readonly output: ValidateFunction | undefined
 }
 
-// ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, whose `.default` is the plugin.
-const addFormats = addFormatsModule.default
-
 /**
  * The regular expressions of `pattern` and `patternProperties`, refused when they may take
  * exponential time (RegexCost): they run on every submit, and a match cannot be interrupted.
@@ -71,11 +67,19 @@ const guardedRegExp = Object.assign(
   { code: "new RegExp" }
 )
 
-const makeAjv = (): Ajv2020 => {
-  const ajv = new Ajv2020({ allErrors: true, strict: false, code: { regExp: guardedRegExp } })
-  addFormats(ajv)
-  return ajv
-}
+/**
+ * ajv and ajv-formats, loaded on the first schema compiled (once): ~8 MB of memory that a process
+ * whose task types publish no JSON Schema (most workers) does not pay.
+ */
+let ajvFactory: Promise<() => Ajv2020> | undefined
+const makeAjv = Effect.promise(() =>
+  (ajvFactory ??= Promise.all([import("ajv/dist/2020.js"), import("ajv-formats")]).then(([{ Ajv2020 }, formats]) => () => {
+    const ajv = new Ajv2020({ allErrors: true, strict: false, code: { regExp: guardedRegExp } })
+    // ajv-formats is CommonJS: the namespace's `default` is `module.exports`, whose `.default` is the plugin.
+    formats.default.default(ajv)
+    return ajv
+  }))
+).pipe(Effect.map((make) => make()))
 
 /**
  * Compiles a task type's schemas; an invalid JSON Schema fails with {@link InvalidArgument}.
@@ -83,9 +87,10 @@ const makeAjv = (): Ajv2020 => {
  * @since 0.1.0
  * @category utils
  */
-export const compileSchemas = (taskType: string, schemas: TaskJsonSchemas) =>
-  Effect.suspend(() => {
-    const ajv = makeAjv()
+export const compileSchemas = (taskType: string, schemas: TaskJsonSchemas): Effect.Effect<CompiledSchemas, InvalidArgument> =>
+  schemas.input === undefined && schemas.output === undefined
+    ? Effect.succeed<CompiledSchemas>({ input: undefined, output: undefined })
+    : Effect.flatMap(makeAjv, (ajv) => {
     const compile = (which: "input" | "output", schema: JsonSchema | undefined) =>
       Effect.try({
         try: () => (schema === undefined ? undefined : ajv.compile(schema)),

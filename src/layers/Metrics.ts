@@ -12,12 +12,10 @@
  * @module
  */
 import { createServer } from "node:http"
-// Sub-path imports, and the Node HTTP server loaded only when `serve` runs: the package indexes
-// (every module of @effect/platform, undici through @effect/platform-node) cost a worker that
-// serves no metrics about 50 MB of memory.
-import * as HttpRouter from "@effect/platform/HttpRouter"
+// Sub-path imports, and the Node HTTP server and the router loaded only when `serve` runs: the
+// package indexes (every module of @effect/platform, undici through @effect/platform-node) cost a
+// worker that serves no metrics about 50 MB of memory, and the router alone ~5 MB.
 import type * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer, Metric, MetricState, Option } from "effect"
 import type { MetricPair } from "effect"
 import type { StorageReadError } from "../domain/StorageError.js"
@@ -188,9 +186,15 @@ export interface ServeOptions {
   readonly host?: string | undefined
 }
 
-/** An HTTP app serving the exposition at `GET /metrics`. */
-export const app = HttpRouter.empty.pipe(
-  HttpRouter.get("/metrics", Effect.map(exposition, (text) => HttpServerResponse.text(text, { contentType })))
+/** An HTTP app serving the exposition at `GET /metrics`; its modules load with it (see {@link serve}). */
+export const app = Effect.promise(() =>
+  Promise.all([import("@effect/platform/HttpRouter"), import("@effect/platform/HttpServerResponse")])
+).pipe(
+  Effect.map(([HttpRouter, HttpServerResponse]) =>
+    HttpRouter.empty.pipe(
+      HttpRouter.get("/metrics", Effect.map(exposition, (text) => HttpServerResponse.text(text, { contentType })))
+    )
+  )
 )
 
 /**
@@ -200,7 +204,7 @@ export const app = HttpRouter.empty.pipe(
 export const serve = Effect.fn("Metrics.serve")(function*(options: ServeOptions) {
   const NodeHttpServer = yield* Effect.promise(() => import("@effect/platform-node/NodeHttpServer"))
   const server = yield* NodeHttpServer.make(() => createServer(), { port: options.port, host: options.host ?? "127.0.0.1" })
-  yield* server.serve(app)
+  yield* server.serve(yield* app)
   const address: HttpServer.Address = server.address
   return address
 })
