@@ -37,6 +37,7 @@ import {
 } from "../services/LeaseManager.js"
 import * as Metrics from "../services/Metrics.js"
 import { ServerClock } from "../services/ServerClock.js"
+import * as NewTask from "../protocol/NewTask.js"
 import { Storage } from "../services/Storage.js"
 import { retryTransient } from "../protocol/TransientRetry.js"
 import { isRecoverableAt, unmaterialized } from "../domain/FollowUps.js"
@@ -161,6 +162,12 @@ export const make = Effect.gen(function*() {
       Effect.catchAll((e) => Effect.logWarning(`lease recovery: flow parent of ${held.task.id} not told yet (the next walk will): ${e.message}`))
     )
 
+  /**
+   * A retried task whose CAS landed after its ready marker's minute was over (a paused monitor):
+   * a sweeper that read it still running may be deleting that marker (NewTask.keepFindable).
+   */
+  const keepFindable = (landed: VersionedTask) => provide(Effect.provideService(NewTask.keepFindable(landed), ServerClock, clock))
+
   const recoverTask = Effect.fn("LeaseManager.recoverTask")(function*(
     key: string,
     options?: { readonly random?: Effect.Effect<number> | undefined }
@@ -171,6 +178,7 @@ export const make = Effect.gen(function*() {
     const { current, result } = yield* provide(updateTask<TaskRecoveryOutcome>(key, (found) =>
       Option.isNone(found) ? keep<TaskRecoveryOutcome>("missing") : decideRecovery(found.value, now, margin, r)))
     if (Option.isSome(current)) {
+      if (result === "retried") yield* keepFindable(current.value)
       yield* recordRecovery(current.value.task.taskType, result)
       yield* tellParent(current.value)
     }
@@ -193,6 +201,7 @@ export const make = Effect.gen(function*() {
         Effect.catchTag("PreconditionFailed", () => Effect.succeed(undefined))
       )
       if (landed === undefined) return yield* recoverTask(`tasks/${current.task.shard}/${current.task.id}.json`, { random })
+      if (decision.result === "retried") yield* keepFindable({ task: decision.task, etag: landed })
       yield* provide(deleteMarkers(decision.after))
       yield* recordRecovery(current.task.taskType, decision.result)
       yield* tellParent({ task: decision.task, etag: landed })

@@ -67,7 +67,7 @@ import * as ServerClockLayer from "./ServerClock.js"
 import type { ListPage } from "../services/Storage.js"
 import { deletePayloads, loadInput, loadOutput, offloadInput } from "../protocol/Payloads.js"
 import { makeSignal } from "../protocol/WakeUp.js"
-import { createPending } from "../protocol/NewTask.js"
+import { createPending, keepFindable } from "../protocol/NewTask.js"
 import { touchCancelSignal } from "../protocol/CancelSignal.js"
 import { taskTypeRegistered } from "../protocol/TaskTypeMarkers.js"
 import {
@@ -785,7 +785,7 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const replay = Effect.fn("Queue.replay")(function*(taskId: string) {
     yield* checkTaskId(taskId)
     const now = yield* clock.now
-    const { result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition | StorageReadError>(keyOfId(taskId), (found) => {
+    const { current, result } = yield* provide(updateTask<Task, TaskNotFound | IllegalTransition | StorageReadError>(keyOfId(taskId), (found) => {
       if (Option.isNone(found)) return Effect.fail(TaskNotFound.of(taskId))
       const task = found.value.task
       if (!Tr.canReplay(task)) return Effect.fail(illegal(task, "replay"))
@@ -798,9 +798,14 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       // would remove the new run's output. The sweeper collects it once nothing references it.
       return Effect.succeed(write(next, next, { before: [readyMarkerKey(next)] }))
     }))
+    // A CAS that landed after its marker's minute was over (a paused replay): a sweeper that read
+    // the task still ended may be deleting that marker.
+    const replayed = Option.isSome(current)
+      ? (yield* provide(Effect.provideService(keepFindable(current.value), ServerClock, clock))).task
+      : result
     // Claimable again: idle workers look within a second.
     yield* wakeUp.touch
-    return result
+    return replayed
   })
 
   const archive = Effect.fn("Queue.archive")(function*(taskId: string) {

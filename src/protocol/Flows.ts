@@ -18,7 +18,7 @@ import type { StorageReadError } from "../domain/StorageError.js"
 import { ServerClock } from "../services/ServerClock.js"
 import type { Storage } from "../services/Storage.js"
 import type { ChildResult } from "../domain/FlowRequest.js"
-import { createPending } from "./NewTask.js"
+import { createPending, keepFindable } from "./NewTask.js"
 import { loadOutput } from "./Payloads.js"
 import {
   casTask,
@@ -126,11 +126,13 @@ export const createChildren = (held: VersionedTask, onDue: Effect.Effect<void> =
       Effect.map((etag) => Option.some<VersionedTask>({ task: first, etag })),
       Effect.catchTag("PreconditionFailed", () => Effect.succeed(Option.none<VersionedTask>()))
     )
-    const stored = Option.isSome(landed) ? landed : (yield* updateTask(keyOfTask(held.task), (found) => {
+    const written = Option.isSome(landed) ? { current: landed, result: true } : yield* updateTask(keyOfTask(held.task), (found) => {
       if (Option.isNone(found)) return keep(false)
       const next = settle(found.value.task)
       return next === undefined ? keep(false) : writeParent(next, true)
-    })).current
+    })
+    // released by our CAS: one that landed after its ready marker's minute was over moves it to a fresh one
+    const stored = written.result && Option.isSome(written.current) ? Option.some(yield* keepFindable(written.current.value)) : written.current
     if (Option.isSome(stored) && stored.value.task.status === "pending" && stored.value.task.flow?.releasedAt !== undefined) yield* onDue
     const landedAt = yield* clock.currentTimeMillis
     if (marker !== undefined && (Option.isNone(stored) || neededMarker(stored.value.task) !== marker)) {
@@ -184,7 +186,8 @@ export const notifyParent = (held: VersionedTask, onDue: Effect.Effect<void> = E
         return flow === undefined ? keep(false) : writeParent(advanceParent(parent, flow, now), true)
       })
       if (result && Option.isSome(current)) {
-        const parent = current.value
+        // released: a CAS that landed after its ready marker's minute was over moves it to a fresh one
+        const parent = yield* keepFindable(current.value)
         if (parent.task.status === "pending" && parent.task.flow?.releasedAt !== undefined) {
           yield* onDue
           yield* Effect.logDebug(`flow ${parent.task.id}: its children have all ended; due now`)

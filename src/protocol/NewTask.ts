@@ -13,12 +13,14 @@
  * @module
  */
 import { DateTime, Effect, Option } from "effect"
+import { isWaitingParent } from "../domain/Flows.js"
 import { bucketEndMillis, isBucketClosed, submitWindowMillis } from "../domain/Markers.js"
 import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { bucketOf } from "../domain/Shard.js"
 import type { Task } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
 import { ServerClock } from "../services/ServerClock.js"
+import type { Storage } from "../services/Storage.js"
 import type { VersionedTask } from "./TaskObjects.js"
 import { createTask, keep, keyOfTask, updateTask, write, writeMarker } from "./TaskObjects.js"
 
@@ -76,6 +78,26 @@ export const refreshClosedMarker = Effect.fn("NewTask.refreshClosedMarker")(func
   yield* Effect.logWarning(`task ${stored.id} became pending after its ready marker's minute was over; moved it to a fresh ready marker`)
   return current
 })
+
+/**
+ * Keeps a task that a CAS just made pending on a ready marker written before it findable:
+ * {@link refreshClosedMarker}, for every protocol that does so (a worker's settle, lease recovery's
+ * retry, a replay, a flow's parent released). Any other task (a flow's waiting parent has no ready
+ * marker) is left as it is. A failure to move it is logged, not raised: its CAS did land, and the
+ * sweeper writes a pending task's missing marker. Returns the task as stored.
+ */
+export const keepFindable = (stored: VersionedTask): Effect.Effect<VersionedTask, never, Storage | ServerClock> =>
+  stored.task.status !== "pending" || isWaitingParent(stored.task)
+    ? Effect.succeed(stored)
+    : refreshClosedMarker(stored.task).pipe(
+      Effect.map(Option.getOrElse(() => stored)),
+      Effect.catchAll((e) =>
+        Effect.as(
+          Effect.logWarning(`task ${stored.task.id}: could not move it to a fresh ready marker (the sweeper will write one): ${e.message}`),
+          stored
+        )
+      )
+    )
 
 /**
  * Writes a new pending task: its ready marker, then the create-only PUT (`PreconditionFailed` if

@@ -34,7 +34,7 @@ import { ServerClock } from "../../services/ServerClock.js"
 import { closedMarkers, leaseMarkerOf, neededMarker } from "../../domain/Markers.js"
 import { type FollowUp, unmaterialized } from "../../domain/FollowUps.js"
 import { materialize } from "../../protocol/FollowUps.js"
-import { refreshClosedMarker } from "../../protocol/NewTask.js"
+import { keepFindable } from "../../protocol/NewTask.js"
 import { owedNotice } from "../../domain/Flows.js"
 import { notifyParent } from "../../protocol/Flows.js"
 
@@ -176,15 +176,8 @@ export const settle = Effect.fn("Worker.settle")(function*(
           Effect.catchAll((e) => Effect.logDebug(`could not delete lease marker (the monitor will): ${e.message}`))
         )
         // A CAS that landed after its ready marker's minute was over: a sweeper may be deleting that marker.
-        const moved = next.status === "pending"
-          ? yield* refreshClosedMarker(next).pipe(
-            Effect.catchAll((e) =>
-              Effect.as(Effect.logWarning(`task ${next.id}: could not move it to a fresh ready marker (the sweeper will write one): ${e.message}`), Option.none<VersionedTask>())
-            )
-          )
-          : Option.none<VersionedTask>()
-        const settled = Option.getOrElse(moved, () => ({ task: next, etag: written.value }))
-        if (Option.isSome(moved)) yield* Ref.set(held, settled)
+        const settled = yield* keepFindable({ task: next, etag: written.value })
+        yield* Ref.set(held, settled)
         if (next.status === "pending") yield* onPending(settled.task)
         return { _tag: "Settled", kind, task: settled.task, etag: settled.etag, error, reason } satisfies SettleResult
       }
