@@ -10,7 +10,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import { describeParseError } from "../domain/Codec.js"
 import { WorkflowRunId } from "../domain/workflow/RunKeys.js"
-import { runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows, stepsHeldByPause } from "../domain/workflow/RunView.js"
+import { describeHold, runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows, stepsHeldByPause } from "../domain/workflow/RunView.js"
 import { WorkflowState, WorkflowStatus } from "../domain/workflow/WorkflowState.js"
 import { listRuns, listSignals, readRun } from "../protocol/WorkflowRunListing.js"
 import type { SignalEntry } from "../protocol/WorkflowRunListing.js"
@@ -128,7 +128,7 @@ const show = Command.make("show", { ...globalOptions, id: runIdArg }, (o) =>
           `updated     ${time(state.updatedAt)}`,
           ...(e === undefined ? [] : [`error       ${e.type}: ${e.message}${e.step === undefined ? "" : ` (step ${e.step})`}`]),
           ...held.map((h) =>
-            `held        step ${h.step} waits: ${pause.global ? "the queue is paused (buquet resume)" : `its task type ${h.taskType} is paused (buquet resume ${h.taskType})`}`),
+            `held        ${describeHold(h, pause)}`),
           "",
           rows.length === 0 ? "no steps started yet" : table(
             ["STEP", "STATUS", "ATTEMPT", "TASK", "ERROR"],

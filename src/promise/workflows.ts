@@ -7,7 +7,8 @@
  * @module
  */
 import { Cause, Duration, Effect, Exit, Option, Runtime, Schema } from "effect"
-import { recordedDefinition, stepRows } from "../domain/workflow/RunView.js"
+import { describeHold, recordedDefinition, stepRows, stepsHeldByPause } from "../domain/workflow/RunView.js"
+import { Queue } from "../services/Queue.js"
 import type { WorkflowState } from "../domain/workflow/WorkflowState.js"
 import { WorkflowStatus as WorkflowStatusSchema } from "../domain/workflow/WorkflowState.js"
 import * as DagWorkflow from "../programs/DagWorkflow.js"
@@ -291,6 +292,12 @@ export interface WorkflowRun {
   readonly error: { readonly type: string; readonly message: string; readonly step: string | undefined } | undefined
   readonly createdAt: Date
   readonly updatedAt: Date
+  /**
+   * Running steps a pause switch holds (`queue.pause(type)` or everything paused): their task
+   * waits unclaimed until the resume. Filled by `get` (it reads the pause switches); undefined in
+   * what `start`, `list`, `cancel`, `pause` and `resume` return.
+   */
+  readonly heldByPause?: ReadonlyArray<{ readonly step: string; readonly taskType: string; readonly reason: string }> | undefined
 }
 
 const toDate = (t: { readonly epochMillis: number }): Date => new Date(t.epochMillis)
@@ -417,7 +424,14 @@ const malformedJson = (m: { readonly key: string; readonly message: string }) =>
  */
 export const makeWorkflows = (run: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>): Workflows => ({
   start: (workflow, data, options) => attempt(() => run(DagWorkflow.start(effectOf(workflow), data, { id: options?.id })).then(fromState)),
-  get: (id) => run(DagWorkflow.get(id)).then((o) => Option.getOrUndefined(Option.map(o, fromState))),
+  get: (id) =>
+    run(Effect.gen(function*() {
+      const found = yield* DagWorkflow.get(id)
+      if (Option.isNone(found)) return undefined
+      const pause = yield* (yield* Queue).pauseState
+      const heldByPause = stepsHeldByPause(found.value, pause).map((h) => ({ ...h, reason: describeHold(h, pause) }))
+      return { ...fromState(found.value), heldByPause }
+    })),
   list: (options) => {
     const status = options?.status
     if (status !== undefined && !workflowStatuses.includes(status)) {

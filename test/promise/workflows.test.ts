@@ -140,6 +140,30 @@ describe("queue.workflows (Promise API)", () => {
     }
   }, 120_000)
 
+  it("get says which running step a pause switch holds, and how to resume it", async () => {
+    const queue = await connect({ memory: true, quiet: true })
+    try {
+      const held = Workflow.define("held").step("charge", { run: async () => "charged" })
+      await queue.pause("workflow.step:held:charge")
+      const worker = queue.worker({ concurrency: 2, signals: false, monitor: false }).workflow(held)
+      const running = worker.run()
+      await queue.workflows.start(held, null, { id: "held-1" })
+      const waiting = await until(queue, "held-1", (r) => r.steps[0]?.status === "running")
+      expect(waiting.heldByPause).toEqual([{
+        step: "charge",
+        taskType: "workflow.step:held:charge",
+        reason: "step charge waits: its task type workflow.step:held:charge is paused (buquet resume workflow.step:held:charge)"
+      }])
+      await queue.resume("workflow.step:held:charge")
+      const done = await until(queue, "held-1", (r) => r.status === "completed")
+      expect(done.heldByPause).toEqual([])
+      await worker.stop()
+      await running
+    } finally {
+      await queue.close()
+    }
+  }, 120_000)
+
   it("data, signal payloads and step results must be JSON: a BigInt is a typed error, not a crash", async () => {
     const queue = await connect({ memory: true, quiet: true })
     try {

@@ -71,6 +71,16 @@ export const stepsHeldByPause = (state: WorkflowState, pause: PauseState): Reado
     .filter((h) => isPaused(pause, h.taskType))
 
 /**
+ * Why a held step waits and how to let it go, in the words `buquet workflow show` and the
+ * dashboard use.
+ *
+ * @since 0.1.0
+ * @category views
+ */
+export const describeHold = (held: { readonly step: string; readonly taskType: string }, pause: PauseState): string =>
+  `step ${held.step} waits: ${pause.global ? "the queue is paused (buquet resume)" : `its task type ${held.taskType} is paused (buquet resume ${held.taskType})`}`
+
+/**
  * Each step's row: with the definition (by default the one the run recorded), every step of it in topological order (steps the run has
  * not reached are `pending`), then any stored step the definition does not name; without it, the
  * stored steps in the order they started (never-started ones last, by name).

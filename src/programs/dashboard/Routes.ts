@@ -38,7 +38,7 @@ import { costPage } from "./CostPage.js"
 import * as Pages from "./Pages.js"
 import * as WorkflowPages from "./WorkflowPages.js"
 import { WorkflowRunId } from "../../domain/workflow/RunKeys.js"
-import { recordedDefinition, runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows } from "../../domain/workflow/RunView.js"
+import { describeHold, recordedDefinition, runProgress, runSummaryJson, signalConsumed, stepRowJson, stepRows, stepsHeldByPause } from "../../domain/workflow/RunView.js"
 import { WorkflowState } from "../../domain/workflow/WorkflowState.js"
 import { listRuns, listSignals, readRun } from "../../protocol/WorkflowRunListing.js"
 import * as TypeStats from "../TypeStats.js"
@@ -423,7 +423,10 @@ export const makeApp = (deps: AppDeps) => {
     const inbox = yield* withStorage(listSignals(runId.value))
     const state = found.value.state
     const signals = inbox.signals.map((x) => ({ name: x.name, signalId: x.signalId, sentAt: x.ts, consumed: signalConsumed(state, x.name, x.suffix) }))
-    return { _tag: "Found", state, signals, malformedSignals: inbox.malformed } as const
+    // running steps a pause switch holds (their task waits unclaimed), as `buquet workflow show` says
+    const pause = yield* queue.pauseState
+    const held = stepsHeldByPause(state, pause).map((h) => ({ ...h, reason: describeHold(h, pause) }))
+    return { _tag: "Found", state, signals, malformedSignals: inbox.malformed, held } as const
   })
 
   const workflowDetailPage = Effect.gen(function*() {
@@ -431,7 +434,13 @@ export const makeApp = (deps: AppDeps) => {
     const run = yield* runOfPath
     if (run._tag === "Invalid") return yield* errorPage("Bad request", `${run.id.slice(0, 80)} is not a workflow run id.`, 400)
     if (run._tag === "NotFound") return yield* errorPage("Not found", `No workflow run ${run.id}.`, 404)
-    const body = WorkflowPages.runDetail({ state: run.state, definition: recordedDefinition(run.state), signals: run.signals, malformedSignals: run.malformedSignals })
+    const body = WorkflowPages.runDetail({
+      state: run.state,
+      definition: recordedDefinition(run.state),
+      signals: run.signals,
+      malformedSignals: run.malformedSignals,
+      held: run.held
+    })
     if (fragment) return page(body)
     const s = yield* snapshot.current
     return full({ title: `Workflow run ${run.state.id}`, tab: "workflows", snapshot: s, live: true, body })
@@ -458,6 +467,7 @@ export const makeApp = (deps: AppDeps) => {
     return json({
       state: encodeRunState(run.state),
       progress: runProgress(run.state),
+      held_by_pause: run.held.map((h) => ({ step: h.step, task_type: h.taskType })),
       steps: stepRows(run.state).map(stepRowJson),
       signals: run.signals.map((x) => ({ name: x.name, id: x.signalId, sent_at: x.sentAt, consumed: x.consumed })),
       malformed_signals: run.malformedSignals.map((m) => ({ key: m.key, message: m.message }))

@@ -128,6 +128,8 @@ export const runDetail = (p: {
   readonly definition: WorkflowDefinition | undefined
   readonly signals: ReadonlyArray<SignalLine>
   readonly malformedSignals: ReadonlyArray<MalformedObject>
+  /** Running steps a pause switch holds, with why and how to resume (RunView.describeHold). */
+  readonly held: ReadonlyArray<{ readonly step: string; readonly reason: string }>
 }): Html => {
   const s = p.state
   const rows = stepRows(s, p.definition)
@@ -156,6 +158,7 @@ ${field("definition", html`<span class="mono">${s.definitionHash}</span>`)}${fie
 ${field("orchestrator task", s.orchestratorTaskId === undefined ? undefined : html`<a class="mono" href="${href`/tasks/${s.orchestratorTaskId}`}">${s.orchestratorTaskId}</a>`)}
 ${field("error", e === undefined ? undefined : html`<span id="run-error">${e.type}: ${e.message}${e.step === undefined ? "" : ` (step ${e.step})`}</span>`)}
 </dl><div><h3>Data</h3><pre id="run-data">${prettyJson(s.data)}</pre></div></div>
+${p.held.length === 0 ? "" : html`<div class="notice" id="run-held">${p.held.map((h) => html`<div>${h.reason}</div>`)}</div>`}
 <h3>Steps</h3>
 ${
     p.definition === undefined
