@@ -74,16 +74,44 @@ export interface ConditionalWriteOptions {
 }
 
 /**
- * After an ambiguous write: did our body land? Re-read and compare bytes. Returns the ETag if
- * it did; fails with `PreconditionFailed` if someone else's body is there (or nothing).
+ * How many times a create whose answer was lost and which did not land is sent again before it is
+ * `StorageUnavailable`.
  */
-const resolveAmbiguous = (key: string, body: Uint8Array, retry: Schedule.Schedule<unknown, unknown> | undefined) =>
+const createResends = 2
+
+/**
+ * After an ambiguous write: did our body land? Re-read and compare bytes. Returns the ETag if
+ * it did; fails with `PreconditionFailed` if someone else's body is there, or (a CAS) nothing.
+ * A create that finds nothing did not land: no one wrote anything, so it is not a lost race
+ * (callers take that for "the id exists" and drop the write). It is sent again (If-None-Match
+ * still guards it; a delayed first copy landing later loses to it or is it, the same bytes), and
+ * `StorageUnavailable` if it still does not land.
+ */
+const resolveAmbiguous = (
+  key: string,
+  body: Uint8Array,
+  condition: { readonly ifNoneMatch: "*" } | { readonly ifMatch: string },
+  retry: Schedule.Schedule<unknown, unknown> | undefined,
+  resends: number
+): Effect.Effect<string, PreconditionFailed | StorageReadError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const read = storage.get(key)
     const now = yield* (retry === undefined ? read : Effect.retry(read, { schedule: retry, while: (e) => e._tag === "StorageUnavailable" }))
     if (Option.isSome(now) && sameBytes(now.value.body, body)) return now.value.etag
-    return yield* new PreconditionFailed({ key, message: `${key}: an ambiguous write did not land (re-read shows other content)` })
+    if (Option.isSome(now) || !("ifNoneMatch" in condition)) {
+      return yield* new PreconditionFailed({ key, message: `${key}: an ambiguous write did not land (re-read shows other content)` })
+    }
+    if (resends === 0) {
+      return yield* new StorageUnavailable({ operation: "PutObject", key, message: `${key}: a create whose answer was lost did not land; try again` })
+    }
+    return yield* storage.put(key, body, condition).pipe(
+      Effect.catchTags({
+        OutcomeUnknown: () => resolveAmbiguous(key, body, condition, retry, resends - 1),
+        // something is there now: ours (the first copy, landed late) or another writer's
+        PreconditionFailed: () => resolveAmbiguous(key, body, condition, retry, resends - 1)
+      })
+    )
   })
 
 /**
@@ -98,7 +126,7 @@ export const putConditional = Effect.fnUntraced(function*(
 ) {
   const storage = yield* Storage
   return yield* storage.put(key, body, condition).pipe(
-    Effect.catchTag("OutcomeUnknown", () => resolveAmbiguous(key, body, options?.resolveRetry))
+    Effect.catchTag("OutcomeUnknown", () => resolveAmbiguous(key, body, condition, options?.resolveRetry, createResends))
   )
 })
 

@@ -3,8 +3,9 @@
  * deterministic simulation, seeds 5 and 8): the ambiguous write is resolved by re-reading, finds
  * nothing, and reports `PreconditionFailed` — which the engine took for "another run recorded it
  * first". Finding no such record, the run suspended with nothing left to wake it: its task
- * completed and the execution was stranded for good. Such a write must count as a failed request
- * (the run is retried and replays), on MemoryStorage + FaultyStorage + TestClock.
+ * completed and the execution was stranded for good. A create that did not land is now sent again
+ * (protocol/TaskObjects.ts, test/protocol/AmbiguousCreate.test.ts); one that never lands must count
+ * as a failed request (the run is retried and replays), on MemoryStorage + FaultyStorage + TestClock.
  *
  * And a run task is retried for as long as the bucket keeps failing (found by the simulation,
  * seed 28): its failure is never the workflow's own (a body's failure is recorded as its result), so
@@ -58,10 +59,11 @@ const layer = Layer.provideMerge(
   )
 )
 
-// The next create-only PUT of `key` gets no answer and never reaches the bucket.
+// The next create-only PUT of `key` gets no answer and never reaches the bucket, nor do the two
+// times it is sent again (putConditional's resends of a create that did not land).
 const loseFirstWrite = (key: string) =>
   Effect.flatMap(FaultyStorage.FaultInjector, (injector) =>
-    injector.addRule({ operation: "put", key, condition: "ifNoneMatch", fault: FaultyStorage.Fault.outcomeUnknown, timing: "before" }))
+    injector.addRule({ operation: "put", key, condition: "ifNoneMatch", fault: FaultyStorage.Fault.outcomeUnknown, timing: "before", times: 3 }))
 
 const completes = (execution: Fiber.Fiber<string, never>) =>
   drive(Effect.map(Fiber.poll(execution), Option.isSome), "1 second", 600)
