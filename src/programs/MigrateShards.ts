@@ -34,6 +34,7 @@ import { shardOf } from "../domain/Shard.js"
 import { decodeTask, Task } from "../domain/Task.js"
 import { healthyWithin } from "../domain/WorkerRecord.js"
 import { ServerClock } from "../services/ServerClock.js"
+import { retryTransient } from "../protocol/TransientRetry.js"
 import { Storage } from "../services/Storage.js"
 import { LeaderLeaseRecord } from "./LeaderLease.js"
 import { workersPrefix } from "./monitor/WorkerHealth.js"
@@ -117,7 +118,7 @@ const taskKeyPattern = /^tasks\/([0-9a-f]{1,4})\/([0-9a-f-]{36})\.json$/
 const markerPattern = /^(ready|leases)\/([0-9a-f]{1,4})\/(?:!\d{4}\/)?\d{10}\/([0-9a-f-]{36})$/
 
 const keysUnder = (prefix: string) =>
-  Effect.flatMap(Storage, (s) => Stream.runCollect(s.listAll(prefix))).pipe(
+  Effect.flatMap(Storage, (s) => retryTransient(Stream.runCollect(s.listAll(prefix)))).pipe(
     Effect.map((c) => Chunk.toReadonlyArray(c).map((m) => m.key))
   )
 
@@ -145,7 +146,7 @@ const moveOne = (move: ShardMove, to: number, oldMarkers: ReadonlyArray<string>)
   Effect.gen(function*() {
     const storage = yield* Storage
     for (let round = 0; round < maxRounds; round++) {
-      const current = yield* storage.get(move.fromKey)
+      const current = yield* retryTransient(storage.get(move.fromKey))
       if (Option.isNone(current)) return Either.right(false)
       const task = yield* decodeTask(move.fromKey, current.value.body)
       const moved = new Task({ ...task, shard: shardOf(task.id, to) })
@@ -153,24 +154,25 @@ const moveOne = (move: ShardMove, to: number, oldMarkers: ReadonlyArray<string>)
       // a running one's lease marker, and the lease-bucket marker recovery needs for an ended task's
       // follow-ups or flow report; none for a flow's waiting parent)
       const marker = neededMarker(moved)
-      if (marker !== undefined) yield* storage.put(marker, new Uint8Array(0))
+      if (marker !== undefined) yield* retryTransient(storage.put(marker, new Uint8Array(0)))
       const body = encodeObject(Task, moved)
-      const created = yield* Effect.either(storage.put(move.toKey, body, { ifNoneMatch: "*" }))
+      // a resend that finds its own first copy there gets PreconditionFailed: brought up to date below
+      const created = yield* Effect.either(retryTransient(storage.put(move.toKey, body, { ifNoneMatch: "*" })))
       if (Either.isLeft(created)) {
         if (created.left._tag !== "PreconditionFailed") return yield* created.left
         // a copy from an interrupted run: bring it up to date
-        const existing = yield* storage.get(move.toKey)
+        const existing = yield* retryTransient(storage.get(move.toKey))
         if (Option.isSome(existing)) {
-          const cas = yield* Effect.either(storage.put(move.toKey, body, { ifMatch: existing.value.etag }))
+          const cas = yield* Effect.either(retryTransient(storage.put(move.toKey, body, { ifMatch: existing.value.etag })))
           if (Either.isLeft(cas)) continue
         }
       }
       // the old object must not have changed since we read it, else copy again
-      const after = yield* storage.head(move.fromKey)
+      const after = yield* retryTransient(storage.head(move.fromKey))
       if (Option.isSome(after) && after.value.etag !== current.value.etag) continue
-      yield* storage.delete(move.fromKey)
+      yield* retryTransient(storage.delete(move.fromKey))
       const old = oldMarkers.filter((k) => k.endsWith(`/${task.id}`))
-      if (old.length > 0) yield* storage.deleteMany(old)
+      if (old.length > 0) yield* retryTransient(storage.deleteMany(old))
       return Either.right(true)
     }
     return Either.left(`task ${move.taskId} kept changing during the move; run the migration again`)
@@ -183,7 +185,7 @@ const rewriteRecords = (from: number, to: number) =>
     let rewritten = 0
     for (const key of yield* keysUnder("idempotency/")) {
       for (let round = 0; round < maxRounds; round++) {
-        const got = yield* storage.get(key)
+        const got = yield* retryTransient(storage.get(key))
         if (Option.isNone(got)) break
         // an unreadable record is not ours to fix here (the submit path treats it as free)
         const rec = yield* Effect.option(decodeObject(IdempotencyRecord, key, got.value.body))
@@ -191,7 +193,7 @@ const rewriteRecords = (from: number, to: number) =>
         const m = taskKeyPattern.exec(rec.value.taskKey)
         if (m === null || m[1]!.length !== from || m[2] !== rec.value.taskId) break
         const updated = new IdempotencyRecord({ ...rec.value, taskKey: taskKey(shardOf(rec.value.taskId, to), rec.value.taskId) })
-        const cas = yield* Effect.either(storage.put(key, encodeObject(IdempotencyRecord, updated), { ifMatch: got.value.etag }))
+        const cas = yield* Effect.either(retryTransient(storage.put(key, encodeObject(IdempotencyRecord, updated), { ifMatch: got.value.etag })))
         if (Either.isRight(cas)) {
           rewritten++
           break
@@ -263,7 +265,7 @@ export const execute = Effect.fn("MigrateShards.execute")(function*(
     // leftovers: old-length markers of tasks that are not (or no longer) stored at the old length
     const stillOld = new Set(failed.slice(failedBefore).map((f) => f.taskId))
     const leftovers = current.oldMarkers.filter((k) => !stillOld.has(markerPattern.exec(k)?.[3] ?? ""))
-    for (let i = 0; i < leftovers.length; i += 1000) yield* storage.deleteMany(leftovers.slice(i, i + 1000))
+    for (let i = 0; i < leftovers.length; i += 1000) yield* retryTransient(storage.deleteMany(leftovers.slice(i, i + 1000)))
     markersDeleted += leftovers.length
     if (failed.length > failedBefore) break // the caller re-runs; planning again would retry them at once
     // anything written at the old length meanwhile (an old-layout producer) is moved by another pass
