@@ -11,7 +11,7 @@ import * as Buquet from "../../src/Buquet.js"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
-import { describeS3, emptyKeyPrefix } from "../support/s3.js"
+import { cliEnv, describeS3, emptyKeyPrefix } from "../support/s3.js"
 import type { S3Settings } from "../support/s3.js"
 import { eventually, root, runCli, spawnCli, tempDir } from "./support.js"
 
@@ -42,18 +42,9 @@ const inBucket = <A, E>(s: S3Settings, keyPrefix: string, shardPrefixLen: number
     shardPrefixLen
   })))))
 
-const envFor = (s: S3Settings, bucket: string, keyPrefix: string): Record<string, string> => ({
-  S3_ENDPOINT: s.endpoint,
-  S3_BUCKET: bucket,
-  AWS_REGION: s.region,
-  AWS_ACCESS_KEY_ID: s.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
-  BUQUET_KEY_PREFIX: keyPrefix
-})
-
 describeS3("buquet CLI on RGW", (s) => {
   it("doctor passes on the unversioned bucket", async () => {
-    const r = await runCli(["doctor"], { env: envFor(s, s.bucket, freshPrefix(s, s.bucket)) })
+    const r = await runCli(["doctor"], { env: cliEnv(s, freshPrefix(s, s.bucket), s.bucket) })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.stdout).toMatch(/✓ create-only write/)
     expect(r.stdout).toMatch(/✓ compare-and-swap/)
@@ -62,7 +53,7 @@ describeS3("buquet CLI on RGW", (s) => {
   })
 
   it.skipIf(s.bucketVersioned === undefined)("doctor on the versioned bucket says conditional writes are not enforced and exits 1", async () => {
-    const r = await runCli(["doctor", "--json"], { env: envFor(s, s.bucketVersioned!, freshPrefix(s, s.bucketVersioned!)) })
+    const r = await runCli(["doctor", "--json"], { env: cliEnv(s, freshPrefix(s, s.bucketVersioned!), s.bucketVersioned!) })
     expect(r.code).toBe(1)
     // one JSON document: the report (no second error object after it)
     const report = JSON.parse(r.stdout) as { ok: boolean; checks: Array<{ name: string; status: string; detail: string }> }
@@ -77,7 +68,7 @@ describeS3("buquet CLI on RGW", (s) => {
   // the connection opens, with doctor's sentence, instead of accepting tasks no worker can claim
   it.skipIf(s.bucketVersioned === undefined)("submit, worker and demo refuse the versioned bucket with doctor's sentence; nothing is written", async () => {
     const keyPrefix = freshPrefix(s, s.bucketVersioned!)
-    const env = envFor(s, s.bucketVersioned!, keyPrefix)
+    const env = cliEnv(s, keyPrefix, s.bucketVersioned!)
     const submit = await runCli(["submit", "-t", "alpha", "-i", "{}"], { env })
     expect(submit.code, submit.stdout + submit.stderr).toBe(1)
     expect(submit.stderr).toMatch(/^buquet: .*versioning is enabled on this bucket, and conditional writes are not enforced in it .*use a bucket without versioning for the queue/m)
@@ -119,7 +110,7 @@ describeS3("buquet CLI on RGW", (s) => {
   })
 
   it("submit → get → history → list filters → cancel by type with per-task outcomes", async () => {
-    const env = envFor(s, s.bucket, freshPrefix(s, s.bucket))
+    const env = cliEnv(s, freshPrefix(s, s.bucket), s.bucket)
     const submit = async (type: string, extra: ReadonlyArray<string> = []) => {
       const r = await runCli(["submit", "-t", type, "-i", "{\"n\":1}", "--json", ...extra], { env })
       expect(r.code, r.stderr).toBe(0)
@@ -163,7 +154,7 @@ describeS3("buquet CLI on RGW", (s) => {
   })
 
   it("submit → buquet worker --handlers → get shows the output; history, list filters and cancel by type", async () => {
-    const env = envFor(s, s.bucket, freshPrefix(s, s.bucket))
+    const env = cliEnv(s, freshPrefix(s, s.bucket), s.bucket)
     const submit = async (type: string, input: string, extra: ReadonlyArray<string> = []) => {
       const r = await runCli(["submit", "-t", type, "-i", input, "--json", ...extra], { env })
       expect(r.code, r.stderr).toBe(0)
@@ -213,7 +204,7 @@ describeS3("buquet CLI on RGW", (s) => {
   // stays running, leased), the second forces the stop and gives the task back without a retry
   it("buquet worker --grace 30: a first SIGTERM keeps the running task, a second forces the stop and releases it without a retry", async () => {
     const keyPrefix = freshPrefix(s, s.bucket)
-    const env = envFor(s, s.bucket, keyPrefix)
+    const env = cliEnv(s, keyPrefix, s.bucket)
     const task = await inBucket(s, keyPrefix, 1, Effect.flatMap(Queue, (q) => q.submit("slow", {}, { maxRetries: 3 })))
     const status = () => inBucket(s, keyPrefix, 1, Effect.flatMap(Queue, (q) => q.get(task.id)))
     const worker = spawnCli(["worker", "--handlers", join(fixtures, "handlers-slow.mjs"), "--no-monitor", "--poll-max-ms", "300", "--grace", "30"], {
@@ -235,7 +226,7 @@ describeS3("buquet CLI on RGW", (s) => {
 
   it("migrate-shards 1 → 2 on 1,000 tasks (980 pending, 20 running under a killed worker), then workers at prefix 2 finish them all", async () => {
     const keyPrefix = freshPrefix(s, s.bucket)
-    const env = { ...envFor(s, s.bucket, keyPrefix), BUQUET_MONITOR_CHECK_INTERVAL: "2" }
+    const env = { ...cliEnv(s, keyPrefix, s.bucket), BUQUET_MONITOR_CHECK_INTERVAL: "2" }
     await inBucket(s, keyPrefix, 1, Effect.gen(function*() {
       const queue = yield* Queue
       const items = [
