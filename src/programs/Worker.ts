@@ -334,15 +334,15 @@ export const make = <R>(
         Effect.as(Effect.logWarning(`could not read the pause switches; claiming nothing this poll: ${e.message}`), new PauseState({ global: true, taskTypes: [] }))
       )
     )
-    const typePaused = (taskType: string) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const cached = yield* Ref.get(pauseCache)
-        if (Option.isSome(cached) && now - cached.value.readAt < pauseMaxAgeMillis) return isPaused(cached.value.state, taskType)
-        const state = yield* readPause
-        yield* Ref.set(pauseCache, Option.some({ state, readAt: now }))
-        return isPaused(state, taskType)
-      })
+    const pauseState = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const cached = yield* Ref.get(pauseCache)
+      if (Option.isSome(cached) && now - cached.value.readAt < pauseMaxAgeMillis) return cached.value.state
+      const state = yield* readPause
+      yield* Ref.set(pauseCache, Option.some({ state, readAt: now }))
+      return state
+    })
+    const typePaused = (taskType: string) => Effect.map(pauseState, (state) => isPaused(state, taskType))
 
     const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
     const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, admit, leaseSafetyMargin }
@@ -374,7 +374,13 @@ export const make = <R>(
 
     // Start the rotation at a worker-specific shard, so a fleet does not race for the same markers.
     const startOffset = [...workerId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7)
-    const discovery = Discovery.make({ shards, currentShards: polledShards, pageSize: options.pageSize, startOffset })
+    const discovery = Discovery.make({
+      shards,
+      currentShards: polledShards,
+      pageSize: options.pageSize,
+      startOffset,
+      pausedTypes: Effect.map(pauseState, (state) => (taskType: string) => isPaused(state, taskType))
+    })
 
     const cancelWatch = yield* CancelWatch.make({
       workerId,

@@ -24,6 +24,16 @@ const countingPauseReads = (reads: { n: number }) =>
       }), mem.get(key))
   })))
 
+/** MemoryStorage whose GETs of task objects are counted. */
+const countingTaskReads = (reads: { n: number }) =>
+  Layer.effect(Storage, Effect.map(MemoryStorage.make(), (mem) => ({
+    ...mem,
+    get: (key: string) =>
+      Effect.zipRight(Effect.sync(() => {
+        if (key.startsWith("tasks/")) reads.n++
+      }), mem.get(key))
+  })))
+
 /** Moves TestClock forward `times` steps of `step`, letting the worker run between them. */
 const advance = (step: Duration.DurationInput, times: number) => Effect.repeatN(TestClock.adjust(step), times - 1)
 
@@ -63,4 +73,28 @@ describe("pause switches on a busy worker", () => {
       expect((yield* worker.stats).claimed).toBe(claimedAfterASecond)
       expect(claimedAfterASecond).toBeLessThan(200)
     }).pipe(Effect.provide(queueLayer())))
+
+  it.scoped("a paused backlog is read once, not on every discovery pass, and runs when resumed (sim seed 1140)", () => {
+    const reads = { n: 0 }
+    return Effect.gen(function*() {
+      const queue = yield* Queue
+      yield* queue.pause("job")
+      const tasks = yield* Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      const other = yield* queue.submit("other", {})
+      const worker = yield* Worker.make({ wakeUp: false, concurrency: 4 }, [
+        Worker.handler("job", () => Effect.succeed("ok")),
+        Worker.handler("other", () => Effect.succeed("ok"))
+      ])
+      // a pause does not hold another type
+      yield* drive(hasStatus(other.id, "completed"), "100 millis")
+      yield* advance("1 second", 120) // two minutes paused
+      expect((yield* worker.stats).passes).toBeGreaterThan(20)
+      expect((yield* worker.stats).claimed).toBe(1)
+      // each paused task is read about once while the pause lasts, not once per pass (a backlog of
+      // N paused tasks cost N GETs per pass per worker: sim seed 1140 read one 150 times)
+      expect(reads.n).toBeLessThanOrEqual(2 * tasks.length + 5)
+      yield* queue.resume("job")
+      yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (all) => all.every(Boolean)), "100 millis")
+    }).pipe(Effect.provide(queueLayer(countingTaskReads(reads))))
+  })
 })

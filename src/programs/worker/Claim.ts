@@ -71,7 +71,14 @@ export type ClaimOutcome =
   /** The marker is done with (claimed by someone else, cleaned up, expired, cancelled). */
   | { readonly _tag: "Consumed"; readonly reason: string }
   /** Not now: look again at `until` (server epoch ms; Infinity = never, e.g. a type we do not handle). */
-  | { readonly _tag: "Skip"; readonly until: number; readonly reason: SkipReason; readonly availableAt?: number }
+  | {
+    readonly _tag: "Skip"
+    readonly until: number
+    readonly reason: SkipReason
+    readonly availableAt?: number
+    /** The task's type, when it was skipped for being paused (not read again while it stays so). */
+    readonly taskType?: string
+  }
   /** The task object does not exist (yet: a submit writes its marker first). */
   | { readonly _tag: "Missing" }
 
@@ -145,7 +152,7 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
     return { _tag: "Skip", until: at, reason: "not_due", availableAt: at } satisfies ClaimOutcome
   }
   if (yield* env.isPaused(task.taskType)) {
-    return { _tag: "Skip", until: nowMillis, reason: "paused" } satisfies ClaimOutcome
+    return { _tag: "Skip", until: nowMillis, reason: "paused", taskType: task.taskType } satisfies ClaimOutcome
   }
   const admitted = yield* env.admit(task.taskType)
   if (admitted !== true) return { _tag: "Skip", until: admitted, reason: "rate_limited" } satisfies ClaimOutcome

@@ -96,6 +96,12 @@ export interface DiscoveryOptions {
   readonly maxRemembered?: number | undefined
   /** Where the shard rotation starts (workers of a fleet should differ: default 0). */
   readonly startOffset?: number | undefined
+  /**
+   * The pause switches now (the caller caches them: at most a read a second). When given, a marker
+   * whose task was skipped as paused is not read again while its type stays paused: a paused
+   * backlog would otherwise cost a GET per task on every pass of every worker.
+   */
+  readonly pausedTypes?: Effect.Effect<(taskType: string) => boolean> | undefined
 }
 
 /** What one pass did. */
@@ -202,7 +208,15 @@ interface Remembered {
   readonly busy?: boolean
   /** When it was first seen busy elsewhere, of this run of sightings (the wait grows with it). */
   readonly busySince?: number
+  /** Skipped as paused: its task's type (a task's type never changes). */
+  readonly pausedType?: string
 }
+
+/**
+ * How long a marker of a paused task is left unread while its type stays paused: the task is read
+ * again after this even so (a cancel or an expiry of a paused task is then handled as before).
+ */
+const pausedRecheckMillis = 5 * 60_000
 
 /** A discovery loop's state and its pass. */
 export interface Discovery {
@@ -241,6 +255,8 @@ export const make = (options: DiscoveryOptions): Discovery => {
   // Whether the last probe page held every marker: then the next pass probes again, because one
   // probe replaces every per-shard LIST and orders the candidates of all shards by priority.
   let probeWasComplete = false
+  // Whether markers skipped as paused may be remembered: then each pass reads the switches (cached).
+  let rememberedPaused = false
 
   /** One LIST of `ready/` from the first polled shard on, or None when it failed (then every shard gets its LIST). */
   const probe = Effect.fn("Worker.discoverProbe")(function*(shards: ReadonlyArray<string>) {
@@ -290,6 +306,19 @@ export const make = (options: DiscoveryOptions): Discovery => {
       let more = false
       // Evidence that the probe can pay next time: a shard seen empty.
       let sawEmpty = false
+      // The switches, when a remembered marker may wait on them; else a skipped-as-paused marker
+      // is simply tried (and read) again.
+      const paused = rememberedPaused && options.pausedTypes !== undefined ? yield* options.pausedTypes : undefined
+      let pausedAgain = false
+      /** Whether a remembered marker is still to be left alone at `nowMillis`. */
+      const stillRemembered = (known: Remembered, nowMillis: number): boolean => {
+        if (known.pausedType === undefined) return known.permanent || known.until > nowMillis
+        if (known.until <= nowMillis || paused === undefined || !paused(known.pausedType)) return false
+        pausedAgain = true
+        sawPaused = true
+        deferred++
+        return true
+      }
 
       /**
        * Records what a claim attempt led to; true when the marker is dealt with for good (claimed,
@@ -327,7 +356,11 @@ export const make = (options: DiscoveryOptions): Discovery => {
               if (outcome.reason === "paused" || outcome.reason === "rate_limited") deferred++
               if (outcome.availableAt !== undefined) nextDueAt = Math.min(nextDueAt, outcome.availableAt)
               if (outcome.reason === "rate_limited") nextDueAt = Math.min(nextDueAt, outcome.until)
-              if (outcome.reason === "busy_elsewhere") {
+              if (outcome.reason === "paused" && outcome.taskType !== undefined && options.pausedTypes !== undefined) {
+                rememberedPaused = true
+                pausedAgain = true
+                remember(key, { until: nowMillis + pausedRecheckMillis, permanent: false, pausedType: outcome.taskType })
+              } else if (outcome.reason === "busy_elsewhere") {
                 const since = known?.busySince ?? nowMillis
                 const wait = Math.min(busyRecheckMaxMillis, Math.max(outcome.until - nowMillis, nowMillis - since))
                 remember(key, { until: nowMillis + wait, permanent: false, busy: true, busySince: since })
@@ -370,8 +403,8 @@ export const make = (options: DiscoveryOptions): Discovery => {
           }
           if (step._tag === "Invalid") continue
           const known = remembered.get(key)
-          if (known !== undefined && (known.permanent || known.until > nowMillis)) {
-            if (!known.permanent && known.busy !== true) nextDueAt = Math.min(nextDueAt, known.until)
+          if (known !== undefined && stillRemembered(known, nowMillis)) {
+            if (!known.permanent && known.busy !== true && known.pausedType === undefined) nextDueAt = Math.min(nextDueAt, known.until)
             continue
           }
           candidates.push({ key, entry: step.entry, known })
@@ -495,9 +528,9 @@ export const make = (options: DiscoveryOptions): Discovery => {
             continue
           }
           const known = remembered.get(key)
-          if (known !== undefined && (known.permanent || known.until > nowMillis)) {
+          if (known !== undefined && stillRemembered(known, nowMillis)) {
             if (!known.permanent) {
-              if (known.busy !== true) nextDueAt = Math.min(nextDueAt, known.until)
+              if (known.busy !== true && known.pausedType === undefined) nextDueAt = Math.min(nextDueAt, known.until)
               leading = false
             } else if (leading) cursor = key
             continue
@@ -518,6 +551,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
         if (!stoppedEarly && !reachedEnd && cursor !== startAfter) more = true
       }
       probeNext = claimed === 0 && sawEmpty
+      rememberedPaused = pausedAgain
       return { claimed, deferred, sawPaused, nextDueAt, lists, more } satisfies PassResult
     }).pipe(Effect.withSpan("Worker.discover"))
 
