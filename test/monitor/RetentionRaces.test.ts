@@ -6,25 +6,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, TestClock } from "effect"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage } from "../../src/services/Storage.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 
-const setup = (conditionalDelete: boolean) =>
-  Effect.gen(function*() {
-    const mem = yield* MemoryStorage.make({ conditionalDelete })
-    const { injector, storage } = yield* FaultyStorage.make(mem)
-    const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-    const on = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<Exclude<R, Storage>, ServerClock>> =>
-      self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-    const queue = yield* on(QueueLayer.make())
-    return { mem, injector, queue, on }
-  })
+const setup = (conditionalDelete: boolean) => faultyMemory({ conditionalDelete })
 
 for (const conditionalDelete of [true, false]) {
   describe(`retention races (conditional DELETE ${conditionalDelete ? "supported" : "not supported"})`, () => {

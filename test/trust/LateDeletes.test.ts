@@ -15,31 +15,20 @@ import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import { bucketOf } from "../../src/domain/Shard.js"
 import * as Tr from "../../src/domain/Transitions.js"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { tryClaim } from "../../src/programs/worker/Claim.js"
 import { settle } from "../../src/programs/worker/Settle.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage } from "../../src/services/Storage.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 
 const setup = Effect.gen(function*() {
-  const mem = yield* MemoryStorage.make()
-  const { injector, storage } = yield* FaultyStorage.make(mem)
-  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-  const on = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-  const queue = yield* on(QueueLayer.make())
-  const lm = yield* on(LeaseManagerLayer.make)
+  const store = yield* faultyMemory()
+  const { injector, queue } = store
   /** The ids `listReady` reports as due now. */
   const due = Effect.map(queue.listReady({ limit: 100 }), (entries) => entries.map((e) => e.taskId))
   /** Holds the next DELETE of `key` back for `delay`. */
   const holdDelete = (key: string, delay: Duration.DurationInput) =>
     injector.addRule({ operation: ["delete", "deleteMany"], key, fault: Fault.delay(delay), times: 1 })
-  return { mem, injector, queue, lm, due, holdDelete, on }
+  return { ...store, due, holdDelete }
 })
 
 describe("a late ready-marker DELETE of cancel or expiry, and a replay in the same minute", () => {

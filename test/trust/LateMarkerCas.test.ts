@@ -14,29 +14,17 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, DateTime, Duration, Effect, Fiber, Option, Ref, TestClock } from "effect"
-import { isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../../src/domain/Markers.js"
+import { isDeletable, neededMarker, ownerOf } from "../../src/domain/Markers.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
-import * as Tr from "../../src/domain/Transitions.js"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { settle } from "../../src/programs/worker/Settle.js"
-import { casTask, keyOfTask, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage } from "../../src/services/Storage.js"
+import { keyOfTask, readTask } from "../../src/protocol/TaskObjects.js"
 import type { Task } from "../../src/domain/Task.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 
 const setup = Effect.gen(function*() {
-  const mem = yield* MemoryStorage.make()
-  const { injector, storage } = yield* FaultyStorage.make(mem)
-  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-  const on = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-  const queue = yield* on(QueueLayer.make())
-  const lm = yield* on(LeaseManagerLayer.make)
+  const store = yield* faultyMemory()
+  const { injector, mem, on, queue } = store
   /** Holds the next CAS of `task` back for `delay` (a paused writer between its marker and its CAS). */
   const holdCas = (task: Task, delay: Duration.DurationInput) =>
     injector.addRule({ operation: ["put"], key: keyOfTask(task), condition: "ifMatch", fault: Fault.delay(delay), times: 1 })
@@ -69,7 +57,7 @@ const setup = Effect.gen(function*() {
       yield* TestClock.adjust("1 minute")
       expect((yield* queue.listReady({ limit: 10 })).map((e) => e.taskId)).toEqual([taskId])
     })
-  return { mem, injector, queue, lm, on, holdCas, sweep, expectFindable, clock }
+  return { ...store, holdCas, sweep, expectFindable }
 })
 
 describe("a CAS to pending that lands after its ready marker's minute closed keeps the task findable", () => {
@@ -94,14 +82,11 @@ describe("a CAS to pending that lands after its ready marker's minute closed kee
 
   it.scoped("lease recovery's retry (LeaseManager.recoverExpired)", () =>
     Effect.gen(function*() {
-      const { clock, expectFindable, holdCas, lm, mem, on, queue, sweep } = yield* setup
+      const { claim, expectFindable, holdCas, lm, mem, on, queue, sweep } = yield* setup
       const task = yield* queue.submit("job", {}, { timeoutSeconds: 30, retryPolicy: { initialIntervalMs: 1000, jitterPercent: 0 } })
       // a worker claims it at 0 s (lease marker, CAS, ready marker deleted) and dies: the lease ends at 30 s
-      const found = Option.getOrThrow(yield* on(readTask(keyOfTask(task))))
-      const claimed = Tr.claim(found.task, { now: yield* clock.now, workerId: "w1", leaseId: "w1-lease" })
-      yield* on(writeMarker(leaseMarkerOf(claimed)!))
-      yield* on(casTask(claimed, found.etag))
-      yield* mem.delete(readyMarkerKey(found.task))
+      yield* claim(task.id)
+      yield* mem.delete(readyMarkerKey(task))
       // recovery at 110 s writes the retry's ready marker (due at 111 s: minute 1) and stalls 20 s before its CAS
       yield* TestClock.adjust("110 seconds")
       yield* holdCas(task, "20 seconds")
@@ -117,18 +102,15 @@ describe("a CAS to pending that lands after its ready marker's minute closed kee
 
   it.scoped("a flow's parent released by its last child's end (Flows.notifyParent)", () =>
     Effect.gen(function*() {
-      const { clock, expectFindable, holdCas, mem, on, queue, sweep } = yield* setup
+      const { claim, expectFindable, holdCas, mem, on, queue, sweep } = yield* setup
       const flow = yield* queue.flow({ type: "parent", input: {}, children: [{ type: "child", input: {} }] })
       const childId = flow.children[0]!.id
       // a worker claims the child at 115 s and completes it at once; telling the parent writes its
       // ready marker (minute 1, which ends at 120 s) and stalls 15 s before the parent's CAS
       yield* TestClock.adjust("115 seconds")
       const child = Option.getOrThrow(yield* queue.get(childId))
-      const found = Option.getOrThrow(yield* on(readTask(keyOfTask(child))))
-      const claimed = Tr.claim(found.task, { now: yield* clock.now, workerId: "w1", leaseId: "w1-lease" })
-      yield* on(writeMarker(leaseMarkerOf(claimed)!))
-      const held = yield* Ref.make({ task: claimed, etag: yield* on(casTask(claimed, found.etag)) })
-      yield* mem.delete(readyMarkerKey(found.task))
+      const held = yield* Ref.make(yield* claim(childId))
+      yield* mem.delete(readyMarkerKey(child))
       yield* holdCas(flow.task, "15 seconds")
       const settling = yield* Effect.fork(on(settle(held, "w1-lease", { _tag: "Complete", output: {} })))
       yield* TestClock.adjust("11 seconds")

@@ -14,21 +14,15 @@ import { leaseMarkerOf, neededMarker } from "../../src/domain/Markers.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import { Task } from "../../src/domain/Task.js"
 import { TaskType } from "../../src/domain/TaskType.js"
-import * as Tr from "../../src/domain/Transitions.js"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as Migrate from "../../src/programs/MigrateShards.js"
 import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { settle } from "../../src/programs/worker/Settle.js"
-import { casTask, keyOfTask, keyOfTaskId, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
+import { keyOfTask, keyOfTaskId, readTask } from "../../src/protocol/TaskObjects.js"
 import { Queue } from "../../src/services/Queue.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 import { drive, getTask, hasStatus, queueLayer } from "./support.js"
 
 const quiet: Worker.WorkerOptions = { wakeUp: false, monitor: false }
@@ -174,22 +168,9 @@ describe("Queue.flow with a running worker", () => {
 // --- crash windows ------------------------------------------------------------------------------
 
 const setup = Effect.gen(function*() {
-  const mem = yield* MemoryStorage.make()
-  const { injector, storage } = yield* FaultyStorage.make(mem)
-  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-  const on = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-  const queue = yield* on(QueueLayer.make())
-  const lm = yield* on(LeaseManagerLayer.make)
+  const store = yield* faultyMemory()
+  const { injector, on, queue } = store
   const task = (id: string) => Effect.map(queue.get(id), Option.getOrThrow)
-  /** Claims a pending task as a worker does (lease marker, CAS); returns what it holds. */
-  const claim = (id: string) =>
-    on(Effect.gen(function*() {
-      const found = Option.getOrThrow(yield* readTask(keyOfTaskId(id, 1)))
-      const next = Tr.claim(found.task, { now: yield* clock.now, workerId: "w1", leaseId: "w1-lease" })
-      yield* writeMarker(leaseMarkerOf(next)!)
-      return { task: next, etag: yield* casTask(next, found.etag) }
-    }))
   /** Completes a held child in a fiber that hangs on its report to the parent (a CAS on the parent's key): it dies there. */
   const completeAndDie = (held: { readonly task: Task; readonly etag: string }, parentId: string) =>
     Effect.gen(function*() {
@@ -200,7 +181,7 @@ const setup = Effect.gen(function*() {
       yield* Fiber.interrupt(settling)
       yield* injector.reset
     })
-  return { mem, injector, queue, lm, on, task, claim, completeAndDie }
+  return { ...store, task, completeAndDie }
 })
 
 describe("a process killed between a child's end and its report to the parent", () => {

@@ -15,19 +15,16 @@ import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import { Task } from "../../src/domain/Task.js"
 import { TaskType } from "../../src/domain/TaskType.js"
 import * as Tr from "../../src/domain/Transitions.js"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
 import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { settle } from "../../src/programs/worker/Settle.js"
-import { casTask, keyOfTask, keyOfTaskId, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
+import { keyOfTask, keyOfTaskId, readTask } from "../../src/protocol/TaskObjects.js"
 import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 import { drive, getTask, hasStatus, queueLayer } from "./support.js"
 
 const quiet: Worker.WorkerOptions = { wakeUp: false, monitor: false }
@@ -145,22 +142,12 @@ describe("makeFollowUp", () => {
 // --- the crash window: completion written, follow-ups not yet created -------------------------
 
 const setup = Effect.gen(function*() {
-  const mem = yield* MemoryStorage.make()
-  const { injector, storage } = yield* FaultyStorage.make(mem)
-  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-  const on = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-  const queue = yield* on(QueueLayer.make())
-  const lm = yield* on(LeaseManagerLayer.make)
+  const store = yield* faultyMemory()
+  const { claim, clock, injector, on, queue } = store
   /** Claims the task as a worker does, then settles it with 3 follow-ups in a fiber that hangs on the second child's create. */
   const completeAndHang = Effect.gen(function*() {
     const parent = yield* queue.submit("order", {}, { timeoutSeconds: 30 })
-    const claimed = yield* on(Effect.gen(function*() {
-      const found = Option.getOrThrow(yield* readTask(keyOfTask(parent)))
-      const next = Tr.claim(found.task, { now: yield* clock.now, workerId: "w1", leaseId: "w1-lease" })
-      yield* writeMarker(leaseMarkerOf(next)!)
-      return { task: next, etag: yield* casTask(next, found.etag) }
-    }))
+    const claimed = yield* claim(parent.id)
     const now = yield* clock.now
     const followUps = yield* Effect.forEach([0, 1, 2], (index) =>
       makeFollowUp({ parentId: parent.id, index, taskType: "ship", input: { index }, options: {}, now, config: QueueConfig.default }))
@@ -179,7 +166,7 @@ const setup = Effect.gen(function*() {
     return { parent, claimed }
   })
   const children = (parentId: string) => on(childrenOf(parentId))
-  return { mem, queue, lm, on, completeAndHang, children }
+  return { ...store, completeAndHang, children }
 })
 
 describe("a worker killed between its completion and its follow-ups", () => {

@@ -8,39 +8,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, DateTime, Effect, Fiber, Option, Ref, TestClock } from "effect"
-import * as Tr from "../../src/domain/Transitions.js"
-import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
 import { Fault } from "../../src/layers/FaultyStorage.js"
-import * as LeaseManagerLayer from "../../src/layers/LeaseManager.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { isDeletable, leaseMarkerOf, neededMarker, ownerOf } from "../../src/domain/Markers.js"
 import { readyMarkerKeyFor } from "../../src/domain/ReadyIndex.js"
 import { settle } from "../../src/programs/worker/Settle.js"
-import { casTask, keyOfTask, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
-import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage } from "../../src/services/Storage.js"
+import { keyOfTask, readTask } from "../../src/protocol/TaskObjects.js"
+import { faultyMemory } from "../support/faultyMemory.js"
 
-const setup = Effect.gen(function*() {
-  const mem = yield* MemoryStorage.make()
-  const { injector, storage } = yield* FaultyStorage.make(mem)
-  const clock = ServerClockLayer.fromLocalClock(yield* Effect.clock)
-  const on = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(Effect.provideService(Storage, storage), Effect.provideService(ServerClock, clock))
-  const queue = yield* on(QueueLayer.make())
-  const lm = yield* on(LeaseManagerLayer.make)
-  /** A claim as the worker makes it: lease marker, then CAS to running. */
-  const claim = (taskId: string, workerId: string) =>
-    on(Effect.gen(function*() {
-      const found = Option.getOrThrow(yield* readTask(keyOfTask(Option.getOrThrow(yield* queue.get(taskId)))))
-      const next = Tr.claim(found.task, { now: yield* clock.now, workerId, leaseId: `${workerId}-lease` })
-      yield* writeMarker(leaseMarkerOf(next)!)
-      const etag = yield* casTask(next, found.etag)
-      return { task: next, etag }
-    }))
-  return { mem, injector, queue, lm, claim, on }
-})
+const setup = faultyMemory()
 
 describe("markers in an open bucket are left alone", () => {
   it.scoped("a delayed lease-marker DELETE of a settle does not remove the marker of the claim that followed", () =>
