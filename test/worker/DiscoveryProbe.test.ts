@@ -18,7 +18,10 @@ import * as Discovery from "../../src/programs/worker/Discovery.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import type { Storage } from "../../src/services/Storage.js"
-import { getTask, idInShard, seedTask } from "./support.js"
+import { exactPolicy, getTask, idInShard, seedTask } from "./support.js"
+import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
+import * as Tr from "../../src/domain/Transitions.js"
+import { createTask, writeMarker } from "../../src/protocol/TaskObjects.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
 
 const sixteen = [..."0123456789abcdef"]
@@ -130,6 +133,24 @@ describe("Discovery probe", () => {
       expect(result).toMatchObject({ lists: 1, claimed: 1 })
       expect(yield* status(mine.id)).toBe("running")
     }).pipe(Effect.provide(env(MemoryStorage.layer()))))
+
+  it.effect("currentShards empty at first (shard leasing before its first round): the first pass over the leased shards still probes, 1 LIST not 1 per shard", () =>
+    Effect.gen(function*() {
+      // a leasing worker at prefix length 2 owning 156 of the 256 shards: its passes before the
+      // first lease round see no shard at all, which says nothing about whether probing pays
+      const all = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
+      let polled: ReadonlyArray<string> = []
+      const discovery = Discovery.make({ shards: all, currentShards: Effect.sync(() => polled) })
+      yield* pass(discovery)
+      yield* pass(discovery)
+      polled = all.slice(0, 156)
+      const mine = Tr.newTask({ id: idInShard("2a", 1), shard: "2a", taskType: "job", input: {}, now: yield* now, availableAt: yield* now, timeoutSeconds: 30, maxRetries: 3, retryPolicy: exactPolicy })
+      yield* writeMarker(readyMarkerKey(mine))
+      yield* createTask(mine)
+      const result = yield* pass(discovery)
+      expect(result).toMatchObject({ lists: 1, claimed: 1 })
+      expect(yield* status(mine.id)).toBe("running")
+    }).pipe(Effect.provide(env(MemoryStorage.layer(), 2))))
 
   it.effect("every shard has markers: a complete probe page replaces the 16 per-shard LISTs, pass after pass", () =>
     Effect.gen(function*() {

@@ -550,7 +550,9 @@ export const make = (options: DiscoveryOptions): Discovery => {
         else if (cursor !== undefined) cursors.set(shard, cursor)
         if (!stoppedEarly && !reachedEnd && cursor !== startAfter) more = true
       }
-      probeNext = claimed === 0 && sawEmpty
+      // A pass over no shard at all (a leasing worker before its first lease round) is no evidence
+      // either way: the next pass keeps what was decided before it, else it LISTs every shard.
+      if (shards.length > 0) probeNext = claimed === 0 && sawEmpty
       rememberedPaused = pausedAgain
       return { claimed, deferred, sawPaused, nextDueAt, lists, more } satisfies PassResult
     }).pipe(Effect.withSpan("Worker.discover"))
