@@ -1,9 +1,13 @@
 /**
- * The {@link Storage} port on an S3-compatible bucket (`@aws-sdk/client-s3`), design.md §3.
+ * The {@link Storage} port on an S3-compatible bucket, design.md §3.
  *
- * - Single-object requests (GET, HEAD, PUT, DELETE) take the lean path of `S3Http` by default
- *   (node:http + SigV4: a quarter of the SDK's CPU per request); the SDK resolves endpoint,
- *   region and credentials, and carries every other request.
+ * - Every request a queue makes takes the lean path of `S3Http` by default (node:http + SigV4: a
+ *   quarter of the SDK's CPU per request; S3Xml.ts reads LIST and DeleteObjects answers). The
+ *   endpoint, region and credentials come from S3Endpoint.ts where the outcome is certain.
+ * - `@aws-sdk/client-s3` (~10 MB of RSS) is imported only when needed: `transport: "sdk"`, an
+ *   endpoint or region only the SDK's rules can resolve, listing an object's versions. Credentials
+ *   beyond fixed or environment keys come from the SDK's own chain
+ *   (`@aws-sdk/credential-provider-node`, ~3 MB), also imported when first needed.
  * - The SDK never retries (`maxAttempts: 1`): transient failures of reads and unconditional
  *   writes are retried here with an Effect `Schedule`; a conditional write that may have landed
  *   (5xx, connection broken after sending) fails with `OutcomeUnknown` and is never retried.
@@ -15,23 +19,15 @@
  *
  * @module
  */
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetBucketVersioningCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  ListObjectVersionsCommand,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig
-} from "@aws-sdk/client-s3"
-import { NodeHttpHandler } from "@smithy/node-http-handler"
-import type { DeserializeMiddleware, MiddlewareStack } from "@smithy/types"
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3"
+import type { NodeHttpHandler as SdkHttpHandler } from "@smithy/node-http-handler"
+import type { AwsCredentialIdentity, DeserializeMiddleware, MiddlewareStack, Provider } from "@smithy/types"
 import { AsyncLocalStorage } from "node:async_hooks"
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
+import { readFile } from "node:fs/promises"
 import type { IncomingHttpHeaders } from "node:http"
+import { homedir } from "node:os"
+import { join } from "node:path"
 import {
   Chunk,
   type Clock,
@@ -72,7 +68,9 @@ import {
   type StorageService,
   type StoredObject
 } from "../services/Storage.js"
+import * as S3Endpoint from "./S3Endpoint.js"
 import * as S3Http from "./S3Http.js"
+import * as S3Xml from "./S3Xml.js"
 import { localMillis } from "./ServerClock.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -153,10 +151,11 @@ export interface S3StorageConfig {
   /** Force the `If-Match` ETag form instead of detecting it (default: detect). */
   readonly ifMatchEtag?: "quoted" | "unquoted" | undefined
   /**
-   * How single-object requests (GET, HEAD, PUT, DELETE) are sent: `"lean"` (default) over
-   * `node:http(s)` signed with SigV4, about a quarter of the SDK's CPU per request; `"sdk"`
-   * through `@aws-sdk/client-s3` like every other request. Both pass the same conformance suite;
-   * the SDK always resolves the endpoint, region and credentials.
+   * How requests are sent: `"lean"` (default) over `node:http(s)` signed with SigV4, about a
+   * quarter of the SDK's CPU per request, without loading `@aws-sdk/client-s3` (except to list an
+   * object's versions, or to resolve an endpoint only its rules can); `"sdk"` through
+   * `@aws-sdk/client-s3`. Both pass the same conformance suite and resolve the endpoint, region
+   * and credentials the same way.
    */
   readonly transport?: "lean" | "sdk" | undefined
 }
@@ -300,12 +299,55 @@ const attachDateProbe = <I extends object, O extends object>(stack: MiddlewareSt
   })
 }
 
-/** The SDK's Node HTTP handler, taking each request's abort signal from the current {@link Attempt}. */
-class AbortingHttpHandler extends NodeHttpHandler {
-  override handle(...[request, options]: Parameters<NodeHttpHandler["handle"]>): ReturnType<NodeHttpHandler["handle"]> {
-    const signal = attempts.getStore()?.signal
-    return super.handle(request, signal === undefined ? options : { ...options, abortSignal: signal })
+/** `@aws-sdk/client-s3` and a client of it, once imported. */
+interface Sdk {
+  readonly s3: typeof import("@aws-sdk/client-s3")
+  readonly client: S3Client
+}
+
+/**
+ * Imports the SDK and builds its client: a Node HTTP handler that takes each request's abort
+ * signal from the current {@link Attempt}, the Date probe on the client's stack.
+ */
+const loadSdk = async (
+  clientConfig: S3ClientConfig,
+  agents: { readonly maxSockets: number; readonly requestTimeoutMillis: number }
+): Promise<Sdk> => {
+  const [s3, { NodeHttpHandler }] = await Promise.all([import("@aws-sdk/client-s3"), import("@smithy/node-http-handler")])
+  class AbortingHttpHandler extends NodeHttpHandler {
+    override handle(...[request, options]: Parameters<SdkHttpHandler["handle"]>): ReturnType<SdkHttpHandler["handle"]> {
+      const signal = attempts.getStore()?.signal
+      return super.handle(request, signal === undefined ? options : { ...options, abortSignal: signal })
+    }
   }
+  const client = quietNodeVersionWarning(() =>
+    new s3.S3Client({
+      ...clientConfig,
+      requestHandler: new AbortingHttpHandler({
+        httpAgent: { keepAlive: true, maxSockets: agents.maxSockets },
+        httpsAgent: { keepAlive: true, maxSockets: agents.maxSockets },
+        requestTimeout: agents.requestTimeoutMillis,
+        connectionTimeout: 5_000
+      })
+    })
+  )
+  attachDateProbe(client.middlewareStack)
+  return { s3, client }
+}
+
+/**
+ * The text of the AWS shared config and credentials files ("" for a missing one); undefined when
+ * one exists but cannot be read, which leaves the resolution to the SDK.
+ */
+const sharedConfigText = async (env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> => {
+  const home = env["HOME"] !== undefined && env["HOME"] !== "" ? env["HOME"] : homedir()
+  const texts = await Promise.all([join(home, ".aws", "config"), join(home, ".aws", "credentials")].map((path) =>
+    readFile(path, "utf8").catch((error: unknown) => {
+      const code = field(error, "code")
+      return code === "ENOENT" || code === "ENOTDIR" ? "" : undefined
+    })
+  ))
+  return texts.some((t) => t === undefined) ? undefined : texts.join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +370,8 @@ const lastModifiedOf = (headers: IncomingHttpHeaders): Date | undefined => {
   return value === undefined ? undefined : new Date(value)
 }
 
+const text = (body: Uint8Array): string => Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")
+
 const contentType = (key: string): string => (key.endsWith(".json") ? "application/json" : "application/octet-stream")
 
 /**
@@ -349,12 +393,6 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       // RGW and most S3 clones do not know the newer flexible checksums
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: new AbortingHttpHandler({
-        httpAgent: { keepAlive: true, maxSockets },
-        httpsAgent: { keepAlive: true, maxSockets },
-        requestTimeout: requestTimeoutMillis,
-        connectionTimeout: 5_000
-      }),
       // resolve each command's middleware stack once, not per request (a large share of the
       // CPU per task): possible because nothing is attached per command and no options are passed
       cacheMiddleware: true
@@ -371,13 +409,17 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         ...(sessionToken === undefined ? {} : { sessionToken: reveal(sessionToken) })
       }
     }
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const c = quietNodeVersionWarning(() => new S3Client(clientConfig))
-        attachDateProbe(c.middlewareStack)
-        return c
-      }),
-      (c) => Effect.sync(() => c.destroy())
+    // the SDK, imported and built on first use; a failed import is not kept
+    let sdkClient: Promise<Sdk> | undefined
+    const sdk = (): Promise<Sdk> => {
+      sdkClient ??= loadSdk(clientConfig, { maxSockets, requestTimeoutMillis }).catch((error: unknown) => {
+        sdkClient = undefined
+        return Promise.reject(error)
+      })
+      return sdkClient
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => sdkClient?.then((h) => h.client.destroy(), () => undefined) ?? Promise.resolve())
     )
     const samples = yield* Effect.acquireRelease(PubSub.sliding<DateSample>(256), PubSub.shutdown)
     const schedule = retrySchedule(config.retry)
@@ -389,14 +431,58 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const strip = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key)
 
     /** One attempt through the SDK: the Date probe and the abort signal find it in {@link attempts}. */
-    const viaSdk = <A>(call: () => Promise<A>) => (attempt: Attempt): Promise<A> => attempts.run(attempt, call)
+    const viaSdk = <A>(call: (sdk: Sdk) => Promise<A>) => (attempt: Attempt): Promise<A> =>
+      sdk().then((h) => attempts.run(attempt, () => call(h)))
 
-    // the lean path, built on first use (the SDK resolves its endpoint and region asynchronously);
-    // a failed resolution is not kept, so the next request tries again
+    /**
+     * Where the lean path sends, with which credentials: S3Endpoint's answer where it is certain,
+     * else the SDK's endpoint rules and credential chain, as before (undefined when its endpoint
+     * needs more than plain SigV4: S3 Express, multi-region access points; then every request
+     * stays on the SDK).
+     */
+    const leanTarget = async (): Promise<S3Http.LeanTarget | undefined> => {
+      const env = process.env
+      const shared = await sharedConfigText(env)
+      const resolution: S3Endpoint.Resolution = shared === undefined
+        ? { _tag: "Sdk", reason: "a shared AWS config file cannot be read" }
+        : S3Endpoint.resolve({ bucket, endpoint: config.endpoint, region, forcePathStyle: clientConfig.forcePathStyle }, env, shared)
+      if (resolution._tag === "Lean") {
+        const fixed = clientConfig.credentials as AwsCredentialIdentity | undefined ?? S3Endpoint.envCredentials(env)
+        let credentials: () => Promise<AwsCredentialIdentity>
+        if (fixed !== undefined) {
+          const given = Promise.resolve(fixed)
+          credentials = () => given
+        } else {
+          // the SDK's own default chain (profile, SSO, web identity, container, IMDS), cached
+          // and refreshed before expiry, as the client would build it
+          const { defaultProvider } = await import("@aws-sdk/credential-provider-node")
+          credentials = defaultProvider({ parentClientConfig: { region: resolution.region } })
+        }
+        return { url: resolution.url, region: resolution.region, signingName: "s3", credentials }
+      }
+      const { s3, client } = await sdk()
+      const { getEndpointFromInstructions } = await import("@smithy/core/endpoints")
+      // the endpoint depends on the bucket, not the key: resolve it once with the SDK's own rules
+      const endpoint = await getEndpointFromInstructions({ Bucket: bucket, Key: "k" }, s3.GetObjectCommand as never, client.config as never)
+      const scheme = (endpoint.properties?.["authSchemes"] as ReadonlyArray<Record<string, unknown>> | undefined)?.[0]
+      if (scheme !== undefined && scheme["name"] !== "sigv4") return undefined
+      if (Object.keys(endpoint.headers ?? {}).length > 0) return undefined
+      return {
+        url: new URL(String(endpoint.url)),
+        region: typeof scheme?.["signingRegion"] === "string" ? scheme["signingRegion"] : await client.config.region(),
+        signingName: typeof scheme?.["signingName"] === "string" ? scheme["signingName"] : "s3",
+        credentials: client.config.credentials as Provider<AwsCredentialIdentity>
+      }
+    }
+
+    // the lean path, built on first use; a failed resolution is not kept, so the next request
+    // tries again
     let leanClient: Promise<S3Http.LeanClient | undefined> | undefined
     const lean = (): Promise<S3Http.LeanClient | undefined> => {
       if (config.transport === "sdk") return Promise.resolve(undefined)
-      leanClient ??= S3Http.make({ client, bucket, maxSockets, requestTimeoutMillis }).catch((error: unknown) => {
+      leanClient ??= leanTarget().then((target) =>
+        target === undefined ? undefined : S3Http.make({ ...target, maxSockets, requestTimeoutMillis })
+      ).catch((error: unknown) => {
         leanClient = undefined
         return Promise.reject(error)
       })
@@ -517,9 +603,9 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     const getObject = (operation: string, key: string, versionId: string | undefined) =>
       Effect.gen(function*() {
-        const viaCommand = viaSdk(() =>
-          client.send(
-            new GetObjectCommand({ Bucket: bucket, Key: full(key), ...(versionId === undefined ? {} : { VersionId: versionId }) })
+        const viaCommand = viaSdk((h) =>
+          h.client.send(
+            new h.s3.GetObjectCommand({ Bucket: bucket, Key: full(key), ...(versionId === undefined ? {} : { VersionId: versionId }) })
           ).then(async (out): Promise<Fetched> => {
             const body = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
             return { etag: out.ETag, lastModified: out.LastModified, size: body.length, body }
@@ -527,7 +613,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         )
         const found = yield* send(
           "read",
-          versionId === undefined ? viaLean({ method: "GET", key: full(key) }, viaCommand, fetchedLean) : viaCommand
+          viaLean(
+            { method: "GET", key: full(key), ...(versionId === undefined ? {} : { query: [["versionId", versionId]] }) },
+            viaCommand,
+            fetchedLean
+          )
         ).pipe(
           Effect.map(Option.some),
           Effect.catchIf(
@@ -554,8 +644,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     })
 
     const head = Effect.fn("S3Storage.head")(function*(key: string) {
-      const viaCommand = viaSdk(() =>
-        client.send(new HeadObjectCommand({ Bucket: bucket, Key: full(key) })).then((out): Omit<Fetched, "body"> => ({
+      const viaCommand = viaSdk((h) =>
+        h.client.send(new h.s3.HeadObjectCommand({ Bucket: bucket, Key: full(key) })).then((out): Omit<Fetched, "body"> => ({
           etag: out.ETag,
           lastModified: out.LastModified,
           size: out.ContentLength
@@ -582,8 +672,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     /** One PUT with the header as given; an unconditional one is retried on transient failures. */
     const putOnce = (key: string, body: Uint8Array, header: { IfNoneMatch?: string; IfMatch?: string }) => {
       const conditional = header.IfNoneMatch !== undefined || header.IfMatch !== undefined
-      const viaCommand = viaSdk(() =>
-        client.send(new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header }))
+      const viaCommand = viaSdk((h) =>
+        h.client.send(new h.s3.PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, ContentType: contentType(key), ...header }))
           .then((out) => out.ETag)
       )
       const headers: Record<string, string> = { "content-type": contentType(key) }
@@ -630,7 +720,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     })
 
     const del = Effect.fn("S3Storage.delete")(function*(key: string) {
-      const viaCommand = viaSdk(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: full(key) })))
+      const viaCommand = viaSdk((h) => h.client.send(new h.s3.DeleteObjectCommand({ Bucket: bucket, Key: full(key) })))
       yield* send("write", viaLean({ method: "DELETE", key: full(key) }, viaCommand, () => undefined)).pipe(
         Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.void),
         Effect.mapError(readError("delete", key))
@@ -645,28 +735,65 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       const caps = yield* capabilities
       if (!caps.conditionalDelete) return yield* conditionalDeleteUnsupported(key)
       const form = Option.getOrElse(yield* Ref.get(etagForm), (): EtagForm => (etag.startsWith("\"") ? "quoted" : "unquoted"))
-      const command = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: formatEtag(etag, form) })
-      yield* send("conditional", viaSdk(() => client.send(command))).pipe(
+      yield* send("conditional", deleteIfMatchOnce(key, formatEtag(etag, form))).pipe(
         Effect.mapError(writeError("deleteIfMatch", key))
       )
     })
 
-    /** DeleteObjects of up to 1000 entries; per-key errors other than "missing" fail the batch. */
-    const deleteBatch = (objects: ReadonlyArray<{ Key: string; VersionId?: string }>) => {
-      const command = new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })
-      return send("write", viaSdk(() =>
-        client.send(command).then((out) => {
-          const errors = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey")
-          if (errors.length === 0) return
-          const first = errors[0]
-          // surface a per-key failure like a rejection so the same classification and retries apply
-          return Promise.reject(
-            Object.assign(new Error(`${errors.length} of ${objects.length} keys not deleted, e.g. ${first?.Key}: ${first?.Message}`), {
-              name: first?.Code ?? "InternalError",
-              $metadata: { httpStatusCode: first?.Code === "AccessDenied" ? 403 : 500 }
-            })
+    /** One DELETE with `If-Match: ifMatch` (the header as sent). */
+    const deleteIfMatchOnce = (key: string, ifMatch: string) =>
+      viaLean(
+        { method: "DELETE", key: full(key), headers: { "if-match": ifMatch } },
+        viaSdk((h) => h.client.send(new h.s3.DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: ifMatch }))),
+        () => undefined
+      )
+
+    /**
+     * DeleteObjects of up to 1000 entries (quiet: the answer names only the keys not deleted).
+     * A key that was missing is fine; any other per-key error fails the batch with every such key
+     * named, classified like a rejection of the request (AccessDenied, else retried as a 500: a
+     * DELETE of the same keys is safe to repeat).
+     */
+    const deleteBatch = (objects: ReadonlyArray<{ readonly Key: string; readonly VersionId?: string }>) => {
+      const failures = (errors: ReadonlyArray<S3Xml.DeleteError>): Promise<void> => {
+        const failed = errors.filter((e) => e.code !== "NoSuchKey")
+        if (failed.length === 0) return Promise.resolve()
+        const named = failed.slice(0, 20).map((e) => `${strip(e.key)}${e.versionId === undefined ? "" : ` (version ${e.versionId})`}: ${e.code} ${e.message}`.trim())
+        const more = failed.length > named.length ? `; and ${failed.length - named.length} more` : ""
+        const denied = failed.some((e) => e.code === "AccessDenied")
+        return Promise.reject(
+          Object.assign(new Error(`${failed.length} of ${objects.length} keys not deleted: ${named.join("; ")}${more}`), {
+            name: denied ? "AccessDenied" : failed[0]!.code,
+            $metadata: { httpStatusCode: denied ? 403 : 500 }
+          })
+        )
+      }
+      const body = new TextEncoder().encode(S3Xml.deleteRequest(objects))
+      const requested = new Set(objects.map((o) => o.Key))
+      const run = viaLean(
+        {
+          method: "POST",
+          key: undefined,
+          query: [["delete", ""]],
+          // S3 refuses a DeleteObjects without a checksum of its body
+          headers: { "content-type": "application/xml", "content-md5": createHash("md5").update(body).digest("base64") },
+          body
+        },
+        viaSdk((h) =>
+          h.client.send(new h.s3.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [...objects], Quiet: true } })).then((out) =>
+            (out.Errors ?? []).map((e): S3Xml.DeleteError => ({
+              key: e.Key ?? "(no key)",
+              versionId: e.VersionId,
+              code: e.Code ?? "InternalError",
+              message: e.Message ?? ""
+            }))
           )
-        }))).pipe(Effect.mapError(readError("deleteMany", objects[0]?.Key)))
+        ),
+        (r) => S3Xml.deleteResult(text(r.body), requested, `DeleteObjects of ${objects.length} keys`)
+      )
+      return send("write", (attempt) => run(attempt).then(failures)).pipe(
+        Effect.mapError(readError("deleteMany", objects[0] === undefined ? undefined : strip(objects[0].Key)))
+      )
     }
 
     const deleteMany = Effect.fn("S3Storage.deleteMany")(function*(keys: ReadonlyArray<string>) {
@@ -677,35 +804,63 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     // ---- listings --------------------------------------------------------------------------
 
-    /** One ListObjectsV2 request, as the server answered it. */
+    /**
+     * One ListObjectsV2 request, as the server answered it. A malformed page (S3Xml.ts's checks,
+     * the same on the SDK's path) is `InvalidResponse` naming the listing's prefix.
+     */
     const listOnce = (listPrefix: string, options: ListOptions, maxKeys: number) =>
       Effect.gen(function*() {
-        const command = new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: full(listPrefix),
-          ...(options.continuationToken !== undefined
-            ? { ContinuationToken: options.continuationToken }
-            : options.startAfter !== undefined && options.startAfter !== ""
-            ? { StartAfter: full(options.startAfter) }
-            : {}),
-          MaxKeys: maxKeys,
-          ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
-        })
-        const out = yield* send("read", viaSdk(() => client.send(command))).pipe(
-          Effect.mapError(readError("list", listPrefix))
+        const fullPrefix = full(listPrefix)
+        const token = options.continuationToken
+        const startAfter = token === undefined && options.startAfter !== undefined && options.startAfter !== ""
+          ? full(options.startAfter)
+          : undefined
+        const what = `ListObjectsV2 of ${JSON.stringify(fullPrefix)}`
+        const query: Array<readonly [string, string]> = [["list-type", "2"], ["prefix", fullPrefix], ["max-keys", String(maxKeys)]]
+        if (token !== undefined) query.push(["continuation-token", token])
+        if (startAfter !== undefined) query.push(["start-after", startAfter])
+        if (options.delimiter !== undefined) query.push(["delimiter", options.delimiter])
+        const viaCommand = viaSdk((h) =>
+          h.client.send(
+            new h.s3.ListObjectsV2Command({
+              Bucket: bucket,
+              Prefix: fullPrefix,
+              ...(token !== undefined ? { ContinuationToken: token } : startAfter !== undefined ? { StartAfter: startAfter } : {}),
+              MaxKeys: maxKeys,
+              ...(options.delimiter !== undefined ? { Delimiter: options.delimiter } : {})
+            })
+          ).then((out): S3Xml.ListPageXml => {
+            const isTruncated = out.IsTruncated === true
+            if (isTruncated && (out.NextContinuationToken ?? "") === "") {
+              throw new S3Xml.S3XmlError(`${what}: a truncated page has no continuation token`)
+            }
+            return {
+              objects: (out.Contents ?? []).map((o) => {
+                if (o.Key === undefined || !o.Key.startsWith(fullPrefix)) throw new S3Xml.S3XmlError(`${what}: a listed object has no key under the prefix`)
+                if (o.ETag === undefined || o.LastModified === undefined || Number.isNaN(o.LastModified.getTime())) {
+                  throw new S3Xml.S3XmlError(`${what}, object ${JSON.stringify(o.Key)}: no ETag or Last-Modified`)
+                }
+                return { key: o.Key, etag: o.ETag, size: o.Size ?? 0, lastModified: o.LastModified }
+              }),
+              commonPrefixes: (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [p.Prefix])),
+              isTruncated,
+              nextContinuationToken: isTruncated ? out.NextContinuationToken : undefined
+            }
+          })
         )
-        const objects: Array<ObjectMeta> = []
-        for (const o of out.Contents ?? []) {
-          if (o.Key === undefined) return yield* invalid("list", listPrefix, "a listed object has no key")
-          objects.push(yield* meta("list", strip(o.Key), o.ETag, o.Size, o.LastModified))
-        }
+        const out = yield* send(
+          "read",
+          viaLean({ method: "GET", key: undefined, query }, viaCommand, (r) => S3Xml.listObjectsV2(text(r.body), fullPrefix, what))
+        ).pipe(Effect.mapError(readError("list", listPrefix)))
         const page: ListPage = {
-          objects,
-          commonPrefixes: (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix === undefined ? [] : [strip(p.Prefix)])),
-          nextContinuationToken: out.IsTruncated === true ? out.NextContinuationToken : undefined
-        }
-        if (out.IsTruncated === true && page.nextContinuationToken === undefined) {
-          return yield* invalid("list", listPrefix, "a truncated listing has no continuation token")
+          objects: out.objects.map((o): ObjectMeta => ({
+            key: strip(o.key),
+            etag: o.etag,
+            size: o.size,
+            lastModified: DateTime.unsafeMake(o.lastModified)
+          })),
+          commonPrefixes: out.commonPrefixes.map(strip),
+          nextContinuationToken: out.nextContinuationToken
         }
         return page
       })
@@ -739,10 +894,17 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     const versioningState = SynchronizedRef.modifyEffect(versioningCache, (cached) => {
       if (Option.isSome(cached)) return Effect.succeed([cached.value, cached] as const)
-      const command = new GetBucketVersioningCommand({ Bucket: bucket })
-      return send("read", viaSdk(() => client.send(command))).pipe(
-        Effect.map((out): StorageCapabilities["versioning"] =>
-          out.Status === "Enabled" ? "enabled" : out.Status === "Suspended" ? "suspended" : "off"
+      const viaCommand = viaSdk((h) => h.client.send(new h.s3.GetBucketVersioningCommand({ Bucket: bucket })).then((out) => out.Status))
+      return send(
+        "read",
+        viaLean(
+          { method: "GET", key: undefined, query: [["versioning", ""]] },
+          viaCommand,
+          (r): string | undefined => S3Xml.versioningStatus(text(r.body), "GetBucketVersioning")
+        )
+      ).pipe(
+        Effect.map((status): StorageCapabilities["versioning"] =>
+          status === "Enabled" ? "enabled" : status === "Suspended" ? "suspended" : "off"
         ),
         // a role may read objects without being allowed to read the bucket's settings
         Effect.catchIf((fault) => fault._tag === "Denied", () => Effect.succeed("unknown" as const)),
@@ -759,13 +921,13 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       let keyMarker: string | undefined
       let versionIdMarker: string | undefined
       for (;;) {
-        const command = new ListObjectVersionsCommand({
+        const command = (h: Sdk) => new h.s3.ListObjectVersionsCommand({
           Bucket: bucket,
           Prefix: target,
           ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
           ...(versionIdMarker === undefined ? {} : { VersionIdMarker: versionIdMarker })
         })
-        const out = yield* send("read", viaSdk(() => client.send(command))).pipe(
+        const out = yield* send("read", viaSdk((h) => h.client.send(command(h)))).pipe(
           Effect.mapError(readError("listVersions", key))
         )
         // the prefix also matches longer keys: keep only this one
@@ -844,12 +1006,10 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           : yield* Effect.either(putOnce(key, body("4"), { IfMatch: formatEtag(created, form) }))
         const ifMatchWorks = form !== undefined && stale?._tag === "Left" && stale.left._tag === "PreconditionFailed"
         // conditional DELETE: a wrong ETag must leave the object in place (RGW ignores the header)
-        const wrong = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: "\"00000000000000000000000000000000\"" })
-        yield* send("conditional", viaSdk(() => client.send(wrong))).pipe(Effect.either)
+        yield* send("conditional", deleteIfMatchOnce(key, "\"00000000000000000000000000000000\"")).pipe(Effect.either)
         const survived = Option.isSome(yield* head(key))
-        const right = new DeleteObjectCommand({ Bucket: bucket, Key: full(key), IfMatch: form === undefined ? etag : formatEtag(etag, form) })
         const deleted = survived &&
-          (yield* send("conditional", viaSdk(() => client.send(right))).pipe(Effect.either))._tag === "Right" &&
+          (yield* send("conditional", deleteIfMatchOnce(key, form === undefined ? etag : formatEtag(etag, form))).pipe(Effect.either))._tag === "Right" &&
           Option.isNone(yield* head(key))
         return {
           conditionalWrites: ifMatchWorks,

@@ -1,6 +1,6 @@
 /**
- * AWS Signature Version 4 for the lean S3 path's single-object requests (no query string, the
- * path already encoded once, as S3 wants it), on `node:crypto`.
+ * AWS Signature Version 4 for the lean S3 path's requests (the path already encoded once, as S3
+ * wants it; the query string in canonical form, see {@link canonicalQuery}), on `node:crypto`.
  *
  * Why not `@smithy/signature-v4`: it derives its signing-key cache key with an HMAC of the
  * credentials and builds several hash objects on every request; that was ~5 % of a worker's CPU
@@ -24,7 +24,8 @@ export interface SigningCredentials {
 }
 
 /**
- * A request to sign: the headers to send (names in lower case), the request's path as sent.
+ * A request to sign: the headers to send (names in lower case), the request's path as sent and
+ * its query string as sent (canonical: {@link canonicalQuery}; "" for none).
  *
  * @since 0.1.0
  * @category models
@@ -32,12 +33,31 @@ export interface SigningCredentials {
 export interface SigningRequest {
   readonly method: string
   readonly path: string
+  readonly query?: string | undefined
   /** Lower-case names; must hold `host` and `x-amz-content-sha256`. */
   readonly headers: Readonly<Record<string, string>>
 }
 
 /** Headers a proxy may change or drop on the way: never signed (as the SDK's signer). */
 const unsignable = new Set(["authorization", "user-agent", "x-amzn-trace-id", "connection", "expect", "transfer-encoding"])
+
+/** RFC 3986 encoding of one query name or value: every byte but the unreserved ones (as SigV4 wants). */
+const encodeQueryPart = (s: string): string =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/**
+ * A query string in SigV4's canonical form: names and values encoded, pairs sorted by name then
+ * value, `name=` for a flag such as `delete`. Sent as it is signed, so the two cannot differ.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const canonicalQuery = (pairs: ReadonlyArray<readonly [string, string]>): string =>
+  pairs
+    .map(([name, value]) => [encodeQueryPart(name), encodeQueryPart(value)] as const)
+    .sort(([an, av], [bn, bv]) => (an < bn ? -1 : an > bn ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join("&")
 
 const hmac = (key: string | Buffer, data: string): Buffer => createHmac("sha256", key).update(data, "utf8").digest()
 
@@ -71,7 +91,7 @@ export const makeSigner = (region: string, service: string) => {
     const names = Object.keys(headers).filter((name) => !unsignable.has(name)).sort()
     const canonicalHeaders = names.map((name) => `${name}:${headers[name]!.trim().replace(/\s+/g, " ")}\n`).join("")
     const signedHeaders = names.join(";")
-    const canonicalRequest = `${request.method}\n${request.path}\n\n${canonicalHeaders}\n${signedHeaders}\n${headers["x-amz-content-sha256"]}`
+    const canonicalRequest = `${request.method}\n${request.path}\n${request.query ?? ""}\n${canonicalHeaders}\n${signedHeaders}\n${headers["x-amz-content-sha256"]}`
     const scope = `${day}/${region}/${service}/aws4_request`
     const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest, "utf8").digest("hex")}`
     const signature = createHmac("sha256", signingKey(credentials, day)).update(stringToSign, "utf8").digest("hex")

@@ -3,9 +3,12 @@
  * see test/support/s3.ts), and the failure handling against a scripted HTTP server on 127.0.0.1
  * (5xx, SlowDown, broken connections, garbage), which needs no S3 server at all.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import type { AddressInfo } from "node:net"
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Cause, Chunk, ConfigProvider, Effect, Either, Exit, Fiber, Option, Queue, Stream, TestClock, TestServices } from "effect"
 import * as S3Storage from "../../src/layers/S3Storage.js"
@@ -58,16 +61,30 @@ const okObject = (body: string): Reply => ({
 })
 const okPut: Reply = { status: 200, headers: { etag: "\"def\"" } }
 
+/** What a scripted server received: headers and body of each request. */
+interface Received {
+  readonly headers: IncomingMessage["headers"]
+  readonly body: Buffer
+}
+
 /** A server that answers the i-th request with `replies[i]` (the last one repeats), and counts. */
 const scriptedServer = (replies: ReadonlyArray<Reply>) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly endpoint: string; readonly requests: Array<string>; readonly close: () => void }>((resume) => {
+    Effect.async<{
+      readonly endpoint: string
+      readonly requests: Array<string>
+      readonly received: Array<Received>
+      readonly close: () => void
+    }>((resume) => {
       const requests: Array<string> = []
+      const received: Array<Received> = []
       const server = createServer((req: IncomingMessage, res: ServerResponse) => {
         const reply = replies[Math.min(requests.length, replies.length - 1)]!
         requests.push(`${req.method} ${req.url}`)
-        req.resume()
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
         req.on("end", () => {
+          received.push({ headers: req.headers, body: Buffer.concat(chunks) })
           if (reply === "cut") {
             req.socket.destroy()
             return
@@ -81,6 +98,7 @@ const scriptedServer = (replies: ReadonlyArray<Reply>) =>
         resume(Effect.succeed({
           endpoint: `http://127.0.0.1:${port}`,
           requests,
+          received,
           close: () => {
             server.closeAllConnections()
             server.close()
@@ -104,7 +122,7 @@ for (const transport of ["lean", "sdk"] as const) {
         retry: settings,
         transport
       })
-      return { storage, requests: server.requests }
+      return { storage, requests: server.requests, received: server.received }
     })
 
   // the SDK names the operation in the query string; the lean path sends the bare key
@@ -261,6 +279,52 @@ for (const transport of ["lean", "sdk"] as const) {
         expect(requests[1]).toContain("max-keys=1")
       }))
 
+    it.scopedLive("a malformed LIST page is InvalidResponse naming the listing, not retried", () =>
+      Effect.gen(function*() {
+        const { storage, requests } = yield* scripted([{
+          status: 200,
+          headers: { "content-type": "application/xml" },
+          body: `<ListBucketResult><IsTruncated>true</IsTruncated>` +
+            `<Contents><Key>p/a</Key><LastModified>2025-02-01T10:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Contents></ListBucketResult>`
+        }])
+        const r = yield* Effect.either(storage.list("p/"))
+        expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "InvalidResponse", operation: "list", key: "p/" })
+        expect(Either.isLeft(r) && r.left.message).toMatch(/truncated (page|listing) has no continuation token/)
+        expect(requests.length).toBe(1)
+      }))
+
+    it.scopedLive("DeleteObjects: missing keys are fine; every other key not deleted is named; AccessDenied is not retried", () =>
+      Effect.gen(function*() {
+        const result = (errors: string): Reply => ({
+          status: 200,
+          headers: { "content-type": "application/xml" },
+          body: `<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${errors}</DeleteResult>`
+        })
+        const error = (key: string, code: string) => `<Error><Key>${key}</Key><Code>${code}</Code><Message>m-${code}</Message></Error>`
+        const { storage, requests, received } = yield* scripted([
+          result(error("a", "NoSuchKey")),
+          result(error("a", "AccessDenied") + error("c", "AccessDenied") + error("b", "NoSuchKey")),
+          result(error("b", "InternalError")),
+          result("")
+        ])
+        yield* storage.deleteMany(["a", "b", "c"])
+        expect(requests[0]).toMatch(/^POST \/b\??.*delete/)
+        // the body is the quiet Delete document, with the checksum S3 requires
+        const first = received[0]!
+        expect(first.body.toString()).toContain("<Quiet>true</Quiet>")
+        expect(first.body.toString()).toContain("<Object><Key>c</Key></Object>")
+        const md5 = first.headers["content-md5"]
+        if (md5 !== undefined) expect(md5).toBe(createHash("md5").update(first.body).digest("base64"))
+        else expect(Object.keys(first.headers).some((h) => h.startsWith("x-amz-checksum-"))).toBe(true)
+        const denied = yield* Effect.either(storage.deleteMany(["a", "b", "c"]))
+        expect(Either.isLeft(denied) && denied.left._tag).toBe("AccessDenied")
+        expect(Either.isLeft(denied) && denied.left.message).toMatch(/2 of 3 keys not deleted.*a.*AccessDenied.*c.*AccessDenied/)
+        expect(requests.length).toBe(2)
+        // a per-key InternalError is retried: the whole batch is sent again
+        yield* storage.deleteMany(["a", "b", "c"])
+        expect(requests.length).toBe(4)
+      }))
+
     it.scopedLive("a 404 GET and HEAD are none, and a DELETE of a missing key succeeds", () =>
       Effect.gen(function*() {
         const { storage } = yield* scripted([s3Error(404, "NoSuchKey"), { status: 404 }, s3Error(404, "NoSuchKey")])
@@ -300,6 +364,88 @@ for (const transport of ["lean", "sdk"] as const) {
   })
 }
 
+
+/** Sets environment variables (undefined: unset) for the test's scope. */
+const scopedEnv = (vars: Record<string, string | undefined>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+      const apply = (values: Record<string, string | undefined>) => {
+        for (const [k, v] of Object.entries(values)) {
+          if (v === undefined) delete process.env[k]
+          else process.env[k] = v
+        }
+      }
+      apply(vars)
+      return () => apply(saved)
+    }),
+    (restore) => Effect.sync(restore)
+  )
+
+/** The access key id a request was signed with. */
+const signedBy = (r: Received | undefined): string | undefined =>
+  /Credential=([^/]+)\//.exec(String(r?.headers.authorization ?? ""))?.[1]
+
+describe("S3Storage resolution of endpoint, region and credentials (scripted server on 127.0.0.1)", () => {
+  const noKeys = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined }
+
+  it.scopedLive("keys from the environment sign the lean path's requests", () =>
+    Effect.gen(function*() {
+      yield* scopedEnv({ ...noKeys, AWS_ACCESS_KEY_ID: "ENVKEY", AWS_SECRET_ACCESS_KEY: "env-secret" })
+      const server = yield* scriptedServer([okObject("x")])
+      const storage = yield* S3Storage.make({ bucket: "b", endpoint: server.endpoint })
+      yield* storage.get("k")
+      expect(server.requests).toEqual(["GET /b/k"])
+      expect(signedBy(server.received[0])).toBe("ENVKEY")
+    }))
+
+  it.scopedLive("a named profile's keys come from the SDK's own chain (shared credentials file)", () =>
+    Effect.gen(function*() {
+      const home = mkdtempSync(join(tmpdir(), "buquet-home-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(home, { recursive: true, force: true })))
+      mkdirSync(join(home, ".aws"))
+      writeFileSync(join(home, ".aws", "credentials"), "[work]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = profile-secret\n")
+      // AWS_PROFILE wins over keys in the environment, as in the SDK
+      yield* scopedEnv({ ...noKeys, HOME: home, AWS_PROFILE: "work", AWS_ACCESS_KEY_ID: "ENVKEY", AWS_SECRET_ACCESS_KEY: "env-secret" })
+      const server = yield* scriptedServer([okObject("x")])
+      const storage = yield* S3Storage.make({ bucket: "b", endpoint: server.endpoint })
+      yield* storage.get("k")
+      expect(server.requests).toEqual(["GET /b/k"])
+      expect(signedBy(server.received[0])).toBe("PROFILEKEY")
+    }))
+
+  it.scopedLive("an endpoint only the SDK's rules resolve (user info in it) still takes the lean path to the SDK's URL", () =>
+    Effect.gen(function*() {
+      const server = yield* scriptedServer([okObject("x")])
+      const storage = yield* S3Storage.make({
+        bucket: "b",
+        endpoint: server.endpoint.replace("http://", "http://user:pass@"),
+        credentials: { accessKeyId: "STATIC", secretAccessKey: "s" }
+      })
+      yield* storage.get("k")
+      // the lean path's request line (the SDK's would carry ?x-id=GetObject)
+      expect(server.requests).toEqual(["GET /b/k"])
+      expect(signedBy(server.received[0])).toBe("STATIC")
+    }))
+
+  it.scopedLive("a misconfiguration the SDK refuses (FIPS with a custom endpoint) still stops loudly, nothing sent", () =>
+    Effect.gen(function*() {
+      yield* scopedEnv({ AWS_USE_FIPS_ENDPOINT: "true" })
+      const server = yield* scriptedServer([okObject("x")])
+      for (const transport of ["lean", "sdk"] as const) {
+        const storage = yield* S3Storage.make({
+          bucket: "b",
+          endpoint: server.endpoint,
+          credentials: { accessKeyId: "STATIC", secretAccessKey: "s" },
+          transport
+        })
+        const r = yield* Effect.either(storage.get("k"))
+        expect(Either.isLeft(r) && r.left._tag).toBe("InvalidResponse")
+        expect(Either.isLeft(r) && r.left.message).toMatch(/FIPS/)
+      }
+      expect(server.requests).toEqual([])
+    }))
+})
 
 // ---------------------------------------------------------------------------------------------
 // Against the real server
