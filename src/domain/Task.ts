@@ -162,12 +162,21 @@ const isShardOfId = (shard: string, taskId: string): boolean =>
  * @category codecs
  */
 export const decodeTask = (key: string, body: Uint8Array): Effect.Effect<Task, MalformedObject> =>
-  Effect.flatMap(decodeObject(Task, key, body), (task) => {
-    const problem = taskKeyProblem(task, key)
-    if (problem !== undefined) return Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
-    const shard = parseTaskKey(key)!.shard
-    return Effect.succeed(task.shard === shard ? task : new Task({ ...task, shard }))
-  })
+  Effect.flatMap(decodeObject(Task, key, body), (task) => taskAtKey(key, task))
+
+/**
+ * A decoded task as the task stored at `key` ({@link decodeTask}'s check): a `MalformedObject`
+ * naming the key when the body does not belong there, else the task with the key's shard.
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
+export const taskAtKey = (key: string, task: Task): Effect.Effect<Task, MalformedObject> => {
+  const problem = taskKeyProblem(task, key)
+  if (problem !== undefined) return Effect.fail(new MalformedObject({ key, message: `${key} is malformed: ${problem}` }))
+  const shard = parseTaskKey(key)!.shard
+  return Effect.succeed(task.shard === shard ? task : new Task({ ...task, shard }))
+}
 
 /**
  * Whether the task may be claimed at `now`: `now >= available_at`.

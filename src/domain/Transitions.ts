@@ -53,7 +53,8 @@ interface EventInfo {
  * A task built from an already validated one (every field comes from it, from server time or from
  * a checked parameter): the constructor's re-validation (~30 µs a task) is skipped. Nothing is
  * trusted blindly: every body read from the bucket is decoded (Task.decodeTask), and every task
- * written is encoded with its Schema (TaskObjects.encodeTask), which checks every field again.
+ * written is encoded as its Schema encodes it (TaskObjects.encodeTask, domain/TaskJson.ts), which
+ * checks every field again.
  */
 const rebuilt = (fields: ConstructorParameters<typeof Task>[0]): Task => new Task(fields, true)
 

@@ -16,7 +16,6 @@
  * @module
  */
 import { Effect, Option, type Schedule } from "effect"
-import { encodeObject } from "../domain/Codec.js"
 import { taskKey } from "../domain/Keys.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { shardOf } from "../domain/Shard.js"
@@ -24,7 +23,8 @@ import { OutcomeUnknown, PreconditionFailed, StorageUnavailable } from "../domai
 import type { StorageReadError } from "../domain/StorageError.js"
 import { flowRecoverAt } from "../domain/Flows.js"
 import { neededMarker } from "../domain/Markers.js"
-import { decodeTask, Task } from "../domain/Task.js"
+import type { Task } from "../domain/Task.js"
+import { decodeTaskBody, encodeTaskBody } from "../domain/TaskJson.js"
 import { Storage } from "../services/Storage.js"
 
 /** A task with the ETag it was read (or written) with: what a CAS needs. */
@@ -48,8 +48,8 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   return true
 }
 
-/** The JSON body a task is stored with. */
-export const encodeTask = (task: Task): Uint8Array => encodeObject(Task, task)
+/** The JSON body a task is stored with (its Schema's encoding, without the interpreter: domain/TaskJson.ts). */
+export const encodeTask = (task: Task): Uint8Array => encodeTaskBody(task)
 
 /**
  * Reads and decodes the task at `key`; none if missing, `MalformedObject` (naming the key) if it
@@ -59,7 +59,7 @@ export const readTask = Effect.fnUntraced(function*(key: string) {
   const storage = yield* Storage
   const found = yield* storage.get(key)
   if (Option.isNone(found)) return Option.none<VersionedTask>()
-  const task = yield* decodeTask(key, found.value.body)
+  const task = yield* decodeTaskBody(key, found.value.body)
   return Option.some<VersionedTask>({ task, etag: found.value.etag })
 })
 
