@@ -49,7 +49,7 @@
  *
  * @module
  */
-import { Chunk, Effect, Option, Random } from "effect"
+import { Effect, Option } from "effect"
 import { readyShardPrefix } from "../../domain/Keys.js"
 import { scanReadyKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
@@ -66,6 +66,26 @@ import type { ClaimOutcome } from "./Claim.js"
  * marker and its task object; the submit's wake-up touch (sent once the task landed) makes an idle
  * worker look at once, this bounds it for a busy one.
  */
+/**
+ * `Random.shuffle`'s permutation, drawing the same numbers from the same `Random` in the same
+ * order (so a seeded run, such as the simulator's, takes the same path), without its per-element
+ * effects: a busy pass shuffles every due marker of its probe page (hundreds in a backlog), and
+ * those effects were a fifth of a worker's runtime steps per task in bench/cpu.ts.
+ */
+export const shuffle = <A>(elements: Iterable<A>): Effect.Effect<Array<A>> =>
+  Effect.randomWith((random) =>
+    Effect.gen(function*() {
+      const buffer = Array.from(elements)
+      for (let n = buffer.length; n >= 2; n--) {
+        const k = yield* random.nextIntBetween(0, n)
+        const swapped = buffer[n - 1]!
+        buffer[n - 1] = buffer[k]!
+        buffer[k] = swapped
+      }
+      return buffer
+    })
+  )
+
 export const missingRecheckMillis = 5_000
 
 /** The longest wait between two looks at a marker whose task stays missing (the wait grows with its age). */
@@ -438,15 +458,18 @@ export const make = (options: DiscoveryOptions): Discovery => {
         const byShard = new Map<string, Array<string>>()
         for (const key of probeKeys) {
           const shard = key.slice(readyPrefix.length, key.indexOf("/", readyPrefix.length))
-          if (covered.has(shard)) byShard.set(shard, [...(byShard.get(shard) ?? []), key])
+          if (!covered.has(shard)) continue
+          const keys = byShard.get(shard)
+          if (keys === undefined) byShard.set(shard, [key])
+          else keys.push(key)
         }
         // Shuffled first, then stably sorted: within one priority and due minute the order is
         // random, so the workers of a fleet, which all read the same page, mostly try different
         // tasks instead of racing for the same first few (a lost race costs a GET and two PUTs).
-        const shuffled = yield* Random.shuffle(
+        const shuffled = yield* shuffle(
           order.filter((shard) => covered.has(shard)).flatMap((shard) => scanKeys(byShard.get(shard) ?? [], nowMillis))
         )
-        const candidates = Chunk.toArray(shuffled).sort((a, b) =>
+        const candidates = shuffled.sort((a, b) =>
           b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket
         )
         let next = 0
