@@ -9,6 +9,11 @@
  *   BENCH_CPU_BACKEND=memory → the same on an in-memory store (no HTTP: buquet's and Effect's share)
  *   BENCH_CPU_STEPS=1 → also counts fibers started and fiber-runtime steps per task, by span
  *     (an op-supervising Supervisor: slower, so its CPU figures are not comparable)
+ *   BENCH_CPU_ALLOC=1 → also measures the bytes allocated per task in the steady part (the used
+ *     heap's growth between garbage collections, node:v8's GCProfiler), the collections' pause time
+ *     per task, and where the bytes are allocated: V8's sampling heap profiler, counting objects
+ *     already collected too, attributed to the allocating function and to the nearest frame in
+ *     src/ (writes a .heapprofile; its sampling costs CPU, so CPU figures are not comparable)
  *
  * @module
  */
@@ -16,6 +21,7 @@ import { Deferred, Effect, Layer, RuntimeFlags, RuntimeFlagsPatch, Supervisor } 
 import type { Fiber } from "effect"
 import { randomUUID } from "node:crypto"
 import { writeFileSync } from "node:fs"
+import { allocationMeter } from "./lib/alloc.js"
 import { layerWorkerServices } from "../src/Buquet.js"
 import * as MemoryStorage from "../src/layers/MemoryStorage.js"
 import { RequestCounter } from "../src/services/RequestCounter.js"
@@ -50,6 +56,7 @@ class StepCounter extends Supervisor.AbstractSupervisor<void> {
   }
 }
 const steps = process.env["BENCH_CPU_STEPS"] === "1" ? new StepCounter() : undefined
+const alloc = process.env["BENCH_CPU_ALLOC"] === "1" ? allocationMeter() : undefined
 
 const submit = Effect.gen(function*() {
   const queue = yield* Queue
@@ -83,7 +90,10 @@ const drain = Effect.gen(function*() {
       hooks: {
         Completed: () =>
           Effect.sync(() => {
-            if (++done === warm) cpuWarm = process.cpuUsage()
+            if (++done === warm) {
+              cpuWarm = process.cpuUsage()
+              alloc?.start()
+            }
             if (done === n) Deferred.unsafeDone(all, Effect.void)
           })
       }
@@ -95,6 +105,7 @@ const drain = Effect.gen(function*() {
   const steady = process.cpuUsage(cpuWarm)
   const wall = performance.now() - t0
   const counts = yield* counter.snapshot
+  const allocation = alloc === undefined ? undefined : yield* Effect.promise(() => alloc.stop(n - warm))
   if (session !== undefined) {
     yield* Effect.promise(() =>
       new Promise<void>((r) =>
@@ -119,6 +130,7 @@ const drain = Effect.gen(function*() {
     systemMsPerTask: Number((cpu.system / 1000 / n).toFixed(2)),
     requestsPerTask: { PUT: per(counts.PUT), GET: per(counts.GET), HEAD: per(counts.HEAD), LIST: per(counts.LIST), DELETE: per(counts.DELETE), total: per(counts.total) },
     wallSeconds: Number((wall / 1000).toFixed(1)),
+    ...(allocation === undefined ? {} : { allocation }),
     ...(steps === undefined ? {} : {
       fibersPerTask: Number((steps.fibers / n).toFixed(1)),
       stepsPerTask: Number((steps.steps / n).toFixed(0)),

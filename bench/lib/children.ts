@@ -50,7 +50,9 @@ const withTimeout = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
 let entry: { readonly script: string; readonly execArgv: ReadonlyArray<string> } | undefined
 export const prepareWorkerEntry = async (): Promise<string> => {
   if (entry !== undefined) return entry.script.endsWith(".mjs") ? "bundled JavaScript (esbuild)" : "TypeScript through tsx"
-  const out = join(root, "node_modules/.cache/buquet-bench/worker-process.mjs")
+  // under this checkout (.tmp/ is ignored), not node_modules/.cache: worktrees that share one
+  // node_modules would overwrite each other's bundle while both measure
+  const out = join(root, ".tmp/bench/worker-process.mjs")
   try {
     const esbuild = await import("esbuild")
     await esbuild.build({
