@@ -13,7 +13,8 @@
  * @module
  */
 import { Session } from "node:inspector"
-import { writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { GCProfiler, getHeapStatistics } from "node:v8"
 
 interface ProfileNode {
@@ -48,6 +49,32 @@ const packageOf = (url: string): string => {
   if (/\/src\//.test(url)) return "buquet src/"
   if (url.startsWith("node:")) return "node internals"
   return short(url)
+}
+
+/**
+ * The source module of each line of a bundle esbuild wrote (it heads each module's code with a
+ * `// src/...ts` comment): a bundled run's frames are named by module, not by the bundle's name.
+ */
+const bundles = new Map<string, ReadonlyArray<string>>()
+const moduleAt = (url: string, line: number): string | undefined => {
+  if (!url.startsWith("file:") || url.includes("/node_modules/") || !url.endsWith(".mjs")) return undefined
+  let modules = bundles.get(url)
+  if (modules === undefined) {
+    let current = "(bundle)"
+    modules = readFileSync(fileURLToPath(url), "utf8").split("\n").map((text) => {
+      const m = /^\/\/ ((?:src|bench)\/\S+\.ts)$/.exec(text)
+      if (m !== null) current = m[1]!
+      return current
+    })
+    bundles.set(url, modules)
+  }
+  return modules[line]
+}
+
+/** A frame's URL, as the module it comes from when it is a line of a bundle. */
+const sourceOf = (url: string, line: number): string => {
+  const module = moduleAt(url, line)
+  return module === undefined ? url : `file:///${module}`
 }
 
 const isOurs = (url: string): boolean => /\/src\//.test(url) && !url.includes("/node_modules/")
@@ -105,13 +132,14 @@ export const allocationMeter = () => {
       const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v)
       const walk = (node: ProfileNode, nearestOurs: string | undefined): void => {
         const f = node.callFrame
-        const name = `${f.functionName || "(anonymous)"} ${short(f.url)}:${f.lineNumber + 1}`
-        const here = isOurs(f.url) ? name : nearestOurs
+        const url = sourceOf(f.url, f.lineNumber)
+        const name = `${f.functionName || "(anonymous)"} ${short(url)}:${f.lineNumber + 1}`
+        const here = isOurs(url) ? name : nearestOurs
         if (node.selfSize > 0) {
           total += node.selfSize
           add(self, name, node.selfSize)
           add(ours, here ?? "(no src/ frame on the stack)", node.selfSize)
-          add(packages, packageOf(f.url), node.selfSize)
+          add(packages, packageOf(url), node.selfSize)
         }
         for (const c of node.children) walk(c, here)
       }
