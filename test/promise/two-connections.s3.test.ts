@@ -14,7 +14,7 @@ import { connectOptions, describeS3, prefixesEmptiedAfterAll } from "../support/
 const freshPrefix = prefixesEmptiedAfterAll()
 
 const until = async (queue: Queue, id: string, done: (run: WorkflowRun) => boolean): Promise<WorkflowRun> => {
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 1500; i++) {
     const run = await queue.workflows.get(id)
     if (run !== undefined && done(run)) return run
     await new Promise((r) => setTimeout(r, 100))
@@ -79,15 +79,15 @@ describeS3("two connections in one process (Promise API, RGW)", (settings) => {
       await b.workflows.start(wb.order, { n: 2 }, { id: "run-1" })
       await a.workflows.start(wa.order, { n: 3 }, { id: "only-a" })
 
-      expect((await a.waitFor(flowA.id, { timeoutMs: 60_000 })).output).toBe(3)
-      expect((await b.waitFor(flowB.id, { timeoutMs: 60_000 })).output).toBe(60)
-      const doneA = await a.waitFor(buyA.id, { timeoutMs: 60_000 })
-      const doneB = await b.waitFor(buyB.id, { timeoutMs: 60_000 })
+      expect((await a.waitFor(flowA.id, { timeoutMs: 150_000 })).output).toBe(3)
+      expect((await b.waitFor(flowB.id, { timeoutMs: 150_000 })).output).toBe(60)
+      const doneA = await a.waitFor(buyA.id, { timeoutMs: 150_000 })
+      const doneB = await b.waitFor(buyB.id, { timeoutMs: 150_000 })
       expect([doneA.output, doneB.output]).toEqual(["A", "B"])
       const shipA = doneA.followUps!.ids[0]!
       const shipB = doneB.followUps!.ids[0]!
-      expect((await a.waitFor(shipA, { timeoutMs: 60_000 })).output).toBe("A")
-      expect((await b.waitFor(shipB, { timeoutMs: 60_000 })).output).toBe("B")
+      expect((await a.waitFor(shipA, { timeoutMs: 150_000 })).output).toBe("A")
+      expect((await b.waitFor(shipB, { timeoutMs: 150_000 })).output).toBe("B")
       // each connection sees only its own tasks
       expect(await b.get(shipA)).toBeUndefined()
       expect(await a.get(flowB.id)).toBeUndefined()
@@ -118,7 +118,7 @@ describeS3("two connections in one process (Promise API, RGW)", (settings) => {
       await a.close()
       await wa.running
       const later = await b.flow({ name: "report", children: [{ name: "part", input: { n: 5 } }] })
-      expect((await b.waitFor(later.id, { timeoutMs: 60_000 })).output).toBe(5)
+      expect((await b.waitFor(later.id, { timeoutMs: 150_000 })).output).toBe(5)
       await b.workflows.start(wb.order, { n: 4 }, { id: "after-close" })
       await until(b, "after-close", (r) => r.steps.find((s) => s.name === "reserve")?.status === "completed")
       await wb.worker.stop()
@@ -127,5 +127,5 @@ describeS3("two connections in one process (Promise API, RGW)", (settings) => {
       await a.close()
       await b.close()
     }
-  }, 180_000)
+  }, 400_000)
 })
