@@ -168,7 +168,11 @@ const s3ConfigOf = (storage: Extract<StorageSettings, { readonly _tag: "S3" }>):
   keyPrefix: storage.keyPrefix,
   credentials: storage.credentials === undefined
     ? undefined
-    : { accessKeyId: storage.credentials.accessKeyId, secretAccessKey: Redacted.value(storage.credentials.secretAccessKey) }
+    : {
+      accessKeyId: storage.credentials.accessKeyId,
+      secretAccessKey: Redacted.value(storage.credentials.secretAccessKey),
+      sessionToken: storage.credentials.sessionToken === undefined ? undefined : Redacted.value(storage.credentials.sessionToken)
+    }
 })
 
 /**

@@ -80,7 +80,8 @@ const readEnv = Effect.gen(function*() {
     "XDG_CONFIG_HOME",
     "HOME",
     "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY"
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN"
   ])
   const env: Record<string, string | undefined> = {}
   for (const name of names) env[name] = Option.getOrUndefined(yield* optionalEnv(name))
@@ -269,8 +270,14 @@ export const resolve_ = Effect.fn("Config.resolve")(function*(inputs: ConfigInpu
 
   const accessKeyId = env["AWS_ACCESS_KEY_ID"]
   const secret = env["AWS_SECRET_ACCESS_KEY"]
+  const sessionToken = env["AWS_SESSION_TOKEN"]
+  // temporary credentials are three values: without its token the key pair is refused
   const credentials = accessKeyId !== undefined && accessKeyId !== "" && secret !== undefined && secret !== ""
-    ? { accessKeyId, secretAccessKey: Redacted.make(secret) }
+    ? {
+      accessKeyId,
+      secretAccessKey: Redacted.make(secret),
+      ...(sessionToken !== undefined && sessionToken !== "" ? { sessionToken: Redacted.make(sessionToken) } : {})
+    }
     : undefined
   const s3 = (bucket: string): StorageSettings => ({
     _tag: "S3",

@@ -1087,10 +1087,11 @@ export const layerConfig = (overrides: Partial<S3StorageConfig> = {}) =>
       const region = yield* Config.option(Config.string("S3_REGION").pipe(Config.orElse(() => Config.string("AWS_REGION"))))
       const accessKeyId = yield* Config.option(Config.string("AWS_ACCESS_KEY_ID"))
       const secretAccessKey = yield* Config.option(Config.redacted("AWS_SECRET_ACCESS_KEY"))
+      const sessionToken = yield* Config.option(Config.redacted("AWS_SESSION_TOKEN"))
       const keyPrefix = yield* Config.string("S3_KEY_PREFIX").pipe(Config.withDefault(""))
       const forcePathStyle = yield* Config.option(Config.boolean("S3_FORCE_PATH_STYLE"))
       const credentials = Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
-        ? { accessKeyId: accessKeyId.value, secretAccessKey: secretAccessKey.value }
+        ? { accessKeyId: accessKeyId.value, secretAccessKey: secretAccessKey.value, sessionToken: Option.getOrUndefined(sessionToken) }
         : undefined
       return layer({
         bucket,

@@ -22,8 +22,15 @@ export type StorageSettings =
     readonly endpoint: string | undefined
     readonly region: string
     readonly keyPrefix: string
-    /** Static credentials from `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`; absent: the SDK's chain. */
-    readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: Redacted.Redacted<string> } | undefined
+    /**
+     * Static credentials from `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`
+     * for temporary ones); absent: the SDK's chain.
+     */
+    readonly credentials: {
+      readonly accessKeyId: string
+      readonly secretAccessKey: Redacted.Redacted<string>
+      readonly sessionToken?: Redacted.Redacted<string> | undefined
+    } | undefined
   }
   | {
     readonly _tag: "File"
