@@ -50,6 +50,31 @@ export type PollingOptions =
   }
 
 /**
+ * Shard leasing, for large fleets (the config file's `[worker.shard_leasing]`): each worker owns a
+ * share of the queue's shards through lease objects (`shard-leases/{shard}.json`) and polls only
+ * those, so N workers do not all list every shard. A worker also polls, without a lease, the shards
+ * whose owner cannot run one of its task types or that no one owns because the caps are too small.
+ * The limits are the config file's: `leaseTtlMs` 2000–3600000, `renewIntervalMs` at least 1000
+ * and below `leaseTtlMs`, `shardsPerWorker` a positive integer; anything else makes
+ * `worker.run()` reject with a `BuquetError` (`"InvalidWorkerOptions"`).
+ *
+ * ```ts
+ * queue.worker({ shardLeasing: { shardsPerWorker: 4 } })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShardLeasingOptions {
+  /** Most shards this worker owns (default: its fair share, the shards divided by the live workers). */
+  readonly shardsPerWorker?: number | undefined
+  /** Lease lifetime without renewal, in ms (default 30000): a crashed worker's shards are owned again after it. */
+  readonly leaseTtlMs?: number | undefined
+  /** How often the leases are renewed and the split recomputed, in ms (default a third of `leaseTtlMs`). */
+  readonly renewIntervalMs?: number | undefined
+}
+
+/**
  * Options of a worker; every one has a default.
  *
  * @since 0.1.0
@@ -82,6 +107,12 @@ export interface WorkerOptions {
   readonly signals?: false | ReadonlyArray<NodeJS.Signals> | undefined
   /** How often the worker checks its cancel signal while tasks run, in ms (default 2000; one HEAD however many run). */
   readonly cancelCheckIntervalMs?: number | undefined
+  /** Poll only the shards this worker leases, so a fleet splits them (default false); `true` takes the defaults. */
+  readonly shardLeasing?: boolean | ShardLeasingOptions | undefined
+  /** Keys per LIST of the ready index when looking for work, 1–1000 (default 1000; a LIST costs the same whatever it returns). */
+  readonly readyPageSize?: number | undefined
+  /** How often the worker rewrites its record `workers/{id}.json`, in ms, 1000–3600000 (default 10000 while tasks run, 60000 while idle). */
+  readonly heartbeat?: { readonly busyMs?: number | undefined; readonly idleMs?: number | undefined } | undefined
 }
 
 /**
@@ -156,6 +187,55 @@ const monitorOption = (monitor: WorkerOptions["monitor"]): false | Monitor.Monit
   if (monitor === false) return false
   const retention = typeof monitor === "object" ? monitor.retention : undefined
   return retention === undefined ? {} : { retention: { olderThan: Duration.days(retention.olderThanDays), action: retention.action } }
+}
+
+/** ShardLeasing's default lease lifetime, against which a lone `renewIntervalMs` is checked. */
+const defaultLeaseTtlMs = 30_000
+
+const isIntegerIn = (n: number, min: number, max: number) => Number.isInteger(n) && n >= min && n <= max
+
+/**
+ * The options the Effect worker would take but cannot work with, named as the Promise API names
+ * them (the Effect side names the config file's keys, or does not check: a zero cap would lease
+ * nothing and poll only what other workers cannot run). The limits are the config file's.
+ */
+const invalidOption = (options: WorkerOptions): EffectWorker.InvalidWorkerOptions | undefined => {
+  const invalid = (option: string, message: string) => new EffectWorker.InvalidWorkerOptions({ option, message: `${option}: ${message}` })
+  if (options.readyPageSize !== undefined && !isIntegerIn(options.readyPageSize, 1, 1_000)) {
+    return invalid("readyPageSize", `must be an integer from 1 to 1000, got ${options.readyPageSize}`)
+  }
+  for (const key of ["busyMs", "idleMs"] as const) {
+    const ms = options.heartbeat?.[key]
+    if (ms !== undefined && !isIntegerIn(ms, 1_000, 3_600_000)) return invalid(`heartbeat.${key}`, `must be an integer from 1000 to 3600000 (1 s to 1 h), got ${ms}`)
+  }
+  const leasing = options.shardLeasing
+  if (typeof leasing !== "object") return undefined
+  if (leasing.shardsPerWorker !== undefined && !isIntegerIn(leasing.shardsPerWorker, 1, Number.MAX_SAFE_INTEGER)) {
+    return invalid("shardLeasing.shardsPerWorker", `must be a positive integer (most shards this worker owns), got ${leasing.shardsPerWorker}`)
+  }
+  if (leasing.leaseTtlMs !== undefined && !isIntegerIn(leasing.leaseTtlMs, 2_000, 3_600_000)) {
+    return invalid("shardLeasing.leaseTtlMs", `must be an integer from 2000 to 3600000 (2 s to 1 h), got ${leasing.leaseTtlMs}`)
+  }
+  const renew = leasing.renewIntervalMs
+  if (renew === undefined) return undefined
+  if (!isIntegerIn(renew, 1_000, 3_600_000)) {
+    return invalid("shardLeasing.renewIntervalMs", `must be an integer from 1000 to 3600000 (1 s to 1 h), got ${renew}`)
+  }
+  const ttl = leasing.leaseTtlMs ?? defaultLeaseTtlMs
+  return renew < ttl ? undefined : new EffectWorker.InvalidWorkerOptions({
+    option: "shardLeasing.renewIntervalMs",
+    message: `shardLeasing.renewIntervalMs (${renew}) must be below shardLeasing.leaseTtlMs (${ttl}${leasing.leaseTtlMs === undefined ? ", the default" : ""}); ` +
+      "renew a few times per lease lifetime"
+  })
+}
+
+const shardLeasingOption = (leasing: WorkerOptions["shardLeasing"]): EffectWorker.WorkerOptions["shardLeasing"] => {
+  if (typeof leasing !== "object") return leasing === true
+  return {
+    shardsPerWorker: leasing.shardsPerWorker,
+    ...(leasing.leaseTtlMs === undefined ? {} : { leaseTtl: Duration.millis(leasing.leaseTtlMs) }),
+    ...(leasing.renewIntervalMs === undefined ? {} : { renewInterval: Duration.millis(leasing.renewIntervalMs) })
+  }
 }
 
 const toEvent = (e: EffectWorker.WorkerEvent): WorkerEvent => {
@@ -376,6 +456,8 @@ export class Worker {
     }
     const main = (stop: Deferred.Deferred<void>): Effect.Effect<void, unknown, Services | Scope.Scope> =>
       Effect.gen(this, function*() {
+        const invalid = invalidOption(options)
+        if (invalid !== undefined) return yield* invalid
         const queue = yield* QueueTag
         const worker = yield* EffectWorker.make(
           {
@@ -383,6 +465,12 @@ export class Worker {
             concurrency: options.concurrency,
             shards: options.shards,
             shardPrefixLen: queue.config.shardPrefixLen,
+            shardLeasing: shardLeasingOption(options.shardLeasing),
+            pageSize: options.readyPageSize,
+            heartbeat: {
+              ...(options.heartbeat?.busyMs === undefined ? {} : { busy: Duration.millis(options.heartbeat.busyMs) }),
+              ...(options.heartbeat?.idleMs === undefined ? {} : { idle: Duration.millis(options.heartbeat.idleMs) })
+            },
             polling: toPolling(options.polling),
             wakeUp: options.wakeUp,
             shutdownGracePeriod: options.shutdownGraceMs === undefined ? undefined : Duration.millis(options.shutdownGraceMs),
