@@ -50,18 +50,37 @@ export const startDelayProxy = (options: DelayProxyOptions): Promise<DelayProxy>
   const sockets = new Set<net.Socket>()
   const draw = () => Math.max(0, delayMillis + (random() * 2 - 1) * jitterMillis)
 
-  /** Forwards `from` → `to`, each chunk after its own delay but never before the previous one. */
+  /**
+   * Forwards `from` → `to` through one FIFO per direction drained by a single timer: each chunk
+   * (and the end or close after it) is released no earlier than its own arrival + drawn delay and
+   * never before the one ahead of it. One timer per chunk would not do: Node does not promise that
+   * timers of different durations expiring in the same millisecond run in creation order, and a
+   * reordered chunk garbles the HTTP stream (the 8-worker scale-out row saw "Expected HTTP/" and
+   * "Invalid character in chunk size").
+   */
   const pipeDelayed = (from: net.Socket, to: net.Socket): void => {
-    let lastAt = 0
-    const later = (f: () => void) => {
-      const at = Math.max(Date.now() + draw(), lastAt)
-      lastAt = at
-      setTimeout(f, at - Date.now())
+    const queue: Array<{ readonly at: number; readonly release: () => void }> = []
+    let timer: NodeJS.Timeout | undefined
+    const drain = () => {
+      timer = undefined
+      const now = performance.now()
+      while (queue.length > 0 && queue[0]!.at <= now) queue.shift()!.release()
+      arm()
+    }
+    const arm = () => {
+      if (timer !== undefined || queue.length === 0) return
+      timer = setTimeout(drain, Math.max(0, queue[0]!.at - performance.now()))
+    }
+    const later = (release: () => void) => {
+      const previous = queue.at(-1)?.at ?? 0
+      queue.push({ at: Math.max(performance.now() + draw(), previous), release })
+      arm()
     }
     from.on("data", (chunk) => later(() => to.destroyed || to.write(chunk)))
     from.on("end", () => later(() => to.destroyed || to.end()))
     from.on("error", () => later(() => to.destroy()))
-    from.on("close", () => later(() => to.destroy()))
+    // after a clean end the bytes still buffered in `to` must go out: end it rather than destroy it
+    from.on("close", (hadError) => later(() => hadError ? to.destroy() : to.destroyed || to.end()))
   }
 
   const server = net.createServer((client) => {
