@@ -209,10 +209,17 @@ const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREAC
 // Errors after the connection was up: the server may have received and applied the request.
 const BROKEN = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ESOCKETTIMEDOUT", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
 
+/**
+ * node:http's parser rejecting the bytes of an answer ("Parse Error: Expected HTTP/", a bad chunk
+ * size): the stream the request went out on is broken (a middlebox or proxy garbled it), not the
+ * server's answer wrong. Broken like ECONNRESET: the request may have been applied.
+ */
+const isParseError = (code: string): boolean => code.startsWith("HPE_")
+
 const networkCode = (error: unknown): string | undefined => {
   for (let e: unknown = error, depth = 0; e !== undefined && depth < 4; e = field(e, "cause"), depth++) {
     const code = str(field(e, "code"))
-    if (code !== undefined && (NOT_SENT.has(code) || BROKEN.has(code))) return code
+    if (code !== undefined && (NOT_SENT.has(code) || BROKEN.has(code) || isParseError(code))) return code
     // AggregateError (happy eyeballs) wraps the per-address connect errors
     const errors = field(e, "errors")
     if (Array.isArray(errors) && errors.length > 0) return networkCode(errors[0])

@@ -46,8 +46,11 @@ const sampleQueue = (storage: StorageService) =>
 // Against a scripted HTTP server on 127.0.0.1
 // ---------------------------------------------------------------------------------------------
 
-/** One scripted answer: a response, or a connection cut after the request arrived. */
-type Reply = { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string } | "cut"
+/**
+ * One scripted answer: a response, a connection cut after the request arrived, or bytes that are
+ * not HTTP at all (what a reordering proxy or a broken middlebox hands back).
+ */
+type Reply = { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string } | "cut" | "garbled"
 
 const s3Error = (status: number, code: string): Reply => ({
   status,
@@ -87,6 +90,10 @@ const scriptedServer = (replies: ReadonlyArray<Reply>) =>
           received.push({ headers: req.headers, body: Buffer.concat(chunks) })
           if (reply === "cut") {
             req.socket.destroy()
+            return
+          }
+          if (reply === "garbled") {
+            req.socket.end("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
             return
           }
           res.writeHead(reply.status, reply.headers ?? {})
@@ -175,6 +182,15 @@ for (const transport of ["lean", "sdk"] as const) {
         expect(requests.length).toBe(2)
       }))
 
+    it.scopedLive("a response that is not HTTP (a parse error) is a broken connection: a GET is retried, a conditional PUT is OutcomeUnknown", () =>
+      Effect.gen(function*() {
+        const { storage, requests } = yield* scripted(["garbled", okObject("hello"), "garbled", okPut])
+        const got = yield* storage.get("k")
+        expect(Option.map(got, (o) => text(o.body))).toEqual(Option.some("hello"))
+        expect(tagOf(yield* Effect.either(storage.put("k", bytes("x"), { ifNoneMatch: "*" })))).toBe("OutcomeUnknown")
+        expect(requests.length).toBe(3)
+      }))
+
     it.scopedLive("a conditional PUT that could not connect at all was never sent: retried, then StorageUnavailable", () =>
       Effect.gen(function*() {
         // a port that was free a moment ago: connection refused
@@ -204,7 +220,7 @@ for (const transport of ["lean", "sdk"] as const) {
                 seen.push(signedAt)
                 res.setHeader("date", new Date(now).toUTCString())
                 if (!(Math.abs(signedAt - now) <= 15 * 60_000)) {
-                  const reply = s3Error(403, "RequestTimeTooSkewed") as Exclude<Reply, "cut">
+                  const reply = s3Error(403, "RequestTimeTooSkewed") as Exclude<Reply, "cut" | "garbled">
                   res.writeHead(reply.status, reply.headers)
                   return res.end(reply.body)
                 }
