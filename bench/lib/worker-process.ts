@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { Deferred, Duration, Effect, Exit, Layer, Metric, Option, Schema } from "effect"
 import { claimsConflict } from "../../src/services/Metrics.js"
 import * as Worker from "../../src/programs/Worker.js"
@@ -16,6 +18,8 @@ import type { ToParent } from "./protocol.js"
 import { countedOn, storageLayer, zeroCounts } from "./stack.js"
 import type { Backend } from "./stack.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
+import { tracedLayer } from "./trace.js"
+import type { TracedRequest } from "./trace.js"
 
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true"
 const config = Schema.decodeUnknownSync(Schema.parseJson(ChildConfig))(process.env["BENCH_CHILD"] ?? "")
@@ -45,6 +49,15 @@ if (process.env["BENCH_MEM_TRACE"] === "1") {
 
 // completion timestamps (local ms), for the steady-state rate
 const completions: Array<number> = []
+// BENCH_TRACE_DIR (bench/timeline.ts): every storage request with its times, written at the end
+const traceDir = process.env["BENCH_TRACE_DIR"]
+const trace: Array<TracedRequest> = []
+const starts: Array<number> = []
+let goAt = 0
+const writeTrace = (): void => {
+  if (traceDir === undefined || traceDir === "") return
+  writeFileSync(join(traceDir, `${config.workerId}.json`), JSON.stringify({ workerId: config.workerId, goAt, starts, completions, requests: trace }))
+}
 // CPU time from Go to the latest completion (the idle time until Stop does not count)
 let cpuAtGo: NodeJS.CpuUsage | undefined
 let cpuMicros = 0
@@ -65,6 +78,7 @@ process.on("disconnect", () => {
 
 const finish = (counts: RequestCounts): void => {
   finished = true
+  writeTrace()
   clearInterval(progressTimer)
   clearInterval(rssTimer)
   send({
@@ -92,6 +106,7 @@ const runBuquet = Effect.gen(function*() {
     switch (m.value._tag) {
       case "Go":
         cpuAtGo = process.cpuUsage()
+        goAt = Date.now()
         return Deferred.unsafeDone(go, Exit.void)
       case "Stop":
         return Deferred.unsafeDone(stop, Exit.void)
@@ -105,6 +120,7 @@ const runBuquet = Effect.gen(function*() {
   yield* Deferred.await(go)
   const handler = Worker.handler("noop", (_input, ctx) =>
     Effect.gen(function*() {
+      if (traceDir !== undefined) starts.push(Date.now())
       if (config.reportStarts) send({ _tag: "Started", taskId: ctx.taskId, at: Date.now() })
       if (config.handlerMillis > 0) yield* Effect.sleep(Duration.millis(config.handlerMillis))
     }))
@@ -155,7 +171,8 @@ const runBullmq = async (): Promise<void> => {
 
 if (config.engine === "buquet") {
   const backend = config.backend as Backend
-  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(storageLayer(backend, Math.max(64, config.concurrency * 2))))
+  const raw = storageLayer(backend, Math.max(64, config.concurrency * 2))
+  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(traceDir === undefined || traceDir === "" ? raw : tracedLayer(raw, trace)))
   Effect.runPromise(runBuquet.pipe(Effect.provide(Layer.fresh(layer)))).then(finish, (e: unknown) => {
     console.error("[bench worker] failed:", e)
     process.exit(1)
