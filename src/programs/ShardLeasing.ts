@@ -115,6 +115,14 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   if (bad !== undefined) {
     return yield* new InvalidArgument({ argument: "shards", message: `"${bad}" is not a shard for prefix length ${prefixLen} (${prefixLen} hex characters)` })
   }
+  // a cap of 0 leases nothing (the loop would spin on an empty assignment); a fraction is no count
+  const cap = options.shardsPerWorker ?? Number.POSITIVE_INFINITY
+  if (cap !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(cap) && cap >= 1)) {
+    return yield* new InvalidArgument({
+      argument: "shardsPerWorker",
+      message: `shardsPerWorker must be a positive integer (the most shards this worker owns; leave it out for no cap), got ${cap}`
+    })
+  }
   const ttl = Duration.decode(options.leaseTtl ?? Duration.seconds(30))
   const ttlMillis = Duration.toMillis(ttl)
   const renewMillis = Duration.toMillis(Duration.decode(options.renewInterval ?? Duration.millis(ttlMillis / 3)))
@@ -126,7 +134,6 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   }
   const safetyMillis = Duration.toMillis(Duration.decode(options.safetyMargin ?? Duration.millis(ttlMillis / 6)))
   const handoffMillis = Math.max(1, Duration.toMillis(Duration.decode(options.handoffPoll ?? Duration.millis(renewMillis / 5))))
-  const cap = options.shardsPerWorker ?? Number.POSITIVE_INFINITY
 
   const owned = yield* SubscriptionRef.make<ReadonlyArray<string>>([])
   const polled = yield* SubscriptionRef.make<ReadonlyArray<string>>([])

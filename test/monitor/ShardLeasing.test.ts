@@ -203,3 +203,18 @@ describe("ShardLeasing (MemoryStorage + TestClock)", () => {
       }
     }))
 })
+
+describe("ShardLeasing.make refuses a cap it cannot work with", () => {
+  // a cap of 0 would lease nothing and leave this worker polling only what no one owns; a
+  // fraction or NaN has no meaning as a count of shards
+  for (const shardsPerWorker of [0, -1, 1.5, Number.NaN]) {
+    it.effect(`shardsPerWorker ${shardsPerWorker}`, () =>
+      Effect.gen(function*() {
+        const storage = yield* MemoryStorage.make()
+        const error = yield* Effect.flip(inScope(storage, ShardLeasing.make({ workerId: "w-a", shardPrefixLen: 1, shardsPerWorker })))
+        expect(error._tag).toBe("InvalidArgument")
+        expect(error).toMatchObject({ argument: "shardsPerWorker" })
+        expect(error.message).toContain(String(shardsPerWorker))
+      }))
+  }
+})
