@@ -129,7 +129,10 @@ export const make = Effect.fn("ShardLeasing.make")(function*(options: ShardLeasi
   if (!(ttlMillis > 0) || !Number.isFinite(ttlMillis) || !(renewMillis > 0) || renewMillis >= ttlMillis) {
     return yield* new InvalidArgument({
       argument: "leaseTtl",
-      message: "shard leasing needs lease_ttl_secs > 0 and 0 < renewal_interval_secs < lease_ttl_secs (e.g. 30 and 10)"
+      // the values as given: the caller may have set them as options, flags or config keys
+      message: `shard leasing needs a lease TTL above 0 and a renewal interval above 0 and below it (e.g. 30 s and 10 s; ` +
+        `[worker.shard_leasing] lease_ttl_secs and renewal_interval_secs in a config file), got a TTL of ${ttlMillis} ms ` +
+        `and a renewal interval of ${renewMillis} ms`
     })
   }
   const safetyMillis = Duration.toMillis(Duration.decode(options.safetyMargin ?? Duration.millis(ttlMillis / 6)))

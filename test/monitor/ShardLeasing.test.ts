@@ -218,3 +218,16 @@ describe("ShardLeasing.make refuses a cap it cannot work with", () => {
       }))
   }
 })
+
+describe("ShardLeasing.make refuses a renewal interval it cannot keep", () => {
+  it.effect("renewInterval ≥ leaseTtl names both values as given, in ms", () =>
+    Effect.gen(function*() {
+      const storage = yield* MemoryStorage.make()
+      const error = yield* Effect.flip(
+        inScope(storage, ShardLeasing.make({ workerId: "w-a", shardPrefixLen: 1, leaseTtl: "10 seconds", renewInterval: "12 seconds" }))
+      )
+      expect(error).toMatchObject({ _tag: "InvalidArgument", argument: "leaseTtl" })
+      expect(error.message).toContain("10000 ms")
+      expect(error.message).toContain("12000 ms")
+    }))
+})
