@@ -68,8 +68,11 @@ export interface ClaimEnv {
 export type ClaimOutcome =
   /** We hold the task: run it. `held` is the task as written, with the ETag of our CAS. */
   | { readonly _tag: "Claimed"; readonly held: VersionedTask; readonly leaseMarker: string }
-  /** The marker is done with (claimed by someone else, cleaned up, expired, cancelled). */
-  | { readonly _tag: "Consumed"; readonly reason: string }
+  /**
+   * The marker is done with (claimed by someone else, cleaned up, expired, cancelled).
+   * `elsewhere`: another worker got the task first (a lost race, or the task no longer pending).
+   */
+  | { readonly _tag: "Consumed"; readonly reason: string; readonly elsewhere?: boolean }
   /** Not now: look again at `until` (server epoch ms; Infinity = never, e.g. a type we do not handle). */
   | {
     readonly _tag: "Skip"
@@ -128,7 +131,7 @@ export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, e
     // Someone ran (or is running) it. Its marker is ours to clean only when provably stale.
     if (isProvablyStale(entry.bucket, task)) {
       yield* deleteMarkers([entry.key])
-      return { _tag: "Consumed", reason: `stale marker of a ${task.status} task` } satisfies ClaimOutcome
+      return { _tag: "Consumed", reason: `stale marker of a ${task.status} task`, elsewhere: true } satisfies ClaimOutcome
     }
     return { _tag: "Skip", until: nowMillis + busyMemoryMillis, reason: "busy_elsewhere" } satisfies ClaimOutcome
   }
@@ -198,7 +201,7 @@ const takeLease = (
     if (Option.isNone(written)) {
       // Won claims are counted by the worker's Claimed event; a lost race only here.
       yield* Metrics.recordClaim("conflict")
-      return { _tag: "Consumed", reason: "lost the claim race" } satisfies ClaimOutcome
+      return { _tag: "Consumed", reason: "lost the claim race", elsewhere: true } satisfies ClaimOutcome
     }
     yield* deleteMarkers(markers).pipe(
       Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`))

@@ -213,6 +213,10 @@ export const shardsCoveredByProbe = (
   }))
 }
 
+/** Whether a try found its task taken by another worker (evidence that a shared page is stale). */
+const takenElsewhere = (outcome: ClaimOutcome): boolean =>
+  (outcome._tag === "Consumed" && outcome.elsewhere === true) || (outcome._tag === "Skip" && outcome.reason === "busy_elsewhere")
+
 /** A due marker to try. */
 interface Candidate {
   readonly key: string
@@ -482,7 +486,18 @@ export const make = (options: DiscoveryOptions): Discovery => {
           const items = candidates.slice(next, next + room)
           next += items.length
           const outcomes = yield* attemptAll(items, nowMillis)
-          for (let i = 0; i < items.length; i++) yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!, nowMillis)
+          let elsewhere = false
+          for (let i = 0; i < items.length; i++) {
+            yield* handle(items[i]!.key, items[i]!.known, outcomes[i]!, nowMillis)
+            if (takenElsewhere(outcomes[i]!)) elsewhere = true
+          }
+          // The page is going stale: other workers read it too and claim from it. List again (one
+          // LIST) rather than walk on through markers their claims have emptied (a GET and a
+          // DELETE each: four workers × 8 walked a 500-task page to its end, ~3 GETs per task).
+          if (elsewhere && next < candidates.length) {
+            more = true
+            break
+          }
         }
         // read whole from the probe: nothing to continue from
         for (const shard of covered) cursors.delete(shard)

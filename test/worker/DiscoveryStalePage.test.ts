@@ -1,0 +1,94 @@
+/**
+ * A probe page shared by a fleet goes stale (Discovery.ts): every worker reads the same page of
+ * `ready/` and claims from it, so a worker that walks its page to the end finds most of it taken
+ * by the others, paying a GET (and a DELETE) per taken marker. Once a try finds its task taken
+ * elsewhere, the pass stops and the next one lists again. MemoryStorage; the other worker's claims
+ * are made between our probe and our tries.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { layerWorkerServices } from "../../src/Buquet.js"
+import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
+import * as QueueLayer from "../../src/layers/Queue.js"
+import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
+import * as Claim from "../../src/programs/worker/Claim.js"
+import * as Discovery from "../../src/programs/worker/Discovery.js"
+import { ServerClock } from "../../src/services/ServerClock.js"
+import { getTask, idInShard, seedTask } from "./support.js"
+
+const sixteen = [..."0123456789abcdef"]
+
+const env = Layer.provideMerge(
+  Layer.merge(QueueLayer.layer(), layerWorkerServices()),
+  Layer.provideMerge(ServerClockLayer.layer, MemoryStorage.layer())
+)
+
+const claimEnv = (workerId: string): Claim.ClaimEnv => ({
+  workerId,
+  handles: (taskType) => taskType === "job",
+  isPaused: () => Effect.succeed(false),
+  admit: () => Effect.succeed(true)
+})
+
+const seed = (n: number) =>
+  Effect.gen(function*() {
+    const now = yield* Effect.flatMap(ServerClock, (c) => c.now)
+    const ids: Array<string> = []
+    for (let i = 0; i < n; i++) ids.push((yield* seedTask(idInShard(sixteen[i % 16]!, 1 + Math.floor(i / 16)), "job", now)).id)
+    return ids
+  })
+
+describe("Discovery: a shared probe page going stale", () => {
+  it.effect("once a try finds its task taken by another worker, the pass stops (more: true) instead of walking the page", () =>
+    Effect.gen(function*() {
+      const ids = yield* seed(20)
+      const ours = Discovery.make({ shards: sixteen })
+      const other = Discovery.make({ shards: sixteen })
+      const tried: Array<string> = []
+      let othersClaimed = 0
+      const attempt = (entry: ReadyEntry) =>
+        Effect.gen(function*() {
+          if (tried.length === 0) {
+            // after our probe, the other worker claims every task but the one we try first
+            const r = yield* other.pass(
+              Effect.succeed(100),
+              (e) =>
+                e.taskId === entry.taskId
+                  ? Effect.succeed<Claim.ClaimOutcome>({ _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" })
+                  : Claim.tryClaim(e, claimEnv("other")),
+              () => Effect.void
+            )
+            othersClaimed = r.claimed
+          }
+          tried.push(entry.taskId)
+          return yield* Claim.tryClaim(entry, claimEnv("ours"))
+        })
+      // one free slot, always free again (a no-op task settles before the next batch)
+      const result = yield* ours.pass(Effect.succeed(1), attempt, () => Effect.void)
+      expect(othersClaimed).toBe(19)
+      expect(result.claimed).toBe(1)
+      // the first try won; the second found its task taken: no third
+      expect(tried.length).toBe(2)
+      expect(result.more).toBe(true)
+      // the next pass lists again and finds nothing left to try
+      const next = yield* ours.pass(Effect.succeed(1), attempt, () => Effect.void)
+      expect(next.claimed).toBe(0)
+      expect(tried.length).toBe(2)
+      const statuses = yield* Effect.forEach(ids, (id) => Effect.map(getTask(id), (t) => t.status))
+      expect(statuses.every((s) => s === "running")).toBe(true)
+    }).pipe(Effect.provide(env)))
+
+  it.effect("a worker alone walks its whole page in one pass (no stale evidence, no extra LIST)", () =>
+    Effect.gen(function*() {
+      yield* seed(20)
+      const ours = Discovery.make({ shards: sixteen })
+      let tries = 0
+      const result = yield* ours.pass(Effect.succeed(1), (entry) => {
+        tries++
+        return Claim.tryClaim(entry, claimEnv("ours"))
+      }, () => Effect.void)
+      expect(result).toMatchObject({ claimed: 20, lists: 1 })
+      expect(tries).toBe(20)
+    }).pipe(Effect.provide(env)))
+})
