@@ -33,9 +33,24 @@ export interface LeanRequest {
   readonly query?: ReadonlyArray<readonly [string, string]> | undefined
   readonly headers?: Record<string, string> | undefined
   readonly body?: Uint8Array | undefined
-  readonly signal?: AbortSignal | undefined
+  /** Lets the caller abort the request (an interrupted fiber): see {@link Cancellation}. */
+  readonly cancellation?: Cancellation | undefined
   /** Called when the response's status line and headers arrive (the Date probe's "received"). */
   readonly onResponse?: ((headers: http.IncomingHttpHeaders) => void) | undefined
+}
+
+/**
+ * How a caller aborts a request in flight without an `AbortSignal` (an AbortController per request,
+ * whose listeners node:http adds and removes, cost ~12 µs of CPU per request): the caller sets
+ * `cancelled` and calls `cancel`, which {@link LeanClient.send} sets once the request exists; a
+ * request cancelled before then is never sent. Either way `send` rejects with an `AbortError`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cancellation {
+  cancelled: boolean
+  cancel: (() => void) | undefined
 }
 
 /**
@@ -82,6 +97,9 @@ const hostNow = (): number => Date.now()
 /** S3's key encoding in a path: every byte but the unreserved ones and `/` (RFC 3986, like the SDK). */
 const encodeKey = (key: string): string =>
   encodeURIComponent(key).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/** What an aborted request is rejected with (as node:http's abort signal would). */
+const aborted = (): Error => Object.assign(new Error("the request was aborted"), { name: "AbortError", code: "ABORT_ERR" })
 
 /** The SDK's error names for a bodiless answer (HEAD, or a server that sends none). */
 const statusName = (status: number): string =>
@@ -147,6 +165,8 @@ export const make = (options: LeanTarget & {
     const path = req.key === undefined ? (base === "" ? "/" : base) : `${base}/${encodeKey(req.key)}`
     const query = req.query === undefined || req.query.length === 0 ? "" : canonicalQuery(req.query)
     const signed = sign({ method: req.method, path, query, headers }, await credentials(), hostNow() + skewMillis)
+    const cancellation = req.cancellation
+    if (cancellation?.cancelled === true) throw aborted()
     return new Promise<LeanResponse>((resolve, reject) => {
       const outgoing = request({
         agent,
@@ -154,8 +174,7 @@ export const make = (options: LeanTarget & {
         hostname: url.hostname,
         ...(port === undefined ? {} : { port }),
         path: query === "" ? path : `${path}?${query}`,
-        headers: signed,
-        ...(req.signal === undefined ? {} : { signal: req.signal })
+        headers: signed
       }, (response) => {
         req.onResponse?.(response.headers)
         const chunks: Array<Buffer> = []
@@ -177,6 +196,7 @@ export const make = (options: LeanTarget & {
         outgoing.destroy(Object.assign(new Error(`no answer within ${options.requestTimeoutMillis} ms`), { name: "TimeoutError" }))
       })
       outgoing.on("error", reject)
+      if (cancellation !== undefined) cancellation.cancel = () => outgoing.destroy(aborted())
       outgoing.end(body)
     })
   }

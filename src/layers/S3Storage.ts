@@ -260,14 +260,15 @@ const classify = (error: unknown): Fault => {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One attempt of one request: the calling fiber's clock and abort signal, and what the Date probe
- * saw. It travels to the client-level middleware and request handler through an
+ * One attempt of one request: the calling fiber's clock, how to abort it when the fiber is
+ * interrupted, and what the Date probe saw. It travels to the client-level middleware and request handler through an
  * AsyncLocalStorage, so no per-command middleware or `send` options are needed and the SDK can
  * reuse its resolved middleware stack for every command (`cacheMiddleware`).
  */
-interface Attempt {
+interface Attempt extends S3Http.Cancellation {
   readonly clock: Clock.Clock
-  readonly signal: AbortSignal
+  /** The SDK path's abort signal, made by {@link viaSdk} only: the lean path needs none. */
+  signal: AbortSignal | undefined
   sentAtMillis: number
   sample: DateSample | undefined
 }
@@ -438,8 +439,13 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const strip = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key)
 
     /** One attempt through the SDK: the Date probe and the abort signal find it in {@link attempts}. */
-    const viaSdk = <A>(call: (sdk: Sdk) => Promise<A>) => (attempt: Attempt): Promise<A> =>
-      sdk().then((h) => attempts.run(attempt, () => call(h)))
+    const viaSdk = <A>(call: (sdk: Sdk) => Promise<A>) => (attempt: Attempt): Promise<A> => {
+      const controller = new AbortController()
+      attempt.signal = controller.signal
+      attempt.cancel = () => controller.abort()
+      if (attempt.cancelled) controller.abort()
+      return sdk().then((h) => attempts.run(attempt, () => call(h)))
+    }
 
     /**
      * Where the lean path sends, with which credentials: S3Endpoint's answer where it is certain,
@@ -501,7 +507,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
 
     /** One attempt on the lean path, or through the SDK where the lean path is off or unsupported. */
     const viaLean = <A>(
-      request: Omit<S3Http.LeanRequest, "signal" | "onResponse">,
+      request: Omit<S3Http.LeanRequest, "cancellation" | "onResponse">,
       orSdk: (attempt: Attempt) => Promise<A>,
       decode: (response: S3Http.LeanResponse) => A
     ) =>
@@ -511,7 +517,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         attempt.sentAtMillis = localMillis(attempt.clock)
         return http.send({
           ...request,
-          signal: attempt.signal,
+          cancellation: attempt,
           onResponse: (headers: IncomingHttpHeaders) => received(attempt, headers.date)
         }).then(decode)
       })
@@ -525,8 +531,8 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       run: (attempt: Attempt) => Promise<A>
     ): Effect.Effect<A, Fault> => {
       const once = Effect.clockWith((clock) =>
-        Effect.async<A, Fault>((resume, signal) => {
-          const attempt: Attempt = { clock, signal, sentAtMillis: 0, sample: undefined }
+        Effect.async<A, Fault>((resume) => {
+          const attempt: Attempt = { clock, signal: undefined, cancelled: false, cancel: undefined, sentAtMillis: 0, sample: undefined }
           const publish = () => {
             if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
           }
@@ -540,6 +546,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
               resume(Effect.fail(classify(error)))
             }
           )
+          // interrupted: abort the request in flight (its connection is destroyed), or never send it
+          return Effect.sync(() => {
+            attempt.cancelled = true
+            attempt.cancel?.()
+          })
         })
       )
       return Effect.retry(once, {

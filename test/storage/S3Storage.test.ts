@@ -349,6 +349,41 @@ for (const transport of ["lean", "sdk"] as const) {
         yield* storage.delete("k")
       }))
 
+    it.scopedLive("an interrupted request is aborted: its connection is closed", () =>
+      Effect.gen(function*() {
+        // a server that holds every request unanswered, and sees its connections close
+        let arrived = 0
+        let closed = 0
+        const server = yield* Effect.acquireRelease(
+          Effect.async<{ readonly endpoint: string; readonly close: () => void }>((resume) => {
+            const s = createServer((req) => {
+              arrived++
+              req.resume()
+              req.socket.on("close", () => closed++)
+            })
+            s.listen(0, "127.0.0.1", () => {
+              const { port } = s.address() as AddressInfo
+              resume(Effect.succeed({ endpoint: `http://127.0.0.1:${port}`, close: () => (s.closeAllConnections(), s.close()) }))
+            })
+          }),
+          (s) => Effect.sync(s.close)
+        )
+        const storage = yield* S3Storage.make({
+          bucket: "b",
+          endpoint: server.endpoint,
+          credentials: { accessKeyId: "test", secretAccessKey: "test" },
+          transport
+        })
+        const fiber = yield* Effect.fork(storage.get("k"))
+        for (let i = 0; i < 2000 && arrived === 0; i++) yield* Effect.sleep("5 millis")
+        expect(arrived).toBe(1)
+        expect(closed).toBe(0)
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
+        for (let i = 0; i < 2000 && closed === 0; i++) yield* Effect.sleep("5 millis")
+        expect(closed).toBe(1)
+        expect(arrived).toBe(1)
+      }))
+
     it.scoped("the retry waits on Effect's Clock: TestClock drives the backoff", () =>
       Effect.gen(function*() {
         const { storage, requests } = yield* scripted([s3Error(503, "SlowDown"), okObject("late")], { base: "1 hour", maxRetries: 1 })
