@@ -553,9 +553,19 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           })
         })
       )
-      return Effect.retry(once, {
-        schedule,
-        while: (fault) => fault._tag === "Transient" && (kind !== "conditional" || !fault.maybeApplied)
+      const retryable = (fault: Fault) => fault._tag === "Transient" && (kind !== "conditional" || !fault.maybeApplied)
+      // the first attempt runs bare: Effect.retry would build the schedule's driver for every
+      // request (~17 µs), most of which succeed at once. A retryable failure enters the same
+      // schedule as Effect.retry would have seen it (a first attempt failing with it), so the
+      // attempts and their delays are exactly the schedule's.
+      return Effect.catchIf(once, retryable, (fault) => {
+        let first = true
+        const again = Effect.suspend(() => {
+          if (!first) return once
+          first = false
+          return Effect.fail(fault)
+        })
+        return Effect.retry(again, { schedule, while: retryable })
       })
     }
 

@@ -10,7 +10,24 @@ import { join } from "node:path"
 import type { AddressInfo } from "node:net"
 import { createHash, randomUUID } from "node:crypto"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Cause, Chunk, ConfigProvider, Effect, Either, Exit, Fiber, Option, Queue, Stream, TestClock, TestServices } from "effect"
+import {
+  Cause,
+  Chunk,
+  Clock,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Option,
+  Queue,
+  Random,
+  Schedule,
+  Stream,
+  TestClock,
+  TestServices
+} from "effect"
 import * as S3Storage from "../../src/layers/S3Storage.js"
 import { type DateSample, Storage, type StorageService } from "../../src/services/Storage.js"
 import { describeS3, s3Config, s3Layer } from "../support/s3.js"
@@ -398,6 +415,38 @@ for (const transport of ["lean", "sdk"] as const) {
         const got = yield* Fiber.join(fiber)
         expect(Option.map(got, (o) => text(o.body))).toEqual(Option.some("late"))
         expect(requests.length).toBe(2)
+      }))
+
+    it.scoped("a request that keeps failing transiently: the schedule's attempts and delays, exactly", () =>
+      Effect.gen(function*() {
+        const settings: S3Storage.S3RetrySettings = { base: "1 hour", factor: 2, maxDelay: "3 hours", maxRetries: 3 }
+        const seed = "retry-delays"
+        // the delays the schedule itself gives for this seed: 1 h, 2 h, 4 h jittered, capped at 3 h
+        const expected = Chunk.toReadonlyArray(
+          yield* Schedule.run(Schedule.delays(S3Storage.retrySchedule(settings)), 0, [1, 2, 3]).pipe(
+            Effect.withRandom(Random.make(seed))
+          )
+        ).map(Duration.toMillis)
+        expect(expected.length).toBe(3)
+        expect(expected[2]).toBe(3 * 3_600_000)
+        const { storage, requests } = yield* scripted([s3Error(503, "SlowDown")], settings)
+        const fiber = yield* Effect.fork(storage.get("k").pipe(Effect.withRandom(Random.make(seed))))
+        const delays: Array<number> = []
+        for (let retry = 0; retry < 3; retry++) {
+          // wait (on the real clock) until the retry is asleep on the TestClock
+          for (let i = 0; i < 2000 && Chunk.isEmpty(yield* TestClock.sleeps()); i++) {
+            yield* TestServices.provideLive(Effect.sleep("5 millis"))
+          }
+          expect(requests.length).toBe(retry + 1)
+          const wake = Chunk.unsafeHead(yield* TestClock.sleeps())
+          const now = yield* Clock.currentTimeMillis
+          delays.push(wake - now)
+          yield* TestClock.adjust(wake - now)
+        }
+        const r = yield* Effect.either(Fiber.join(fiber))
+        expect(tagOf(r)).toBe("StorageUnavailable")
+        expect(requests.length).toBe(4)
+        expect(delays).toEqual(expected)
       }))
 
     it.scoped("Date samples use Effect's Clock and come from error responses too", () =>
