@@ -35,6 +35,7 @@ import {
   DateTime,
   Duration,
   Effect,
+  Exit,
   Layer,
   Option,
   PubSub,
@@ -523,27 +524,36 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       })
 
     /**
-     * Sends one command: captures its Date header, turns a rejection into a {@link Fault} and
-     * retries the transient ones that are safe to repeat.
+     * Sends one command: captures its Date header, turns a rejection into a {@link Fault},
+     * retries the transient ones that are safe to repeat, and settles with `done` of the result
+     * or `failed` of the fault that remains.
+     *
+     * One `Effect.async` per request, which resumes with the settled value or error: the
+     * per-request path is the CPU a worker spends on S3 (issue 17), and each layer on it (map,
+     * catchIf, mapError, a generator, a span) costs a few µs to tens of µs. The first attempt
+     * runs bare: `Effect.retry` would build the schedule's driver for every request (~17 µs),
+     * though nearly all succeed at once. A retryable failure enters the same schedule as
+     * `Effect.retry` would have seen it (a first attempt failing with it), so the attempts and
+     * their delays are exactly the schedule's.
      */
-    const send = <A>(
+    const request = <A, B, E>(
       kind: OpKind,
-      run: (attempt: Attempt) => Promise<A>
-    ): Effect.Effect<A, Fault> => {
-      const once = Effect.clockWith((clock) =>
-        Effect.async<A, Fault>((resume) => {
+      run: (attempt: Attempt) => Promise<A>,
+      done: (a: A) => Effect.Effect<B, E>,
+      failed: (fault: Fault) => Effect.Effect<B, E>
+    ): Effect.Effect<B, E> => {
+      const retryable = (fault: Fault) => fault._tag === "Transient" && (kind !== "conditional" || !fault.maybeApplied)
+      const attemptWith = <X, Y>(clock: Clock.Clock, ok: (a: A) => Effect.Effect<X, Y>, ko: (fault: Fault) => Effect.Effect<X, Y>) =>
+        Effect.async<X, Y>((resume) => {
           const attempt: Attempt = { clock, signal: undefined, cancelled: false, cancel: undefined, sentAtMillis: 0, sample: undefined }
-          const publish = () => {
-            if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
-          }
           run(attempt).then(
             (a) => {
-              publish()
-              resume(Effect.succeed(a))
+              if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
+              resume(ok(a))
             },
             (error: unknown) => {
-              publish()
-              resume(Effect.fail(classify(error)))
+              if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
+              resume(ko(classify(error)))
             }
           )
           // interrupted: abort the request in flight (its connection is destroyed), or never send it
@@ -552,22 +562,21 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
             attempt.cancel?.()
           })
         })
-      )
-      const retryable = (fault: Fault) => fault._tag === "Transient" && (kind !== "conditional" || !fault.maybeApplied)
-      // the first attempt runs bare: Effect.retry would build the schedule's driver for every
-      // request (~17 µs), most of which succeed at once. A retryable failure enters the same
-      // schedule as Effect.retry would have seen it (a first attempt failing with it), so the
-      // attempts and their delays are exactly the schedule's.
-      return Effect.catchIf(once, retryable, (fault) => {
-        let first = true
+      const retried = (first: Fault) => {
+        let pending = true
         const again = Effect.suspend(() => {
-          if (!first) return once
-          first = false
-          return Effect.fail(fault)
+          if (!pending) return Effect.clockWith((clock) => attemptWith(clock, Exit.succeed, Exit.fail))
+          pending = false
+          return Exit.fail(first)
         })
-        return Effect.retry(again, { schedule, while: retryable })
-      })
+        return Effect.retry(again, { schedule, while: retryable }).pipe(Effect.matchEffect({ onSuccess: done, onFailure: failed }))
+      }
+      return Effect.clockWith((clock) => attemptWith(clock, done, (fault) => (retryable(fault) ? retried(fault) : failed(fault))))
     }
+
+    /** {@link request} that settles with the result, or fails with the fault. */
+    const send = <A>(kind: OpKind, run: (attempt: Attempt) => Promise<A>): Effect.Effect<A, Fault> =>
+      request(kind, run, Exit.succeed, Exit.fail)
 
     const unavailable = (operation: string, key: string | undefined, message: string) =>
       new StorageUnavailable({ operation, ...(key === undefined ? {} : { key }), message })
@@ -605,12 +614,18 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     const invalid = (operation: string, key: string | undefined, message: string) =>
       new InvalidResponse({ operation, ...(key === undefined ? {} : { key }), message })
 
-    const meta = (operation: string, key: string, etag: string | undefined, size: number | undefined, lastModified: Date | undefined) => {
+    const meta = (
+      operation: string,
+      key: string,
+      etag: string | undefined,
+      size: number | undefined,
+      lastModified: Date | undefined
+    ): Exit.Exit<ObjectMeta, InvalidResponse> => {
       const at = utc(lastModified)
       if (etag === undefined || at === undefined) {
-        return Effect.fail(invalid(operation, key, `response lacks ${etag === undefined ? "an ETag" : "a Last-Modified"}`))
+        return Exit.fail(invalid(operation, key, `response lacks ${etag === undefined ? "an ETag" : "a Last-Modified"}`))
       }
-      return Effect.succeed<ObjectMeta>({ key, etag, size: size ?? 0, lastModified: at })
+      return Exit.succeed({ key, etag, size: size ?? 0, lastModified: at })
     }
 
     // ---- reads -----------------------------------------------------------------------------
@@ -629,49 +644,47 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       body: r.body
     })
 
-    const getObject = (operation: string, key: string, versionId: string | undefined) =>
-      Effect.gen(function*() {
-        const viaCommand = viaSdk((h) =>
-          h.client.send(
-            new h.s3.GetObjectCommand({ Bucket: bucket, Key: full(key), ...(versionId === undefined ? {} : { VersionId: versionId }) })
-          ).then(async (out): Promise<Fetched> => {
-            const body = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
-            return { etag: out.ETag, lastModified: out.LastModified, size: body.length, body }
-          })
-        )
-        const found = yield* send(
-          "read",
-          viaLean(
-            { method: "GET", key: full(key), ...(versionId === undefined ? {} : { query: [["versionId", versionId]] }) },
-            viaCommand,
-            fetchedLean
-          )
-        ).pipe(
-          Effect.map(Option.some),
-          Effect.catchIf(
-            // a missing version, a malformed version id and a delete marker (405) all mean "no such object"
-            (fault) =>
-              fault._tag === "NotFound" ||
-              (versionId !== undefined && fault._tag === "Invalid" && /HTTP (400|405)/.test(fault.message)),
-            () => Effect.succeed(Option.none())
-          ),
-          Effect.mapError(readError(operation, key))
-        )
-        if (Option.isNone(found)) return Option.none<StoredObject>()
-        const { body, etag, lastModified } = found.value
-        const m = yield* meta(operation, key, etag, body.length, lastModified)
-        return Option.some<StoredObject>({ ...m, body })
-      })
+    // get, head, put and delete, the requests a worker makes, carry no span of their own: a span
+    // per request cost ~18-29 µs of CPU (Effect.fn's call-site trace and the span), and tracing
+    // (protocol/Tracing.ts) wants the task's submit, claim, execute and complete, whose spans
+    // these requests run in
 
-    const get = Effect.fn("S3Storage.get")(function*(key: string) {
-      return yield* getObject("get", key, undefined)
-    })
+    const getObject = (operation: string, key: string, versionId: string | undefined) => {
+      const viaCommand = viaSdk((h) =>
+        h.client.send(
+          new h.s3.GetObjectCommand({ Bucket: bucket, Key: full(key), ...(versionId === undefined ? {} : { VersionId: versionId }) })
+        ).then(async (out): Promise<Fetched> => {
+          const body = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
+          return { etag: out.ETag, lastModified: out.LastModified, size: body.length, body }
+        })
+      )
+      return request(
+        "read",
+        viaLean(
+          { method: "GET", key: full(key), ...(versionId === undefined ? {} : { query: [["versionId", versionId]] }) },
+          viaCommand,
+          fetchedLean
+        ),
+        ({ body, etag, lastModified }): Exit.Exit<Option.Option<StoredObject>, StorageReadError> => {
+          const m = meta(operation, key, etag, body.length, lastModified)
+          return Exit.isSuccess(m) ? Exit.succeed(Option.some({ ...m.value, body })) : Exit.failCause(m.cause)
+        },
+        // a missing version, a malformed version id and a delete marker (405) all mean "no such object"
+        (fault) =>
+          fault._tag === "NotFound" ||
+            (versionId !== undefined && fault._tag === "Invalid" && /HTTP (400|405)/.test(fault.message))
+            ? Exit.succeed(Option.none())
+            : Exit.fail(readError(operation, key)(fault))
+      )
+    }
+
+    const get = (key: string) => getObject("get", key, undefined)
 
     const getVersion = Effect.fn("S3Storage.getVersion")(function*(key: string, versionId: string) {
       return yield* getObject("getVersion", key, versionId)
     })
 
-    const head = Effect.fn("S3Storage.head")(function*(key: string) {
+    const head = (key: string) => {
       const viaCommand = viaSdk((h) =>
         h.client.send(new h.s3.HeadObjectCommand({ Bucket: bucket, Key: full(key) })).then((out): Omit<Fetched, "body"> => ({
           etag: out.ETag,
@@ -679,21 +692,17 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           size: out.ContentLength
         }))
       )
-      const out = yield* send(
+      return request(
         "read",
         viaLean({ method: "HEAD", key: full(key) }, viaCommand, (r): Omit<Fetched, "body"> => ({
           etag: r.headers.etag,
           lastModified: lastModifiedOf(r.headers),
           size: r.headers["content-length"] === undefined ? undefined : Number(r.headers["content-length"])
-        }))
-      ).pipe(
-        Effect.map(Option.some),
-        Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.succeed(Option.none())),
-        Effect.mapError(readError("head", key))
+        })),
+        (out): Exit.Exit<Option.Option<ObjectMeta>, StorageReadError> => Exit.map(meta("head", key, out.etag, out.size, out.lastModified), Option.some),
+        (fault) => (fault._tag === "NotFound" ? Exit.succeed(Option.none()) : Exit.fail(readError("head", key)(fault)))
       )
-      if (Option.isNone(out)) return Option.none<ObjectMeta>()
-      return Option.some(yield* meta("head", key, out.value.etag, out.value.size, out.value.lastModified))
-    })
+    }
 
     // ---- writes ----------------------------------------------------------------------------
 
@@ -707,14 +716,13 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       const headers: Record<string, string> = { "content-type": contentType(key) }
       if (header.IfNoneMatch !== undefined) headers["if-none-match"] = header.IfNoneMatch
       if (header.IfMatch !== undefined) headers["if-match"] = header.IfMatch
-      return send(
+      const mapFault = conditional ? writeError("put", key) : readError("put", key)
+      return request(
         conditional ? "conditional" : "write",
-        viaLean({ method: "PUT", key: full(key), headers, body }, viaCommand, (r) => r.headers.etag)
-      ).pipe(
-        Effect.mapError(conditional ? writeError("put", key) : readError("put", key)),
-        Effect.flatMap((etag) =>
-          etag === undefined ? Effect.fail(invalid("put", key, "PutObject response lacks an ETag")) : Effect.succeed(etag)
-        )
+        viaLean({ method: "PUT", key: full(key), headers, body }, viaCommand, (r) => r.headers.etag),
+        (etag): Exit.Exit<string, StorageWriteError> =>
+          etag === undefined ? Exit.fail(invalid("put", key, "PutObject response lacks an ETag")) : Exit.succeed(etag),
+        (fault) => Exit.fail(mapFault(fault))
       )
     }
 
@@ -724,9 +732,12 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
      * the PUT is repeated once unquoted, and the answer is remembered.
      */
     const putIfMatch = (key: string, body: Uint8Array, etag: string) =>
+      Effect.flatMap(Ref.get(etagForm), (known) =>
+        Option.isSome(known) ? putOnce(key, body, { IfMatch: formatEtag(etag, known.value) }) : putIfMatchLearning(key, body, etag))
+
+    /** {@link putIfMatch} while the ETag form is unknown. */
+    const putIfMatchLearning = (key: string, body: Uint8Array, etag: string) =>
       Effect.gen(function*() {
-        const known = yield* Ref.get(etagForm)
-        if (Option.isSome(known)) return yield* putOnce(key, body, { IfMatch: formatEtag(etag, known.value) })
         const sentForm: EtagForm = etag.startsWith("\"") ? "quoted" : "unquoted"
         const first = yield* Effect.either(putOnce(key, body, { IfMatch: etag }))
         if (first._tag === "Right") {
@@ -741,19 +752,22 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
         return second
       })
 
-    const put = Effect.fn("S3Storage.put")(function*(key: string, body: Uint8Array, condition?: PutCondition) {
-      if (condition !== undefined && "ifNoneMatch" in condition) return yield* putOnce(key, body, { IfNoneMatch: "*" })
-      if (condition !== undefined && "ifMatch" in condition) return yield* putIfMatch(key, body, condition.ifMatch)
-      return yield* putOnce(key, body, {})
-    })
+    const put = (key: string, body: Uint8Array, condition?: PutCondition): Effect.Effect<string, StorageWriteError> =>
+      condition !== undefined && "ifNoneMatch" in condition
+        ? putOnce(key, body, { IfNoneMatch: "*" })
+        : condition !== undefined && "ifMatch" in condition
+        ? putIfMatch(key, body, condition.ifMatch)
+        : putOnce(key, body, {})
 
-    const del = Effect.fn("S3Storage.delete")(function*(key: string) {
+    const del = (key: string): Effect.Effect<void, StorageReadError> => {
       const viaCommand = viaSdk((h) => h.client.send(new h.s3.DeleteObjectCommand({ Bucket: bucket, Key: full(key) })))
-      yield* send("write", viaLean({ method: "DELETE", key: full(key) }, viaCommand, () => undefined)).pipe(
-        Effect.catchIf((fault) => fault._tag === "NotFound", () => Effect.void),
-        Effect.mapError(readError("delete", key))
+      return request(
+        "write",
+        viaLean({ method: "DELETE", key: full(key) }, viaCommand, () => undefined),
+        () => Exit.void,
+        (fault) => (fault._tag === "NotFound" ? Exit.void : Exit.fail(readError("delete", key)(fault)))
       )
-    })
+    }
 
     /**
      * `DeleteObject` with `If-Match`, only where the probe proved the server honours it (Ceph RGW
