@@ -96,7 +96,7 @@ const hostNow = (): number => Date.now()
 
 /** S3's key encoding in a path: every byte but the unreserved ones and `/` (RFC 3986, like the SDK). */
 const encodeKey = (key: string): string =>
-  encodeURIComponent(key).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  /^[\w.~/-]*$/.test(key) ? key : encodeURIComponent(key).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 
 /** What an aborted request is rejected with (as node:http's abort signal would). */
 const aborted = (): Error => Object.assign(new Error("the request was aborted"), { name: "AbortError", code: "ABORT_ERR" })

@@ -67,6 +67,9 @@ const amzDates = (millis: number): { readonly amzDate: string; readonly day: str
   return { amzDate, day: amzDate.slice(0, 8) }
 }
 
+/** A header value as SigV4 canonicalizes it: trimmed, inner runs of whitespace as one space. */
+const canonicalValue = (value: string): string => (/^\S+$/.test(value) ? value : value.trim().replace(/\s+/g, " "))
+
 /**
  * A signer for one region and service; `sign` returns the headers to send (the given ones with
  * `x-amz-date`, `x-amz-security-token` when the credentials have one, and `authorization`).
@@ -84,12 +87,21 @@ export const makeSigner = (region: string, service: string) => {
     return key
   }
 
+  // the dates of the last second signed in: a busy worker signs many requests per second
+  let second = Number.NaN
+  let dates = amzDates(0)
+
   return (request: SigningRequest, credentials: SigningCredentials, atMillis: number): Record<string, string> => {
-    const { amzDate, day } = amzDates(atMillis)
+    const at = Math.floor(atMillis / 1000)
+    if (at !== second) {
+      second = at
+      dates = amzDates(atMillis)
+    }
+    const { amzDate, day } = dates
     const headers: Record<string, string> = { ...request.headers, "x-amz-date": amzDate }
     if (credentials.sessionToken !== undefined) headers["x-amz-security-token"] = credentials.sessionToken
     const names = Object.keys(headers).filter((name) => !unsignable.has(name)).sort()
-    const canonicalHeaders = names.map((name) => `${name}:${headers[name]!.trim().replace(/\s+/g, " ")}\n`).join("")
+    const canonicalHeaders = names.map((name) => `${name}:${canonicalValue(headers[name]!)}\n`).join("")
     const signedHeaders = names.join(";")
     const canonicalRequest = `${request.method}\n${request.path}\n${request.query ?? ""}\n${canonicalHeaders}\n${signedHeaders}\n${headers["x-amz-content-sha256"]}`
     const scope = `${day}/${region}/${service}/aws4_request`
