@@ -6,7 +6,7 @@
  * are made between our probe and our tries.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer } from "effect"
 import { layerWorkerServices } from "../../src/Buquet.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as QueueLayer from "../../src/layers/Queue.js"
@@ -90,5 +90,33 @@ describe("Discovery: a shared probe page going stale", () => {
       }, () => Effect.void)
       expect(result).toMatchObject({ claimed: 20, lists: 1 })
       expect(tries).toBe(20)
+    }).pipe(Effect.provide(env)))
+
+  it.effect("a won claim's handler starts at once, not when the slowest claim of its batch has answered", () =>
+    Effect.gen(function*() {
+      yield* seed(2)
+      const ours = Discovery.make({ shards: sixteen })
+      const gate = yield* Deferred.make<void>()
+      const firstAnswered = yield* Deferred.make<void>()
+      const startedIds: Array<string> = []
+      let calls = 0
+      const attempt = (entry: ReadyEntry) =>
+        Effect.gen(function*() {
+          // the second claim of the batch is slow: it answers only once the gate opens
+          const slow = calls++ === 1
+          if (slow) yield* Deferred.await(gate)
+          const outcome = yield* Claim.tryClaim(entry, claimEnv("ours"))
+          if (!slow) yield* Deferred.succeed(firstAnswered, undefined)
+          return outcome
+        })
+      const fiber = yield* Effect.fork(ours.pass(Effect.succeed(2), attempt, (claimed) => Effect.sync(() => void startedIds.push(claimed.held.task.id))))
+      yield* Deferred.await(firstAnswered)
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      // the first claim was won while the second is still out: its handler has started
+      expect(startedIds.length).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      const result = yield* Fiber.join(fiber)
+      expect(result.claimed).toBe(2)
+      expect(startedIds.length).toBe(2)
     }).pipe(Effect.provide(env)))
 })

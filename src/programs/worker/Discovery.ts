@@ -352,9 +352,9 @@ export const make = (options: DiscoveryOptions): Discovery => {
         Effect.gen(function*() {
           switch (outcome._tag) {
             case "Claimed": {
+              // its handler was started as soon as the claim was won (attemptAll)
               remembered.delete(key)
               claimed++
-              yield* started(outcome)
               return true
             }
             case "Consumed": {
@@ -394,7 +394,10 @@ export const make = (options: DiscoveryOptions): Discovery => {
           }
         })
 
-      /** Tries `items` concurrently; a defect of one attempt is logged and treated as busy elsewhere. */
+      /**
+       * Tries `items` concurrently; a defect of one attempt is logged and treated as busy elsewhere.
+       * A won claim's handler starts at once, not when the batch's slowest claim has answered.
+       */
       const attemptAll = (items: ReadonlyArray<Candidate>, nowMillis: number) =>
         Effect.forEach(items, (item) =>
           attempt(item.entry).pipe(
@@ -403,7 +406,8 @@ export const make = (options: DiscoveryOptions): Discovery => {
                 Effect.logWarning(`discovery: could not try ${item.key}`, cause),
                 { _tag: "Skip", until: nowMillis, reason: "busy_elsewhere" } as ClaimOutcome
               )
-            )
+            ),
+            Effect.tap((outcome) => outcome._tag === "Claimed" ? started(outcome) : Effect.void)
           ), { concurrency: "unbounded" })
 
       /**
