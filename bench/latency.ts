@@ -196,3 +196,19 @@ export const idleLatencyAndCost = async (
     await producer.dispose()
   }
 }
+
+// `node --import tsx bench/latency.ts [samples] [gapMillis]`: the warm pickup on RGW alone, as JSON
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { ensureS3 } = await import("./lib/env.js")
+  const { prepareWorkerEntry } = await import("./lib/children.js")
+  const target = ensureS3()
+  const samples = Number(process.argv[2] ?? 60)
+  const gap = Number(process.argv[3] ?? 250)
+  await prepareWorkerEntry()
+  const backend: Backend = { kind: "s3", target, keyPrefix: `bench/lat-${Date.now().toString(36)}-${process.pid}/` }
+  const r = await warmLatency(backend, samples, gap)
+  const { wipe } = await import("./lib/stack.js")
+  await Effect.runPromise(wipe.pipe(Effect.scoped, Effect.provide(storageLayer(backend))))
+  console.log(JSON.stringify(r))
+  process.exit(0)
+}
