@@ -22,6 +22,15 @@ describe("Discovery.shuffle", () => {
     { fastCheck: { numRuns: 200 } }
   )
 
+  it("the same order with a Random that is not Effect's own generator (drawn effect by effect)", () => {
+    const items = Array.from({ length: 40 }, (_, i) => i)
+    const fixed = Random.fixed([0.91, 0.13, 0.5, 0.77, 0.02, 0.64])
+    const ours = Effect.runSync(shuffle(items).pipe(Effect.withRandom(fixed)))
+    const theirs = Effect.runSync(Effect.map(Random.shuffle(items), Chunk.toArray).pipe(Effect.withRandom(Random.fixed([0.91, 0.13, 0.5, 0.77, 0.02, 0.64]))))
+    expect(ours).toEqual(theirs)
+    expect(ours).not.toEqual(items)
+  })
+
   it("permutes: every element once", () => {
     const items = Array.from({ length: 50 }, (_, i) => i)
     const shuffled = Effect.runSync(shuffle(items).pipe(Effect.withRandom(Random.make(7))))

@@ -49,7 +49,7 @@
  *
  * @module
  */
-import { Effect, Option } from "effect"
+import { Effect, Option, type Random, Utils } from "effect"
 import { readyShardPrefix } from "../../domain/Keys.js"
 import { scanReadyKey } from "../../domain/ReadyIndex.js"
 import type { ReadyEntry } from "../../domain/ReadyIndex.js"
@@ -62,19 +62,39 @@ import { type ListPage, Storage } from "../../services/Storage.js"
 import type { ClaimOutcome } from "./Claim.js"
 
 /**
- * How soon a marker whose task did not exist is looked at again. Usually a submit is between its
- * marker and its task object; the submit's wake-up touch (sent once the task landed) makes an idle
- * worker look at once, this bounds it for a busy one.
+ * The synchronous generator behind a `Random`, when it is Effect's own (`Random.make(seed)` and the
+ * default service are): its `nextIntBetween(0, n)` is `PRNG.integer(n)`, so drawing from it
+ * directly gives the same numbers in the same order without an effect per draw.
  */
+const generatorOf = (random: Random.Random): Utils.PCGRandom | undefined => {
+  const prng = (random as { readonly PRNG?: unknown }).PRNG
+  return prng instanceof Utils.PCGRandom ? prng : undefined
+}
+
 /**
  * `Random.shuffle`'s permutation, drawing the same numbers from the same `Random` in the same
  * order (so a seeded run, such as the simulator's, takes the same path), without its per-element
  * effects: a busy pass shuffles every due marker of its probe page (hundreds in a backlog), and
- * those effects were a fifth of a worker's runtime steps per task in bench/cpu.ts.
+ * those effects were a fifth of a worker's runtime steps per task in bench/cpu.ts. With Effect's
+ * own generator the draws are plain calls (one effect for the whole shuffle); another `Random`
+ * implementation is drawn from effect by effect.
  */
 export const shuffle = <A>(elements: Iterable<A>): Effect.Effect<Array<A>> =>
-  Effect.randomWith((random) =>
-    Effect.gen(function*() {
+  Effect.randomWith((random) => {
+    const prng = generatorOf(random)
+    if (prng !== undefined) {
+      return Effect.sync(() => {
+        const buffer = Array.from(elements)
+        for (let n = buffer.length; n >= 2; n--) {
+          const k = prng.integer(n)
+          const swapped = buffer[n - 1]!
+          buffer[n - 1] = buffer[k]!
+          buffer[k] = swapped
+        }
+        return buffer
+      })
+    }
+    return Effect.gen(function*() {
       const buffer = Array.from(elements)
       for (let n = buffer.length; n >= 2; n--) {
         const k = yield* random.nextIntBetween(0, n)
@@ -84,8 +104,13 @@ export const shuffle = <A>(elements: Iterable<A>): Effect.Effect<Array<A>> =>
       }
       return buffer
     })
-  )
+  })
 
+/**
+ * How soon a marker whose task did not exist is looked at again. Usually a submit is between its
+ * marker and its task object; the submit's wake-up touch (sent once the task landed) makes an idle
+ * worker look at once, this bounds it for a busy one.
+ */
 export const missingRecheckMillis = 5_000
 
 /** The longest wait between two looks at a marker whose task stays missing (the wait grows with its age). */
@@ -246,12 +271,13 @@ const pausedRecheckMillis = 5 * 60_000
 export interface Discovery {
   /**
    * One pass over the shards: claims up to `free()` tasks with `attempt`, handing each claim to
-   * `started`. Storage failures of one shard are logged and the pass goes on with the next.
+   * `started` (run in the pass's fiber, so what it forks inherits the pass's services). Storage
+   * failures of one shard are logged and the pass goes on with the next.
    */
   readonly pass: <E, R>(
     free: Effect.Effect<number>,
     attempt: (entry: ReadyEntry) => Effect.Effect<ClaimOutcome, E, R>,
-    started: (claimed: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) => Effect.Effect<void>
+    started: (claimed: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) => Effect.Effect<void, never, R>
   ) => Effect.Effect<PassResult, never, R | Storage | ServerClock>
   /**
    * On a wake-up signal (someone made work claimable): forgets the markers remembered as busy
