@@ -465,7 +465,9 @@ export const make = <R>(
             )
           )
         )
-        yield* Effect.forkIn(provideAll(finished), scope)
+        // Forked from the pass's fiber, which runs with the worker's services: the task's fiber
+        // inherits them (a provide per task copied the whole context for nothing).
+        yield* Effect.forkIn(finished, scope)
       })
 
     const free = Effect.gen(function*() {
