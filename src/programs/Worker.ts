@@ -470,12 +470,11 @@ export const make = <R>(
         yield* Effect.forkIn(finished, scope)
       })
 
-    const free = Effect.gen(function*() {
-      const n = (yield* Ref.get(running)).size
-      const taken = yield* Ref.get(claimedCount)
-      if (yield* Deferred.isDone(stopping)) return 0
-      return Math.min(concurrency - n, maxTasks - taken)
-    })
+    // read before every claim of a pass: combinators, not a generator
+    const free = Effect.flatMap(Deferred.isDone(stopping), (done) =>
+      done
+        ? Effect.succeed(0)
+        : Effect.zipWith(Ref.get(running), Ref.get(claimedCount), (m, taken) => Math.min(concurrency - m.size, maxTasks - taken)))
 
     // --- the main loop ---------------------------------------------------------------------------
     const watch = wakeOptions === undefined ? undefined : yield* WakeUp.make(wakeOptions)

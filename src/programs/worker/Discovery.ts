@@ -271,7 +271,7 @@ const pausedRecheckMillis = 5 * 60_000
 export interface Discovery {
   /**
    * One pass over the shards: claims up to `free()` tasks with `attempt`, handing each claim to
-   * `started` (run in the pass's fiber, so what it forks inherits the pass's services). Storage
+   * `started` (run in the pass's fiber or one it forked, so what it forks inherits the pass's services). Storage
    * failures of one shard are logged and the pass goes on with the next.
    */
   readonly pass: <E, R>(
@@ -422,10 +422,12 @@ export const make = (options: DiscoveryOptions): Discovery => {
 
       /**
        * Tries `items` concurrently; a defect of one attempt is logged and treated as busy elsewhere.
-       * A won claim's handler starts at once, not when the batch's slowest claim has answered.
+       * A won claim's handler starts at once, not when the batch's slowest claim has answered. A
+       * single item (a busy worker's usual batch: one slot freed) is tried in this fiber: a fiber
+       * of its own would only wait for it.
        */
-      const attemptAll = (items: ReadonlyArray<Candidate>, nowMillis: number) =>
-        Effect.forEach(items, (item) =>
+      const attemptAll = (items: ReadonlyArray<Candidate>, nowMillis: number) => {
+        const tryOne = (item: Candidate) =>
           attempt(item.entry).pipe(
             Effect.catchAllCause((cause) =>
               Effect.as(
@@ -434,7 +436,11 @@ export const make = (options: DiscoveryOptions): Discovery => {
               )
             ),
             Effect.tap((outcome) => outcome._tag === "Claimed" ? started(outcome) : Effect.void)
-          ), { concurrency: "unbounded" })
+          )
+        return items.length === 1
+          ? Effect.map(tryOne(items[0]!), (outcome) => [outcome])
+          : Effect.forEach(items, tryOne, { concurrency: "unbounded" })
+      }
 
       /**
        * Scans one shard's keys (in key order) up to its first future default marker: the due
@@ -605,8 +611,12 @@ export const make = (options: DiscoveryOptions): Discovery => {
           }
           // Candidates are tried in batches of the free slots, concurrently: a claim is several
           // sequential requests, and one at a time would leave slots idle.
-          if ((yield* free) - batch.length <= 0) yield* flush
-          if ((yield* free) <= 0) {
+          let room = yield* free
+          if (room - batch.length <= 0) {
+            yield* flush
+            room = yield* free
+          }
+          if (room <= 0) {
             deferred++
             stoppedEarly = true
             break
