@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { Effect, Option, type Schedule } from "effect"
+import { Effect, Option, Schedule } from "effect"
 import { taskKey } from "../domain/Keys.js"
 import type { MalformedObject } from "../domain/QueueError.js"
 import { shardOf } from "../domain/Shard.js"
@@ -26,6 +26,7 @@ import { neededMarker } from "../domain/Markers.js"
 import type { Task } from "../domain/Task.js"
 import { decodeTaskBody, encodeTaskBody } from "../domain/TaskJson.js"
 import { Storage } from "../services/Storage.js"
+import { retryOnFailure } from "./TransientRetry.js"
 
 /** A task with the ETag it was read (or written) with: what a CAS needs. */
 export interface VersionedTask {
@@ -137,14 +138,18 @@ export const createTask = (task: Task) => putConditional(keyOfTask(task), encode
 export const casTask = (task: Task, etag: string, options?: ConditionalWriteOptions) =>
   putConditional(keyOfTask(task), encodeTask(task), { ifMatch: etag }, options)
 
+/** `{ times: 3 }` of `Effect.retry`: three more sends, at once. */
+const plainPutResends = Schedule.recurs(3)
+
+const isOutcomeUnknown = (e: { readonly _tag: string }): boolean => e._tag === "OutcomeUnknown"
+
 /**
  * An unconditional PUT (markers, payloads, schemas): repeating it is harmless, so an ambiguous
  * outcome is simply retried; a backend that keeps answering that way is unavailable.
  */
 export const putPlain = Effect.fnUntraced(function*(key: string, body: Uint8Array) {
   const storage = yield* Storage
-  return yield* storage.put(key, body).pipe(
-    Effect.retry({ times: 3, while: (e) => e._tag === "OutcomeUnknown" }),
+  return yield* retryOnFailure(storage.put(key, body), { schedule: plainPutResends, while: isOutcomeUnknown }).pipe(
     Effect.catchTags({
       OutcomeUnknown: (e) => Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: e.message })),
       PreconditionFailed: (e) => Effect.fail(new StorageUnavailable({ operation: "PutObject", key, message: e.message }))

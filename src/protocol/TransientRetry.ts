@@ -13,12 +13,40 @@ export const transientRetrySchedule: Schedule.Schedule<unknown> = Schedule.expon
   Schedule.intersect(Schedule.recurs(3))
 )
 
+/**
+ * `Effect.retry(self, { schedule, while })`, with the retry's machinery built only once `self` has
+ * failed with an error `while` accepts. `Effect.retry` makes a schedule driver (three Refs) and
+ * provides a service to `self` on every run, failure or not; on the worker's path, where nearly
+ * every request succeeds at once, that was most of what a retry cost. After the first such
+ * failure it is `Effect.retry` itself, fed that failure first (not run again), so the decisions,
+ * delays and runs are exactly those of `Effect.retry`.
+ */
+export const retryOnFailure = <A, E, R, X>(
+  self: Effect.Effect<A, E, R>,
+  options: { readonly schedule: Schedule.Schedule<X, E>; readonly while: (e: E) => boolean }
+): Effect.Effect<A, E, R> =>
+  Effect.catchAll(self, (first) => {
+    if (!options.while(first)) return Effect.fail(first)
+    let replayed = false
+    const again = Effect.suspend(() => {
+      if (replayed) return self
+      replayed = true
+      return Effect.fail(first)
+    })
+    return Effect.retry(again, options)
+  })
+
+const isTransientOrUnknown = (e: { readonly _tag: string }): boolean => e._tag === "StorageUnavailable" || e._tag === "OutcomeUnknown"
+
 /** Retries `self` on `StorageUnavailable` and `OutcomeUnknown` (safe only for idempotent or CAS-checked requests). */
 export const retryTransient = <A, E extends { readonly _tag: string }, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.retry(self, {
-    schedule: transientRetrySchedule,
-    while: (e) => e._tag === "StorageUnavailable" || e._tag === "OutcomeUnknown"
-  })
+  retryOnFailure(self, { schedule: transientRetrySchedule, while: isTransientOrUnknown })
+
+/** The time-free part of {@link transientWithin}, built once (a schedule is an immutable description). */
+const withinBase = Schedule.exponential(Duration.millis(100), 2).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(2))),
+  Schedule.jittered
+)
 
 /**
  * Retries while there is time left: 100 ms doubling up to 2 s between tries, jittered, and never
@@ -27,9 +55,7 @@ export const retryTransient = <A, E extends { readonly _tag: string }, R>(self: 
  * yet must not outlive the time they serve (a worker's lease).
  */
 export const transientWithin = (remainingMillis: Effect.Effect<number>): Schedule.Schedule<unknown, unknown> =>
-  Schedule.exponential(Duration.millis(100), 2).pipe(
-    Schedule.union(Schedule.spaced(Duration.seconds(2))),
-    Schedule.jittered,
+  withinBase.pipe(
     Schedule.checkEffect(() => Effect.map(remainingMillis, (left) => left > 0)),
     Schedule.modifyDelayEffect((_, delay) =>
       Effect.map(remainingMillis, (left) => Duration.min(delay, Duration.millis(Math.max(0, left))))

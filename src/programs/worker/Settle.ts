@@ -27,7 +27,7 @@ import { canRetry } from "../../domain/Task.js"
 import type { Task } from "../../domain/Task.js"
 import * as Tr from "../../domain/Transitions.js"
 import { casTask, deleteMarkers, keyOfTask, readTask, writeMarker } from "../../protocol/TaskObjects.js"
-import { isTransient } from "../../protocol/TransientRetry.js"
+import { isTransient, retryOnFailure } from "../../protocol/TransientRetry.js"
 import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import type * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
@@ -195,7 +195,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
 
   let current = yield* Ref.get(held)
   for (let attempt = 0; attempt < 20; attempt++) {
-    const outcome = yield* (retry === undefined ? round(current) : Effect.retry(round(current), { schedule: retry, while: isTransient }))
+    const outcome = yield* (retry === undefined ? round(current) : retryOnFailure(round(current), { schedule: retry, while: isTransient }))
     if (!("_tag" in outcome)) {
       current = outcome
       yield* Ref.set(held, current)
@@ -206,7 +206,7 @@ export const settle = Effect.fn("Worker.settle")(function*(
       // this child ended (domain/Flows.ts) — or by recovery, through the kept lease marker, if this fails.
       const written = yield* Ref.get(held)
       const effects = Effect.flatMap(materialize(written, options?.onFollowUps), (v) => notifyParent(v, options?.onFollowUps))
-      const stored = yield* (retry === undefined ? effects : Effect.retry(effects, { schedule: retry, while: isTransient })).pipe(
+      const stored = yield* (retry === undefined ? effects : retryOnFailure(effects, { schedule: retry, while: isTransient })).pipe(
         Effect.catchAll((e) =>
           Effect.as(Effect.logWarning(`task ${written.task.id}: follow-ups or flow parent not done yet (lease recovery will): ${e.message}`), written)
         )
