@@ -111,8 +111,12 @@ const endPending = (next: Task, etag: string, endedMarkers: ReadonlyArray<string
     }
   })
 
-/** Tries to claim the task behind one due ready marker. */
-export const tryClaim = Effect.fn("Worker.claim")(function*(entry: ReadyEntry, env: ClaimEnv) {
+/**
+ * Tries to claim the task behind one due ready marker. No span of its own (it runs in the pass's
+ * `Worker.discover`; a won claim's writes in `buquet.claim`): a traced `Effect.fn` cost a span and
+ * a captured stack per candidate.
+ */
+export const tryClaim = Effect.fnUntraced(function*(entry: ReadyEntry, env: ClaimEnv) {
   const clock = yield* ServerClock
   const found = yield* readTask(taskKey(entry.shard, entry.taskId)).pipe(
     Effect.map((o) => ({ _tag: "Read" as const, value: o })),

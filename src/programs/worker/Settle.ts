@@ -143,9 +143,10 @@ export interface SettleOptions {
 /**
  * Settles the held task (CAS with the held ETag; re-read and re-decide only when that loses).
  * `held` is updated with what was written. `onPending` runs after a transition back to pending
- * (the worker touches the wake-up signal there).
+ * (the worker touches the wake-up signal there). No span of its own: the worker runs it inside the
+ * task's `buquet.complete`.
  */
-export const settle = Effect.fn("Worker.settle")(function*(
+export const settle = Effect.fnUntraced(function*(
   held: Ref.Ref<VersionedTask>,
   leaseId: string,
   settlement: Settlement,
