@@ -53,6 +53,7 @@ import { resolveLayout } from "./worker/Layout.js"
 import * as Events from "./worker/Events.js"
 import type { WorkerEvent, WorkerHooks } from "./worker/Events.js"
 import { execute, StopReason } from "./worker/Execute.js"
+import type { StopSignal } from "./worker/Execute.js"
 import type { HandlerDefinition } from "./worker/Handler.js"
 import * as Heartbeat from "./worker/Heartbeat.js"
 import * as Polling from "./worker/Polling.js"
@@ -268,7 +269,7 @@ export const make = <R>(
     const scope = yield* Scope.fork(parentScope, ExecutionStrategy.sequential)
     const events = yield* Events.make(options.hooks)
     const stats = yield* Ref.make(emptyStats)
-    const running = yield* Ref.make(new Map<string, Deferred.Deferred<StopReason>>())
+    const running = yield* Ref.make(new Map<string, Deferred.Deferred<StopSignal>>())
     const slotFreed = yield* Queue.sliding<void>(1)
     // a task settled: the heartbeat writes the new counters soon (Heartbeat.loop)
     const settled = yield* Queue.sliding<void>(1)
@@ -410,7 +411,7 @@ export const make = <R>(
       Effect.gen(function*() {
         const task = claim.held.task
         const definition = byType.get(task.taskType)!
-        const stop = yield* Deferred.make<StopReason>()
+        const stop = yield* Deferred.make<StopSignal>()
         yield* Ref.update(running, (m) => new Map(m).set(task.id, stop))
         yield* Ref.update(claimedCount, (n) => n + 1)
         yield* bump((s) => ({ ...s, claimed: s.claimed + 1 }))

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { Cause, Data, DateTime, Deferred, Duration, Effect, Option, Queue, Ref, Schema } from "effect"
+import { Cause, Data, DateTime, Deferred, Duration, Effect, Fiber, Option, Queue, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 import { describeParseError } from "../../domain/Codec.js"
 import type { FollowUp } from "../../domain/FollowUps.js"
@@ -70,6 +70,18 @@ export type StopReason = Data.TaggedEnum<{
 
 /** Constructors of {@link StopReason}. */
 export const StopReason = Data.taggedEnum<StopReason>()
+
+/** How an attempt ended: the handler's result, or a stop. */
+type Ended =
+  | { readonly _tag: "Done"; readonly output: unknown }
+  | { readonly _tag: "Failed"; readonly settlement: Settlement }
+  | { readonly _tag: "Stopped"; readonly reason: StopReason }
+
+/**
+ * What completes a running task's `stop`: a reason to stop its handler (the worker's shutdown, the
+ * timer, a cancel, a lost lease), or, from the handler's own fiber, its end. The first wins.
+ */
+export type StopSignal = StopReason | { readonly _tag: "HandlerEnded"; readonly ended: Ended }
 
 /** Settings of execution. */
 export interface ExecuteSettings {
@@ -149,7 +161,7 @@ export const execute = <R>(
   claimed: VersionedTask,
   definition: HandlerDefinition<R>,
   settings: ExecuteSettings,
-  stop: Deferred.Deferred<StopReason>
+  stop: Deferred.Deferred<StopSignal>
 ): Effect.Effect<ExecuteResult | undefined, never, R | Storage | ServerClock> =>
   Effect.gen(function*() {
     const clock = yield* ServerClock
@@ -369,10 +381,6 @@ export const execute = <R>(
     }
 
     // --- the attempt ----------------------------------------------------------------------------
-    type Ended =
-      | { readonly _tag: "Done"; readonly output: unknown }
-      | { readonly _tag: "Failed"; readonly settlement: Settlement }
-      | { readonly _tag: "Stopped"; readonly reason: StopReason }
 
     const prepareInput = loadInput(claimed.task).pipe(
       Effect.matchEffect({
@@ -410,13 +418,20 @@ export const execute = <R>(
           exit._tag === "Success" ? { _tag: "Done", output: exit.value } : { _tag: "Failed", settlement: route(exit.cause) }
         )
       )
-      const stopped = Effect.map(Deferred.await(stop), (reason): Ended => ({ _tag: "Stopped", reason }))
       yield* Ref.set(attemptScope, Option.some(yield* Effect.scope))
       yield* Effect.forkScoped(timer)
       yield* Effect.forkScoped(signalWatch)
       if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
-      // The loser is interrupted and awaited: a stopped handler's finalizers have run by now.
-      return yield* Effect.raceFirst(handlerRun, stopped)
+      // The handler in a fiber of its own that ends the wait on `stop` with its result: a race of
+      // the handler and the wait, without a fiber for the wait (a race forks both sides). A stop
+      // that comes first interrupts the handler and waits for it: its finalizers have run by now.
+      const handlerFiber = yield* Effect.forkScoped(
+        Effect.flatMap(handlerRun, (ended) => Deferred.succeed(stop, { _tag: "HandlerEnded", ended }))
+      )
+      const signal = yield* Deferred.await(stop)
+      if (signal._tag === "HandlerEnded") return signal.ended
+      yield* Fiber.interrupt(handlerFiber)
+      return { _tag: "Stopped", reason: signal } satisfies Ended
     }).pipe(Effect.scoped)
 
     // buquet.execute / buquet.complete join the producer's trace (the task's traceparent).
