@@ -419,7 +419,7 @@ export const make = <R>(
         const finished = Effect.gen(function*() {
           const outcome = yield* execute(claim.held, definition, {
             ...executeSettings,
-            cancelSignal: { since: cancelSeen, changedAfter: cancelWatch.changedAfter }
+            cancelSignal: { since: cancelSeen, onChange: cancelWatch.onChange }
           }, stop)
           if (outcome === undefined) return
           const r = outcome.result

@@ -9,7 +9,7 @@
  * - the signal watch: a check of the task (a HEAD; only when its ETag is not the one we hold, a
  *   GET: `cancel_requested` interrupts the handler, its finalizers run, and the task ends
  *   `cancelled`; another `lease_id` means the lease is lost and nothing is written) each time the
- *   worker's cancel signal changed (worker/CancelWatch.ts);
+ *   worker's cancel signal changed (worker/CancelWatch.ts forks it then: no fiber waits meanwhile);
  * - automatic lease renewal for handlers that ask for it;
  * - the progress writer (at most one CAS per `progressInterval`, latest value wins), started at
  *   the handler's first progress report (most handlers never report any).
@@ -91,7 +91,8 @@ export interface ExecuteSettings {
   /** The worker's cancel signal: `since` is its change count read before this task's claim. */
   readonly cancelSignal: {
     readonly since: number
-    readonly changedAfter: (seen: number) => Effect.Effect<number>
+    /** Runs the check at each change after `since` while the attempt's Scope is open (CancelWatch.onChange). */
+    readonly onChange: (seen: number, check: Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
   }
   /** How often a running task checks itself without a signal (a cancel whose touch was lost). */
   readonly cancelFallbackInterval: Duration.Duration
@@ -286,10 +287,6 @@ export const execute = <R>(
       yield* refresh
     }))
     const checked = check.pipe(Effect.catchAll((e) => Effect.logDebug(`cancellation check failed: ${e.message}`)))
-    const signalWatch = Effect.iterate(settings.cancelSignal.since, {
-      while: () => true,
-      body: (seen) => Effect.tap(settings.cancelSignal.changedAfter(seen), () => checked)
-    })
     const fallbackMillis = Duration.toMillis(settings.cancelFallbackInterval)
     /** The deadline and the fallback check in one fiber (a fiber per running task is not free). */
     const timer = Effect.gen(function*() {
@@ -420,7 +417,8 @@ export const execute = <R>(
       )
       yield* Ref.set(attemptScope, Option.some(yield* Effect.scope))
       yield* Effect.forkScoped(timer)
-      yield* Effect.forkScoped(signalWatch)
+      // the signal watch: a check at each change of the worker's cancel signal
+      yield* settings.cancelSignal.onChange(settings.cancelSignal.since, Effect.provideService(checked, Storage, storage))
       if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
       // The handler in a fiber of its own that ends the wait on `stop` with its result: a race of
       // the handler and the wait, without a fiber for the wait (a race forks both sides). A stop
