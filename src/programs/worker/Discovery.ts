@@ -271,8 +271,8 @@ const pausedRecheckMillis = 5 * 60_000
 export interface Discovery {
   /**
    * One pass over the shards: claims up to `free()` tasks with `attempt`, handing each claim to
-   * `started` (run in the pass's fiber or one it forked, so what it forks inherits the pass's services). Storage
-   * failures of one shard are logged and the pass goes on with the next.
+   * `started` (run in the pass's fiber or one it forked, so what it forks inherits the pass's
+   * services). Storage failures of one shard are logged and the pass goes on with the next.
    */
   readonly pass: <E, R>(
     free: Effect.Effect<number>,
