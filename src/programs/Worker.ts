@@ -28,7 +28,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Clock, DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
@@ -298,13 +298,6 @@ export const make = <R>(
 
     // --- pause switches: one GET per second at most, only when a candidate is ours ---------------
     /**
-     * The switches last read and when (Clock millis). A busy worker runs a pass for every freed
-     * slot; reading the switches on each cost a GET per pass (~0.15–0.25 per task). Kept at most
-     * {@link pauseMaxAgeMillis}: a pause still stops claiming within a second (within one poll
-     * at the idle cap), and an idle worker woken by a change of the switches reads them afresh.
-     */
-    const pauseCache = yield* Ref.make(Option.none<{ readonly state: PauseState; readonly readAt: number }>())
-    /**
      * The last switches that decoded. A corrupt `control/pause.json` must not stop the whole queue
      * (nor silently resume what was paused): the worker goes on with what it last read (nothing
      * paused if it never read any: whoever can write garbage there could as well write "nothing
@@ -335,18 +328,18 @@ export const make = <R>(
         Effect.as(Effect.logWarning(`could not read the pause switches; claiming nothing this poll: ${e.message}`), new PauseState({ global: true, taskTypes: [] }))
       )
     )
-    const pauseState = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const cached = yield* Ref.get(pauseCache)
-      if (Option.isSome(cached) && now - cached.value.readAt < pauseMaxAgeMillis) return cached.value.state
-      const state = yield* readPause
-      yield* Ref.set(pauseCache, Option.some({ state, readAt: now }))
-      return state
-    })
+    /**
+     * The switches last read and when (Clock millis). A busy worker runs a pass for every freed
+     * slot; reading the switches on each cost a GET per pass (~0.15–0.25 per task). Kept at most
+     * {@link pauseMaxAgeMillis}: a pause still stops claiming within a second (within one poll
+     * at the idle cap), and an idle worker woken by a change of the switches reads them afresh.
+     * The claims of a batch that find them stale share ONE read (each used to GET them).
+     */
+    const [pauseState, forgetPause] = yield* Effect.cachedInvalidateWithTTL(readPause, Duration.millis(pauseMaxAgeMillis))
     const typePaused = (taskType: string) => Effect.map(pauseState, (state) => isPaused(state, taskType))
 
     const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
-    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, admit, leaseSafetyMargin }
+    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: Effect.asVoid(pauseState), admit, leaseSafetyMargin }
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
@@ -515,7 +508,7 @@ export const make = <R>(
           // A signal means someone changed the queue: markers seen busy elsewhere may be pending now.
           if (Option.isSome(woke) && woke.value === "signal") yield* discovery.forgetBusy
           // the switches changed (or may have: a resume touches the signal): read them afresh
-          if (Option.isSome(woke) && (woke.value === "pause" || woke.value === "signal")) yield* Ref.set(pauseCache, Option.none())
+          if (Option.isSome(woke) && (woke.value === "pause" || woke.value === "signal")) yield* forgetPause
           if (Option.isSome(woke) && (woke.value === "signal" || woke.value === "due")) yield* PubSub.publish(activity, undefined)
           yield* driver.reset
         } else {

@@ -37,7 +37,27 @@ const countingTaskReads = (reads: { n: number }) =>
 /** Moves TestClock forward `times` steps of `step`, letting the worker run between them. */
 const advance = (step: Duration.DurationInput, times: number) => Effect.repeatN(TestClock.adjust(step), times - 1)
 
+/** MemoryStorage whose GETs of the pause switches are counted and take 20 ms (TestClock). */
+const slowPauseReads = (reads: { n: number }) =>
+  Layer.effect(Storage, Effect.map(MemoryStorage.make(), (mem) => ({
+    ...mem,
+    get: (key: string) =>
+      key === pauseKey ? Effect.zipRight(Effect.sync(() => void reads.n++), Effect.delay(mem.get(key), "20 millis")) : mem.get(key)
+  })))
+
 describe("pause switches on a busy worker", () => {
+  it.scoped("the claims of one batch that find them stale share one read (each used to GET them)", () => {
+    const reads = { n: 0 }
+    return Effect.gen(function*() {
+      const queue = yield* Queue
+      const tasks = yield* Effect.forEach(Array.from({ length: 8 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      yield* Worker.make({ wakeUp: false, concurrency: 8 }, [Worker.handler("job", () => Effect.succeed("ok"))])
+      yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (all) => all.every(Boolean)), "10 millis")
+      // eight claims in one batch, well within a second: one read
+      expect(reads.n).toBe(1)
+    }).pipe(Effect.provide(queueLayer(slowPauseReads(reads))))
+  })
+
   it.scoped("are read at most about once a second, not once per discovery pass", () => {
     const reads = { n: 0 }
     return Effect.gen(function*() {

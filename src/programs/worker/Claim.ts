@@ -58,6 +58,11 @@ export interface ClaimEnv {
   readonly handles: (taskType: string) => boolean
   /** Whether the type is paused (read once per poll by the caller). */
   readonly isPaused: (taskType: string) => Effect.Effect<boolean>
+  /**
+   * Run alongside the task's GET (the caller's cached pause switches: read there while the GET is
+   * out, they are at hand when `isPaused` asks, instead of a round trip after it).
+   */
+  readonly warmUp?: Effect.Effect<void> | undefined
   /** Takes a rate-limit token for the type, or says when one is free again (server epoch ms). */
   readonly admit: (taskType: string) => Effect.Effect<true | number>
   /** Kept before a lease's end on top of the clock's uncertainty (default 500 ms), as in execution. */
@@ -118,11 +123,12 @@ const endPending = (next: Task, etag: string, endedMarkers: ReadonlyArray<string
  */
 export const tryClaim = Effect.fnUntraced(function*(entry: ReadyEntry, env: ClaimEnv) {
   const clock = yield* ServerClock
-  const found = yield* readTask(taskKey(entry.shard, entry.taskId)).pipe(
+  const read = readTask(taskKey(entry.shard, entry.taskId)).pipe(
     Effect.map((o) => ({ _tag: "Read" as const, value: o })),
     Effect.catchTag("MalformedObject", (e) =>
       Effect.as(Effect.logWarning(`skipping a malformed task: ${e.message}`), { _tag: "Malformed" as const }))
   )
+  const found = env.warmUp === undefined ? yield* read : yield* Effect.zipLeft(read, env.warmUp, { concurrent: true })
   if (found._tag === "Malformed") {
     return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "malformed" } satisfies ClaimOutcome
   }
