@@ -97,8 +97,14 @@ export const make = (settings: CancelWatchSettings): Effect.Effect<CancelWatch, 
       onChange: (seen, check) =>
         Effect.flatMap(Effect.scope, (scope) => {
           const w: Watcher = { seen, running: false, check, scope }
-          watchers.add(w)
-          return Effect.zipRight(Scope.addFinalizer(scope, Effect.sync(() => watchers.delete(w))), wake(w))
+          // the finalizer first: a registration is never left behind by an interruption in between
+          return Effect.zipRight(
+            Scope.addFinalizer(scope, Effect.sync(() => watchers.delete(w))),
+            Effect.suspend(() => {
+              watchers.add(w)
+              return wake(w)
+            })
+          )
         }),
       remove: Effect.gen(function*() {
         const etag = yield* Ref.get(last)
