@@ -47,6 +47,20 @@ if (process.env["BENCH_MEM_TRACE"] === "1") {
   }, 1000).unref()
 }
 
+// BENCH_HEAP_SNAPSHOT=dir (diagnosing the live heap): after a full GC, the heap used on stderr and a
+// heap snapshot in dir, at idle (built, before Ready) and mid-drain (at BENCH_HEAP_SNAPSHOT_AT completions)
+const heapSnapshotDir = process.env["BENCH_HEAP_SNAPSHOT"]
+const heapSnapshot = async (name: string): Promise<void> => {
+  if (heapSnapshotDir === undefined || heapSnapshotDir === "") return
+  const v8 = await import("node:v8")
+  const vm = await import("node:vm")
+  v8.setFlagsFromString("--expose-gc")
+  const gc = vm.runInNewContext("gc") as () => void
+  gc()
+  console.error(`[mem] ${name}: heapUsed after GC ${(process.memoryUsage().heapUsed / 1e6).toFixed(2)} MB`)
+  v8.writeHeapSnapshot(join(heapSnapshotDir, `${config.workerId}-${name}.heapsnapshot`))
+}
+
 // completion timestamps (local ms), for the steady-state rate
 const completions: Array<number> = []
 // BENCH_TRACE_DIR (bench/timeline.ts): every storage request with its times, written at the end
@@ -61,8 +75,10 @@ const writeTrace = (): void => {
 // CPU time from Go to the latest completion (the idle time until Stop does not count)
 let cpuAtGo: NodeJS.CpuUsage | undefined
 let cpuMicros = 0
+const snapshotAt = Number(process.env["BENCH_HEAP_SNAPSHOT_AT"] ?? 0)
 const completed = (): void => {
   completions.push(Date.now())
+  if (snapshotAt > 0 && completions.length === snapshotAt) void heapSnapshot("drain")
   const used = process.cpuUsage(cpuAtGo)
   cpuMicros = used.user + used.system
 }
@@ -116,6 +132,7 @@ const runBuquet = Effect.gen(function*() {
         return send({ _tag: "CountsNow", counts: Effect.runSync(counter.snapshot), rss: sampleRss() })
     }
   })
+  yield* Effect.promise(() => heapSnapshot("idle"))
   send({ _tag: "Ready" })
   yield* Deferred.await(go)
   const handler = Worker.handler("noop", (_input, ctx) =>
