@@ -97,8 +97,31 @@ export const s3Requests = Metric.counter("buquet_s3_requests_total", {
 /** Why a task failed for good (the reference's `reason` label, plus `retries_exhausted`). */
 export type FailureReason = "permanent" | "retries_exhausted" | "timeout" | "no_handler"
 
+/** The most tagged metrics {@link taggedOnce} keeps (beyond it the cache starts over: task types and kinds are few). */
+const maxTagged = 1_000
+
+/** Tagged metrics by their metric and tag values: `Metric.tagged` builds a new metric and key on every call. */
+const taggedCache = new Map<unknown, Map<string, unknown>>()
+
+/** `Metric.tagged(metric, key, value)`, built once per (metric, key, value) and then reused. */
+const taggedOnce = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, key: string, value: string): Metric.Metric<Type, In, Out> => {
+  let byTag = taggedCache.get(metric)
+  if (byTag === undefined) {
+    if (taggedCache.size >= maxTagged) taggedCache.clear()
+    byTag = new Map()
+    taggedCache.set(metric, byTag)
+  }
+  const id = `${key}\u0000${value}`
+  const cached = byTag.get(id)
+  if (cached !== undefined) return cached as Metric.Metric<Type, In, Out>
+  if (byTag.size >= maxTagged) byTag.clear()
+  const tagged = Metric.tagged(metric, key, value)
+  byTag.set(id, tagged)
+  return tagged
+}
+
 const byType = (metric: Metric.Metric.Counter<number>, taskType: string): Effect.Effect<void> =>
-  Metric.increment(Metric.tagged(metric, "task_type", taskType))
+  Metric.increment(taggedOnce(metric, "task_type", taskType))
 
 /** Counts a submitted task. */
 export const recordSubmitted = (taskType: string): Effect.Effect<void> => byType(tasksSubmitted, taskType)
@@ -107,12 +130,12 @@ export const recordSubmitted = (taskType: string): Effect.Effect<void> => byType
 export const recordCompleted = (taskType: string, durationMillis: number): Effect.Effect<void> =>
   Effect.zipRight(
     byType(tasksCompleted, taskType),
-    Metric.update(Metric.tagged(taskDuration, "task_type", taskType), Math.max(0, durationMillis) / 1000)
+    Metric.update(taggedOnce(taskDuration, "task_type", taskType), Math.max(0, durationMillis) / 1000)
   )
 
 /** Counts a task failed for good. */
 export const recordFailed = (taskType: string, reason: FailureReason): Effect.Effect<void> =>
-  Metric.increment(Metric.tagged(Metric.tagged(tasksFailed, "task_type", taskType), "reason", reason))
+  Metric.increment(taggedOnce(taggedOnce(tasksFailed, "task_type", taskType), "reason", reason))
 
 /** Counts a retried attempt. */
 export const recordRetried = (taskType: string): Effect.Effect<void> => byType(tasksRetried, taskType)
@@ -134,7 +157,7 @@ export const recordClaim = (outcome: "success" | "conflict"): Effect.Effect<void
   Metric.increment(outcome === "success" ? claimsSuccess : claimsConflict)
 
 /** Counts one storage request of a kind. */
-export const recordS3Request = (kind: string): Effect.Effect<void> => Metric.increment(Metric.tagged(s3Requests, "kind", kind))
+export const recordS3Request = (kind: string): Effect.Effect<void> => Metric.increment(taggedOnce(s3Requests, "kind", kind))
 
 /** The parts of a task the metrics need (structural, so any task record fits). */
 export interface MetricTask {
