@@ -241,8 +241,13 @@ export const execute = <R>(
     const storage = yield* Storage
 
     // --- progress: latest value wins, written at most once per interval ----------------------
-    const pendingProgress = yield* Ref.make(Option.none<unknown>())
-    const progressSignal = yield* Queue.sliding<void>(1)
+    // Built at the first report: most handlers never report any, and a queue and refs per task are not free.
+    let progressState: { readonly pending: Ref.Ref<Option.Option<unknown>>; readonly signal: Queue.Queue<void> } | undefined
+    const progressOf = Effect.suspend(() =>
+      progressState !== undefined
+        ? Effect.succeed(progressState)
+        : Effect.map(Queue.sliding<void>(1), (signal) => (progressState ??= { pending: Ref.unsafeMake(Option.none<unknown>()), signal }))
+    )
     const writeProgress = (value: unknown) =>
       writes.withPermits(1)(Effect.gen(function*() {
         for (let round = 0; round < 3; round++) {
@@ -257,10 +262,10 @@ export const execute = <R>(
           if (!(yield* refresh)) return
         }
       }))
-    const progressLoop = Effect.forever(
+    const progressLoop = (progress: NonNullable<typeof progressState>) => Effect.forever(
       Effect.gen(function*() {
-        yield* Queue.take(progressSignal)
-        const value = yield* Ref.getAndSet(pendingProgress, Option.none())
+        yield* Queue.take(progress.signal)
+        const value = yield* Ref.getAndSet(progress.pending, Option.none())
         if (Option.isSome(value)) {
           yield* writeProgress(value.value).pipe(
             Effect.catchAll((e) => Effect.logDebug(`progress write failed (kept for the next one): ${e.message}`))
@@ -270,13 +275,14 @@ export const execute = <R>(
       })
     )
     /** The attempt's scope, once it runs: the progress writer is forked into it at the first report. */
-    const attemptScope = yield* Ref.make(Option.none<Scope.Scope>())
-    const writerStarted = yield* Ref.make(false)
-    const startProgressWriter = Effect.flatMap(Ref.getAndSet(writerStarted, true), (started) =>
-      started ? Effect.void : Effect.flatMap(Ref.get(attemptScope), (scope) =>
-        Option.isNone(scope)
-          ? Ref.set(writerStarted, false)
-          : Effect.asVoid(Effect.forkIn(Effect.provideService(progressLoop, Storage, storage), scope.value))))
+    let attemptScope: Scope.Scope | undefined
+    let writerStarted = false
+    const startProgressWriter = (progress: NonNullable<typeof progressState>) =>
+      Effect.suspend(() => {
+        if (writerStarted || attemptScope === undefined) return Effect.void
+        writerStarted = true
+        return Effect.asVoid(Effect.forkIn(Effect.provideService(progressLoop(progress), Storage, storage), attemptScope))
+      })
 
     // --- watchers ------------------------------------------------------------------------------
     const check = writes.withPermits(1)(Effect.gen(function*() {
@@ -356,7 +362,11 @@ export const execute = <R>(
       extendLease: (by) => Effect.provideService(extendLease(by), Storage, storage),
       progress: (value) =>
         Effect.zipRight(
-          Effect.zipRight(Effect.zipRight(Ref.set(pendingProgress, Option.some(value)), Queue.offer(progressSignal, undefined)), startProgressWriter),
+          Effect.flatMap(progressOf, (progress) =>
+            Effect.zipRight(
+              Effect.zipRight(Ref.set(progress.pending, Option.some(value)), Queue.offer(progress.signal, undefined)),
+              startProgressWriter(progress)
+            )),
           settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
         ),
       isCancelRequested: Ref.get(cancelRequested),
@@ -415,7 +425,7 @@ export const execute = <R>(
           exit._tag === "Success" ? { _tag: "Done", output: exit.value } : { _tag: "Failed", settlement: route(exit.cause) }
         )
       )
-      yield* Ref.set(attemptScope, Option.some(yield* Effect.scope))
+      attemptScope = yield* Effect.scope
       yield* Effect.forkScoped(timer)
       // the signal watch: a check at each change of the worker's cancel signal
       yield* settings.cancelSignal.onChange(settings.cancelSignal.since, Effect.provideService(checked, Storage, storage))
