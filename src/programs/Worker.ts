@@ -339,7 +339,7 @@ export const make = <R>(
     const typePaused = (taskType: string) => Effect.map(pauseState, (state) => isPaused(state, taskType))
 
     const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
-    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: Effect.asVoid(pauseState), admit, leaseSafetyMargin }
+    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: Effect.asVoid(pauseState), admit, leaseSafetyMargin, deferReadyDelete: true }
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 
@@ -410,9 +410,12 @@ export const make = <R>(
         yield* bump((s) => ({ ...s, claimed: s.claimed + 1 }))
         yield* events.publish(Events.WorkerEvent.Claimed({ task }))
         const finished = Effect.gen(function*() {
+          // the claim's ready-marker DELETE runs beside the handler; the settle waits for it
+          const readyDeleted = claim.readyDeleted === undefined ? undefined : yield* Effect.fork(claim.readyDeleted)
           const outcome = yield* execute(claim.held, definition, {
             ...executeSettings,
-            cancelSignal: { since: cancelSeen, onChange: cancelWatch.onChange }
+            cancelSignal: { since: cancelSeen, onChange: cancelWatch.onChange },
+            beforeSettle: readyDeleted === undefined ? undefined : Fiber.join(readyDeleted)
           }, stop)
           if (outcome === undefined) return
           const r = outcome.result

@@ -108,6 +108,11 @@ export interface ExecuteSettings {
   readonly onPending: (task: Task) => Effect.Effect<void>
   /** Run on every progress report of the handler (the worker publishes a Progress event). */
   readonly onProgress?: ((taskId: string, progress: unknown) => Effect.Effect<void>) | undefined
+  /**
+   * Awaited before the settle writes anything: the claim's ready-marker DELETE, which runs beside
+   * the handler (a retry's new marker can have the same key and must land after it).
+   */
+  readonly beforeSettle?: Effect.Effect<void> | undefined
 }
 
 /** What the attempt came to. */
@@ -476,6 +481,8 @@ export const execute = <R>(
     const settleUntil = yield* Effect.map(clock.currentTimeMillis, (now) =>
       Math.max(now + minSettleWindowMillis, leaseEnd === null ? now : DateTime.toEpochMillis(leaseEnd)))
     const untilSettled = transientWithin(Effect.map(clock.currentTimeMillis, (now) => settleUntil - now))
+    // the claim's ready-marker DELETE, run beside the handler, lands before the settle's writes
+    if (settings.beforeSettle !== undefined) yield* settings.beforeSettle
     const result = yield* writes.withPermits(1)(settle(held, leaseId, settlement, settings.onPending, { retry: untilSettled, onFollowUps: settings.onFollowUps })).pipe(
       Tracing.taskSpan("buquet.complete", claimed.task)
     )
