@@ -544,10 +544,12 @@ export const make = <R>(
     }
 
     // Register before claiming anything: a worker that runs tasks is always visible.
-    yield* provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
-      Effect.catchAll((e) => Effect.logWarning(`could not register the worker: ${e.message}`))
+    // (the heartbeat loop's first beat then waits its interval instead of writing it again)
+    const registeredAt = yield* provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
+      Effect.zipRight(clock.currentTimeMillis),
+      Effect.catchAll((e) => Effect.as(Effect.logWarning(`could not register the worker: ${e.message}`), undefined))
     )
-    const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot, settled)), scope)
+    const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot, settled, registeredAt)), scope)
     // "some worker handles this type", for submit's type check (one PUT per type, ever)
     yield* Effect.forkIn(provideAll(Heartbeat.registerTypes(heartbeatSettings)), scope)
 

@@ -76,17 +76,19 @@ export const settleBeatGap: Duration.Duration = Duration.seconds(1)
  * The heartbeat loop: beats now, then every `busyInterval` while tasks run and every
  * `idleInterval` while none do (checked every `busyInterval`), and within {@link settleBeatGap}
  * of a signal on `settled` (a task settled: the counters changed). Failures are logged and retried
- * at the next beat. Runs until interrupted.
+ * at the next beat. Runs until interrupted. `registeredAt` (server epoch ms): the worker's
+ * registration was just written then, so the first beat waits its interval instead of repeating it.
  */
 export const loop = (
   settings: HeartbeatSettings,
   snapshot: Effect.Effect<WorkerSnapshot>,
-  settled?: Queue.Dequeue<void>
+  settled?: Queue.Dequeue<void>,
+  registeredAt?: number
 ): Effect.Effect<never, never, Storage | ServerClock> =>
   Effect.gen(function*() {
     const clock = yield* ServerClock
     const gap = Duration.toMillis(settleBeatGap)
-    let last = Number.NEGATIVE_INFINITY
+    let last = registeredAt ?? Number.NEGATIVE_INFINITY
     let dirty = false
     while (true) {
       const snap = yield* snapshot
