@@ -15,6 +15,8 @@ import { prepareWorkerEntry, spawnAll, stopAll, waitUntil } from "./lib/children
 import { startDelayProxy } from "./lib/delay-proxy.js"
 import { ensureS3, log, round } from "./lib/env.js"
 import type { S3Target } from "./lib/env.js"
+import { cpuColumns } from "./lib/worker-cpu.js"
+import type { CpuColumns } from "./lib/worker-cpu.js"
 import { addCounts, producerOn, storageLayer, wipe, zeroCounts } from "./lib/stack.js"
 import type { Backend } from "./lib/stack.js"
 
@@ -27,6 +29,8 @@ export interface ScaleOutRow {
   /** Handler starts beyond the first, summed over tasks. */
   readonly duplicateExecutions: number
   readonly workerCpuMs: number
+  /** Steady CPU per task and fixed cost per process (bench/lib/worker-cpu.ts); absent in older results. */
+  readonly cpu?: CpuColumns | undefined
   readonly lostClaims: number
   readonly requests: RequestCounts
   readonly error?: string | undefined
@@ -87,6 +91,7 @@ const row = async (target: S3Target, proxyEndpoint: string, keyPrefix: string, w
       tasksPerSec: round(completed / seconds),
       duplicateExecutions: [...starts.values()].reduce((s, k) => s + k - 1, 0),
       workerCpuMs: round(finals.reduce((s, f) => s + f.cpuMicros, 0) / 1000),
+      cpu: cpuColumns(finals),
       lostClaims: finals.reduce((s, f) => s + f.lostClaims, 0),
       requests: finals.map((f) => f.counts).reduce(addCounts, zeroCounts),
       error: done ? undefined : `only ${completed} of ${n} completed before the timeout`

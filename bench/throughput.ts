@@ -8,6 +8,7 @@
  * @module
  */
 import { mkdtempSync, rmSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import os from "node:os"
 import { join } from "node:path"
 import { Queue as BullQueue } from "bullmq"
@@ -21,9 +22,11 @@ import { claimsConflict } from "../src/services/Metrics.js"
 import { Queue } from "../src/services/Queue.js"
 import { RequestCounter } from "../src/services/RequestCounter.js"
 import { Storage } from "../src/services/Storage.js"
-import { spawnAll, stopAll, waitUntil } from "./lib/children.js"
-import { log, percentile, round } from "./lib/env.js"
+import { prepareWorkerEntry, spawnAll, stopAll, waitUntil } from "./lib/children.js"
+import { ensureS3, log, percentile, round } from "./lib/env.js"
 import type { S3Target } from "./lib/env.js"
+import { cpuColumns } from "./lib/worker-cpu.js"
+import type { CpuColumns } from "./lib/worker-cpu.js"
 import { addCounts, backendName, producerOn, storageLayer, wipe, zeroCounts } from "./lib/stack.js"
 import type { Backend } from "./lib/stack.js"
 import { layerWorkerServices } from "../src/Buquet.js"
@@ -45,6 +48,11 @@ export interface ThroughputRow {
   readonly peakRssMB: number
   /** Worker CPU time (user + system, all worker processes, start signal → last completion), ms. */
   readonly workerCpuMs: number
+  /**
+   * Steady worker CPU per task, fixed cost per process, CPU to ready and to the first completion
+   * (bench/lib/worker-cpu.ts). Optional: results written before they were measured lack them.
+   */
+  readonly cpu?: CpuColumns | undefined
   /** Claim CAS the workers lost to each other (buquet_claims_conflict_total, summed). */
   readonly lostClaims: number
   readonly error?: string | undefined
@@ -90,6 +98,15 @@ const submitAll = (n: number) =>
     return { counts: yield* counter.snapshot, submitPerSec: n / seconds }
   })
 
+// the CLI's diagnosis: each worker process's CPU ms per task in each tenth of its completions
+let lastCurves: ReadonlyArray<ReadonlyArray<number>> = []
+const curve = (cpu: ReadonlyArray<number>): ReadonlyArray<number> =>
+  Array.from({ length: 10 }, (_, d) => {
+    const a = Math.floor((d * cpu.length) / 10)
+    const b = Math.floor(((d + 1) * cpu.length) / 10)
+    return b > a ? round(((cpu[b - 1]! - (a === 0 ? 0 : cpu[a - 1]!)) / 1000) / (b - a), 1) : Number.NaN
+  })
+
 /** One row with worker processes (RGW or FileStorage). */
 const processRow = async (backend: Backend, workers: number, concurrency: number, n: number): Promise<ThroughputRow> => {
   const name = backendName(backend)
@@ -114,6 +131,7 @@ const processRow = async (backend: Backend, workers: number, concurrency: number
   const t1 = Math.max(...finals.map((f) => f.completions.at(-1) ?? 0))
   const completed = finals.reduce((s, f) => s + f.completed, 0)
   const seconds = (t1 - t0) / 1000
+  lastCurves = finals.map((f) => curve(f.completionCpuMicros))
   return {
     engine: "buquet",
     backend: name,
@@ -129,6 +147,7 @@ const processRow = async (backend: Backend, workers: number, concurrency: number
     workerRequests: finals.map((f) => f.counts).reduce(addCounts, zeroCounts),
     peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
     workerCpuMs: round(finals.reduce((s, f) => s + f.cpuMicros, 0) / 1000),
+    cpu: cpuColumns(finals),
     lostClaims: finals.reduce((s, f) => s + f.lostClaims, 0),
     error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
   }
@@ -148,6 +167,7 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
       const t0 = Date.now()
       const cpu0 = process.cpuUsage()
       let cpuAtLast = cpu0
+      const completionCpuMicros: Array<number> = []
       const handles = yield* Effect.forEach(Array.from({ length: workers }, (_, w) => w), (w) =>
         Worker.make(
           {
@@ -158,6 +178,7 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
                 Ref.update(completions, (c) => {
                   c.push(Date.now())
                   cpuAtLast = process.cpuUsage(cpu0)
+                  completionCpuMicros.push(cpuAtLast.user + cpuAtLast.system)
                   return c
                 })
             }
@@ -187,6 +208,8 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
         peakRssMB: round(process.memoryUsage().rss / 1e6),
         // the workers are fibers of this process: its CPU, the bench's own polling included
         workerCpuMs: round((cpuAtLast.user + cpuAtLast.system) / 1000),
+        // one process: the fixed cost of all the worker fibers together
+        cpu: cpuColumns([{ completionCpuMicros }]),
         lostClaims: (yield* Metric.value(claimsConflict)).count - lost0,
         error: completed >= n ? undefined : `only ${completed} of ${n} completed before the timeout`
       } satisfies ThroughputRow
@@ -195,10 +218,22 @@ const memoryRow = (workers: number, concurrency: number, n: number): Promise<Thr
 
 export const GRID: ReadonlyArray<readonly [number, number]> = [1, 2, 4].flatMap((w) => [1, 8, 32].map((c) => [w, c] as const))
 
-/** Tasks per row: enough for a steady state, bounded so the whole grid stays within minutes. */
+/**
+ * Tasks per row: enough for a steady state, bounded so the whole grid stays within minutes. The RGW
+ * rows at concurrency 8 and 32 drain 1,000, as the issue's own measurement did (a worker process's
+ * fixed cost weighs half as much per task as over 500); the concurrency-1 rows, 3–4× slower, stay smaller.
+ */
 export const tasksFor = (engine: "rgw" | "file" | "memory" | "bullmq", concurrency: number, workers: number, quick: boolean): number => {
   const scale = quick ? 0.25 : 1
-  const base = engine === "bullmq" ? 5000 : engine === "memory" ? 2000 : concurrency * workers === 1 ? 200 : 500
+  const base = engine === "bullmq"
+    ? 5000
+    : engine === "memory"
+    ? 2000
+    : concurrency * workers === 1
+    ? 200
+    : engine === "rgw" && concurrency >= 8
+    ? 1000
+    : 500
   return Math.max(50, Math.round(base * scale))
 }
 
@@ -283,6 +318,7 @@ export const runBullmqGrid = async (redisPort: number, quick: boolean): Promise<
         workerRequests: zeroCounts,
         peakRssMB: round(Math.max(...finals.map((f) => f.peakRss)) / 1e6),
         workerCpuMs: round(finals.reduce((s, f) => s + f.cpuMicros, 0) / 1000),
+        cpu: cpuColumns(finals),
         lostClaims: 0,
         error: done ? undefined : `only ${completed} of ${n} completed before the timeout`
       })
@@ -296,4 +332,42 @@ export const runBullmqGrid = async (redisPort: number, quick: boolean): Promise<
     log(`  → ${last.tasksPerSec} jobs/s${last.error !== undefined ? ` ERROR ${last.error}` : ""}`)
   }
   return rows
+}
+
+// one row alone, printed as JSON (before/after pairs):
+//   node --import tsx bench/throughput.ts [--workers 1] [--concurrency 8] [--tasks 1000] [--file]
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const arg = (name: string, fallback: number): number => {
+    const i = process.argv.indexOf(`--${name}`)
+    return i < 0 ? fallback : Number(process.argv[i + 1])
+  }
+  const workers = arg("workers", 1)
+  const concurrency = arg("concurrency", 8)
+  const n = arg("tasks", 1000)
+  const run = async (): Promise<ThroughputRow> => {
+    await prepareWorkerEntry()
+    if (process.argv.includes("--file")) {
+      const dir = mkdtempSync(join(os.tmpdir(), "buquet-bench-"))
+      try {
+        return await processRow({ kind: "file", dir }, workers, concurrency, n)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+    const backend: Backend = { kind: "s3", target: ensureS3(), keyPrefix: `bench/tp-${Date.now().toString(36)}-${process.pid}/` }
+    try {
+      return await processRow(backend, workers, concurrency, n)
+    } finally {
+      await Effect.runPromise(wipe.pipe(Effect.scoped, Effect.provide(storageLayer(backend))))
+    }
+  }
+  run().then((row) => {
+    const { producerRequests: _p, ...rest } = row
+    console.log(JSON.stringify({ ...rest, load: os.loadavg().map((l) => round(l, 1)) }))
+    for (const c of lastCurves) console.log("CPU ms/task by tenth of the process's completions:", c.join(" "))
+    process.exit(0)
+  }, (e: unknown) => {
+    console.error("throughput row failed:", e)
+    process.exit(1)
+  })
 }

@@ -41,6 +41,10 @@ export const ToParent = Schema.Union(
     heapUsed: Schema.Number,
     /** CPU time (user + system, µs) from `Go` to the last completion. */
     cpuMicros: Schema.Number,
+    /** CPU time (µs, since `Go`) at each completion, in the order of `completions`. */
+    completionCpuMicros: Schema.Array(Schema.Number),
+    /** CPU time (user + system, µs) from the process's start to `Ready` (imports, layers built). */
+    cpuToReadyMicros: Schema.Number,
     /** Claim CAS this process lost to another worker (buquet_claims_conflict_total). */
     lostClaims: Schema.Number
   })

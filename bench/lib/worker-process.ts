@@ -72,15 +72,42 @@ const writeTrace = (): void => {
   if (traceDir === undefined || traceDir === "") return
   writeFileSync(join(traceDir, `${config.workerId}.json`), JSON.stringify({ workerId: config.workerId, goAt, starts, completions, requests: trace }))
 }
-// CPU time from Go to the latest completion (the idle time until Stop does not count)
+// CPU time from Go to the latest completion (the idle time until Stop does not count), and at
+// each completion (the steady CPU per task, p10–p90, and the process's fixed cost: bench/lib/worker-cpu.ts)
 let cpuAtGo: NodeJS.CpuUsage | undefined
 let cpuMicros = 0
+let cpuToReadyMicros = 0
+const completionCpuMicros: Array<number> = []
+const ready = (): void => {
+  const used = process.cpuUsage()
+  cpuToReadyMicros = used.user + used.system
+  send({ _tag: "Ready" })
+}
 const snapshotAt = Number(process.env["BENCH_HEAP_SNAPSHOT_AT"] ?? 0)
+
+// BENCH_WORKER_CPU_PROFILE=dir (diagnosing the fixed cost): a CPU profile (node:inspector) from Go
+// to the BENCH_WORKER_CPU_PROFILE_AT-th completion (default 50), written to dir as <workerId>.cpuprofile
+const cpuProfileDir = process.env["BENCH_WORKER_CPU_PROFILE"]
+const cpuProfileAt = Number(process.env["BENCH_WORKER_CPU_PROFILE_AT"] ?? 50)
+const profiler = cpuProfileDir === undefined || cpuProfileDir === "" ? undefined : new (await import("node:inspector")).Session()
+profiler?.connect()
+const startProfile = (): void => {
+  profiler?.post("Profiler.enable", () => profiler.post("Profiler.start"))
+}
+const stopProfile = (): void => {
+  profiler?.post("Profiler.stop", (err, result) => {
+    if (err === null) writeFileSync(join(cpuProfileDir!, `${config.workerId}.cpuprofile`), JSON.stringify(result.profile))
+    else console.error("[bench worker] profile:", err)
+  })
+}
+
 const completed = (): void => {
   completions.push(Date.now())
   if (snapshotAt > 0 && completions.length === snapshotAt) void heapSnapshot("drain")
   const used = process.cpuUsage(cpuAtGo)
   cpuMicros = used.user + used.system
+  completionCpuMicros.push(cpuMicros)
+  if (completions.length === cpuProfileAt) stopProfile()
 }
 const progressTimer = setInterval(() => {
   send({ _tag: "Progress", completed: completions.length, lastAt: completions.at(-1) ?? 0 })
@@ -106,6 +133,8 @@ const finish = (counts: RequestCounts): void => {
     peakRss,
     heapUsed: process.memoryUsage().heapUsed,
     cpuMicros,
+    completionCpuMicros,
+    cpuToReadyMicros,
     lostClaims: Effect.runSync(Metric.value(claimsConflict)).count
   })
   // let the IPC message flush, then leave
@@ -121,6 +150,7 @@ const runBuquet = Effect.gen(function*() {
     if (Option.isNone(m)) return
     switch (m.value._tag) {
       case "Go":
+        startProfile()
         cpuAtGo = process.cpuUsage()
         goAt = Date.now()
         return Deferred.unsafeDone(go, Exit.void)
@@ -133,7 +163,7 @@ const runBuquet = Effect.gen(function*() {
     }
   })
   yield* Effect.promise(() => heapSnapshot("idle"))
-  send({ _tag: "Ready" })
+  ready()
   yield* Deferred.await(go)
   const handler = Worker.handler("noop", (_input, ctx) =>
     Effect.gen(function*() {
@@ -145,6 +175,8 @@ const runBuquet = Effect.gen(function*() {
     {
       id: config.workerId,
       concurrency: config.concurrency,
+      // BENCH_WORKER_MONITOR=off (diagnosis): without the embedded monitor
+      ...(process.env["BENCH_WORKER_MONITOR"] === "off" ? { monitor: false } : {}),
       hooks: { Completed: () => Effect.sync(completed) }
     },
     [handler]
@@ -179,7 +211,7 @@ const runBullmq = async (): Promise<void> => {
       if (m.value._tag === "Stop") resolve()
       if (m.value._tag === "ReadCounts") send({ _tag: "CountsNow", counts: zeroCounts, rss: sampleRss() })
     })
-    send({ _tag: "Ready" })
+    ready()
   })
   await worker.close()
   await running
