@@ -217,6 +217,7 @@ export const make = Effect.gen(function*() {
       pages: 0,
       markersListed: 0,
       markersChecked: 0,
+      markersIdle: 0,
       retried: 0,
       failed: 0,
       cancelled: 0,
@@ -227,6 +228,10 @@ export const make = Effect.gen(function*() {
       malformed: 0,
       skipped: 0
     }
+    const probeFuture = Math.max(0, Math.floor(options?.probeFuture ?? 0))
+    // future markers listed, kept for the probe while there are few enough and none was jumped over
+    const future: Array<{ readonly key: string; readonly shard: string; readonly taskId: string }> = []
+    let futureAllListed = true
     let cursor: { readonly startAfter?: string; readonly continuationToken?: string } = {}
     for (;;) {
       const page = yield* retryTransient(storage.list(leasesPrefix, { ...cursor, maxKeys: pageSize }))
@@ -239,11 +244,13 @@ export const make = Effect.gen(function*() {
         const parsed = parseIndexKey(object.key)
         if (parsed === undefined || parsed.kind !== "leases") {
           toDelete.push(object.key) // nothing can use it
+          counts.markersIdle++
           futureShard = undefined
           continue
         }
         if (parsed.bucket > nowBucket) {
           futureShard = parsed.shard // the rest of this shard is future: no GET
+          if (future.length <= probeFuture) future.push({ key: object.key, shard: parsed.shard, taskId: parsed.taskId })
           continue
         }
         futureShard = undefined
@@ -305,6 +312,7 @@ export const make = Effect.gen(function*() {
             if (outcome === "retried" || outcome === "failed" || outcome === "cancelled") counts[outcome]++
             return
           }
+          counts.markersIdle++
           if (isDeletable(marker, ownerOf(task?.task), DateTime.toEpochMillis(readAt))) toDelete.push(marker.key)
         }).pipe(
           retryTransient,
@@ -323,9 +331,21 @@ export const make = Effect.gen(function*() {
         if (deleted) counts.staleDeleted += toDelete.length
       }
       if (page.nextContinuationToken === undefined) break
+      if (futureShard !== undefined) futureAllListed = false // the rest of that shard goes unlisted
       cursor = futureShard !== undefined
         ? { startAfter: `${leasesPrefix}${futureShard}/~` } // "~" sorts after every bucket digit
         : { continuationToken: page.nextContinuationToken }
+    }
+    if (probeFuture > 0 && futureAllListed && future.length > 0 && future.length <= probeFuture) {
+      // A few markers whose bucket is ahead: is any still needed by its task? (A read that fails
+      // counts as needed: the quiet mode only relaxes on what it saw.)
+      const idle = yield* Effect.forEach(future, (marker) =>
+        provide(readTask(taskKey(marker.shard, marker.taskId))).pipe(
+          retryTransient,
+          Effect.map((found) => Option.isNone(found) || neededMarker(found.value.task) !== marker.key),
+          Effect.orElseSucceed(() => false)
+        ), { concurrency })
+      counts.markersIdle += idle.filter((i) => i).length
     }
     return { startedAt, ...counts } satisfies RecoveryReport
   })

@@ -169,6 +169,9 @@ export const describeSweep = (r: SweepReport): string =>
   `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, ${r.totals.followUpsCreated} given their follow-ups, ${r.totals.flowsRecovered} flow step(s) recovered, retention ${r.totals.retentionDeleted} deleted / ` +
   `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
 
+/** At most this many not-yet-expired lease markers are read per walk to decide the quiet (more: busy). */
+const QUIET_PROBE_MARKERS = 16
+
 /** The periods of one monitor, normal and quiet (`quiet` undefined: never quiet). */
 interface Periods {
   readonly check: Duration.Duration
@@ -415,7 +418,8 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
     const updateQuiet = (r: RecoveryPeriodReport) =>
       Effect.gen(function*() {
         if (periods.quiet === undefined) return
-        if (r.report.markersListed > 0) {
+        // markers of finished tasks (kept until their bucket is over) do not count: nothing runs
+        if (r.report.markersListed > r.report.markersIdle) {
           emptySince = undefined
           return yield* quiet.leave
         }
@@ -435,7 +439,12 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
         : Stream.runForEach(environment.activity, () => quiet.activity)
     ]
     return yield* Effect.all([
-      LeaseRecovery.run({ checkInterval: options.checkInterval, maxTasksPerScan: options.maxTasksPerScan }, onRecovery, recoveryGate),
+      LeaseRecovery.run({
+        checkInterval: options.checkInterval,
+        maxTasksPerScan: options.maxTasksPerScan,
+        // a few GETs per walk tell a finished task's leftover marker from running work
+        probeFuture: periods.quiet === undefined ? 0 : QUIET_PROBE_MARKERS
+      }, onRecovery, recoveryGate),
       sweepLoop(options, periods, quiet, publish, wakeUp.touch, live),
       idempotencyLoop(options, gate((q) => q.maintenance), publish),
       workersLoop(options, gate((q) => q.maintenance), publish),

@@ -19,6 +19,13 @@ export interface RecoveryOptions {
   readonly concurrency?: number | undefined
   /** Random source for the retry jitter, in [0, 1) (default Effect's Random). */
   readonly random?: Effect.Effect<number> | undefined
+  /**
+   * When a walk lists at most this many markers whose bucket is still ahead (and lists them all),
+   * it reads their tasks too, to count the ones no running task needs any more in
+   * `markersIdle` (default 0: future markers are skipped without a GET). The monitor's quiet mode
+   * uses it: a finished task's marker, kept until its bucket is over, must not keep the leader busy.
+   */
+  readonly probeFuture?: number | undefined
 }
 
 /** What one walk of `leases/` did. */
@@ -29,8 +36,14 @@ export interface RecoveryReport {
   readonly pages: number
   /** Markers listed (every bucket, future ones included: they are skipped without a GET). */
   readonly markersListed: number
-  /** Markers in buckets that have begun to expire (past and current): the only ones whose task is read. */
+  /** Markers in buckets that have begun to expire (past and current): the only ones whose task is read (but see `probeFuture`). */
   readonly markersChecked: number
+  /**
+   * Listed markers known to hold no running task: their task was read (a checked marker, or a
+   * future one probed with `probeFuture`) and does not need the marker, or it is missing, or the
+   * key is not a lease marker. `markersListed − markersIdle` markers may belong to running work.
+   */
+  readonly markersIdle: number
   /** Running tasks whose lease ran out, put back to pending with backoff. */
   readonly retried: number
   /** … failed because no retries were left. */

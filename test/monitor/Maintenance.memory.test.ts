@@ -251,7 +251,9 @@ describe("Monitor metrics (MemoryStorage + TestClock)", () => {
       for (const t of [retried, exhausted]) {
         yield* injector.addRule({ operation: "put", key: taskKey(t.shard, t.id), condition: "ifMatch", timing: "after", fault: Fault.die(kill) })
       }
-      yield* Monitor.make({ checkInterval: "10 seconds", sweepInterval: "1 minute", leader: { holderId: "m" } }).pipe(
+      // the normal cadence throughout (once nothing runs, the quiet mode would sweep hourly, and the
+      // orphan's expiry is what this test waits for)
+      yield* Monitor.make({ checkInterval: "10 seconds", sweepInterval: "1 minute", leader: { holderId: "m" }, quiet: false }).pipe(
         Effect.provideService(Storage, s.mem),
         Effect.provideService(ServerClock, s.clock)
       )

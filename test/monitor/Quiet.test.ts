@@ -122,6 +122,63 @@ describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
       expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false) // the walk found a lease: no longer quiet
     }))
 
+  it.scoped("the lease marker a finished task leaves behind (its bucket not yet over) does not keep the bucket out of the quiet", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      // A worker claimed a task with a 5-minute lease and completed it a second later; its lease
+      // marker stays until the bucket is over (a claim right after may write the same key).
+      const now = yield* env.clock.now
+      const id = randomUUID()
+      const claimed = Tr.claim(
+        Tr.newTask({
+          id,
+          shard: shardOf(id, 1),
+          taskType: "job",
+          input: null,
+          now,
+          availableAt: now,
+          timeoutSeconds: 300,
+          maxRetries: 3,
+          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
+        }),
+        { now, workerId: "elsewhere", leaseId: randomUUID() }
+      )
+      const done = Tr.complete(claimed, { now, output: null })
+      yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(claimed)!), createTask(done)))
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.never }))
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("30 seconds")
+      // two walks: the marker's task is finished, so nothing runs anywhere
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
+      yield* TestClock.adjust("10 seconds") // the next renewal writes the quiet ttl
+      expect(yield* storedTtlMillis(handle)).toBe(15 * 60_000)
+    }))
+
+  it.scoped("a running task's lease marker whose bucket is not over keeps the bucket active", () =>
+    Effect.gen(function*() {
+      const env = yield* setup
+      const now = yield* env.clock.now
+      const id = randomUUID()
+      const running = Tr.claim(
+        Tr.newTask({
+          id,
+          shard: shardOf(id, 1),
+          taskType: "job",
+          input: null,
+          now,
+          availableAt: now,
+          timeoutSeconds: 300,
+          maxRetries: 3,
+          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
+        }),
+        { now, workerId: "elsewhere", leaseId: randomUUID() }
+      )
+      yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(running)!), createTask(running)))
+      const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.never }))
+      yield* minutes(3)
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(false)
+    }))
+
   it.scoped("quiet: false keeps the normal cadence on an idle bucket", () =>
     Effect.gen(function*() {
       const env = yield* setup

@@ -25,11 +25,13 @@ export interface LeaseRecoveryOptions {
   readonly checkInterval?: Duration.DurationInput | undefined
   /** LIST page size of `leases/` (the reference's `max_tasks_per_scan`, default 100). */
   readonly maxTasksPerScan?: number | undefined
+  /** Future markers whose tasks a walk reads to tell finished work from running (LeaseManager's `probeFuture`). */
+  readonly probeFuture?: number | undefined
 }
 
 /** A short human line for a period's report. */
 export const describeRecovery = (r: RecoveryPeriodReport): string =>
-  `lease recovery: ${r.report.markersListed} marker(s) listed, ${r.report.markersChecked} checked, ` +
+  `lease recovery: ${r.report.markersListed} marker(s) listed, ${r.report.markersChecked} checked, ${r.report.markersIdle} idle, ` +
   `${r.report.retried} retried, ${r.report.failed} failed, ${r.report.cancelled} cancelled, ` +
   `${r.report.followUpsCreated} completion(s) given their follow-ups, ${r.report.flowsRecovered} flow step(s) recovered, ` +
   `${r.report.staleDeleted} stale deleted; requests LIST ${r.requests.LIST} GET ${r.requests.GET} ` +
@@ -49,7 +51,7 @@ export const run = Effect.fn("Monitor.leaseRecovery")(function*(
   const { counter, storage } = yield* CountingStorage.make(underlying)
   const lm = yield* LeaseManagerLayer.make.pipe(Effect.provideService(Storage, storage))
   const period = Duration.decode(options.checkInterval ?? Duration.seconds(30))
-  const once = gate.pipe(Effect.zipRight(lm.recoverExpired({ pageSize: options.maxTasksPerScan ?? 100 }).pipe(
+  const once = gate.pipe(Effect.zipRight(lm.recoverExpired({ pageSize: options.maxTasksPerScan ?? 100, probeFuture: options.probeFuture }).pipe(
     Effect.flatMap((report) =>
       Effect.flatMap(counter.take, (requests) => {
         const r: RecoveryPeriodReport = { _tag: "Recovery", report, requests }

@@ -3,9 +3,10 @@
  * monitor has nothing to recover and little to repair, yet at its normal cadence it would spend
  * several hundred PUT+LIST per hour (leader renewals, `leases/` walks, sweeps) — more than the
  * whole budget of an idle worker. So:
- * - the bucket turns **quiet** when two lease walks in a row list no lease marker at all and no
- *   activity was seen since the first began (a task submitted just before a walk is claimed, and
- *   its lease listed, by the next);
+ * - the bucket turns **quiet** when two lease walks in a row list no lease marker that a running
+ *   task may need (a finished task's marker stays until its bucket is over: the walk reads the few
+ *   such tasks to tell) and no activity was seen since the first began (a task submitted just
+ *   before a walk is claimed, and its lease listed, by the next);
  * - **activity** ends it at once: the wake-up object changed (a submit, retry, replay, release…),
  *   the embedding worker claimed or woke for work, a walk found lease markers, a sweep repaired
  *   an index;
