@@ -175,8 +175,12 @@ const runBuquet = Effect.gen(function*() {
     {
       id: config.workerId,
       concurrency: config.concurrency,
-      // BENCH_WORKER_MONITOR=off (diagnosis): without the embedded monitor
-      ...(process.env["BENCH_WORKER_MONITOR"] === "off" ? { monitor: false } : {}),
+      // BENCH_WORKER_MONITOR (diagnosis): "off" without the embedded monitor, "nosweep" without its sweeper
+      ...(process.env["BENCH_WORKER_MONITOR"] === "off"
+        ? { monitor: false }
+        : process.env["BENCH_WORKER_MONITOR"] === "nosweep"
+        ? { monitor: { sweepInterval: 0 } }
+        : {}),
       hooks: { Completed: () => Effect.sync(completed) }
     },
     [handler]
