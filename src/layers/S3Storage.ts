@@ -336,6 +336,10 @@ const loadSdk = async (
         httpAgent: { keepAlive: true, maxSockets: agents.maxSockets },
         httpsAgent: { keepAlive: true, maxSockets: agents.maxSockets },
         requestTimeout: agents.requestTimeoutMillis,
+        // without it, a request past requestTimeout only logs a warning and waits on forever
+        throwOnRequestTimeout: true,
+        // and a body that stops arriving after the headers: the socket's inactivity
+        socketTimeout: agents.requestTimeoutMillis,
         connectionTimeout: 5_000
       })
     })

@@ -64,10 +64,16 @@ const sampleQueue = (storage: StorageService) =>
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One scripted answer: a response, a connection cut after the request arrived, or bytes that are
- * not HTTP at all (what a reordering proxy or a broken middlebox hands back).
+ * One scripted answer: a response, a connection cut after the request arrived, bytes that are
+ * not HTTP at all (what a reordering proxy or a broken middlebox hands back), no answer at all
+ * ("hold"), or an answer whose body stops after its first bytes ("stall").
  */
-type Reply = { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string } | "cut" | "garbled"
+type Reply =
+  | { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string }
+  | "cut"
+  | "garbled"
+  | "hold"
+  | "stall"
 
 const s3Error = (status: number, code: string): Reply => ({
   status,
@@ -94,10 +100,13 @@ const scriptedServer = (replies: ReadonlyArray<Reply>) =>
       readonly endpoint: string
       readonly requests: Array<string>
       readonly received: Array<Received>
+      /** TCP connections closed so far. */
+      readonly closed: () => number
       readonly close: () => void
     }>((resume) => {
       const requests: Array<string> = []
       const received: Array<Received> = []
+      let closed = 0
       const server = createServer((req: IncomingMessage, res: ServerResponse) => {
         const reply = replies[Math.min(requests.length, replies.length - 1)]!
         requests.push(`${req.method} ${req.url}`)
@@ -113,16 +122,24 @@ const scriptedServer = (replies: ReadonlyArray<Reply>) =>
             req.socket.end("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
             return
           }
+          if (reply === "hold") return
+          if (reply === "stall") {
+            res.writeHead(200, { "content-length": "10", etag: "\"abc\"" })
+            res.write("hel")
+            return
+          }
           res.writeHead(reply.status, reply.headers ?? {})
           res.end(reply.body ?? "")
         })
       })
+      server.on("connection", (socket) => socket.on("close", () => closed++))
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo
         resume(Effect.succeed({
           endpoint: `http://127.0.0.1:${port}`,
           requests,
           received,
+          closed: () => closed,
           close: () => {
             server.closeAllConnections()
             server.close()
@@ -135,7 +152,11 @@ const scriptedServer = (replies: ReadonlyArray<Reply>) =>
 
 // both request paths: the lean one (node:http + SigV4, the default) and the SDK's
 for (const transport of ["lean", "sdk"] as const) {
-  const scripted = (replies: ReadonlyArray<Reply>, settings: S3Storage.S3RetrySettings = { base: "1 millis", maxRetries: 3 }) =>
+  const scripted = (
+    replies: ReadonlyArray<Reply>,
+    settings: S3Storage.S3RetrySettings = { base: "1 millis", maxRetries: 3 },
+    requestTimeout?: Duration.DurationInput
+  ) =>
     Effect.gen(function*() {
       const server = yield* scriptedServer(replies)
       const storage = yield* S3Storage.make({
@@ -144,9 +165,10 @@ for (const transport of ["lean", "sdk"] as const) {
         credentials: { accessKeyId: "test", secretAccessKey: "test" },
         ifMatchEtag: "unquoted",
         retry: settings,
-        transport
+        transport,
+        ...(requestTimeout === undefined ? {} : { requestTimeout })
       })
-      return { storage, requests: server.requests, received: server.received }
+      return { storage, requests: server.requests, received: server.received, closed: server.closed }
     })
 
   // the SDK names the operation in the query string; the lean path sends the bare key
@@ -208,6 +230,23 @@ for (const transport of ["lean", "sdk"] as const) {
         expect(requests.length).toBe(3)
       }))
 
+    it.scopedLive("no answer within the request timeout is a broken connection: a GET is retried, a conditional PUT is OutcomeUnknown", () =>
+      Effect.gen(function*() {
+        const { storage, requests } = yield* scripted(["hold", okObject("hello"), "hold", okPut], undefined, "300 millis")
+        const got = yield* storage.get("k")
+        expect(Option.map(got, (o) => text(o.body))).toEqual(Option.some("hello"))
+        expect(tagOf(yield* Effect.either(storage.put("k", bytes("x"), { ifNoneMatch: "*" })))).toBe("OutcomeUnknown")
+        expect(requests.length).toBe(3)
+      }))
+
+    it.scopedLive("a body that stops arriving times out too: the GET is retried", () =>
+      Effect.gen(function*() {
+        const { storage, requests } = yield* scripted(["stall", okObject("hello")], undefined, "300 millis")
+        const got = yield* storage.get("k")
+        expect(Option.map(got, (o) => text(o.body))).toEqual(Option.some("hello"))
+        expect(requests.length).toBe(2)
+      }))
+
     it.scopedLive("a conditional PUT that could not connect at all was never sent: retried, then StorageUnavailable", () =>
       Effect.gen(function*() {
         // a port that was free a moment ago: connection refused
@@ -237,7 +276,7 @@ for (const transport of ["lean", "sdk"] as const) {
                 seen.push(signedAt)
                 res.setHeader("date", new Date(now).toUTCString())
                 if (!(Math.abs(signedAt - now) <= 15 * 60_000)) {
-                  const reply = s3Error(403, "RequestTimeTooSkewed") as Exclude<Reply, "cut" | "garbled">
+                  const reply = s3Error(403, "RequestTimeTooSkewed") as Exclude<Reply, "cut" | "garbled" | "hold" | "stall">
                   res.writeHead(reply.status, reply.headers)
                   return res.end(reply.body)
                 }
