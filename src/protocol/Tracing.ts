@@ -35,11 +35,24 @@ export const currentTraceparent: Effect.Effect<Option.Option<string>> = Effect.m
   Option.map(traceparentOf)
 )
 
+/**
+ * The parents parsed lately, by `traceparent`: a worker parses the same task's for its claim,
+ * execute and complete spans (an ExternalSpan is immutable, so one can be shared). Bounded: the
+ * oldest goes first.
+ */
+const parsedParents = new Map<string, Option.Option<Tracer.ExternalSpan>>()
+const maxParsedParents = 256
+
 /** Parses a stored `traceparent` into an external parent span; none when absent or malformed. */
-export const parseTraceparent = (traceparent: string | null | undefined): Option.Option<Tracer.ExternalSpan> =>
-  traceparent === undefined || traceparent === null || traceparent.length > 512
-    ? Option.none()
-    : HttpTraceContext.w3c(Headers.fromInput({ traceparent }))
+export const parseTraceparent = (traceparent: string | null | undefined): Option.Option<Tracer.ExternalSpan> => {
+  if (traceparent === undefined || traceparent === null || traceparent.length > 512) return Option.none()
+  const known = parsedParents.get(traceparent)
+  if (known !== undefined) return known
+  const parsed = HttpTraceContext.w3c(Headers.fromInput({ traceparent }))
+  if (parsedParents.size >= maxParsedParents) parsedParents.delete(parsedParents.keys().next().value!)
+  parsedParents.set(traceparent, parsed)
+  return parsed
+}
 
 /**
  * Submit options with `traceparent` filled from the current span (an explicit one wins). The
@@ -71,6 +84,10 @@ export type TaskSpanName = "buquet.claim" | "buquet.execute" | "buquet.complete"
  * Runs `effect` in a span named `name` that joins the producer's trace when the task carries a
  * `traceparent` (otherwise it is a child of the current span, or a root). Attributes: task id,
  * type and attempt.
+ *
+ * No stack trace is captured for the span (`captureStackTrace: false`): Effect's would name this
+ * function's caller three frames up, the same few lines of the worker for every task, and it
+ * cost a `new Error()` on each of a task's three spans.
  */
 export const taskSpan = (name: TaskSpanName | (string & {}), task: TracedTask) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
@@ -81,8 +98,8 @@ export const taskSpan = (name: TaskSpanName | (string & {}), task: TracedTask) =
     "buquet.attempt": task.attempt
   }
   return Option.isSome(parent)
-    ? Effect.withSpan(effect, name, { parent: parent.value, attributes, kind: "consumer" })
-    : Effect.withSpan(effect, name, { attributes, kind: "consumer" })
+    ? Effect.withSpan(effect, name, { parent: parent.value, attributes, kind: "consumer", captureStackTrace: false })
+    : Effect.withSpan(effect, name, { attributes, kind: "consumer", captureStackTrace: false })
 }
 
 /** Runs `effect` with the task's `traceparent` as its parent span (no span of its own). */
