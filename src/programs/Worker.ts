@@ -19,9 +19,10 @@
  * ```
  *
  * Fibers under the scope: the main loop (discovery passes paced by the polling Schedule or, when
- * idle, by the wake-up watch), one fiber per running task (with its deadline, cancellation watch,
- * lease renewal and progress fibers), the heartbeat, and the watch of the worker's cancel signal
- * (one HEAD per 2 s while tasks run, worker/CancelWatch.ts). Closing the scope is a graceful shutdown:
+ * idle, by the wake-up watch), one fiber per running task (with its handler's, and lease renewal
+ * and progress fibers when used), the heartbeat, the running tasks' deadlines
+ * (worker/DeadlineWheel.ts) and the watch of the worker's cancel signal (one HEAD per 2 s while
+ * tasks run, worker/CancelWatch.ts). Closing the scope is a graceful shutdown:
  * stop claiming, let running handlers finish within `shutdownGracePeriod`, then interrupt them and
  * give their tasks back without consuming a retry, deregister.
  *
@@ -60,6 +61,7 @@ import * as Polling from "./worker/Polling.js"
 import { awaitSignal, defaultSignals } from "./worker/Shutdown.js"
 import * as WakeUp from "./worker/WakeUp.js"
 import * as CancelWatch from "./worker/CancelWatch.js"
+import * as DeadlineWheel from "./worker/DeadlineWheel.js"
 
 export { handler } from "./worker/Handler.js"
 export type { HandlerDefinition, HandlerOptions, TaskContext } from "./worker/Handler.js"
@@ -382,10 +384,13 @@ export const make = <R>(
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
       busy: Effect.map(Ref.get(running), (m) => m.size > 0)
     }).pipe(Scope.extend(scope))
+    // every running task's deadline and fallback check, in one fiber
+    const deadlines = yield* DeadlineWheel.make(clock.currentTimeMillis).pipe(Scope.extend(scope))
     const executeSettings = {
       workerId,
       safetyMargin: leaseSafetyMargin,
       cancelFallbackInterval: Duration.decode(options.cancelFallbackInterval ?? Duration.minutes(5)),
+      deadlines,
       progressInterval: Duration.decode(options.progressInterval ?? Duration.seconds(2)),
       payloadThresholdBytes: options.payloadThresholdBytes ?? queueConfig.payloadThresholdBytes,
       // Our own task is claimable again: forget what discovery remembered about its marker (a pass

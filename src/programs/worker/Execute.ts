@@ -1,11 +1,12 @@
 /**
  * Running one claimed task: load and decode its input, run the handler as a fiber, and settle.
  *
- * Around the handler, in their own fibers (all interrupted when the attempt ends):
- * - the timer: the handler is interrupted before its lease runs out (lease end minus the
+ * Around the handler (all stopped when the attempt ends):
+ * - the timer, in the worker's deadline wheel (worker/DeadlineWheel.ts: one fiber for every
+ *   running task): the handler is interrupted before its lease runs out (lease end minus the
  *   ServerClock's uncertainty and a safety margin, invariant 5; extending the lease moves it),
- *   and every `cancelFallbackInterval` (5 min) it checks the task for a cancel whose signal never
- *   landed — one fiber for both, the check forked so a slow request never delays the deadline;
+ *   and every `cancelFallbackInterval` (5 min) the task is checked for a cancel whose signal never
+ *   landed, the check forked so a slow request never delays the deadline;
  * - the signal watch: a check of the task (a HEAD; only when its ETag is not the one we hold, a
  *   GET: `cancel_requested` interrupts the handler, its finalizers run, and the task ends
  *   `cancelled`; another `lease_id` means the lease is lost and nothing is written) each time the
@@ -48,6 +49,7 @@ import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import { Storage } from "../../services/Storage.js"
 import { leaseMarkerOf } from "../../domain/Markers.js"
+import type { DeadlineWheel, TaskTimer } from "./DeadlineWheel.js"
 import { LeaseLost } from "./Errors.js"
 import type { HandlerDefinition, TaskContext } from "./Handler.js"
 import * as Tracing from "../../protocol/Tracing.js"
@@ -96,6 +98,8 @@ export interface ExecuteSettings {
   }
   /** How often a running task checks itself without a signal (a cancel whose touch was lost). */
   readonly cancelFallbackInterval: Duration.Duration
+  /** The worker's timers: the task's deadline and fallback check are registered there. */
+  readonly deadlines: DeadlineWheel
   /** At most one progress write per this interval. */
   readonly progressInterval: Duration.Duration
   /** Outputs above this many bytes of JSON go to `payloads/`. */
@@ -184,9 +188,11 @@ export const execute = <R>(
         leaseEnd === null ? startedAt + claimed.task.timeoutSeconds * 1000 : DateTime.toEpochMillis(leaseEnd),
         settings.safetyMargin
       )
-    const deadline = yield* Ref.make(yield* deadlineOf(claimed.task.leaseExpiresAt))
+    /** The local deadline (server epoch ms); an extension moves it, and the attempt's timer with it. */
+    let deadline = yield* deadlineOf(claimed.task.leaseExpiresAt)
+    let timer: TaskTimer | undefined
     /** Transient errors are retried while the lease is surely ours (the deadline follows extensions). */
-    const untilDeadline = transientWithin(Effect.zipWith(Ref.get(deadline), clock.currentTimeMillis, (due, now) => due - now))
+    const untilDeadline = transientWithin(Effect.map(clock.currentTimeMillis, (now) => deadline - now))
 
     const loseLease = (reason: string) => Deferred.succeed(stop, StopReason.LeaseLost({ reason }))
 
@@ -221,7 +227,8 @@ export const execute = <R>(
           )
           if (Option.isSome(written)) {
             yield* Ref.set(held, { task: next, etag: written.value })
-            yield* Ref.set(deadline, yield* deadlineOf(next.leaseExpiresAt))
+            deadline = yield* deadlineOf(next.leaseExpiresAt)
+            if (timer !== undefined) yield* timer.setDeadline(deadline)
             if (oldMarker !== undefined && oldMarker !== newMarker) yield* deleteMarkers([oldMarker]).pipe(Effect.ignore)
             return
           }
@@ -299,21 +306,6 @@ export const execute = <R>(
     }))
     const checked = check.pipe(Effect.catchAll((e) => Effect.logDebug(`cancellation check failed: ${e.message}`)))
     const fallbackMillis = Duration.toMillis(settings.cancelFallbackInterval)
-    /** The deadline and the fallback check in one fiber (a fiber per running task is not free). */
-    const timer = Effect.gen(function*() {
-      let nextCheck = (yield* clock.currentTimeMillis) + fallbackMillis
-      while (true) {
-        const due = yield* Ref.get(deadline)
-        const now = yield* clock.currentTimeMillis
-        if (now >= due) return yield* Deferred.succeed(stop, StopReason.Timeout())
-        if (now >= nextCheck) {
-          // forked (and interrupted with the timer): a slow check must not hold the deadline up
-          yield* Effect.fork(checked)
-          nextCheck = now + fallbackMillis
-        }
-        yield* Effect.sleep(Duration.millis(Math.min(due, nextCheck) - now))
-      }
-    })
     const autoExtend = Effect.gen(function*() {
       while (true) {
         const current = yield* Ref.get(held)
@@ -418,7 +410,7 @@ export const execute = <R>(
       if (input._tag === "Left") return { _tag: "Failed", settlement: input.left } satisfies Ended
       // A claim (or input) answered after the lease's deadline — a pause, a slow response — must not
       // start the handler: the lease may already be recovered and the task running elsewhere.
-      if ((yield* clock.currentTimeMillis) >= (yield* Ref.get(deadline))) {
+      if ((yield* clock.currentTimeMillis) >= deadline) {
         return { _tag: "Stopped", reason: StopReason.Timeout() } satisfies Ended
       }
       const handlerRun = definition.run(input.right, ctx).pipe(
@@ -431,7 +423,13 @@ export const execute = <R>(
         )
       )
       attemptScope = yield* Effect.scope
-      yield* Effect.forkScoped(timer)
+      // the deadline and the fallback check (forked into this scope: a slow check never holds the deadline up)
+      timer = yield* settings.deadlines.register({
+        deadline,
+        onDeadline: Deferred.succeed(stop, StopReason.Timeout()),
+        checkEveryMillis: fallbackMillis,
+        check: Effect.provideService(checked, Storage, storage)
+      })
       // the signal watch: a check at each change of the worker's cancel signal
       yield* settings.cancelSignal.onChange(settings.cancelSignal.since, Effect.provideService(checked, Storage, storage))
       if (definition.options.autoExtendLease === true) yield* Effect.forkScoped(autoExtend)
