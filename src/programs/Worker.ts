@@ -29,7 +29,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, DateTime, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, ParseResult, Schema, Fiber, Option, PubSub, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { decodeObject } from "../domain/Codec.js"
 import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
@@ -331,17 +331,50 @@ export const make = <R>(
       )
     )
     /**
-     * The switches last read and when (Clock millis). A busy worker runs a pass for every freed
-     * slot; reading the switches on each cost a GET per pass (~0.15–0.25 per task). Kept at most
-     * {@link pauseMaxAgeMillis}: a pause still stops claiming within a second (within one poll
-     * at the idle cap), and an idle worker woken by a change of the switches reads them afresh.
-     * The claims of a batch that find them stale share ONE read (each used to GET them).
+     * The switches last read, used until `until` (Clock millis: the read's start plus
+     * {@link pauseMaxAgeMillis}). A busy worker runs a pass for every freed slot; reading the
+     * switches on each cost a GET per pass (~0.15–0.25 per task). Kept at most a second: a pause
+     * still stops claiming within a second (within one poll at the idle cap), and an idle worker
+     * woken by a change of the switches reads them afresh. The claims of a batch that find them
+     * stale share ONE read (each used to GET them). Plain variables, not
+     * `Effect.cachedInvalidateWithTTL` (a semaphore-guarded Ref: ~30 fiber-runtime steps per look,
+     * and a claim looks twice).
      */
-    const [pauseState, forgetPause] = yield* Effect.cachedInvalidateWithTTL(readPause, Duration.millis(pauseMaxAgeMillis))
+    let pauseCache: { readonly state: PauseState; readonly until: number } | undefined
+    let pauseReading: Deferred.Deferred<PauseState> | undefined
+    /** Bumped by `forgetPause`: a read started before it does not fill the cache. */
+    let pauseGeneration = 0
+    const workerFiberId = yield* Effect.fiberId
+    const pauseState: Effect.Effect<PauseState> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (pauseCache !== undefined && now < pauseCache.until) return Effect.succeed(pauseCache.state)
+      if (pauseReading !== undefined) return Deferred.await(pauseReading)
+      const reading = Deferred.unsafeMake<PauseState>(workerFiberId)
+      const generation = pauseGeneration
+      pauseReading = reading
+      return readPause.pipe(
+        Effect.tap((state) =>
+          Effect.sync(() => {
+            if (generation === pauseGeneration) pauseCache = { state, until: now + pauseMaxAgeMillis }
+          })
+        ),
+        Effect.onExit((exit) => {
+          if (pauseReading === reading) pauseReading = undefined
+          return Deferred.done(reading, exit)
+        })
+      )
+    })
+    const forgetPause = Effect.sync(() => {
+      pauseCache = undefined
+      pauseReading = undefined
+      pauseGeneration++
+    })
+    /** The read of the switches to run beside a claim's GET, when they are not at hand. */
+    const pauseWarmUp = Effect.map(Clock.currentTimeMillis, (now) =>
+      pauseCache !== undefined && now < pauseCache.until ? undefined : Effect.asVoid(pauseState))
     const typePaused = (taskType: string) => Effect.map(pauseState, (state) => isPaused(state, taskType))
 
     const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
-    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: Effect.asVoid(pauseState), admit, leaseSafetyMargin, deferReadyDelete: true }
+    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: pauseWarmUp, admit, leaseSafetyMargin, deferReadyDelete: true }
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 

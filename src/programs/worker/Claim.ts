@@ -60,10 +60,12 @@ export interface ClaimEnv {
   /** Whether the type is paused (read once per poll by the caller). */
   readonly isPaused: (taskType: string) => Effect.Effect<boolean>
   /**
-   * Run alongside the task's GET (the caller's cached pause switches: read there while the GET is
-   * out, they are at hand when `isPaused` asks, instead of a round trip after it).
+   * What to run alongside the task's GET, if anything (the caller's cached pause switches when
+   * they are stale: read there while the GET is out, they are at hand when `isPaused` asks,
+   * instead of a round trip after it). Nothing when they are at hand: running the GET beside it
+   * costs two fibers.
    */
-  readonly warmUp?: Effect.Effect<void> | undefined
+  readonly warmUp?: Effect.Effect<Effect.Effect<void> | undefined> | undefined
   /** Takes a rate-limit token for the type, or says when one is free again (server epoch ms). */
   readonly admit: (taskType: string) => Effect.Effect<true | number>
   /** Kept before a lease's end on top of the clock's uncertainty (default 500 ms), as in execution. */
@@ -144,7 +146,8 @@ export const tryClaim = Effect.fnUntraced(function*(entry: ReadyEntry, env: Clai
     Effect.catchTag("MalformedObject", (e) =>
       Effect.as(Effect.logWarning(`skipping a malformed task: ${e.message}`), { _tag: "Malformed" as const }))
   )
-  const found = env.warmUp === undefined ? yield* read : yield* Effect.zipLeft(read, env.warmUp, { concurrent: true })
+  const warmUp = env.warmUp === undefined ? undefined : yield* env.warmUp
+  const found = warmUp === undefined ? yield* read : yield* Effect.zipLeft(read, warmUp, { concurrent: true })
   if (found._tag === "Malformed") {
     return { _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "malformed" } satisfies ClaimOutcome
   }
