@@ -526,7 +526,8 @@ export const make = <R>(
       while (!(yield* Deferred.isDone(stopping))) {
         if ((yield* Ref.get(claimedCount)) >= maxTasks) break
         if ((yield* free) <= 0) {
-          yield* untilStopping(Queue.take(slotFreed))
+          // a stop offers `slotFreed` too: no race with `stopping` (two fibers per freed slot)
+          yield* Queue.take(slotFreed)
           continue
         }
         const cancelSeen = yield* cancelWatch.seen
@@ -615,6 +616,8 @@ export const make = <R>(
 
     const shutdown = Effect.gen(function*() {
       yield* Deferred.succeed(stopping, undefined)
+      // the main loop may be waiting for a free slot (awaitIdle below takes a spare offer harmlessly)
+      yield* Queue.offer(slotFreed, undefined)
       yield* Fiber.await(mainFiber)
       // Only this wait is interruptible: the race must be able to interrupt its losing sleep (a scope
       // finalizer runs uninterruptibly, and an uninterruptible loser would be awaited for the whole
