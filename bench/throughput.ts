@@ -335,7 +335,7 @@ export const runBullmqGrid = async (redisPort: number, quick: boolean): Promise<
 }
 
 // one row alone, printed as JSON (before/after pairs):
-//   node --import tsx bench/throughput.ts [--workers 1] [--concurrency 8] [--tasks 1000] [--file]
+//   node --import tsx bench/throughput.ts [--workers 1] [--concurrency 8] [--tasks 1000] [--file | --memory]
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arg = (name: string, fallback: number): number => {
     const i = process.argv.indexOf(`--${name}`)
@@ -345,6 +345,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const concurrency = arg("concurrency", 8)
   const n = arg("tasks", 1000)
   const run = async (): Promise<ThroughputRow> => {
+    if (process.argv.includes("--memory")) return await memoryRow(workers, concurrency, n)
     await prepareWorkerEntry()
     if (process.argv.includes("--file")) {
       const dir = mkdtempSync(join(os.tmpdir(), "buquet-bench-"))
