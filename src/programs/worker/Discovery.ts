@@ -30,6 +30,11 @@
  * next pass probes again, busy or not: one LIST instead of one per shard with markers. Beyond one
  * page, shards past the page's end are listed one by one as before, and priority holds per shard.
  *
+ * A shard's own LIST is tried in the same order (priority, due minute, then at random), not in key
+ * order: workers listing one shard at once walked it in step, each losing the race for the markers
+ * another reached first. A batch of which a quarter was taken elsewhere leaves the rest of that
+ * shard to the worker working through it, for this pass (`more`: the next pass lists it again).
+ *
  * No starvation: what a marker led to is remembered by marker key (a type this worker does not
  * handle: forever; a task not yet available: until its `available_at`; a task someone else runs:
  * Claim.ts's `busyMemoryMillis`, 10 s), so such markers cost no GET on later passes, and the cursor
