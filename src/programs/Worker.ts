@@ -411,7 +411,8 @@ export const make = <R>(
       pausedTypes: Effect.map(pauseState, (state) => (taskType: string) => isPaused(state, taskType))
     })
 
-    const cancelWatch = yield* CancelWatch.make({
+    // made below, beside the registration (its first HEAD and the registration PUT are independent)
+    const makeCancelWatch = CancelWatch.make({
       workerId,
       storage,
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
@@ -521,7 +522,6 @@ export const make = <R>(
     // What the embedded monitor learns from this worker: work is flowing (see monitor/Quiet.ts).
     const activity = yield* PubSub.sliding<void>(1)
     const mainLoop = Effect.gen(function*() {
-      if (watch !== undefined) yield* watch.prime
       let empty = 0
       while (!(yield* Deferred.isDone(stopping))) {
         if ((yield* Ref.get(claimedCount)) >= maxTasks) break
@@ -584,10 +584,19 @@ export const make = <R>(
 
     // Register before claiming anything: a worker that runs tasks is always visible.
     // (the heartbeat loop's first beat then waits its interval instead of writing it again)
-    const registeredAt = yield* provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
+    const register = provideAll(Heartbeat.beat(heartbeatSettings, yield* snapshot)).pipe(
       Effect.zipRight(clock.currentTimeMillis),
       Effect.catchAll((e) => Effect.as(Effect.logWarning(`could not register the worker: ${e.message}`), undefined))
     )
+    // The registration PUT, the cancel signal's first HEAD and the wake-up prime (the ETag a later
+    // change is compared with) are independent: sent together, one round trip before the first
+    // pass instead of three. All three complete before the main loop starts, so nothing is claimed
+    // unregistered, and a change of either signal after this start is still seen.
+    const [registeredAt, cancelWatch] = yield* Effect.all([
+      register,
+      makeCancelWatch,
+      watch === undefined ? Effect.void : provideAll(watch.prime)
+    ], { concurrency: "unbounded" })
     const heartbeatFiber = yield* Effect.forkIn(provideAll(Heartbeat.loop(heartbeatSettings, snapshot, settled, registeredAt)), scope)
     // "some worker handles this type", for submit's type check (one PUT per type, ever)
     yield* Effect.forkIn(provideAll(Heartbeat.registerTypes(heartbeatSettings)), scope)
