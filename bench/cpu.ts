@@ -9,6 +9,8 @@
  *   BENCH_CPU_BACKEND=memory → the same on an in-memory store (no HTTP: buquet's and Effect's share)
  *   BENCH_CPU_STEPS=1 → also counts fibers started and fiber-runtime steps per task, by span
  *     (an op-supervising Supervisor: slower, so its CPU figures are not comparable)
+ *   BENCH_CPU_KEYS=1 → also counts the drain's requests by operation, key family and the span that
+ *     made them (`GET tasks by Sweeper.step`, …), per task (reads the span chain per request)
  *   BENCH_CPU_ALLOC=1 → also measures the bytes allocated per task in the steady part (the used
  *     heap's growth between garbage collections, node:v8's GCProfiler), the collections' pause time
  *     per task, and where the bytes are allocated: V8's sampling heap profiler, counting objects
@@ -28,6 +30,7 @@ import { RequestCounter } from "../src/services/RequestCounter.js"
 import * as Worker from "../src/programs/Worker.js"
 import { Queue } from "../src/services/Queue.js"
 import { ensureS3 } from "./lib/env.js"
+import { familyCounting } from "./lib/families.js"
 import { countedOn, producerOn, storageLayer, wipe } from "./lib/stack.js"
 
 const n = Number(process.argv[2] ?? 500)
@@ -57,6 +60,7 @@ class StepCounter extends Supervisor.AbstractSupervisor<void> {
 }
 const steps = process.env["BENCH_CPU_STEPS"] === "1" ? new StepCounter() : undefined
 const alloc = process.env["BENCH_CPU_ALLOC"] === "1" ? allocationMeter() : undefined
+const byFamily = process.env["BENCH_CPU_KEYS"] === "1" ? new Map<string, number>() : undefined
 
 const submit = Effect.gen(function*() {
   const queue = yield* Queue
@@ -68,6 +72,7 @@ const submit = Effect.gen(function*() {
 const drain = Effect.gen(function*() {
   const counter = yield* RequestCounter
   yield* counter.reset
+  byFamily?.clear()
   let done = 0
   const all = yield* Deferred.make<void>()
   const handler = Worker.handler("noop", () => Effect.void)
@@ -105,6 +110,7 @@ const drain = Effect.gen(function*() {
   const steady = process.cpuUsage(cpuWarm)
   const wall = performance.now() - t0
   const counts = yield* counter.snapshot
+  const families = byFamily === undefined ? undefined : Object.fromEntries([...byFamily].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Number((v / n).toFixed(3))]))
   const allocation = alloc === undefined ? undefined : yield* Effect.promise(() => alloc.stop(n - warm))
   if (session !== undefined) {
     yield* Effect.promise(() =>
@@ -130,6 +136,7 @@ const drain = Effect.gen(function*() {
     systemMsPerTask: Number((cpu.system / 1000 / n).toFixed(2)),
     requestsPerTask: { PUT: per(counts.PUT), GET: per(counts.GET), HEAD: per(counts.HEAD), LIST: per(counts.LIST), DELETE: per(counts.DELETE), total: per(counts.total) },
     wallSeconds: Number((wall / 1000).toFixed(1)),
+    ...(families === undefined ? {} : { requestsPerTaskBy: families }),
     ...(allocation === undefined ? {} : { allocation }),
     ...(steps === undefined ? {} : {
       fibersPerTask: Number((steps.fibers / n).toFixed(1)),
@@ -145,7 +152,8 @@ const program = Effect.gen(function*() {
     ? Layer.succeedContext(yield* Layer.build(MemoryStorage.layer()))
     : storageLayer(backend)
   yield* Effect.scoped(submit).pipe(Effect.provide(producerOn(store)))
-  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(backend === undefined ? store : storageLayer(backend, 64)))
+  const raw = backend === undefined ? store : storageLayer(backend, 64)
+  const layer = Layer.provideMerge(layerWorkerServices(), countedOn(byFamily === undefined ? raw : familyCounting(raw, byFamily)))
   const measured = steps === undefined
     ? drain
     : drain.pipe(Effect.supervised(steps), Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)))
