@@ -35,6 +35,12 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
   flowsRecovered: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("flows_recovered")),
   /** Orphaned payloads deleted at the end of the pass (see `PayloadCollection.ts`). */
   payloadsDeleted: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("payloads_deleted")),
+  /**
+   * Tasks changed moments ago (less than the sweeper's `youngAge`) that a ready or lease marker of
+   * their shard already points at: not read in this pass (a worker or lease recovery reaches them
+   * through that marker); the first pass that finds them older reads them.
+   */
+  leftYoung: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).pipe(Schema.fromKey("left_young")),
   /** Requests by kind (PUT, GET, LIST, DELETE, HEAD) the pass made so far, cursor writes included. */
   requests: Schema.Record({ key: Schema.String, value: Schema.NonNegativeInt })
 }) {
@@ -54,6 +60,7 @@ export class SweepTotals extends Schema.Class<SweepTotals>("SweepTotals")({
     followUpsCreated: 0,
     flowsRecovered: 0,
     payloadsDeleted: 0,
+    leftYoung: 0,
     requests: {}
   })
 }

@@ -167,7 +167,7 @@ export const describeSweep = (r: SweepReport): string =>
   `${r.totals.tasks} tasks in ${r.totals.shards} shards; ${r.totals.readyMarkersWritten} ready and ` +
   `${r.totals.leaseMarkersWritten} lease markers written, ${r.totals.staleMarkersDeleted} stale deleted, ` +
   `${r.totals.expired} expired, ${r.totals.leasesRecovered} recovered, ${r.totals.followUpsCreated} given their follow-ups, ${r.totals.flowsRecovered} flow step(s) recovered, retention ${r.totals.retentionDeleted} deleted / ` +
-  `${r.totals.retentionArchived} archived; requests ${JSON.stringify(r.totals.requests)}`
+  `${r.totals.retentionArchived} archived, ${r.totals.leftYoung} young indexed left for a later pass; requests ${JSON.stringify(r.totals.requests)}`
 
 /** At most this many not-yet-expired lease markers are read per walk to decide the quiet (more: busy). */
 const QUIET_PROBE_MARKERS = 16

@@ -4,14 +4,23 @@
  * makes progress across restarts and leader changes.
  *
  * One pass walks the bucket shard by shard, in key order, with three paged LIST walks that advance
- * together (`tasks/`, `ready/`, `leases/`; every prefix length, without knowing it). For each shard:
+ * together (`tasks/`, `ready/`, `leases/`; every prefix length, without knowing it). For each shard
+ * (its markers are taken from their walks first, so the reads below know which tasks they index):
  * 1. every task object is read once (bounded concurrency): a pending task past `expires_at` is
  *    marked expired; a running task whose lease ran out is recovered at once; retention (opt-in)
- *    deletes or archives old terminal tasks; every other task's needed marker is noted;
+ *    deletes or archives old terminal tasks; every other task's needed marker is noted. Not read:
+ *    a task changed less than `youngAge` ago (by its LIST `LastModified`) that a ready or lease
+ *    marker of its id in the shard points at — it is in motion (just submitted, claimed or
+ *    settled), a worker or lease recovery reaches it through that marker, and a backlog submitted
+ *    just before a pass would otherwise cost a GET per task on top of the claim's. It is left
+ *    alone (its markers too) and read by the first pass that finds it older; a young task without
+ *    a marker of its id (a crash window) is read and repaired at once, as every other;
  * 2. the shard's ready and lease markers are compared with what the tasks need: missing ones are
- *    written (pending without a ready marker, running without a lease marker), stale ones deleted
- *    by the rule in `Markers.ts` (never a marker a new attempt may have just re-created). No GET
- *    per marker: the tasks were read in step 1.
+ *    written (pending without a ready marker, running without a lease marker) once a HEAD of the
+ *    task finds it unchanged and a HEAD of the marker finds it still absent (the markers were
+ *    listed before the reads), stale ones deleted by the rule in `Markers.ts` (never a marker a
+ *    new attempt may have just re-created; it does not depend on when the marker was listed). No
+ *    GET per marker: the tasks were read in step 1.
  * A terminal task whose ETag is unchanged since this process last read it — or wrote it: an
  * embedded monitor learns the tasks its worker finished (`learn`) — is not read again (a bounded
  * in-memory cache), so repeated passes mostly cost LISTs. Behind that cache, each shard's
@@ -24,7 +33,8 @@
  *    output, an idempotency race's loser).
  *
  * Cost of one pass over N tasks (M markers, S non-empty shards, page size P ≤ 1000):
- * LIST ≈ ⌈N/P⌉ + ⌈M/P⌉ + a few; GET ≤ N (first pass; only changed tasks afterwards);
+ * LIST ≈ ⌈N/P⌉ + ⌈M/P⌉ + a few; GET ≤ N (first pass; only changed tasks afterwards; none for the
+ * young indexed ones);
  * PUT = repairs + cursor saves (≈ one per P objects); DELETE = one batch per shard with stale markers.
  * The pass's counts (requests by kind included) are kept in the cursor, so a resumed pass
  * reports the whole pass.
@@ -74,6 +84,11 @@ export interface SweeperOptions {
   readonly terminalCacheSize?: number | undefined
   /** Payloads younger than this are never collected (default 1 hour). */
   readonly payloadGrace?: Duration.DurationInput | undefined
+  /**
+   * A task changed less than this long ago that a marker of its shard points at is left for a
+   * later pass, unread (default 1 minute; 0 reads every task in every pass).
+   */
+  readonly youngAge?: Duration.DurationInput | undefined
 }
 
 /** The report of a pass (or of the part of it done so far). */
@@ -109,6 +124,9 @@ const shardOfKey = (key: string, prefix: string): string => {
 }
 
 const compareShards = (a: string, b: string): number => compareKeys(`${a}/`, `${b}/`)
+
+/** The task id a marker key names (its last segment). */
+const markerTaskId = (key: string): string => key.slice(key.lastIndexOf("/") + 1)
 
 /** A paged LIST walk of one prefix that can be peeked at. */
 const makeWalker = (storage: StorageService, prefix: string, startAfter: string | undefined, pageSize: number) => {
@@ -160,6 +178,10 @@ interface Pass {
   readonly ready: Walker
   readonly leases: Walker
   shard: string | undefined
+  /** The current shard's ready and lease markers, taken from their walks before its tasks are read. */
+  markers: ReadonlyArray<ObjectMeta>
+  /** The ids those markers name. */
+  readonly indexed: Set<string>
   missingReadAt: number
   readonly noted: Map<string, Noted>
   /** Payload keys referenced by the tasks this process saw in the pass. */
@@ -198,6 +220,7 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
   const cacheSize = Math.max(0, Math.floor(options.terminalCacheSize ?? 100_000))
   const graceMillis = Duration.toMillis(Duration.decode(options.payloadGrace ?? defaultPayloadGrace))
+  const youngMillis = Duration.toMillis(Duration.decode(options.youngAge ?? Duration.minutes(1)))
   const terminalCache = new Map<
     string,
     {
@@ -313,6 +336,8 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       ready: makeWalker(storage, "ready/", after("ready/"), pageSize),
       leases: makeWalker(storage, "leases/", after("leases/"), pageSize),
       shard: undefined,
+      markers: [],
+      indexed: new Set(),
       missingReadAt: 0,
       noted: new Map(),
       referenced: new Set(),
@@ -352,6 +377,15 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       const keeps = (c: { readonly status: TaskStatus; readonly updatedAt: number; readonly heldUntil: number | undefined }) =>
         options.retention === undefined || retentionDecision(c.status, c.updatedAt, readAt, options.retention, c.heldUntil) === "keep"
       let cached = terminalCache.get(key)
+      if (
+        (cached === undefined || cached.etag !== meta.etag) && youngMillis > 0 && p.indexed.has(taskId) &&
+        DateTime.toEpochMillis(meta.lastModified) + youngMillis > readAt
+      ) {
+        // in motion and indexed: left, with its markers, for the first pass that finds it older
+        p.totals.leftYoung++
+        p.noted.set(taskId, { owner: { exists: true, needed: undefined }, readAt, changed: true })
+        return
+      }
       if ((cached === undefined || cached.etag !== meta.etag) && p.shard !== undefined) {
         // behind the memory cache: the shard's checkpoint (one GET per shard and pass, on the first miss)
         // (not needed while the memory cache holds everything this process checkpointed itself)
@@ -465,34 +499,34 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
     Effect.gen(function*() {
       const existing = new Set<string>()
       const stale: Array<string> = []
-      for (const walker of [p.ready, p.leases]) {
-        for (;;) {
-          const head = yield* walker.peek(nowMillis)
-          if (head === undefined || shardOfKey(head.key, walker.prefix) !== shard) break
-          walker.skip()
-          existing.add(head.key)
-          const taskId = head.key.slice(head.key.lastIndexOf("/") + 1)
-          const noted = p.noted.get(taskId)
-          if (noted?.changed === true) continue
-          const marker = { key: head.key, lastModifiedMillis: DateTime.toEpochMillis(head.lastModified) }
-          const owner: MarkerOwner = noted?.owner ?? { exists: false }
-          if (isDeletable(marker, owner, noted?.readAt ?? p.missingReadAt)) stale.push(head.key)
-        }
+      for (const head of p.markers) {
+        existing.add(head.key)
+        const noted = p.noted.get(markerTaskId(head.key))
+        if (noted?.changed === true) continue
+        const marker = { key: head.key, lastModifiedMillis: DateTime.toEpochMillis(head.lastModified) }
+        const owner: MarkerOwner = noted?.owner ?? { exists: false }
+        if (isDeletable(marker, owner, noted?.readAt ?? p.missingReadAt)) stale.push(head.key)
       }
       const candidates: Array<{ readonly marker: string; readonly version: Noted["version"] }> = []
       for (const noted of p.noted.values()) {
         if (noted.changed || !noted.owner.exists || noted.owner.needed === undefined) continue
         if (!existing.has(noted.owner.needed)) candidates.push({ marker: noted.owner.needed, version: noted.version })
       }
-      // The markers were listed after the tasks were read: a task claimed (or finished) in between
-      // no longer needs the marker it lacks. Write it only if the task is unchanged (one HEAD).
-      const missing = yield* Effect.filter(candidates, ({ version }) =>
-        version === undefined
+      // A task claimed (or finished) since it was read no longer needs the marker it lacks: write
+      // it only if the task is unchanged (one HEAD). And the markers were listed before the reads:
+      // a task that changed between that LIST and its read may have written the marker it now
+      // needs after the LIST, so it is written only if a HEAD of the marker still finds none.
+      const absent = (key: string) =>
+        retryTransient(storage.head(key)).pipe(Effect.map(Option.isNone), Effect.catchAll(() => Effect.succeed(false)))
+      const missing = yield* Effect.filter(candidates, ({ marker, version }) =>
+        (version === undefined
           ? Effect.succeed(true)
           : retryTransient(storage.head(version.key)).pipe(
             Effect.map((meta) => Option.isSome(meta) && meta.value.etag === version.etag),
             Effect.catchAll(() => Effect.succeed(false))
-          ), { concurrency }).pipe(Effect.map((kept) => kept.map((c) => c.marker)))
+          )).pipe(Effect.flatMap((unchanged) => (unchanged ? absent(marker) : Effect.succeed(false)))), { concurrency }).pipe(
+          Effect.map((kept) => kept.map((c) => c.marker))
+        )
       yield* Effect.forEach(missing, (key) => retryTransient(provide(writeMarker(key))), { concurrency, discard: true })
       for (const key of missing) {
         if (key.startsWith("ready/")) p.totals.readyMarkersWritten++
@@ -510,6 +544,8 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
       p.cursor = new SweepCursor({ ...p.cursor, doneShard: shard })
       p.shard = undefined
       p.noted.clear()
+      p.markers = []
+      p.indexed.clear()
       p.ckpt = { stored: undefined, seen: new Map() }
     })
 
@@ -576,6 +612,19 @@ export const make = Effect.fn("Sweeper.make")(function*(options: SweeperOptions 
         p.missingReadAt = p.tasks.fetchedAt() || (yield* nowMillis)
         p.noted.clear()
         p.ckpt = { stored: undefined, seen: new Map() }
+        // the shard's markers first: the reads below skip the young tasks they index
+        const markers: Array<ObjectMeta> = []
+        p.indexed.clear()
+        for (const walker of [p.ready, p.leases]) {
+          for (;;) {
+            const head = yield* walker.peek(nowMillis)
+            if (head === undefined || shardOfKey(head.key, walker.prefix) !== p.shard) break
+            walker.skip()
+            markers.push(head)
+            p.indexed.add(markerTaskId(head.key))
+          }
+        }
+        p.markers = markers
       }
       const shard = p.shard
       // 1. The shard's tasks, in batches of at most a page.
