@@ -34,6 +34,7 @@ import { decodeObject } from "../domain/Codec.js"
 import { WorkerId } from "../domain/Names.js"
 import { isPaused, pauseKey, PauseState } from "../domain/Pause.js"
 import { allShards, isShard } from "../domain/Shard.js"
+import * as DeleteBatcher from "../protocol/DeleteBatcher.js"
 import { keyOfTask } from "../protocol/TaskObjects.js"
 import { makeSignal } from "../protocol/WakeUp.js"
 import type { Task } from "../domain/Task.js"
@@ -374,7 +375,18 @@ export const make = <R>(
     const typePaused = (taskType: string) => Effect.map(pauseState, (state) => isPaused(state, taskType))
 
     const leaseSafetyMargin = Duration.decode(options.leaseSafetyMargin ?? defaultSafetyMargin)
-    const claimEnv: ClaimEnv = { workerId, handles: (t) => byType.has(t), isPaused: typePaused, warmUp: pauseWarmUp, admit, leaseSafetyMargin, deferReadyDelete: true }
+    // the claims' ready-marker DELETEs that overlap share one DeleteObjects (DeleteBatcher.ts)
+    const readyDeletes = yield* DeleteBatcher.make.pipe(Scope.extend(scope))
+    const claimEnv: ClaimEnv = {
+      workerId,
+      handles: (t) => byType.has(t),
+      isPaused: typePaused,
+      warmUp: pauseWarmUp,
+      admit,
+      leaseSafetyMargin,
+      deferReadyDelete: true,
+      deleteReady: readyDeletes.delete
+    }
     const context = yield* Effect.context<R | Storage | ServerClock>()
     const provideAll = <A, E>(self: Effect.Effect<A, E, R | Storage | ServerClock>) => Effect.provide(self, context)
 

@@ -5,7 +5,7 @@
  * remove. TestClock + MemoryStorage whose ready-marker DELETEs wait on a gate.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Ref } from "effect"
+import { Deferred, type Duration, Effect, Layer, Option, Ref } from "effect"
 import { RetryableError } from "../../src/domain/HandlerErrors.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
@@ -90,5 +90,36 @@ describe("the claim's ready-marker DELETE runs beside the handler", () => {
       expect(yield* Ref.get(log)).toEqual([`put ${key}`, `delete ${key}`, `put ${key}`, `delete ${key}`])
       expect(yield* Ref.get(attempts)).toBe(2)
     }).pipe(Effect.provide(queueLayer(gatedReadyDeletes(gate, log))))
+  })
+})
+
+/** MemoryStorage whose ready-marker DELETEs take `latency` (TestClock), logging each request's ready keys. */
+const slowReadyDeletes = (latency: Duration.DurationInput, requests: Ref.Ref<ReadonlyArray<ReadonlyArray<string>>>) =>
+  Layer.effect(
+    Storage,
+    Effect.map(MemoryStorage.make(), (s) => {
+      const slow = <E>(keys: ReadonlyArray<string>, run: Effect.Effect<void, E>) =>
+        keys.some(isReady) ? Effect.zipRight(Effect.zipRight(Ref.update(requests, (r) => [...r, keys]), Effect.sleep(latency)), run) : run
+      return { ...s, delete: (key) => slow([key], s.delete(key)), deleteMany: (keys) => slow(keys, s.deleteMany(keys)) }
+    })
+  )
+
+describe("a worker's ready-marker DELETEs share requests (DeleteBatcher)", () => {
+  it.scoped("at concurrency 8, the DELETEs asked for while one is in flight go together: fewer requests than tasks, no marker left", () => {
+    const requests = Ref.unsafeMake<ReadonlyArray<ReadonlyArray<string>>>([])
+    return Effect.gen(function*() {
+      const queue = yield* Queue
+      const tasks = yield* Effect.forEach(Array.from({ length: 24 }, (_, i) => i), (i) => queue.submit("job", { i }))
+      yield* Worker.make({ concurrency: 8 }, [Worker.handler("job", () => Effect.succeed("ok"))])
+      yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (all) => all.every(Boolean)), "10 millis", 3000)
+      const sent = yield* Ref.get(requests)
+      const keys = sent.flat()
+      expect(new Set(keys)).toEqual(new Set(tasks.map(readyMarkerKey)))
+      // one request per task without the batcher; here the claims' DELETEs overlap (50 ms each)
+      expect(sent.length).toBeLessThan(tasks.length / 2)
+      expect(sent.some((r) => r.length > 1)).toBe(true)
+      const storage = yield* Storage
+      for (const t of tasks) expect(Option.isNone(yield* storage.head(readyMarkerKey(t)))).toBe(true)
+    }).pipe(Effect.provide(queueLayer(slowReadyDeletes("50 millis", requests))))
   })
 })

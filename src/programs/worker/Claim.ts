@@ -34,6 +34,7 @@ import type { VersionedTask } from "../../protocol/TaskObjects.js"
 import * as Metrics from "../../services/Metrics.js"
 import { ServerClock } from "../../services/ServerClock.js"
 import type { Storage } from "../../services/Storage.js"
+import type { StorageReadError } from "../../domain/StorageError.js"
 import type { ServerClockService } from "../../services/ServerClock.js"
 import * as Tracing from "../../protocol/Tracing.js"
 import { transientWithin } from "../../protocol/TransientRetry.js"
@@ -75,6 +76,11 @@ export interface ClaimEnv {
    * the handler instead of between the CAS and its start (one round trip less in every pickup).
    */
   readonly deferReadyDelete?: boolean | undefined
+  /**
+   * How a won claim deletes its ready markers (default: its own DELETE). A worker shares one
+   * `DeleteBatcher` between its claims: the DELETEs that overlap go in one request.
+   */
+  readonly deleteReady?: ((keys: ReadonlyArray<string>) => Effect.Effect<void, StorageReadError>) | undefined
 }
 
 /** The result of trying one ready marker. */
@@ -197,7 +203,7 @@ export const tryClaim = Effect.fnUntraced(function*(entry: ReadyEntry, env: Clai
     env.leaseSafetyMargin ?? defaultSafetyMargin
   )
   const untilDeadline = transientWithin(Effect.map(clock.currentTimeMillis, (t) => deadline - t))
-  return yield* takeLease(clock, next, etag, markers, deadline, untilDeadline, env.deferReadyDelete === true).pipe(
+  return yield* takeLease(clock, next, etag, markers, deadline, untilDeadline, env.deferReadyDelete === true, env.deleteReady).pipe(
     Tracing.taskSpan("buquet.claim", next)
   )
 })
@@ -220,7 +226,8 @@ const takeLease = (
   markers: ReadonlyArray<string>,
   deadline: number,
   resolveRetry: Schedule.Schedule<unknown, unknown>,
-  defer: boolean
+  defer: boolean,
+  deleteReady: ((keys: ReadonlyArray<string>) => Effect.Effect<void, StorageReadError>) | undefined
 ) =>
   Effect.gen(function*() {
     const leaseMarker = leaseMarkerOf(next)!
@@ -235,7 +242,7 @@ const takeLease = (
       yield* Metrics.recordClaim("conflict")
       return { _tag: "Consumed", reason: "lost the claim race", elsewhere: true } satisfies ClaimOutcome
     }
-    const readyDeleted = deleteMarkers(markers).pipe(
+    const readyDeleted = (deleteReady === undefined ? deleteMarkers(markers) : deleteReady(markers)).pipe(
       Effect.catchAll((e) => Effect.logDebug(`could not delete ready marker (the sweeper will): ${e.message}`)),
       Effect.zipRight(rewriteIfLate(clock, markers, deadline))
     )
