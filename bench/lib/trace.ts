@@ -46,7 +46,8 @@ export const traced = (underlying: StorageService, into: Array<TracedRequest>): 
     getVersion: (key, versionId) => record("GET", key, underlying.getVersion(key, versionId)),
     capabilities: underlying.capabilities,
     versioning: underlying.versioning,
-    dateSamples: underlying.dateSamples
+    dateSamples: underlying.dateSamples,
+    onDateSample: underlying.onDateSample
   }
 }
 

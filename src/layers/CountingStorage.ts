@@ -84,7 +84,8 @@ export const make = (
       getVersion: counted("GET", (key: string, versionId: string) => underlying.getVersion(key, versionId)),
       capabilities: underlying.capabilities,
       versioning: underlying.versioning,
-      dateSamples: underlying.dateSamples
+      dateSamples: underlying.dateSamples,
+      onDateSample: underlying.onDateSample
     }
 
     const counter: RequestCounterService = {

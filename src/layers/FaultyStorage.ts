@@ -403,7 +403,8 @@ export const make = (
       }),
       capabilities: underlying.capabilities,
       versioning: underlying.versioning,
-      dateSamples: underlying.dateSamples
+      dateSamples: underlying.dateSamples,
+      onDateSample: underlying.onDateSample
     }
 
     const injector: FaultInjectorService = {

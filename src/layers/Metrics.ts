@@ -169,7 +169,8 @@ export const meterStorage = (underlying: StorageService): StorageService => {
     getVersion: (key, versionId) => counted("GET", underlying.getVersion(key, versionId)),
     capabilities: underlying.capabilities,
     versioning: underlying.versioning,
-    dateSamples: underlying.dateSamples
+    dateSamples: underlying.dateSamples,
+    onDateSample: underlying.onDateSample
   }
 }
 

@@ -435,6 +435,18 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       Effect.promise(() => sdkClient?.then((h) => h.client.destroy(), () => undefined) ?? Promise.resolve())
     )
     const samples = yield* Effect.acquireRelease(PubSub.sliding<DateSample>(256), PubSub.shutdown)
+    // the ServerClock's listener (onDateSample): called where the response arrives, no fiber woken
+    const sampleListeners = new Set<(sample: DateSample) => void>()
+    const publishSample = (sample: DateSample) => {
+      samples.unsafeOffer(sample)
+      for (const listener of sampleListeners) {
+        try {
+          listener(sample)
+        } catch {
+          // a listener must not throw; if one does, the request still resumes
+        }
+      }
+    }
     const schedule = retrySchedule(config.retry)
     const etagForm = yield* Ref.make<Option.Option<EtagForm>>(Option.fromNullable(config.ifMatchEtag))
     const versioningCache = yield* SynchronizedRef.make(Option.none<StorageCapabilities["versioning"]>())
@@ -552,11 +564,11 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
           const attempt: Attempt = { clock, signal: undefined, cancelled: false, cancel: undefined, sentAtMillis: 0, sample: undefined }
           run(attempt).then(
             (a) => {
-              if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
+              if (attempt.sample !== undefined) publishSample(attempt.sample)
               resume(ok(a))
             },
             (error: unknown) => {
-              if (attempt.sample !== undefined) samples.unsafeOffer(attempt.sample)
+              if (attempt.sample !== undefined) publishSample(attempt.sample)
               resume(ko(classify(error)))
             }
           )
@@ -1103,7 +1115,12 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       getVersion,
       versioning: versioningState,
       capabilities,
-      dateSamples: Stream.fromPubSub(samples)
+      dateSamples: Stream.fromPubSub(samples),
+      onDateSample: (listener) =>
+        Effect.asVoid(Effect.acquireRelease(
+          Effect.sync(() => sampleListeners.add(listener)),
+          () => Effect.sync(() => sampleListeners.delete(listener))
+        ))
     }
     return service
   })

@@ -5,8 +5,9 @@
  * - Stores whose clock is the local one (`capabilities.clock === "local"`: MemoryStorage,
  *   FileStorage) get the ambient Effect `Clock` as the server clock, offset 0, so `TestClock`
  *   drives everything in tests.
- * - Remote stores (S3): a fiber in the layer's scope folds `storage.dateSamples` into
- *   {@link ClockBounds}; server time = local time + the current offset estimate. Nothing is
+ * - Remote stores (S3): every response's Date sample is folded into {@link ClockBounds} as it
+ *   arrives (`storage.onDateSample`; where a store has no such listener, a fiber in the layer's
+ *   scope folds `storage.dateSamples`); server time = local time + the current offset estimate. Nothing is
  *   written or polled: the only request this layer ever makes is one `HEAD control/clock` when the
  *   time is asked for before any response has been seen (a 404 carries a `Date` header too).
  *
@@ -15,7 +16,7 @@
  *
  * @module
  */
-import { Clock, Deferred, Duration, DateTime, Effect, Layer, MutableRef, Schedule, Stream } from "effect"
+import { Clock, Deferred, Duration, DateTime, Effect, Exit, Layer, MutableRef, Queue, Schedule, Stream } from "effect"
 import * as ClockBounds from "../domain/ClockBounds.js"
 import { controlKey } from "../domain/Keys.js"
 import type { StorageReadError } from "../domain/StorageError.js"
@@ -112,25 +113,46 @@ export const makeRemote = Effect.fn("ServerClock.makeRemote")(function*(
   const firstSample = yield* Deferred.make<void>()
   const probeLock = yield* Effect.makeSemaphore(1)
 
-  const fold = (sample: ClockBounds.DateSampleLike) =>
-    Effect.suspend(() => {
-      const before = MutableRef.get(state)
-      const after = ClockBounds.addSample(before, sample, config)
-      MutableRef.set(state, after)
-      const log = after.restarts > before.restarts
-        ? Effect.logWarning("server clock: responses contradicted the learnt offset; restarted from the newest ones").pipe(
-          Effect.annotateLogs({
-            previous: JSON.stringify(before.interval),
-            current: JSON.stringify(after.interval)
-          })
-        )
-        : Effect.void
-      return after.interval === undefined ? log : Effect.zipRight(log, Deferred.succeed(firstSample, undefined))
-    })
+  /** Folds one sample into the bounds: the bounds before and after. */
+  const foldSample = (sample: ClockBounds.DateSampleLike) => {
+    const before = MutableRef.get(state)
+    const after = ClockBounds.addSample(before, sample, config)
+    MutableRef.set(state, after)
+    return { before, after }
+  }
+  const warnRestart = (before: ClockBounds.ClockBounds, after: ClockBounds.ClockBounds) =>
+    Effect.logWarning("server clock: responses contradicted the learnt offset; restarted from the newest ones").pipe(
+      Effect.annotateLogs({
+        previous: JSON.stringify(before.interval),
+        current: JSON.stringify(after.interval)
+      })
+    )
 
-  yield* storage.dateSamples.pipe(Stream.runForEach(fold), Effect.forkScoped)
-  // Let the fiber subscribe before anyone can trigger a request whose sample it must see.
-  yield* Effect.yieldNow()
+  if (storage.onDateSample !== undefined) {
+    // Folded where each response arrives (no fiber woken per response); a restart's warning is
+    // logged by a fiber that wakes for restarts only.
+    const restarts = yield* Queue.unbounded<{ readonly before: ClockBounds.ClockBounds; readonly after: ClockBounds.ClockBounds }>()
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(restarts), ({ after, before }) => warnRestart(before, after))))
+    let known = false
+    yield* storage.onDateSample((sample) => {
+      const { after, before } = foldSample(sample)
+      if (after.restarts > before.restarts) Queue.unsafeOffer(restarts, { before, after })
+      if (!known && after.interval !== undefined) {
+        known = true
+        Deferred.unsafeDone(firstSample, Exit.void)
+      }
+    })
+  } else {
+    const fold = (sample: ClockBounds.DateSampleLike) =>
+      Effect.suspend(() => {
+        const { after, before } = foldSample(sample)
+        const log = after.restarts > before.restarts ? warnRestart(before, after) : Effect.void
+        return after.interval === undefined ? log : Effect.zipRight(log, Deferred.succeed(firstSample, undefined))
+      })
+    yield* storage.dateSamples.pipe(Stream.runForEach(fold), Effect.forkScoped)
+    // Let the fiber subscribe before anyone can trigger a request whose sample it must see.
+    yield* Effect.yieldNow()
+  }
 
   const offsetAt = (localMillis: number): number =>
     ClockBounds.estimateAt(MutableRef.get(state), localMillis, config)?.offsetMillis ?? 0

@@ -6,6 +6,7 @@
  * @module
  */
 import { Chunk, Context, DateTime, Effect, Option, Stream } from "effect"
+import type { Scope } from "effect"
 import type { StorageReadError, StorageWriteError } from "../domain/StorageError.js"
 
 /**
@@ -165,6 +166,13 @@ export interface StorageService {
   readonly capabilities: Effect.Effect<StorageCapabilities, StorageReadError>
   /** Server-time samples from ordinary responses (empty for stores whose clock is the local one). */
   readonly dateSamples: Stream.Stream<DateSample>
+  /**
+   * The same samples to a listener called synchronously as each response arrives, while the
+   * current Scope is open (optional; the ServerClock folds `dateSamples` without it). A Stream
+   * wakes its consumer's fiber for every response: ~60 fiber-runtime steps per sample, about
+   * 6 samples per task on S3. A listener must not throw.
+   */
+  readonly onDateSample?: ((listener: (sample: DateSample) => void) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }
 
 /**

@@ -12,10 +12,17 @@ import { Storage, type DateSample, type StorageCapabilities, type StorageService
 
 const base = DateTime.unsafeMake("2024-01-15T10:30:00.123Z").epochMillis
 
-/** A fake Storage: every request counts, takes `rttMillis` of (test) local time, and publishes a Date sample. */
-const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMillis: number; rttMillis: number }) =>
+/** How a fake remote store hands its samples over: a Stream only, or a listener too (as S3Storage). */
+type Via = "stream" | "listener"
+
+/**
+ * A fake Storage: every request counts, takes `rttMillis` of (test) local time, and publishes a
+ * Date sample (to `onDateSample`'s listeners too, with `via: "listener"`).
+ */
+const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMillis: number; rttMillis: number; via?: Via }) =>
   Effect.gen(function*() {
     const pubsub = yield* PubSub.unbounded<DateSample>()
+    const listeners = new Set<(sample: DateSample) => void>()
     const calls = { get: 0, head: 0, put: 0, list: 0, delete: 0, other: 0 }
     // The server's clock: the host's (TestClock) plus a skew.
     const serverSkew = { millis: options.skewMillis }
@@ -27,11 +34,9 @@ const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMil
       yield* TestClock.adjust(Duration.millis(options.rttMillis / 2))
       const receivedAtMillis = yield* Clock.currentTimeMillis
       if (clock === "remote") {
-        yield* PubSub.publish(pubsub, {
-          sentAtMillis,
-          receivedAtMillis,
-          serverDateMillis: Math.floor(serverNow / 1000) * 1000
-        })
+        const sample = { sentAtMillis, receivedAtMillis, serverDateMillis: Math.floor(serverNow / 1000) * 1000 }
+        for (const listener of listeners) listener(sample)
+        yield* PubSub.publish(pubsub, sample)
       }
     })
     const count = (kind: keyof typeof calls) => Effect.sync(() => void calls[kind]++).pipe(Effect.zipRight(respond))
@@ -54,7 +59,16 @@ const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMil
         ifMatchEtag: "not-applicable",
         clock
       }),
-      dateSamples: Stream.fromPubSub(pubsub)
+      dateSamples: Stream.fromPubSub(pubsub),
+      ...(options.via === "listener"
+        ? {
+          onDateSample: (listener: (sample: DateSample) => void) =>
+            Effect.asVoid(Effect.acquireRelease(
+              Effect.sync(() => listeners.add(listener)),
+              () => Effect.sync(() => listeners.delete(listener))
+            ))
+        }
+        : {})
     }
     const total = () => Object.values(calls).reduce((a, b) => a + b, 0)
     const serverTimeMillis = Effect.map(Clock.currentTimeMillis, (t) => t + serverSkew.millis)
@@ -64,7 +78,7 @@ const makeFakeStorage = (clock: StorageCapabilities["clock"], options: { skewMil
 type Fake = Effect.Effect.Success<ReturnType<typeof makeFakeStorage>>
 
 /** Builds the fake and a ServerClock on it (in the test's scope), with TestClock at `base`. */
-const setup = (clock: StorageCapabilities["clock"], options: { skewMillis: number; rttMillis: number }) =>
+const setup = (clock: StorageCapabilities["clock"], options: { skewMillis: number; rttMillis: number; via?: Via }) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(base)
     const fake = yield* makeFakeStorage(clock, options)
@@ -83,11 +97,12 @@ const traffic = (fake: Fake, n: number) =>
 const expectWithin = (actual: number, expected: number, tolerance: number) =>
   expect(Math.abs(actual - expected), `|${actual} - ${expected}|`).toBeLessThanOrEqual(tolerance)
 
-describe("ServerClock (remote)", () => {
+for (const via of ["stream", "listener"] as const) {
+describe(`ServerClock (remote, samples by ${via})`, () => {
   for (const skewMillis of [10 * 60_000, -10 * 60_000, 10 * 60_000 + 437, -(10 * 60_000 + 911)]) {
     it.scoped(`learns the server time when the host clock is off by ${-skewMillis} ms, at zero extra requests`, () =>
       Effect.gen(function*() {
-        const { fake, serverClock } = yield* setup("remote", { skewMillis, rttMillis: 40 })
+        const { fake, serverClock } = yield* setup("remote", { skewMillis, rttMillis: 40, via })
         yield* traffic(fake, 20)
         const requests = fake.total()
         expect(requests).toBe(20)
@@ -116,7 +131,7 @@ describe("ServerClock (remote)", () => {
 
   it.scoped("makes exactly one probe request when the time is asked for before any response", () =>
     Effect.gen(function*() {
-      const { fake, serverClock } = yield* setup("remote", { skewMillis: -10 * 60_000, rttMillis: 30 })
+      const { fake, serverClock } = yield* setup("remote", { skewMillis: -10 * 60_000, rttMillis: 30, via })
       const before = yield* serverClock.estimate
       expect(before.samples).toBe(0)
       expect(Duration.isFinite(before.uncertainty)).toBe(false)
@@ -140,7 +155,7 @@ describe("ServerClock (remote)", () => {
 
   it.scoped("follows the server when its clock is stepped, after two responses agree", () =>
     Effect.gen(function*() {
-      const { fake, serverClock } = yield* setup("remote", { skewMillis: 10 * 60_000, rttMillis: 20 })
+      const { fake, serverClock } = yield* setup("remote", { skewMillis: 10 * 60_000, rttMillis: 20, via })
       yield* traffic(fake, 12)
       expectWithin(yield* serverClock.currentTimeMillis, yield* fake.serverTimeMillis, 1000)
       fake.serverSkew.millis += 3_600_000 // the server's clock is stepped an hour forward
@@ -153,7 +168,7 @@ describe("ServerClock (remote)", () => {
 
   it.scoped("withServerClock makes DateTime.now and Clock read the server's time", () =>
     Effect.gen(function*() {
-      const { fake, serverClock } = yield* setup("remote", { skewMillis: -10 * 60_000, rttMillis: 20 })
+      const { fake, serverClock } = yield* setup("remote", { skewMillis: -10 * 60_000, rttMillis: 20, via })
       yield* traffic(fake, 10)
       const now = yield* ServerClockLayer.withServerClock(DateTime.now).pipe(Effect.provideService(ServerClock, serverClock))
       expectWithin(now.epochMillis, yield* fake.serverTimeMillis, 1000)
@@ -163,6 +178,7 @@ describe("ServerClock (remote)", () => {
       expect((yield* slept.await)._tag).toBe("Success")
     }))
 })
+}
 
 describe("ServerClock (local)", () => {
   it.scoped("is the ambient (Test)Clock, with no request and no uncertainty", () =>

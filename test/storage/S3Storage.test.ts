@@ -599,10 +599,14 @@ describeS3("S3Storage on a real S3 server", (settings) => {
         yield* TestClock.setTime(wrongHostTime)
         const storage = yield* S3Storage.make(s3Config({ transport }))
         const queue = yield* sampleQueue(storage)
+        // the ServerClock's listener hears the same samples, as each response arrives
+        const heard: Array<DateSample> = []
+        yield* storage.onDateSample!((sample) => heard.push(sample))
         yield* storage.put("d.json", bytes("x"), { ifNoneMatch: "*" }) // 200
         yield* storage.get("missing") // 404
         yield* Effect.either(storage.put("d.json", bytes("y"), { ifNoneMatch: "*" })) // 412
         const samples = yield* Queue.takeN(queue, 3)
+        expect(heard).toEqual(Chunk.toReadonlyArray(samples))
         for (const s of samples) {
           expect(s.sentAtMillis).toBe(wrongHostTime)
           expect(s.receivedAtMillis).toBe(wrongHostTime)
