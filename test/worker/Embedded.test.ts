@@ -91,7 +91,9 @@ describe("Embedded monitor and scheduler", () => {
       const queue = yield* Queue
       const storage = yield* Storage
       const cursor = Effect.map(storage.get(sweepCursorKey), Option.map((o) => JSON.parse(new TextDecoder().decode(o.body)) as { started_at: string; finished_at?: string }))
-      yield* Worker.make({ id: "sweeping", monitor: { checkInterval: "5 seconds", sweepInterval: "10 seconds" } }, [ok("job")])
+      // quiet: false — once the tasks are done the bucket turns quiet and sweeps hourly; this test
+      // waits for the next pass at the normal cadence
+      yield* Worker.make({ id: "sweeping", monitor: { checkInterval: "5 seconds", sweepInterval: "10 seconds", quiet: false } }, [ok("job")])
       const tasks = yield* Effect.forEach(Array.from({ length: 6 }, (_, i) => i), (i) => queue.submit("job", { i }))
       yield* drive(Effect.map(Effect.forEach(tasks, (t) => hasStatus(t.id, "completed")), (done) => done.every(Boolean)), "100 millis", 600)
       const finishedAt = yield* queue.now
