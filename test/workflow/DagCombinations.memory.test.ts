@@ -83,7 +83,10 @@ describe("DAG workflows with retention and pause switches (MemoryStorage + TestC
         sweepInterval: "1 minute",
         sweepMode: "on_demand",
         retention: { olderThan: "5 minutes", action: "archive" },
-        workflows: { interval: "1 minute", minAge: "30 seconds" }
+        workflows: { interval: "1 minute", minAge: "30 seconds" },
+        // while the run waits nothing runs, so the bucket would turn quiet and sweep (and apply
+        // retention) hourly; the test wants retention within its twenty minutes
+        quiet: false
       })
       yield* DagWorkflow.start(Waiting, { n: 3 }, { id: "wait-1" })
       yield* drive(Effect.map(stateOf("wait-1"), (s) => s.status === "waiting_signal"), "1 second")
