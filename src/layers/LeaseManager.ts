@@ -23,7 +23,7 @@ import { readyMarkerKey } from "../domain/ReadyIndex.js"
 import { isShardLeaseExpired, isValidWorkerId, ShardLease } from "../domain/ShardLease.js"
 import { Task, Timestamp } from "../domain/Task.js"
 import * as Tr from "../domain/Transitions.js"
-import { isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, ownerOf, recoveryDueAt } from "../domain/Markers.js"
+import { bucketEndMillis, bucketMarginMillis, isBucketClosed, isDeletable, leaseMarkerOf, neededMarker, orphanGraceMillis, ownerOf, recoveryDueAt } from "../domain/Markers.js"
 import {
   type AcquireResult,
   type HeldShardLease,
@@ -229,8 +229,15 @@ export const make = Effect.gen(function*() {
       skipped: 0
     }
     const probeFuture = Math.max(0, Math.floor(options?.probeFuture ?? 0))
+    // when the idle markers this walk keeps may go (the rule of Markers.isDeletable, at the latest)
+    let idleDeletableAtMillis: number | undefined
+    const keepIdle = (bucket: number, lastModifiedMillis: number, exists: boolean) => {
+      const closes = bucketEndMillis(bucket) + bucketMarginMillis
+      const at = exists ? closes : Math.min(closes, lastModifiedMillis + orphanGraceMillis)
+      idleDeletableAtMillis = idleDeletableAtMillis === undefined ? at : Math.min(idleDeletableAtMillis, at)
+    }
     // future markers listed, kept for the probe while there are few enough and none was jumped over
-    const future: Array<{ readonly key: string; readonly shard: string; readonly taskId: string }> = []
+    const future: Array<{ readonly key: string; readonly shard: string; readonly taskId: string; readonly bucket: number; readonly lastModifiedMillis: number }> = []
     let futureAllListed = true
     let cursor: { readonly startAfter?: string; readonly continuationToken?: string } = {}
     for (;;) {
@@ -250,7 +257,9 @@ export const make = Effect.gen(function*() {
         }
         if (parsed.bucket > nowBucket) {
           futureShard = parsed.shard // the rest of this shard is future: no GET
-          if (future.length <= probeFuture) future.push({ key: object.key, shard: parsed.shard, taskId: parsed.taskId })
+          if (future.length <= probeFuture) {
+            future.push({ key: object.key, shard: parsed.shard, taskId: parsed.taskId, bucket: parsed.bucket, lastModifiedMillis: DateTime.toEpochMillis(object.lastModified) })
+          }
           continue
         }
         futureShard = undefined
@@ -314,6 +323,7 @@ export const make = Effect.gen(function*() {
           }
           counts.markersIdle++
           if (isDeletable(marker, ownerOf(task?.task), DateTime.toEpochMillis(readAt))) toDelete.push(marker.key)
+          else keepIdle(parseIndexKey(marker.key)!.bucket, marker.lastModifiedMillis, task !== undefined)
         }).pipe(
           retryTransient,
           // one unreadable task must not cost the walk: it is looked at again next period
@@ -342,12 +352,16 @@ export const make = Effect.gen(function*() {
       const idle = yield* Effect.forEach(future, (marker) =>
         provide(readTask(taskKey(marker.shard, marker.taskId))).pipe(
           retryTransient,
-          Effect.map((found) => Option.isNone(found) || neededMarker(found.value.task) !== marker.key),
+          Effect.map((found) => {
+            const isIdle = Option.isNone(found) || neededMarker(found.value.task) !== marker.key
+            if (isIdle) keepIdle(marker.bucket, marker.lastModifiedMillis, Option.isSome(found))
+            return isIdle
+          }),
           Effect.orElseSucceed(() => false)
         ), { concurrency })
       counts.markersIdle += idle.filter((i) => i).length
     }
-    return { startedAt, ...counts } satisfies RecoveryReport
+    return { startedAt, ...counts, idleDeletableAtMillis } satisfies RecoveryReport
   })
 
   // --- shard leases ---------------------------------------------------------------------------

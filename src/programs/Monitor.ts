@@ -396,6 +396,7 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
   const pubsub = yield* PubSub.sliding<MonitorReport>(256)
   const publish = (r: MonitorReport) => Effect.asVoid(PubSub.publish(pubsub, r))
   const wakeUp = yield* makeSignal(yield* Storage)
+  const clock = yield* ServerClock
   const quietRef = yield* SubscriptionRef.make(false)
   /** The sweeper of this instance's tenure, while it leads. */
   const live: { sweeper: Sweeper.Sweeper | undefined } = { sweeper: undefined }
@@ -411,12 +412,21 @@ export const make = Effect.fn("Monitor.make")(function*(options: MonitorOptions 
     let walkSeq = 0
     let emptySince: number | undefined
     let walks = 0
+    // when the idle markers the last walk had to keep may go: a quiet walk comes then, not a whole
+    // quiet period later (an operator listing leases/ would see finished work as running)
+    let cleanupAtMillis: number | undefined
     const recoveryGate = Effect.gen(function*() {
-      if (walks++ > 0) yield* gate((q) => q.check)(periods.check)
+      if (walks++ > 0) {
+        const at = cleanupAtMillis
+        const now = at === undefined ? 0 : yield* clock.currentTimeMillis
+        // the gate's period counts from before the normal period just waited (periods.check)
+        yield* gate((q) => at === undefined ? q.check : Duration.min(q.check, Duration.sum(periods.check, Duration.millis(Math.max(0, at - now)))))(periods.check)
+      }
       walkSeq = yield* quiet.seq
     })
     const updateQuiet = (r: RecoveryPeriodReport) =>
       Effect.gen(function*() {
+        cleanupAtMillis = r.report.idleDeletableAtMillis
         if (periods.quiet === undefined) return
         // markers of finished tasks (kept until their bucket is over) do not count: nothing runs
         if (r.report.markersListed > r.report.markersIdle) {

@@ -44,6 +44,11 @@ export interface RecoveryReport {
    * key is not a lease marker. `markersListed − markersIdle` markers may belong to running work.
    */
   readonly markersIdle: number
+  /**
+   * The earliest server time (epoch ms) at which an idle marker this walk had to keep (its bucket
+   * not over yet) may be deleted; undefined when it kept none. The quiet monitor walks again then.
+   */
+  readonly idleDeletableAtMillis: number | undefined
   /** Running tasks whose lease ran out, put back to pending with backoff. */
   readonly retried: number
   /** … failed because no retries were left. */

@@ -37,6 +37,9 @@ const setup = Effect.gen(function*() {
   return { mem, storage, clock, provide, walks: () => walks }
 })
 
+const keysUnder = (mem: StorageService, prefix: string) =>
+  Effect.map(mem.list(prefix), (page) => page.objects.map((o) => o.key))
+
 const minutes = (n: number) =>
   Effect.gen(function*() {
     for (let i = 0; i < n * 6; i++) yield* TestClock.adjust("10 seconds")
@@ -152,6 +155,12 @@ describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
       expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
       yield* TestClock.adjust("10 seconds") // the next renewal writes the quiet ttl
       expect(yield* storedTtlMillis(handle)).toBe(15 * 60_000)
+      // still quiet, the leftover marker goes soon after its bucket is over (an operator listing
+      // leases/ must not see it for a whole quiet period), not at the next 10-minute walk
+      const marker = leaseMarkerOf(claimed)!
+      yield* minutes(7)
+      expect(yield* keysUnder(env.mem, "leases/")).not.toContain(marker)
+      expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
     }))
 
   it.scoped("a running task's lease marker whose bucket is not over keeps the bucket active", () =>
