@@ -37,6 +37,25 @@ const setup = Effect.gen(function*() {
   return { mem, storage, clock, provide, walks: () => walks }
 })
 
+/** A task a worker elsewhere claimed at `now` with a lease of `timeoutSeconds`. */
+const claimedElsewhere = (now: DateTime.Utc, timeoutSeconds: number) => {
+  const id = randomUUID()
+  return Tr.claim(
+    Tr.newTask({
+      id,
+      shard: shardOf(id, 1),
+      taskType: "job",
+      input: null,
+      now,
+      availableAt: now,
+      timeoutSeconds,
+      maxRetries: 3,
+      retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
+    }),
+    { now, workerId: "elsewhere", leaseId: randomUUID() }
+  )
+}
+
 const keysUnder = (mem: StorageService, prefix: string) =>
   Effect.map(mem.list(prefix), (page) => page.objects.map((o) => o.key))
 
@@ -98,21 +117,7 @@ describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
       expect(yield* SubscriptionRef.get(handle.quiet)).toBe(true)
       // A worker elsewhere claims a task (a 60 s lease) and dies: no wake-up touch, no claim here.
       const now = yield* env.clock.now
-      const id = randomUUID()
-      const task = Tr.claim(
-        Tr.newTask({
-          id,
-          shard: shardOf(id, 1),
-          taskType: "job",
-          input: null,
-          now,
-          availableAt: now,
-          timeoutSeconds: 60,
-          maxRetries: 3,
-          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
-        }),
-        { now, workerId: "elsewhere", leaseId: randomUUID() }
-      )
+      const task = claimedElsewhere(now, 60)
       yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(task)!), createTask(task)))
       const status = env.provide(Effect.map(readTask(taskKey(task.shard, task.id)), (t) => Option.getOrThrow(t).task.status))
       let recoveredAfter: number | undefined
@@ -131,21 +136,7 @@ describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
       // A worker claimed a task with a 5-minute lease and completed it a second later; its lease
       // marker stays until the bucket is over (a claim right after may write the same key).
       const now = yield* env.clock.now
-      const id = randomUUID()
-      const claimed = Tr.claim(
-        Tr.newTask({
-          id,
-          shard: shardOf(id, 1),
-          taskType: "job",
-          input: null,
-          now,
-          availableAt: now,
-          timeoutSeconds: 300,
-          maxRetries: 3,
-          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
-        }),
-        { now, workerId: "elsewhere", leaseId: randomUUID() }
-      )
+      const claimed = claimedElsewhere(now, 300)
       const done = Tr.complete(claimed, { now, output: null })
       yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(claimed)!), createTask(done)))
       const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.never }))
@@ -167,21 +158,7 @@ describe("Monitor quiet-bucket mode (MemoryStorage + TestClock)", () => {
     Effect.gen(function*() {
       const env = yield* setup
       const now = yield* env.clock.now
-      const id = randomUUID()
-      const running = Tr.claim(
-        Tr.newTask({
-          id,
-          shard: shardOf(id, 1),
-          taskType: "job",
-          input: null,
-          now,
-          availableAt: now,
-          timeoutSeconds: 300,
-          maxRetries: 3,
-          retryPolicy: new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
-        }),
-        { now, workerId: "elsewhere", leaseId: randomUUID() }
-      )
+      const running = claimedElsewhere(now, 300)
       yield* env.provide(Effect.zipRight(writeMarker(leaseMarkerOf(running)!), createTask(running)))
       const handle = yield* env.provide(Monitor.make({ checkInterval: "30 seconds" }, { activity: Stream.never }))
       yield* minutes(3)
