@@ -10,8 +10,6 @@ import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Option, TestClock } from "effect"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
-import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
-import { shardOf } from "../../src/domain/Shard.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import { leaseMarkerOf } from "../../src/domain/Markers.js"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
@@ -21,27 +19,8 @@ import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
 import { createTask, readTask, writeMarker } from "../../src/protocol/TaskObjects.js"
 import { RequestCounter } from "../../src/services/RequestCounter.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
-import { Storage } from "../../src/services/Storage.js"
+import { exists, fresh } from "./sweepScenario.js"
 
-const policy = new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0.25 })
-
-const fresh = (now: DateTime.Utc, extra: Partial<Parameters<typeof Tr.newTask>[0]> = {}) => {
-  const id = randomUUID()
-  return Tr.newTask({
-    id,
-    shard: shardOf(id, 1),
-    taskType: "t",
-    input: { n: 1 },
-    now,
-    availableAt: now,
-    timeoutSeconds: 3600,
-    maxRetries: 3,
-    retryPolicy: policy,
-    ...extra
-  })
-}
-
-const exists = (key: string) => Effect.flatMap(Storage, (s) => s.head(key)).pipe(Effect.map(Option.isSome))
 const statusOf = (t: { readonly shard: string; readonly id: string }) =>
   Effect.map(readTask(`tasks/${t.shard}/${t.id}.json`), (o) => Option.getOrThrow(o).task.status)
 

@@ -25,7 +25,8 @@ import { Storage } from "../../src/services/Storage.js"
 
 const policy = new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0.25 })
 
-const fresh = (now: DateTime.Utc, extra: Partial<Parameters<typeof Tr.newTask>[0]> = {}) => {
+/** A new pending task of type "t" (1 h timeout), with `extra` fields. */
+export const fresh = (now: DateTime.Utc, extra: Partial<Parameters<typeof Tr.newTask>[0]> = {}) => {
   const id = randomUUID()
   return Tr.newTask({
     id,
@@ -41,7 +42,8 @@ const fresh = (now: DateTime.Utc, extra: Partial<Parameters<typeof Tr.newTask>[0
   })
 }
 
-const exists = (key: string) => Effect.flatMap(Storage, (s) => s.head(key)).pipe(Effect.map(Option.isSome))
+/** Whether `key` exists (a HEAD). */
+export const exists = (key: string) => Effect.flatMap(Storage, (s) => s.head(key)).pipe(Effect.map(Option.isSome))
 
 /** Seeds, sweeps, checks, restarts. Sizes: terminal, pending, running tasks. */
 export const sweepScenario = (sizes: { readonly terminal: number; readonly pending: number; readonly running: number }, concurrency: number) =>
