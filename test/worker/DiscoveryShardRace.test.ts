@@ -6,28 +6,14 @@
  * MemoryStorage; the other worker's pass runs between our LIST and our tries.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Random } from "effect"
-import { layerWorkerServices } from "../../src/Buquet.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import { Deferred, Effect, Random } from "effect"
 import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
 import * as Claim from "../../src/programs/worker/Claim.js"
 import * as Discovery from "../../src/programs/worker/Discovery.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
-import { idInShard, seedTask } from "./support.js"
+import { idInShard, jobClaimEnv, queueLayer, seedTask } from "./support.js"
 
-const env = Layer.provideMerge(
-  Layer.merge(QueueLayer.layer(), layerWorkerServices()),
-  Layer.provideMerge(ServerClockLayer.layer, MemoryStorage.layer())
-)
-
-const claimEnv = (workerId: string): Claim.ClaimEnv => ({
-  workerId,
-  handles: (taskType) => taskType === "job",
-  isPaused: () => Effect.succeed(false),
-  admit: () => Effect.succeed(true)
-})
+const env = queueLayer()
 
 /** `n` due tasks, all in shard 3 (one shard polled: no probe, the per-shard LIST). */
 const seed = (n: number) =>
@@ -60,12 +46,12 @@ describe("Discovery: workers listing the same shard at once", () => {
             // the other worker listed the shard when we did: its batch runs before ours
             const r = yield* other.pass(oneBatch(8, theirs), (e) => {
               theirs.push(e.taskId)
-              return Claim.tryClaim(e, claimEnv("other"))
+              return Claim.tryClaim(e, jobClaimEnv("other"))
             }, () => Effect.void).pipe(Effect.withRandom(Random.make(2)))
             othersClaimed = r.claimed
             yield* Deferred.succeed(gate, undefined)
           } else yield* Deferred.await(gate)
-          return yield* Claim.tryClaim(entry, claimEnv("ours"))
+          return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
         })
       const result = yield* ours.pass(oneBatch(8, mine), attempt, () => Effect.void).pipe(Effect.withRandom(Random.make(1)))
       expect(othersClaimed).toBe(8)
@@ -91,11 +77,11 @@ describe("Discovery: workers listing the same shard at once", () => {
               (e) =>
                 e.taskId === entry.taskId
                   ? Effect.succeed<Claim.ClaimOutcome>({ _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" })
-                  : Claim.tryClaim(e, claimEnv("other")),
+                  : Claim.tryClaim(e, jobClaimEnv("other")),
               () => Effect.void
             )
           }
-          return yield* Claim.tryClaim(entry, claimEnv("ours"))
+          return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
         })
       // one slot, always free again (a no-op task settles before the next batch)
       const result = yield* ours.pass(Effect.succeed(1), attempt, () => Effect.void)
@@ -114,11 +100,11 @@ describe("Discovery: workers listing the same shard at once", () => {
       const order: Array<string> = []
       const result = yield* ours.pass(Effect.succeed(1), (entry) => {
         order.push(entry.taskId)
-        return Claim.tryClaim(entry, claimEnv("ours"))
+        return Claim.tryClaim(entry, jobClaimEnv("ours"))
       }, () => Effect.void)
       expect(result).toMatchObject({ claimed: 21, lists: 1 })
       expect(order[0]).toBe(urgent.id)
-      const again = yield* ours.pass(Effect.succeed(1), (entry) => Claim.tryClaim(entry, claimEnv("ours")), () => Effect.void)
+      const again = yield* ours.pass(Effect.succeed(1), (entry) => Claim.tryClaim(entry, jobClaimEnv("ours")), () => Effect.void)
       expect(again.claimed).toBe(0)
     }).pipe(Effect.provide(env)))
 })

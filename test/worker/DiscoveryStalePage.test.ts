@@ -6,30 +6,16 @@
  * are made between our probe and our tries.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer } from "effect"
-import { layerWorkerServices } from "../../src/Buquet.js"
-import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
-import * as QueueLayer from "../../src/layers/Queue.js"
-import * as ServerClockLayer from "../../src/layers/ServerClock.js"
+import { Deferred, Effect, Fiber } from "effect"
 import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
 import * as Claim from "../../src/programs/worker/Claim.js"
 import * as Discovery from "../../src/programs/worker/Discovery.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
-import { getTask, idInShard, seedTask } from "./support.js"
+import { getTask, idInShard, jobClaimEnv, queueLayer, seedTask } from "./support.js"
 
 const sixteen = [..."0123456789abcdef"]
 
-const env = Layer.provideMerge(
-  Layer.merge(QueueLayer.layer(), layerWorkerServices()),
-  Layer.provideMerge(ServerClockLayer.layer, MemoryStorage.layer())
-)
-
-const claimEnv = (workerId: string): Claim.ClaimEnv => ({
-  workerId,
-  handles: (taskType) => taskType === "job",
-  isPaused: () => Effect.succeed(false),
-  admit: () => Effect.succeed(true)
-})
+const env = queueLayer()
 
 const seed = (n: number) =>
   Effect.gen(function*() {
@@ -56,13 +42,13 @@ describe("Discovery: a shared probe page going stale", () => {
               (e) =>
                 e.taskId === entry.taskId
                   ? Effect.succeed<Claim.ClaimOutcome>({ _tag: "Skip", until: Number.POSITIVE_INFINITY, reason: "unhandled" })
-                  : Claim.tryClaim(e, claimEnv("other")),
+                  : Claim.tryClaim(e, jobClaimEnv("other")),
               () => Effect.void
             )
             othersClaimed = r.claimed
           }
           tried.push(entry.taskId)
-          return yield* Claim.tryClaim(entry, claimEnv("ours"))
+          return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
         })
       // one free slot, always free again (a no-op task settles before the next batch)
       const result = yield* ours.pass(Effect.succeed(1), attempt, () => Effect.void)
@@ -86,7 +72,7 @@ describe("Discovery: a shared probe page going stale", () => {
       let tries = 0
       const result = yield* ours.pass(Effect.succeed(1), (entry) => {
         tries++
-        return Claim.tryClaim(entry, claimEnv("ours"))
+        return Claim.tryClaim(entry, jobClaimEnv("ours"))
       }, () => Effect.void)
       expect(result).toMatchObject({ claimed: 20, lists: 1 })
       expect(tries).toBe(20)
@@ -105,7 +91,7 @@ describe("Discovery: a shared probe page going stale", () => {
           // the second claim of the batch is slow: it answers only once the gate opens
           const slow = calls++ === 1
           if (slow) yield* Deferred.await(gate)
-          const outcome = yield* Claim.tryClaim(entry, claimEnv("ours"))
+          const outcome = yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
           if (!slow) yield* Deferred.succeed(firstAnswered, undefined)
           return outcome
         })

@@ -19,12 +19,21 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
+import type * as Claim from "../../src/programs/worker/Claim.js"
 
 /** Storage + ServerClock + Queue, and the LeaseManager and Scheduler a worker needs, on a given storage layer. */
 export const queueLayer = (storage: Layer.Layer<Storage, unknown> = MemoryStorage.layer()) => {
   const base = Layer.provideMerge(ServerClockLayer.layer, storage)
   return Layer.provideMerge(Layer.merge(QueueLayer.layer(), layerWorkerServices()), base)
 }
+
+/** A claim environment for `workerId` that handles type "job", never paused, always admitted. */
+export const jobClaimEnv = (workerId: string): Claim.ClaimEnv => ({
+  workerId,
+  handles: (taskType) => taskType === "job",
+  isPaused: () => Effect.succeed(false),
+  admit: () => Effect.succeed(true)
+})
 
 /** A policy without jitter, so backoff delays are exact. */
 export const exactPolicy = new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
