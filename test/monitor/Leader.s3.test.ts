@@ -262,9 +262,14 @@ describeS3("A release never overwrites a lease someone else has just taken over,
           yield* faulty.injector.addRule({ operation: "get", key, fault: Fault.delay("5 minutes"), times: Infinity })
           yield* waitUntil(`round ${r}: A's renewal hangs`, Effect.map(faulty.injector.injected, (l) => l.some((f) => f.kind === "Delay")), 5_000, 20)
           const aLast = log.filter((w) => w.who === "a" && w.outcome === "landed").at(-1)!
-          const aRecord = yield* decodeObject(LeaderLease.LeaderLeaseRecord, key, aLast.body)
           const stored0 = Option.getOrThrow(yield* storedLeader(real, key))
-          expect(stored0.etag, `round ${r}: A's last landed write is the stored one`).toBe(aLast.etag)
+          // The stored lease is A's: normally its last landed write; on a loaded server, a renewal A
+          // gave up on at its local deadline (logged as not landed) can still land after it, and
+          // then A holds an older ETag than the stored one, which only makes its release lose sooner.
+          const aGaveUp = log.some((w) => w.who === "a" && w.outcome !== "landed" && w.outcome !== "refused")
+          if (!aGaveUp) expect(stored0.etag, `round ${r}: A's last landed write is the stored one`).toBe(aLast.etag)
+          expect(stored0.record.holder, `round ${r}: the stored lease is A's`).toBe(`a-${r}`)
+          const aRecord = stored0.record
 
           let b: Effect.Effect.Success<ReturnType<typeof start>> | undefined
           const startB = Effect.flatMap(start(recording(real, "b", (k) => k === key, log), `b-${r}`), (x) => Effect.sync(() => (b = x)))
