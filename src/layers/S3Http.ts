@@ -14,8 +14,11 @@
  * @module
  */
 import { createHash } from "node:crypto"
-import * as http from "node:http"
-import * as https from "node:https"
+import type * as http from "node:http"
+import * as net from "node:net"
+import { createRequire } from "node:module"
+import type * as Tls from "node:tls"
+import { type ResponseHandler, ResponseParser } from "./Http1Parser.js"
 import { errorBody } from "./S3Xml.js"
 import { canonicalQuery, makeSigner, type SigningCredentials } from "./SigV4.js"
 
@@ -129,8 +132,49 @@ export interface LeanTarget {
   readonly credentials: () => Promise<SigningCredentials>
 }
 
+/** `node:tls`, loaded for an https endpoint only (it is ~3 MB of RSS an http endpoint does not need). */
+const loadTls = (): typeof Tls => createRequire(import.meta.url)("node:tls") as typeof Tls
+
+/** node's error for a connection that ended or broke under a request (`socket hang up`). */
+const hangUp = (): Error => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
+
+/** How the request is written: one Buffer (head and body copied together), or head then body in one cork. */
+const WRITE_CORKED = process.env["BUQUET_HTTP_WRITE"] === "cork"
+
+/** One request, from its send to its settling. */
+interface Job {
+  readonly head: string
+  readonly body: Uint8Array | undefined
+  readonly isHead: boolean
+  readonly onResponse: ((headers: http.IncomingHttpHeaders) => void) | undefined
+  readonly resolve: (response: LeanResponse) => void
+  readonly reject: (error: Error) => void
+  settled: boolean
+  conn: Conn | undefined
+  status: number
+  headers: http.IncomingHttpHeaders
+  chunks: Array<Buffer> | undefined
+}
+
+/** One keep-alive connection: at most one request on it at a time. */
+interface Conn {
+  readonly socket: net.Socket
+  readonly parser: ResponseParser
+  job: Job | undefined
+  /** The last answer allowed reuse (no `connection: close`). */
+  reusable: boolean
+  /** The job on it completed during the current `data` event: released once the event's bytes are parsed. */
+  finished: boolean
+  closed: boolean
+}
+
 /**
- * Builds the lean client.
+ * Builds the lean client: a pool of keep-alive connections to the endpoint's origin (`node:net`,
+ * or `node:tls` with SNI for https), at most `maxSockets`, idle ones reused last-in first-out,
+ * one request on a connection at a time (no pipelining), requests beyond `maxSockets` queued in
+ * order. `requestTimeoutMillis` bounds every silence of a connection with a request on it (the
+ * connect, the wait for the answer, every gap in its body), as node:http's socket timeout did; an
+ * idle connection silent that long is closed.
  *
  * @since 0.1.0
  * @category constructors
@@ -139,18 +183,176 @@ export const make = (options: LeanTarget & {
   readonly maxSockets: number
   readonly requestTimeoutMillis: number
 }): LeanClient => {
-  const { url, credentials } = options
+  const { url, credentials, maxSockets, requestTimeoutMillis } = options
   const secure = url.protocol === "https:"
   const base = url.pathname.replace(/\/$/, "")
   const sign = makeSigner(options.region, options.signingName)
-  const agent = secure
-    ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets })
-    : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets })
-  const request = secure ? https.request : http.request
-  const port = url.port === "" ? undefined : Number(url.port)
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname
+  const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port)
+  const servername = net.isIP(host) === 0 ? host : undefined
+  const tls = secure ? loadTls() : undefined
   // what the server's clock is ahead of ours, learnt from a RequestTimeTooSkewed answer, as the SDK
   // does: signatures carry the host's time, and S3 refuses one more than 15 minutes off
   let skewMillis = 0
+
+  const idle: Array<Conn> = []
+  const all = new Set<Conn>()
+  const waiting: Array<Job> = []
+
+  const settle = (job: Job, error: Error | undefined): void => {
+    if (job.settled) return
+    job.settled = true
+    if (error !== undefined) return job.reject(error)
+    const chunks = job.chunks
+    const body = chunks === undefined ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+    const status = job.status
+    if (status < 200 || status >= 300) {
+      const failed = httpError(status, body.toString("utf8"))
+      const serverDate = Date.parse(String(job.headers.date ?? ""))
+      if (CLOCK_SKEW.has(failed.name) && Number.isFinite(serverDate)) skewMillis = serverDate - hostNow()
+      return job.reject(failed)
+    }
+    job.resolve({ status, headers: job.headers, body: new Uint8Array(body.buffer, body.byteOffset, body.length) })
+  }
+
+  /** Fails the job on a connection and closes the connection (its state is unknown). */
+  const breakConn = (conn: Conn, error: Error): void => {
+    const job = conn.job
+    conn.job = undefined
+    conn.reusable = false
+    conn.socket.destroy()
+    if (job !== undefined) {
+      job.conn = undefined
+      settle(job, error)
+    }
+  }
+
+  const start = (conn: Conn, job: Job): void => {
+    conn.job = job
+    conn.finished = false
+    job.conn = conn
+    conn.parser.expect(conn as unknown as ResponseHandler, job.isHead)
+    const body = job.body
+    const socket = conn.socket
+    if (body === undefined || body.length === 0) {
+      socket.write(job.head, "latin1")
+    } else if (WRITE_CORKED) {
+      socket.cork()
+      socket.write(job.head, "latin1")
+      socket.write(body)
+      socket.uncork()
+    } else {
+      const size = job.head.length
+      const buffer = Buffer.allocUnsafe(size + body.length)
+      buffer.write(job.head, 0, size, "latin1")
+      buffer.set(body, size)
+      socket.write(buffer)
+    }
+  }
+
+  /** After its answer: the connection takes the next queued request, goes idle, or is closed. */
+  const release = (conn: Conn): void => {
+    conn.finished = false
+    if (conn.closed) return
+    if (!conn.reusable) {
+      conn.socket.destroy()
+      return
+    }
+    const next = waiting.shift()
+    if (next !== undefined) return start(conn, next)
+    idle.push(conn)
+  }
+
+  const remove = (conn: Conn): void => {
+    if (conn.closed) return
+    conn.closed = true
+    all.delete(conn)
+    const at = idle.lastIndexOf(conn)
+    if (at !== -1) idle.splice(at, 1)
+    // a slot is free: the first queued request gets a new connection
+    const next = waiting.shift()
+    if (next !== undefined) start(connect(), next)
+  }
+
+  const connect = (): Conn => {
+    const socket = tls !== undefined
+      ? tls.connect({ host, port, ...(servername === undefined ? {} : { servername }), ALPNProtocols: ["http/1.1"] })
+      : net.connect({ host, port })
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 1000)
+    socket.setTimeout(requestTimeoutMillis)
+    const parser = new ResponseParser()
+    // the connection is its parser's handler (no object per request)
+    const conn: Conn & ResponseHandler = {
+      socket,
+      parser,
+      job: undefined,
+      reusable: true,
+      finished: false,
+      closed: false,
+      onHead: (status, headers) => {
+        const job = conn.job!
+        job.status = status
+        job.headers = headers
+        job.onResponse?.(headers)
+      },
+      onBody: (chunk) => {
+        const job = conn.job!
+        if (job.chunks === undefined) job.chunks = [chunk]
+        else job.chunks.push(chunk)
+      },
+      onComplete: (keepAlive) => {
+        const job = conn.job!
+        conn.job = undefined
+        conn.reusable = keepAlive
+        conn.finished = true
+        job.conn = undefined
+        settle(job, undefined)
+      }
+    }
+    all.add(conn)
+    socket.on("data", (data: Buffer) => {
+      if (conn.job === undefined) {
+        // bytes no request asked for: the connection cannot be trusted with the next one
+        return breakConn(conn, hangUp())
+      }
+      try {
+        parser.feed(data)
+      } catch (error) {
+        return breakConn(conn, error as Error)
+      }
+      if (conn.finished) release(conn)
+    })
+    socket.on("end", () => {
+      // the server closed its side: a body read to the close is complete; a response cut short,
+      // or a request with no answer yet, failed as node:http fails it (ECONNRESET)
+      if (conn.job !== undefined) {
+        try {
+          parser.end()
+        } catch (error) {
+          return breakConn(conn, error as Error)
+        }
+      }
+      conn.reusable = false
+      breakConn(conn, hangUp())
+    })
+    socket.on("timeout", () => {
+      breakConn(conn, Object.assign(new Error(`no answer within ${requestTimeoutMillis} ms`), { name: "TimeoutError" }))
+    })
+    socket.on("error", (error) => breakConn(conn, error))
+    socket.on("close", () => {
+      breakConn(conn, hangUp())
+      remove(conn)
+    })
+    return conn
+  }
+
+  const dispatch = (job: Job): void => {
+    const conn = idle.pop()
+    if (conn !== undefined) return start(conn, job)
+    if (all.size < maxSockets) return start(connect(), job)
+    waiting.push(job)
+  }
 
   const send = async (req: LeanRequest): Promise<LeanResponse> => {
     const body = req.body
@@ -167,39 +369,46 @@ export const make = (options: LeanTarget & {
     const signed = sign({ method: req.method, path, query, headers }, await credentials(), hostNow() + skewMillis)
     const cancellation = req.cancellation
     if (cancellation?.cancelled === true) throw aborted()
+    let head = `${req.method} ${query === "" ? path : `${path}?${query}`} HTTP/1.1\r\n`
+    for (const name in signed) {
+      const value = signed[name]!
+      if (value.includes("\n") || value.includes("\r")) {
+        throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: "ERR_INVALID_CHAR" })
+      }
+      head += `${name}: ${value}\r\n`
+    }
+    head += "\r\n"
     return new Promise<LeanResponse>((resolve, reject) => {
-      const outgoing = request({
-        agent,
-        method: req.method,
-        hostname: url.hostname,
-        ...(port === undefined ? {} : { port }),
-        path: query === "" ? path : `${path}?${query}`,
-        headers: signed
-      }, (response) => {
-        req.onResponse?.(response.headers)
-        const chunks: Array<Buffer> = []
-        response.on("data", (chunk: Buffer) => chunks.push(chunk))
-        response.on("error", reject)
-        response.on("end", () => {
-          const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-          const status = response.statusCode ?? 0
-          if (status < 200 || status >= 300) {
-            const error = httpError(status, all.toString("utf8"))
-            const serverDate = Date.parse(response.headers.date ?? "")
-            if (CLOCK_SKEW.has(error.name) && Number.isFinite(serverDate)) skewMillis = serverDate - hostNow()
-            return reject(error)
-          }
-          resolve({ status, headers: response.headers, body: new Uint8Array(all.buffer, all.byteOffset, all.length) })
-        })
-      })
-      outgoing.setTimeout(options.requestTimeoutMillis, () => {
-        outgoing.destroy(Object.assign(new Error(`no answer within ${options.requestTimeoutMillis} ms`), { name: "TimeoutError" }))
-      })
-      outgoing.on("error", reject)
-      if (cancellation !== undefined) cancellation.cancel = () => outgoing.destroy(aborted())
-      outgoing.end(body)
+      const job: Job = {
+        head,
+        body,
+        isHead: req.method === "HEAD",
+        onResponse: req.onResponse,
+        resolve,
+        reject,
+        settled: false,
+        conn: undefined,
+        status: 0,
+        headers: {},
+        chunks: undefined
+      }
+      if (cancellation !== undefined) {
+        cancellation.cancel = () => {
+          if (job.settled) return
+          if (job.conn !== undefined) return breakConn(job.conn, aborted())
+          const at = waiting.indexOf(job)
+          if (at !== -1) waiting.splice(at, 1)
+          settle(job, aborted())
+        }
+      }
+      dispatch(job)
     })
   }
 
-  return { send, destroy: () => agent.destroy() }
+  const destroy = (): void => {
+    for (const job of waiting.splice(0)) settle(job, hangUp())
+    for (const conn of [...all]) breakConn(conn, hangUp())
+  }
+
+  return { send, destroy }
 }
