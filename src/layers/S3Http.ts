@@ -1,15 +1,36 @@
 /**
- * The lean request path of {@link S3Storage}: `node:http(s)` with a keep-alive agent, signed with
- * AWS Signature V4 (SigV4.ts), for object requests (GET, HEAD, PUT, DELETE, with or without a
- * condition) and the bucket requests a queue makes (ListObjectsV2, DeleteObjects, the bucket's
- * versioning; their XML is read by S3Xml.ts).
+ * The lean request path of {@link S3Storage}: HTTP/1.1 on keep-alive `node:net` sockets (or
+ * `node:tls` for an https endpoint, with the host as SNI servername), signed with AWS Signature
+ * V4 (SigV4.ts), for object requests (GET, HEAD, PUT, DELETE, with or without a condition) and
+ * the bucket requests a queue makes (ListObjectsV2, DeleteObjects, the bucket's versioning; their
+ * XML is read by S3Xml.ts). Answers are read by Http1Parser.ts.
  *
  * Why: the AWS SDK spends ~1.25 ms of CPU per request on its middleware, serde and endpoint
- * rules (measured on RGW, `bench/cpu.ts`), this path ~0.3 ms, and a worker makes ~6.5 requests
- * per task; and not loading the SDK saves ~10 MB of a worker's RSS. The endpoint, signing region
- * and credentials come from S3Endpoint.ts, or from the SDK where only it can resolve them. A
- * failed request is rejected with an error shaped like the SDK's (`name` = the S3 error code,
- * `$metadata.httpStatusCode`, or the socket's `code`), so one classification serves both paths.
+ * rules (measured on RGW, `bench/cpu.ts`), and a worker makes ~5 requests per task; not loading
+ * the SDK saves ~10 MB of a worker's RSS. Why not `node:http`: what it cost per request was its
+ * own JavaScript (a ClientRequest and an IncomingMessage stream per request, the agent's
+ * bookkeeping, ~6 listeners added and removed, a socket timeout set and cleared), ~40 % of this
+ * path's CPU per request on RGW (BENCHMARKS.md, "Twelfth targeted re-run … raw sockets"); undici
+ * saved as much but loads ~15 MB of fixed RSS (node:http2, node:tls, a wasm parser). Here a
+ * request is one string, one Buffer and one `socket.write`; a connection's listeners and timeout
+ * are set once, when it opens.
+ *
+ * What the client does: a pool of at most `maxSockets` connections to the one origin, idle ones
+ * reused last-in first-out, one request on a connection at a time, requests beyond the bound
+ * queued in order; `requestTimeoutMillis` bounds every silence of a connection that has a request
+ * on it (connect, answer, each gap in the body), and an idle connection silent that long is
+ * closed. A connection the server closes while idle leaves the pool on its `end` event; one it
+ * closes just as a request goes out fails that request with `ECONNRESET` (as node:http does: the
+ * request may have arrived). `connection: close`, HTTP/1.0 without keep-alive, and a body framed
+ * by the connection's end close the connection after the answer. What it does not do: pipelining,
+ * `Expect: 100-continue` (a 1xx answer is skipped), proxies, redirects, compression, HTTP/2,
+ * client certificates or custom CAs (node's default trust store only).
+ *
+ * A failed request is rejected with an error shaped like the SDK's (`name` = the S3 error code,
+ * `$metadata.httpStatusCode`), or node's: a socket's `code` (`ECONNRESET`, `ECONNREFUSED`,
+ * `EPIPE`, ...), `ECONNRESET` "socket hang up" for a connection that ended under a request, an
+ * `HPE_*` code for bytes that are not a valid answer (the connection is destroyed), a
+ * `TimeoutError`, an `AbortError`; so one classification serves both paths.
  *
  * @module
  */
@@ -215,7 +236,10 @@ export const make = (options: LeanTarget & {
     job.resolve({ status, headers: job.headers, body: new Uint8Array(body.buffer, body.byteOffset, body.length) })
   }
 
-  /** Fails the job on a connection and closes the connection (its state is unknown). */
+  /**
+   * Closes a connection (its state is unknown, or it is done) and fails the job on it, if any. It
+   * leaves the pool at once, not on its 'close' event: no request can be put on it in between.
+   */
   const breakConn = (conn: Conn, error: Error): void => {
     const job = conn.job
     conn.job = undefined
@@ -225,6 +249,7 @@ export const make = (options: LeanTarget & {
       job.conn = undefined
       settle(job, error)
     }
+    remove(conn)
   }
 
   const start = (conn: Conn, job: Job): void => {
@@ -254,10 +279,7 @@ export const make = (options: LeanTarget & {
   const release = (conn: Conn): void => {
     conn.finished = false
     if (conn.closed) return
-    if (!conn.reusable) {
-      conn.socket.destroy()
-      return
-    }
+    if (!conn.reusable) return breakConn(conn, hangUp())
     const next = waiting.shift()
     if (next !== undefined) return start(conn, next)
     idle.push(conn)
@@ -340,10 +362,7 @@ export const make = (options: LeanTarget & {
       breakConn(conn, Object.assign(new Error(`no answer within ${requestTimeoutMillis} ms`), { name: "TimeoutError" }))
     })
     socket.on("error", (error) => breakConn(conn, error))
-    socket.on("close", () => {
-      breakConn(conn, hangUp())
-      remove(conn)
-    })
+    socket.on("close", () => breakConn(conn, hangUp()))
     return conn
   }
 

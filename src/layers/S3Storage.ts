@@ -1,8 +1,8 @@
 /**
  * The {@link Storage} port on an S3-compatible bucket, design.md §3.
  *
- * - Every request a queue makes takes the lean path of `S3Http` by default (node:http + SigV4: a
- *   quarter of the SDK's CPU per request; S3Xml.ts reads LIST and DeleteObjects answers). The
+ * - Every request a queue makes takes the lean path of `S3Http` by default (HTTP/1.1 on keep-alive
+ *   sockets + SigV4: a sixth of the SDK's CPU per request; S3Xml.ts reads LIST and DeleteObjects answers). The
  *   endpoint, region and credentials come from S3Endpoint.ts where the outcome is certain.
  * - `@aws-sdk/client-s3` (~10 MB of RSS) is imported only when needed: `transport: "sdk"`, an
  *   endpoint or region only the SDK's rules can resolve, listing an object's versions. Credentials
@@ -152,8 +152,8 @@ export interface S3StorageConfig {
   /** Force the `If-Match` ETag form instead of detecting it (default: detect). */
   readonly ifMatchEtag?: "quoted" | "unquoted" | undefined
   /**
-   * How requests are sent: `"lean"` (default) over `node:http(s)` signed with SigV4, about a
-   * quarter of the SDK's CPU per request, without loading `@aws-sdk/client-s3` (except to list an
+   * How requests are sent: `"lean"` (default) over S3Http's own HTTP/1.1 client signed with SigV4,
+   * a sixth of the SDK's CPU per request or less, without loading `@aws-sdk/client-s3` (except to list an
    * object's versions, or to resolve an endpoint only its rules can); `"sdk"` through
    * `@aws-sdk/client-s3`. Both pass the same conformance suite and resolve the endpoint, region
    * and credentials the same way.
@@ -211,8 +211,8 @@ const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREAC
 const BROKEN = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ESOCKETTIMEDOUT", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
 
 /**
- * node:http's parser rejecting the bytes of an answer ("Parse Error: Expected HTTP/", a bad chunk
- * size): the stream the request went out on is broken (a middlebox or proxy garbled it), not the
+ * An HTTP parser (node:http's on the SDK path, Http1Parser.ts on the lean one; the same `HPE_*`
+ * codes) rejecting the bytes of an answer ("Parse Error: Expected HTTP/", a bad chunk size): the stream the request went out on is broken (a middlebox or proxy garbled it), not the
  * server's answer wrong. Broken like ECONNRESET: the request may have been applied.
  */
 const isParseError = (code: string): boolean => code.startsWith("HPE_")
