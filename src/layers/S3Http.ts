@@ -159,8 +159,7 @@ const loadTls = (): typeof Tls => createRequire(import.meta.url)("node:tls") as 
 /** node's error for a connection that ended or broke under a request (`socket hang up`). */
 const hangUp = (): Error => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
 
-/** How the request is written: one Buffer (head and body copied together), or head then body in one cork. */
-const WRITE_CORKED = process.env["BUQUET_HTTP_WRITE"] === "cork"
+const EMPTY = Buffer.alloc(0)
 
 /** One request, from its send to its settling. */
 interface Job {
@@ -177,8 +176,8 @@ interface Job {
   chunks: Array<Buffer> | undefined
 }
 
-/** One keep-alive connection: at most one request on it at a time. */
-interface Conn {
+/** One keep-alive connection: at most one request on it at a time; its parser's handler (no object per request). */
+interface Conn extends ResponseHandler {
   readonly socket: net.Socket
   readonly parser: ResponseParser
   job: Job | undefined
@@ -225,7 +224,7 @@ export const make = (options: LeanTarget & {
     job.settled = true
     if (error !== undefined) return job.reject(error)
     const chunks = job.chunks
-    const body = chunks === undefined ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+    const body = chunks === undefined ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     const status = job.status
     if (status < 200 || status >= 300) {
       const failed = httpError(status, body.toString("utf8"))
@@ -256,17 +255,13 @@ export const make = (options: LeanTarget & {
     conn.job = job
     conn.finished = false
     job.conn = conn
-    conn.parser.expect(conn as unknown as ResponseHandler, job.isHead)
+    conn.parser.expect(conn, job.isHead)
     const body = job.body
     const socket = conn.socket
     if (body === undefined || body.length === 0) {
       socket.write(job.head, "latin1")
-    } else if (WRITE_CORKED) {
-      socket.cork()
-      socket.write(job.head, "latin1")
-      socket.write(body)
-      socket.uncork()
     } else {
+      // one write of one Buffer: measured no dearer than head and body in one cork (a writev)
       const size = job.head.length
       const buffer = Buffer.allocUnsafe(size + body.length)
       buffer.write(job.head, 0, size, "latin1")
@@ -304,8 +299,7 @@ export const make = (options: LeanTarget & {
     socket.setKeepAlive(true, 1000)
     socket.setTimeout(requestTimeoutMillis)
     const parser = new ResponseParser()
-    // the connection is its parser's handler (no object per request)
-    const conn: Conn & ResponseHandler = {
+    const conn: Conn = {
       socket,
       parser,
       job: undefined,
