@@ -101,8 +101,67 @@ const stopProfile = (): void => {
   })
 }
 
+// BENCH_WORKER_HEAP_PROFILE=dir (diagnosing the plain-node peak): V8's sampling heap profile from Go
+// to the BENCH_WORKER_HEAP_PROFILE_AT-th completion (default 900), written to dir as
+// <workerId>.heapprofile. BENCH_WORKER_HEAP_PROFILE_KEEP says which samples it keeps: "promoted"
+// (default: what the young generation's collections did not free, i.e. what lived long enough to be
+// promoted to the old generation, garbage or not, by allocation site), "all" (every byte allocated)
+// or "live" (what is still live at the end)
+const heapProfileDir = process.env["BENCH_WORKER_HEAP_PROFILE"]
+const heapProfileAt = Number(process.env["BENCH_WORKER_HEAP_PROFILE_AT"] ?? 900)
+const heapProfiler = heapProfileDir === undefined || heapProfileDir === "" ? undefined : new (await import("node:inspector")).Session()
+heapProfiler?.connect()
+const startHeapProfile = (): void => {
+  const keep = process.env["BENCH_WORKER_HEAP_PROFILE_KEEP"] ?? "promoted"
+  heapProfiler?.post("HeapProfiler.enable", () =>
+    heapProfiler.post("HeapProfiler.startSampling", {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: keep !== "live",
+      includeObjectsCollectedByMinorGC: keep === "all"
+    }))
+}
+const stopHeapProfile = (): void => {
+  heapProfiler?.post("HeapProfiler.stopSampling", (err, result) => {
+    if (err === null) writeFileSync(join(heapProfileDir!, `${config.workerId}.heapprofile`), JSON.stringify(result.profile))
+    else console.error("[bench worker] heap profile:", err)
+  })
+}
+
+// BENCH_WORKER_GC=1 (diagnosing the plain-node peak): node:v8's GCProfiler from Go to the last
+// completion; at the end one line on stderr with, per task, the bytes the scavenges promoted to the
+// old generation (what makes it grow until V8's next full collection), the bytes allocated in the
+// young generation, and the collections of each kind
+const gcProfiler = process.env["BENCH_WORKER_GC"] === "1" ? new (await import("node:v8")).GCProfiler() : undefined
+interface GCSpace {
+  readonly spaceName: string
+  readonly spaceUsedSize: number
+}
+interface GCStat {
+  readonly gcType: string
+  readonly beforeGC: { readonly heapSpaceStatistics: ReadonlyArray<GCSpace> }
+  readonly afterGC: { readonly heapSpaceStatistics: ReadonlyArray<GCSpace> }
+}
+const reportGc = (): void => {
+  const result = gcProfiler?.stop()
+  if (result === undefined) return
+  const stats = result.statistics as unknown as ReadonlyArray<GCStat>
+  const used = (spaces: ReadonlyArray<GCSpace>, name: string) => spaces.find((s) => s.spaceName === name)?.spaceUsedSize ?? 0
+  let promoted = 0
+  let young = 0
+  let youngAfter = 0
+  for (const s of stats) {
+    young += Math.max(0, used(s.beforeGC.heapSpaceStatistics, "new_space") - youngAfter)
+    youngAfter = used(s.afterGC.heapSpaceStatistics, "new_space")
+    if (s.gcType === "Scavenge") promoted += Math.max(0, used(s.afterGC.heapSpaceStatistics, "old_space") - used(s.beforeGC.heapSpaceStatistics, "old_space"))
+  }
+  const n = Math.max(1, completions.length)
+  const kb = (x: number) => Number((x / n / 1024).toFixed(1))
+  console.error(`[gc] ${JSON.stringify({ tasks: completions.length, promotedKBPerTask: kb(promoted), youngAllocatedKBPerTask: kb(young), scavenges: stats.filter((s) => s.gcType === "Scavenge").length, markCompacts: stats.filter((s) => s.gcType === "MarkSweepCompact").length })}`)
+}
+
 const completed = (): void => {
   completions.push(Date.now())
+  if (completions.length === heapProfileAt) stopHeapProfile()
   if (snapshotAt > 0 && completions.length === snapshotAt) void heapSnapshot("drain")
   const used = process.cpuUsage(cpuAtGo)
   cpuMicros = used.user + used.system
@@ -121,6 +180,7 @@ process.on("disconnect", () => {
 
 const finish = (counts: RequestCounts): void => {
   finished = true
+  reportGc()
   writeTrace()
   clearInterval(progressTimer)
   clearInterval(rssTimer)
@@ -151,6 +211,8 @@ const runBuquet = Effect.gen(function*() {
     switch (m.value._tag) {
       case "Go":
         startProfile()
+        startHeapProfile()
+        gcProfiler?.start()
         cpuAtGo = process.cpuUsage()
         goAt = Date.now()
         return Deferred.unsafeDone(go, Exit.void)
