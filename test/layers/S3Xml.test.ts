@@ -83,6 +83,24 @@ describe("ListObjectsV2 pages", () => {
   })
 })
 
+describe("the parser", () => {
+  // plain `<Name>` / `</Name>` tags take a path without the regular expression (the common case);
+  // the same document with a space in every tag goes through it: both must read the same tree
+  it("plain tags and tags with spaces read the same tree; a closing tag must name the open one exactly", () => {
+    const plain = page(object("p/a") + object("p/b:c.d-e_f") + `<CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes>`)
+    const spaced = plain.replace(/<(\/?)([A-Za-z_][\w.:-]*)>/g, "<$1$2 >")
+    expect(spaced).not.toBe(plain)
+    expect(S3Xml.parse(plain, what)).toEqual(S3Xml.parse(spaced, what))
+    expect(S3Xml.listObjectsV2(plain, "p/", what)).toEqual(S3Xml.listObjectsV2(spaced, "p/", what))
+    for (const closer of ["</Ke>", "</Keys>", "</key>"]) {
+      expect(refusal(() => S3Xml.parse(page(object("p/a")).replace("</Key>", closer), what))).toContain(`${closer} closes <Key>`)
+    }
+    expect(refusal(() => S3Xml.parse("</A>", what))).toMatch(/<\/A> closes nothing/)
+    expect(refusal(() => S3Xml.parse("<A></A><B>", what))).toMatch(/more than one root element/)
+    expect(refusal(() => S3Xml.parse("<1A></1A>", what))).toMatch(/malformed markup/)
+  })
+})
+
 describe("DeleteObjects", () => {
   it("the request body escapes keys and carries version ids", () => {
     const body = S3Xml.deleteRequest([{ Key: "a&b<c>\"d'" }, { Key: "k", VersionId: "v1" }])
