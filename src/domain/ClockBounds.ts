@@ -152,6 +152,15 @@ export const newestConsistent = (
   return interval === undefined ? undefined : { interval, count }
 }
 
+// `[...recent, bound].slice(-size)` in one array: this runs for every S3 response a worker gets
+const appendBounded = <A>(recent: ReadonlyArray<A>, last: A, size: number): ReadonlyArray<A> => {
+  const from = Math.max(0, recent.length + 1 - size)
+  const out = new Array<A>(recent.length + 1 - from)
+  for (let i = from; i < recent.length; i++) out[i - from] = recent[i]!
+  out[out.length - 1] = last
+  return out
+}
+
 /**
  * Folds one sample into the bounds. A sample that cannot be true is ignored. A sample that agrees
  * with the bounds narrows them. A sample that contradicts them restarts the bounds from the newest
@@ -165,7 +174,7 @@ export const addSample = (
 ): ClockBounds => {
   const bound = sampleBound(sample)
   if (bound === undefined) return bounds
-  const recent = [...bounds.recent, bound].slice(-Math.max(1, config.historySize))
+  const recent = appendBounded(bounds.recent, bound, Math.max(1, config.historySize))
   if (bounds.interval === undefined) {
     return { ...bounds, interval: { lo: bound.lo, hi: bound.hi }, asOfMillis: bound.atMillis, samples: 1, recent }
   }

@@ -240,3 +240,21 @@ describe("properties", () => {
     }
   )
 })
+
+describe("the sample history", () => {
+  it("keeps the newest historySize samples, oldest first, without changing the bounds it came from", () => {
+    for (const historySize of [1, 3, 16]) {
+      const config: CB.ClockBoundsConfig = { driftPpm: 0, historySize }
+      let bounds = CB.empty
+      const seen: Array<CB.SampleBound> = []
+      for (let i = 0; i < 20; i++) {
+        const sample = sampleOf(1_000 * i, 10 + i, 5_000)
+        const before = bounds.recent
+        bounds = CB.addSample(bounds, sample, config)
+        seen.push(CB.sampleBound(sample)!)
+        expect(bounds.recent).toEqual(seen.slice(-historySize))
+        expect(before).toEqual(seen.slice(0, -1).slice(-historySize))
+      }
+    }
+  })
+})
