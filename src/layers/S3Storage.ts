@@ -383,6 +383,9 @@ const lastModifiedOf = (headers: IncomingHttpHeaders): Date | undefined => {
   return value === undefined ? undefined : new Date(value)
 }
 
+/** A PUT's answer: its ETag. */
+const etagOf = (response: S3Http.LeanResponse): string | undefined => response.headers.etag
+
 const text = (body: Uint8Array): string => Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")
 
 const contentType = (key: string): string => (key.endsWith(".json") ? "application/json" : "application/octet-stream")
@@ -508,11 +511,16 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
     // the lean path, built on first use; a failed resolution is not kept, so the next request
     // tries again
     let leanClient: Promise<S3Http.LeanClient | undefined> | undefined
+    // the same client once resolved, for requests to use at once: no promise, callback and
+    // microtask per request in front of the send, which lived as long as the request did
+    // (promoted to the old generation while the request waited on the network)
+    let leanReady: S3Http.LeanClient | undefined
     const lean = (): Promise<S3Http.LeanClient | undefined> => {
       if (config.transport === "sdk") return Promise.resolve(undefined)
-      leanClient ??= leanTarget().then((target) =>
-        target === undefined ? undefined : S3Http.make({ ...target, maxSockets, requestTimeoutMillis })
-      ).catch((error: unknown) => {
+      leanClient ??= leanTarget().then((target) => {
+        leanReady = target === undefined ? undefined : S3Http.make({ ...target, maxSockets, requestTimeoutMillis })
+        return leanReady
+      }).catch((error: unknown) => {
         leanClient = undefined
         return Promise.reject(error)
       })
@@ -529,15 +537,22 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       decode: (response: S3Http.LeanResponse) => A
     ) =>
     (attempt: Attempt): Promise<A> =>
-      lean().then((http) => {
-        if (http === undefined) return orSdk(attempt)
-        attempt.sentAtMillis = localMillis(attempt.clock)
-        return http.send({
-          ...request,
-          cancellation: attempt,
-          onResponse: (headers: IncomingHttpHeaders) => received(attempt, headers.date)
-        }).then(decode)
-      })
+      leanReady !== undefined
+        ? sendLean(leanReady, request, decode, attempt)
+        : lean().then((http) => (http === undefined ? orSdk(attempt) : sendLean(http, request, decode, attempt)))
+    const sendLean = <A>(
+      http: S3Http.LeanClient,
+      request: Omit<S3Http.LeanRequest, "cancellation" | "onResponse">,
+      decode: (response: S3Http.LeanResponse) => A,
+      attempt: Attempt
+    ): Promise<A> => {
+      attempt.sentAtMillis = localMillis(attempt.clock)
+      return http.send({
+        ...request,
+        cancellation: attempt,
+        onResponse: (headers: IncomingHttpHeaders) => received(attempt, headers.date)
+      }).then(decode)
+    }
 
     /**
      * Sends one command: captures its Date header, turns a rejection into a {@link Fault},
@@ -735,7 +750,7 @@ export const make = (config: S3StorageConfig): Effect.Effect<StorageService, nev
       const mapFault = conditional ? writeError("put", key) : readError("put", key)
       return request(
         conditional ? "conditional" : "write",
-        viaLean({ method: "PUT", key: full(key), headers, body }, viaCommand, (r) => r.headers.etag),
+        viaLean({ method: "PUT", key: full(key), headers, body }, viaCommand, etagOf),
         (etag): Exit.Exit<string, StorageWriteError> =>
           etag === undefined ? Exit.fail(invalid("put", key, "PutObject response lacks an ETag")) : Exit.succeed(etag),
         (fault) => Exit.fail(mapFault(fault))
