@@ -271,14 +271,18 @@ export const make = <R>(
     // Fibers live in a child scope that closes AFTER the graceful-shutdown finalizer below.
     const scope = yield* Scope.fork(parentScope, ExecutionStrategy.sequential)
     const events = yield* Events.make(options.hooks)
-    const stats = yield* Ref.make(emptyStats)
-    const running = yield* Ref.make(new Map<string, Deferred.Deferred<StopSignal>>())
+    // The per-task bookkeeping in plain variables, not Refs: every change is one synchronous step of
+    // the fiber that makes it (a Ref.update copied the running Map, or the stats, per task).
+    let counters: Omit<WorkerStats, "running"> = emptyStats
+    const running = new Map<string, Deferred.Deferred<StopSignal>>()
     const slotFreed = yield* Queue.sliding<void>(1)
     // a task settled: the heartbeat writes the new counters soon (Heartbeat.loop)
     const settled = yield* Queue.sliding<void>(1)
     const stopping = yield* Deferred.make<void>()
     const stopped = yield* Deferred.make<void>()
-    const claimedCount = yield* Ref.make(0)
+    let claimedCount = 0
+    /** Set where `stopping` completes: `free` reads it without an effect of its own. */
+    let isStopping = false
     const wakeSignal = yield* makeSignal(storage)
     const startedAt = yield* clock.now
 
@@ -428,7 +432,7 @@ export const make = <R>(
       workerId,
       storage,
       checkInterval: Duration.decode(options.cancelCheckInterval ?? Duration.seconds(2)),
-      busy: Effect.map(Ref.get(running), (m) => m.size > 0)
+      busy: Effect.sync(() => running.size > 0)
     }).pipe(Scope.extend(scope))
     // every running task's deadline and fallback check, in one fiber
     const deadlines = yield* DeadlineWheel.make(clock.currentTimeMillis).pipe(Scope.extend(scope))
@@ -448,17 +452,20 @@ export const make = <R>(
       onFollowUps: wakeSignal.touch
     }
 
-    const bump = (f: (s: WorkerStats) => WorkerStats) => Ref.update(stats, f)
+    const bump = (f: (s: typeof counters) => typeof counters) =>
+      Effect.sync(() => {
+        counters = f(counters)
+      })
 
     /** `cancelSeen`: the cancel signal's change count read before the claim was sent (CancelWatch.ts). */
     const started = (cancelSeen: number) => (claim: Extract<ClaimOutcome, { readonly _tag: "Claimed" }>) =>
       Effect.gen(function*() {
         const task = claim.held.task
         const definition = byType.get(task.taskType)!
-        const stop = yield* Deferred.make<StopSignal>()
-        yield* Ref.update(running, (m) => new Map(m).set(task.id, stop))
-        yield* Ref.update(claimedCount, (n) => n + 1)
-        yield* bump((s) => ({ ...s, claimed: s.claimed + 1 }))
+        const stop = Deferred.unsafeMake<StopSignal>(workerFiberId)
+        running.set(task.id, stop)
+        claimedCount++
+        counters = { ...counters, claimed: counters.claimed + 1 }
         yield* events.publish(Events.WorkerEvent.Claimed({ task }))
         const finished = Effect.gen(function*() {
           // the claim's ready-marker DELETE runs beside the handler; the settle waits for it
@@ -503,14 +510,10 @@ export const make = <R>(
           }
         }).pipe(
           Effect.ensuring(
-            Effect.zipRight(
-              Ref.update(running, (m) => {
-                const next = new Map(m)
-                next.delete(task.id)
-                return next
-              }),
-              Effect.zipRight(Queue.offer(slotFreed, undefined), Queue.offer(settled, undefined))
-            )
+            Effect.suspend(() => {
+              running.delete(task.id)
+              return Effect.zipRight(Queue.offer(slotFreed, undefined), Queue.offer(settled, undefined))
+            })
           )
         )
         // Forked from the pass's fiber, which runs with the worker's services: the task's fiber
@@ -519,10 +522,7 @@ export const make = <R>(
       })
 
     // read before every claim of a pass: combinators, not a generator
-    const free = Effect.flatMap(Deferred.isDone(stopping), (done) =>
-      done
-        ? Effect.succeed(0)
-        : Effect.zipWith(Ref.get(running), Ref.get(claimedCount), (m, taken) => Math.min(concurrency - m.size, maxTasks - taken)))
+    const free = Effect.sync(() => isStopping ? 0 : Math.min(concurrency - running.size, maxTasks - claimedCount))
 
     // --- the main loop ---------------------------------------------------------------------------
     const watch = wakeOptions === undefined ? undefined : yield* WakeUp.make(wakeOptions)
@@ -536,7 +536,7 @@ export const make = <R>(
     const mainLoop = Effect.gen(function*() {
       let empty = 0
       while (!(yield* Deferred.isDone(stopping))) {
-        if ((yield* Ref.get(claimedCount)) >= maxTasks) break
+        if (claimedCount >= maxTasks) break
         if ((yield* free) <= 0) {
           // a stop offers `slotFreed` too: no race with `stopping` (two fibers per freed slot)
           yield* Queue.take(slotFreed)
@@ -572,9 +572,9 @@ export const make = <R>(
     })
 
     const snapshot = Effect.gen(function*() {
-      const s = yield* Ref.get(stats)
+      const s = counters
       return {
-        currentTasks: [...(yield* Ref.get(running)).keys()],
+        currentTasks: [...running.keys()],
         completed: s.completed,
         failed: s.failed,
         retried: s.retried,
@@ -632,10 +632,11 @@ export const make = <R>(
     const mainFiber = yield* Effect.forkIn(provideAll(mainLoop), scope)
 
     const awaitIdle = Effect.gen(function*() {
-      while ((yield* Ref.get(running)).size > 0) yield* Queue.take(slotFreed)
+      while (running.size > 0) yield* Queue.take(slotFreed)
     })
 
     const shutdown = Effect.gen(function*() {
+      isStopping = true
       yield* Deferred.succeed(stopping, undefined)
       // the main loop may be waiting for a free slot (awaitIdle below takes a spare offer harmlessly)
       yield* Queue.offer(slotFreed, undefined)
@@ -650,7 +651,7 @@ export const make = <R>(
         Effect.map((exit) => Exit.isSuccess(exit) && exit.value)
       )
       if (!finishedInTime) {
-        const stops = [...(yield* Ref.get(running)).values()]
+        const stops = [...running.values()]
         yield* Effect.forEach(stops, (stop) => Deferred.succeed(stop, StopReason.Released()), { discard: true })
         yield* awaitIdle
       }
@@ -684,7 +685,7 @@ export const make = <R>(
       id: workerId,
       events: events.stream,
       subscribe: events.subscribe,
-      stats: Effect.zipWith(Ref.get(stats), Ref.get(running), (s, r) => ({ ...s, running: [...r.keys()] })),
+      stats: Effect.sync((): WorkerStats => ({ ...counters, running: [...running.keys()] })),
       stop: stopOnce,
       await: Deferred.await(stopped)
     } satisfies Worker
