@@ -179,7 +179,8 @@ export const execute = <R>(
     const leaseId = claimed.task.leaseId ?? ""
     const taskId = claimed.task.id
     const writes = yield* Effect.makeSemaphore(1)
-    const cancelRequested = yield* Ref.make(false)
+    // plain variables, not Refs: set and read by this task's fibers only, one synchronous step each
+    let cancelRequested = false
     const startedAt = yield* clock.currentTimeMillis
 
     const deadlineOf = (leaseEnd: DateTime.Utc | null) =>
@@ -205,7 +206,7 @@ export const execute = <R>(
       }
       yield* Ref.set(held, fresh.value)
       if (fresh.value.task.cancelRequested) {
-        yield* Ref.set(cancelRequested, true)
+        cancelRequested = true
         yield* Deferred.succeed(stop, StopReason.Cancelled())
       }
       return true
@@ -317,8 +318,9 @@ export const execute = <R>(
     }).pipe(Effect.ignore)
 
     // --- follow-ups: kept here, written with the completion only ----------------------------------
-    const followUps = yield* Ref.make<ReadonlyArray<FollowUp>>([])
-    const enqueueLock = yield* Effect.makeSemaphore(1)
+    // Built at the first enqueue: most handlers enqueue nothing. The list is only changed under the lock.
+    let followUps: ReadonlyArray<FollowUp> = []
+    let enqueueLock: Effect.Semaphore | undefined
     // a follow-up is checked as a submit is: the published JSON Schemas of its type, read once per attempt
     const publishedSchemas = new Map<string, CompiledSchemas>()
     const checkPublished = (taskType: string, input: unknown) =>
@@ -328,7 +330,7 @@ export const execute = <R>(
         yield* validateAgainst(taskType, "input", compiled.input, input)
       })
     const enqueue = (type: string | TaskType<unknown, unknown, unknown, unknown>, input: unknown, options: FollowUpOptions = {}) =>
-      enqueueLock.withPermits(1)(Effect.gen(function*() {
+      (enqueueLock ??= Effect.unsafeMakeSemaphore(1)).withPermits(1)(Effect.gen(function*() {
         const encoded = typeof type === "string"
           ? input
           : yield* Schema.encodeUnknown(type.input)(input).pipe(
@@ -336,7 +338,7 @@ export const execute = <R>(
               new SchemaValidationFailed({ taskType: type.name, which: "input", message: `follow-up input of ${type.name} is invalid: ${describeParseError(e)}` })
             )
           )
-        const index = (yield* Ref.get(followUps)).length
+        const index = followUps.length
         const followUp = yield* makeFollowUp({
           parentId: taskId,
           index,
@@ -347,7 +349,7 @@ export const execute = <R>(
           config: settings.queueConfig ?? QueueConfig.default
         })
         yield* checkPublished(followUp.taskType, followUp.input)
-        yield* Ref.update(followUps, (all) => [...all, followUp])
+        followUps = [...followUps, followUp]
         return followUp.id
       }))
 
@@ -366,7 +368,7 @@ export const execute = <R>(
             )),
           settings.onProgress === undefined ? Effect.void : settings.onProgress(taskId, value)
         ),
-      isCancelRequested: Ref.get(cancelRequested),
+      isCancelRequested: Effect.sync(() => cancelRequested),
       enqueue,
       childrenResults: Effect.provideService(readChildren(claimed.task), Storage, storage),
       childResults: <I, O, II, OI>(type: TaskType<I, O, II, OI>) =>
@@ -453,7 +455,7 @@ export const execute = <R>(
           return ended.settlement
         case "Done": {
           const placed = yield* offloadOutput(taskId, leaseId, ended.output, settings.payloadThresholdBytes)
-          return { _tag: "Complete", output: placed.value, outputRef: placed.ref, followUps: yield* Ref.get(followUps) } satisfies Settlement
+          return { _tag: "Complete", output: placed.value, outputRef: placed.ref, followUps } satisfies Settlement
         }
         case "Stopped":
           return StopReason.$match(ended.reason, {
