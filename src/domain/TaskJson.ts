@@ -30,6 +30,7 @@ import type { MalformedObject } from "./QueueError.js"
 import { RetryPolicy } from "./RetryPolicy.js"
 import { decodeTask, Task, taskAtKey, TaskEvent } from "./Task.js"
 import { allStatuses } from "./TaskStatus.js"
+import { uncheckedMaker } from "./Unchecked.js"
 
 /** How a field's value is checked and converted. */
 type Kind =
@@ -139,6 +140,11 @@ const decodeTime = (u: unknown): DateTime.Utc | Bail => {
 
 // --- decoding -------------------------------------------------------------------------------
 
+// the decoded fields are checked here, as the Schema checks them: built without the constructor's walk
+const makePolicy = uncheckedMaker(RetryPolicy)
+const makeEvent = uncheckedMaker(TaskEvent)
+const makeTask = uncheckedMaker(Task)
+
 const decodePolicy = (u: unknown): RetryPolicy | Bail => {
   if (!isRecord(u)) return bail
   const initial = u["initial_interval_ms"]
@@ -148,7 +154,7 @@ const decodePolicy = (u: unknown): RetryPolicy | Bail => {
   if (!isCount(initial) || !isCount(max)) return bail
   if (typeof multiplier !== "number" || !Number.isFinite(multiplier) || !(multiplier >= 1)) return bail
   if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) return bail
-  return new RetryPolicy({ initialIntervalMs: initial, maxIntervalMs: max, multiplier, jitterPercent: jitter }, true)
+  return makePolicy({ initialIntervalMs: initial, maxIntervalMs: max, multiplier, jitterPercent: jitter })
 }
 
 const decodeEvent = (u: unknown): TaskEvent | Bail => {
@@ -159,7 +165,7 @@ const decodeEvent = (u: unknown): TaskEvent | Bail => {
     if (value === bail) return bail
     if (value !== absent) props[field.name] = value
   }
-  return new TaskEvent(props as ConstructorParameters<typeof TaskEvent>[0], true)
+  return makeEvent(props as ConstructorParameters<typeof TaskEvent>[0])
 }
 
 /** Marks an optional field that is not there. */
@@ -230,7 +236,7 @@ export const taskFromJson = (json: unknown): Task | undefined => {
     if (value === bail) return undefined
     if (value !== absent) props[field.name] = value
   }
-  return new Task(props as ConstructorParameters<typeof Task>[0], true)
+  return makeTask(props as ConstructorParameters<typeof Task>[0])
 }
 
 // --- encoding -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { shardOf } from "./Shard.js"
 import { isAvailableAt, isExpiredAt, isLeaseExpiredAt, maxTaskEvents, Task, TaskEvent } from "./Task.js"
 import type { TaskStatus } from "./TaskStatus.js"
 import { isTerminal } from "./TaskStatus.js"
+import { uncheckedMaker } from "./Unchecked.js"
 
 /** Longest error text kept in a task's `last_error` and in one event (longer text is cut, with a marker). */
 export const maxErrorLength = 4000
@@ -56,7 +57,10 @@ interface EventInfo {
  * written is encoded as its Schema encodes it (TaskObjects.encodeTask, domain/TaskJson.ts), which
  * checks every field again.
  */
-const rebuilt = (fields: ConstructorParameters<typeof Task>[0]): Task => new Task(fields, true)
+const rebuilt: (fields: ConstructorParameters<typeof Task>[0]) => Task = uncheckedMaker(Task)
+
+/** A transition's log entry, from checked parts (`new TaskEvent(…, true)` without its constructor's walk). */
+const newEvent: (fields: ConstructorParameters<typeof TaskEvent>[0]) => TaskEvent = uncheckedMaker(TaskEvent)
 
 /** Builds the next task from `task` with `changes`, stamping `updated_at` and logging `from → to`. */
 const step = (
@@ -68,7 +72,7 @@ const step = (
   // A flow's child that ends (or is replayed) records when its parent must hear of it (domain/Flows.ts).
   const parentWaits = noticeAfter(task, changes.status ?? task.status, now)
   const next = { ...task, ...changes, updatedAt: now, ...(parentWaits !== undefined ? { parentWaits } : {}) }
-  const event = new TaskEvent({
+  const event = newEvent({
     at: now,
     from: task.status,
     to: next.status,
@@ -76,7 +80,7 @@ const step = (
     ...(info.workerId != null ? { workerId: info.workerId } : {}),
     ...(info.error != null ? { error: truncate(info.error, maxEventErrorLength) } : {}),
     ...(info.stack !== undefined ? { stack: truncate(info.stack, maxEventStackLength) } : {})
-  }, true)
+  })
   return rebuilt({ ...next, events: appendEvent(task.events, event) })
 }
 
