@@ -36,7 +36,8 @@ interface Waiting {
 /**
  * A batcher on the Storage in context. Its sending fiber runs in the current Scope (not in a
  * caller's fiber: an interrupted caller must not leave the others of its batch unanswered); when
- * the Scope closes, the callers still waiting are interrupted.
+ * the Scope closes, the callers still waiting are interrupted, and a caller after that sends its
+ * own request.
  *
  * @since 0.1.0
  * @category constructors
@@ -47,6 +48,12 @@ export const make: Effect.Effect<DeleteBatcher, never, Storage | Scope.Scope> = 
   let queued: Array<Waiting> = []
   let inFlight: ReadonlyArray<Waiting> = []
   let sending = false
+  // once the Scope has closed no sending fiber can run (one forked into a closed Scope is
+  // interrupted before its first step): a later caller sends its own request
+  let closed = false
+
+  const send = (keys: ReadonlyArray<string>): Effect.Effect<void, StorageReadError> =>
+    keys.length === 1 ? storage.delete(keys[0]!) : storage.deleteMany(keys)
 
   /** Sends what is queued, then what was queued meanwhile, until nothing is. */
   const drain: Effect.Effect<void> = Effect.suspend(() => {
@@ -57,9 +64,7 @@ export const make: Effect.Effect<DeleteBatcher, never, Storage | Scope.Scope> = 
       sending = false
       return Effect.void
     }
-    const keys = [...new Set(batch.flatMap((w) => w.keys))]
-    const request = keys.length === 1 ? storage.delete(keys[0]!) : storage.deleteMany(keys)
-    return Effect.exit(request).pipe(
+    return Effect.exit(send([...new Set(batch.flatMap((w) => w.keys))])).pipe(
       Effect.flatMap((exit) => Effect.forEach(batch, (w) => Deferred.done(w.done, exit), { discard: true })),
       Effect.zipRight(drain)
     )
@@ -76,6 +81,7 @@ export const make: Effect.Effect<DeleteBatcher, never, Storage | Scope.Scope> = 
   const deleteKeys = (keys: ReadonlyArray<string>): Effect.Effect<void, StorageReadError> =>
     keys.length === 0 ? Effect.void : Effect.gen(function*() {
       const done = yield* Deferred.make<void, StorageReadError>()
+      if (closed) return yield* send([...new Set(keys)])
       queued.push({ keys, done })
       if (!sending) {
         sending = true
@@ -84,6 +90,6 @@ export const make: Effect.Effect<DeleteBatcher, never, Storage | Scope.Scope> = 
       return yield* Deferred.await(done)
     })
 
-  yield* Effect.addFinalizer(() => stopped)
+  yield* Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => (closed = true)), stopped))
   return { delete: deleteKeys } satisfies DeleteBatcher
 })

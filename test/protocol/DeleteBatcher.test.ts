@@ -4,7 +4,7 @@
  * each caller is answered with its own request's outcome. MemoryStorage whose DELETEs wait on a gate.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, Ref } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Ref, Scope } from "effect"
 import { StorageUnavailable } from "../../src/domain/StorageError.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as DeleteBatcher from "../../src/protocol/DeleteBatcher.js"
@@ -101,5 +101,22 @@ describe("DeleteBatcher", () => {
       yield* waitFor(Effect.map(Ref.get(requests), (r) => r.length === 3))
       yield* open
       expect(Exit.isSuccess(yield* Fiber.await(c))).toBe(true)
+    }))
+
+  it.scoped("a caller after the batcher's Scope closed sends its own DELETE and is answered, not left waiting", () =>
+    Effect.gen(function*() {
+      const { open, requests, storage } = yield* gated
+      yield* storage.put(marker(0), new Uint8Array())
+      yield* storage.put(marker(1), new Uint8Array())
+      const scope = yield* Scope.make()
+      const batcher = yield* DeleteBatcher.make.pipe(Effect.provideService(Storage, storage), Scope.extend(scope))
+      yield* Scope.close(scope, Exit.void)
+      yield* open
+      const late = yield* Effect.fork(batcher.delete([marker(0), marker(1)]))
+      yield* waitFor(Effect.map(Ref.get(requests), (r) => r.length === 1))
+      yield* open
+      expect(Exit.isSuccess(yield* Fiber.await(late))).toBe(true)
+      expect(yield* Ref.get(requests)).toEqual([[marker(0), marker(1)]])
+      expect(Option.isNone(yield* storage.head(marker(0)))).toBe(true)
     }))
 })
