@@ -58,6 +58,7 @@ import { execute, StopReason } from "./worker/Execute.js"
 import type { StopSignal } from "./worker/Execute.js"
 import type { HandlerDefinition } from "./worker/Handler.js"
 import * as Heartbeat from "./worker/Heartbeat.js"
+import * as Fleet from "./worker/Fleet.js"
 import * as Polling from "./worker/Polling.js"
 import { awaitSignal, defaultSignals } from "./worker/Shutdown.js"
 import * as WakeUp from "./worker/WakeUp.js"
@@ -424,7 +425,9 @@ export const make = <R>(
       currentShards: polledShards,
       pageSize: options.pageSize,
       startOffset,
-      pausedTypes: Effect.map(pauseState, (state) => (taskType: string) => isPaused(state, taskType))
+      pausedTypes: Effect.map(pauseState, (state) => (taskType: string) => isPaused(state, taskType)),
+      // this worker's slice of the live workers: tried first, so a fleet seldom races for one task
+      slice: Fleet.make({ workerId, storage, now: clock.currentTimeMillis })
     })
 
     // made below, beside the registration (its first HEAD and the registration PUT are independent)
