@@ -248,6 +248,12 @@ const runBuquet = Effect.gen(function*() {
     [handler]
   )
   yield* Deferred.await(stop)
+  // BENCH_WORKER_STATS=1 (diagnosis): the worker's counters (passes, LISTs, claims) on stderr
+  if (process.env["BENCH_WORKER_STATS"] === "1") {
+    const s = yield* worker.stats
+    const c = yield* counter.snapshot
+    console.error(`[bench worker ${config.workerId}] stats ${JSON.stringify({ ...s, running: s.running.length, counts: c })}`)
+  }
   yield* worker.stop
   return yield* counter.snapshot
 }).pipe(Effect.scoped)
