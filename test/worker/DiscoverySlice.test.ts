@@ -14,6 +14,7 @@ import * as Claim from "../../src/programs/worker/Claim.js"
 import * as Discovery from "../../src/programs/worker/Discovery.js"
 import * as Fleet from "../../src/programs/worker/Fleet.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
+import { Storage } from "../../src/services/Storage.js"
 import { idInShard, jobClaimEnv, queueLayer, seedTask } from "./support.js"
 
 const env = queueLayer()
@@ -163,4 +164,36 @@ describe("Fleet.sliceOf: this worker's index among the live workers", () => {
     expect(Fleet.sliceOf("w-a", [meta("w-a", 0, now)], now)).toBeUndefined()
     expect(Fleet.sliceOf("w-z", [meta("w-a", 0, now), meta("w-b", 0, now)], now)).toBeUndefined()
   })
+})
+
+describe("Fleet.make: the cached slice", () => {
+  it.effect("lists workers/ only when older than its refresh (sooner at first), and sees a worker that registered late", () =>
+    Effect.gen(function*() {
+      const storage = yield* Storage
+      const serverNow = yield* Effect.flatMap(ServerClock, (c) => c.currentTimeMillis)
+      let lists = 0
+      let now = serverNow
+      const slice = Fleet.make({
+        workerId: "w-b",
+        storage: { ...storage, list: (prefix, options) => Effect.suspend(() => (lists++, storage.list(prefix, options))) },
+        now: Effect.sync(() => now)
+      })
+      const body = new TextEncoder().encode("{}")
+      yield* storage.put("workers/w-b.json", body)
+      yield* storage.put("workers/w-c.json", body)
+      expect(yield* slice).toEqual({ index: 0, count: 2 })
+      yield* storage.put("workers/w-a.json", body)
+      now += 500
+      expect(yield* slice).toEqual({ index: 0, count: 2 })
+      expect(lists).toBe(1)
+      now += 600
+      expect(yield* slice).toEqual({ index: 1, count: 3 })
+      expect(lists).toBe(2)
+      // then at most every refreshEveryMillis
+      for (let i = 0; i < 40; i++) {
+        now += 1_000
+        yield* slice
+      }
+      expect(lists).toBeLessThanOrEqual(2 + 3 + 40_000 / Fleet.refreshEveryMillis)
+    }).pipe(Effect.provide(env)))
 })

@@ -1,8 +1,9 @@
 /**
  * This worker's slice of the fleet (Discovery.ts `slice`): its index among the live workers, read
  * from ONE LIST of `workers/` (the records' keys and their last heartbeat; no GET), at most once
- * per `refreshEvery` (10 s) and only when a pass asks, i.e. when it has more due candidates than
- * free slots: a busy worker with a backlog pays at most 6 LISTs a minute, an idle worker none.
+ * per `refreshEvery` (10 s; the first reads after 1, 2 and 4 s) and only when a pass asks, i.e.
+ * when it has more due candidates than free slots: a busy worker with a backlog pays at most 6
+ * LISTs a minute (3 more at its start), an idle worker none.
  *
  * A record whose last heartbeat is older than `liveWithin` (3 min, the monitor's "stale") is not
  * counted: a crashed worker's slice is then shared out again within minutes. Until then its tasks
@@ -59,9 +60,13 @@ export const make = (options: {
   const refreshEvery = options.refreshEvery ?? refreshEveryMillis
   let slice: FleetSlice | undefined = undefined
   let readAt = Number.NEGATIVE_INFINITY
+  let reads = 0
   return Effect.flatMap(options.now, (now) => {
-    if (now - readAt < refreshEvery) return Effect.succeed(slice)
+    // The first reads come sooner (1 s, 2 s, 4 s): a fleet started together registers over a
+    // moment, and a worker's first list may miss the slowest (slices of 3 and of 4 overlap).
+    if (now - readAt < Math.min(refreshEvery, 1000 * 2 ** (reads - 1))) return Effect.succeed(slice)
     readAt = now
+    reads++
     return options.storage.list(workersPrefix, { maxKeys: 1000 }).pipe(
       Effect.map((page) => {
         slice = sliceOf(options.workerId, page.objects, now, options.liveWithin)
