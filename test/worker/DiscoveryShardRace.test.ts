@@ -6,12 +6,12 @@
  * MemoryStorage; the other worker's pass runs between our LIST and our tries.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Random } from "effect"
+import { Effect } from "effect"
 import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
 import * as Claim from "../../src/programs/worker/Claim.js"
 import * as Discovery from "../../src/programs/worker/Discovery.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
-import { idInShard, jobClaimEnv, queueLayer, seedTask } from "./support.js"
+import { idInShard, interleavedFirstBatches, jobClaimEnv, queueLayer, seedTask } from "./support.js"
 
 const env = queueLayer()
 
@@ -25,35 +25,16 @@ const seed = (n: number) =>
   })
 
 /** Free slots: `n` until `n` tries have started (one batch per pass). */
-const oneBatch = (n: number, tried: ReadonlyArray<string>) => Effect.sync(() => n - tried.length)
 
 describe("Discovery: workers listing the same shard at once", () => {
   it.effect("try different markers, not the page's first ones in key order", () =>
     Effect.gen(function*() {
       yield* seed(64)
-      const ours = Discovery.make({ shards: ["3"] })
-      const other = Discovery.make({ shards: ["3"] })
-      const theirs: Array<string> = []
-      const mine: Array<string> = []
-      let othersClaimed = 0
-      const gate = yield* Deferred.make<void>()
-      let first = true
-      const attempt = (entry: ReadyEntry) =>
-        Effect.gen(function*() {
-          mine.push(entry.taskId)
-          if (first) {
-            first = false
-            // the other worker listed the shard when we did: its batch runs before ours
-            const r = yield* other.pass(oneBatch(8, theirs), (e) => {
-              theirs.push(e.taskId)
-              return Claim.tryClaim(e, jobClaimEnv("other"))
-            }, () => Effect.void).pipe(Effect.withRandom(Random.make(2)))
-            othersClaimed = r.claimed
-            yield* Deferred.succeed(gate, undefined)
-          } else yield* Deferred.await(gate)
-          return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
-        })
-      const result = yield* ours.pass(oneBatch(8, mine), attempt, () => Effect.void).pipe(Effect.withRandom(Random.make(1)))
+      // the other worker listed the shard when we did: its batch runs before ours
+      const { mine, othersClaimed, result, theirs } = yield* interleavedFirstBatches(
+        Discovery.make({ shards: ["3"] }),
+        Discovery.make({ shards: ["3"] })
+      )
       expect(othersClaimed).toBe(8)
       expect(mine.length).toBe(8)
       // in key order both batches were the same 8 markers: 8 lost races

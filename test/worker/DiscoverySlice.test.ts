@@ -8,14 +8,13 @@
  * MemoryStorage.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Deferred, Effect, Random } from "effect"
-import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
+import { DateTime, Effect } from "effect"
 import * as Claim from "../../src/programs/worker/Claim.js"
 import * as Discovery from "../../src/programs/worker/Discovery.js"
 import * as Fleet from "../../src/programs/worker/Fleet.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
-import { idInShard, jobClaimEnv, queueLayer, seedTask } from "./support.js"
+import { idInShard, interleavedFirstBatches, jobClaimEnv, queueLayer, seedTask } from "./support.js"
 
 const env = queueLayer()
 
@@ -28,34 +27,12 @@ const seed = (n: number, shards: ReadonlyArray<string>) =>
     return ids
   })
 
-/** Free slots: `n` until `n` tries have started (one batch per pass). */
-const oneBatch = (n: number, tried: ReadonlyArray<string>) => Effect.sync(() => n - tried.length)
-
 /** Two workers' first batches, the other's run between our read of the page and our tries. */
 const firstBatches = (shards: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const ours = Discovery.make({ shards, slice: Effect.succeed({ index: 0, count: 2 }) })
-    const other = Discovery.make({ shards, slice: Effect.succeed({ index: 1, count: 2 }) })
-    const theirs: Array<string> = []
-    const mine: Array<string> = []
-    const gate = yield* Deferred.make<void>()
-    let first = true
-    const attempt = (entry: ReadyEntry) =>
-      Effect.gen(function*() {
-        mine.push(entry.taskId)
-        if (first) {
-          first = false
-          yield* other.pass(oneBatch(8, theirs), (e) => {
-            theirs.push(e.taskId)
-            return Claim.tryClaim(e, jobClaimEnv("other"))
-          }, () => Effect.void).pipe(Effect.withRandom(Random.make(2)))
-          yield* Deferred.succeed(gate, undefined)
-        } else yield* Deferred.await(gate)
-        return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
-      })
-    const result = yield* ours.pass(oneBatch(8, mine), attempt, () => Effect.void).pipe(Effect.withRandom(Random.make(1)))
-    return { mine, theirs, result }
-  })
+  interleavedFirstBatches(
+    Discovery.make({ shards, slice: Effect.succeed({ index: 0, count: 2 }) }),
+    Discovery.make({ shards, slice: Effect.succeed({ index: 1, count: 2 }) })
+  )
 
 describe("Discovery: each worker of a fleet starts on its own slice", () => {
   it.effect("two workers listing the same shard take disjoint slices first", () =>

@@ -6,7 +6,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { DateTime, Duration, Effect, Layer, Option, TestClock } from "effect"
+import { DateTime, Deferred, Duration, Effect, Layer, Option, Random, TestClock } from "effect"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
 import type { Task } from "../../src/domain/Task.js"
@@ -19,7 +19,9 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
-import type * as Claim from "../../src/programs/worker/Claim.js"
+import * as Claim from "../../src/programs/worker/Claim.js"
+import type * as Discovery from "../../src/programs/worker/Discovery.js"
+import type { ReadyEntry } from "../../src/domain/ReadyIndex.js"
 
 /** Storage + ServerClock + Queue, and the LeaseManager and Scheduler a worker needs, on a given storage layer. */
 export const queueLayer = (storage: Layer.Layer<Storage, unknown> = MemoryStorage.layer()) => {
@@ -91,3 +93,35 @@ export const millisBetween = (a: DateTime.Utc, b: DateTime.Utc): number => DateT
 
 /** One second. */
 export const second = Duration.seconds(1)
+
+/** Free slots: `n` until `n` tries have started (one batch per pass). */
+export const oneBatch = (n: number, tried: ReadonlyArray<string>) => Effect.sync(() => n - tried.length)
+
+/**
+ * Two workers' first batches of 8 over the same listing: the other's whole pass runs between our
+ * read of the page and our tries (as when both listed it at once). Seeded randoms: 1 ours, 2 theirs.
+ */
+export const interleavedFirstBatches = (ours: Discovery.Discovery, other: Discovery.Discovery) =>
+  Effect.gen(function*() {
+    const theirs: Array<string> = []
+    const mine: Array<string> = []
+    let othersClaimed = 0
+    const gate = yield* Deferred.make<void>()
+    let first = true
+    const attempt = (entry: ReadyEntry) =>
+      Effect.gen(function*() {
+        mine.push(entry.taskId)
+        if (first) {
+          first = false
+          const r = yield* other.pass(oneBatch(8, theirs), (e) => {
+            theirs.push(e.taskId)
+            return Claim.tryClaim(e, jobClaimEnv("other"))
+          }, () => Effect.void).pipe(Effect.withRandom(Random.make(2)))
+          othersClaimed = r.claimed
+          yield* Deferred.succeed(gate, undefined)
+        } else yield* Deferred.await(gate)
+        return yield* Claim.tryClaim(entry, jobClaimEnv("ours"))
+      })
+    const result = yield* ours.pass(oneBatch(8, mine), attempt, () => Effect.void).pipe(Effect.withRandom(Random.make(1)))
+    return { mine, theirs, result, othersClaimed }
+  })
