@@ -37,7 +37,7 @@
  *
  * The fleet's slices (`slice`): a worker that knows it is worker `index` of `count` live workers
  * tries, within one priority and due minute, the candidates of its own slice (a hash of the task id
- * mod `count`) first, in the order of a second hash, then the next workers' slices, each from its
+ * mod `count`) first, in the order of a second hash (seeded by `count`), then the next workers' slices, each from its
  * far end (that order reversed). Workers reading the same page then start on disjoint tasks instead
  * of meeting by chance (random batches of 32 from one page of 1,000 met often: 0.2 lost claim CAS
  * per task at 4 × 32 on RGW, two wasted PUTs each), and a worker helping with a slice its owner has
@@ -147,9 +147,12 @@ export interface FleetSlice {
   readonly count: number
 }
 
-/** FNV-1a (32 bits) of a task id: spreads ids evenly over the slices, the same in every worker. */
-const hashId = (id: string): number => {
-  let h = 0x811c9dc5
+/**
+ * FNV-1a (32 bits) of a task id, from `seed`: spreads ids evenly over the slices, the same in
+ * every worker.
+ */
+const hashId = (id: string, seed = 0x811c9dc5): number => {
+  let h = seed
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
   return h >>> 0
 }
@@ -392,13 +395,19 @@ export const make = (options: DiscoveryOptions): Discovery => {
         return shuffled.sort((a, b) => b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket)
       }
       // Own slice first, in ascending rank; then the others' slices, the next one's first, each
-      // from its far end (descending rank), so a helper meets the slice's owner only at the end.
+      // in descending rank from its own start: the slice's g-th helper (g workers before its owner)
+      // starts (g - 1) / count below the far end. The owner and its helpers then each walk their
+      // own part and meet only where two parts end (helpers starting together at the far end lost
+      // every race to each other once all slices ran dry at once, at the end of a drain).
       const key = new Map<Candidate, number>()
       for (const c of shuffled) {
-        const h = hashId(c.entry.taskId)
-        const group = (h % slice.count - slice.index + slice.count) % slice.count
-        const rank = Math.floor(h / slice.count) / 2 ** 32
-        key.set(c, group + (group === 0 ? rank : 1 - rank))
+        const group = (hashId(c.entry.taskId) % slice.count - slice.index + slice.count) % slice.count
+        // The rank is a hash seeded by the count: workers that agree on the count share one order
+        // (a helper meets the owner only at the end), and workers whose lists disagree (one fleet
+        // starting, 1 of 2 and 3 of 4 hold the same ids) walk their common ids in unrelated orders.
+        const rank = hashId(c.entry.taskId, 0x811c9dc5 ^ slice.count) / 2 ** 32
+        const start = (group - 1) / slice.count
+        key.set(c, group + (group === 0 ? rank : 1 - (rank + start) % 1))
       }
       return shuffled.sort((a, b) =>
         b.entry.priority - a.entry.priority || a.entry.bucket - b.entry.bucket || key.get(a)! - key.get(b)!
