@@ -15,7 +15,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Clock, DateTime, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
+import { Cause, Clock, DateTime, Deferred, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 import { decodeObject, describeParseError, encodeObject, toPlainJson } from "../domain/Codec.js"
 import * as Idem from "../domain/Idempotency.js"
 import { schemaKey, taskKey, taskShardPrefix, taskTypeMarkerKey } from "../domain/Keys.js"
@@ -161,17 +161,34 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
   const typeSeen = new Set<string>()
   const typeWarned = new Set<string>()
   const typeMissedAt = new Map<string, number>()
+  // The HEAD in flight per type: concurrent submits of one type (submitMany) wait for its answer
+  // instead of each sending its own (and each warning).
+  const typeAsking = new Map<string, Deferred.Deferred<boolean, StorageReadError>>()
 
-  const registered = (taskType: string) =>
+  const registered = (taskType: string): Effect.Effect<boolean, StorageReadError> =>
     Effect.gen(function*() {
       if (typeSeen.has(taskType)) return true
       const now = yield* Clock.currentTimeMillis
       const missed = typeMissedAt.get(taskType)
       if (missed !== undefined && now - missed < typeMissCacheMillis) return false
-      const found = yield* provide(taskTypeRegistered(taskType))
-      if (found) typeSeen.add(taskType)
-      else typeMissedAt.set(taskType, now)
-      return found
+      const asking = typeAsking.get(taskType)
+      // an asker interrupted before its answer leaves the question to the next one
+      if (asking !== undefined) {
+        return yield* Deferred.await(asking).pipe(
+          Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? registered(taskType) : Effect.failCause(cause))
+        )
+      }
+      const answer = yield* Deferred.make<boolean, StorageReadError>()
+      typeAsking.set(taskType, answer)
+      return yield* provide(taskTypeRegistered(taskType)).pipe(
+        Effect.tap((found) =>
+          Effect.sync(() => {
+            if (found) typeSeen.add(taskType)
+            else typeMissedAt.set(taskType, now)
+          })
+        ),
+        Effect.onExit((exit) => Effect.zipRight(Effect.sync(() => typeAsking.delete(taskType)), Deferred.done(answer, exit)))
+      )
     })
 
   const unhandledMessage = (taskType: string) =>
@@ -187,7 +204,10 @@ export const make = Effect.fn("Queue.make")(function*(configInput: QueueConfigIn
       ? Effect.flatMap(registered(taskType), (ok) => ok ? Effect.void : Effect.fail(new UnhandledTaskType({ taskType, message: unhandledMessage(taskType) })))
       : registered(taskType).pipe(
         Effect.flatMap((ok) =>
-          ok ? Effect.void : Effect.zipRight(Effect.sync(() => typeWarned.add(taskType)), Effect.logWarning(unhandledMessage(taskType)))
+          // (checked again: the submits that waited for the same answer warn once between them)
+          ok || typeWarned.has(taskType)
+            ? Effect.void
+            : Effect.zipRight(Effect.sync(() => typeWarned.add(taskType)), Effect.logWarning(unhandledMessage(taskType)))
         ),
         // only a warning: a failed check never fails the submit
         Effect.catchAll((e) => Effect.logDebug(`submit: could not check whether task type ${taskType} has a worker: ${e.message}`))

@@ -5,7 +5,7 @@
  * `UnhandledTaskType`, `off` costs nothing.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Ref, TestClock } from "effect"
+import { Effect, Fiber, Layer, Logger, Option, Ref, TestClock } from "effect"
 import { taskTypeMarkerKey } from "../../src/domain/Keys.js"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
@@ -18,8 +18,11 @@ import { Storage } from "../../src/services/Storage.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
 import type { QueueConfigInput } from "../../src/layers/Queue.js"
 
-const counted = (config: QueueConfigInput = {}) => {
-  const storage = Layer.provideMerge(CountingStorage.layer, MemoryStorage.layer())
+const counted = (config: QueueConfigInput = {}, slowHead = false) => {
+  const memory = MemoryStorage.layer()
+  // a HEAD that answers 1 ms later (TestClock): concurrent submits then all ask before one answer
+  const slow = Layer.effect(Storage, Effect.map(Storage, (s) => ({ ...s, head: (key: string) => Effect.delay(s.head(key), "1 millis") })))
+  const storage = Layer.provideMerge(CountingStorage.layer, slowHead ? Layer.provide(slow, memory) : memory)
   return Layer.provideMerge(Layer.merge(QueueLayer.layer(config), layerWorkerServices()), Layer.provideMerge(ServerClockLayer.layer, storage))
 }
 
@@ -48,6 +51,44 @@ describe("submit's type check", () => {
       expect(warnings[0]).toContain("no worker has ever registered a handler for task type \"sned_email\"")
       expect((yield* counter.snapshot).HEAD).toBe(1)
     }).pipe(Effect.provide(counted())))
+
+  it.scoped("warn: concurrent submits of one unregistered type (submitMany) still cost one HEAD and one warning", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const counter = yield* RequestCounter
+      yield* counter.reset
+      const items = Array.from({ length: 40 }, (_, i) => ({ taskType: "sned_email", input: { i } }))
+      const fiber = yield* Effect.fork(warningsOf(queue.submitMany(items, { concurrency: 16 })))
+      yield* TestClock.adjust("1 second")
+      const [results, warnings] = yield* Fiber.join(fiber)
+      expect(results.filter((r) => r._tag === "Failed")).toEqual([])
+      expect(warnings).toHaveLength(1)
+      expect((yield* counter.snapshot).HEAD).toBe(1)
+    }).pipe(Effect.provide(counted({}, true))))
+
+  it.scoped("strict: concurrent submits of one unregistered type are all refused, for one HEAD", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const counter = yield* RequestCounter
+      yield* counter.reset
+      const fiber = yield* Effect.fork(Effect.forEach(Array.from({ length: 16 }, () => queue.submit("send_email", {})), Effect.flip, { concurrency: 16 }))
+      yield* TestClock.adjust("1 second")
+      const refused = yield* Fiber.join(fiber)
+      expect(refused.every((e) => e._tag === "UnhandledTaskType")).toBe(true)
+      expect((yield* counter.snapshot).HEAD).toBe(1)
+    }).pipe(Effect.provide(counted({ typeCheck: "strict" }, true))))
+
+  it.scoped("a submit waiting for another's HEAD asks itself when that submit is interrupted", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue
+      const first = yield* Effect.fork(queue.submit("send_email", {}))
+      yield* TestClock.adjust("0 millis")
+      const second = yield* Effect.fork(Effect.flip(queue.submit("send_email", {})))
+      yield* TestClock.adjust("0 millis")
+      yield* Fiber.interrupt(first)
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(second))._tag).toBe("UnhandledTaskType")
+    }).pipe(Effect.provide(counted({ typeCheck: "strict" }, true))))
 
   it.scoped("strict: refused with UnhandledTaskType until a worker registers the type; then accepted", () =>
     Effect.gen(function*() {
