@@ -1,7 +1,7 @@
 /**
  * Loading a handlers module for `buquet worker --handlers FILE` (design.md §7): a `.js`/`.mjs`
- * module is imported as is; a `.ts`/`.mts` one through tsx's loader (registered once, and only when
- * the CLI itself does not already run from its TypeScript sources). The default export is read with
+ * module is imported as is; a `.ts`/`.mts` one through tsx's `tsImport` (ESM or CommonJS, as its
+ * package says). The default export (unwrapped once when compiled to CommonJS) is read with
  * `handlersFromModule`: an object of Promise handlers, or a list of `Worker.handler` definitions.
  *
  * @module
@@ -17,23 +17,39 @@ import type { CliError } from "./common.js"
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? ""
 
-/** Whether this CLI runs from its `.ts` sources (then tsx's loader is already registered). */
-const runsFromSources = import.meta.url.endsWith(".ts")
+/**
+ * Imports a TypeScript module with tsx's `tsImport`, which compiles it as its package says (ESM, or
+ * CommonJS under npm init's default `"type": "commonjs"`) in a loader of its own: a plain import
+ * after tsx's `register()` could not load the CommonJS case ("Cannot require() ES Module … in a
+ * cycle" from the compiled CLI, a syntax error at the first type from the sources).
+ */
+const importTypeScript = (file: string, path: string): Effect.Effect<Record<string, unknown>, CliError> =>
+  Effect.tryPromise({
+    try: () => import("tsx/esm/api"),
+    catch: () => usageError(`--handlers ${file}: loading a TypeScript module needs tsx; install it (npm i -D tsx) or compile the module to .js`)
+  }).pipe(
+    Effect.flatMap((api) =>
+      Effect.tryPromise({
+        try: () => api.tsImport(pathToFileURL(path).href, import.meta.url) as Promise<Record<string, unknown>>,
+        catch: (e) => loadFailed(file, e)
+      })
+    )
+  )
 
-let tsxRegistered = runsFromSources
+const loadFailed = (file: string, e: unknown) =>
+  operationalError(`--handlers ${file}: the module failed to load (${messageOf(e)}); fix it and start the worker again`)
 
-const registerTsx = (file: string): Effect.Effect<void, CliError> =>
-  tsxRegistered
-    ? Effect.void
-    : Effect.tryPromise({
-      try: async () => {
-        const api = await import("tsx/esm/api")
-        api.register()
-        tsxRegistered = true
-      },
-      catch: () =>
-        usageError(`--handlers ${file}: loading a TypeScript module needs tsx; install it (npm i -D tsx) or compile the module to .js`)
-    })
+/**
+ * The module's default export. `export default` compiled to CommonJS (by tsc, a bundler, or tsx in
+ * a CommonJS package) sets `exports.default` and `__esModule`, and an import's default is then the
+ * whole `exports`: the handlers are one level down.
+ */
+const defaultExport = (loaded: Record<string, unknown>): unknown => {
+  const value = loaded["default"]
+  return typeof value === "object" && value !== null && (value as { __esModule?: unknown }).__esModule === true && "default" in value
+    ? (value as { default: unknown }).default
+    : value
+}
 
 /** Imports the module at `file` (relative to `cwd`) and returns its handler definitions. */
 export const loadHandlers = (
@@ -43,18 +59,19 @@ export const loadHandlers = (
   Effect.gen(function*() {
     const path = resolve(cwd, file)
     if (!existsSync(path)) return yield* usageError(`--handlers ${file}: no such file (looked at ${path}); give the path of a handlers module`)
-    if (/\.[cm]?tsx?$/.test(path)) yield* registerTsx(file)
-    const loaded = yield* Effect.tryPromise({
-      try: () => import(pathToFileURL(path).href) as Promise<Record<string, unknown>>,
-      catch: (e) => operationalError(`--handlers ${file}: the module failed to load (${messageOf(e)}); fix it and start the worker again`)
-    })
+    const loaded = /\.[cm]?tsx?$/.test(path)
+      ? yield* importTypeScript(file, path)
+      : yield* Effect.tryPromise({
+        try: () => import(pathToFileURL(path).href) as Promise<Record<string, unknown>>,
+        catch: (e) => loadFailed(file, e)
+      })
     if (!("default" in loaded)) {
       return yield* usageError(
         `--handlers ${file}: the module has no default export; export default an object of handlers by task type, or a list of Worker.handler(…) definitions`
       )
     }
     return yield* Effect.try({
-      try: () => definitionsFromModule(loaded["default"]),
+      try: () => definitionsFromModule(defaultExport(loaded)),
       catch: (e) => usageError(`--handlers ${file}: ${messageOf(e).replace(/^handlers module: /, "")}`)
     })
   })

@@ -7,6 +7,7 @@
  * handlers module is a one-line usage error.
  */
 import { Effect, Layer, Option } from "effect"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Buquet from "../../src/Buquet.js"
@@ -59,6 +60,27 @@ describe("buquet worker --handlers", () => {
       expect(get.stdout).toContain(via === undefined ? `{"sum":5}` : `{"sum":5,"via":"effect"}`)
     })
   }
+
+  it("runs a TypeScript module of a CommonJS package (npm init's default) and a module compiled to CommonJS", async () => {
+    // tsx compiles a .ts of a CommonJS package to CommonJS: imported as ESM that was "Cannot
+    // require() ES Module … in a cycle"; and `export default` compiled to CommonJS arrives as
+    // `{ default: handlers }` (with `__esModule`) under the import's default
+    const dir = tempDir("buquet-worker-cjs-")
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", type: "commonjs" }))
+    writeFileSync(join(dir, "handlers.ts"), "const handlers = { add: async (input: { a: number; b: number }) => ({ sum: input.a + input.b }) }\nexport default handlers\n")
+    writeFileSync(
+      join(dir, "compiled.js"),
+      "\"use strict\";\nObject.defineProperty(exports, \"__esModule\", { value: true });\nexports.default = { add: async (input) => ({ sum: input.a + input.b, compiled: true }) };\n"
+    )
+    for (const [file, output] of [["handlers.ts", `{"sum":5}`], ["compiled.js", `{"sum":5,"compiled":true}`]] as const) {
+      const task = await inStore(dir, Effect.flatMap(Queue, (queue) => queue.submit("add", { a: 2, b: 3 })))
+      const r = await runCli(["worker", "--handlers", file, "--no-monitor", "--max-tasks", "1", "--poll-max-ms", "200"], { cwd: dir })
+      expect(r.code, r.stderr).toBe(0)
+      const get = await runCli(["get", task.id], { cwd: dir })
+      expect(get.stdout).toMatch(/status\s+completed/)
+      expect(get.stdout).toContain(output)
+    }
+  })
 
   it("a module without handlers is a usage error naming the flag", async () => {
     const r = await runCli(["worker", "--handlers", join(fixtures, "..", "support.ts")])
