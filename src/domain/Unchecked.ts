@@ -44,7 +44,10 @@ export const uncheckedMaker = <Self, Props>(
   }
   const proto = cls.prototype as object
   return (props) => {
-    const self: Record<string, unknown> = Object.assign(Object.create(proto) as Record<string, unknown>, props)
+    // a spread literal given the prototype after, not `Object.assign(Object.create(proto), props)`:
+    // V8 turns an object given 20-odd keys one by one into a dictionary (every later read, spread
+    // and encode of a task took the slow path); a literal's copy keeps fast properties
+    const self = Object.setPrototypeOf({ ...props }, proto) as Record<string, unknown>
     for (const [key, value] of defaults) if (self[key] === undefined) self[key] = value()
     return self as Self
   }
