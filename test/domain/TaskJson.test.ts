@@ -139,6 +139,22 @@ describe("TaskJson", () => {
       expect(task).toEqual(yield* decodeTask(moved, body))
     }).pipe(Effect.runPromise))
 
+  it.prop(
+    "timestamps anywhere in DateTime's range, in and across minutes (the formatted minute is kept): the same text as the Schema",
+    [fc.array(fc.oneof(fc.integer({ min: -8.64e15, max: 8.64e15 }), fc.integer({ min: -200_000, max: 200_000 })), { minLength: 4, maxLength: 12 })],
+    ([millis]) => {
+      const body = readFileSync(join(dir, "completed-with-extras.json"), "utf8")
+      const valid = taskFromJson(JSON.parse(body))!
+      // each time, then the next millisecond and the next minute: the kept minute is reused and left
+      for (const ms of millis.flatMap((t) => [t, t + 1, t + 59_999, t + 60_000].filter((m) => Math.abs(m) <= 8.64e15))) {
+        const at = DateTime.unsafeMake(ms) as DateTime.Utc
+        const task = new Task({ ...valid, createdAt: at, updatedAt: at, leaseExpiresAt: at }, true)
+        expect(JSON.stringify(taskToJson(task))).toBe(schemaText(task))
+      }
+    },
+    { fastCheck: { numRuns: 50 } }
+  )
+
   it("an invalid task in memory is refused as the Schema refuses it (a defect, never written)", () => {
     const body = readFileSync(join(dir, "completed-with-extras.json"), "utf8")
     const valid = taskFromJson(JSON.parse(body))!
