@@ -93,9 +93,10 @@ export type ClaimOutcome =
     /**
      * With `deferReadyDelete`: the ready markers' DELETE (then their rewrite if it was answered
      * late), not yet run. Run it beside the handler, and let it finish before the settle writes
-     * anything: a retry can write its new ready marker under the same key.
+     * anything: a retry can write its new ready marker under the same key. Run it with the
+     * claim's Storage (the worker forks it from the fiber that claimed: it inherits it).
      */
-    readonly readyDeleted?: Effect.Effect<void> | undefined
+    readonly readyDeleted?: Effect.Effect<void, never, Storage> | undefined
   }
   /**
    * The marker is done with (claimed by someone else, cleaned up, expired, cancelled).
@@ -247,10 +248,8 @@ const takeLease = (
       Effect.zipRight(rewriteIfLate(clock, markers, deadline))
     )
     const held = { task: next, etag: written.value }
-    if (defer) {
-      const context = yield* Effect.context<Storage>()
-      return { _tag: "Claimed", held, leaseMarker, readyDeleted: Effect.provide(readyDeleted, context) } satisfies ClaimOutcome
-    }
+    // not provided here: a provide per claim copied the fiber's context for the Storage it already has
+    if (defer) return { _tag: "Claimed", held, leaseMarker, readyDeleted } satisfies ClaimOutcome
     yield* readyDeleted
     return { _tag: "Claimed", held, leaseMarker } satisfies ClaimOutcome
   })
