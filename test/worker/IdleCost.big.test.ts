@@ -16,10 +16,12 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as Sweeper from "../../src/programs/monitor/Sweeper.js"
 import * as Worker from "../../src/programs/Worker.js"
 import { Storage, type StorageService } from "../../src/services/Storage.js"
+import { immediateYields } from "../support/immediateYields.js"
 
 describe("Idle cost with 150,000 finished tasks", () => {
   it.scoped("a new leader's idle hour: PUT+LIST ≤ 120, GET+HEAD ≤ 3600", () =>
     Effect.gen(function*() {
+      yield* immediateYields
       const memory = yield* MemoryStorage.make()
       const { counter, storage } = yield* CountingStorage.make(memory)
       // what an earlier leader leaves: the tasks and its checkpoints (its memory is gone with it)
@@ -42,6 +44,7 @@ describe("Idle cost with 150,000 finished tasks", () => {
 
   it.scoped("the sweeper checkpoints finished tasks per shard: a new sweeper reads one object per shard, not each task", () =>
     Effect.gen(function*() {
+      yield* immediateYields
       const memory = yield* MemoryStorage.make()
       const on = (s: StorageService) => Layer.provideMerge(ServerClockLayer.layer, Layer.succeed(Storage, s))
       yield* seedFinished(memory, 3000, false)

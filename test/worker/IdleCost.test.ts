@@ -15,6 +15,7 @@ import * as Worker from "../../src/programs/Worker.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, hasStatus } from "./support.js"
+import { immediateYields } from "../support/immediateYields.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
 
 const counted = () => {
@@ -24,6 +25,7 @@ const counted = () => {
 
 const idleHour = (options: Worker.WorkerOptions) =>
   Effect.gen(function*() {
+    yield* immediateYields
     const counter = yield* RequestCounter
     yield* Worker.make(options, [Worker.handler("job", () => Effect.succeed("ok"))])
     // start-up (registration, the first passes) is not idling
@@ -56,6 +58,7 @@ describe("Idle cost of one worker, measured", () => {
 
   it.scoped("two idle workers (a leader and a standby monitor): each within the budget", () =>
     Effect.gen(function*() {
+      yield* immediateYields
       const memory = yield* MemoryStorage.make()
       const a = yield* CountingStorage.make(memory)
       const b = yield* CountingStorage.make(memory)
