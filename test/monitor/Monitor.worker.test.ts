@@ -11,7 +11,7 @@
  *   monitor LISTs `leases/` per period; the active process is killed and another monitor takes
  *   over within one leader TTL, while the surviving workers keep running tasks.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Option, Ref, TestClock } from "effect"
 import { RetryableError } from "../../src/domain/HandlerErrors.js"
 import { taskKey } from "../../src/domain/Keys.js"
@@ -28,6 +28,8 @@ import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import { countingLeaseWalks, kill, startProcess, supervise } from "./fleet.js"
 import { keysUnder } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const lease = 60 // task timeout, seconds
 const period = 10 // monitor check interval, seconds

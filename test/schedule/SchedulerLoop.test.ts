@@ -4,7 +4,7 @@
  * failed submit retried without touching `last_run`, disable / enable / delete, and two loops
  * without leader election firing each instant once.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { scheduleKey, scheduleLastRunKey } from "../../src/domain/Keys.js"
 import type { MissedPolicy } from "../../src/domain/Schedule.js"
@@ -16,6 +16,8 @@ import * as SchedulerLoop from "../../src/programs/SchedulerLoop.js"
 import { Scheduler } from "../../src/services/Scheduler.js"
 import { Storage } from "../../src/services/Storage.js"
 import { firings, iso, schedulerEnv, storedLastRun, tasksOf } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const at = (isoString: string) => TestClock.setTime(Date.parse(isoString))
 

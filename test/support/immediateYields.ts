@@ -12,11 +12,15 @@
  * for tests whose fibers wait on nothing but the TestClock and each other (MemoryStorage): a test
  * waiting on real I/O (RGW, the file system) keeps the default, under which some real time passes.
  *
+ * Use {@link immediateYields} in one test, or this module's {@link it} for a whole file: `it.effect`
+ * and `it.scoped` start each test with it; everything else is @effect/vitest's `it`.
+ *
  * Reaches into a private field of effect's TestClock; if an upgrade renames it, this fails loudly
  * (and the fix is to follow the rename), never silently slow.
  *
  * @module
  */
+import { it as base, type Vitest } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
 
 const immediate: Effect.Effect<void> = Effect.async<void>((resume) => {
@@ -33,3 +37,17 @@ export const immediateYields: Effect.Effect<void> = Effect.flatMap(TestClock.tes
     }
     impl.yieldTimer = immediate
   }))
+
+const startingWithImmediateYields = <R>(tester: Vitest.Tester<R>): Vitest.Tester<R> =>
+  Object.assign(
+    ((name, self, timeout) => tester(name, (...args) => Effect.zipRight(immediateYields, self(...args)), timeout)) as Vitest.Test<R>,
+    tester
+  )
+
+const effect = startingWithImmediateYields(base.effect)
+const scoped = startingWithImmediateYields(base.scoped)
+
+/** @effect/vitest's `it`, whose `it.effect` and `it.scoped` tests run with {@link immediateYields}. */
+export const it: typeof base = new Proxy(base, {
+  get: (target, key, receiver) => key === "effect" ? effect : key === "scoped" ? scoped : Reflect.get(target, key, receiver)
+})

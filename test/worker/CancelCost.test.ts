@@ -6,7 +6,7 @@
  * cancel and the touch, a failed touch, the reference's cancel). MemoryStorage + TestClock, every
  * request counted by CountingStorage.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { Effect, Layer, Option, Ref, TestClock } from "effect"
 import { cancelSignalKey } from "../../src/domain/Keys.js"
 import * as Tr from "../../src/domain/Transitions.js"
@@ -24,6 +24,8 @@ import { RequestCounter } from "../../src/services/RequestCounter.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, hasStatus, queueLayer, stored } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const counted = () => {
   const storage = Layer.provideMerge(CountingStorage.layer, MemoryStorage.layer())

@@ -3,7 +3,7 @@
  * `ready/` once and then LISTs only the shards that may hold markers. MemoryStorage +
  * CountingStorage, so every LIST is counted; TestClock where time matters.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Layer, TestClock } from "effect"
 import { bucketOf, bucketStartMillis } from "../../src/domain/Shard.js"
 import * as CountingStorage from "../../src/layers/CountingStorage.js"
@@ -23,6 +23,8 @@ import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import * as Tr from "../../src/domain/Transitions.js"
 import { createTask, writeMarker } from "../../src/protocol/TaskObjects.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const sixteen = [..."0123456789abcdef"]
 

@@ -3,7 +3,7 @@
  * leader-elected), the embedded scheduler loop (off by default), and shard leasing (opt-in).
  * MemoryStorage + TestClock.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Duration, Effect, Layer, Option, Ref, TestClock } from "effect"
 import { readyMarkerKey, scanReadyKey } from "../../src/domain/ReadyIndex.js"
 import { sweepCursorKey } from "../../src/domain/SweepCursor.js"
@@ -17,6 +17,8 @@ import { Queue } from "../../src/services/Queue.js"
 import { Scheduler } from "../../src/services/Scheduler.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, getTask, hasStatus, idInShard, queueLayer, seedTask } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const leaderKey = (name: string) => `control/leader/${name}.json`
 

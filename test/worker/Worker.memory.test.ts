@@ -2,7 +2,7 @@
  * Deterministic behaviour of the worker on MemoryStorage with TestClock: claiming, concurrency,
  * failure routing, timeouts, lease extension, cancellation, starvation and shutdown.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { Chunk, DateTime, Effect, Fiber, Option, Ref, Stream, TestClock } from "effect"
 import { PermanentError, RescheduleError, RetryableError } from "../../src/domain/HandlerErrors.js"
 import { workerKey } from "../../src/domain/Keys.js"
@@ -17,6 +17,8 @@ import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { Schema } from "effect"
 import { drive, exactPolicy, getTask, hasStatus, idInShard, millisBetween, queueLayer, seedTask } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const noWake: Worker.WorkerOptions = { wakeUp: false }
 
