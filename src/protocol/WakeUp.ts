@@ -95,7 +95,11 @@ export const makeSignal = (
       if (action === "none") return
       const s = yield* Ref.get(state)
       const wait = Math.max(0, s.lastAt + minMillis - now)
-      yield* FiberSet.run(timers, Effect.zipRight(Effect.sleep(Duration.millis(wait)), trail))
+      // Interruptible whatever the caller's region: a fiber inherits its parent's interruptibility,
+      // and a touch from a finalizer (a workflow interrupting its child submits a run) forked an
+      // uninterruptible timer that the scope's close then waited out (forever on a TestClock).
+      // Cutting it short loses nothing: the close's `trail` writes what is pending.
+      yield* FiberSet.run(timers, Effect.interruptible(Effect.zipRight(Effect.sleep(Duration.millis(wait)), trail)))
     }).pipe(Effect.withSpan("WakeUp.touch"))
     return { touch }
   })
