@@ -40,14 +40,14 @@ export const jobClaimEnv = (workerId: string): Claim.ClaimEnv => ({
 /** A policy without jitter, so backoff delays are exact. */
 export const exactPolicy = new RetryPolicy({ initialIntervalMs: 1000, maxIntervalMs: 60_000, multiplier: 2, jitterPercent: 0 })
 
-/** Moves TestClock forward by `step` until `done` is true (at most `limit` steps). */
-export const drive = <E, R>(done: Effect.Effect<boolean, E, R>, step: Duration.DurationInput = "100 millis", limit = 2000) =>
+/** Moves TestClock forward by `step` until `done` is true (at most `limit` steps); `what` names the condition in the failure. */
+export const drive = <E, R>(done: Effect.Effect<boolean, E, R>, step: Duration.DurationInput = "100 millis", limit = 2000, what = "condition") =>
   Effect.gen(function*() {
     for (let i = 0; i < limit; i++) {
       if (yield* done) return
       yield* TestClock.adjust(step)
     }
-    return yield* Effect.dieMessage(`drive: condition not reached after ${limit} steps`)
+    return yield* Effect.dieMessage(`drive: ${what} not reached after ${limit} steps of ${Duration.format(step)}`)
   })
 
 /** Reads a task by id (dies if missing). */

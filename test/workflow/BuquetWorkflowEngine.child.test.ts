@@ -2,7 +2,9 @@
  * Child workflows (issue 18, engine gap 3), on MemoryStorage + TestClock with a real Worker: a
  * parent that `execute`s a child suspends until the child completes and is woken by the child's
  * completion (no run of the parent in between: nothing polls); interrupting the parent interrupts
- * the child it waits for, as `@effect/workflow` specifies.
+ * the child it waits for, as `@effect/workflow` specifies. The layers are closed under a guard
+ * (`provideEngine`): that interrupt is submitted from a finalizer, and its wake-up timer once held
+ * the close forever on the TestClock (WakeUp.test.ts has the deterministic case).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Activity, DurableDeferred, Workflow } from "@effect/workflow"
@@ -10,7 +12,7 @@ import { Effect, Exit, Layer, Ref, Schema, TestClock } from "effect"
 import { workflowTaskType } from "../../src/domain/WorkflowKeys.js"
 import { Queue } from "../../src/services/Queue.js"
 import { drive } from "../worker/support.js"
-import { memoryEngine, startWorker } from "./support.js"
+import { memoryEngine, provideEngine, startWorker } from "./support.js"
 
 class Effects extends Effect.Service<Effects>()("test/ChildEffects", {
   effect: Effect.map(Ref.make<ReadonlyArray<string>>([]), (log) => ({ log }))
@@ -50,18 +52,18 @@ describe("BuquetWorkflowEngine: child workflows", () => {
       const parentId = yield* Parent.executionId({ id: "p1" })
       const childId = yield* Child.executionId({ id: "p1-child" })
       yield* Parent.execute({ id: "p1" }, { discard: true })
-      yield* drive(Effect.map(log, (l) => l.includes("kid")), "1 second", 100)
+      yield* drive(Effect.map(log, (l) => l.includes("kid")), "1 second", 100, "the child's first activity")
       yield* TestClock.adjust("2 minutes")
       expect(yield* Parent.poll(parentId)).toBeUndefined()
       expect(yield* runsOf("parent")).toBe(1)
       yield* DurableDeferred.succeed(Go, { token: DurableDeferred.tokenFromExecutionId(Go, { workflow: Child, executionId: childId }), value: "now" })
-      yield* drive(Effect.map(Parent.poll(parentId), (r) => r !== undefined), "1 second", 100)
+      yield* drive(Effect.map(Parent.poll(parentId), (r) => r !== undefined), "1 second", 100, "the parent's result")
       const polled = yield* Parent.poll(parentId)
       expect(polled?._tag === "Complete" && Exit.isSuccess(polled.exit) ? polled.exit.value : polled).toBe("before|kid+now|after")
       expect(yield* log).toEqual(["before", "kid", "after"])
       // the first run and the one the child's completion submitted
       expect(yield* runsOf("parent")).toBe(2)
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 
   it.scoped("interrupting the parent interrupts the child it waits for", () =>
     Effect.gen(function*() {
@@ -69,14 +71,14 @@ describe("BuquetWorkflowEngine: child workflows", () => {
       const parentId = yield* Parent.executionId({ id: "p2" })
       const childId = yield* Child.executionId({ id: "p2-child" })
       yield* Parent.execute({ id: "p2" }, { discard: true })
-      yield* drive(Effect.map(log, (l) => l.includes("kid")), "1 second", 100)
+      yield* drive(Effect.map(log, (l) => l.includes("kid")), "1 second", 100, "the child's first activity")
       yield* TestClock.adjust("10 seconds")
       yield* Parent.interrupt(parentId)
-      yield* drive(Effect.map(Child.poll(childId), (r) => r !== undefined), "1 second", 100)
+      yield* drive(Effect.map(Child.poll(childId), (r) => r !== undefined), "1 second", 100, "the interrupted child's result")
       const child = yield* Child.poll(childId)
       expect(child?._tag === "Complete" && Exit.isInterrupted(child.exit)).toBe(true)
       const parent = yield* Parent.poll(parentId)
       expect(parent?._tag === "Complete" && Exit.isInterrupted(parent.exit)).toBe(true)
       expect(yield* log).toEqual(["before", "kid"])
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 })

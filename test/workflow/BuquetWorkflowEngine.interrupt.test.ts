@@ -10,7 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Activity, Workflow } from "@effect/workflow"
 import { Deferred, Effect, Exit, Layer, Option, Ref, Schema, TestClock } from "effect"
 import { drive } from "../worker/support.js"
-import { memoryEngine, startWorker } from "./support.js"
+import { memoryEngine, provideEngine, startWorker } from "./support.js"
 
 class Effects extends Effect.Service<Effects>()("test/InterruptEffects", {
   effect: Effect.gen(function*() {
@@ -73,7 +73,7 @@ describe("BuquetWorkflowEngine: interrupt and resume", () => {
       const polled = yield* Hold.poll(executionId)
       expect(polled?._tag === "Complete" && Exit.isInterrupted(polled.exit)).toBe(true)
       expect(yield* log).toEqual(["flight", "hotel", "pay-start", "pay-done", "undo-hotel", "undo-flight"])
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 
   it.scoped("resume re-runs an execution suspended on a failure; recorded activities do not run again; a later interrupt changes nothing", () =>
     Effect.gen(function*() {
@@ -94,5 +94,5 @@ describe("BuquetWorkflowEngine: interrupt and resume", () => {
       const after = yield* Flaky.poll(executionId)
       expect(after?._tag === "Complete" && Exit.isSuccess(after.exit)).toBe(true)
       expect(yield* log).toEqual(["prep"])
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 })

@@ -10,7 +10,7 @@ import { Activity, Workflow } from "@effect/workflow"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Scope, Schema, TestClock } from "effect"
 import { WorkflowRunner } from "../../src/services/WorkflowRunner.js"
 import { drive } from "../worker/support.js"
-import { memoryEngine, startWorker } from "./support.js"
+import { memoryEngine, provideEngine, startWorker } from "./support.js"
 
 /** Side effects, and the gate the "slow" activities wait at. */
 class Effects extends Effect.Service<Effects>()("test/LeaseEffects", {
@@ -87,7 +87,7 @@ describe("BuquetWorkflowEngine: one run of an execution at a time", () => {
       expect(yield* log).toEqual(["slow-start", "slow-done"])
       // released: the next run goes through (and finds the result)
       expect(yield* run("run-c", executionId)).toEqual({ executionId, state: "complete" })
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 
   it.scoped("a holder that died keeps the execution until its lease runs out; then a new run takes over", () =>
     Effect.gen(function*() {
@@ -105,7 +105,7 @@ describe("BuquetWorkflowEngine: one run of an execution at a time", () => {
       yield* Deferred.succeed(effects.open, void 0)
       expect(yield* Fiber.join(third)).toEqual({ executionId, state: "complete" })
       expect(yield* log).toEqual(["slow-start", "slow-start", "slow-done"])
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 
   it.scoped("a body that runs four times longer than its task's lease keeps it: the activity runs once", () =>
     Effect.gen(function*() {
@@ -117,7 +117,7 @@ describe("BuquetWorkflowEngine: one run of an execution at a time", () => {
       expect(yield* log).toEqual(["crunch-start", "crunch-done"])
       const polled = yield* Long.poll(executionId)
       expect(polled?._tag === "Complete" && Exit.isSuccess(polled.exit)).toBe(true)
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 
   it.scoped("a run cut off in the middle (its worker stopped) suspends without compensating; the next run finishes", () =>
     Effect.gen(function*() {
@@ -135,5 +135,5 @@ describe("BuquetWorkflowEngine: one run of an execution at a time", () => {
       expect(yield* log).toEqual(["flight", "pay-start", "pay-start", "pay-done"])
       const polled = yield* Book.poll(executionId)
       expect(polled?._tag === "Complete" && Exit.isSuccess(polled.exit) ? polled.exit.value : polled).toBe("f|pay")
-    }).pipe(Effect.provide(layer)))
+    }).pipe(provideEngine(layer)))
 })

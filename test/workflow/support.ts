@@ -7,6 +7,7 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import { layerWorkerServices } from "../../src/Buquet.js"
 import * as Worker from "../../src/programs/Worker.js"
 import * as WorkflowWorker from "../../src/programs/WorkflowWorker.js"
+import { provideOrFail } from "../support/stuck.js"
 
 /** The engine on MemoryStorage (workflow tasks get `timeoutSeconds`), with `extra` beside the queue and `workflows` on top. */
 export const memoryEngine = <W, E, R, X>(
@@ -24,6 +25,14 @@ export const memoryEngine = <W, E, R, X>(
       )
     )
   )
+
+/**
+ * Provides an engine layer ({@link memoryEngine}) to a test: `Effect.provide`, except that a close
+ * of the layers that cannot finish (a finalizer awaiting a fiber that sleeps on the TestClock, which
+ * nobody adjusts once the test has its result) fails the test naming it instead of hanging it.
+ */
+export const provideEngine = <ROut, E, RIn>(layer: Layer.Layer<ROut, E, RIn>) =>
+  provideOrFail(layer, "closing the engine's layers (Queue, ServerClock, storage) after the test")
 
 /** Starts a worker for the registered workflows in its own scope; closing the scope stops it. */
 export const startWorker = Effect.gen(function*() {
