@@ -53,7 +53,7 @@ export type {
   Workflows
 } from "./promise/workflows.js"
 export { Worker } from "./promise/worker.js"
-export type { PollingOptions, ShardLeasingOptions, WorkerEvent, WorkerEventType, WorkerOptions, WorkerStats } from "./promise/worker.js"
+export type { MonitorSettings, PollingOptions, ShardLeasingOptions, WorkerEvent, WorkerEventType, WorkerOptions, WorkerStats } from "./promise/worker.js"
 export { handlersFromModule } from "./promise/handlers.js"
 export type { ChildResult, EffectHandler, Handler, HandlerMap, HandlerOptions, TaskContext } from "./promise/handlers.js"
 export { BuquetError, PermanentError, RescheduleError, RetryableError } from "./promise/errors.js"

@@ -10,6 +10,7 @@
 import { Deferred, Duration, Effect } from "effect"
 import type { BuquetServices as Services } from "../Buquet.js"
 import type { Scope } from "effect"
+import * as ConfigModel from "../domain/ConfigModel.js"
 import type * as Monitor from "../programs/Monitor.js"
 import * as EffectWorker from "../programs/Worker.js"
 import type { HandlerDefinition } from "../programs/worker/Handler.js"
@@ -75,6 +76,74 @@ export interface ShardLeasingOptions {
 }
 
 /**
+ * Settings of the monitor a worker embeds: the config file's `[monitor]` section, durations in
+ * milliseconds, with its limits (a value outside them makes `worker.run()` reject with an
+ * `InvalidWorkerOptions` error). Each unset one keeps its default.
+ *
+ * ```ts
+ * queue.worker({ monitor: { checkIntervalMs: 120_000, sweepIntervalMs: 0 } })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MonitorSettings {
+  /**
+   * Lease-recovery period, in ms, 1000–86400000 (default 30000); also the continuous sweeper's step period.
+   *
+   * @since 0.1.0
+   */
+  readonly checkIntervalMs?: number | undefined
+  /**
+   * Time between the starts of two full sweep passes (index repair), in ms: 0 turns the sweeper off,
+   * else 1000–604800000 (default 300000).
+   *
+   * @since 0.1.0
+   */
+  readonly sweepIntervalMs?: number | undefined
+  /**
+   * LIST page size of the `leases/` walk of lease recovery, 1–1000 (default 100).
+   *
+   * @since 0.1.0
+   */
+  readonly maxTasksPerScan?: number | undefined
+  /**
+   * The sweeper's LIST page size and task objects per continuous step, 1–1000 (default 1000).
+   *
+   * @since 0.1.0
+   */
+  readonly maxObjectsPerSweep?: number | undefined
+  /**
+   * `"continuous"` (default): a bounded sweep step per `checkIntervalMs`; `"on_demand"`: a whole
+   * pass per `sweepIntervalMs`.
+   *
+   * @since 0.1.0
+   */
+  readonly sweepMode?: "continuous" | "on_demand" | undefined
+  /**
+   * A worker without a heartbeat for this long is reported stale, in ms, 1000–86399000 (default
+   * 180000); keep it above twice the workers' idle heartbeat.
+   *
+   * @since 0.1.0
+   */
+  readonly workerHealthThresholdMs?: number | undefined
+  /**
+   * Lease-recovery period while the bucket is quiet (nothing running), in ms: 0 turns the quiet
+   * mode off (the monitor keeps `checkIntervalMs`), else 1000–86400000 (default 600000).
+   *
+   * @since 0.1.0
+   */
+  readonly quietCheckIntervalMs?: number | undefined
+  /**
+   * Opt-in retention (default off): finished tasks whose last change is older than `olderThanDays`
+   * (1–36500) are deleted (with markers and payloads) or archived.
+   *
+   * @since 0.1.0
+   */
+  readonly retention?: { readonly olderThanDays: number; readonly action: "delete" | "archive" } | undefined
+}
+
+/**
  * Options of a worker; every one has a default.
  *
  * @since 0.1.0
@@ -97,10 +166,11 @@ export interface WorkerOptions {
   readonly maxTasks?: number | undefined
   /**
    * Run the embedded monitor (lease recovery, index repair; one active per bucket by leader
-   * election). Default true. An object turns on opt-in retention: finished tasks whose last change
-   * is older than `olderThanDays` are deleted (with markers and payloads) or archived.
+   * election). Default true. An object runs it with those settings (the config file's `[monitor]`
+   * section, in milliseconds; each unset one keeps its default), e.g. opt-in retention or a slower
+   * lease-recovery check.
    */
-  readonly monitor?: boolean | { readonly retention?: { readonly olderThanDays: number; readonly action: "delete" | "archive" } | undefined } | undefined
+  readonly monitor?: boolean | MonitorSettings | undefined
   /** Run the cron scheduler loop (one active per bucket by leader election). Default false. */
   readonly scheduler?: boolean | undefined
   /** Stop gracefully on these signals (default `["SIGINT", "SIGTERM"]`; `false` for none). */
@@ -183,10 +253,74 @@ const toPolling = (p: PollingOptions | undefined): EffectPolling | undefined => 
   }
 }
 
-const monitorOption = (monitor: WorkerOptions["monitor"]): false | Monitor.MonitorOptions => {
+/**
+ * The Effect monitor's options from the Promise `monitor` option, as the CLI maps `[monitor]`
+ * (cli/options.ts `monitorOptions`, which the Promise floor cannot import): 0 turns the sweeper
+ * and the quiet mode off; an unset setting is left out, so the monitor's default applies.
+ *
+ * @internal
+ */
+export const monitorOption = (monitor: WorkerOptions["monitor"]): false | Monitor.MonitorOptions => {
   if (monitor === false) return false
-  const retention = typeof monitor === "object" ? monitor.retention : undefined
-  return retention === undefined ? {} : { retention: { olderThan: Duration.days(retention.olderThanDays), action: retention.action } }
+  if (typeof monitor !== "object") return {}
+  const m = monitor
+  return {
+    ...(m.checkIntervalMs === undefined ? {} : { checkInterval: Duration.millis(m.checkIntervalMs) }),
+    ...(m.sweepIntervalMs === undefined ? {} : { sweepInterval: Duration.millis(m.sweepIntervalMs) }),
+    ...(m.maxTasksPerScan === undefined ? {} : { maxTasksPerScan: m.maxTasksPerScan }),
+    ...(m.maxObjectsPerSweep === undefined ? {} : { maxObjectsPerSweep: m.maxObjectsPerSweep }),
+    ...(m.sweepMode === undefined ? {} : { sweepMode: m.sweepMode }),
+    ...(m.workerHealthThresholdMs === undefined ? {} : { workers: { staleAfter: Duration.millis(m.workerHealthThresholdMs) } }),
+    ...(m.quietCheckIntervalMs === undefined ? {} : {
+      quiet: m.quietCheckIntervalMs === 0 ? false as const : { checkInterval: Duration.millis(m.quietCheckIntervalMs) }
+    }),
+    ...(m.retention === undefined ? {} : { retention: { olderThan: Duration.days(m.retention.olderThanDays), action: m.retention.action } })
+  }
+}
+
+/**
+ * The Promise monitor settings and the `[monitor]` keys whose limits they take (seconds there,
+ * milliseconds here; `retention.olderThanDays` in days in both).
+ */
+const monitorSettingKeys = [
+  ["checkIntervalMs", "monitor.check_interval_secs", 1_000],
+  ["sweepIntervalMs", "monitor.sweep_interval_secs", 1_000],
+  ["maxTasksPerScan", "monitor.max_tasks_per_scan", 1],
+  ["maxObjectsPerSweep", "monitor.max_objects_per_sweep", 1],
+  ["workerHealthThresholdMs", "monitor.worker_health_threshold_secs", 1_000],
+  ["quietCheckIntervalMs", "monitor.quiet_check_interval_secs", 1_000]
+] as const
+
+/** A setting's kind in the config file's model (the limits are defined once, there). */
+const configKind = (path: string): ConfigModel.SettingKind | undefined => ConfigModel.settingsByPath.get(path)?.kind
+
+/** Why a `monitor` setting is refused, or undefined; the ranges are the config file's. */
+const invalidMonitorSetting = (monitor: WorkerOptions["monitor"]): { readonly option: string; readonly message: string } | undefined => {
+  if (typeof monitor !== "object") return undefined
+  for (const [key, path, unit] of monitorSettingKeys) {
+    const value = monitor[key]
+    const kind = configKind(path)
+    if (value === undefined || kind?._tag !== "Int") continue
+    // 0 is "off" where the file allows it; otherwise the file's whole-second range, in ms here
+    const min = Math.max(kind.min, 1) * unit
+    const max = kind.max * unit
+    if (Number.isInteger(value) && (value === 0 ? kind.min === 0 : value >= min && value <= max)) continue
+    const range = `${kind.min === 0 ? "0 (off) or " : ""}an integer from ${min} to ${max}`
+    const file = unit === 1 ? "" : ` (the config file's ${path}: ${kind.min} to ${kind.max} s)`
+    return { option: `monitor.${key}`, message: `must be ${range}${file}, got ${value}` }
+  }
+  const enums = [["sweepMode", monitor.sweepMode, "monitor.sweep_mode"], ["retention.action", monitor.retention?.action, "monitor.retention_action"]] as const
+  for (const [key, value, path] of enums) {
+    const kind = configKind(path)
+    if (value === undefined || kind?._tag !== "Enum" || kind.values.includes(value)) continue
+    return { option: `monitor.${key}`, message: `must be ${kind.values.map((v) => JSON.stringify(v)).join(" or ")}, got ${JSON.stringify(value)}` }
+  }
+  const days = monitor.retention?.olderThanDays
+  const daysKind = configKind("monitor.retention_days")
+  if (days !== undefined && daysKind?._tag === "Int" && !isIntegerIn(days, daysKind.min, daysKind.max)) {
+    return { option: "monitor.retention.olderThanDays", message: `must be an integer from ${daysKind.min} to ${daysKind.max} (days), got ${days}` }
+  }
+  return undefined
 }
 
 /** ShardLeasing's default lease lifetime, against which a lone `renewIntervalMs` is checked. */
@@ -204,6 +338,8 @@ const invalidOption = (options: WorkerOptions): EffectWorker.InvalidWorkerOption
   if (options.readyPageSize !== undefined && !isIntegerIn(options.readyPageSize, 1, 1_000)) {
     return invalid("readyPageSize", `must be an integer from 1 to 1000, got ${options.readyPageSize}`)
   }
+  const monitor = invalidMonitorSetting(options.monitor)
+  if (monitor !== undefined) return invalid(monitor.option, monitor.message)
   for (const key of ["busyMs", "idleMs"] as const) {
     const ms = options.heartbeat?.[key]
     if (ms !== undefined && !isIntegerIn(ms, 1_000, 3_600_000)) return invalid(`heartbeat.${key}`, `must be an integer from 1000 to 3600000 (1 s to 1 h), got ${ms}`)

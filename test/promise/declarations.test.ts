@@ -81,10 +81,11 @@ describe("the shipped .d.ts files", () => {
       join(scratch, "consumer.ts"),
       [
         `import { connect, BuquetError } from "buquet/promise"`,
-        `import type { Task, WorkerEvent } from "buquet/promise"`,
+        `import type { MonitorSettings, Task, WorkerEvent } from "buquet/promise"`,
         `import { Queue, TaskType } from "buquet"`,
         `const queue = await connect({ memory: true })`,
-        `const worker = queue.worker({ concurrency: 2 })`,
+        `const monitor: MonitorSettings = { checkIntervalMs: 60_000, sweepIntervalMs: 0, sweepMode: "on_demand", quietCheckIntervalMs: 0 }`,
+        `const worker = queue.worker({ concurrency: 2, monitor })`,
         `worker.task<{ readonly to: string }, { readonly sent: boolean }>("send_email", async (input) => ({ sent: input.to.length > 0 }))`,
         `worker.once("progress", (e: WorkerEvent) => console.log(e.progress))`,
         `const task: Task = await queue.submit<{ to: string }>("send_email", { to: "a@example.com" })`,
