@@ -1,6 +1,8 @@
 /**
  * Invalid input to every command exits 2 with a one-line message that says what to do
  * (issue 7, acceptance 7). Runs on the embedded file store: bad input is refused before any I/O.
+ * Each case spawns its own CLI in its own directory, so they run concurrently (vitest's
+ * maxConcurrency): the spawns are CPU-bound and one at a time left the second core idle.
  */
 import { describe, expect, it } from "vitest"
 import { runCli, tempDir } from "./support.js"
@@ -28,7 +30,7 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
   ["bad shard prefix flag", ["list", "--shard-prefix-len", "9"], /--shard-prefix-len: .*an integer from 1 to 4/]
 ]
 
-describe("invalid input exits 2 with one line", () => {
+describe.concurrent("invalid input exits 2 with one line", () => {
   for (const [name, args, pattern] of cases) {
     it(name, async () => {
       const r = await runCli(args, { cwd: tempDir() })
@@ -44,7 +46,7 @@ describe("invalid input exits 2 with one line", () => {
 
 // `--log-level` (Effect's built-in option) goes wherever a user types it: the parser took it only
 // before the command's own options, and `list --limit 1 --log-level debug` was "unknown argument 'debug'"
-describe("--log-level anywhere on the command line", () => {
+describe.concurrent("--log-level anywhere on the command line", () => {
   for (const args of [
     ["--log-level", "debug", "list", "--limit", "1"],
     ["list", "--log-level", "debug", "--limit", "1"],
