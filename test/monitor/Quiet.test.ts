@@ -4,7 +4,7 @@
  * crash nobody announced is still recovered, within the quiet period.
  */
 import { randomUUID } from "node:crypto"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Option, PubSub, Stream, SubscriptionRef, TestClock } from "effect"
 import { taskKey } from "../../src/domain/Keys.js"
 import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
@@ -18,6 +18,8 @@ import * as Monitor from "../../src/programs/Monitor.js"
 import { leaseMarkerOf } from "../../src/domain/Markers.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage, type StorageService } from "../../src/services/Storage.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 /** MemoryStorage that counts LISTs of `leases/`. */
 const setup = Effect.gen(function*() {

@@ -4,7 +4,7 @@
  * TTL; never two owners at once (from the history of lease writes, and from the owned sets the
  * workers publish); a release never touches a lease another worker has taken over.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Option, SubscriptionRef, TestClock } from "effect"
 import { allShards } from "../../src/domain/Shard.js"
 import { assignedShards } from "../../src/domain/ShardLease.js"
@@ -12,6 +12,8 @@ import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
 import * as ShardLeasing from "../../src/programs/ShardLeasing.js"
 import type { StorageService } from "../../src/services/Storage.js"
 import { inScope, makeHistory, overlaps, processServices, processStorage, storedLeases } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const shards = allShards(1)
 const ttl = 30_000

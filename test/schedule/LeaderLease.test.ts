@@ -3,7 +3,7 @@
  * over only after a release or after the lease has expired by server time, a leader that cannot
  * renew steps down before anyone may take over, and a release never overwrites someone else's lease.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Exit, Fiber, Option, Ref, Scope, SubscriptionRef, TestClock } from "effect"
 import { decodeObject, encodeObject } from "../../src/domain/Codec.js"
 import * as FaultyStorage from "../../src/layers/FaultyStorage.js"
@@ -13,6 +13,8 @@ import * as ServerClockLayer from "../../src/layers/ServerClock.js"
 import * as LeaderLease from "../../src/programs/LeaderLease.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage, type StorageService } from "../../src/services/Storage.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const key = LeaderLease.leaderLeaseKey("scheduler")
 

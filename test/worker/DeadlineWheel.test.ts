@@ -2,9 +2,11 @@
  * The worker's deadline wheel (worker/DeadlineWheel.ts): every running task's deadline and
  * fallback check in one fiber, driven by TestClock.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { Clock, Effect, Exit, Scope, TestClock } from "effect"
 import * as DeadlineWheel from "../../src/programs/worker/DeadlineWheel.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 /** Lets the wheel's fiber (and what it forked) run after a clock change. */
 const settle = Effect.repeatN(Effect.yieldNow(), 20)

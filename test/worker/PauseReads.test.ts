@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { Clock, type Duration, Effect, Layer, Ref, TestClock } from "effect"
 import { pauseKey } from "../../src/domain/Pause.js"
 import * as MemoryStorage from "../../src/layers/MemoryStorage.js"
@@ -13,6 +13,8 @@ import * as Worker from "../../src/programs/Worker.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, hasStatus, queueLayer } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 /** MemoryStorage whose GETs of the pause switches are counted. */
 const countingPauseReads = (reads: { n: number }) =>

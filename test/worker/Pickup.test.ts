@@ -3,7 +3,7 @@
  * backoff) and for work that other tools make claimable (resume, replay, cancel, recovery):
  * TestClock + MemoryStorage, so every latency here is simulated time.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { Duration, Effect, Layer, Ref, TestClock } from "effect"
 import { PermanentError, RescheduleError, RetryableError } from "../../src/domain/HandlerErrors.js"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
@@ -16,6 +16,8 @@ import * as Worker from "../../src/programs/Worker.js"
 import { Queue } from "../../src/services/Queue.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, getTask, hasStatus, idInShard, millisBetween, queueLayer } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 /** MemoryStorage whose task-object CAS writes take `delay` (simulated): a settle's CAS is slow, as on a real store under load. */
 const slowTaskWrites = (delay: Duration.DurationInput) =>
