@@ -6,7 +6,7 @@
  * MemoryStorage (behind FaultyStorage for the stalled create) on TestClock; no monitor, so only
  * the ready index can lead the worker to the task.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect } from "@effect/vitest"
 import { DateTime, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { readyMarkerKey } from "../../src/domain/ReadyIndex.js"
 import * as Tr from "../../src/domain/Transitions.js"
@@ -22,6 +22,8 @@ import { Queue } from "../../src/services/Queue.js"
 import { ServerClock } from "../../src/services/ServerClock.js"
 import { Storage } from "../../src/services/Storage.js"
 import { drive, exactPolicy, hasStatus, idInShard } from "./support.js"
+// it.effect / it.scoped: TestClock yields without 1 ms timers (MemoryStorage only, no real I/O)
+import { it } from "../support/immediateYields.js"
 
 const env = Layer.provideMerge(
   Layer.merge(QueueLayer.layer(), layerWorkerServices()),
