@@ -8,26 +8,9 @@
  */
 import { Duration } from "effect"
 import { describe, expect, it } from "vitest"
-import { BuquetError, connect } from "../../src/promise.js"
-import type { MonitorSettings, WorkerOptions } from "../../src/promise.js"
+import type { MonitorSettings } from "../../src/promise.js"
 import { monitorOption } from "../../src/promise/worker.js"
-
-const refused = async (options: WorkerOptions) => {
-  const queue = await connect({ memory: true, quiet: true })
-  try {
-    const worker = queue.worker({ signals: false, ...options }).task("job", async () => "ok")
-    // a worker that accepted the options runs until stopped: give it a few seconds to refuse them
-    const outcome = await Promise.race([
-      worker.run().then(() => "ran and stopped", (e: unknown) => e),
-      new Promise((r) => setTimeout(() => r("still running"), 10_000))
-    ])
-    await worker.stop()
-    expect(outcome).toBeInstanceOf(BuquetError)
-    return outcome as BuquetError
-  } finally {
-    await queue.close()
-  }
-}
+import { refused, runsOneTask } from "./workerOptions.js"
 
 const millis = (d: Duration.DurationInput | undefined) => d === undefined ? undefined : Duration.toMillis(Duration.decode(d))
 
@@ -92,28 +75,16 @@ describe("queue.worker({ monitor }) takes the [monitor] settings (Promise)", () 
     }, 30_000)
   }
 
-  it("a worker with every monitor setting given runs a task to completion", async () => {
-    const queue = await connect({ memory: true, quiet: true })
-    try {
-      const task = await queue.submit("job", {}, { typeCheck: "off" })
-      const worker = queue.worker({
-        signals: false,
-        maxTasks: 1,
-        monitor: {
-          checkIntervalMs: 60_000,
-          sweepIntervalMs: 0,
-          maxTasksPerScan: 10,
-          maxObjectsPerSweep: 10,
-          sweepMode: "on_demand",
-          workerHealthThresholdMs: 120_000,
-          quietCheckIntervalMs: 0
-        }
-      }).task("job", async () => "ok")
-      const running = worker.run()
-      expect((await queue.waitFor(task.id, { timeoutMs: 30_000 })).output).toBe("ok")
-      await running
-    } finally {
-      await queue.close()
-    }
-  }, 60_000)
+  it("a worker with every monitor setting given runs a task to completion", () =>
+    runsOneTask({
+      monitor: {
+        checkIntervalMs: 60_000,
+        sweepIntervalMs: 0,
+        maxTasksPerScan: 10,
+        maxObjectsPerSweep: 10,
+        sweepMode: "on_demand",
+        workerHealthThresholdMs: 120_000,
+        quietCheckIntervalMs: 0
+      }
+    }), 60_000)
 })

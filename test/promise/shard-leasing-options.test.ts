@@ -7,25 +7,8 @@
  * it: `readyPageSize` and `heartbeat` are checked the same way. In memory.
  */
 import { describe, expect, it } from "vitest"
-import { BuquetError, connect } from "../../src/promise.js"
 import type { WorkerOptions } from "../../src/promise.js"
-
-const refused = async (options: WorkerOptions) => {
-  const queue = await connect({ memory: true, quiet: true })
-  try {
-    const worker = queue.worker({ signals: false, monitor: false, ...options }).task("job", async () => "ok")
-    // a worker that accepted the options runs until stopped: give it a few seconds to refuse them
-    const outcome = await Promise.race([
-      worker.run().then(() => "ran and stopped", (e: unknown) => e),
-      new Promise((r) => setTimeout(() => r("still running"), 10_000))
-    ])
-    await worker.stop()
-    expect(outcome).toBeInstanceOf(BuquetError)
-    return outcome as BuquetError
-  } finally {
-    await queue.close()
-  }
-}
+import { refused, runsOneTask } from "./workerOptions.js"
 
 describe("queue.worker({ shardLeasing }) refuses bad values (Promise)", () => {
   for (
@@ -41,24 +24,13 @@ describe("queue.worker({ shardLeasing }) refuses bad values (Promise)", () => {
     ] as const
   ) {
     it(`${what}: run() rejects with InvalidWorkerOptions saying what is allowed`, async () => {
-      const error = await refused(options as WorkerOptions)
+      const error = await refused({ monitor: false, ...(options as WorkerOptions) })
       expect(error._tag).toBe("InvalidWorkerOptions")
       expect(error.code).toBe("INVALID_WORKER_OPTIONS")
       expect(error.message).toMatch(says)
     }, 30_000)
   }
 
-  it("a worker with shard leasing on (defaults) runs a task to completion", async () => {
-    const queue = await connect({ memory: true, quiet: true })
-    try {
-      const task = await queue.submit("job", {}, { typeCheck: "off" })
-      const worker = queue.worker({ signals: false, monitor: false, maxTasks: 1, shardLeasing: true, readyPageSize: 10, heartbeat: { busyMs: 1_000, idleMs: 5_000 } })
-        .task("job", async () => "ok")
-      const running = worker.run()
-      expect((await queue.waitFor(task.id, { timeoutMs: 30_000 })).output).toBe("ok")
-      await running
-    } finally {
-      await queue.close()
-    }
-  }, 60_000)
+  it("a worker with shard leasing on (defaults) runs a task to completion", () =>
+    runsOneTask({ monitor: false, shardLeasing: true, readyPageSize: 10, heartbeat: { busyMs: 1_000, idleMs: 5_000 } }), 60_000)
 })
