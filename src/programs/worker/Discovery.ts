@@ -147,11 +147,14 @@ export interface FleetSlice {
   readonly count: number
 }
 
+/** FNV-1a's 32-bit offset basis: the default seed of `hashId`. */
+const fnvOffsetBasis = 0x811c9dc5
+
 /**
  * FNV-1a (32 bits) of a task id, from `seed`: spreads ids evenly over the slices, the same in
  * every worker.
  */
-const hashId = (id: string, seed = 0x811c9dc5): number => {
+const hashId = (id: string, seed = fnvOffsetBasis): number => {
   let h = seed
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
   return h >>> 0
@@ -405,7 +408,7 @@ export const make = (options: DiscoveryOptions): Discovery => {
         // The rank is a hash seeded by the count: workers that agree on the count share one order
         // (a helper meets the owner only at the end), and workers whose lists disagree (one fleet
         // starting, 1 of 2 and 3 of 4 hold the same ids) walk their common ids in unrelated orders.
-        const rank = hashId(c.entry.taskId, 0x811c9dc5 ^ slice.count) / 2 ** 32
+        const rank = hashId(c.entry.taskId, fnvOffsetBasis ^ slice.count) / 2 ** 32
         const start = (group - 1) / slice.count
         key.set(c, group + (group === 0 ? rank : 1 - (rank + start) % 1))
       }
